@@ -1,0 +1,1 @@
+"""fleet: batch server provisioning for NAVER Cloud Platform."""

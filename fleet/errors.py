@@ -1,0 +1,191 @@
+"""The project's own errors, and the one table that says what each NCP failure means.
+
+    FleetError
+    ├── ConfigError          bad configuration: missing keys, unknown site, unsafe endpoint
+    ├── InventoryError       an inventory failed validation; carries every problem found
+    ├── RolloutError         a rollout cannot start safely (a name someone else owns, ...)
+    └── NcpError             NCP or the network failed one call; carries status, code, request id
+        ├── RetryableError   NCP did not process it: safe to send again
+        │   └── ThrottledError   429 410/420: safe to send again, and slow down
+        ├── AmbiguousError   it may have been processed: look before creating again
+        └── PermanentError   sending it again will fail the same way
+
+The class carries the retry decision, so callers branch on the type, never on numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "AmbiguousError",
+    "ConfigError",
+    "FleetError",
+    "InventoryError",
+    "Kind",
+    "NcpError",
+    "PermanentError",
+    "Problem",
+    "RetryableError",
+    "RolloutError",
+    "ThrottledError",
+    "classify",
+    "error_for",
+]
+
+
+class Kind(StrEnum):
+    """What a failed call means for the caller."""
+
+    RETRYABLE = "retryable"
+    THROTTLED = "throttled"
+    AMBIGUOUS = "ambiguous"
+    PERMANENT = "permanent"
+
+
+class FleetError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(FleetError):
+    """The configuration (keys, site, endpoint, options) is missing or wrong."""
+
+
+class RolloutError(FleetError):
+    """A rollout cannot proceed safely; nothing more is sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an inventory, located by file, line and column."""
+
+    file: str
+    line: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        column = f" {self.column}:" if self.column else ""
+        return f"{where}:{column} {self.message}"
+
+
+class InventoryError(FleetError):
+    """One or more inventories are invalid; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.problems,))
+
+
+class NcpError(FleetError):
+    """A call to NCP failed; says how (HTTP status, NCP code and message, request id)."""
+
+    kind: Kind = Kind.PERMANENT
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        action: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.message = message
+        self.action = action
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        parts = [f"{self.action}: " if self.action else "", self.message]
+        details = [
+            f"HTTP {self.status}" if self.status is not None else "",
+            f"code {self.code}" if self.code else "",
+            f"request {self.request_id}" if self.request_id else "",
+        ]
+        detail = ", ".join(d for d in details if d)
+        return "".join(parts) + (f" ({detail})" if detail else "")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Prefect persists exceptions; keyword-only fields need an explicit recipe.
+        return (_rebuild, (type(self), self.message, self.__dict__.copy()))
+
+
+def _rebuild(cls: type[NcpError], message: str, state: dict[str, Any]) -> NcpError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    err.args = (err._describe(),)
+    return err
+
+
+class RetryableError(NcpError):
+    """NCP did not process the call; sending it again is safe."""
+
+    kind = Kind.RETRYABLE
+
+
+class ThrottledError(RetryableError):
+    """The gateway rejected the call for rate; send again, more slowly."""
+
+    kind = Kind.THROTTLED
+
+
+class AmbiguousError(NcpError):
+    """The call may have been processed; for a create, look the server up before retrying."""
+
+    kind = Kind.AMBIGUOUS
+
+
+class PermanentError(NcpError):
+    """The call was refused and would be refused again."""
+
+    kind = Kind.PERMANENT
+
+
+# (HTTP status or None for any, NCP code or None for any, kind). First match wins, so the
+# specific rows come before the general ones. Status first: NCP publishes no exhaustive code list.
+RULES: tuple[tuple[int | None, str | None, Kind], ...] = (
+    (429, "400", Kind.PERMANENT),  # day/month quota: no retry in this run will pass
+    (429, None, Kind.THROTTLED),  # 410 Throttle Limited, 420 Rate Limited: rejected before work
+    (503, "500", Kind.RETRYABLE),  # Endpoint Error: the backend was not reached
+    (None, "1100031", Kind.RETRYABLE),  # server busy in SETUP: nothing done, wait and retry
+    (500, None, Kind.AMBIGUOUS),  # 900 Unexpected Error, 1000 try later: may have been done
+    (504, None, Kind.AMBIGUOUS),  # 510 Endpoint Timeout: the backend may have done it
+)
+
+
+def classify(status: int | None, code: str | None) -> Kind:
+    """Return what a failed call with this HTTP status and NCP code means."""
+    for rule_status, rule_code, kind in RULES:
+        if (rule_status is None or rule_status == status) and (
+            rule_code is None or rule_code == code
+        ):
+            return kind
+    if status is not None and status >= 500:
+        return Kind.AMBIGUOUS  # any other 5xx: we cannot know how far it got
+    return Kind.PERMANENT  # 4xx, and error bodies inside a 2xx
+
+
+_CLASSES: dict[Kind, type[NcpError]] = {
+    Kind.RETRYABLE: RetryableError,
+    Kind.THROTTLED: ThrottledError,
+    Kind.AMBIGUOUS: AmbiguousError,
+    Kind.PERMANENT: PermanentError,
+}
+
+
+def error_for(kind: Kind) -> type[NcpError]:
+    """Return the exception class that carries this kind."""
+    return _CLASSES[kind]

@@ -1,0 +1,125 @@
+"""The request parameters of createServerInstances, as data: names, types and NCP's rules.
+
+One table serves the inventory validator, the request encoder and the simulator, so a parameter
+the reference page adds is added here once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "FEE_SYSTEM_TYPE_CODES",
+    "IMAGE_CHOICES",
+    "LISTS",
+    "MAX_CREATE_SERIAL",
+    "MAX_DESCRIPTION_BYTES",
+    "MAX_NICS",
+    "SCALARS",
+    "SERVER_NAME_RE",
+    "ListField",
+    "Type",
+    "valid_server_name",
+]
+
+
+class Type(StrEnum):
+    """How a parameter's value is written and checked."""
+
+    STR = "str"  # free text
+    INT = "int"  # a decimal integer
+    BOOL = "bool"  # true / false, sent lower-case
+    NUM = "num"  # an NCP number (instance, VPC, ACG ...): digits only, sent as text
+    NUMS = "nums"  # several NCP numbers in one inventory cell, separated by spaces
+
+
+# Top-level parameters, in the reference page's order. responseFormatType is the client's own.
+SCALARS: dict[str, Type] = {
+    "regionCode": Type.STR,
+    "memberServerImageInstanceNo": Type.NUM,
+    "serverImageNo": Type.NUM,
+    "serverImageProductCode": Type.STR,
+    "serverSpecCode": Type.STR,
+    "serverProductCode": Type.STR,
+    "vpcNo": Type.NUM,
+    "subnetNo": Type.NUM,
+    "isEncryptedBaseBlockStorageVolume": Type.BOOL,
+    "feeSystemTypeCode": Type.STR,
+    "serverCreateCount": Type.INT,
+    "serverCreateStartNo": Type.INT,
+    "serverName": Type.STR,
+    "placementGroupNo": Type.NUM,
+    "isProtectServerTermination": Type.BOOL,
+    "serverDescription": Type.STR,
+    "initScriptNo": Type.NUM,
+    "loginKeyName": Type.STR,
+    "associateWithPublicIp": Type.BOOL,
+    "raidTypeName": Type.STR,
+    "fabricClusterPoolNo": Type.NUM,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ListField:
+    """A 1-based list parameter (``name.N.field``), with its item fields and the required one."""
+
+    name: str
+    fields: dict[str, Type]
+    required: str | None
+
+
+LISTS: dict[str, ListField] = {
+    "networkInterfaceList": ListField(
+        "networkInterfaceList",
+        {
+            "networkInterfaceOrder": Type.INT,
+            "networkInterfaceNo": Type.NUM,
+            "subnetNo": Type.NUM,
+            "ip": Type.STR,
+            "accessControlGroupNoList": Type.NUMS,
+        },
+        required="networkInterfaceOrder",
+    ),
+    "blockDevicePartitionList": ListField(
+        "blockDevicePartitionList",
+        {"mountPoint": Type.STR, "partitionSize": Type.STR},
+        required=None,
+    ),
+    "blockStorageMappingList": ListField(
+        "blockStorageMappingList",
+        {
+            "order": Type.INT,
+            "snapshotInstanceNo": Type.NUM,
+            "blockStorageSize": Type.STR,
+            "blockStorageName": Type.STR,
+            "blockStorageVolumeTypeCode": Type.STR,
+            "noBlockStorage": Type.BOOL,
+            "emptyBlockStorage": Type.BOOL,
+        },
+        required="order",
+    ),
+}
+
+# Exactly one image source; each allowed pair is (image parameter, the spec parameter it needs).
+IMAGE_CHOICES: tuple[str, ...] = (
+    "memberServerImageInstanceNo",
+    "serverImageNo",
+    "serverImageProductCode",
+)
+
+FEE_SYSTEM_TYPE_CODES = frozenset({"MTRAT", "FXSUM"})
+MAX_NICS = 3
+MAX_DESCRIPTION_BYTES = 1000
+# serverCreateCount + serverCreateStartNo <= 1000, so every serial fits three digits.
+MAX_CREATE_SERIAL = 1000
+
+# 3-30 characters: lower-case letters, digits and '-', starting with a letter, ending with a
+# letter or digit.
+SERVER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,28}[a-z0-9]$")
+
+
+def valid_server_name(name: str) -> bool:
+    """Return whether NCP accepts this server name."""
+    return SERVER_NAME_RE.fullmatch(name) is not None
