@@ -1,0 +1,374 @@
+"""An async client for NCP's VPC Server API: signed, rate-limited, retried, errors translated.
+
+Every request is ``POST <base>/vserver/v2/<action>?responseFormatType=json`` with the parameters in
+a form body, signed when it is sent (after any wait), so a retry carries a fresh signature.
+Only failures NCP did not process are retried here; an ambiguous failure of a create goes back to
+the caller, which must look before it creates again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+import tenacity
+
+from .config import Credentials
+from .errors import AmbiguousError, NcpError, RetryableError, ThrottledError, classify, error_for
+from .ratelimit import Limiter
+from .signing import signed_headers
+
+__all__ = ["CreateResult", "NcpClient", "RetryPolicy", "ServerInstance"]
+
+log = logging.getLogger(__name__)
+
+API_PATH = "/vserver/v2"
+QUERY = "responseFormatType=json"
+PAGE_SIZE = 100
+BATCH_SIZE = 100  # instance numbers per look-up / stop / terminate call
+
+Params = Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard one call is retried when NCP did not process it."""
+
+    max_attempts: int = 6  # attempts for errors other than throttling
+    max_throttled: int = 40  # throttles are expected under load; the limiter slows down meanwhile
+    base: float = 0.5  # seconds: first back-off ceiling, doubled per attempt
+    cap: float = 20.0  # seconds: largest back-off ceiling
+    deadline: float = 600.0  # seconds: give up on one call after this long, whatever the count
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInstance:
+    """A server as NCP describes it, with the full record NCP returned kept in ``raw``."""
+
+    instance_no: str
+    name: str
+    status: str
+    operation: str
+    vpc_no: str
+    protected: bool
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> ServerInstance:
+        """Build from one entry of NCP's serverInstanceList."""
+        return cls(
+            instance_no=str(item.get("serverInstanceNo", "")),
+            name=str(item.get("serverName", "")),
+            status=str((item.get("serverInstanceStatus") or {}).get("code", "")),
+            operation=str((item.get("serverInstanceOperation") or {}).get("code", "NULL")),
+            vpc_no=str(item.get("vpcNo", "")),
+            protected=bool(item.get("isProtectServerTermination", False)),
+            raw=item,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    """What a successful createServerInstances returned."""
+
+    servers: tuple[ServerInstance, ...]
+    request_id: str
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Counts of what the client sent and what came back."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    throttled: int = 0
+    retries: int = 0
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+def error_from_response(
+    action: str, status: int, body: bytes, headers: httpx.Headers
+) -> NcpError | None:
+    """Return the error a response carries (either NCP shape, any status), or None on success."""
+    request_id = headers.get("x-ncp-trace-id") or headers.get("x-request-id")
+    try:
+        data = json.loads(body) if body else {}
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        if 200 <= status < 300:
+            data = None
+        else:
+            text = body[:200].decode("utf-8", "replace").strip() or "no body"
+            return _error(action, status, None, f"unreadable answer: {text}", request_id, headers)
+    if data is None:
+        return _error(action, status, None, "answer is not JSON", request_id, headers)
+    if isinstance(data.get("error"), dict):
+        err = data["error"]
+        message = str(err.get("message", "")) or "gateway error"
+        if err.get("details"):
+            message += f": {err['details']}"
+        code = str(err.get("errorCode", "")) or None
+        return _error(action, status, code, message, request_id, headers)
+    if isinstance(data.get("responseError"), dict):
+        err = data["responseError"]
+        code = str(err.get("returnCode", "")) or None
+        rid = err.get("requestId") or request_id
+        return _error(action, status, code, str(err.get("returnMessage", "")), rid, headers)
+    if not 200 <= status < 300:
+        return _error(action, status, None, f"HTTP {status}", request_id, headers)
+    payload = data.get(f"{action}Response")
+    if not isinstance(payload, dict):
+        return _error(action, status, None, f"no {action}Response in answer", request_id, headers)
+    if str(payload.get("returnCode", "0")) != "0":
+        code = str(payload.get("returnCode"))
+        message = str(payload.get("returnMessage", ""))
+        return _error(action, status, code, message, payload.get("requestId"), headers)
+    return None
+
+
+def _error(
+    action: str,
+    status: int,
+    code: str | None,
+    message: str,
+    request_id: str | None,
+    headers: httpx.Headers,
+) -> NcpError:
+    cls = error_for(classify(status, code))
+    return cls(
+        message,
+        action=action,
+        status=status,
+        code=code,
+        request_id=request_id,
+        retry_after=_retry_after(headers),
+    )
+
+
+@contextmanager
+def translate_transport_errors(action: str) -> Iterator[None]:
+    """Turn httpx's network failures into our errors: the only place that catches httpx's."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # Nothing reached NCP: safe to send again.
+        raise RetryableError(f"{type(exc).__name__}: {exc}", action=action) from exc
+    except httpx.TransportError as exc:
+        # Read timeout, connection dropped while waiting: NCP may have acted on it.
+        raise AmbiguousError(f"{type(exc).__name__}: {exc}", action=action) from exc
+
+
+class NcpClient:
+    """Calls NCP's VPC Server API; one instance per rollout, shared by all its tasks."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        endpoint: str,
+        *,
+        limiter: Limiter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self._credentials = credentials
+        self.endpoint = endpoint.rstrip("/")
+        self._prefix = urlsplit(self.endpoint).path + API_PATH
+        self.limiter = limiter or Limiter()
+        self.retry = retry or RetryPolicy()
+        self._wall_clock = wall_clock
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.stats = ClientStats()
+        self._http = httpx.AsyncClient(
+            base_url=self.endpoint,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            # Proxies and CA bundles from the environment apply to the real NCP; the local
+            # simulator on loopback is always reached directly.
+            trust_env=self.endpoint.startswith("https://"),
+        )
+
+    def __repr__(self) -> str:
+        return f"NcpClient({self.endpoint!r}, {self._credentials!r})"
+
+    async def __aenter__(self) -> NcpClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def send_once(self, action: str, params: Params) -> dict[str, Any]:
+        """Send one request, with no retry; return the action's response object or raise."""
+        async with self.limiter.slot():
+            uri = f"{self._prefix}/{action}?{QUERY}"
+            headers = signed_headers(
+                "POST",
+                uri,
+                int(self._wall_clock() * 1000),
+                self._credentials.access_key,
+                self._credentials.secret_key,
+            )
+            headers["content-type"] = "application/x-www-form-urlencoded"
+            self.stats.calls[action] += 1
+            with translate_transport_errors(action):
+                response = await self._http.post(uri, content=urlencode(params), headers=headers)
+            error = error_from_response(
+                action, response.status_code, response.content, response.headers
+            )
+        if isinstance(error, ThrottledError):
+            self.stats.throttled += 1
+            self.limiter.on_throttle()
+        if error is not None:
+            self.stats.errors[error.kind.value] += 1
+            raise error
+        self.limiter.on_success()
+        result: dict[str, Any] = json.loads(response.content)[f"{action}Response"]
+        return result
+
+    async def call(self, action: str, params: Params, *, idempotent: bool) -> dict[str, Any]:
+        """Send a request, retrying what NCP did not process (and, if idempotent, ambiguity)."""
+        retryable: tuple[type[NcpError], ...] = (
+            (RetryableError, AmbiguousError) if idempotent else (RetryableError,)
+        )
+        started = self._clock()
+        throttles = 0
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            nonlocal throttles
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, ThrottledError):
+                throttles += 1
+            others = state.attempt_number - throttles
+            return (
+                self._clock() - started >= self.retry.deadline
+                or throttles >= self.retry.max_throttled
+                or others >= self.retry.max_attempts
+            )
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, NcpError) and exc.retry_after is not None:
+                return min(exc.retry_after, self.retry.deadline)
+            ceiling = min(self.retry.cap, self.retry.base * 2 ** (state.attempt_number - 1))
+            return self._rng.uniform(0, ceiling)  # full jitter: spreads a thundering herd
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            self.stats.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.debug("retrying %s after %s", action, exc)
+
+        retrying = tenacity.AsyncRetrying(
+            stop=stop,
+            wait=wait,
+            retry=tenacity.retry_if_exception_type(retryable),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,  # our own exception reaches the caller, never a RetryError
+        )
+        result: dict[str, Any] = await retrying(self.send_once, action, params)
+        return result
+
+    async def create_server(self, params: Params) -> CreateResult:
+        """Create servers with one createServerInstances call; ambiguous failures are raised."""
+        payload = await self.call("createServerInstances", params, idempotent=False)
+        servers = tuple(ServerInstance.from_api(s) for s in payload.get("serverInstanceList", []))
+        return CreateResult(servers, str(payload.get("requestId", "")))
+
+    async def list_servers(
+        self,
+        *,
+        vpc_no: str | None = None,
+        name: str | None = None,
+        instance_nos: Sequence[str] = (),
+        status: str | None = None,
+    ) -> list[ServerInstance]:
+        """Return every server matching the filters, reading all pages."""
+        base: list[tuple[str, str]] = []
+        if vpc_no:
+            base.append(("vpcNo", vpc_no))
+        if name:
+            base.append(("serverName", name))
+        if status:
+            base.append(("serverInstanceStatusCode", status))
+        base.extend((f"serverInstanceNoList.{i}", no) for i, no in enumerate(instance_nos, 1))
+        servers: list[ServerInstance] = []
+        page = 1
+        while True:
+            params = [*base, ("pageNo", str(page)), ("pageSize", str(PAGE_SIZE))]
+            payload = await self.call("getServerInstanceList", params, idempotent=True)
+            items = payload.get("serverInstanceList") or []
+            servers.extend(ServerInstance.from_api(s) for s in items)
+            total = int(payload.get("totalRows", len(servers)))
+            if not items or len(servers) >= total:
+                return servers
+            page += 1
+
+    async def find_by_name(self, name: str, vpc_no: str | None = None) -> list[ServerInstance]:
+        """Return the servers named exactly ``name`` (NCP's own filter may match substrings)."""
+        return [s for s in await self.list_servers(vpc_no=vpc_no, name=name) if s.name == name]
+
+    async def get_servers(self, instance_nos: Sequence[str]) -> list[ServerInstance]:
+        """Look many servers up by instance number, a batch per call; gone ones are absent."""
+        found: list[ServerInstance] = []
+        for i in range(0, len(instance_nos), BATCH_SIZE):
+            found.extend(await self.list_servers(instance_nos=instance_nos[i : i + BATCH_SIZE]))
+        return found
+
+    async def _control(self, action: str, instance_nos: Sequence[str]) -> list[ServerInstance]:
+        params = [(f"serverInstanceNoList.{i}", no) for i, no in enumerate(instance_nos, 1)]
+        # Not idempotent by NCP's rules (a second stop fails on a stopping server): callers
+        # re-read the status after an ambiguous failure instead.
+        payload = await self.call(action, params, idempotent=False)
+        return [ServerInstance.from_api(s) for s in payload.get("serverInstanceList") or []]
+
+    async def stop_servers(self, instance_nos: Sequence[str]) -> list[ServerInstance]:
+        """Stop running servers (one call for up to a batch)."""
+        return await self._control("stopServerInstances", instance_nos)
+
+    async def terminate_servers(self, instance_nos: Sequence[str]) -> list[ServerInstance]:
+        """Terminate stopped servers (one call for up to a batch)."""
+        return await self._control("terminateServerInstances", instance_nos)
+
+    async def set_protection(self, instance_no: str, protect: bool) -> None:
+        """Turn termination protection of one server on or off."""
+        params = [
+            ("serverInstanceNo", instance_no),
+            ("isProtectServerTermination", "true" if protect else "false"),
+        ]
+        await self.call("setProtectServerTermination", params, idempotent=True)

@@ -1,0 +1,282 @@
+"""The NCP client over a fake transport: request shape, signing, error parsing, retry rules."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+
+from fleet.client import NcpClient, RetryPolicy
+from fleet.config import Credentials
+from fleet.errors import AmbiguousError, PermanentError, RetryableError, ThrottledError
+from fleet.ratelimit import AdaptiveRateLimiter
+from fleet.signing import sign
+from tests.conftest import ACCESS, SECRET, FakeClock
+
+pytestmark = pytest.mark.anyio
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+CREATED = {
+    "createServerInstancesResponse": {
+        "requestId": "rid-ok",
+        "returnCode": "0",
+        "returnMessage": "success",
+        "totalRows": 1,
+        "serverInstanceList": [
+            {
+                "serverInstanceNo": "1001",
+                "serverName": "web-001",
+                "serverInstanceStatus": {"code": "INIT"},
+                "serverInstanceOperation": {"code": "NULL"},
+                "vpcNo": "75001",
+            }
+        ],
+    }
+}
+THROTTLED = httpx.Response(429, json={"error": {"errorCode": "410", "message": "Throttle Limited"}})
+ENDPOINT_ERROR = httpx.Response(
+    503, json={"error": {"errorCode": "500", "message": "Endpoint Error"}}
+)
+TIMEOUT_504 = httpx.Response(
+    504, json={"error": {"errorCode": "510", "message": "Endpoint Timeout"}}
+)
+
+
+def make_client(
+    clock: FakeClock, handler: Handler, *, limiter: AdaptiveRateLimiter | None = None
+) -> NcpClient:
+    wall = iter(range(1_700_000_000, 1_800_000_000))  # one second later on every read
+    return NcpClient(
+        Credentials(ACCESS, SECRET, "test"),
+        "https://ncloud.apigw.ntruss.com",
+        transport=httpx.MockTransport(handler),
+        limiter=limiter,
+        retry=RetryPolicy(max_attempts=4, base=0.5, cap=4.0, deadline=60.0),
+        wall_clock=lambda: float(next(wall)),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+
+def script(*answers: httpx.Response | Exception) -> tuple[Handler, list[httpx.Request]]:
+    """A handler that plays the answers in order, keeping each request it saw."""
+    seen: list[httpx.Request] = []
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return handler, seen
+
+
+async def test_request_is_a_signed_form_post_asking_for_json(clock: FakeClock) -> None:
+    """The call goes as POST .../action?responseFormatType=json, form body, valid signature."""
+    handler, seen = script(httpx.Response(200, json=CREATED))
+    async with make_client(clock, handler) as client:
+        result = await client.create_server(
+            [("serverName", "web-001"), ("networkInterfaceList.1.accessControlGroupNoList.1", "9")]
+        )
+    (req,) = seen
+    assert req.method == "POST"
+    assert req.url.raw_path == b"/vserver/v2/createServerInstances?responseFormatType=json"
+    assert req.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert parse_qsl(req.content.decode()) == [
+        ("serverName", "web-001"),
+        ("networkInterfaceList.1.accessControlGroupNoList.1", "9"),
+    ]
+    ts = int(req.headers["x-ncp-apigw-timestamp"])
+    uri = req.url.raw_path.decode()
+    assert req.headers["x-ncp-apigw-signature-v2"] == sign("POST", uri, ts, ACCESS, SECRET)
+    assert result.request_id == "rid-ok"
+    assert result.servers[0].instance_no == "1001" and result.servers[0].status == "INIT"
+
+
+async def test_not_processed_errors_are_retried_and_signed_anew(clock: FakeClock) -> None:
+    """503 Endpoint Error and a connect error are sent again, each with a fresh signature."""
+    handler, seen = script(
+        ENDPOINT_ERROR, httpx.ConnectError("refused"), httpx.Response(200, json=CREATED)
+    )
+    async with make_client(clock, handler) as client:
+        result = await client.create_server([("serverName", "web-001")])
+    assert result.servers[0].instance_no == "1001"
+    assert len(seen) == 3
+    stamps = {r.headers["x-ncp-apigw-timestamp"] for r in seen}
+    signatures = {r.headers["x-ncp-apigw-signature-v2"] for r in seen}
+    assert len(stamps) == 3 and len(signatures) == 3
+    assert len(clock.slept) == 2 and all(0 <= s <= 4.0 for s in clock.slept)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        TIMEOUT_504,
+        httpx.Response(500, json={"error": {"errorCode": "900", "message": "Unexpected Error"}}),
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("peer closed connection"),
+    ],
+)
+async def test_ambiguous_create_failure_is_not_retried(
+    clock: FakeClock, answer: httpx.Response | Exception
+) -> None:
+    """A create that may have gone through is raised after one call, for the caller to look."""
+    handler, seen = script(answer, httpx.Response(200, json=CREATED))
+    async with make_client(clock, handler) as client:
+        with pytest.raises(AmbiguousError):
+            await client.create_server([("serverName", "web-001")])
+    assert len(seen) == 1
+
+
+async def test_ambiguous_read_is_retried(clock: FakeClock) -> None:
+    """A look-up changes nothing, so a timeout on it is simply sent again."""
+    page = {"getServerInstanceListResponse": {"totalRows": 0, "serverInstanceList": []}}
+    handler, seen = script(httpx.ReadTimeout("slow"), httpx.Response(200, json=page))
+    async with make_client(clock, handler) as client:
+        assert await client.list_servers(vpc_no="1") == []
+    assert len(seen) == 2
+
+
+async def test_throttle_slows_the_limiter_and_honours_retry_after(clock: FakeClock) -> None:
+    """A 429 410 cuts the limiter's rate, and Retry-After sets the wait before the retry."""
+    throttled = httpx.Response(
+        429,
+        headers={"Retry-After": "3"},
+        json={"error": {"errorCode": "410", "message": "Throttle Limited"}},
+    )
+    handler, seen = script(throttled, httpx.Response(200, json=CREATED))
+    limiter = AdaptiveRateLimiter(50, burst=5, clock=clock, sleep=clock.sleep)
+    async with make_client(clock, handler, limiter=limiter) as client:
+        await client.create_server([("serverName", "web-001")])
+        assert client.stats.throttled == 1
+    assert limiter.stats.throttled == 1 and limiter.rate < 50
+    assert 3.0 in clock.slept
+    assert len(seen) == 2
+
+
+async def test_throttling_has_its_own_larger_budget(clock: FakeClock) -> None:
+    """Throttles do not use up the 4 attempts kept for errors; the call's deadline ends them."""
+    handler, seen = script(THROTTLED)
+    start = clock.now
+    async with make_client(clock, handler) as client:
+        with pytest.raises(ThrottledError):
+            await client.create_server([("serverName", "web-001")])
+    assert 4 < len(seen) < RetryPolicy().max_throttled
+    assert 60.0 <= clock.now - start < 60.0 + 4.0  # stopped by the 60 s deadline
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "message"),
+    [
+        (
+            httpx.Response(
+                400,
+                json={"responseError": {"returnCode": "1015009", "returnMessage": "limit"}},
+            ),
+            "1015009",
+            "limit",
+        ),
+        (
+            httpx.Response(429, json={"error": {"errorCode": "400", "message": "Quota Exceeded"}}),
+            "400",
+            "Quota Exceeded",
+        ),
+        (
+            httpx.Response(
+                401,
+                json={
+                    "error": {
+                        "errorCode": "200",
+                        "message": "Authentication Failed",
+                        "details": "x",
+                    }
+                },
+            ),
+            "200",
+            "Authentication Failed: x",
+        ),
+        (
+            httpx.Response(
+                200,
+                json={"responseError": {"returnCode": "1413", "returnMessage": "mismatch"}},
+            ),
+            "1413",
+            "mismatch",
+        ),
+    ],
+)
+async def test_permanent_errors_raise_at_once_with_code_and_message(
+    clock: FakeClock, answer: httpx.Response, code: str, message: str
+) -> None:
+    """A refusal NCP would repeat is raised after one call, carrying NCP's code and message."""
+    handler, seen = script(answer)
+    async with make_client(clock, handler) as client:
+        with pytest.raises(PermanentError) as caught:
+            await client.create_server([("serverName", "web-001")])
+    assert (caught.value.code, caught.value.message) == (code, message)
+    assert caught.value.status == answer.status_code
+    assert len(seen) == 1
+
+
+async def test_retries_run_out_with_our_own_error_not_tenacitys(clock: FakeClock) -> None:
+    """When attempts run out the last NCP error is raised (a RetryError would not pickle)."""
+    handler, seen = script(ENDPOINT_ERROR)
+    async with make_client(clock, handler) as client:
+        with pytest.raises(RetryableError) as caught:
+            await client.create_server([("serverName", "web-001")])
+    assert len(seen) == 4
+    pickle.loads(pickle.dumps(caught.value))
+
+
+async def test_unreadable_gateway_page_is_an_error_with_its_text(clock: FakeClock) -> None:
+    """An HTML 502 from a proxy is an ambiguous error quoting the page, not a crash."""
+    handler, _ = script(httpx.Response(502, text="<html>Bad Gateway</html>"))
+    async with make_client(clock, handler) as client:
+        with pytest.raises(AmbiguousError, match="Bad Gateway"):
+            await client.create_server([("serverName", "web-001")])
+
+
+async def test_list_reads_every_page_and_find_compares_names_exactly(clock: FakeClock) -> None:
+    """Paging continues until totalRows; a substring match from NCP is not taken for the name."""
+    names = ["web-1", "web-10", "web-11", "web-1x", "web-1"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        form = dict(parse_qsl(request.content.decode()))
+        page, size = int(form["pageNo"]), int(form["pageSize"])
+        size = 2  # the server ignores the asked size, as a small default page would
+        items = [
+            {"serverInstanceNo": str(100 + i), "serverName": n}
+            for i, n in enumerate(names)
+            if form.get("serverName", "") in n
+        ]
+        body = {
+            "getServerInstanceListResponse": {
+                "totalRows": len(items),
+                "serverInstanceList": items[(page - 1) * size : page * size],
+            }
+        }
+        return httpx.Response(200, content=json.dumps(body))
+
+    async with make_client(clock, handler) as client:
+        everything = await client.list_servers()
+        exact = await client.find_by_name("web-1")
+    assert [s.instance_no for s in everything] == ["100", "101", "102", "103", "104"]
+    assert [s.instance_no for s in exact] == ["100", "104"]
+
+
+async def test_secret_never_shows(clock: FakeClock) -> None:
+    """Neither the client's nor the credentials' repr or str shows the secret key."""
+    handler, _ = script(THROTTLED)
+    client = make_client(clock, handler)
+    creds = Credentials(ACCESS, SECRET, "test")
+    for text in (repr(client), str(client), repr(creds), str(creds)):
+        assert SECRET not in text
+    assert ACCESS in repr(creds)
+    await client.aclose()
