@@ -1,0 +1,87 @@
+"""A rollout killed with SIGKILL mid-way and run again: every server once, every number kept."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fleet.ledger import Ledger, State
+from fleet.provisioner import Provisioner
+from fleet.simulator import running_simulator
+from tests.functional.fleetkit import client_for, servers_by_name, sim_config, specs
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The victim: a plain engine run in its own process, so it can be killed at any instant.
+VICTIM = """
+import asyncio, sys
+from fleet.ledger import Ledger
+from fleet.provisioner import Provisioner
+from tests.functional.fleetkit import client_for, specs
+
+async def main(url, ledger, n):
+    book = Ledger(ledger)
+    async with client_for(url, rate=200, concurrency=16) as client:
+        engine = Provisioner(client, book, "killed", settle_seconds=0)
+        pre = await engine.preflight(specs(n))
+        await engine.provision(pre.to_create)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+N = 240
+
+
+def _run_and_kill(sim: object, ledger: Path, count: int) -> int:
+    """Start the victim and SIGKILL it once the simulator has created ``count`` servers."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    url = sim.url  # type: ignore[attr-defined]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", VICTIM, url, str(ledger), str(N)], cwd=ROOT, env=env
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        created = sim.state()["counters"]["created"]  # type: ignore[attr-defined]
+        if created >= count or proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return int(sim.state()["counters"]["created"])  # type: ignore[attr-defined]
+
+
+async def test_sigkill_mid_rollout_then_rerun_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    """Killed twice at arbitrary moments, the rollout still ends with N servers, each once."""
+    ledger = tmp_path / "ledger.db"
+    # Answers arrive late (latency, and some slow ones) so that at the kill many creates have
+    # landed on NCP without their answer reaching the ledger.
+    config = sim_config(latency=0.05, slow=0.2, slow_seconds=0.4)
+    with running_simulator(config) as sim:
+        for kill_at in (60, 150):
+            created = _run_and_kill(sim, ledger, kill_at)
+            assert created < N, "the victim finished before it could be killed"
+        book = Ledger(ledger)
+        left_in_flight = [r.name for r in book.records("killed") if r.state == State.IN_FLIGHT]
+        assert left_in_flight, "the kill should leave creates whose answers were never recorded"
+        async with client_for(sim.url) as client:
+            engine = Provisioner(client, book, "killed", settle_seconds=0)
+            pre = await engine.preflight(specs(N))
+            assert pre.reconciled, "in-flight servers that landed are found by name"
+            await engine.provision(pre.to_create)
+        state = sim.state()
+    on_ncp = servers_by_name(state)
+    records = book.records("killed")
+    assert len(records) == N
+    assert all(r.state == State.CREATED for r in records)
+    assert {r.name: [r.instance_no] for r in records} == on_ncp
+    assert state["counters"]["created"] == N
