@@ -37,6 +37,7 @@ NCP's own code; the 9000xx codes are the simulator's (NCP publishes no list: cla
 | 900011 | termination protection is on |
 | 900012 | no such server instance |
 | 1100031 | the server's operation is SETUP: wait for operation NULL, then retry |
+| 1015009 | the account's server limit (``max_servers``) would be exceeded (NCP's code) |
 
 Faults (``fail_before``, ``fail_after``, ``drop_after``, ``slow``) apply only to creates that
 passed validation: one draw from the seeded RNG per such create, so a run is repeatable given the
@@ -115,6 +116,7 @@ WRONG_STATE: Final = "900010"
 TERMINATION_PROTECTED: Final = "900011"
 NOT_FOUND: Final = "900012"
 SETUP_IN_PROGRESS: Final = "1100031"
+PRODUCT_LIMIT: Final = "1015009"  # NCP's own code for an account's product limit
 
 _KST = timezone(timedelta(hours=9))
 _DIGITS = re.compile(r"[0-9]+")
@@ -153,6 +155,7 @@ class SimulatorConfig:
     slow: float = 0.0
     slow_seconds: float = 30.0
     seed: int | None = None
+    max_servers: int | None = None  # the account's server limit; None = no limit
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -175,6 +178,8 @@ class SimulatorConfig:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0 <= value < math.inf):
                 problems.append(f"{name} must be a finite number >= 0")
+        if self.max_servers is not None and self.max_servers < 0:
+            problems.append("max_servers must be >= 0 or None")
         if not 1 <= self.page_size <= self.max_page_size:
             problems.append("need 1 <= page_size <= max_page_size")
         fractions = [getattr(self, kind) for kind in FAULT_KINDS]
@@ -217,6 +222,7 @@ ADMIN_FIELDS: Final[dict[str, tuple[type, ...]]] = {
     "drop_after": _NUMBER,
     "slow": _NUMBER,
     "slow_seconds": _NUMBER,
+    "max_servers": (int, type(None)),
     "seed": (int, type(None)),
 }
 
@@ -659,6 +665,13 @@ class SimulatorState:
         now = self.clock()
         wall = self.wall_clock()
         cfg = self.config
+        if cfg.max_servers is not None:
+            live = len(self._live(now))
+            if live + request.count > cfg.max_servers:
+                raise ApiError.server(
+                    PRODUCT_LIMIT,
+                    f"the account's server limit ({cfg.max_servers}) would be exceeded",
+                )
         timeline = [
             (now, "INIT", "NULL"),
             (now + cfg.create_seconds, "CREAT", "SETUP"),

@@ -236,6 +236,7 @@ class SimulatorProcess:
             ("--slow", cfg.slow),
             ("--slow-seconds", cfg.slow_seconds),
             ("--seed", cfg.seed),
+            ("--max-servers", cfg.max_servers),
         ]
         for flag, value in options:
             if value is not None:
@@ -379,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", type=float, help="token bucket size (default max(1, rate))")
     p.add_argument("--retry-after", action="store_true", help="send Retry-After on 429")
     p.add_argument("--seed", type=int, help="seed of the fault RNG")
+    p.add_argument("--max-servers", type=int, help="the account's server limit (1015009 beyond)")
     numbers: list[tuple[str, str]] = [
         ("latency", "seconds added to every answer"),
         ("latency_jitter", "up to this many more seconds"),
@@ -440,6 +442,7 @@ def config_from_args(
         slow=args.slow,
         slow_seconds=args.slow_seconds,
         seed=args.seed,
+        max_servers=args.max_servers,
     )
 
 

@@ -367,6 +367,19 @@ def test_list_paging_and_filters(sim: RunningSimulator, client: httpx.Client) ->
     assert server_error(call(client, sim, "getServerInstanceList", {"pageNo": "0"})) == "900002"
 
 
+def test_account_server_limit_refuses_creates_beyond_it(
+    sim: RunningSimulator, client: httpx.Client
+) -> None:
+    """With max_servers set, a create past the limit answers 400 1015009 and creates nothing."""
+    sim.configure(max_servers=2)
+    create(client, sim, serverName="web-a")
+    create(client, sim, serverName="web-b")
+    response = call(client, sim, "createServerInstances", {**VALID, "serverName": "web-c"})
+    assert response.status_code == 400
+    assert server_error(response) == "1015009"
+    assert sim.state()["counters"]["created"] == 2
+
+
 # -- faults ------------------------------------------------------------------------------------
 
 
