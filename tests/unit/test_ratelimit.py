@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -26,7 +27,7 @@ async def test_paces_calls_at_the_rate_after_the_burst(clock: FakeClock) -> None
     times = await _release_times(limiter, clock, 13)
     start = times[0]
     assert times[:3] == [start] * 3  # the burst goes at once
-    gaps = [round(b - a, 9) for a, b in zip(times[2:], times[3:], strict=False)]
+    gaps = [round(b - a, 9) for a, b in itertools.pairwise(times[2:])]
     assert gaps == [0.1] * 10
 
 

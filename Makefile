@@ -1,0 +1,31 @@
+# The two commands of the README, and the benchmarks. Each sets up the virtual environment first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+# No internet here, and the temporary Prefect API server is slow on its first start.
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+
+.PHONY: demo test bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+# A rollout of the example inventory against the built-in NCP simulator, through Prefect.
+demo: $(VENV)/.installed
+	$(VENV)/bin/fleet provision inventories/demo.csv --simulator --wait
+
+# Lint, type-check and the whole test suite.
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) bench/bench_inventory.py
+	$(PY) bench/bench_throughput.py
+	$(PY) bench/bench_shared_limit.py

@@ -1,0 +1,1 @@
+"""Prefect flows that orchestrate the fleet library: provision-fleet and teardown-fleet."""

@@ -1,0 +1,74 @@
+"""One rate budget for every run against an NCP account, kept by a Prefect global limit.
+
+A Prefect global concurrency limit with slot decay is a rate limit the Prefect server enforces
+across processes and machines. One acquisition is an HTTP round trip (8-15 ms, stalls of 1-2 s on
+SQLite), far too slow to pay per request, so calls are bought from it in blocks and each block is
+spent through the in-process limiter, which keeps the exact pacing and the 429 back-off.
+
+Create the limit once: ``prefect gcl create ncp-account --limit 20 --slot-decay-per-second 10``
+(the limit is the shared burst, the decay the shared calls per second), or ``fleet shared-limit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from prefect.concurrency.asyncio import rate_limit
+
+from fleet.ratelimit import AdaptiveRateLimiter, Limiter
+
+
+async def _prefect_rate_limit(name: str, slots: int) -> None:
+    # strict=True: a limit that does not exist must fail the run, not silently let all through.
+    await rate_limit(name, occupy=slots, strict=True)
+
+
+class SharedRateLimiter(Limiter):
+    """The in-process limiter, with every call also paid from a shared Prefect rate limit."""
+
+    def __init__(
+        self,
+        name: str,
+        rate: float,
+        burst: int,
+        *,
+        max_in_flight: int,
+        block: int = 10,
+        acquire: Callable[[str, int], Awaitable[None]] = _prefect_rate_limit,
+    ) -> None:
+        self.name = name
+        self.local = AdaptiveRateLimiter(rate, burst, max_in_flight=max_in_flight)
+        self.block = block
+        self._acquire = acquire
+        self._tokens = 0
+        self._lock = asyncio.Lock()
+        self.blocks_taken = 0
+        self.seconds_waiting = 0.0
+
+    async def _take(self) -> None:
+        async with self._lock:
+            if self._tokens == 0:
+                started = time.monotonic()
+                await self._acquire(self.name, self.block)
+                self.seconds_waiting += time.monotonic() - started
+                self.blocks_taken += 1
+                self._tokens = self.block
+            self._tokens -= 1
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Pay one call from the shared budget, then pace it through the local limiter."""
+        await self._take()
+        async with self.local.slot():
+            yield
+
+    def on_success(self) -> None:
+        """Pass the news to the local limiter."""
+        self.local.on_success()
+
+    def on_throttle(self) -> None:
+        """Slow the local limiter: the shared budget is above what the gateway allows."""
+        self.local.on_throttle()

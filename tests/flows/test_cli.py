@@ -1,0 +1,135 @@
+"""The fleet command line, as a user runs it: exit codes, messages, and what it leaves behind."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fleet.simulator import RunningSimulator, running_simulator
+from flows.cli import app
+from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, sim_config
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+@pytest.fixture
+def sim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[RunningSimulator]:
+    """A simulator with its keys in the environment; the command runs in a scratch directory."""
+    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
+    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
+    monkeypatch.chdir(tmp_path)
+    with running_simulator(sim_config()) as running:
+        yield running
+
+
+def write(path: Path, rows: list[str]) -> str:
+    header = "serverName,serverCreateCount,serverImageNo,serverSpecCode,vpcNo,subnetNo"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return str(path)
+
+
+def test_validate_lists_every_problem_with_file_line_and_column() -> None:
+    """A broken inventory exits 2 with one line per problem, each FILE:LINE: COLUMN: ..."""
+    result = runner.invoke(app, ["validate", str(ROOT / "inventories" / "broken.csv")])
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if "broken.csv:" in ln]
+    assert len(lines) >= 10
+    assert any(
+        ":3: loginKeyNmae: unknown column (did you mean 'loginKeyName'?)" in ln for ln in lines
+    )
+    assert "nothing was sent" in result.output
+
+
+def test_validate_accepts_the_examples() -> None:
+    """The example inventories are valid and say how many servers they make."""
+    paths = [str(ROOT / "inventories" / n) for n in ("demo.csv", "full.csv")]
+    result = runner.invoke(app, ["validate", *paths])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ok: ")
+
+
+def test_bad_inventory_sends_nothing(sim: RunningSimulator, tmp_path: Path) -> None:
+    """Provision on an invalid inventory exits 2 before any call reaches NCP."""
+    path = write(tmp_path / "bad.csv", ["web,2,1,s2,75001,"])
+    result = runner.invoke(app, ["provision", path, "--endpoint", sim.url])
+    assert result.exit_code == 2
+    assert "bad.csv:2: subnetNo: required" in result.output
+    assert sim.state()["counters"]["requests"] == 0
+
+
+def test_missing_credentials_is_a_configuration_error(
+    sim: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no keys anywhere, provision exits 2 naming the variables to set."""
+    monkeypatch.delenv("NCLOUD_SECRET_KEY")
+    monkeypatch.delenv("NCLOUD_ACCESS_KEY")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = runner.invoke(app, ["provision", write(tmp_path / "a.csv", ["web,1,1,s2,7,8"])])
+    assert result.exit_code == 2
+    assert "NCLOUD_ACCESS_KEY" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_provision_status_plan_and_teardown(sim: RunningSimulator, tmp_path: Path) -> None:
+    """A user's round trip: provision (exit 0), status, plan (all done), teardown --yes."""
+    path = write(tmp_path / "shop.csv", ["shop-web,3,1,s2,75001,75101"])
+    result = runner.invoke(
+        app, ["provision", path, "--endpoint", sim.url, "--wait", "--poll-interval", "0.2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "shop: 3 created, 0 failed" in result.output
+    with open(tmp_path / ".fleet" / "results" / "shop.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["serverInstanceStatus"] for r in rows] == ["RUN"] * 3
+
+    status = runner.invoke(app, ["status", "--rollout", "shop"])
+    assert status.exit_code == 0
+    assert "shop-web-003" in status.output
+
+    plan = runner.invoke(app, ["plan", path, "--endpoint", sim.url])
+    assert plan.exit_code == 0
+    assert "created by an earlier run │       3" in plan.output
+
+    refused = runner.invoke(app, ["teardown", "--rollout", "shop", "--endpoint", sim.url])
+    assert refused.exit_code == 2  # no terminal to confirm on, and no --yes
+    assert len(sim.state()["servers"]) == 3
+
+    gone = runner.invoke(
+        app,
+        ["teardown", "--rollout", "shop", "--endpoint", sim.url, "--yes", "--poll-interval", "0.2"],
+    )
+    assert gone.exit_code == 0, gone.output
+    assert sim.state()["servers"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_exit_1_when_some_servers_fail(sim: RunningSimulator, tmp_path: Path) -> None:
+    """When NCP refuses some servers, provision exits 1 and shows NCP's code and message."""
+    sim.configure(max_servers=2)
+    path = write(tmp_path / "quota.csv", ["q,4,1,s2,75001,75101"])
+    result = runner.invoke(app, ["provision", path, "--endpoint", sim.url])
+    assert result.exit_code == 1, result.output
+    assert "2 created, 2 failed" in result.output
+    assert "1015009" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_someone_elses_server_stops_the_rollout_with_exit_2(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """A planned name that already exists and is not ours exits 2 and creates nothing."""
+    path = write(tmp_path / "taken.csv", ["taken,2,1,s2,75001,75101"])
+    first = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--rollout", "mine"])
+    assert first.exit_code == 0, first.output
+    result = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--rollout", "theirs"])
+    assert result.exit_code == 2, result.output
+    assert "--adopt-existing" in result.output
+    assert all(len(v) == 1 for v in servers_by_name(sim.state()).values())

@@ -1,0 +1,154 @@
+"""The provision-fleet flow end to end: simulator over HTTP, a Prefect API, artifacts, states."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+from fleet.simulator import RunningSimulator, running_simulator
+from flows.provision import chunks, provision_fleet
+from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, sim_config, specs
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = str(ROOT / "inventories" / "demo.csv")
+
+
+@pytest.fixture
+def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSimulator]:
+    """A simulator whose keys are in the environment, as a worker's would be."""
+    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
+    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
+    with running_simulator(sim_config(latency=0.01)) as running:
+        yield running
+
+
+def inventory(path: Path, rows: list[tuple[str, int]]) -> str:
+    """Write a small inventory of (group name, count) rows."""
+    lines = ["serverName,serverCreateCount,serverImageNo,serverSpecCode,vpcNo,subnetNo"]
+    lines += [f"{name},{count},25495367,s2-g3,75001,75101" for name, count in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+async def _artifact(key: str) -> object:
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    assert found, f"no artifact {key}"
+    return found[0]
+
+
+async def test_demo_rollout_completes_with_results_and_artifacts(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """The demo inventory rolls out: Completed, every server once, results file and artifacts."""
+    ledger = tmp_path / "ledger.db"
+    state = await provision_fleet(
+        inventories=[DEMO],
+        rollout="flow-demo",
+        endpoint=sim.url,
+        ledger=str(ledger),
+        rate=200,
+        wait=True,
+        poll_interval=0.2,
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    summary = await state.result()
+    assert summary["created"] == summary["total"] == summary["running"] == 16
+    on_ncp = servers_by_name(sim.state())
+    assert len(on_ncp) == 16
+    assert all(len(nos) == 1 for nos in on_ncp.values())
+    with open(summary["results"], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 16
+    assert {r["serverName"]: [r["serverInstanceNo"]] for r in rows} == on_ncp
+    assert {r["serverInstanceStatus"] for r in rows} == {"RUN"}
+    table = await _artifact("flow-demo-results")
+    assert "web-001" in str(table.data)  # type: ignore[attr-defined]
+    markdown = await _artifact("flow-demo-summary")
+    assert "throttled responses" in str(markdown.data)  # type: ignore[attr-defined]
+    progress = await _artifact("flow-demo-progress")
+    assert progress.data == 100.0  # type: ignore[attr-defined]
+
+
+async def test_flow_ends_failed_with_counts_when_servers_fail(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """Past the account's server limit, the refused servers are recorded and the run is Failed."""
+    sim.configure(max_servers=5)
+    path = inventory(tmp_path / "big.csv", [("app", 8)])
+    state = await provision_fleet(
+        inventories=[path],
+        endpoint=sim.url,
+        ledger=str(tmp_path / "ledger.db"),
+        return_state=True,
+    )
+    assert state.is_failed()
+    assert "3 of 8 servers not done" in (state.message or "")
+    assert "5 created, 3 failed" in (state.message or "")
+    with open(tmp_path / "results" / "big.csv", newline="") as fh:
+        failed = [r for r in csv.DictReader(fh) if r["state"] == "failed"]
+    assert len(failed) == 3
+    assert {r["errorCode"] for r in failed} == {"1015009"}
+    assert all("server limit" in r["errorMessage"] for r in failed)
+
+
+async def test_secret_key_appears_nowhere(sim: RunningSimulator, tmp_path: Path) -> None:
+    """The secret is in no flow parameter, artifact, ledger, results file or log record."""
+    ledger = tmp_path / "ledger.db"
+    state = await provision_fleet(
+        inventories=[inventory(tmp_path / "s.csv", [("sec", 3)])],
+        rollout="secrets",
+        endpoint=sim.url,
+        ledger=str(ledger),
+        return_state=True,
+    )
+    assert state.is_completed()
+    async with get_client() as client:
+        run = await client.read_flow_run(state.state_details.flow_run_id)
+        logs = await client.read_logs()
+        artifacts = await client.read_artifacts()
+    texts = [str(run.parameters), *(log.message for log in logs), *(str(a.data) for a in artifacts)]
+    texts += [p.read_bytes().decode("utf-8", "replace") for p in tmp_path.rglob("*") if p.is_file()]
+    assert os.environ["NCLOUD_SECRET_KEY"] == SECRET
+    assert not [t for t in texts if SECRET in t]
+
+
+async def test_credentials_from_a_prefect_secret_block(
+    sim: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no keys in the environment, a named Secret block supplies them."""
+    from prefect.blocks.system import Secret
+
+    await Secret(value={"access_key": ACCESS, "secret_key": SECRET}).save(
+        "ncp-test-keys", overwrite=True
+    )
+    monkeypatch.delenv("NCLOUD_ACCESS_KEY")
+    monkeypatch.delenv("NCLOUD_SECRET_KEY")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ncloud/configure either
+    state = await provision_fleet(
+        inventories=[inventory(tmp_path / "b.csv", [("blk", 2)])],
+        endpoint=sim.url,
+        ledger=str(tmp_path / "ledger.db"),
+        credentials_block="ncp-test-keys",
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+
+
+def test_chunks_are_tens_not_one_per_server() -> None:
+    """10,000 servers make 20 chunk tasks; a small rollout makes one."""
+    assert len(chunks(specs(10))) == 1
+    many = chunks(specs(999, prefix="a") * 11)
+    assert len(many) == 20
+    assert sum(len(c) for c in many) == 10989
