@@ -47,8 +47,9 @@ class Limiter:
 class AdaptiveRateLimiter(Limiter):
     """A rate (calls/s) with a burst and a cap on calls in flight, adapting to throttling.
 
-    Scheduling is GCRA: each caller reserves the next free instant before it sleeps, so concurrent
-    callers leave in order at exactly the rate, with no lock and no polling. On a throttle the rate
+    Scheduling is GCRA (a token bucket kept as one timestamp): callers queue in order and each
+    leaves when the bucket holds a token at the moment it wakes, so calls go at exactly the rate
+    even after the event loop stalls. On a throttle the rate
     drops multiplicatively (at most once per cool-down, since one burst of 429s is one signal); it
     then grows back along a cubic curve towards the rate where it was throttled and, past it,
     slowly on to the configured ceiling (the CUBIC scheme boto3's adaptive mode uses).
@@ -78,6 +79,7 @@ class AdaptiveRateLimiter(Limiter):
         self._sleep = sleep
         self._rate = self.max_rate
         self._tat = clock()  # theoretical arrival time of the next call (GCRA)
+        self._turn = asyncio.Lock()  # FIFO: callers leave in the order they came
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._w_max = self.max_rate  # rate at the last throttle
         self._last_throttle: float | None = None
@@ -91,16 +93,22 @@ class AdaptiveRateLimiter(Limiter):
 
     async def acquire(self) -> None:
         """Wait until the rate allows one more call."""
-        now = self._clock()
-        self._recover(now)
-        interval = 1.0 / self._rate
-        tat = max(self._tat, now)
-        allowed_at = tat - (self.burst - 1) * interval
-        self._tat = tat + interval  # reserve before sleeping: later callers queue behind us
-        self.stats.acquired += 1
-        if allowed_at > now:
-            self.stats.waited_seconds += allowed_at - now
-            await self._sleep(allowed_at - now)
+        # One caller at a time decides when it may leave, and only leaves once the bucket has a
+        # token at the moment it wakes: after a stall of the event loop, late callers do not all
+        # leave at once on the strength of reservations made before the stall.
+        async with self._turn:
+            while True:
+                now = self._clock()
+                self._recover(now)
+                interval = 1.0 / self._rate
+                tat = max(self._tat, now)  # theoretical arrival time (GCRA)
+                allowed_at = tat - (self.burst - 1) * interval
+                if allowed_at <= now:
+                    self._tat = tat + interval
+                    self.stats.acquired += 1
+                    return
+                self.stats.waited_seconds += allowed_at - now
+                await self._sleep(allowed_at - now)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -126,8 +134,8 @@ class AdaptiveRateLimiter(Limiter):
         self._rate = max(self.min_rate, self._rate * self.BETA)
         self._last_throttle = now
         self.stats.decreases += 1
-        # Calls already reserved at the old rate would keep hammering: push the queue back.
-        self._tat = max(self._tat, now + 1.0 / self._rate)
+        # The gateway just said its bucket is empty: so is ours, the next call waits an interval.
+        self._tat = max(self._tat, now + self.burst / self._rate)
 
     def _recover(self, now: float) -> None:
         if self._last_throttle is None or self._rate >= self.max_rate:

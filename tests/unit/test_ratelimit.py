@@ -35,14 +35,33 @@ async def test_concurrent_callers_queue_in_order_without_exceeding_the_rate(
     clock: FakeClock,
 ) -> None:
     """Many callers at once are spread out: the n-th leaves at n/rate, not all together."""
-    waits: list[float] = []
+    limiter = AdaptiveRateLimiter(5, burst=1, clock=clock, sleep=clock.sleep)
+    left: list[tuple[int, float]] = []
 
-    async def note(seconds: float) -> None:
-        waits.append(seconds)
+    async def call(i: int) -> None:
+        await limiter.acquire()
+        left.append((i, round(clock.now - 1_000.0, 9)))
 
-    limiter = AdaptiveRateLimiter(5, burst=1, clock=clock, sleep=note)
-    await asyncio.gather(*(limiter.acquire() for _ in range(5)))
-    assert sorted(round(w, 9) for w in waits) == [0.2, 0.4, 0.6, 0.8]  # the first goes at once
+    await asyncio.gather(*(call(i) for i in range(5)))
+    assert left == [(0, 0.0), (1, 0.2), (2, 0.4), (3, 0.6), (4, 0.8)]
+
+
+async def test_a_stalled_loop_does_not_release_a_burst(clock: FakeClock) -> None:
+    """Callers that wake late (the loop was busy) still leave one interval apart."""
+    stall = [1.0]  # the first sleep overruns by a whole second
+
+    async def late_sleep(seconds: float) -> None:
+        await clock.sleep(seconds + (stall.pop() if stall else 0.0))
+
+    limiter = AdaptiveRateLimiter(10, burst=1, clock=clock, sleep=late_sleep)
+    left: list[float] = []
+
+    async def call() -> None:
+        await limiter.acquire()
+        left.append(round(clock.now - 1_000.0, 9))
+
+    await asyncio.gather(*(call() for _ in range(4)))
+    assert left == [0.0, 1.1, 1.2, 1.3]
 
 
 async def test_throttle_cuts_the_rate_once_per_cooldown(clock: FakeClock) -> None:
