@@ -233,8 +233,14 @@ class NcpClient:
         """Close the connection pool."""
         await self._http.aclose()
 
-    async def send_once(self, action: str, params: Params) -> dict[str, Any]:
-        """Send one request, with no retry; return the action's response object or raise."""
+    async def send_once(
+        self, action: str, params: Params, before_send: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
+        """Send one request, with no retry; return the action's response object or raise.
+
+        ``before_send`` runs once the limiter lets the request go, just before it is sent (the
+        engine records the server in flight there; if it raises, nothing is sent).
+        """
         async with self.limiter.slot():
             uri = f"{self._prefix}/{action}?{QUERY}"
             headers = signed_headers(
@@ -245,6 +251,8 @@ class NcpClient:
                 self._credentials.secret_key,
             )
             headers["content-type"] = "application/x-www-form-urlencoded"
+            if before_send is not None:
+                before_send()
             self.stats.calls[action] += 1
             with translate_transport_errors(action):
                 response = await self._http.post(uri, content=urlencode(params), headers=headers)
@@ -261,7 +269,14 @@ class NcpClient:
         result: dict[str, Any] = json.loads(response.content)[f"{action}Response"]
         return result
 
-    async def call(self, action: str, params: Params, *, idempotent: bool) -> dict[str, Any]:
+    async def call(
+        self,
+        action: str,
+        params: Params,
+        *,
+        idempotent: bool,
+        before_send: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
         """Send a request, retrying what NCP did not process (and, if idempotent, ambiguity)."""
         retryable: tuple[type[NcpError], ...] = (
             (RetryableError, AmbiguousError) if idempotent else (RetryableError,)
@@ -301,12 +316,19 @@ class NcpClient:
             before_sleep=before_sleep,
             reraise=True,  # our own exception reaches the caller, never a RetryError
         )
-        result: dict[str, Any] = await retrying(self.send_once, action, params)
+        result: dict[str, Any] = await retrying(self.send_once, action, params, before_send)
         return result
 
-    async def create_server(self, params: Params) -> CreateResult:
-        """Create servers with one createServerInstances call; ambiguous failures are raised."""
-        payload = await self.call("createServerInstances", params, idempotent=False)
+    async def create_server(
+        self, params: Params, before_send: Callable[[], None] | None = None
+    ) -> CreateResult:
+        """Create servers with one createServerInstances call; ambiguous failures are raised.
+
+        ``before_send`` runs just before each attempt goes out (see ``send_once``).
+        """
+        payload = await self.call(
+            "createServerInstances", params, idempotent=False, before_send=before_send
+        )
         servers = tuple(ServerInstance.from_api(s) for s in payload.get("serverInstanceList", []))
         return CreateResult(servers, str(payload.get("requestId", "")))
 

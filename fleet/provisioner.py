@@ -69,6 +69,7 @@ class Provisioner:
         *,
         max_create_attempts: int = 3,
         settle_seconds: float = 2.0,
+        workers: int = 32,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_progress: ProgressHook | None = None,
     ) -> None:
@@ -79,6 +80,9 @@ class Provisioner:
         # After an ambiguous failure, give NCP a moment to show a server it did create before
         # deciding it does not exist.
         self.settle_seconds = settle_seconds
+        # Servers are taken from a queue by a bounded set of workers: a coroutine per server
+        # would hold thousands of waiting states and stall the loop when they all start.
+        self.workers = workers
         self._sleep = sleep
         self._on_progress = on_progress
         self.progress = Progress()
@@ -102,11 +106,10 @@ class Provisioner:
         With ``dry_run`` nothing is written.
         """
         if dry_run:
-            known = {r.name: r for r in self.ledger.records(self.rollout)}
-            delta = PlanDelta((), (), (), ())
+            delta = self.ledger.compare(self.rollout, specs)
         else:
             delta = self.ledger.plan(self.rollout, specs)
-            known = {r.name: r for r in self.ledger.records(self.rollout)}
+        known = {r.name: r for r in self.ledger.records(self.rollout)}
         existing = await self.existing(specs)
         to_create: list[ServerSpec] = []
         done, reconciled, adopted, skipped = [], [], [], []
@@ -185,15 +188,26 @@ class Provisioner:
 
     async def provision(self, specs: Sequence[ServerSpec]) -> list[Record]:
         """Create these servers concurrently (the client's limiter sets the pace)."""
-        await asyncio.gather(*(self._provision_one(spec) for spec in specs))
+        queue = iter(specs)  # shared by the workers: each server is taken exactly once
+
+        async def worker() -> None:
+            for spec in queue:
+                await self._provision_one(spec)
+
+        await asyncio.gather(*(worker() for _ in range(min(self.workers, len(specs)))))
         return [r for r in (self.ledger.record(self.rollout, s.name) for s in specs) if r]
 
     async def _provision_one(self, spec: ServerSpec) -> None:
         last: NcpError | None = None
-        for _ in range(self.max_create_attempts):
+
+        def in_flight() -> None:
+            # Written when the limiter lets the call go, not while it queues: after a crash only
+            # the calls that were really on their way need looking up.
             self.ledger.mark_in_flight(self.rollout, spec.name)
+
+        for _ in range(self.max_create_attempts):
             try:
-                result = await self.client.create_server(spec.params)
+                result = await self.client.create_server(spec.params, before_send=in_flight)
                 server = next((s for s in result.servers if s.name == spec.name), None)
                 server = server or (result.servers[0] if result.servers else None)
                 if server is None:

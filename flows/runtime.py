@@ -116,7 +116,9 @@ async def open_runtime(
     )
     ledger = Ledger(ledger_path)
     key = uuid.uuid4().hex
-    provisioner = Provisioner(client, ledger, rollout, settle_seconds=settle_seconds)
+    provisioner = Provisioner(
+        client, ledger, rollout, settle_seconds=settle_seconds, workers=2 * concurrency
+    )
     rt = Runtime(key, rollout, client, ledger, limiter, provisioner)
     _RUNTIMES[key] = rt
     try:
