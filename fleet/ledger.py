@@ -153,9 +153,8 @@ class Ledger:
         with self._lock:
             self._db.execute(sql, args)
 
-    def plan(self, rollout: str, specs: Sequence[ServerSpec]) -> PlanDelta:
-        """Enter the rollout's servers (new ones as planned) and say what changed since."""
-        now = self._now()
+    def compare(self, rollout: str, specs: Sequence[ServerSpec]) -> PlanDelta:
+        """Say how an inventory differs from the ledger's record of the rollout; write nothing."""
         with self._lock:
             existing = {
                 row["name"]: (row["params_hash"], row["state"])
@@ -163,35 +162,43 @@ class Ledger:
                     "SELECT name, params_hash, state FROM servers WHERE rollout = ?", (rollout,)
                 )
             }
-            new, changed, replanned, rows, updates = [], [], [], [], []
-            for spec in specs:
-                digest = spec.params_hash
-                known = existing.get(spec.name)
-                if known is None:
-                    new.append(spec.name)
-                    rows.append(
-                        (
-                            rollout,
-                            spec.name,
-                            spec.file,
-                            spec.line,
-                            spec.vpc_no,
-                            digest,
-                            State.PLANNED.value,
-                            now,
-                            now,
-                        )
-                    )
-                elif known[0] != digest:
-                    if known[1] == State.CREATED:
-                        changed.append(spec.name)
-                    else:
-                        replanned.append(spec.name)
-                        updates.append(
-                            (spec.file, spec.line, spec.vpc_no, digest, now, rollout, spec.name)
-                        )
-            names = {spec.name for spec in specs}
-            removed = tuple(sorted(n for n in existing if n not in names))
+        new: list[str] = []
+        changed: list[str] = []
+        replanned: list[str] = []
+        for spec in specs:
+            known = existing.get(spec.name)
+            if known is None:
+                new.append(spec.name)
+            elif known[0] != spec.params_hash:
+                (changed if known[1] == State.CREATED else replanned).append(spec.name)
+        names = {spec.name for spec in specs}
+        removed = tuple(sorted(n for n in existing if n not in names))
+        return PlanDelta(tuple(new), tuple(changed), tuple(replanned), removed)
+
+    def plan(self, rollout: str, specs: Sequence[ServerSpec]) -> PlanDelta:
+        """Enter the rollout's servers (new ones as planned) and say what changed since."""
+        delta = self.compare(rollout, specs)
+        now = self._now()
+        by_name = {spec.name: spec for spec in specs}
+        rows = [
+            (
+                rollout,
+                s.name,
+                s.file,
+                s.line,
+                s.vpc_no,
+                s.params_hash,
+                State.PLANNED.value,
+                now,
+                now,
+            )
+            for s in (by_name[n] for n in delta.new)
+        ]
+        updates = [
+            (s.file, s.line, s.vpc_no, s.params_hash, now, rollout, s.name)
+            for s in (by_name[n] for n in delta.replanned)
+        ]
+        with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO servers (rollout, name, file, line, vpc_no, params_hash, state,"
@@ -208,7 +215,7 @@ class Ledger:
                 updates,
             )
             self._db.execute("COMMIT")
-        return PlanDelta(tuple(new), tuple(changed), tuple(replanned), removed)
+        return delta
 
     def mark_in_flight(self, rollout: str, name: str) -> None:
         """Record that a create call for this server is about to go out."""

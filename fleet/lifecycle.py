@@ -162,8 +162,10 @@ async def teardown_targets(client: NcpClient, ledger: Ledger, rollout: str) -> l
         for r in records
         if r.instance_no and r.teardown != "terminated"
     ]
-    # A create whose answer was lost is a server with a planned name and no number in the ledger.
-    unrecorded = {r.name: r for r in records if not r.instance_no}
+    # A create whose answer was lost is a server carrying the name of a record that was sent
+    # (attempts > 0) but has no number. A name never sent cannot be ours: a server carrying it
+    # belongs to someone else and is left alone.
+    unrecorded = {r.name: r for r in records if not r.instance_no and r.attempts > 0}
     for vpc in sorted({r.vpc_no for r in unrecorded.values()}):
         for server in await client.list_servers(vpc_no=vpc):
             if server.name in unrecorded:

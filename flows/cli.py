@@ -165,6 +165,7 @@ def plan(
         ("in flight before, found", list(pre.reconciled)),
         ("exist, not this rollout's", [f"{n} ({nos})" for n, nos in pre.conflicts]),
         ("failed permanently before", list(pre.skipped_failed)),
+        ("created, inventory changed since", list(pre.delta.changed)),
     ):
         shown = ", ".join(names[:6]) + (f" … +{len(names) - 6}" if len(names) > 6 else "")
         table.add_row(label, str(len(names)), shown)

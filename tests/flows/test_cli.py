@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def test_provision_status_plan_and_teardown(sim: RunningSimulator, tmp_path: Pat
 
     plan = runner.invoke(app, ["plan", path, "--endpoint", sim.url])
     assert plan.exit_code == 0
-    assert "created by an earlier run │       3" in plan.output
+    assert re.search(r"created by an earlier run\s*│\s*3\s*│", plan.output), plan.output
 
     refused = runner.invoke(app, ["teardown", "--rollout", "shop", "--endpoint", sim.url])
     assert refused.exit_code == 2  # no terminal to confirm on, and no --yes

@@ -54,7 +54,7 @@ async def test_wait_records_timeouts_with_the_last_status(tmp_path: Path) -> Non
 
 
 async def test_teardown_stops_terminates_and_finds_lost_creates(tmp_path: Path) -> None:
-    """Every recorded server, and one whose create answer was lost, is stopped and terminated."""
+    """Recorded servers and a lost create go; a server never sent under a planned name stays."""
     plan = specs(5)
     with running_simulator(sim_config()) as sim:
         book = Ledger(tmp_path / "l.db")
@@ -62,7 +62,13 @@ async def test_teardown_stops_terminates_and_finds_lost_creates(tmp_path: Path) 
             engine = Provisioner(client, book, "t", settle_seconds=0)
             pre = await engine.preflight(plan)
             await engine.provision(pre.to_create[:4])
-            await client.create_server(plan[4].params)  # created, answer lost: not in the ledger
+            # Sent, created, answer lost: in flight in the ledger, with no number.
+            book.mark_in_flight("t", plan[4].name)
+            await client.create_server(plan[4].params)
+            # Someone else's server with a planned name this rollout never sent: not ours.
+            (stranger,) = specs(1, prefix="web", start=6)
+            book.plan("t", [stranger])
+            await client.create_server(stranger.params)
             await wait_running(client, book, "t", interval=0.1, time_limit=30)
             targets = await teardown_targets(client, book, "t")
             assert sorted(t.name for t in targets) == [s.name for s in plan]
@@ -70,8 +76,8 @@ async def test_teardown_stops_terminates_and_finds_lost_creates(tmp_path: Path) 
             report = await teardown(client, book, "t", targets, interval=0.1, time_limit=30)
         state = sim.state()
     assert sorted(report.terminated) == [s.name for s in plan]
-    assert state["servers"] == []
-    records = book.records("t")
+    assert [s["serverName"] for s in state["servers"]] == ["web-006"]
+    records = [r for r in book.records("t") if r.name != "web-006"]
     assert {r.teardown for r in records} == {"terminated"}
     assert all(r.instance_no and r.terminated_at for r in records)
 

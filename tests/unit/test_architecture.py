@@ -7,7 +7,7 @@ import sys
 
 
 def test_importing_the_library_and_simulator_does_not_import_prefect() -> None:
-    """fleet (and its simulator) load without Prefect: an import of it there is a design bug."""
+    """The library and its simulator load without Prefect; importing it there is a design bug."""
     code = (
         "import sys, fleet, fleet.simulator, fleet.lifecycle;"
         "sys.exit('prefect' in sys.modules)"
