@@ -200,7 +200,10 @@ class NcpClient:
     ) -> None:
         self._credentials = credentials
         self.endpoint = endpoint.rstrip("/")
-        self._prefix = urlsplit(self.endpoint).path + API_PATH
+        parts = urlsplit(self.endpoint)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        # The path as signed is the path as sent: the gateway's own prefix, if any, included.
+        self._prefix = parts.path + API_PATH
         self.limiter = limiter or Limiter()
         self.retry = retry or RetryPolicy()
         self._wall_clock = wall_clock
@@ -209,7 +212,6 @@ class NcpClient:
         self._rng = rng or random.Random()
         self.stats = ClientStats()
         self._http = httpx.AsyncClient(
-            base_url=self.endpoint,
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             limits=httpx.Limits(
@@ -255,7 +257,9 @@ class NcpClient:
                 before_send()
             self.stats.calls[action] += 1
             with translate_transport_errors(action):
-                response = await self._http.post(uri, content=urlencode(params), headers=headers)
+                response = await self._http.post(
+                    self._origin + uri, content=urlencode(params), headers=headers
+                )
             error = error_from_response(
                 action, response.status_code, response.content, response.headers
             )

@@ -280,3 +280,23 @@ async def test_secret_never_shows(clock: FakeClock) -> None:
         assert SECRET not in text
     assert ACCESS in repr(creds)
     await client.aclose()
+
+
+async def test_a_gateway_path_prefix_is_sent_and_signed_once(clock: FakeClock) -> None:
+    """With NCLOUD_API_GW carrying a path, that path leads the request and its signature."""
+    handler, seen = script(httpx.Response(200, json=CREATED))
+    client = NcpClient(
+        Credentials(ACCESS, SECRET, "test"),
+        "https://gw.example.com/ncp/",
+        transport=httpx.MockTransport(handler),
+        wall_clock=lambda: 1_700_000_000.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    async with client:
+        await client.create_server([("serverName", "web-001")])
+    (req,) = seen
+    uri = "/ncp/vserver/v2/createServerInstances?responseFormatType=json"
+    assert req.url.raw_path.decode() == uri
+    expected = sign("POST", uri, 1_700_000_000_000, ACCESS, SECRET)
+    assert req.headers["x-ncp-apigw-signature-v2"] == expected
