@@ -101,7 +101,11 @@ class AdaptiveRateLimiter(Limiter):
                 now = self._clock()
                 self._recover(now)
                 interval = 1.0 / self._rate
-                tat = max(self._tat, now)  # theoretical arrival time (GCRA)
+                # Theoretical arrival time (GCRA). A caller that wakes a little late (timer
+                # granularity, a busy loop) keeps its slot, or the lateness would add up into a
+                # lower rate; after a longer gap the bucket starts afresh from now.
+                late = now - self._tat
+                tat = self._tat if late < interval else now
                 allowed_at = tat - (self.burst - 1) * interval
                 if allowed_at <= now:
                     self._tat = tat + interval

@@ -64,6 +64,18 @@ async def test_a_stalled_loop_does_not_release_a_burst(clock: FakeClock) -> None
     assert left == [0.0, 1.1, 1.2, 1.3]
 
 
+async def test_waking_a_little_late_does_not_lower_the_rate(clock: FakeClock) -> None:
+    """Timers that fire a millisecond late cost nothing: 100 calls at 100/s still take ~1 s."""
+
+    async def sloppy_sleep(seconds: float) -> None:
+        await clock.sleep(seconds + 0.001)
+
+    limiter = AdaptiveRateLimiter(100, burst=1, clock=clock, sleep=sloppy_sleep)
+    for _ in range(101):
+        await limiter.acquire()
+    assert clock.now - 1_000.0 == pytest.approx(1.0, abs=0.002)
+
+
 async def test_throttle_cuts_the_rate_once_per_cooldown(clock: FakeClock) -> None:
     """A burst of 429s is one signal: the rate drops by 30% once, not once per answer."""
     limiter = AdaptiveRateLimiter(100, clock=clock, sleep=clock.sleep)
