@@ -337,6 +337,15 @@ def _report(state: Any, ledger_path: Path, rollout: str, results: Path | None) -
         )
     if len(failures) > 10:
         out.print(f"  … and {len(failures) - 10} more")
+    if state.is_completed():
+        facts = state.result()
+        out.print(
+            f"{facts['API calls']} API calls in {facts['provisioning seconds']} s: "
+            f"{facts['throttled responses']} throttled, "
+            f"{facts['unprocessed failures (retried)']} failed unprocessed (retried), "
+            f"{facts['ambiguous failures (looked up by name)']} ambiguous (looked up by name), "
+            f"{facts['reconciled after an earlier stop']} settled from an earlier run"
+        )
     out.print(f"results: {path}\nledger:  {ledger_path}")
     if state.is_failed() or state.is_crashed():
         if not failures:

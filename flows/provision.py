@@ -249,6 +249,8 @@ async def provision_fleet(
             "created per second": round(rt.progress.created / elapsed, 2) if elapsed else 0,
             "API calls": sum(stats.calls.values()),
             "throttled responses": stats.throttled,
+            "unprocessed failures (retried)": stats.errors.get("retryable", 0),
+            "ambiguous failures (looked up by name)": stats.errors.get("ambiguous", 0),
             "retries": stats.retries,
         }
         summary = await record(rt.key, results or str(results_path(ledger, name)), facts)
