@@ -75,6 +75,14 @@ def _prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
+def _prefect_api_url() -> str | None:
+    """Return the Prefect API this process would use (environment or profile), if any."""
+    _prefect_defaults()
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
+
+
 @contextlib.contextmanager
 def _rehearsal(enabled: bool, fast: bool = True) -> Iterator[str | None]:
     """Start the local simulator when asked, exporting its keys for the run; yield its URL."""
@@ -504,7 +512,7 @@ def serve(
     """Serve provision-fleet on a schedule, and teardown-fleet on demand, from this process."""
     specs = _validated(inventories)
     del specs  # validated now so a bad inventory fails here, not at 3 a.m.
-    if not os.environ.get("PREFECT_API_URL"):
+    if not _prefect_api_url():
         raise _fail(
             2,
             "error: schedules need a Prefect server: run `prefect server start` and set "
@@ -555,7 +563,7 @@ def shared_limit_cmd(
     burst: Annotated[int, typer.Option(help="Calls that may go at once.")] = 20,
 ) -> None:
     """Create or update the Prefect global limit that rollouts share with --shared-limit."""
-    if not os.environ.get("PREFECT_API_URL"):
+    if not _prefect_api_url():
         raise _fail(2, "error: a shared limit lives on a Prefect server: set PREFECT_API_URL")
     from prefect.client.orchestration import get_client
 

@@ -1,0 +1,5 @@
+"""`python -m flows` runs the fleet command line (as the `fleet` command does)."""
+
+from flows.cli import main
+
+main()
