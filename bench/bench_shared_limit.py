@@ -16,67 +16,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from prefect_server import prefect_server  # bench/prefect_server.py
 
 
 @contextmanager
-def prefect_server() -> Iterator[str]:
+def prefect_api() -> Iterator[str]:
     """Yield a Prefect API URL: the one configured, or a server started for this run."""
     if os.environ.get("PREFECT_API_URL"):
         yield os.environ["PREFECT_API_URL"]
         return
-    home = tempfile.mkdtemp(prefix="fleet-bench-prefect-")
-    port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": home}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    import httpx
-
-    try:
-        for _ in range(120):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise SystemExit("the Prefect server did not start")
+    with (
+        tempfile.TemporaryDirectory(prefix="fleet-bench-prefect-") as home,
+        prefect_server(Path(home)) as (url, _startup),
+    ):
         os.environ["PREFECT_API_URL"] = url
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 async def measure(calls: int) -> None:
@@ -144,7 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     args = parser.parse_args()
-    with prefect_server() as url:
+    with prefect_api() as url:
         print(f"Prefect API: {url}\n")
         asyncio.run(measure(args.calls))
 
