@@ -25,6 +25,7 @@ from fleet.ratelimit import AdaptiveRateLimiter, Limiter
 DEFAULT_RATE = 10.0  # calls/s: NCP publishes no limit; the limiter backs off on 429 anyway
 DEFAULT_BURST = 5
 DEFAULT_CONCURRENCY = 16
+ROLLOUT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass
@@ -100,6 +101,12 @@ async def open_runtime(
     shared_limit: str | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the client, limiter and ledger for one flow run, and close them after."""
+    if not ROLLOUT_NAME.fullmatch(rollout):
+        # The name becomes a file name (results) and artifact keys: no paths, no spaces.
+        raise ConfigError(
+            f"rollout name {rollout!r}: use letters, digits, '.', '_' and '-' (starting with a "
+            "letter or digit)"
+        )
     if rate <= 0 or burst < 1 or concurrency < 1:
         raise ConfigError("rate must be positive; burst and concurrency at least 1")
     limiter: Limiter = AdaptiveRateLimiter(rate, burst, max_in_flight=concurrency)

@@ -134,3 +134,14 @@ def test_someone_elses_server_stops_the_rollout_with_exit_2(
     assert result.exit_code == 2, result.output
     assert "--adopt-existing" in result.output
     assert all(len(v) == 1 for v in servers_by_name(sim.state()).values())
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_a_rollout_name_that_is_a_path_is_refused(sim: RunningSimulator, tmp_path: Path) -> None:
+    """A rollout name becomes a file name: '../x' is a configuration error, exit 2."""
+    path = write(tmp_path / "n.csv", ["n,1,1,s2,75001,75101"])
+    result = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--rollout", "../x"])
+    assert result.exit_code == 2, result.output
+    assert "rollout name" in result.output
+    assert sim.state()["counters"]["requests"] == 0
