@@ -187,7 +187,11 @@ class Provisioner:
         )
 
     async def provision(self, specs: Sequence[ServerSpec]) -> list[Record]:
-        """Create these servers concurrently (the client's limiter sets the pace)."""
+        """Create these servers concurrently (the client's limiter sets the pace).
+
+        Safe to call again with the same servers (a retried task, a second call): what the
+        ledger holds as created is skipped, and what it holds in flight is looked up first.
+        """
         queue = iter(specs)  # shared by the workers: each server is taken exactly once
 
         async def worker() -> None:
@@ -199,6 +203,16 @@ class Provisioner:
 
     async def _provision_one(self, spec: ServerSpec) -> None:
         last: NcpError | None = None
+        known = self.ledger.record(self.rollout, spec.name)
+        if known is not None and known.state == State.CREATED:
+            return
+        # Sent before, outcome never recorded: it may exist, so look before sending again.
+        if (
+            known is not None
+            and known.state == State.IN_FLIGHT
+            and await self._look_up(spec, None, settle=False) is not False
+        ):
+            return
 
         def in_flight() -> None:
             # Written when the limiter lets the call go, not while it queues: after a crash only
@@ -243,10 +257,13 @@ class Provisioner:
         self.ledger.mark_failed(self.rollout, spec.name, last)
         await self._count("failed")
 
-    async def _look_up(self, spec: ServerSpec, cause: AmbiguousError) -> bool | None:
+    async def _look_up(
+        self, spec: ServerSpec, cause: AmbiguousError | None, *, settle: bool = True
+    ) -> bool | None:
         """After an ambiguous create: True if found (recorded), False if absent, None if unknown."""
         try:
-            await self._sleep(self.settle_seconds)
+            if settle:
+                await self._sleep(self.settle_seconds)
             there = await self.client.find_by_name(spec.name, spec.vpc_no)
         except NcpError as lookup_error:
             self.ledger.mark_failed(self.rollout, spec.name, lookup_error, state=State.IN_FLIGHT)
@@ -255,7 +272,7 @@ class Provisioner:
         if not there:
             self.ledger.mark_planned(self.rollout, spec.name)
             return False
-        self._record_found(spec, there, request_id=cause.request_id)
+        self._record_found(spec, there, request_id=cause.request_id if cause else None)
         await self._count("created")
         return True
 

@@ -19,11 +19,11 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from fleet.errors import AmbiguousError, FleetError, PermanentError
+from fleet.errors import FleetError
 from fleet.inventory import ServerSpec, load_inventories
 from fleet.ledger import DEFAULT_LEDGER, Record
 from fleet.lifecycle import WaitReport, wait_running
-from fleet.provisioner import Preflight, Progress
+from fleet.provisioner import Preflight
 from fleet.results import COLUMNS, as_row, results_path, summarize, write_results
 from flows.runtime import (
     DEFAULT_BURST,
@@ -44,9 +44,11 @@ def infrastructure_only(task: Any, task_run: Any, state: State) -> bool:
     """Retry a chunk task only for failures that are not NCP's verdict on a server."""
     try:
         state.result()
-    except (PermanentError, AmbiguousError, FleetError):
-        return False  # recorded per server already, or a decision a retry cannot change
+    except FleetError:
+        return False  # NCP's answer or our own refusal: a retry cannot change it
     except Exception:
+        # The chunk is safe to run again: provision() skips what the ledger holds as created
+        # and looks up what it holds in flight before sending anything.
         return True
     return False
 
@@ -266,6 +268,3 @@ async def provision_fleet(
             ),
         )
     return summary
-
-
-__all__ = ["Progress", "chunks", "provision_fleet"]

@@ -143,3 +143,21 @@ async def test_a_changed_inventory_is_reported_not_ignored(tmp_path: Path) -> No
             pre = await engine.preflight(changed)
     assert pre.delta.changed == ("web-001", "web-002")
     assert pre.to_create == ()
+
+
+async def test_provisioning_the_same_servers_again_sends_nothing_twice(tmp_path: Path) -> None:
+    """A retried chunk (same servers, no preflight) skips created ones, looks up in-flight ones."""
+    plan = specs(4)
+    with running_simulator(sim_config()) as sim:
+        book = Ledger(tmp_path / "ledger.db")
+        async with client_for(sim.url) as client:
+            engine = Provisioner(client, book, "again", settle_seconds=0)
+            await engine.preflight(plan)
+            await engine.provision(plan[:2])
+            # The third went out and landed, but its answer was lost with the task.
+            book.mark_in_flight("again", plan[2].name)
+            await client.create_server(plan[2].params)
+            await engine.provision(plan)
+        state = sim.state()
+    assert state["counters"]["created"] == 4
+    assert_exactly_once(state, book, "again", 4)
