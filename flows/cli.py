@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fleet.config import load_credentials, resolve_endpoint
-from fleet.errors import ConfigError, FleetError, InventoryError, RolloutError
+from fleet.errors import ConfigError, FleetError, InventoryError, NcpError, RolloutError
 from fleet.inventory import ServerSpec, load_inventories
 from fleet.ledger import DEFAULT_LEDGER, Ledger
 from fleet.results import results_path, summarize
@@ -320,6 +320,10 @@ def _report(state: Any, ledger_path: Path, rollout: str, results: Path | None) -
         if isinstance(exc, (InventoryError, ConfigError, RolloutError)):
             err.print(f"error: {exc}", markup=False, highlight=False)
             return 2
+        if isinstance(exc, NcpError):
+            # The run itself stopped on NCP's answer (e.g. listing the VPC before creating).
+            err.print(f"error: {exc}", markup=False, highlight=False)
+            return 2 if exc.status in (401, 403) else 1
     if not ledger_path.exists():
         err.print(f"error: {state.message}", markup=False)
         return 2 if state.is_failed() else 0

@@ -145,3 +145,18 @@ def test_a_rollout_name_that_is_a_path_is_refused(sim: RunningSimulator, tmp_pat
     assert result.exit_code == 2, result.output
     assert "rollout name" in result.output
     assert sim.state()["counters"]["requests"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_wrong_keys_exit_2_with_ncps_answer(
+    sim: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys NCP refuses stop the run before any create, with the gateway's 401 shown."""
+    monkeypatch.setenv("NCLOUD_SECRET_KEY", "not-the-secret")
+    path = write(tmp_path / "k.csv", ["k,2,1,s2,75001,75101"])
+    result = runner.invoke(app, ["provision", path, "--endpoint", sim.url])
+    assert result.exit_code == 2, result.output
+    assert "Authentication Failed" in result.output
+    assert "not-the-secret" not in result.output
+    assert sim.state()["counters"]["by_action"].get("createServerInstances", 0) == 0
