@@ -343,6 +343,22 @@ class Ledger:
             ).fetchone()
         return None if row is None else Record(**dict(row))
 
+    def counts(self, rollout: str) -> dict[str, int]:
+        """Return a rollout's count of servers per state, and how many were seen RUN."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT state, COUNT(*), SUM(server_status = 'RUN') FROM servers"
+                " WHERE rollout = ? GROUP BY state",
+                (rollout,),
+            ).fetchall()
+        counts = {state: n for state, n, _ in rows}
+        counts["running"] = sum(running or 0 for _, _, running in rows)
+        return counts
+
+    def forget(self, rollout: str) -> None:
+        """Delete every record of a rollout (for rehearsals against a fresh simulator only)."""
+        self._write("DELETE FROM servers WHERE rollout = ?", (rollout,))
+
     def rollouts(self) -> list[tuple[str, dict[str, int]]]:
         """Return each rollout's name with its count of servers per state."""
         with self._lock:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
@@ -196,41 +195,29 @@ def _progress_watch(ledger_path: Path, rollout: str, total: int) -> tuple[thread
             console=err,
             transient=False,
         )
+        book: Ledger | None = None
         with bar:
             task = bar.add_task(rollout, total=total, detail="")
             finished = False
             while not finished:
                 finished = stop.wait(0.3)  # one last read after the run ends
-                counts = _ledger_counts(ledger_path, rollout)
-                if counts is None:
-                    continue
+                if book is None:
+                    if not ledger_path.exists():
+                        continue  # the flow has not opened it yet
+                    book = Ledger(ledger_path)
+                counts = book.counts(rollout)
                 done = counts.get("created", 0) + counts.get("failed", 0)
                 detail = (
                     f"{counts.get('created', 0)} created, {counts.get('failed', 0)} failed, "
-                    f"{counts.get('in_flight', 0)} in flight, {counts.get('running', 0)} running"
+                    f"{counts.get('in_flight', 0)} in flight, {counts['running']} running"
                 )
                 bar.update(task, completed=done, detail=detail)
+        if book is not None:
+            book.close()
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return stop, thread
-
-
-def _ledger_counts(path: Path, rollout: str) -> dict[str, int] | None:
-    if not path.exists():
-        return None
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            rows = db.execute(
-                "SELECT state, COUNT(*), SUM(server_status = 'RUN') FROM servers"
-                " WHERE rollout = ? GROUP BY state",
-                (rollout,),
-            ).fetchall()
-    except sqlite3.Error:
-        return None
-    counts = {state: n for state, n, _ in rows}
-    counts["running"] = sum(r or 0 for _, _, r in rows)
-    return counts
 
 
 @app.command()
@@ -309,8 +296,11 @@ def provision(
 def _forget_rehearsal(ledger_path: Path, rollout: str) -> None:
     # The simulator starts empty each time, so the rehearsal ledger's memory of it is stale.
     if ledger_path.exists():
-        with contextlib.closing(sqlite3.connect(ledger_path)) as db, db:
-            db.execute("DELETE FROM servers WHERE rollout = ?", (rollout,))
+        book = Ledger(ledger_path)
+        try:
+            book.forget(rollout)
+        finally:
+            book.close()
 
 
 def _report(state: Any, ledger_path: Path, rollout: str, results: Path | None) -> int:
@@ -352,7 +342,7 @@ def _report(state: Any, ledger_path: Path, rollout: str, results: Path | None) -
     if state.is_completed():
         facts = state.result()
         out.print(
-            f"{facts['API calls']} API calls in {facts['provisioning seconds']} s: "
+            f"creating took {facts['provisioning seconds']} s; {facts['API calls']} API calls: "
             f"{facts['throttled responses']} throttled, "
             f"{facts['unprocessed failures (retried)']} failed unprocessed (retried), "
             f"{facts['ambiguous failures (looked up by name)']} ambiguous (looked up by name), "
