@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .client import NcpClient, ServerInstance
 from .errors import AmbiguousError, NcpError, RolloutError
@@ -39,7 +38,6 @@ class Progress:
     unknown: int = 0  # in flight and could not be looked up: a rerun settles them
     running: int = 0  # seen in status RUN, when waiting for it
     waiting: bool = False  # creating is over; waiting for RUN
-    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, slots=True)
