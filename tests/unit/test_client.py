@@ -300,3 +300,14 @@ async def test_a_gateway_path_prefix_is_sent_and_signed_once(clock: FakeClock) -
     assert req.url.raw_path.decode() == uri
     expected = sign("POST", uri, 1_700_000_000_000, ACCESS, SECRET)
     assert req.headers["x-ncp-apigw-signature-v2"] == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("2", 2.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), ("", None)],
+)
+def test_retry_after_is_read_as_seconds_or_ignored(header: str, expected: float | None) -> None:
+    """Retry-After in seconds is honoured; an unreadable one falls back to our own back-off."""
+    from fleet.client import _retry_after
+
+    assert _retry_after(httpx.Headers({"retry-after": header})) == expected
