@@ -5,6 +5,8 @@ from __future__ import annotations
 from fleet.client import NcpClient, RetryPolicy
 from fleet.config import Credentials
 from fleet.inventory import ServerSpec
+from fleet.ledger import Ledger
+from fleet.provisioner import Provisioner
 from fleet.ratelimit import AdaptiveRateLimiter
 from fleet.simulator import SimulatorConfig
 
@@ -76,3 +78,12 @@ def servers_by_name(state: dict[str, object]) -> dict[str, list[str]]:
     for s in state["servers"]:  # type: ignore[attr-defined]
         out.setdefault(s["serverName"], []).append(s["serverInstanceNo"])
     return out
+
+
+async def roll_out(
+    client: NcpClient, book: Ledger, rollout: str, plan: list[ServerSpec]
+) -> Provisioner:
+    """Plan and create a rollout's servers (no look-up delay); return the engine used."""
+    engine = Provisioner(client, book, rollout, settle_seconds=0)
+    await engine.provision((await engine.preflight(plan)).to_create)
+    return engine

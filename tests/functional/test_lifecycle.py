@@ -10,7 +10,7 @@ from fleet.ledger import Ledger
 from fleet.lifecycle import teardown, teardown_targets, wait_running
 from fleet.provisioner import Provisioner
 from fleet.simulator import running_simulator
-from tests.functional.fleetkit import client_for, sim_config, specs
+from tests.functional.fleetkit import client_for, roll_out, sim_config, specs
 
 pytestmark = pytest.mark.anyio
 
@@ -21,8 +21,7 @@ async def test_wait_polls_in_batches_until_every_server_runs(tmp_path: Path) -> 
     with running_simulator(sim_config(create_seconds=0.3, setup_seconds=0.3)) as sim:
         book = Ledger(tmp_path / "l.db")
         async with client_for(sim.url) as client:
-            engine = Provisioner(client, book, "w", settle_seconds=0)
-            await engine.provision((await engine.preflight(plan)).to_create)
+            await roll_out(client, book, "w", plan)
             lists_before = sim.state()["counters"]["by_action"]["getServerInstanceList"]
             report = await wait_running(client, book, "w", interval=0.2, time_limit=30)
             polls = sim.state()["counters"]["by_action"]["getServerInstanceList"] - lists_before
@@ -43,8 +42,7 @@ async def test_wait_records_timeouts_with_the_last_status(tmp_path: Path) -> Non
     with running_simulator(sim_config(create_seconds=60)) as sim:
         book = Ledger(tmp_path / "l.db")
         async with client_for(sim.url) as client:
-            engine = Provisioner(client, book, "slow", settle_seconds=0)
-            await engine.provision((await engine.preflight(plan)).to_create)
+            await roll_out(client, book, "slow", plan)
             report = await wait_running(client, book, "slow", interval=0.1, time_limit=0.3)
     assert report.timed_out == {"web-001": "INIT", "web-002": "INIT"}
     r = book.record("slow", "web-001")
@@ -92,8 +90,7 @@ async def test_teardown_leaves_protected_servers_unless_asked(tmp_path: Path) ->
     with running_simulator(sim_config()) as sim:
         book = Ledger(tmp_path / "l.db")
         async with client_for(sim.url) as client:
-            engine = Provisioner(client, book, "p", settle_seconds=0)
-            await engine.provision((await engine.preflight(protected)).to_create)
+            await roll_out(client, book, "p", protected)
             targets = await teardown_targets(client, book, "p")
             first = await teardown(client, book, "p", targets, interval=0.1, time_limit=30)
             assert sorted(first.protected) == ["web-001", "web-002"]
@@ -113,8 +110,7 @@ async def test_teardown_rerun_after_a_crash_picks_up_where_it_stopped(tmp_path: 
     with running_simulator(sim_config()) as sim:
         book = Ledger(tmp_path / "l.db")
         async with client_for(sim.url) as client:
-            engine = Provisioner(client, book, "c", settle_seconds=0)
-            await engine.provision((await engine.preflight(plan)).to_create)
+            await roll_out(client, book, "c", plan)
             await wait_running(client, book, "c", interval=0.1, time_limit=30)
             targets = await teardown_targets(client, book, "c")
             # The first run only gets as far as stopping (time limit hit mid-way).

@@ -11,7 +11,7 @@ from fleet.inventory import ServerSpec
 from fleet.ledger import Ledger, State
 from fleet.provisioner import Provisioner
 from fleet.simulator import running_simulator
-from tests.functional.fleetkit import client_for, servers_by_name, sim_config, specs
+from tests.functional.fleetkit import client_for, roll_out, servers_by_name, sim_config, specs
 
 pytestmark = pytest.mark.anyio
 
@@ -134,8 +134,7 @@ async def test_a_changed_inventory_is_reported_not_ignored(tmp_path: Path) -> No
     with running_simulator(sim_config()) as sim:
         book = Ledger(tmp_path / "ledger.db")
         async with client_for(sim.url) as client:
-            engine = Provisioner(client, book, "changes", settle_seconds=0)
-            await engine.provision((await engine.preflight(plan)).to_create)
+            engine = await roll_out(client, book, "changes", plan)
             changed = [
                 ServerSpec(s.name, s.file, s.line, (*s.params, ("loginKeyName", "ops-key")))
                 for s in plan
