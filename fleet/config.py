@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
-__all__ = ["SITES", "Credentials", "load_credentials", "resolve_endpoint"]
+__all__ = ["SITES", "Credentials", "is_loopback", "load_credentials", "resolve_endpoint"]
 
 # Base URL (scheme and host) of the VPC Server API gateway, per NCP site.
 SITES: dict[str, str] = {
@@ -68,7 +68,8 @@ def load_credentials(env: Mapping[str, str] | None = None, home: Path | None = N
     raise ConfigError(f"{path}: no ncloud_access_key_id and ncloud_secret_access_key in it")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Return whether a host name or address is this machine's loopback."""
     if host == "localhost":
         return True
     try:
@@ -92,7 +93,7 @@ def resolve_endpoint(
     parts = urlsplit(chosen)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"endpoint {chosen!r} is not an http(s) URL")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         # Keys and signatures travel in headers: plain HTTP is only for the local simulator.
         raise ConfigError(f"endpoint {chosen!r}: plain http is allowed only on loopback")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .client import NcpClient, ServerInstance
+from .client import BATCH_SIZE, NcpClient, ServerInstance
 from .errors import NcpError, PermanentError
 from .ledger import Ledger, Record, State
 
@@ -32,6 +32,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FAILURE_STATUSES = frozenset({"FSTOP", "SD_FL", "ST_FL", "RS_FL", "TERMT"})
+# Stopped, or stuck in a failure: what terminateServerInstances may be asked to remove.
+TERMINABLE = frozenset({"NSTOP"}) | (FAILURE_STATUSES - {"TERMT"})
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -235,14 +237,14 @@ async def teardown(
                         continue
                 if server.status == "RUN":
                     to_stop.append(number)
-                elif server.status in ("NSTOP", "FSTOP", "SD_FL", "ST_FL", "RS_FL"):
+                elif server.status in TERMINABLE:
                     to_terminate.append(number)
             for action, numbers, mark in (
                 (client.stop_servers, to_stop, "stopping"),
                 (client.terminate_servers, to_terminate, "terminating"),
             ):
-                for i in range(0, len(numbers), 100):
-                    batch = numbers[i : i + 100]
+                for i in range(0, len(numbers), BATCH_SIZE):
+                    batch = numbers[i : i + BATCH_SIZE]
                     try:
                         await action(batch)
                         ledger.set_teardown(rollout, [names[n] for n in batch], mark)

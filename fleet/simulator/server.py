@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import queue
@@ -29,6 +28,7 @@ from typing import Any, Final
 import httpx
 import uvicorn
 
+from fleet.config import is_loopback
 from fleet.simulator.app import Clock, SimulatorApp, SimulatorConfig
 
 __all__ = [
@@ -58,13 +58,7 @@ _DROP_FILTER = _IntentionalDrop()
 
 
 def _check_loopback(host: str) -> None:
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         raise ValueError(f"the simulator listens on loopback only, not {host!r}")
 
 
