@@ -21,13 +21,14 @@ from fleet.errors import (
     RolloutError,
     ThrottledError,
 )
-from fleet.inventory import ServerSpec, load_inventories, validate_inventories
+from fleet.inventory import load_inventories, validate_inventories
 from fleet.ledger import DEFAULT_LEDGER, Ledger, Record, State
 from fleet.lifecycle import teardown, teardown_targets, wait_running
 from fleet.provisioner import Preflight, Progress, Provisioner
 from fleet.ratelimit import AdaptiveRateLimiter, Limiter
 from fleet.results import results_path, summarize, write_results
 from fleet.signing import sign, signed_headers
+from fleet.spec import ServerSpec
 
 __all__ = [
     "DEFAULT_LEDGER",

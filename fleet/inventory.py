@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -54,32 +53,9 @@ from fleet.parameters import (
     SERVER_NAME_RE,
     Type,
 )
+from fleet.spec import ServerSpec
 
 __all__ = ["ServerSpec", "load_inventories", "validate_inventories"]
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSpec:
-    """One server to create: its name, where it was written, and its createServerInstances call."""
-
-    name: str
-    file: str
-    line: int
-    # The form parameters of one createServerInstances call, in wire order, already encoded
-    # (1-based flattened lists, lower-case booleans), serverCreateCount=1 and this serverName
-    # included; responseFormatType excluded (the client owns it).
-    params: tuple[tuple[str, str], ...]
-
-    @property
-    def params_hash(self) -> str:
-        """Return a short stable digest of the parameters, to notice a changed inventory."""
-        text = "\n".join(f"{k}={v}" for k, v in sorted(self.params))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    @property
-    def vpc_no(self) -> str:
-        """Return the VPC this server goes into."""
-        return dict(self.params)["vpcNo"]
 
 
 def load_inventories(paths: Sequence[str | Path]) -> list[ServerSpec]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Kind, NcpError
-from .inventory import ServerSpec
+from .spec import ServerSpec
 
 __all__ = ["DEFAULT_LEDGER", "Ledger", "PlanDelta", "Record", "State"]
 

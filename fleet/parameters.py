@@ -13,12 +13,15 @@ from enum import StrEnum
 __all__ = [
     "FEE_SYSTEM_TYPE_CODES",
     "IMAGE_CHOICES",
+    "IMAGE_RULES",
     "LISTS",
     "MAX_CREATE_SERIAL",
     "MAX_DESCRIPTION_BYTES",
     "MAX_NICS",
     "SCALARS",
     "SERVER_NAME_RE",
+    "SPEC_CHOICES",
+    "ImageRule",
     "ListField",
     "Type",
     "valid_server_name",
@@ -102,11 +105,32 @@ LISTS: dict[str, ListField] = {
     ),
 }
 
-# Exactly one image source; each allowed pair is (image parameter, the spec parameter it needs).
+# Exactly one image source per call, in the reference page's order.
 IMAGE_CHOICES: tuple[str, ...] = (
     "memberServerImageInstanceNo",
     "serverImageNo",
     "serverImageProductCode",
+)
+# At most one spec parameter per call: they never go together.
+SPEC_CHOICES: tuple[str, ...] = ("serverSpecCode", "serverProductCode")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRule:
+    """Which spec parameter an image source needs, and which it refuses."""
+
+    image: str
+    requires: str | None
+    forbids: str | None
+
+
+# The image/spec pairs NCP accepts, as data: the inventory validator and the simulator both read
+# this table. serverImageNo (KVM era) takes serverSpecCode; serverImageProductCode (XEN/RHV) takes
+# serverProductCode; a member image takes whichever its own image took.
+IMAGE_RULES: tuple[ImageRule, ...] = (
+    ImageRule("serverImageNo", requires="serverSpecCode", forbids="serverProductCode"),
+    ImageRule("serverImageProductCode", requires=None, forbids="serverSpecCode"),
+    ImageRule("memberServerImageInstanceNo", requires=None, forbids=None),
 )
 
 FEE_SYSTEM_TYPE_CODES = frozenset({"MTRAT", "FXSUM"})

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from .client import NcpClient, ServerInstance
 from .errors import AmbiguousError, NcpError, RolloutError
-from .inventory import ServerSpec
 from .ledger import Ledger, PlanDelta, Record, State
+from .spec import ServerSpec
 
 __all__ = ["Preflight", "Progress", "Provisioner"]
 
