@@ -4,6 +4,11 @@
     ├── ConfigError          bad configuration: missing keys, unknown site, unsafe endpoint
     ├── InventoryError       an inventory failed validation; carries every problem found
     ├── RolloutError         a rollout cannot start safely (a name someone else owns, ...)
+    │   ├── LeaseHeld        another run holds the rollout: says who, and since when
+    │   └── BindingError     the rollout lives at another endpoint or in another account
+    ├── LedgerError          the ledger cannot be opened, read or written (corrupt, foreign, lost)
+    │   ├── LedgerConflict   a compare-and-set found a row changed under us: nothing was sent
+    │   └── LeaseLost        this run's lease expired or was taken: it stops sending
     └── NcpError             NCP or the network failed one call; carries status, code, request id
         ├── RetryableError   NCP did not process it: safe to send again
         │   └── ThrottledError   429 410/420: safe to send again, and slow down
@@ -22,10 +27,15 @@ from typing import Any
 
 __all__ = [
     "AmbiguousError",
+    "BindingError",
     "ConfigError",
     "FleetError",
     "InventoryError",
     "Kind",
+    "LeaseHeld",
+    "LeaseLost",
+    "LedgerConflict",
+    "LedgerError",
     "NcpError",
     "PermanentError",
     "Problem",
@@ -56,6 +66,36 @@ class ConfigError(FleetError):
 
 class RolloutError(FleetError):
     """A rollout cannot proceed safely; nothing more is sent."""
+
+
+class LeaseHeld(RolloutError):
+    """Another run holds the rollout's lease; this one must not send anything."""
+
+    def __init__(self, rollout: str, holder: str, since: str, until: str) -> None:
+        self.rollout, self.holder, self.since, self.until = rollout, holder, since, until
+        super().__init__(
+            f"rollout {rollout!r} is being run by {holder} since {since} (lease valid until "
+            f"{until} unless renewed); nothing was sent. Pass --wait-for-lease to queue behind it."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.rollout, self.holder, self.since, self.until))
+
+
+class BindingError(RolloutError):
+    """The rollout's servers live at another endpoint or in another account than this run's."""
+
+
+class LedgerError(FleetError):
+    """The ledger cannot be opened, read or written; what it says is unknown, so nothing is sent."""
+
+
+class LedgerConflict(LedgerError):
+    """A compare-and-set changed no row: the row is not in the state this run believed."""
+
+
+class LeaseLost(LedgerError):
+    """The lease on the rollout expired or was taken over: the run holding it stops sending."""
 
 
 @dataclass(frozen=True, slots=True)

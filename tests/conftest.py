@@ -41,3 +41,9 @@ def clock() -> FakeClock:
 def credentials() -> Credentials:
     """The test vectors' keys."""
     return Credentials(ACCESS, SECRET, "test")
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A fresh PostgreSQL database (the throwaway server arrives with its own fixture)."""
+    pytest.skip("PostgreSQL harness not merged yet")

@@ -1,0 +1,42 @@
+"""The ledger: every server of every rollout, recorded before each create goes out.
+
+A server is written ``in_flight`` (with the parameters as sent) in a committed, fully synced
+transaction before its create call goes out, and its outcome as soon as it is known. So after a
+crash, a kill or a power cut every server is either known created (with its instance number),
+known not sent, or ``in_flight``: to be looked up, with the region and VPC it was sent to, before
+anything is sent again. Every change is a compare-and-set on the row's state; a create is claimed
+only under the rollout's lease, which one run holds at a time.
+
+Two backends with the same semantics: a SQLite file (the default, ``.fleet/ledger.db``) or a
+PostgreSQL database (``postgresql://...``) that many workers share.
+"""
+
+from __future__ import annotations
+
+from fleet.states import ErrorKind, State, TeardownState
+
+from .aio import AsyncLedger
+from .ledger import DEFAULT_LEDGER, Ledger
+from .model import Binding, Instance, LeaseInfo, PlanDelta, Record, Role, RolloutCounts
+from .outcomes import Found
+from .schema import SCHEMA_VERSION
+from .store import redact
+
+__all__ = [
+    "DEFAULT_LEDGER",
+    "SCHEMA_VERSION",
+    "AsyncLedger",
+    "Binding",
+    "ErrorKind",
+    "Found",
+    "Instance",
+    "LeaseInfo",
+    "Ledger",
+    "PlanDelta",
+    "Record",
+    "Role",
+    "RolloutCounts",
+    "State",
+    "TeardownState",
+    "redact",
+]

@@ -1,0 +1,325 @@
+"""The engine's state changes, each a compare-and-set on the server's row.
+
+    planned, or failed unprocessed
+        -- claim -->            in_flight   (committed before the create goes out)
+    in_flight
+        -- answer or found -->  created     (every server under the name kept)
+        -- refused -->          failed
+        -- ambiguous -->        in_flight   (set aside, looked up)
+        -- surely absent -->    planned     (sent again)
+
+A change that finds the row in another state than the one it expects changes nothing and raises
+LedgerConflict: zero rows changed is an error, never silence. A claim also checks, in the same
+transaction, that this run still holds the rollout's lease.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from fleet.errors import LedgerConflict, NcpError
+from fleet.spec import ServerSpec
+from fleet.states import ErrorKind, State
+
+from . import leases
+from .model import Role
+from .rows import require_one, states_in, where_instance, where_server
+from .schema import instances, servers
+
+__all__ = [
+    "Found",
+    "claim",
+    "give_up",
+    "note_ambiguous",
+    "note_lookup_failed",
+    "record_created",
+    "record_failed",
+    "release_absent",
+    "resend",
+]
+
+_SENDABLE = sa.or_(
+    servers.c.state == State.PLANNED.value,
+    sa.and_(
+        servers.c.state == State.FAILED.value,
+        servers.c.error_kind.in_([ErrorKind.RETRYABLE.value, ErrorKind.THROTTLED.value]),
+    ),
+)
+_UNSETTLED = sa.or_(
+    servers.c.state == State.IN_FLIGHT.value,
+    sa.and_(
+        servers.c.state == State.FAILED.value,
+        servers.c.error_kind == ErrorKind.AMBIGUOUS.value,
+        servers.c.instance_no.is_(None),
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One NCP server instance to record for a row: what NCP said of it."""
+
+    instance_no: str
+    region: str
+    vpc_no: str
+    status: str | None
+    create_date: str | None
+    raw: Mapping[str, Any]
+
+
+def claim(
+    conn: sa.Connection,
+    now: float,
+    stamp: str,
+    rollout: str,
+    spec: ServerSpec,
+    owner: str,
+) -> int:
+    """Mark a server in flight before its create goes out; return its attempt number.
+
+    Only a server that may be sent, with these parameters, under this run's live lease.
+    """
+    leases.check(conn, now, rollout, owner)
+    result = conn.execute(
+        servers.update()
+        .where(
+            where_server(rollout, spec.name),
+            servers.c.params_hash == spec.params_hash,
+            _SENDABLE,
+        )
+        .values(
+            state=State.IN_FLIGHT.value,
+            attempts=servers.c.attempts + 1,
+            sent_at=stamp,
+            first_sent_at=sa.func.coalesce(servers.c.first_sent_at, stamp),
+            sent_params=json.dumps(spec.params, ensure_ascii=False),
+            sent_hash=spec.params_hash,
+            updated_at=stamp,
+        )
+        .returning(servers.c.attempts)
+    )
+    attempts = result.scalars().all()
+    if len(attempts) != 1:
+        require_one(conn, result, rollout, spec.name, "planned (with these parameters)")
+    return int(attempts[0])
+
+
+def resend(
+    conn: sa.Connection, now: float, stamp: str, rollout: str, name: str, attempt: int, owner: str
+) -> int:
+    """Record that an in-flight create is sent again (NCP did not process the last one).
+
+    The window before 'not listed' can be trusted runs from the last send, so every send is
+    written before it goes out, under the lease, and counted.
+    """
+    leases.check(conn, now, rollout, owner)
+    result = conn.execute(
+        servers.update()
+        .where(
+            where_server(rollout, name),
+            servers.c.state == State.IN_FLIGHT.value,
+            servers.c.attempts == attempt,
+        )
+        .values(attempts=servers.c.attempts + 1, sent_at=stamp, updated_at=stamp)
+        .returning(servers.c.attempts)
+    )
+    attempts = result.scalars().all()
+    if len(attempts) != 1:
+        require_one(conn, result, rollout, name, f"in flight at attempt {attempt}")
+    return int(attempts[0])
+
+
+def _add_instance(
+    conn: sa.Connection, stamp: str, rollout: str, name: str, found: Found, role: str, origin: str
+) -> None:
+    if conn.execute(
+        sa.select(instances.c.instance_no).where(where_instance(rollout, found.instance_no))
+    ).first():
+        return  # known already (found again by a later look-up)
+    conn.execute(
+        instances.insert().values(
+            rollout=rollout,
+            instance_no=found.instance_no,
+            name=name,
+            region=found.region,
+            vpc_no=found.vpc_no,
+            role=role,
+            origin=origin,
+            create_date=found.create_date,
+            server_status=found.status,
+            raw=json.dumps(dict(found.raw), ensure_ascii=False),
+            found_at=stamp,
+        )
+    )
+
+
+def record_created(
+    conn: sa.Connection,
+    stamp: str,
+    rollout: str,
+    name: str,
+    servers_found: Sequence[Found],
+    *,
+    request_id: str | None,
+    origin: str,
+    from_states: Sequence[State] = (State.IN_FLIGHT,),
+) -> None:
+    """Record the server(s) a create made or a look-up found; the oldest is the server's own.
+
+    Several servers under one name are all kept (the others as duplicates, flagged on the row),
+    so none is lost from view. If the row was settled meanwhile with another number, this one is
+    kept as a duplicate rather than dropped.
+    """
+    ordered = sorted(servers_found, key=lambda f: (len(f.instance_no), f.instance_no))
+    primary = ordered[0]
+    response = dict(primary.raw)
+    if len(ordered) > 1:
+        response["fleetSameName"] = [f.instance_no for f in ordered]
+    condition = _UNSETTLED if tuple(from_states) == (State.IN_FLIGHT,) else states_in(from_states)
+    result = conn.execute(
+        servers.update()
+        .where(where_server(rollout, name), condition)
+        .values(
+            state=State.CREATED.value,
+            instance_no=primary.instance_no,
+            request_id=sa.func.coalesce(request_id, servers.c.request_id),
+            response=json.dumps(response, ensure_ascii=False),
+            server_status=primary.status,
+            adopted=int(origin == "adopted"),
+            region=primary.region,
+            vpc_no=primary.vpc_no,
+            duplicates=len(ordered) - 1,
+            created_at=stamp,
+            updated_at=stamp,
+            error_kind=None,
+            error_code=None,
+            error_message=None,
+            http_status=None,
+        )
+    )
+    if result.rowcount != 1:
+        row = conn.execute(
+            sa.select(servers.c.state, servers.c.instance_no).where(where_server(rollout, name))
+        ).first()
+        if row is None or row.state != State.CREATED.value:
+            require_one(conn, result, rollout, name, "in flight")
+            return
+        known = {row.instance_no}
+        extra = [f for f in ordered if f.instance_no not in known]
+        for found in extra:
+            _add_instance(conn, stamp, rollout, name, found, Role.DUPLICATE, origin)
+        if extra:
+            conn.execute(
+                servers.update()
+                .where(where_server(rollout, name))
+                .values(duplicates=servers.c.duplicates + len(extra), updated_at=stamp)
+            )
+        return
+    for index, found in enumerate(ordered):
+        role = Role.PRIMARY if index == 0 else Role.DUPLICATE
+        _add_instance(conn, stamp, rollout, name, found, role, origin)
+
+
+def _error_values(error: NcpError, kind: ErrorKind | None = None) -> dict[str, Any]:
+    return {
+        "error_kind": (kind or ErrorKind(error.kind.value)).value,
+        "error_code": error.code,
+        "error_message": error.message,
+        "http_status": error.status,
+        "request_id": sa.func.coalesce(error.request_id, servers.c.request_id),
+    }
+
+
+def record_failed(
+    conn: sa.Connection, stamp: str, rollout: str, name: str, error: NcpError
+) -> None:
+    """Record that NCP refused a server's create (or that retries of it ran out)."""
+    result = conn.execute(
+        servers.update()
+        .where(where_server(rollout, name), servers.c.state == State.IN_FLIGHT.value)
+        .values(state=State.FAILED.value, updated_at=stamp, **_error_values(error))
+    )
+    require_one(conn, result, rollout, name, "in flight")
+
+
+def note_ambiguous(
+    conn: sa.Connection, stamp: str, rollout: str, name: str, error: NcpError
+) -> None:
+    """Record that a create's outcome is unknown: the server stays in flight, to be looked up."""
+    result = conn.execute(
+        servers.update()
+        .where(where_server(rollout, name), servers.c.state == State.IN_FLIGHT.value)
+        .values(
+            ambiguous_sends=servers.c.ambiguous_sends + 1,
+            updated_at=stamp,
+            **_error_values(error, ErrorKind.AMBIGUOUS),
+        )
+    )
+    require_one(conn, result, rollout, name, "in flight")
+
+
+def note_lookup_failed(
+    conn: sa.Connection, stamp: str, rollout: str, name: str, error: NcpError
+) -> None:
+    """Record why an unsettled server could not be looked up (it stays unsettled)."""
+    conn.execute(
+        servers.update()
+        .where(where_server(rollout, name), _UNSETTLED)
+        .values(
+            updated_at=stamp,
+            error_message=f"look-up failed: {error.message}",
+            error_code=error.code,
+            http_status=error.status,
+        )
+    )
+
+
+def release_absent(
+    conn: sa.Connection, stamp: str, rollout: str, spec: ServerSpec, attempt: int
+) -> None:
+    """Record that a server surely does not exist: planned again, with the inventory's parameters.
+
+    ``attempt`` must still be the row's: if another run sent it again meanwhile, the absence seen
+    here says nothing about that newer create, and nothing is changed.
+    """
+    result = conn.execute(
+        servers.update()
+        .where(where_server(rollout, spec.name), _UNSETTLED, servers.c.attempts == attempt)
+        .values(
+            state=State.PLANNED.value,
+            file=spec.file,
+            line=spec.line,
+            region=spec.region,
+            vpc_no=spec.vpc_no,
+            params_hash=spec.params_hash,
+            updated_at=stamp,
+            error_kind=None,
+            error_code=None,
+            http_status=None,
+            error_message=None,
+        )
+    )
+    require_one(conn, result, rollout, spec.name, f"unsettled after attempt {attempt}")
+
+
+def give_up(
+    conn: sa.Connection, stamp: str, rollout: str, name: str, attempt: int, message: str
+) -> None:
+    """Record that every create of a server was ambiguous and none was found: failed, ambiguous."""
+    result = conn.execute(
+        servers.update()
+        .where(where_server(rollout, name), _UNSETTLED, servers.c.attempts == attempt)
+        .values(
+            state=State.FAILED.value,
+            error_kind=ErrorKind.AMBIGUOUS.value,
+            error_message=message,
+            updated_at=stamp,
+        )
+    )
+    if result.rowcount != 1:
+        raise LedgerConflict(f"{rollout}/{name}: expected unsettled after attempt {attempt}")

@@ -1,0 +1,212 @@
+"""Entering an inventory into the ledger, and saying how it differs from what is recorded.
+
+The rules, per server already in the ledger:
+- created, parameters unchanged: done; changed: reported, never redone (NCP has no update here);
+- torn down by this rollout's teardown: planned anew (the old instance stays in ``instances``);
+- a create may be out (in flight, or failed ambiguous): left as it is even if the inventory row
+  changed. The engine settles it with the region and VPC it was sent to, and only then, if the
+  server is surely absent, accepts the edited row;
+- failed permanently: sent again when its row changed, or when the run says ``retry_failed``;
+- planned or failed unprocessed: the new parameters replace the old.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from fleet.spec import ServerSpec
+from fleet.states import ErrorKind, State, TeardownState
+
+from .model import PlanDelta
+from .schema import servers
+
+__all__ = ["compare", "plan"]
+
+_UNPROCESSED = (ErrorKind.RETRYABLE.value, ErrorKind.THROTTLED.value)
+
+
+@dataclass
+class _Sorted:
+    new: list[ServerSpec] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    replanned: list[ServerSpec] = field(default_factory=list)  # parameters replaced
+    retried: list[ServerSpec] = field(default_factory=list)  # failed before, planned again
+    renewed: list[ServerSpec] = field(default_factory=list)  # torn down, planned again
+    held: list[str] = field(default_factory=list)
+    moved: list[ServerSpec] = field(default_factory=list)  # same call, new file/line/location
+
+    def delta(self, removed: tuple[str, ...]) -> PlanDelta:
+        return PlanDelta(
+            new=tuple(s.name for s in self.new),
+            changed=tuple(self.changed),
+            replanned=tuple(s.name for s in self.replanned),
+            removed=removed,
+            held=tuple(self.held),
+            retried=tuple(s.name for s in self.retried),
+            renewed=tuple(s.name for s in self.renewed),
+        )
+
+
+def _sort(row: Any, spec: ServerSpec, retry_failed: bool, out: _Sorted) -> None:
+    same = row.params_hash == spec.params_hash
+    if row.state == State.CREATED:
+        if row.teardown == TeardownState.TERMINATED:
+            out.renewed.append(spec)
+        elif not same:
+            out.changed.append(spec.name)
+        elif (row.file, row.line, row.region, row.vpc_no) != _where(spec):
+            out.moved.append(spec)
+    elif row.state == State.IN_FLIGHT or (
+        row.state == State.FAILED and row.error_kind == ErrorKind.AMBIGUOUS
+    ):
+        if not same:
+            out.held.append(spec.name)
+    elif row.state == State.FAILED and row.error_kind not in _UNPROCESSED:
+        if not same or retry_failed:
+            out.retried.append(spec)
+    elif not same:
+        out.replanned.append(spec)
+    elif (row.file, row.line, row.region, row.vpc_no) != _where(spec):
+        out.moved.append(spec)
+
+
+def _where(spec: ServerSpec) -> tuple[str, int, str, str]:
+    return spec.file, spec.line, spec.region, spec.vpc_no
+
+
+def _sorted(
+    conn: sa.Connection, rollout: str, specs: Sequence[ServerSpec], retry_failed: bool
+) -> tuple[_Sorted, tuple[str, ...]]:
+    rows = {
+        row.name: row
+        for row in conn.execute(
+            sa.select(
+                servers.c.name,
+                servers.c.params_hash,
+                servers.c.state,
+                servers.c.error_kind,
+                servers.c.teardown,
+                servers.c.file,
+                servers.c.line,
+                servers.c.region,
+                servers.c.vpc_no,
+            ).where(servers.c.rollout == rollout)
+        )
+    }
+    out = _Sorted()
+    for spec in specs:
+        row = rows.get(spec.name)
+        if row is None:
+            out.new.append(spec)
+        else:
+            _sort(row, spec, retry_failed, out)
+    names = {spec.name for spec in specs}
+    return out, tuple(sorted(n for n in rows if n not in names))
+
+
+def compare(
+    conn: sa.Connection, rollout: str, specs: Sequence[ServerSpec], *, retry_failed: bool = False
+) -> PlanDelta:
+    """Say how an inventory differs from the ledger's record of the rollout; write nothing."""
+    out, removed = _sorted(conn, rollout, specs, retry_failed)
+    return out.delta(removed)
+
+
+_FRESH: dict[str, Any] = {
+    "state": State.PLANNED.value,
+    "error_kind": None,
+    "error_code": None,
+    "error_message": None,
+    "http_status": None,
+}
+# A server planned anew after its teardown starts a new life: nothing of the old one's creation
+# stays on its row (the old instance stays in the instances table, terminated).
+_RENEWED: dict[str, Any] = {
+    **_FRESH,
+    "instance_no": None,
+    "request_id": None,
+    "attempts": 0,
+    "ambiguous_sends": 0,
+    "adopted": 0,
+    "server_status": None,
+    "run_seconds": None,
+    "response": None,
+    "teardown": None,
+    "sent_params": None,
+    "sent_hash": None,
+    "duplicates": 0,
+    "first_sent_at": None,
+    "sent_at": None,
+    "created_at": None,
+    "terminated_at": None,
+}
+
+
+def _located(spec: ServerSpec, now: str) -> dict[str, Any]:
+    return {
+        "b_name": spec.name,
+        "file": spec.file,
+        "line": spec.line,
+        "region": spec.region,
+        "vpc_no": spec.vpc_no,
+        "params_hash": spec.params_hash,
+        "updated_at": now,
+    }
+
+
+def _update(conn: sa.Connection, rollout: str, extra: dict[str, Any], rows: list[Any]) -> None:
+    if not rows:
+        return
+    statement = (
+        servers.update()
+        .where(servers.c.rollout == rollout, servers.c.name == sa.bindparam("b_name"))
+        .values(
+            file=sa.bindparam("file"),
+            line=sa.bindparam("line"),
+            region=sa.bindparam("region"),
+            vpc_no=sa.bindparam("vpc_no"),
+            params_hash=sa.bindparam("params_hash"),
+            updated_at=sa.bindparam("updated_at"),
+            **extra,
+        )
+    )
+    conn.execute(statement, rows)
+
+
+def plan(
+    conn: sa.Connection,
+    now: str,
+    rollout: str,
+    specs: Sequence[ServerSpec],
+    *,
+    retry_failed: bool = False,
+) -> PlanDelta:
+    """Enter the rollout's servers (new ones as planned) and apply the rules above."""
+    out, removed = _sorted(conn, rollout, specs, retry_failed)
+    if out.new:
+        conn.execute(
+            servers.insert(),
+            [
+                {
+                    "rollout": rollout,
+                    "name": s.name,
+                    "file": s.file,
+                    "line": s.line,
+                    "region": s.region,
+                    "vpc_no": s.vpc_no,
+                    "params_hash": s.params_hash,
+                    "state": State.PLANNED.value,
+                    "planned_at": now,
+                    "updated_at": now,
+                }
+                for s in out.new
+            ],
+        )
+    _update(conn, rollout, {}, [_located(s, now) for s in out.replanned + out.moved])
+    _update(conn, rollout, _FRESH, [_located(s, now) for s in out.retried])
+    _update(conn, rollout, {**_RENEWED, "planned_at": now}, [_located(s, now) for s in out.renewed])
+    return out.delta(removed)

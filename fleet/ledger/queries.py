@@ -1,0 +1,82 @@
+"""Reading the ledger: records, instances, counts, and the list of rollouts."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import sqlalchemy as sa
+
+from fleet.states import ServerStatus, State, TeardownState
+
+from .model import Instance, Record, RolloutCounts
+from .rows import RECORD_COLUMNS, to_instance, to_record, where_server
+from .schema import instances, servers
+
+__all__ = ["counts", "instances_of", "record", "records", "rollout_names"]
+
+
+def records(conn: sa.Connection, rollout: str) -> list[Record]:
+    """Return every server of a rollout, in inventory order."""
+    rows = conn.execute(
+        sa.select(*RECORD_COLUMNS)
+        .where(servers.c.rollout == rollout)
+        .order_by(servers.c.file, servers.c.line, servers.c.name)
+    )
+    return [to_record(row) for row in rows]
+
+
+def record(conn: sa.Connection, rollout: str, name: str) -> Record | None:
+    """Return one server's row, if the rollout has it."""
+    row = conn.execute(sa.select(*RECORD_COLUMNS).where(where_server(rollout, name))).first()
+    return None if row is None else to_record(row)
+
+
+def instances_of(conn: sa.Connection, rollout: str) -> list[Instance]:
+    """Return every NCP instance the rollout owns, by name then number."""
+    rows = conn.execute(
+        sa.select(instances)
+        .where(instances.c.rollout == rollout)
+        .order_by(instances.c.name, instances.c.instance_no)
+    )
+    return [to_instance(row) for row in rows]
+
+
+def counts(conn: sa.Connection, rollout: str) -> RolloutCounts:
+    """Return a rollout's servers per state, running and torn down."""
+    rows = conn.execute(
+        sa.select(
+            servers.c.state,
+            servers.c.server_status,
+            servers.c.teardown,
+            servers.c.duplicates,
+            sa.func.count(),
+        )
+        .where(servers.c.rollout == rollout)
+        .group_by(
+            servers.c.state, servers.c.server_status, servers.c.teardown, servers.c.duplicates
+        )
+    )
+    per_state: Counter[str] = Counter()
+    running = terminated = duplicates = 0
+    for state, status, teardown, dups, n in rows:
+        per_state[state] += n
+        running += n if status == ServerStatus.RUN else 0
+        terminated += n if teardown == TeardownState.TERMINATED else 0
+        duplicates += n * (dups or 0)
+    return RolloutCounts(
+        planned=per_state[State.PLANNED],
+        in_flight=per_state[State.IN_FLIGHT],
+        created=per_state[State.CREATED],
+        failed=per_state[State.FAILED],
+        running=running,
+        terminated=terminated,
+        duplicates=duplicates,
+    )
+
+
+def rollout_names(conn: sa.Connection) -> list[str]:
+    """Return the names of every rollout in the ledger."""
+    return [
+        row.rollout
+        for row in conn.execute(sa.select(servers.c.rollout).distinct().order_by(servers.c.rollout))
+    ]

@@ -1,0 +1,78 @@
+"""Turning rows into records, and the few helpers every group of ledger operations shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from fleet.errors import LedgerConflict
+from fleet.states import ErrorKind, ServerStatus, State, TeardownState
+
+from .model import Instance, Record
+from .schema import instances, servers
+
+__all__ = ["RECORD_COLUMNS", "iso", "require_one", "to_instance", "to_record"]
+
+RECORD_COLUMNS = tuple(servers.c[name] for name in Record.__dataclass_fields__)
+
+
+def iso(epoch: float) -> str:
+    """Return an epoch time as the ledger writes it: UTC ISO 8601 with milliseconds."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+def _enum(kind: Any, value: Any) -> Any:
+    return None if value is None else kind(value)
+
+
+def to_record(row: sa.Row[Any] | Mapping[str, Any]) -> Record:
+    """Build a Record from a servers row."""
+    values: dict[str, Any] = dict(row._mapping if isinstance(row, sa.Row) else row)
+    values["state"] = State(values["state"])
+    values["error_kind"] = _enum(ErrorKind, values["error_kind"])
+    values["server_status"] = _enum(ServerStatus, values["server_status"])
+    values["teardown"] = _enum(TeardownState, values["teardown"])
+    values["adopted"] = bool(values["adopted"])
+    return Record(**values)
+
+
+def to_instance(row: sa.Row[Any]) -> Instance:
+    """Build an Instance from an instances row."""
+    values = dict(row._mapping)
+    values.pop("raw", None)
+    values["server_status"] = _enum(ServerStatus, values["server_status"])
+    values["teardown"] = _enum(TeardownState, values["teardown"])
+    return Instance(**values)
+
+
+def where_server(rollout: str, name: str) -> sa.ColumnElement[bool]:
+    """Return the condition selecting one server's row."""
+    return sa.and_(servers.c.rollout == rollout, servers.c.name == name)
+
+
+def where_instance(rollout: str, instance_no: str) -> sa.ColumnElement[bool]:
+    """Return the condition selecting one instance's row."""
+    return sa.and_(instances.c.rollout == rollout, instances.c.instance_no == instance_no)
+
+
+def require_one(
+    conn: sa.Connection, result: sa.CursorResult[Any], rollout: str, name: str, wanted: str
+) -> None:
+    """Raise LedgerConflict, saying what the row holds now, unless exactly one row changed."""
+    if result.rowcount == 1:
+        return
+    row = conn.execute(
+        sa.select(servers.c.state, servers.c.error_kind).where(where_server(rollout, name))
+    ).first()
+    now = "no such server in the rollout" if row is None else f"it is {row.state}"
+    if row is not None and row.error_kind:
+        now += f" ({row.error_kind})"
+    raise LedgerConflict(f"{rollout}/{name}: expected {wanted}, but {now}; nothing was changed")
+
+
+def states_in(values: Sequence[State]) -> sa.ColumnElement[bool]:
+    """Return the condition that a server's state is one of these."""
+    return servers.c.state.in_([v.value for v in values])

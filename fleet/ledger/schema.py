@@ -1,0 +1,175 @@
+"""The ledger's tables, its schema version, and the migrations from every earlier version.
+
+Version 1 is the SQLite file of the first release: one ``servers`` table, no version stamp.
+Version 2 adds regions, the parameters as sent, the instances table (every server the rollout
+owns, duplicates included), rollout bindings and leases. A ledger newer than this code is
+refused; an older one is migrated in one transaction on first open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+__all__ = ["SCHEMA_VERSION", "TABLE_NAMES", "instances", "leases", "meta", "metadata", "migrate"]
+
+SCHEMA_VERSION = 2
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "fleet_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+servers = sa.Table(
+    "servers",
+    metadata,
+    sa.Column("rollout", sa.String(100), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("file", sa.Text, nullable=False),
+    sa.Column("line", sa.Integer, nullable=False),
+    sa.Column("region", sa.String(32), nullable=False, server_default=""),
+    sa.Column("vpc_no", sa.String(32), nullable=False),
+    sa.Column("params_hash", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("instance_no", sa.String(32)),
+    sa.Column("request_id", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("ambiguous_sends", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error_kind", sa.String(16)),
+    sa.Column("error_code", sa.Text),
+    sa.Column("error_message", sa.Text),
+    sa.Column("http_status", sa.Integer),
+    sa.Column("adopted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("server_status", sa.String(16)),
+    sa.Column("run_seconds", sa.Float),
+    sa.Column("response", sa.Text),
+    sa.Column("teardown", sa.String(16)),
+    sa.Column("sent_params", sa.Text),
+    sa.Column("sent_hash", sa.String(32)),
+    sa.Column("duplicates", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("planned_at", sa.String(40)),
+    sa.Column("first_sent_at", sa.String(40)),
+    sa.Column("sent_at", sa.String(40)),
+    sa.Column("created_at", sa.String(40)),
+    sa.Column("updated_at", sa.String(40)),
+    sa.Column("terminated_at", sa.String(40)),
+)
+sa.Index("servers_instance", servers.c.instance_no)
+
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("rollout", sa.String(100), primary_key=True),
+    sa.Column("instance_no", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("region", sa.String(32), nullable=False, server_default=""),
+    sa.Column("vpc_no", sa.String(32), nullable=False, server_default=""),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("create_date", sa.String(40)),
+    sa.Column("server_status", sa.String(16)),
+    sa.Column("teardown", sa.String(16)),
+    sa.Column("gone_reads", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("raw", sa.Text),
+    sa.Column("found_at", sa.String(40)),
+    sa.Column("terminated_at", sa.String(40)),
+)
+sa.Index("instances_name", instances.c.rollout, instances.c.name)
+
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("rollout", sa.String(100), primary_key=True),
+    sa.Column("endpoint", sa.Text, nullable=False),
+    sa.Column("account", sa.String(64), nullable=False),
+    sa.Column("rehearsal", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("bound_at", sa.String(40)),
+    sa.Column("updated_at", sa.String(40)),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("rollout", sa.String(100), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+TABLE_NAMES = frozenset(metadata.tables)
+
+# Columns version 2 added to version 1's servers table, as SQLite DDL (v1 existed only there).
+_V2_SERVER_COLUMNS = (
+    "region TEXT NOT NULL DEFAULT ''",
+    "ambiguous_sends INTEGER NOT NULL DEFAULT 0",
+    "sent_params TEXT",
+    "sent_hash TEXT",
+    "duplicates INTEGER NOT NULL DEFAULT 0",
+    "first_sent_at TEXT",
+)
+
+
+def _v1_to_v2(conn: sa.Connection) -> None:
+    for column in _V2_SERVER_COLUMNS:
+        conn.exec_driver_sql(f"ALTER TABLE servers ADD COLUMN {column}")
+    # v1 wrote sent_at at every send; the first send's time is the best we know of it.
+    conn.execute(servers.update().values(first_sent_at=servers.c.sent_at))
+    for table in (instances, rollouts, leases, meta):
+        table.create(conn, checkfirst=True)
+    for index in instances.indexes:
+        index.create(conn, checkfirst=True)
+    rows = conn.execute(
+        sa.select(
+            servers.c.rollout,
+            servers.c.instance_no,
+            servers.c.name,
+            servers.c.vpc_no,
+            servers.c.adopted,
+            servers.c.server_status,
+            servers.c.teardown,
+            servers.c.response,
+            servers.c.created_at,
+            servers.c.terminated_at,
+        ).where(servers.c.instance_no.is_not(None))
+    ).all()
+    if rows:
+        conn.execute(
+            instances.insert(),
+            [
+                {
+                    "rollout": r.rollout,
+                    "instance_no": r.instance_no,
+                    "name": r.name,
+                    "region": "",
+                    "vpc_no": r.vpc_no,
+                    "role": "primary",
+                    "origin": "adopted" if r.adopted else "answer",
+                    "server_status": r.server_status,
+                    "teardown": r.teardown,
+                    "raw": r.response,
+                    "found_at": r.created_at,
+                    "terminated_at": r.terminated_at,
+                }
+                for r in rows
+            ],
+        )
+
+
+# version -> the step that brings a ledger of that version to the next one.
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2}
+
+
+def migrate(conn: sa.Connection, version: int) -> None:
+    """Bring a ledger from ``version`` to SCHEMA_VERSION, inside the caller's transaction."""
+    while version < SCHEMA_VERSION:
+        MIGRATIONS[version](conn)
+        version += 1
+    conn.execute(meta.delete().where(meta.c.key == "schema_version"))
+    conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))

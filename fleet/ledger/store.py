@@ -1,0 +1,206 @@
+"""Opening a ledger (SQLite file or PostgreSQL database), its transactions, and its errors.
+
+Both backends speak SQLAlchemy Core with the same semantics. SQLite: WAL, ``synchronous=FULL``
+(a committed ``in_flight`` mark survives a power cut, not only a killed process), and every
+transaction ``BEGIN IMMEDIATE``, so a compare-and-set cannot interleave with another process's.
+PostgreSQL: READ COMMITTED with row locks taken by the statements that need them (``FOR UPDATE``
+on the lease), and an advisory lock around schema creation and migration.
+
+The file and its folder are created private (0600 in 0700): it holds the rollout's record and the
+parameters sent, never a key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from fleet.errors import LedgerError
+
+from .schema import SCHEMA_VERSION, TABLE_NAMES, meta, metadata, migrate
+
+__all__ = ["Database", "open_database", "redact"]
+
+# An advisory lock key for schema work on PostgreSQL (any constant shared by every fleet).
+_SCHEMA_LOCK = 0x666C656574
+_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@")
+
+
+def redact(text: str) -> str:
+    """Return text with any URL password replaced by ***."""
+    return _PASSWORD.sub(r"\1***@", text)
+
+
+class Database:
+    """A ledger's SQLAlchemy engine, with transactions that can join a caller's batch."""
+
+    def __init__(self, engine: sa.Engine, shown: str) -> None:
+        self.engine = engine
+        self.shown = shown  # the location as shown to people: a path, or a URL without password
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"Database({self.shown!r})"
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """Run a transaction, or join the batch this thread is running (see ``batch``)."""
+        joined: sa.Connection | None = getattr(self._local, "conn", None)
+        if joined is not None:
+            yield joined
+            return
+        with self.errors(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def batch(self) -> Iterator[sa.Connection]:
+        """Open one transaction that every ``transaction()`` on this thread joins until it ends."""
+        with self.errors(), self.engine.begin() as conn:
+            self._local.conn = conn
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn the driver's failures into LedgerError, with any password redacted."""
+        try:
+            yield
+        except sa.exc.DBAPIError as exc:
+            cause = exc.orig if exc.orig is not None else exc
+            detail = redact(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
+            raise LedgerError(
+                f"ledger {self.shown}: {type(cause).__name__}: {detail or 'database error'}"
+            ) from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise LedgerError(f"ledger {self.shown}: {redact(str(exc))}") from None
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _private_file(path: Path) -> None:
+    """Create the ledger file and its folder private to this user, if they do not exist yet."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+def _sqlite_engine(path: Path) -> sa.Engine:
+    engine = sa.create_engine(
+        f"sqlite:///{path}",
+        connect_args={"timeout": 30.0, "check_same_thread": False},
+        poolclass=sa.pool.QueuePool,
+        pool_size=4,
+        max_overflow=8,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # Transactions are begun by us (BEGIN IMMEDIATE below), not by the driver's guesswork.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # Take the write lock at the start: a compare-and-set must not read a row that another
+        # process changes before this transaction writes.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _location(target: str | os.PathLike[str]) -> tuple[sa.Engine, str]:
+    text = os.fspath(target)
+    if "://" not in text:
+        path = Path(text)
+        try:
+            _private_file(path)
+        except OSError as exc:
+            raise LedgerError(f"ledger {path}: cannot create it ({exc.strerror or exc})") from None
+        if path.is_dir():
+            raise LedgerError(f"ledger {path}: a directory, not a ledger file")
+        return _sqlite_engine(path), str(path)
+    scheme = text.split("://", 1)[0]
+    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise LedgerError(f"ledger {redact(text)}: use a file path or a postgresql:// URL")
+    url = "postgresql+psycopg://" + text.split("://", 1)[1]
+    try:
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise LedgerError(f"ledger {redact(text)}: {redact(str(exc))}") from None
+    return engine, redact(text)
+
+
+def _version(conn: sa.Connection) -> int:
+    """Return the schema version found (0 for an empty database); refuse foreign contents."""
+    tables = set(sa.inspect(conn).get_table_names())
+    if meta.name in tables:
+        row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
+        if row is None or not str(row[0]).isdigit():
+            raise LedgerError("its fleet_meta table has no schema version")
+        return int(row[0])
+    if "servers" in tables:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("servers")}
+        if {"rollout", "name", "params_hash", "state"} <= columns:
+            return 1  # the first release's ledger, which carried no version stamp
+        raise LedgerError("it holds a 'servers' table that is not a fleet ledger's")
+    if conn.dialect.name == "sqlite" and tables:
+        raise LedgerError(f"it is not a fleet ledger (tables: {', '.join(sorted(tables))})")
+    return 0
+
+
+def _prepare(db: Database) -> None:
+    with db.transaction() as conn:
+        if not db.is_sqlite:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+        version = _version(conn)
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"its schema version {version} is newer than this fleet's ({SCHEMA_VERSION}):"
+                " upgrade fleet to use it"
+            )
+        if version == 0:
+            clash = TABLE_NAMES & set(sa.inspect(conn).get_table_names())
+            if clash:
+                raise LedgerError(f"it holds tables named like a ledger's: {', '.join(clash)}")
+            metadata.create_all(conn)
+            conn.execute(meta.insert().values(key="application", value="fleet"))
+            migrate(conn, SCHEMA_VERSION)
+        elif version < SCHEMA_VERSION:
+            migrate(conn, version)
+
+
+def open_database(target: str | os.PathLike[str]) -> Database:
+    """Open (creating or migrating as needed) the ledger at a path or PostgreSQL URL.
+
+    Raises:
+        LedgerError: the location is unreachable, corrupt, foreign or of a newer schema.
+
+    """
+    engine, shown = _location(target)
+    db = Database(engine, shown)
+    try:
+        _prepare(db)
+    except LedgerError as exc:
+        db.close()
+        message = str(exc)
+        prefix = f"ledger {shown}: "
+        raise LedgerError(message if message.startswith(prefix) else prefix + message) from None
+    return db
