@@ -10,10 +10,15 @@ from fleet.client import CreateResult, NcpClient, RetryPolicy, ServerInstance
 from fleet.config import SITES, Credentials, load_credentials, resolve_endpoint
 from fleet.errors import (
     AmbiguousError,
+    BindingError,
     ConfigError,
     FleetError,
     InventoryError,
     Kind,
+    LeaseHeld,
+    LeaseLost,
+    LedgerConflict,
+    LedgerError,
     NcpError,
     PermanentError,
     Problem,
@@ -22,41 +27,60 @@ from fleet.errors import (
     ThrottledError,
 )
 from fleet.inventory import load_inventories, validate_inventories
-from fleet.ledger import DEFAULT_LEDGER, Ledger, Record, State
-from fleet.lifecycle import teardown, teardown_targets, wait_running
-from fleet.provisioner import Preflight, Progress, Provisioner
+from fleet.ledger import DEFAULT_LEDGER, AsyncLedger, Ledger, Record
+from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
+from fleet.provisioner import Progress, Provisioner
 from fleet.ratelimit import AdaptiveRateLimiter, Limiter
-from fleet.results import results_path, summarize, write_results
+from fleet.readiness import wait_running
+from fleet.results import results_path, write_results
 from fleet.signing import sign, signed_headers
 from fleet.spec import ServerSpec
+from fleet.states import ErrorKind, Operation, ServerStatus, State, TeardownState
+from fleet.summary import RolloutSummary
+from fleet.survey import Survey, survey
+from fleet.teardown import teardown, teardown_targets
 
 __all__ = [
     "DEFAULT_LEDGER",
     "SITES",
     "AdaptiveRateLimiter",
     "AmbiguousError",
+    "AsyncLedger",
+    "BindingError",
     "ConfigError",
     "CreateResult",
     "Credentials",
+    "ErrorKind",
     "FleetError",
     "InventoryError",
     "Kind",
+    "LeaseHeld",
+    "LeaseLost",
     "Ledger",
+    "LedgerConflict",
+    "LedgerError",
     "Limiter",
     "NcpClient",
     "NcpError",
+    "Operation",
     "PermanentError",
-    "Preflight",
     "Problem",
     "Progress",
+    "ProvisionOptions",
     "Provisioner",
     "Record",
     "RetryPolicy",
     "RetryableError",
     "RolloutError",
+    "RolloutSummary",
+    "RunOptions",
     "ServerInstance",
     "ServerSpec",
+    "ServerStatus",
     "State",
+    "Survey",
+    "TeardownOptions",
+    "TeardownState",
     "ThrottledError",
     "load_credentials",
     "load_inventories",
@@ -64,7 +88,7 @@ __all__ = [
     "results_path",
     "sign",
     "signed_headers",
-    "summarize",
+    "survey",
     "teardown",
     "teardown_targets",
     "validate_inventories",

@@ -25,9 +25,18 @@ import httpx
 import tenacity
 
 from .config import Credentials
-from .errors import AmbiguousError, NcpError, RetryableError, ThrottledError, classify, error_for
+from .errors import (
+    AmbiguousError,
+    Kind,
+    NcpError,
+    RetryableError,
+    ThrottledError,
+    classify,
+    error_for,
+)
 from .ratelimit import Limiter
 from .signing import signed_headers
+from .states import Operation, ServerStatus
 
 __all__ = ["CreateResult", "NcpClient", "RetryPolicy", "ServerInstance"]
 
@@ -39,6 +48,7 @@ PAGE_SIZE = 100
 BATCH_SIZE = 100  # instance numbers per look-up / stop / terminate call
 
 Params = Sequence[tuple[str, str]]
+BeforeSend = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +68,12 @@ class ServerInstance:
 
     instance_no: str
     name: str
-    status: str
-    operation: str
+    status: ServerStatus
+    operation: Operation
+    region: str  # NCP's regionCode of the server, as the answer gives it
     vpc_no: str
     protected: bool
+    create_date: str
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
@@ -70,12 +82,21 @@ class ServerInstance:
         return cls(
             instance_no=str(item.get("serverInstanceNo", "")),
             name=str(item.get("serverName", "")),
-            status=str((item.get("serverInstanceStatus") or {}).get("code", "")),
-            operation=str((item.get("serverInstanceOperation") or {}).get("code", "NULL")),
+            status=ServerStatus(str((item.get("serverInstanceStatus") or {}).get("code", ""))),
+            operation=Operation(
+                str((item.get("serverInstanceOperation") or {}).get("code", "NULL"))
+            ),
+            region=str(item.get("regionCode", "")),
             vpc_no=str(item.get("vpcNo", "")),
             protected=bool(item.get("isProtectServerTermination", False)),
+            create_date=str(item.get("createDate", "")),
             raw=item,
         )
+
+    @property
+    def ready(self) -> bool:
+        """Whether the server runs with no operation under way."""
+        return self.status == ServerStatus.RUN and self.operation == Operation.NULL
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,45 +132,47 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def error_from_response(
+def parse_response(
     action: str, status: int, body: bytes, headers: httpx.Headers
-) -> NcpError | None:
-    """Return the error a response carries (either NCP shape, any status), or None on success."""
+) -> dict[str, Any]:
+    """Return the action's response object, or raise the error the answer carries.
+
+    Either NCP error shape, with any status, is a failure. A 2xx whose body cannot be read is
+    AMBIGUOUS, not permanent: NCP answered success, so for a create the server may well exist.
+    """
     request_id = headers.get("x-ncp-trace-id") or headers.get("x-request-id")
     try:
-        data = json.loads(body) if body else {}
+        data = json.loads(body) if body else None
     except ValueError:
         data = None
+    success = 200 <= status < 300
     if not isinstance(data, dict):
-        if 200 <= status < 300:
-            data = None
-        else:
-            text = body[:200].decode("utf-8", "replace").strip() or "no body"
-            return _error(action, status, None, f"unreadable answer: {text}", request_id, headers)
-    if data is None:
-        return _error(action, status, None, "answer is not JSON", request_id, headers)
+        text = body[:200].decode("utf-8", "replace").strip() or "no body"
+        kind = Kind.AMBIGUOUS if success else None
+        raise _error(action, status, None, f"unreadable answer: {text}", request_id, headers, kind)
     if isinstance(data.get("error"), dict):
         err = data["error"]
         message = str(err.get("message", "")) or "gateway error"
         if err.get("details"):
             message += f": {err['details']}"
         code = str(err.get("errorCode", "")) or None
-        return _error(action, status, code, message, request_id, headers)
+        raise _error(action, status, code, message, request_id, headers)
     if isinstance(data.get("responseError"), dict):
         err = data["responseError"]
         code = str(err.get("returnCode", "")) or None
         rid = err.get("requestId") or request_id
-        return _error(action, status, code, str(err.get("returnMessage", "")), rid, headers)
-    if not 200 <= status < 300:
-        return _error(action, status, None, f"HTTP {status}", request_id, headers)
+        raise _error(action, status, code, str(err.get("returnMessage", "")), rid, headers)
+    if not success:
+        raise _error(action, status, None, f"HTTP {status}", request_id, headers)
     payload = data.get(f"{action}Response")
     if not isinstance(payload, dict):
-        return _error(action, status, None, f"no {action}Response in answer", request_id, headers)
+        message = f"no {action}Response in answer"
+        raise _error(action, status, None, message, request_id, headers, Kind.AMBIGUOUS)
     if str(payload.get("returnCode", "0")) != "0":
         code = str(payload.get("returnCode"))
         message = str(payload.get("returnMessage", ""))
-        return _error(action, status, code, message, payload.get("requestId"), headers)
-    return None
+        raise _error(action, status, code, message, payload.get("requestId"), headers)
+    return payload
 
 
 def _error(
@@ -159,8 +182,9 @@ def _error(
     message: str,
     request_id: str | None,
     headers: httpx.Headers,
+    kind: Kind | None = None,
 ) -> NcpError:
-    cls = error_for(classify(status, code))
+    cls = error_for(kind or classify(status, code))
     return cls(
         message,
         action=action,
@@ -171,16 +195,27 @@ def _error(
     )
 
 
+# httpx failures that happen before any byte of the request can have reached NCP.
+NOT_SENT: tuple[type[httpx.RequestError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.ProxyError,
+)
+
+
 @contextmanager
 def translate_transport_errors(action: str) -> Iterator[None]:
-    """Turn httpx's network failures into our errors: the only place that catches httpx's."""
+    """Turn httpx's failures into our errors: the only place that catches httpx's."""
     try:
         yield
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+    except NOT_SENT as exc:
         # Nothing reached NCP: safe to send again.
         raise RetryableError(f"{type(exc).__name__}: {exc}", action=action) from exc
-    except httpx.TransportError as exc:
-        # Read timeout, connection dropped while waiting: NCP may have acted on it.
+    except httpx.RequestError as exc:
+        # Anything else after sending began (a read timeout, a dropped connection, an answer that
+        # cannot be decoded): NCP may have acted on it.
         raise AmbiguousError(f"{type(exc).__name__}: {exc}", action=action) from exc
 
 
@@ -240,14 +275,17 @@ class NcpClient:
         await self._http.aclose()
 
     async def send_once(
-        self, action: str, params: Params, before_send: Callable[[], None] | None = None
+        self, action: str, params: Params, before_send: BeforeSend | None = None
     ) -> dict[str, Any]:
         """Send one request, with no retry; return the action's response object or raise.
 
-        ``before_send`` runs once the limiter lets the request go, just before it is sent (the
-        engine records the server in flight there; if it raises, nothing is sent).
+        ``before_send`` is awaited once the limiter lets the request go, just before it is
+        signed and sent (the engine commits the server's in-flight mark there; if it raises,
+        nothing is sent).
         """
         async with self.limiter.slot():
+            if before_send is not None:
+                await before_send()
             uri = f"{self._prefix}/{action}?{QUERY}"
             headers = signed_headers(
                 "POST",
@@ -257,24 +295,22 @@ class NcpClient:
                 self._credentials.secret_key,
             )
             headers["content-type"] = "application/x-www-form-urlencoded"
-            if before_send is not None:
-                before_send()
             self.stats.calls[action] += 1
             with translate_transport_errors(action):
                 response = await self._http.post(
                     self._origin + uri, content=urlencode(params), headers=headers
                 )
-            error = error_from_response(
-                action, response.status_code, response.content, response.headers
-            )
-        if isinstance(error, ThrottledError):
-            self.stats.throttled += 1
-            self.limiter.on_throttle()
-        if error is not None:
-            self.stats.errors[error.kind.value] += 1
-            raise error
+            try:
+                result = parse_response(
+                    action, response.status_code, response.content, response.headers
+                )
+            except NcpError as error:
+                if isinstance(error, ThrottledError):
+                    self.stats.throttled += 1
+                    self.limiter.on_throttle()
+                self.stats.errors[error.kind.value] += 1
+                raise
         self.limiter.on_success()
-        result: dict[str, Any] = json.loads(response.content)[f"{action}Response"]
         return result
 
     async def call(
@@ -283,7 +319,7 @@ class NcpClient:
         params: Params,
         *,
         idempotent: bool,
-        before_send: Callable[[], None] | None = None,
+        before_send: BeforeSend | None = None,
     ) -> dict[str, Any]:
         """Send a request, retrying what NCP did not process (and, if idempotent, ambiguity)."""
         retryable: tuple[type[NcpError], ...] = (
@@ -328,7 +364,7 @@ class NcpClient:
         return result
 
     async def create_server(
-        self, params: Params, before_send: Callable[[], None] | None = None
+        self, params: Params, before_send: BeforeSend | None = None
     ) -> CreateResult:
         """Create servers with one createServerInstances call; ambiguous failures are raised.
 
@@ -343,13 +379,18 @@ class NcpClient:
     async def list_servers(
         self,
         *,
+        region: str = "",
         vpc_no: str | None = None,
         name: str | None = None,
         instance_nos: Sequence[str] = (),
         status: str | None = None,
     ) -> list[ServerInstance]:
-        """Return every server matching the filters, reading all pages."""
-        base: list[tuple[str, str]] = []
+        """Return every server of a region matching the filters, reading all pages.
+
+        ``region`` '' is NCP's default region (the call carries no regionCode), as for a create
+        that carried none: a server is always looked for where its create was sent.
+        """
+        base: list[tuple[str, str]] = [("regionCode", region)] if region else []
         if vpc_no:
             base.append(("vpcNo", vpc_no))
         if name:
@@ -369,35 +410,49 @@ class NcpClient:
                 return servers
             page += 1
 
-    async def find_by_name(self, name: str, vpc_no: str | None = None) -> list[ServerInstance]:
+    async def find_by_name(
+        self, name: str, *, region: str = "", vpc_no: str | None = None
+    ) -> list[ServerInstance]:
         """Return the servers named exactly ``name`` (NCP's own filter may match substrings)."""
-        return [s for s in await self.list_servers(vpc_no=vpc_no, name=name) if s.name == name]
+        found = await self.list_servers(region=region, vpc_no=vpc_no, name=name)
+        return [s for s in found if s.name == name]
 
-    async def get_servers(self, instance_nos: Sequence[str]) -> list[ServerInstance]:
-        """Look many servers up by instance number, a batch per call; gone ones are absent."""
+    async def get_servers(
+        self, instance_nos: Sequence[str], *, region: str = ""
+    ) -> list[ServerInstance]:
+        """Look many servers of one region up by number, a batch per call; gone ones are absent."""
         found: list[ServerInstance] = []
         for i in range(0, len(instance_nos), BATCH_SIZE):
-            found.extend(await self.list_servers(instance_nos=instance_nos[i : i + BATCH_SIZE]))
+            batch = instance_nos[i : i + BATCH_SIZE]
+            found.extend(await self.list_servers(region=region, instance_nos=batch))
         return found
 
-    async def _control(self, action: str, instance_nos: Sequence[str]) -> list[ServerInstance]:
-        params = [(f"serverInstanceNoList.{i}", no) for i, no in enumerate(instance_nos, 1)]
+    async def _control(
+        self, action: str, instance_nos: Sequence[str], region: str
+    ) -> list[ServerInstance]:
+        params = [("regionCode", region)] if region else []
+        params += [(f"serverInstanceNoList.{i}", no) for i, no in enumerate(instance_nos, 1)]
         # Not idempotent by NCP's rules (a second stop fails on a stopping server): callers
         # re-read the status after an ambiguous failure instead.
         payload = await self.call(action, params, idempotent=False)
         return [ServerInstance.from_api(s) for s in payload.get("serverInstanceList") or []]
 
-    async def stop_servers(self, instance_nos: Sequence[str]) -> list[ServerInstance]:
-        """Stop running servers (one call for up to a batch)."""
-        return await self._control("stopServerInstances", instance_nos)
+    async def stop_servers(
+        self, instance_nos: Sequence[str], *, region: str = ""
+    ) -> list[ServerInstance]:
+        """Stop running servers of one region (one call for up to a batch)."""
+        return await self._control("stopServerInstances", instance_nos, region)
 
-    async def terminate_servers(self, instance_nos: Sequence[str]) -> list[ServerInstance]:
-        """Terminate stopped servers (one call for up to a batch)."""
-        return await self._control("terminateServerInstances", instance_nos)
+    async def terminate_servers(
+        self, instance_nos: Sequence[str], *, region: str = ""
+    ) -> list[ServerInstance]:
+        """Terminate stopped servers of one region (one call for up to a batch)."""
+        return await self._control("terminateServerInstances", instance_nos, region)
 
-    async def set_protection(self, instance_no: str, protect: bool) -> None:
+    async def set_protection(self, instance_no: str, protect: bool, *, region: str = "") -> None:
         """Turn termination protection of one server on or off."""
-        params = [
+        params = [("regionCode", region)] if region else []
+        params += [
             ("serverInstanceNo", instance_no),
             ("isProtectServerTermination", "true" if protect else "false"),
         ]

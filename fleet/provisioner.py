@@ -1,28 +1,36 @@
-"""The provisioning engine: survey, then create each server once, recording every outcome.
+"""The provisioning engine: create each server once, recording every outcome, whatever happens.
 
-The rules that make a rollout safe to interrupt and rerun:
-- a server is ``in_flight`` in the ledger before its create goes out;
+The rules that make a rollout safe to interrupt, retry and rerun:
+- a server is claimed ``in_flight`` (a compare-and-set, under the rollout's lease, committed and
+  synced) before each create goes out; the parameters and region as sent are kept;
 - only failures NCP did not process are retried blindly (inside the client);
-- after an ambiguous failure (timeout, lost connection, 5xx) the server is looked up by its exact
-  name first, and created again only if it is not there;
-- a rerun skips what was created, looks up everything ``in_flight``, and sends only the rest;
-- a name that exists in the VPC but is not this rollout's stops the rollout (or is adopted).
+- after an ambiguous failure (timeout, lost connection, 5xx, an unreadable success, or any
+  unexpected error once sending began) the server is set aside and looked up by exact name where
+  it was sent, while the others go on; 'not listed' is trusted only a ``settle`` window after
+  the send (see ``settling``);
+- the workers of one call run in a task group: if one fails for a reason other than NCP's answer
+  (the ledger lost, the lease lost), every sibling is cancelled and awaited before the error
+  leaves, so a retried task never races its predecessor;
+- a rerun (or a retried task) skips what was created, settles what is in flight the same way,
+  and sends only the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from .client import NcpClient, ServerInstance
-from .errors import AmbiguousError, NcpError, RolloutError
-from .ledger import Ledger, PlanDelta, Record, State
+from .errors import AmbiguousError, FleetError, NcpError
+from .ledger import AsyncLedger, Found, Record
+from .options import ProvisionOptions
+from .settling import Pending, Settler, Verdict
 from .spec import ServerSpec
 
-__all__ = ["Preflight", "Progress", "Provisioner"]
+__all__ = ["Progress", "Provisioner", "found_from"]
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +43,25 @@ class Progress:
     done: int = 0
     created: int = 0
     failed: int = 0
-    unknown: int = 0  # in flight and could not be looked up: a rerun settles them
-    running: int = 0  # seen in status RUN, when waiting for it
+    unknown: int = 0  # in flight and not settled: a rerun settles them
+    settling: int = 0  # set aside now, being looked up
+    running: int = 0  # seen ready, when waiting for it
     waiting: bool = False  # creating is over; waiting for RUN
 
 
-@dataclass(frozen=True, slots=True)
-class Preflight:
-    """What a rollout would do, and what it found already there."""
-
-    to_create: tuple[ServerSpec, ...]
-    done: tuple[str, ...]  # created by an earlier run of this rollout
-    reconciled: tuple[str, ...]  # were in flight when a run stopped, and do exist
-    adopted: tuple[str, ...]  # existed, not ours, and taken over on request
-    conflicts: tuple[tuple[str, str], ...]  # (name, instance numbers) existing, not ours
-    skipped_failed: tuple[str, ...]  # failed permanently with these parameters before
-    delta: PlanDelta
-
-
 ProgressHook = Callable[[Progress], Awaitable[None] | None]
+
+
+def found_from(servers: Sequence[ServerInstance], region: str, vpc: str) -> list[Found]:
+    """Return NCP's servers as the ledger records them, in the region and VPC they were sent to."""
+    return [
+        Found(s.instance_no, region, s.vpc_no or vpc, s.status.value, s.create_date, s.raw)
+        for s in servers
+    ]
+
+
+class _Done(Exception):
+    """Raised inside the task group once every server is settled, to stop the waiting workers."""
 
 
 class Provisioner:
@@ -62,217 +70,196 @@ class Provisioner:
     def __init__(
         self,
         client: NcpClient,
-        ledger: Ledger,
+        ledger: AsyncLedger,
         rollout: str,
+        owner: str,
+        options: ProvisionOptions | None = None,
         *,
-        max_create_attempts: int = 3,
-        settle_seconds: float = 2.0,
-        workers: int = 32,
+        clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_progress: ProgressHook | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
         self.rollout = rollout
-        self.max_create_attempts = max_create_attempts
-        # After an ambiguous failure, give NCP a moment to show a server it did create before
-        # deciding it does not exist.
-        self.settle_seconds = settle_seconds
-        # Servers are taken from a queue by a bounded set of workers: a coroutine per server
-        # would hold thousands of waiting states and stall the loop when they all start.
-        self.workers = workers
+        self.owner = owner  # the lease owner token every claim is checked against
+        self.options = options or ProvisionOptions()
+        self._clock = clock
         self._sleep = sleep
         self._on_progress = on_progress
         self.progress = Progress()
-
-    async def existing(self, specs: Sequence[ServerSpec]) -> dict[str, list[ServerInstance]]:
-        """Return the servers already in the target VPCs whose names the plan uses."""
-        wanted = {s.name for s in specs}
-        found: dict[str, list[ServerInstance]] = defaultdict(list)
-        for vpc in sorted({s.vpc_no for s in specs}):
-            for server in await self.client.list_servers(vpc_no=vpc):
-                if server.name in wanted:
-                    found[server.name].append(server)
-        return dict(found)
-
-    async def preflight(
-        self, specs: Sequence[ServerSpec], *, adopt_existing: bool = False, dry_run: bool = False
-    ) -> Preflight:
-        """Compare the plan with the ledger and with NCP; settle what an earlier run left open.
-
-        Raises RolloutError when names exist that are not this rollout's, unless adopting.
-        With ``dry_run`` nothing is written.
-        """
-        if dry_run:
-            delta = self.ledger.compare(self.rollout, specs)
-        else:
-            delta = self.ledger.plan(self.rollout, specs)
-        known = {r.name: r for r in self.ledger.records(self.rollout)}
-        existing = await self.existing(specs)
-        to_create: list[ServerSpec] = []
-        done, reconciled, adopted, skipped = [], [], [], []
-        conflicts: list[tuple[str, str]] = []
-        for spec in specs:
-            rec = known.get(spec.name)
-            there = existing.get(spec.name, [])
-            if rec is not None and rec.state == State.CREATED:
-                done.append(spec.name)
-            elif there and rec is not None and rec.state == State.IN_FLIGHT:
-                # Our create went out before the last run stopped, and it did land.
-                reconciled.append(spec.name)
-                if not dry_run:
-                    self._record_found(spec, there, request_id=rec.request_id)
-            elif there:
-                numbers = " ".join(s.instance_no for s in there)
-                if adopt_existing:
-                    adopted.append(spec.name)
-                    if not dry_run:
-                        self._record_found(spec, there, request_id=None, adopted=True)
-                else:
-                    conflicts.append((spec.name, numbers))
-            elif rec is not None and not rec.retryable and rec.params_hash == spec.params_hash:
-                skipped.append(spec.name)
-            else:
-                to_create.append(spec)
-        if conflicts and not dry_run:
-            shown = ", ".join(f"{n} ({nos})" for n, nos in conflicts[:10])
-            more = f" and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
-            raise RolloutError(
-                f"{len(conflicts)} server name(s) already exist in the VPC and are not part of "
-                f"rollout {self.rollout!r}: {shown}{more}. Rename them in the inventory, or "
-                "pass --adopt-existing to record the existing servers as this rollout's."
-            )
-        return Preflight(
-            tuple(to_create),
-            tuple(done),
-            tuple(reconciled),
-            tuple(adopted),
-            tuple(conflicts),
-            tuple(skipped),
-            delta,
-        )
-
-    def _record_found(
-        self,
-        spec: ServerSpec,
-        there: Sequence[ServerInstance],
-        *,
-        request_id: str | None,
-        adopted: bool = False,
-    ) -> None:
-        # Several servers with one name means someone else made one too; the lowest number is
-        # the oldest, and all of them are kept in the record so none is lost from view.
-        chosen = min(there, key=lambda s: (len(s.instance_no), s.instance_no))
-        if len(there) > 1:
-            log.warning(
-                "%s: %d servers carry this name (%s); recording %s",
-                spec.name,
-                len(there),
-                ", ".join(s.instance_no for s in there),
-                chosen.instance_no,
-            )
-        response = dict(chosen.raw)
-        if len(there) > 1:
-            response["fleetSameName"] = [s.instance_no for s in there]
-        self.ledger.mark_created(
-            self.rollout,
-            spec.name,
-            chosen.instance_no,
-            request_id=request_id,
-            response=response,
-            server_status=chosen.status,
-            adopted=adopted,
-        )
+        self.lookups = 0
 
     async def provision(self, specs: Sequence[ServerSpec]) -> list[Record]:
-        """Create these servers concurrently (the client's limiter sets the pace).
+        """Create these servers (the client's limiter sets the pace); return their records.
 
         Safe to call again with the same servers (a retried task, a second call): what the
-        ledger holds as created is skipped, and what it holds in flight is looked up first.
+        ledger holds as created is skipped, what it holds in flight is settled first.
         """
-        queue = iter(specs)  # shared by the workers: each server is taken exactly once
+        book = self.ledger.sync
+        records = await self.ledger.run(book.records, self.rollout)
+        by_name = {r.name: r for r in records}
+        settler = Settler(
+            self.client,
+            window=self.options.settle,
+            patience=max(self.options.settle, 10 * self.options.settle_poll),
+            clock=self._clock,
+        )
+        queue: asyncio.Queue[ServerSpec] = asyncio.Queue()
+        for spec in specs:
+            record = by_name.get(spec.name)
+            if record is None:
+                continue  # not planned: never sent
+            if record.unsettled:
+                settler.add(Pending.from_record(spec, record, self._clock()))
+            elif record.sendable:
+                queue.put_nowait(spec)
+        await self._run(queue, settler)
+        records = await self.ledger.run(book.records, self.rollout)
+        wanted = {s.name for s in specs}
+        return [r for r in records if r.name in wanted]
 
-        async def worker() -> None:
-            for spec in queue:
-                await self._provision_one(spec)
-
-        await asyncio.gather(*(worker() for _ in range(min(self.workers, len(specs)))))
-        return [r for r in (self.ledger.record(self.rollout, s.name) for s in specs) if r]
-
-    async def _provision_one(self, spec: ServerSpec) -> None:
-        last: NcpError | None = None
-        known = self.ledger.record(self.rollout, spec.name)
-        if known is not None and known.state == State.CREATED:
+    async def _run(self, queue: asyncio.Queue[ServerSpec], settler: Settler) -> None:
+        """Work the queue and the settler in one task group until every server is settled."""
+        outstanding = queue.qsize() + len(settler.pending)
+        if not outstanding:
             return
-        # Sent before, outcome never recorded: it may exist, so look before sending again.
-        if (
-            known is not None
-            and known.state == State.IN_FLIGHT
-            and await self._look_up(spec, None, settle=False) is not False
-        ):
-            return
-
-        def in_flight() -> None:
-            # Written when the limiter lets the call go, not while it queues: after a crash only
-            # the calls that were really on their way need looking up.
-            self.ledger.mark_in_flight(self.rollout, spec.name)
-
-        for _ in range(self.max_create_attempts):
-            try:
-                result = await self.client.create_server(spec.params, before_send=in_flight)
-                server = next((s for s in result.servers if s.name == spec.name), None)
-                server = server or (result.servers[0] if result.servers else None)
-                if server is None:
-                    raise AmbiguousError(
-                        "create answered success with no server in it",
-                        action="createServerInstances",
-                        request_id=result.request_id,
-                    )
-            except AmbiguousError as exc:
-                last = exc
-                log.info("%s: create may have gone through (%s); looking it up", spec.name, exc)
-                found = await self._look_up(spec, exc)
-                if found is None:
-                    return  # could not tell; left in flight for a rerun to settle
-                if found:
-                    return
-                continue  # it is not there: creating again cannot duplicate it
-            except NcpError as exc:
-                self.ledger.mark_failed(self.rollout, spec.name, exc)
-                await self._count("failed")
-                return
-            self.ledger.mark_created(
-                self.rollout,
-                spec.name,
-                server.instance_no,
-                request_id=result.request_id,
-                response=server.raw,
-                server_status=server.status,
-            )
-            await self._count("created")
-            return
-        assert last is not None
-        self.ledger.mark_failed(self.rollout, spec.name, last)
-        await self._count("failed")
-
-    async def _look_up(
-        self, spec: ServerSpec, cause: AmbiguousError | None, *, settle: bool = True
-    ) -> bool | None:
-        """After an ambiguous create: True if found (recorded), False if absent, None if unknown."""
+        state = _RunState(outstanding, {})
+        workers = min(self.options.workers, max(1, queue.qsize()))
         try:
-            if settle:
-                await self._sleep(self.settle_seconds)
-            there = await self.client.find_by_name(spec.name, spec.vpc_no)
-        except NcpError as lookup_error:
-            self.ledger.mark_failed(self.rollout, spec.name, lookup_error, state=State.IN_FLIGHT)
-            await self._count("unknown")
-            return None
-        if not there:
-            self.ledger.mark_planned(self.rollout, spec.name)
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(self._worker(queue, settler, state))
+                group.create_task(self._settle(queue, settler, state))
+        except BaseExceptionGroup as errors:
+            _, other = errors.split(_Done)
+            if other is not None:
+                # One cause is enough for the caller (and Prefect's retry condition): the
+                # first project error if any, else the first error.
+                causes = list(other.exceptions)
+                first = next((e for e in causes if isinstance(e, FleetError)), causes[0])
+                raise first from other
+        self.lookups += settler.lookups
+
+    async def _worker(
+        self, queue: asyncio.Queue[ServerSpec], settler: Settler, state: _RunState
+    ) -> None:
+        while True:
+            spec = await queue.get()
+            finished = await self._create(spec, settler, state)
+            if finished:
+                await state.finish(self)
+
+    async def _create(self, spec: ServerSpec, settler: Settler, state: _RunState) -> bool:
+        """Send one server's create; return True once it is settled (False: set aside)."""
+        book = self.ledger.sync
+        send = _Send()
+
+        async def claim() -> None:
+            # Committed before the create is signed and sent; every retry is written too.
+            if send.attempt is None:
+                send.attempt = await self.ledger.run(book.claim, self.rollout, spec, self.owner)
+            else:
+                send.attempt = await self.ledger.run(
+                    book.resend, self.rollout, spec.name, send.attempt, self.owner
+                )
+            send.sent_at = self._clock()
+
+        try:
+            result = await self.client.create_server(spec.params, before_send=claim)
+            server = next((s for s in result.servers if s.name == spec.name), None)
+            if server is None:
+                raise AmbiguousError(
+                    "create answered success with no server of this name in it",
+                    action="createServerInstances",
+                    request_id=result.request_id,
+                )
+        except AmbiguousError as exc:
+            log.info("%s: create may have gone through (%s); setting it aside", spec.name, exc)
+            await self.ledger.run(book.note_ambiguous, self.rollout, spec.name, exc)
+            self._set_aside(spec, send, settler, exc.request_id)
             return False
-        self._record_found(spec, there, request_id=cause.request_id if cause else None)
+        except NcpError as exc:
+            await self.ledger.run(book.record_failed, self.rollout, spec.name, exc)
+            await self._count("failed")
+            return True
+        except FleetError:
+            raise  # the ledger or the lease is gone: nothing more may be sent
+        except Exception:
+            if send.attempt is None:
+                raise  # failed before anything was claimed or sent
+            # The create may have left: the server stays in flight and is looked up.
+            log.exception("%s: unexpected error after sending; setting it aside", spec.name)
+            self._set_aside(spec, send, settler, None)
+            return False
+        found = found_from([server], spec.region, spec.vpc_no)
+        await self.ledger.run(
+            book.record_created, self.rollout, spec.name, found, request_id=result.request_id
+        )
         await self._count("created")
         return True
+
+    def _set_aside(
+        self, spec: ServerSpec, send: _Send, settler: Settler, request_id: str | None
+    ) -> None:
+        assert send.attempt is not None
+        settler.add(
+            Pending(spec, send.attempt, send.sent_at, spec.region, spec.vpc_no, request_id)
+        )
+        self.progress.settling = len(settler.pending)
+
+    async def _settle(
+        self, queue: asyncio.Queue[ServerSpec], settler: Settler, state: _RunState
+    ) -> None:
+        """Look set-aside servers up every settle_poll seconds until none is left."""
+        while True:
+            if settler.pending:
+                for pending, verdict, servers in await settler.round():
+                    if await self._apply(pending, verdict, servers, queue, state):
+                        await state.finish(self)
+                self.progress.settling = len(settler.pending)
+            await self._sleep(self.options.settle_poll)
+
+    async def _apply(
+        self,
+        pending: Pending,
+        verdict: Verdict,
+        servers: Sequence[ServerInstance],
+        queue: asyncio.Queue[ServerSpec],
+        state: _RunState,
+    ) -> bool:
+        """Act on a verdict; return True once the server is settled for this run."""
+        book, name = self.ledger.sync, pending.spec.name
+        if verdict == Verdict.FOUND:
+            found = found_from(servers, pending.region, pending.vpc)
+            await self.ledger.run(
+                book.record_created,
+                self.rollout,
+                name,
+                found,
+                request_id=pending.request_id,
+                origin="lookup",
+            )
+            if len(found) > 1:
+                log.warning("%s: %d servers carry this name; all recorded", name, len(found))
+            await self._count("created")
+            return True
+        if verdict == Verdict.ABSENT:
+            state.cycles[name] = state.cycles.get(name, 0) + 1
+            if state.cycles[name] >= self.options.max_create_attempts:
+                message = f"no server after {state.cycles[name]} ambiguous creates"
+                await self.ledger.run(book.give_up, self.rollout, name, pending.attempt, message)
+                await self._count("failed")
+                return True
+            await self.ledger.run(book.release_absent, self.rollout, pending.spec, pending.attempt)
+            queue.put_nowait(pending.spec)  # surely absent: sending again cannot duplicate it
+            return False
+        if verdict == Verdict.UNKNOWN:
+            error = settler_error(pending)
+            log.warning("%s: could not be looked up; left in flight (%s)", name, error)
+            await self._count("unknown")
+            return True
+        return False
 
     async def _count(self, outcome: str) -> None:
         p = self.progress
@@ -282,3 +269,31 @@ class Provisioner:
             result = self._on_progress(p)
             if result is not None:
                 await result
+
+
+def settler_error(pending: Pending) -> str:
+    """Return why a pending server is left unsettled, for the log."""
+    return f"create sent at attempt {pending.attempt}, still not settled"
+
+
+@dataclass(slots=True)
+class _Send:
+    """One server's create as it goes out: the ledger's attempt number, and when it left."""
+
+    attempt: int | None = None
+    sent_at: float = 0.0
+
+
+@dataclass(slots=True)
+class _RunState:
+    """How many servers of one ``provision`` call are not settled yet."""
+
+    outstanding: int
+    cycles: dict[str, int]  # per server: creates found surely absent so far
+
+    async def finish(self, engine: Provisioner) -> None:
+        """Count one server settled; when none is left, end the task group."""
+        del engine
+        self.outstanding -= 1
+        if self.outstanding == 0:
+            raise _Done

@@ -1,17 +1,24 @@
-"""Helpers for functional tests: servers to create, and a client wired to a simulator."""
+"""Helpers for functional tests: servers to create, and a client and a ledger for a simulator."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fleet.client import NcpClient, RetryPolicy
 from fleet.config import Credentials
-from fleet.inventory import ServerSpec
-from fleet.ledger import Ledger
+from fleet.ledger import AsyncLedger, Ledger
+from fleet.options import ProvisionOptions
 from fleet.provisioner import Provisioner
 from fleet.ratelimit import AdaptiveRateLimiter
 from fleet.simulator import SimulatorConfig
+from fleet.spec import ServerSpec
+from fleet.survey import Survey, survey
 
 ACCESS = "sim-access"
 SECRET = "sim-secret-0123456789"
+OWNER = "test-run"
+# Quick settling for tests: trust 'not listed' 0.3 s after a send, look every 0.05 s.
+FAST = ProvisionOptions(settle=0.3, settle_poll=0.05, concurrency=16)
 
 
 def sim_config(**overrides: object) -> SimulatorConfig:
@@ -29,27 +36,25 @@ def sim_config(**overrides: object) -> SimulatorConfig:
     return SimulatorConfig(**base)  # type: ignore[arg-type]
 
 
-def specs(n: int, prefix: str = "web", vpc: str = "75001", *, start: int = 1) -> list[ServerSpec]:
+def specs(
+    n: int, prefix: str = "web", vpc: str = "75001", *, start: int = 1, region: str = ""
+) -> list[ServerSpec]:
     """Return n valid servers named prefix-001..., as an inventory would expand them."""
     out = []
     for i in range(start, start + n):
         name = f"{prefix}-{i:03d}"
-        out.append(
-            ServerSpec(
-                name,
-                "inventories/test.csv",
-                i + 1,
-                (
-                    ("serverImageNo", "25495367"),
-                    ("serverSpecCode", "s2-g3"),
-                    ("vpcNo", vpc),
-                    ("subnetNo", "75101"),
-                    ("serverCreateCount", "1"),
-                    ("serverName", name),
-                    ("networkInterfaceList.1.networkInterfaceOrder", "0"),
-                ),
-            )
+        params: tuple[tuple[str, str], ...] = (
+            ("serverImageNo", "25495367"),
+            ("serverSpecCode", "s2-g3"),
+            ("vpcNo", vpc),
+            ("subnetNo", "75101"),
+            ("serverCreateCount", "1"),
+            ("serverName", name),
+            ("networkInterfaceList.1.networkInterfaceOrder", "0"),
         )
+        if region:
+            params = (("regionCode", region), *params)
+        out.append(ServerSpec(name, "inventories/test.csv", i + 1, params))
     return out
 
 
@@ -72,6 +77,14 @@ def client_for(
     )
 
 
+def open_ledger(path: str | Path, rollout: str | None = None) -> AsyncLedger:
+    """A ledger for async tests, holding ``rollout``'s lease for OWNER when named."""
+    book = AsyncLedger(Ledger(path))
+    if rollout is not None:
+        book.sync.acquire(rollout, OWNER, "test run", ttl=600)
+    return book
+
+
 def servers_by_name(state: dict[str, object]) -> dict[str, list[str]]:
     """The simulator's servers, name -> instance numbers."""
     out: dict[str, list[str]] = {}
@@ -80,10 +93,23 @@ def servers_by_name(state: dict[str, object]) -> dict[str, list[str]]:
     return out
 
 
-async def roll_out(
-    client: NcpClient, book: Ledger, rollout: str, plan: list[ServerSpec]
+def engine(
+    client: NcpClient, book: AsyncLedger, rollout: str, options: ProvisionOptions = FAST
 ) -> Provisioner:
-    """Plan and create a rollout's servers (no look-up delay); return the engine used."""
-    engine = Provisioner(client, book, rollout, settle_seconds=0)
-    await engine.provision((await engine.preflight(plan)).to_create)
-    return engine
+    """An engine for the rollout, under OWNER's lease."""
+    book.sync.acquire(rollout, OWNER, "test run", ttl=600)
+    return Provisioner(client, book, rollout, OWNER, options)
+
+
+async def roll_out(
+    client: NcpClient,
+    book: AsyncLedger,
+    rollout: str,
+    plan: list[ServerSpec],
+    options: ProvisionOptions = FAST,
+) -> tuple[Provisioner, Survey]:
+    """Survey and create a rollout's servers; return the engine used and the survey."""
+    worker = engine(client, book, rollout, options)
+    found = await survey(client, book, rollout, plan, owner=OWNER)
+    await worker.provision(found.work)
+    return worker, found
