@@ -1,16 +1,30 @@
-"""Results files and summaries: what a rollout did, one row per server, for people and scripts."""
+"""Results files and summaries: what a rollout did, one row per server, for people and scripts.
+
+The file is UTF-8 with a byte order mark (so Excel shows NCP's Korean messages), private (0600),
+and written atomically. A cell that starts like a formula (``=``, ``+``, ``-``, ``@``, a tab or
+a carriage return) is prefixed with ``'``, so a spreadsheet shows NCP's text instead of running it.
+"""
 
 from __future__ import annotations
 
 import csv
 import os
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .ledger import Record
+from .ledger import Instance, Record, Role, RolloutCounts
+from .states import ServerStatus, State, TeardownState
 
-__all__ = ["COLUMNS", "as_row", "results_path", "summarize", "write_results"]
+__all__ = [
+    "COLUMNS",
+    "as_row",
+    "counts",
+    "duplicates_by_name",
+    "neutralise",
+    "results_path",
+    "write_results",
+]
 
 COLUMNS = (
     "serverName",
@@ -25,56 +39,95 @@ COLUMNS = (
     "httpStatus",
     "inventoryFile",
     "inventoryLine",
+    "regionCode",
+    "vpcNo",
     "adopted",
     "secondsToRun",
+    "duplicateInstanceNos",
     "teardown",
 )
 
-
-def results_path(ledger_path: str | Path, rollout: str) -> Path:
-    """Return where a rollout's results file goes: beside the ledger, named after the rollout."""
-    return Path(ledger_path).parent / "results" / f"{rollout}.csv"
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def as_row(r: Record) -> tuple[object, ...]:
+def results_path(ledger_shown: str | Path, rollout: str) -> Path:
+    """Return where a rollout's results file goes: beside a file ledger, else under .fleet/."""
+    text = str(ledger_shown)
+    folder = Path(".fleet") if "://" in text else Path(text).parent
+    return folder / "results" / f"{rollout}.csv"
+
+
+def neutralise(value: object) -> object:
+    """Return a cell a spreadsheet will show as text, never evaluate (numbers pass as they are)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def duplicates_by_name(instances: Iterable[Instance]) -> dict[str, list[str]]:
+    """Return, per server name, the numbers of the other servers found under it."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for instance in instances:
+        if instance.role == Role.DUPLICATE:
+            out[instance.name].append(instance.instance_no)
+    return dict(out)
+
+
+def as_row(r: Record, duplicates: Sequence[str] = ()) -> tuple[object, ...]:
     """Return one server's results row, in COLUMNS order."""
     return (
         r.name,
         r.instance_no or "",
-        r.state,
-        r.server_status or "",
+        r.state.value,
+        r.server_status.value if r.server_status else "",
         r.request_id or "",
         r.attempts,
-        r.error_kind or "",
+        r.error_kind.value if r.error_kind else "",
         r.error_code or "",
         r.error_message or "",
         "" if r.http_status is None else r.http_status,
         r.file,
         r.line,
+        r.region,
+        r.vpc_no,
         "yes" if r.adopted else "",
         "" if r.run_seconds is None else f"{r.run_seconds:.1f}",
-        r.teardown or "",
+        " ".join(duplicates),
+        r.teardown.value if r.teardown else "",
     )
 
 
-def write_results(path: str | Path, records: Sequence[Record]) -> Path:
-    """Write the results CSV atomically, so a reader never sees half a file."""
+def write_results(
+    path: str | Path,
+    records: Sequence[Record],
+    duplicates: Mapping[str, Sequence[str]] | None = None,
+) -> Path:
+    """Write the results CSV atomically and privately, so a reader never sees half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with open(fd, "w", newline="", encoding="utf-8-sig") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
-        writer.writerows(as_row(r) for r in records)
+        dups = duplicates or {}
+        writer.writerows(
+            tuple(neutralise(v) for v in as_row(r, dups.get(r.name, ()))) for r in records
+        )
     os.replace(tmp, path)
     return path
 
 
-def summarize(records: Sequence[Record]) -> dict[str, int]:
-    """Count servers per outcome: created, failed, in_flight (unknown), planned, and running."""
-    counts = Counter(r.state for r in records)
-    out = {state: counts.get(state, 0) for state in ("created", "failed", "in_flight", "planned")}
-    out["total"] = len(records)
-    out["running"] = sum(1 for r in records if r.server_status == "RUN")
-    out["terminated"] = sum(1 for r in records if r.teardown == "terminated")
-    return out
+def counts(records: Sequence[Record]) -> RolloutCounts:
+    """Count servers per outcome: created, failed, in flight (unknown), planned, running."""
+    per_state = Counter(r.state for r in records)
+    return RolloutCounts(
+        created=per_state[State.CREATED],
+        failed=per_state[State.FAILED],
+        in_flight=per_state[State.IN_FLIGHT],
+        planned=per_state[State.PLANNED],
+        running=sum(1 for r in records if r.server_status == ServerStatus.RUN),
+        terminated=sum(1 for r in records if r.teardown == TeardownState.TERMINATED),
+        duplicates=sum(r.duplicates for r in records),
+    )

@@ -1,0 +1,145 @@
+"""After the creates: wait until every created server runs, with no operation under way.
+
+A server NCP does not list is not yet taken for gone: NCP lists new servers late. It counts as
+gone only after ``gone_after`` reads in a row without it, and not before ``settle`` seconds from
+its creation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from .client import NcpClient, ServerInstance
+from .ledger import AsyncLedger, Record, State
+from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
+from .settling import epoch
+from .states import ErrorKind, ServerStatus
+
+__all__ = ["FAILURE_STATUSES", "WaitReport", "wait_running"]
+
+FAILURE_STATUSES = frozenset(
+    {
+        ServerStatus.FSTOP,
+        ServerStatus.SD_FL,
+        ServerStatus.ST_FL,
+        ServerStatus.RS_FL,
+        ServerStatus.TERMT,
+    }
+)
+GONE = "GONE"  # what a server never listed again is reported as
+
+
+@dataclass(slots=True)
+class WaitReport:
+    """How waiting for RUN ended."""
+
+    running: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # name -> status or reason
+    timed_out: dict[str, str] = field(default_factory=dict)  # name -> last status seen
+
+
+@dataclass(slots=True)
+class _Watch:
+    record: Record
+    last: str
+    misses: int = 0
+
+
+async def wait_running(
+    client: NcpClient,
+    ledger: AsyncLedger,
+    rollout: str,
+    *,
+    time_limit: float = 1800.0,
+    interval: float = 10.0,
+    settle: float = 60.0,
+    gone_after: int = 3,
+    clock: Clock = time.monotonic,
+    wall_clock: Clock = time.time,
+    sleep: Sleep = asyncio.sleep,
+    on_progress: Hook | None = None,
+) -> WaitReport:
+    """Poll the rollout's created servers until each is ready, has failed, or time runs out."""
+    book = ledger.sync
+    report = WaitReport()
+    records = [
+        r
+        for r in await ledger.run(book.records, rollout)
+        if r.state == State.CREATED and r.instance_no
+    ]
+    pending: dict[str, _Watch] = {}
+    for r in records:
+        if r.server_status == ServerStatus.RUN and r.run_seconds is not None:
+            report.running.append(r.name)
+        else:
+            pending[r.instance_no or ""] = _Watch(r, r.server_status or "unknown")
+
+    async def round_() -> bool:
+        seen = await read_statuses(client, ((w.record.region, n) for n, w in pending.items()))
+        if seen is not None:
+            await _observe(ledger, rollout, pending, seen, report, settle, gone_after, wall_clock)
+            await notify(on_progress, len(report.running), len(records))
+        return not pending
+
+    if pending and not await Poller(interval, time_limit, clock, sleep).run(round_):
+        for watch in pending.values():
+            message = f"not RUN after {time_limit:.0f} s (last status {watch.last})"
+            await ledger.run(
+                book.note_error, rollout, watch.record.name, ErrorKind.TIMEOUT, message, watch.last
+            )
+            report.timed_out[watch.record.name] = watch.last
+    return report
+
+
+async def _observe(
+    ledger: AsyncLedger,
+    rollout: str,
+    pending: dict[str, _Watch],
+    seen: dict[str, ServerInstance],
+    report: WaitReport,
+    settle: float,
+    gone_after: int,
+    wall_clock: Clock,
+) -> None:
+    """Record one round's statuses and take settled servers out of ``pending``."""
+    book = ledger.sync
+    updates: list[tuple[str, ServerStatus, float | None]] = []
+    now = wall_clock()
+    for number, watch in list(pending.items()):
+        rec, server = watch.record, seen.get(number)
+        created = epoch(rec.created_at)
+        if server is None:
+            watch.misses += 1
+            young = created is not None and now - created < settle
+            if watch.misses < gone_after or young:
+                continue  # not listed (yet): NCP lists new servers late
+            await ledger.run(
+                book.note_error,
+                rollout,
+                rec.name,
+                ErrorKind.STATUS,
+                "server no longer exists",
+                GONE,
+            )
+            report.failed[rec.name] = GONE
+            del pending[number]
+            continue
+        watch.misses, watch.last = 0, server.status.value
+        if server.ready:
+            secs = None if created is None else max(0.0, now - created)
+            updates.append((rec.name, server.status, secs))
+            report.running.append(rec.name)
+            del pending[number]
+        elif server.status in FAILURE_STATUSES:
+            updates.append((rec.name, server.status, None))
+            message = f"server ended in status {server.status}"
+            await ledger.run(
+                book.note_error, rollout, rec.name, ErrorKind.STATUS, message, server.status.value
+            )
+            report.failed[rec.name] = server.status.value
+            del pending[number]
+        elif server.status != rec.server_status:
+            updates.append((rec.name, server.status, None))
+    await ledger.run(book.set_status, rollout, updates)

@@ -1,0 +1,75 @@
+"""What one run did, in one frozen object: the flow returns it; CLI, artifacts and bench read it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .ledger import RolloutCounts
+
+__all__ = ["RolloutSummary"]
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutSummary:
+    """The outcome of one provisioning run: the rollout's counts and what this run did."""
+
+    rollout: str
+    results: str  # the results file
+    counts: RolloutCounts
+    servers: int  # in the inventory
+    sent: int  # servers this run set out to create
+    settled: int  # servers an earlier run left in flight, settled by this one
+    reconciled: int  # of those, found existing at the start
+    adopted: int
+    changed: int  # created before, inventory changed since (not changed on NCP)
+    seconds: float  # spent creating
+    api_calls: int
+    throttled: int  # answers 429 (the limiter slowed down)
+    unprocessed: int  # failures NCP did not process (retried)
+    ambiguous: int  # answers that left a create's outcome unknown (looked up by name)
+    lookups: int  # look-up calls made to settle them
+    retries: int
+    waited: bool = False  # whether the run waited for RUN
+
+    @property
+    def created_per_second(self) -> float:
+        """Return the rate servers were created at, over the creating phase."""
+        return round(self.counts.created / self.seconds, 2) if self.seconds else 0.0
+
+    @property
+    def not_done(self) -> int:
+        """Return how many servers are not done: not created, or not running when waiting."""
+        if self.waited:
+            return self.counts.total - self.counts.running
+        return self.counts.not_done
+
+    def facts(self) -> dict[str, object]:
+        """Return the summary as labelled facts, for the summary artifact (in this order)."""
+        c = self.counts
+        return {
+            "servers in inventory": self.servers,
+            "created": c.created,
+            "failed": c.failed,
+            "unknown (in flight)": c.in_flight,
+            "not sent": c.planned,
+            "running": c.running,
+            "servers under one name twice (duplicates)": c.duplicates,
+            "sent this run": self.sent,
+            "settled from an earlier run": self.settled,
+            "reconciled at start": self.reconciled,
+            "adopted": self.adopted,
+            "changed in inventory since created": self.changed,
+            "provisioning seconds": round(self.seconds, 2),
+            "created per second": self.created_per_second,
+            "API calls": self.api_calls,
+            "throttled responses": self.throttled,
+            "unprocessed failures (retried)": self.unprocessed,
+            "ambiguous answers (looked up by name)": self.ambiguous,
+            "look-up calls": self.lookups,
+            "retries": self.retries,
+            "results file": self.results,
+        }
+
+    def as_dict(self) -> dict[str, object]:
+        """Return every field as plain data (for JSON and Prefect's result display)."""
+        return asdict(self)

@@ -1,0 +1,288 @@
+"""Taking a rollout back down: only what it made, each server stopped, terminated and gone.
+
+What a teardown takes: the instances the ledger recorded (duplicates included), plus lost
+creates: a server whose create went out but whose answer never came (a row in flight, or one
+that had an ambiguous send) and that NCP lists under the row's exact name, in the region and VPC
+it was sent to, made (``createDate``) while the row's creates were going out. A create NCP
+refused is never a lost create, and a server carrying a planned name that this rollout never
+sent is someone else's: both are left alone.
+
+What to do with each server is ``decide``: a pure table from what NCP says of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .client import BATCH_SIZE, NcpClient, ServerInstance
+from .errors import NcpError, PermanentError
+from .ledger import AsyncLedger, Record, State, TeardownState
+from .options import TeardownOptions
+from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
+from .provisioner import found_from
+from .states import Operation, ServerStatus
+from .survey import in_send_window
+
+__all__ = [
+    "TERMINABLE",
+    "Action",
+    "TeardownReport",
+    "TeardownTarget",
+    "decide",
+    "lost_create",
+    "teardown",
+    "teardown_targets",
+]
+
+log = logging.getLogger(__name__)
+
+# Stopped, or stuck in a failure: what terminateServerInstances may be asked to remove.
+TERMINABLE = frozenset(
+    {
+        ServerStatus.NSTOP,
+        ServerStatus.FSTOP,
+        ServerStatus.SD_FL,
+        ServerStatus.ST_FL,
+        ServerStatus.RS_FL,
+    }
+)
+
+
+class Action(StrEnum):
+    """What a teardown round does with one server."""
+
+    WAIT = "wait"  # an operation is under way, or it is still being made: look again
+    STOP = "stop"
+    TERMINATE = "terminate"
+    LIFT_PROTECTION = "lift-protection"
+    LEAVE = "leave"  # termination protection is on and may not be lifted: left alone
+    MISSING = "missing"  # not listed this round: not yet taken for gone
+    GONE = "gone"  # not listed several rounds in a row: terminated
+
+
+def decide(server: ServerInstance | None, misses: int, options: TeardownOptions) -> Action:
+    """Return what to do with a server, given its status now (None: not listed this round)."""
+    if server is None:
+        return Action.GONE if misses >= options.gone_after else Action.MISSING
+    if server.operation != Operation.NULL:
+        return Action.WAIT
+    if server.protected:
+        return Action.LIFT_PROTECTION if options.lift_protection else Action.LEAVE
+    if server.status == ServerStatus.RUN:
+        return Action.STOP
+    if server.status in TERMINABLE:
+        return Action.TERMINATE
+    return Action.WAIT
+
+
+@dataclass(frozen=True, slots=True)
+class TeardownTarget:
+    """A server to take down, where it lives, and whether the ledger knew its number."""
+
+    name: str
+    instance_no: str
+    region: str
+    recorded: bool
+
+
+@dataclass(slots=True)
+class TeardownReport:
+    """How a teardown ended, per server name."""
+
+    terminated: list[str] = field(default_factory=list)
+    protected: list[str] = field(default_factory=list)  # left alone: termination protection
+    failed: dict[str, str] = field(default_factory=dict)  # name -> why
+    timed_out: dict[str, str] = field(default_factory=dict)  # name -> last status
+
+
+def lost_create(record: Record) -> bool:
+    """Whether a row may have made a server the ledger never heard of."""
+    return record.instance_no is None and (record.unsettled or record.ambiguous_sends > 0)
+
+
+async def teardown_targets(
+    client: NcpClient, ledger: AsyncLedger, rollout: str, *, margin: float = 120.0
+) -> list[TeardownTarget]:
+    """Return what a teardown takes down: recorded instances, and lost creates found by name.
+
+    ``margin`` is how long after its last send a create may have made a server (request
+    timeout plus settle window).
+    """
+    book = ledger.sync
+    targets = [
+        TeardownTarget(i.name, i.instance_no, i.region, True)
+        for i in await ledger.run(book.instances, rollout)
+        if i.teardown != TeardownState.TERMINATED
+    ]
+    lost = [r for r in await ledger.run(book.records, rollout) if lost_create(r)]
+    groups: dict[tuple[str, str], dict[str, Record]] = defaultdict(dict)
+    for r in lost:
+        groups[(r.sent_region, r.sent_vpc)][r.name] = r
+    for (region, vpc), rows in sorted(groups.items()):
+        for server in await client.list_servers(region=region, vpc_no=vpc):
+            rec = rows.get(server.name)
+            if rec is not None and in_send_window(rec, server, margin):
+                targets.append(TeardownTarget(server.name, server.instance_no, region, False))
+    return targets
+
+
+@dataclass(slots=True)
+class _Round:
+    """One teardown's state between rounds."""
+
+    pending: dict[str, TeardownTarget]
+    misses: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    last: dict[str, str] = field(default_factory=dict)
+
+
+async def teardown(
+    client: NcpClient,
+    ledger: AsyncLedger,
+    rollout: str,
+    targets: Sequence[TeardownTarget],
+    options: TeardownOptions | None = None,
+    *,
+    max_errors: int = 5,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+    on_progress: Hook | None = None,
+) -> TeardownReport:
+    """Stop, then terminate, each target; wait until each is gone. Safe to rerun."""
+    options = options or TeardownOptions()
+    book = ledger.sync
+    report = TeardownReport()
+    by_name: dict[str, list[TeardownTarget]] = defaultdict(list)
+    for t in targets:
+        by_name[t.name].append(t)
+    for name, lost in by_name.items():
+        found = [t for t in lost if not t.recorded]
+        if found:  # write the lost create down before touching it, so its number is known
+            servers = await client.get_servers(
+                [t.instance_no for t in found], region=found[0].region
+            )
+            await ledger.run(
+                book.record_created,
+                rollout,
+                name,
+                found_from(servers, found[0].region, ""),
+                request_id=None,
+                origin="lost",
+                from_states=(State.PLANNED, State.IN_FLIGHT, State.FAILED),
+            )
+    state = _Round({t.instance_no: t for t in targets})
+
+    async def round_() -> bool:
+        keys = ((t.region, n) for n, t in state.pending.items())
+        seen = await read_statuses(client, keys)
+        if seen is not None:
+            await _act(client, ledger, rollout, state, seen, report, options, max_errors)
+            done = len(report.terminated) + len(report.protected) + len(report.failed)
+            await notify(on_progress, done, len(targets))
+        return not state.pending
+
+    if state.pending and not await Poller(
+        options.poll_interval, options.time_limit, clock, sleep
+    ).run(round_):
+        for number, target in state.pending.items():
+            report.timed_out[target.name] = state.last.get(number, "unknown")
+        message = f"not gone after {options.time_limit:.0f} s"
+        await ledger.run(
+            book.set_teardown, rollout, list(state.pending), TeardownState.FAILED, message=message
+        )
+    report.terminated = sorted(set(report.terminated))
+    return report
+
+
+async def _act(
+    client: NcpClient,
+    ledger: AsyncLedger,
+    rollout: str,
+    state: _Round,
+    seen: dict[str, ServerInstance],
+    report: TeardownReport,
+    options: TeardownOptions,
+    max_errors: int,
+) -> None:
+    """Decide and do one round's actions; settled servers leave ``state.pending``."""
+    book = ledger.sync
+    batches: dict[tuple[Action, str], list[str]] = defaultdict(list)
+    for number, target in list(state.pending.items()):
+        server = seen.get(number)
+        state.misses[number] = 0 if server is not None else state.misses.get(number, 0) + 1
+        if server is not None:
+            state.last[number] = f"{server.status}/{server.operation}"
+        action = decide(server, state.misses[number], options)
+        if action == Action.GONE:
+            report.terminated.append(target.name)
+            await ledger.run(book.set_teardown, rollout, [number], TeardownState.TERMINATED)
+            del state.pending[number]
+        elif action == Action.LEAVE:
+            report.protected.append(target.name)
+            await ledger.run(book.set_teardown, rollout, [number], TeardownState.PROTECTED)
+            del state.pending[number]
+        elif action == Action.LIFT_PROTECTION:
+            try:
+                await client.set_protection(number, False, region=target.region)
+            except NcpError as exc:
+                final = isinstance(exc, PermanentError)  # NCP will refuse it again
+                await _refused(ledger, rollout, state, number, exc, report, max_errors, final=final)
+        elif action in (Action.STOP, Action.TERMINATE):
+            batches[(action, target.region)].append(number)
+    for (action, region), numbers in sorted(batches.items()):
+        await _control(client, ledger, rollout, state, action, region, numbers, report, max_errors)
+
+
+async def _control(
+    client: NcpClient,
+    ledger: AsyncLedger,
+    rollout: str,
+    state: _Round,
+    action: Action,
+    region: str,
+    numbers: list[str],
+    report: TeardownReport,
+    max_errors: int,
+) -> None:
+    call = client.stop_servers if action == Action.STOP else client.terminate_servers
+    mark = TeardownState.STOPPING if action == Action.STOP else TeardownState.TERMINATING
+    for i in range(0, len(numbers), BATCH_SIZE):
+        batch = numbers[i : i + BATCH_SIZE]
+        try:
+            await call(batch, region=region)
+        except NcpError as exc:
+            # Whatever happened, the next round reads the status again and acts on it; only
+            # repeated refusals end the attempt for these servers.
+            log.warning("%s of %d servers failed: %s", action, len(batch), exc)
+            for number in batch:
+                await _refused(ledger, rollout, state, number, exc, report, max_errors)
+            continue
+        await ledger.run(ledger.sync.set_teardown, rollout, batch, mark)
+
+
+async def _refused(
+    ledger: AsyncLedger,
+    rollout: str,
+    state: _Round,
+    number: str,
+    error: NcpError,
+    report: TeardownReport,
+    max_errors: int,
+    *,
+    final: bool = False,
+) -> None:
+    """Count a refusal for one server; after too many (or a ``final`` one), give it up."""
+    state.errors[number] = state.errors.get(number, 0) + 1
+    target = state.pending.get(number)
+    if target is None or not (final or state.errors[number] >= max_errors):
+        return
+    why = f"refused: {error}"
+    report.failed[target.name] = why
+    await ledger.run(ledger.sync.set_teardown, rollout, [number], TeardownState.FAILED, message=why)
+    del state.pending[number]
