@@ -6,6 +6,7 @@
     ├── RolloutError         a rollout cannot start safely (a name someone else owns, ...)
     │   ├── LeaseHeld        another run holds the rollout: says who, and since when
     │   └── BindingError     the rollout lives at another endpoint or in another account
+    ├── RunAborted           a run stopped part-way (ledger or lease lost): rerun to finish
     ├── LedgerError          the ledger cannot be opened, read or written (corrupt, foreign, lost)
     │   ├── LedgerConflict   a compare-and-set found a row changed under us: nothing was sent
     │   └── LeaseLost        this run's lease expired or was taken: it stops sending
@@ -41,6 +42,7 @@ __all__ = [
     "Problem",
     "RetryableError",
     "RolloutError",
+    "RunAborted",
     "ThrottledError",
     "classify",
     "error_for",
@@ -84,6 +86,10 @@ class LeaseHeld(RolloutError):
 
 class BindingError(RolloutError):
     """The rollout's servers live at another endpoint or in another account than this run's."""
+
+
+class RunAborted(FleetError):
+    """A run stopped part-way; what it did is recorded, and a rerun settles and finishes it."""
 
 
 class LedgerError(FleetError):

@@ -78,6 +78,7 @@ class Provisioner:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_progress: ProgressHook | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -87,7 +88,7 @@ class Provisioner:
         self._clock = clock
         self._sleep = sleep
         self._on_progress = on_progress
-        self.progress = Progress()
+        self.progress = progress or Progress()  # shared by every engine of one run
         self.lookups = 0
 
     async def provision(self, specs: Sequence[ServerSpec]) -> list[Record]:
@@ -218,7 +219,7 @@ class Provisioner:
                     if await self._apply(pending, verdict, servers, queue, state):
                         await state.finish(self)
                 self.progress.settling = len(settler.pending)
-            await self._sleep(self.options.settle_poll)
+            await self._sleep(settler.next_round(self.options.settle_poll))
 
     async def _apply(
         self,

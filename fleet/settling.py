@@ -24,11 +24,14 @@ from .errors import NcpError
 from .ledger import Record
 from .spec import ServerSpec
 
-__all__ = ["Pending", "Settler", "Verdict", "decide", "epoch"]
+__all__ = ["FIRST_LOOK", "Pending", "Settler", "Verdict", "decide", "epoch"]
 
 # Up to this many names of one (region, VPC) are looked up one by one; more, and one listing of
 # the whole VPC (paged) is cheaper.
 NAMES_PER_LISTING = 3
+# Seconds before the first look-up of a server just set aside: most ambiguous creates did make
+# their server, and NCP usually lists it at once, so the first look comes soon.
+FIRST_LOOK = 1.0
 
 
 class Verdict(StrEnum):
@@ -112,12 +115,20 @@ class Settler:
         self.patience = patience
         self._clock = clock
         self.pending: dict[str, Pending] = {}
+        self._looked: set[str] = set()  # pending servers looked up at least once
         self.lookups = 0  # look-up calls made, for the run's summary
         self.last_error: NcpError | None = None  # why the last failed look-up failed
 
     def add(self, pending: Pending) -> None:
         """Set a server aside until a look-up settles it."""
         self.pending[pending.spec.name] = pending
+        self._looked.discard(pending.spec.name)
+
+    def next_round(self, poll: float) -> float:
+        """Return the seconds until the next round: soon if a server is (or may be) new."""
+        if not self.pending or any(name not in self._looked for name in self.pending):
+            return min(poll, FIRST_LOOK)
+        return poll
 
     async def _look(self, region: str, vpc: str, names: Sequence[str]) -> Lookup:
         looked_at = self._clock()
@@ -148,10 +159,12 @@ class Settler:
                 looked_at, found = self._clock(), None
             now = self._clock()
             for p in members:
+                self._looked.add(p.spec.name)
                 servers = () if found is None else tuple(found.get(p.spec.name, ()))
                 there = None if found is None else bool(servers)
                 verdict = decide(there, looked_at, p.sent_at, now, self.window, self.patience)
                 if verdict != Verdict.WAIT:
                     del self.pending[p.spec.name]
+                    self._looked.discard(p.spec.name)
                 verdicts.append((p, verdict, servers))
         return verdicts

@@ -9,26 +9,24 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import (
-    acreate_markdown_artifact,
-    acreate_progress_artifact,
-    acreate_table_artifact,
-    aupdate_progress_artifact,
-)
+from prefect import State, flow, get_run_logger, task
+from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Failed, State
+from prefect.states import Failed
 
-from fleet.errors import FleetError
-from fleet.inventory import ServerSpec, load_inventories
-from fleet.ledger import DEFAULT_LEDGER, Record
-from fleet.lifecycle import WaitReport, wait_running
-from fleet.provisioner import Preflight
-from fleet.results import COLUMNS, as_row, results_path, summarize, write_results
+from fleet.errors import FleetError, LeaseLost, LedgerConflict, LedgerError, RunAborted
+from fleet.inventory import load_inventories
+from fleet.ledger import Record
+from fleet.options import ProvisionOptions
+from fleet.provisioner import Progress, Provisioner
+from fleet.readiness import WaitReport, wait_running
+from fleet.results import counts, results_path
+from fleet.spec import ServerSpec
+from fleet.summary import RolloutSummary
+from fleet.survey import Survey, survey
+from flows.artifacts import publish_results
 from flows.runtime import (
-    DEFAULT_BURST,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_RATE,
+    Runtime,
     artifact_key,
     open_runtime,
     resolve_credentials,
@@ -41,15 +39,19 @@ MIN_CHUNK = 50
 
 
 def infrastructure_only(task: Any, task_run: Any, state: State) -> bool:
-    """Retry a chunk task only for failures that are not NCP's verdict on a server."""
+    """Retry a chunk task only for failures that are not a verdict on the rollout."""
     try:
         state.result()
+    except (LedgerConflict, LeaseLost):
+        return False  # another run has the rollout, or the ledger says otherwise: stop
+    except LedgerError:
+        # The database hiccupped. The chunk is safe to run again: its workers were all awaited,
+        # what the ledger holds as created is skipped, what it holds in flight is looked up.
+        return True
     except FleetError:
         return False  # NCP's answer or our own refusal: a retry cannot change it
     except Exception:
-        # The chunk is safe to run again: provision() skips what the ledger holds as created
-        # and looks up what it holds in flight before sending anything.
-        return True
+        return True  # anything else unexpected: as safe to rerun as above
     return False
 
 
@@ -68,9 +70,19 @@ def load(inventories: list[str]) -> list[ServerSpec]:
 
 
 @task(name="plan", cache_policy=NO_CACHE, persist_result=False)
-async def plan(key: str, specs: list[ServerSpec], adopt_existing: bool) -> Preflight:
-    """Compare the inventory with the ledger and with what exists in the VPCs."""
-    return await runtime(key).provisioner.preflight(specs, adopt_existing=adopt_existing)
+async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> Survey:
+    """Compare the inventory with the ledger and with what exists where it goes."""
+    rt = runtime(key)
+    return await survey(
+        rt.client,
+        rt.ledger,
+        rt.rollout,
+        specs,
+        owner=rt.owner,
+        adopt_existing=options.adopt_existing,
+        retry_failed=options.retry_failed,
+        margin=options.request_timeout + options.settle,
+    )
 
 
 @task(
@@ -81,18 +93,20 @@ async def plan(key: str, specs: list[ServerSpec], adopt_existing: bool) -> Prefl
     retry_delay_seconds=5,
     retry_condition_fn=infrastructure_only,
 )
-async def provision_chunk(key: str, specs: list[ServerSpec]) -> dict[str, int]:
-    """Create one chunk of servers; per-server failures are recorded, not raised."""
+async def provision_chunk(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> None:
+    """Create (or settle) one chunk of servers; per-server failures are recorded, not raised."""
     rt = runtime(key)
-    records = await rt.provisioner.provision(specs)
-    return summarize(records)
+    engine = Provisioner(rt.client, rt.ledger, rt.rollout, rt.owner, options, progress=rt.progress)
+    try:
+        await engine.provision(specs)
+    finally:
+        rt.lookups += engine.lookups
 
 
 @task(name="wait-for-run", cache_policy=NO_CACHE, persist_result=False)
-async def wait_for_run(key: str, time_limit: float, interval: float) -> WaitReport:
+async def wait_for_run(key: str, options: ProvisionOptions) -> WaitReport:
     """Poll the created servers, a batch per call, until each is RUN or has failed."""
     rt = runtime(key)
-    logger = get_run_logger()
 
     async def report(running: int, total: int) -> None:
         rt.progress.running = running
@@ -101,11 +115,12 @@ async def wait_for_run(key: str, time_limit: float, interval: float) -> WaitRepo
         rt.client,
         rt.ledger,
         rt.rollout,
-        time_limit=time_limit,
-        interval=interval,
+        time_limit=options.wait_timeout,
+        interval=options.poll_interval,
+        settle=options.settle,
         on_progress=report,
     )
-    logger.info(
+    get_run_logger().info(
         "%d running, %d failed, %d timed out",
         len(result.running),
         len(result.failed),
@@ -114,30 +129,17 @@ async def wait_for_run(key: str, time_limit: float, interval: float) -> WaitRepo
     return result
 
 
-def _markdown(rollout: str, counts: dict[str, int], facts: dict[str, Any]) -> str:
-    lines = [f"# Rollout `{rollout}`", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in counts.items()]
-    lines += [f"| {k} | {v} |" for k, v in facts.items()]
-    return "\n".join(lines)
-
-
 @task(name="record-results", cache_policy=NO_CACHE, persist_result=False)
-async def record(key: str, results_file: str, facts: dict[str, Any]) -> dict[str, Any]:
-    """Write the results CSV and the Prefect artifacts; return the summary counts."""
-    rt = runtime(key)
-    records: list[Record] = rt.ledger.records(rt.rollout)
-    path = write_results(results_file, records)
-    counts = summarize(records)
-    rows = [dict(zip(COLUMNS, as_row(r), strict=True)) for r in records]
-    await acreate_table_artifact(
-        rows, key=artifact_key(rt.rollout, "results"), description=f"Servers of {rt.rollout}"
+async def record(key: str, summary: RolloutSummary) -> None:
+    """Write the results CSV and the Prefect artifacts."""
+    await publish_results(runtime(key), summary)
+
+
+def _describe(p: Progress) -> str:
+    return (
+        f"{p.created} created, {p.failed} failed, {p.settling} being looked up, "
+        f"{p.unknown} unknown, {p.running} running of {p.total}"
     )
-    await acreate_markdown_artifact(
-        _markdown(rt.rollout, counts, {**facts, "results file": str(path)}),
-        key=artifact_key(rt.rollout, "summary"),
-        description=f"Summary of {rt.rollout}",
-    )
-    return {"rollout": rt.rollout, "results": str(path), **counts, **facts}
 
 
 async def _report_progress(key: str, artifact_id: Any, every: float = 1.0) -> None:
@@ -150,121 +152,121 @@ async def _report_progress(key: str, artifact_id: Any, every: float = 1.0) -> No
         percent = round(100.0 * (p.done + p.running) / (2 * total if p.waiting else total), 1)
         if percent != last:
             last = percent
-            await aupdate_progress_artifact(
-                artifact_id,
-                percent,
-                description=(
-                    f"{p.created} created, {p.failed} failed, {p.unknown} unknown, "
-                    f"{p.running} running of {p.total}"
-                ),
-            )
+            await aupdate_progress_artifact(artifact_id, percent, description=_describe(p))
         await asyncio.sleep(every)
+
+
+async def _provision(key: str, work: Sequence[ServerSpec], options: ProvisionOptions) -> None:
+    """Run the chunk tasks together; one failing (after its retry) cancels and awaits the rest."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for i, chunk in enumerate(chunks(work, options.chunk_size), 1):
+                task_ = provision_chunk.with_options(name=f"provision-chunk-{i:02d}")
+                group.create_task(task_(key, chunk, options))
+    except BaseExceptionGroup as errors:
+        first = errors.exceptions[0]
+        raise RunAborted(
+            f"the run stopped part-way: {first}. What it did is recorded; run it again to "
+            "settle what was in flight and create the rest."
+        ) from first
+
+
+def _log_plan(name: str, specs: Sequence[ServerSpec], found: Survey) -> None:
+    logger = get_run_logger()
+    logger.info(
+        "rollout %s: %d servers, %d to create, %d to settle, %d already created, "
+        "%d reconciled, %d adopted, %d failed permanently before",
+        name,
+        len(specs),
+        len(found.to_create),
+        len(found.unsettled),
+        len(found.done),
+        len(found.reconciled),
+        len(found.adopted),
+        len(found.skipped_failed),
+    )
+    if found.delta.changed:
+        logger.warning(
+            "%d created servers differ from the inventory now (not changed on NCP): %s",
+            len(found.delta.changed),
+            ", ".join(found.delta.changed[:10]),
+        )
+    for name_, numbers in found.duplicates:
+        logger.warning("%s: more than one server carries this name: %s", name_, numbers)
+
+
+def _summary(
+    rt: Runtime,
+    specs: Sequence[ServerSpec],
+    found: Survey,
+    elapsed: float,
+    options: ProvisionOptions,
+    records: Sequence[Record],
+) -> RolloutSummary:
+    """Return the one summary of this run, which everything after reads."""
+    stats = rt.client.stats
+    path = options.results or str(results_path(rt.ledger.sync.shown, rt.rollout))
+    return RolloutSummary(
+        rollout=rt.rollout,
+        results=path,
+        counts=counts(records),
+        servers=len(specs),
+        sent=len(found.to_create),
+        settled=len(found.unsettled),
+        reconciled=len(found.reconciled),
+        adopted=len(found.adopted),
+        changed=len(found.delta.changed),
+        seconds=elapsed,
+        api_calls=sum(stats.calls.values()),
+        throttled=stats.throttled,
+        unprocessed=stats.errors.get("retryable", 0) + stats.errors.get("throttled", 0),
+        ambiguous=stats.errors.get("ambiguous", 0),
+        lookups=rt.lookups,
+        retries=stats.retries,
+        waited=options.wait,
+    )
 
 
 @flow(name="provision-fleet", description="Create the servers of CSV inventories on NCP.")
 async def provision_fleet(
     inventories: list[str],
     rollout: str | None = None,
-    rate: float = DEFAULT_RATE,
-    burst: int = DEFAULT_BURST,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    site: str = "public",
-    endpoint: str | None = None,
-    ledger: str = str(DEFAULT_LEDGER),
-    adopt_existing: bool = False,
-    wait: bool = False,
-    wait_timeout: float = 1800.0,
-    poll_interval: float = 10.0,
-    request_timeout: float = 30.0,
-    settle_seconds: float = 2.0,
-    chunk_size: int | None = None,
-    credentials_block: str | None = None,
-    shared_limit: str | None = None,
-    results: str | None = None,
-) -> dict[str, Any] | State:
+    options: ProvisionOptions = ProvisionOptions(),  # noqa: B008 (frozen: shared safely)
+) -> RolloutSummary | State:
     """Create every server of the inventories once, recording each instance number."""
-    logger = get_run_logger()
     name = rollout or rollout_name(inventories)
     specs = load(inventories)
-    credentials = await resolve_credentials(credentials_block)
-    async with open_runtime(
-        name,
-        credentials=credentials,
-        site=site,
-        endpoint=endpoint,
-        ledger_path=ledger,
-        rate=rate,
-        burst=burst,
-        concurrency=concurrency,
-        request_timeout=request_timeout,
-        settle_seconds=settle_seconds,
-        shared_limit=shared_limit,
-    ) as rt:
-        pre = await plan(rt.key, specs, adopt_existing)
-        logger.info(
-            "rollout %s: %d servers, %d to create, %d already created, %d reconciled, "
-            "%d adopted, %d failed permanently before",
-            name,
-            len(specs),
-            len(pre.to_create),
-            len(pre.done),
-            len(pre.reconciled),
-            len(pre.adopted),
-            len(pre.skipped_failed),
-        )
-        if pre.delta.changed:
-            logger.warning(
-                "%d created servers differ from the inventory now (not changed on NCP): %s",
-                len(pre.delta.changed),
-                ", ".join(pre.delta.changed[:10]),
-            )
-        rt.progress.total = len(pre.to_create)
+    credentials = await resolve_credentials(options.credentials_block, options.profile)
+    async with open_runtime(name, options, credentials) as rt:
+        found = await plan(rt.key, specs, options)
+        _log_plan(name, specs, found)
+        rt.progress.total = len(found.work)
         progress_id = await acreate_progress_artifact(
             0.0, key=artifact_key(name, "progress"), description=f"Provisioning {name}"
         )
         reporter = asyncio.create_task(_report_progress(rt.key, progress_id))
         started = time.monotonic()
         try:
-            await asyncio.gather(
-                *(
-                    provision_chunk.with_options(name=f"provision-chunk-{i:02d}")(rt.key, chunk)
-                    for i, chunk in enumerate(chunks(pre.to_create, chunk_size), 1)
-                )
-            )
+            await _provision(rt.key, found.work, options)
             elapsed = time.monotonic() - started
-            if wait:
+            if options.wait:
                 rt.progress.waiting = True
-                await wait_for_run(rt.key, wait_timeout, poll_interval)
+                await wait_for_run(rt.key, options)
         finally:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
-        await aupdate_progress_artifact(progress_id, 100.0)
-        stats = rt.client.stats
-        facts = {
-            "servers in inventory": len(specs),
-            "sent this run": len(pre.to_create),
-            "reconciled after an earlier stop": len(pre.reconciled),
-            "adopted": len(pre.adopted),
-            "changed in inventory since created": len(pre.delta.changed),
-            "provisioning seconds": round(elapsed, 2),
-            "created per second": round(rt.progress.created / elapsed, 2) if elapsed else 0,
-            "API calls": sum(stats.calls.values()),
-            "throttled responses": stats.throttled,
-            "unprocessed failures (retried)": stats.errors.get("retryable", 0),
-            "ambiguous failures (looked up by name)": stats.errors.get("ambiguous", 0),
-            "retries": stats.retries,
-        }
-        summary = await record(rt.key, results or str(results_path(ledger, name)), facts)
-    bad = summary["failed"] + summary["in_flight"] + summary["planned"]
-    if wait:
-        bad = summary["total"] - summary["running"]
-    if bad:
+        records = await rt.ledger.run(rt.ledger.sync.records, name)
+        summary = _summary(rt, specs, found, elapsed, options, records)
+        await record(rt.key, summary)
+        await aupdate_progress_artifact(progress_id, 100.0, description=_describe(rt.progress))
+    if summary.not_done:
+        c = summary.counts
         return Failed(
             message=(
-                f"{bad} of {summary['total']} servers not done: {summary['created']} created, "
-                f"{summary['failed']} failed, {summary['in_flight']} unknown; "
-                f"see {summary['results']}"
+                f"{summary.not_done} of {c.total} servers not done: {c.created} created, "
+                f"{c.failed} failed, {c.in_flight} unknown; see {summary.results}"
             ),
+            data=summary,
         )
     return summary

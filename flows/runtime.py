@@ -1,30 +1,49 @@
-"""What the tasks of one flow run share: one client, one rate limiter, one ledger.
+"""What the tasks of one flow run share: one client, one limiter, one ledger, one lease.
 
 Prefect tasks take plain data. The live objects (an HTTP pool, the limiter every request of the
-account must pass, the SQLite connection) are opened once per flow run and looked up by the run's
-key, so every chunk task spends the same rate budget instead of each bringing its own.
+account must pass, the ledger's connections and its worker thread, the lease and its heartbeat)
+are opened once per flow run and looked up by the run's key, so every chunk task spends the same
+rate budget instead of each bringing its own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
 import re
+import socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fleet.client import NcpClient
-from fleet.config import Credentials, load_credentials, resolve_endpoint
-from fleet.errors import ConfigError
-from fleet.ledger import Ledger
-from fleet.provisioner import Progress, Provisioner
+from fleet.config import Credentials, is_loopback, load_credentials, resolve_endpoint
+from fleet.errors import BindingError, ConfigError, LeaseHeld, LeaseLost, LedgerError
+from fleet.ledger import DEFAULT_LEDGER, AsyncLedger, Binding, Ledger
+from fleet.options import RunOptions
+from fleet.provisioner import Progress
 from fleet.ratelimit import AdaptiveRateLimiter, Limiter
 
-DEFAULT_RATE = 10.0  # calls/s: NCP publishes no limit; the limiter backs off on 429 anyway
-DEFAULT_BURST = 5
-DEFAULT_CONCURRENCY = 16
+__all__ = [
+    "Runtime",
+    "artifact_key",
+    "fingerprint",
+    "ledger_target",
+    "open_runtime",
+    "resolve_credentials",
+    "rollout_name",
+    "runtime",
+]
+
+log = logging.getLogger(__name__)
+
 ROLLOUT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -35,14 +54,11 @@ class Runtime:
     key: str
     rollout: str
     client: NcpClient
-    ledger: Ledger
+    ledger: AsyncLedger
     limiter: Limiter
-    provisioner: Provisioner
-
-    @property
-    def progress(self) -> Progress:
-        """Return the run's running counts."""
-        return self.provisioner.progress
+    owner: str  # this run's lease token
+    progress: Progress = field(default_factory=Progress)
+    lookups: int = 0
 
 
 _RUNTIMES: dict[str, Runtime] = {}
@@ -60,18 +76,39 @@ def rollout_name(inventories: Sequence[str]) -> str:
     return slug or "rollout"
 
 
+def check_rollout_name(rollout: str) -> None:
+    """Refuse a rollout name that is not a plain file name (it names files and artifacts)."""
+    if not ROLLOUT_NAME.fullmatch(rollout):
+        raise ConfigError(
+            f"rollout name {rollout!r}: use letters, digits, '.', '_' and '-' (starting with a "
+            "letter or digit)"
+        )
+
+
 def artifact_key(rollout: str, what: str) -> str:
     """Return a Prefect artifact key (lower-case letters, digits, dashes) for a rollout."""
     return re.sub(r"[^a-z0-9-]+", "-", f"{rollout}-{what}".lower()).strip("-")
 
 
-async def resolve_credentials(block: str | None) -> Credentials:
-    """Return NCP keys from a Prefect Secret block when named, else from the environment."""
+def fingerprint(access_key: str) -> str:
+    """Return a short fingerprint of an access key: enough to tell accounts apart."""
+    return "key-" + hashlib.sha256(access_key.encode()).hexdigest()[:12]
+
+
+def ledger_target(options: RunOptions, env: dict[str, str] | None = None) -> str:
+    """Return where the ledger is: the option, else FLEET_LEDGER, else .fleet/ledger.db."""
+    env = dict(os.environ) if env is None else env
+    return options.ledger or env.get("FLEET_LEDGER") or str(DEFAULT_LEDGER)
+
+
+async def resolve_credentials(block: str | None, profile: str | None = None) -> Credentials:
+    """Return NCP keys from a Prefect Secret block when named, else the environment or file."""
     if not block:
-        return load_credentials()
+        return load_credentials(**({"profile": profile} if profile else {}))
     from prefect.blocks.system import Secret
 
-    value: Any = (await Secret.aload(block)).get()
+    stored: Any = await Secret.aload(block)
+    value: Any = stored.get()
     if isinstance(value, dict):
         access, secret = value.get("access_key", ""), value.get("secret_key", "")
     elif isinstance(value, str) and ":" in value:
@@ -85,52 +122,128 @@ async def resolve_credentials(block: str | None) -> Credentials:
     return Credentials(access, secret, f"Prefect Secret block {block}")
 
 
-@asynccontextmanager
-async def open_runtime(
-    rollout: str,
-    *,
-    credentials: Credentials,
-    site: str,
-    endpoint: str | None,
-    ledger_path: str,
-    rate: float,
-    burst: int,
-    concurrency: int,
-    request_timeout: float = 30.0,
-    settle_seconds: float = 2.0,
-    shared_limit: str | None = None,
-) -> AsyncIterator[Runtime]:
-    """Open the client, limiter and ledger for one flow run, and close them after."""
-    if not ROLLOUT_NAME.fullmatch(rollout):
-        # The name becomes a file name (results) and artifact keys: no paths, no spaces.
-        raise ConfigError(
-            f"rollout name {rollout!r}: use letters, digits, '.', '_' and '-' (starting with a "
-            "letter or digit)"
-        )
-    if rate <= 0 or burst < 1 or concurrency < 1:
-        raise ConfigError("rate must be positive; burst and concurrency at least 1")
-    limiter: Limiter = AdaptiveRateLimiter(rate, burst, max_in_flight=concurrency)
-    if shared_limit:
+def _holder() -> str:
+    """Return who this run is, in words, for the lease (shown to a run it keeps out)."""
+    text = f"{socket.gethostname()} pid {os.getpid()}"
+    with contextlib.suppress(Exception):  # outside a flow run there is no id to add
+        from prefect.runtime import flow_run
+
+        if flow_run.id:
+            text += f" flow run {flow_run.name} ({flow_run.id})"
+    return text
+
+
+async def _take_lease(ledger: AsyncLedger, rollout: str, owner: str, options: RunOptions) -> None:
+    book = ledger.sync
+    while True:
+        try:
+            await ledger.run(book.acquire, rollout, owner, _holder(), options.lease_ttl)
+            return
+        except LeaseHeld as held:
+            if not options.wait_for_lease:
+                raise
+            log.warning(
+                "waiting: rollout %s is run by %s since %s", rollout, held.holder, held.since
+            )
+            await asyncio.sleep(min(5.0, options.lease_ttl / 4))
+
+
+async def _heartbeat(ledger: AsyncLedger, rollout: str, owner: str, ttl: float) -> None:
+    """Renew the lease every third of its time to live, until cancelled or lost."""
+    while True:
+        await asyncio.sleep(ttl / 3)
+        try:
+            await ledger.run(ledger.sync.renew, rollout, owner, ttl)
+        except LeaseLost as exc:
+            log.error("%s; this run stops sending", exc)  # every claim now fails on its own
+            return
+        except LedgerError as exc:
+            log.warning("lease heartbeat failed (will retry): %s", exc)
+
+
+def _limiter(options: RunOptions) -> Limiter:
+    if options.shared_limit:
         from flows.shared_limit import SharedRateLimiter
 
-        limiter = SharedRateLimiter(shared_limit, rate, burst, max_in_flight=concurrency)
-    client = NcpClient(
-        credentials,
-        resolve_endpoint(site, endpoint),
-        limiter=limiter,
-        timeout=request_timeout,
-        max_connections=concurrency,
-    )
-    ledger = Ledger(ledger_path)
-    key = uuid.uuid4().hex
-    provisioner = Provisioner(
-        client, ledger, rollout, settle_seconds=settle_seconds, workers=2 * concurrency
-    )
-    rt = Runtime(key, rollout, client, ledger, limiter, provisioner)
-    _RUNTIMES[key] = rt
+        return SharedRateLimiter(
+            options.shared_limit, options.rate, options.burst, max_in_flight=options.concurrency
+        )
+    return AdaptiveRateLimiter(options.rate, options.burst, max_in_flight=options.concurrency)
+
+
+async def _check_binding(
+    ledger: AsyncLedger, wanted: Binding, *, write: bool, rebind: bool
+) -> None:
+    """Bind the rollout (when writing), or check a read-only run looks where it lives."""
+    if write:
+        await ledger.run(ledger.sync.bind, wanted, rebind=rebind)
+        return
+    bound = await ledger.run(ledger.sync.binding, wanted.rollout)
+    if (
+        bound is not None
+        and not rebind
+        and (bound.endpoint, bound.account)
+        != (
+            wanted.endpoint,
+            wanted.account,
+        )
+    ):
+        raise BindingError(
+            f"rollout {wanted.rollout!r} lives at {bound.endpoint} with account key "
+            f"{bound.account}, not {wanted.endpoint} with {wanted.account}: nothing there "
+            "would be this rollout's. Pass --rebind if the rollout really moved."
+        )
+
+
+@asynccontextmanager
+async def open_runtime(
+    rollout: str, options: RunOptions, credentials: Credentials, *, lease: bool = True
+) -> AsyncIterator[Runtime]:
+    """Open the ledger, take the rollout's lease, check its binding, open the client.
+
+    ``lease=False`` is for runs that change nothing (a dry plan): no lease, no binding written.
+
+    Raises:
+        ConfigError: a bad rollout name or endpoint.
+        LedgerError: the ledger cannot be opened.
+        LeaseHeld: another run holds the rollout (unless waiting for it).
+        BindingError: the rollout lives at another endpoint or in another account.
+
+    """
+    check_rollout_name(rollout)
+    endpoint = resolve_endpoint(options.site, options.endpoint)
+    ledger = AsyncLedger(Ledger(ledger_target(options)))
+    owner = uuid.uuid4().hex
+    beat: asyncio.Task[None] | None = None
+    rt: Runtime | None = None
     try:
+        if lease:
+            await _take_lease(ledger, rollout, owner, options)
+            beat = asyncio.create_task(_heartbeat(ledger, rollout, owner, options.lease_ttl))
+        rehearsal = is_loopback(urlsplit(endpoint).hostname or "")
+        binding = Binding(rollout, endpoint, fingerprint(credentials.access_key), rehearsal)
+        await _check_binding(ledger, binding, write=lease, rebind=options.rebind)
+        limiter = _limiter(options)
+        client = NcpClient(
+            credentials,
+            endpoint,
+            limiter=limiter,
+            timeout=options.request_timeout,
+            max_connections=options.concurrency,
+        )
+        rt = Runtime(uuid.uuid4().hex, rollout, client, ledger, limiter, owner)
+        _RUNTIMES[rt.key] = rt
         yield rt
     finally:
-        del _RUNTIMES[key]
-        await client.aclose()
+        if rt is not None:
+            del _RUNTIMES[rt.key]
+            await rt.client.aclose()
+        if beat is not None:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        if lease:
+            with contextlib.suppress(LedgerError):
+                await ledger.run(ledger.sync.release, rollout, owner)
         ledger.close()
+        ledger.sync.close()

@@ -256,8 +256,11 @@ class Ledger:
         with self.db.transaction() as conn:
             return queries.rollout_names(conn)
 
-    def forget(self, rollout: str) -> None:
+    def forget(self, rollout: str, *, unbound_is_rehearsal: bool = False) -> None:
         """Delete a rehearsal rollout's records (its simulator, and servers, are gone).
+
+        ``unbound_is_rehearsal``: a rollout bound nowhere (from before bindings existed) counts
+        as a rehearsal; only for the rehearsal ledger itself.
 
         Raises:
             LedgerError: the rollout is not bound to a rehearsal: real servers are never forgotten.
@@ -268,7 +271,8 @@ class Ledger:
             known = conn.execute(
                 sa.select(servers.c.name).where(servers.c.rollout == rollout).limit(1)
             ).first()
-            if known is not None and (binding is None or not binding.rehearsal):
+            rehearsal = unbound_is_rehearsal if binding is None else binding.rehearsal
+            if known is not None and not rehearsal:
                 raise LedgerError(
                     f"rollout {rollout!r} is not a rehearsal: its record is never deleted"
                 )

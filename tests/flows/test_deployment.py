@@ -51,9 +51,7 @@ def test_deployment_runs_on_a_process_worker(sim: RunningSimulator, tmp_path: Pa
         parameters={
             "inventories": [str(ROOT / "inventories" / "demo.csv")],
             "rollout": "deployed",
-            "endpoint": sim.url,
-            "ledger": str(ledger),
-            "rate": 100,
+            "options": {"endpoint": sim.url, "ledger": str(ledger), "rate": 100},
         },
         print_next_steps=False,
     )

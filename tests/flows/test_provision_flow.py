@@ -11,7 +11,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
+from fleet.options import ProvisionOptions
 from fleet.simulator import RunningSimulator, running_simulator
+from fleet.summary import RolloutSummary
 from flows.provision import chunks, provision_fleet
 from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, sim_config, specs
 
@@ -52,23 +54,21 @@ async def test_demo_rollout_completes_with_results_and_artifacts(
 ) -> None:
     """The demo inventory rolls out: Completed, every server once, results file and artifacts."""
     ledger = tmp_path / "ledger.db"
+    options = ProvisionOptions(
+        endpoint=sim.url, ledger=str(ledger), rate=200, wait=True, poll_interval=0.2
+    )
     state = await provision_fleet(
-        inventories=[DEMO],
-        rollout="flow-demo",
-        endpoint=sim.url,
-        ledger=str(ledger),
-        rate=200,
-        wait=True,
-        poll_interval=0.2,
-        return_state=True,
+        inventories=[DEMO], rollout="flow-demo", options=options, return_state=True
     )
     assert state.is_completed(), state.message
     summary = await state.result()
-    assert summary["created"] == summary["total"] == summary["running"] == 16
+    assert isinstance(summary, RolloutSummary)
+    c = summary.counts
+    assert c.created == c.total == c.running == 16
     on_ncp = servers_by_name(sim.state())
     assert len(on_ncp) == 16
     assert all(len(nos) == 1 for nos in on_ncp.values())
-    with open(summary["results"], newline="") as fh:
+    with open(summary.results, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 16
     assert {r["serverName"]: [r["serverInstanceNo"]] for r in rows} == on_ncp
@@ -87,16 +87,12 @@ async def test_flow_ends_failed_with_counts_when_servers_fail(
     """Past the account's server limit, the refused servers are recorded and the run is Failed."""
     sim.configure(max_servers=5)
     path = inventory(tmp_path / "big.csv", [("app", 8)])
-    state = await provision_fleet(
-        inventories=[path],
-        endpoint=sim.url,
-        ledger=str(tmp_path / "ledger.db"),
-        return_state=True,
-    )
+    options = ProvisionOptions(endpoint=sim.url, ledger=str(tmp_path / "ledger.db"))
+    state = await provision_fleet(inventories=[path], options=options, return_state=True)
     assert state.is_failed()
     assert "3 of 8 servers not done" in (state.message or "")
     assert "5 created, 3 failed" in (state.message or "")
-    with open(tmp_path / "results" / "big.csv", newline="") as fh:
+    with open(tmp_path / "results" / "big.csv", newline="", encoding="utf-8-sig") as fh:
         failed = [r for r in csv.DictReader(fh) if r["state"] == "failed"]
     assert len(failed) == 3
     assert {r["errorCode"] for r in failed} == {"1015009"}
@@ -109,8 +105,7 @@ async def test_secret_key_appears_nowhere(sim: RunningSimulator, tmp_path: Path)
     state = await provision_fleet(
         inventories=[inventory(tmp_path / "s.csv", [("sec", 3)])],
         rollout="secrets",
-        endpoint=sim.url,
-        ledger=str(ledger),
+        options=ProvisionOptions(endpoint=sim.url, ledger=str(ledger)),
         return_state=True,
     )
     assert state.is_completed()
@@ -136,11 +131,12 @@ async def test_credentials_from_a_prefect_secret_block(
     monkeypatch.delenv("NCLOUD_ACCESS_KEY")
     monkeypatch.delenv("NCLOUD_SECRET_KEY")
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ncloud/configure either
+    options = ProvisionOptions(
+        endpoint=sim.url, ledger=str(tmp_path / "ledger.db"), credentials_block="ncp-test-keys"
+    )
     state = await provision_fleet(
         inventories=[inventory(tmp_path / "b.csv", [("blk", 2)])],
-        endpoint=sim.url,
-        ledger=str(tmp_path / "ledger.db"),
-        credentials_block="ncp-test-keys",
+        options=options,
         return_state=True,
     )
     assert state.is_completed(), state.message

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fleet.options import ProvisionOptions
 from fleet.simulator import RunningSimulator, running_simulator
 from flows.provision import provision_fleet
 from tests.functional.fleetkit import ACCESS, SECRET, sim_config
@@ -48,11 +49,13 @@ async def test_two_concurrent_rollouts_stay_within_the_shared_budget(
     runs = [
         provision_fleet(
             inventories=[inventory(tmp_path / f"{name}.csv", name, 60)],
-            endpoint=sim.url,
-            ledger=str(tmp_path / f"{name}.db"),
-            rate=EACH_RATE,
-            burst=5,
-            shared_limit="ncp-account",
+            options=ProvisionOptions(
+                endpoint=sim.url,
+                ledger=str(tmp_path / f"{name}.db"),
+                rate=EACH_RATE,
+                burst=5,
+                shared_limit="ncp-account",
+            ),
             return_state=True,
         )
         for name in ("blue", "green")

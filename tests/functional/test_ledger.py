@@ -63,7 +63,9 @@ def test_plan_enters_servers_once_and_reports_what_changed(book: Ledger) -> None
     book.record_created("r", "a", [found("1001")], request_id="rid")
     book.claim("r", spec("b"), OWNER)
     book.record_failed("r", "b", PermanentError("bad", code="1413", status=400))
-    second = book.plan("r", [spec("a", image="200"), spec("b", image="200"), spec("d")], owner=OWNER)
+    second = book.plan(
+        "r", [spec("a", image="200"), spec("b", image="200"), spec("d")], owner=OWNER
+    )
     assert second.new == ("d",)
     assert second.changed == ("a",)  # created with the old parameters: reported, not redone
     assert second.retried == ("b",)  # refused with the old parameters: the new ones are sent
@@ -106,7 +108,11 @@ def test_a_torn_down_server_is_created_anew_on_the_next_plan(book: Ledger) -> No
     delta = book.plan("r", [spec("a")], owner=OWNER)
     assert delta.renewed == ("a",)
     row = book.record("r", "a")
-    assert row is not None and (row.state, row.instance_no, row.attempts) == (State.PLANNED, None, 0)
+    assert row is not None and (row.state, row.instance_no, row.attempts) == (
+        State.PLANNED,
+        None,
+        0,
+    )
     (old,) = book.instances("r")
     assert (old.instance_no, old.teardown) == ("1001", TeardownState.TERMINATED)
 
@@ -160,10 +166,17 @@ def test_outcomes_keep_ncp_codes_messages_request_ids_and_every_number(book: Led
     for name in "abc":
         book.claim("r", spec(name), OWNER)
     book.record_created("r", "a", [found("1002"), found("1001")], request_id="rid-1")
-    book.record_failed("r", "b", PermanentError("limit", status=400, code="1015009", request_id="x"))
+    book.record_failed(
+        "r", "b", PermanentError("limit", status=400, code="1015009", request_id="x")
+    )
     book.note_ambiguous("r", "c", AmbiguousError("timeout", status=504, code="510"))
     a, b, c = book.records("r")
-    assert (a.state, a.instance_no, a.request_id, a.duplicates) == (State.CREATED, "1001", "rid-1", 1)
+    assert (a.state, a.instance_no, a.request_id, a.duplicates) == (
+        State.CREATED,
+        "1001",
+        "rid-1",
+        1,
+    )
     assert json.loads(a.response or "")["fleetSameName"] == ["1001", "1002"]
     assert [(i.instance_no, i.role) for i in book.instances("r")] == [
         ("1001", "primary"),
@@ -219,7 +232,7 @@ def test_bindings_refuse_another_endpoint_or_account_unless_rebound(book: Ledger
     home = Binding("r", "https://ncloud.apigw.ntruss.com", "key-1", rehearsal=False)
     assert book.bind(home) == home
     assert book.bind(home) == home
-    with pytest.raises(BindingError, match="http://127.0.0.1:9"):
+    with pytest.raises(BindingError, match=r"http://127\.0\.0\.1:9"):
         book.bind(Binding("r", "http://127.0.0.1:9", "key-1", rehearsal=True))
     with pytest.raises(BindingError, match="account key key-1"):
         book.bind(Binding("r", home.endpoint, "key-2", rehearsal=False))

@@ -57,7 +57,7 @@ def test_another_programs_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
-    with pytest.raises(LedgerError, match="not a fleet ledger.*customers"):
+    with pytest.raises(LedgerError, match=r"not a fleet ledger.*customers"):
         Ledger(path)
     with sqlite3.connect(path) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
@@ -100,7 +100,11 @@ def test_a_first_release_ledger_is_migrated_with_nothing_lost(tmp_path: Path) ->
                 "SELECT value FROM fleet_meta WHERE key = 'schema_version'"
             ).scalar()
     assert version == str(SCHEMA_VERSION)
-    assert (created.state, created.instance_no, created.request_id) == (State.CREATED, "1001", "rid")
+    assert (created.state, created.instance_no, created.request_id) == (
+        State.CREATED,
+        "1001",
+        "rid",
+    )
     assert (flying.state, flying.error_code, flying.http_status) == (State.IN_FLIGHT, "510", 504)
     assert flying.first_sent_at == "2026-01-01T00:00:02.000+00:00" and flying.unsettled
     assert (instance.instance_no, instance.name, instance.role) == ("1001", "web-001", "primary")

@@ -1,0 +1,167 @@
+"""What the commands do, between reading their options and printing their outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fleet.errors import ConfigError
+from fleet.ledger import Ledger
+from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
+from fleet.results import duplicates_by_name
+from fleet.spec import ServerSpec
+from fleet.summary import RolloutSummary
+from fleet.survey import Survey, survey
+from fleet.teardown import TeardownReport, TeardownTarget, teardown_targets
+from flows import render
+from flows.exits import exit_code
+from flows.progress import progress_bar
+from flows.render import err, out, say
+from flows.runtime import ledger_target, open_runtime, resolve_credentials
+
+__all__ = [
+    "run_provision",
+    "run_teardown",
+    "serve_deployments",
+    "show_status",
+    "survey_only",
+    "teardown_survey",
+]
+
+
+def _existing_ledger(options: RunOptions) -> str:
+    target = ledger_target(options)
+    if "://" not in target and not Path(target).exists():
+        raise ConfigError(f"no ledger at {target}")
+    return target
+
+
+async def survey_only(name: str, specs: Sequence[ServerSpec], options: ProvisionOptions) -> Survey:
+    """Compare an inventory with the ledger and NCP, writing nothing and taking no lease."""
+    credentials = await resolve_credentials(options.credentials_block, options.profile)
+    async with open_runtime(name, options, credentials, lease=False) as rt:
+        return await survey(
+            rt.client, rt.ledger, name, specs, owner=None, retry_failed=options.retry_failed
+        )
+
+
+def _ended(state: Any) -> tuple[Any, BaseException | None]:
+    """Return a flow run's result and the error it ended on, if any."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        return None, result
+    return result, None
+
+
+def run_provision(
+    inventories: list[str], name: str, specs: Sequence[ServerSpec], options: ProvisionOptions
+) -> int:
+    """Run the provision-fleet flow here, with a progress bar; print the outcome; exit code."""
+    from flows.provision import provision_fleet
+
+    async def flow_run() -> Any:
+        return await provision_fleet(
+            inventories=inventories, rollout=name, options=options, return_state=True
+        )
+
+    target = ledger_target(options)
+    with progress_bar(target, name, len(specs)):
+        state = asyncio.run(flow_run())
+    summary, error = _ended(state)
+    if error is not None:
+        say(err, f"error: {error}")
+        return exit_code(error)
+    if not isinstance(summary, RolloutSummary):
+        say(err, f"error: {state.message}")
+        return 1
+    with Ledger(target) as book:
+        records = book.records(name)
+    render.run_summary(summary, records, book.shown)
+    return 0 if state.is_completed() else 1
+
+
+def show_status(options: RunOptions, rollout: str | None) -> int:
+    """Print every rollout of the ledger, or one rollout's servers; return the exit code."""
+    with Ledger(_existing_ledger(options)) as book:
+        if rollout is None:
+            rows = [(n, book.counts(n), book.binding(n), book.lease(n)) for n in book.rollouts()]
+            out.print(render.rollouts_table(book.shown, rows))
+            return 0
+        records = book.records(rollout)
+        if not records:
+            say(err, f"error: no rollout {rollout!r} in {book.shown}")
+            return 2
+        duplicates = duplicates_by_name(book.instances(rollout))
+        out.print(render.servers_table(rollout, records, duplicates))
+        say(out, render.counts_line(rollout, book.counts(rollout)))
+        lease = book.lease(rollout)
+        if lease is not None:
+            say(out, f"run by {lease.holder} (lease until {render.iso(lease.expires_at)})")
+    return 0
+
+
+async def teardown_survey(rollout: str, options: TeardownOptions) -> list[TeardownTarget]:
+    """Return what a teardown of the rollout would take down, changing nothing."""
+    _existing_ledger(options)
+    credentials = await resolve_credentials(options.credentials_block, options.profile)
+    async with open_runtime(rollout, options, credentials, lease=False) as rt:
+        return await teardown_targets(
+            rt.client, rt.ledger, rollout, margin=options.request_timeout + 60.0
+        )
+
+
+def run_teardown(rollout: str, options: TeardownOptions) -> int:
+    """Run the teardown-fleet flow here; print the outcome; return the exit code."""
+    from flows.teardown import teardown_fleet
+
+    async def flow_run() -> Any:
+        return await teardown_fleet(rollout=rollout, options=options, return_state=True)
+
+    state = asyncio.run(flow_run())
+    report, error = _ended(state)
+    if error is not None:
+        say(err, f"error: {error}")
+        return exit_code(error)
+    if isinstance(report, TeardownReport):
+        render.teardown_summary(rollout, report)
+    return 0 if state.is_completed() else 1
+
+
+def serve_deployments(
+    inventories: list[str],
+    rollout: str,
+    options: ProvisionOptions,
+    *,
+    name: str,
+    cron: str,
+    timezone: str,
+) -> None:
+    """Serve provision-fleet on a cron and teardown-fleet on demand, one run of each at a time."""
+    from prefect import serve
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.deployments.runner import RunnerDeployment
+
+    from flows.provision import provision_fleet
+    from flows.teardown import teardown_fleet
+
+    common = options.model_dump(
+        include={"site", "endpoint", "ledger", "credentials_block", "shared_limit", "profile"},
+        exclude_none=True,
+    )
+    provision: RunnerDeployment = provision_fleet.to_deployment(  # type: ignore[assignment]
+        name=name,
+        schedules=[CronSchedule(cron=cron, timezone=timezone)],
+        # One run at a time: a slow 03:00 rollout must not meet the 03:00 of the next day.
+        concurrency_limit=1,
+        parameters={
+            "inventories": inventories,
+            "rollout": rollout,
+            "options": options.model_dump(exclude_defaults=True),
+        },
+    )
+    take_down: RunnerDeployment = teardown_fleet.to_deployment(  # type: ignore[assignment]
+        name=name, concurrency_limit=1, parameters={"rollout": rollout, "options": common}
+    )
+    serve(provision, take_down)

@@ -1,0 +1,214 @@
+"""What the command line prints. Text from users and from NCP is always plain text, never markup.
+
+NCP's messages are free text (Korean included) and may hold brackets: Rich would read
+``[bold]`` or ``[/]`` in them as markup, or choke on it. Every cell built from such text goes
+through ``plain``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from fleet.errors import Problem
+from fleet.ledger import Binding, LeaseInfo, Record, RolloutCounts
+from fleet.ledger.rows import iso
+from fleet.summary import RolloutSummary
+from fleet.survey import Survey
+from fleet.teardown import TeardownReport, TeardownTarget
+
+__all__ = [
+    "counts_line",
+    "err",
+    "iso",
+    "out",
+    "plain",
+    "plan_table",
+    "problems",
+    "rollouts_table",
+    "run_summary",
+    "servers_table",
+    "targets_table",
+    "teardown_summary",
+]
+
+# Lines stay whole, for grep and logs; tables are not cut to 80 columns when piped.
+_WIDTH = None if sys.stdout.isatty() else 200
+out = Console(soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
+
+
+def plain(value: object) -> Text:
+    """Return a value as a table cell that Rich shows exactly as it is."""
+    return Text("" if value is None else str(value))
+
+
+def say(console: Console, message: str) -> None:
+    """Print a line made of user or NCP text, with no markup and no highlighting."""
+    console.print(message, markup=False, highlight=False)
+
+
+def problems(found: Sequence[Problem]) -> None:
+    """Print inventory problems, one per line, and the count."""
+    for problem in found:
+        say(err, str(problem))
+    say(err, f"{len(found)} problem(s) found; nothing was sent.")
+
+
+def _names(names: Sequence[str], shown: int = 6) -> Text:
+    more = f" … +{len(names) - shown}" if len(names) > shown else ""
+    return plain(", ".join(names[:shown]) + more)
+
+
+def plan_table(rollout: str, total: int, found: Survey) -> Table:
+    """Return the table of what a rollout would do."""
+    table = Table(title=f"Rollout {rollout}: {total} servers")
+    for column, justify in (("what", "left"), ("servers", "right"), ("names", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    rows: Iterable[tuple[str, list[str]]] = (
+        ("to create", [s.name for s in found.to_create]),
+        ("in flight before: looked up first", [s.name for s in found.unsettled]),
+        ("created by an earlier run", list(found.done)),
+        ("in flight before, found", list(found.reconciled)),
+        ("exist, not this rollout's", [f"{n} ({nos})" for n, nos in found.conflicts]),
+        ("failed permanently before (--retry-failed)", list(found.skipped_failed)),
+        ("failed before, sent again", list(found.delta.retried)),
+        ("torn down before, created anew", list(found.delta.renewed)),
+        ("created, inventory changed since", list(found.delta.changed)),
+        ("changed while in flight: settled first", list(found.delta.held)),
+        ("several servers under one name", [f"{n} ({nos})" for n, nos in found.duplicates]),
+        ("in the ledger, not in the inventory", list(found.delta.removed)),
+    )
+    for label, names in rows:
+        if names or label in ("to create", "created by an earlier run"):
+            table.add_row(label, str(len(names)), _names(names))
+    return table
+
+
+def rollouts_table(
+    shown: str, rows: Sequence[tuple[str, RolloutCounts, Binding | None, LeaseInfo | None]]
+) -> Table:
+    """Return the table of every rollout in a ledger."""
+    table = Table(title=f"Rollouts in {shown}")
+    for column in (
+        "rollout",
+        "planned",
+        "in_flight",
+        "created",
+        "failed",
+        "running",
+        "where",
+        "run by",
+    ):
+        table.add_column(column, justify="right" if column[0] in "picfr" else "left")
+    for name, c, binding, lease in rows:
+        where = "" if binding is None else binding.endpoint
+        run_by = "" if lease is None else f"{lease.holder} since {iso(lease.acquired_at)}"
+        table.add_row(
+            plain(name),
+            str(c.planned),
+            str(c.in_flight),
+            str(c.created),
+            str(c.failed),
+            str(c.running),
+            plain(where),
+            plain(run_by),
+        )
+    return table
+
+
+def servers_table(
+    rollout: str, records: Sequence[Record], duplicates: dict[str, list[str]]
+) -> Table:
+    """Return the table of one rollout's servers."""
+    table = Table(title=f"Rollout {rollout}")
+    for column in (
+        "server",
+        "region",
+        "instance",
+        "state",
+        "status",
+        "attempts",
+        "error",
+        "teardown",
+    ):
+        table.add_column(column)
+    for r in records:
+        error = " ".join(x for x in (r.error_code, r.error_message) if x)
+        number = r.instance_no or ""
+        if r.name in duplicates:
+            number += " (also " + " ".join(duplicates[r.name]) + ": same name)"
+        table.add_row(
+            plain(r.name),
+            plain(r.region or "default"),
+            plain(number),
+            plain(r.state.value),
+            plain(r.server_status or ""),
+            str(r.attempts),
+            plain(error),
+            plain(r.teardown or ""),
+        )
+    return table
+
+
+def counts_line(rollout: str, c: RolloutCounts) -> str:
+    """Return one line of a rollout's counts."""
+    line = (
+        f"{rollout}: {c.created} created, {c.failed} failed, {c.in_flight} unknown (in flight), "
+        f"{c.running} running, of {c.total}"
+    )
+    if c.duplicates:
+        line += f"; {c.duplicates} extra server(s) under names already used (see results)"
+    return line
+
+
+def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str) -> None:
+    """Print how a provisioning run ended: counts, failures, what the API did, where to look."""
+    say(out, counts_line(summary.rollout, summary.counts))
+    failures = [r for r in records if r.state.value != "created" or r.error_kind]
+    for r in failures[:10]:
+        say(
+            out,
+            f"  {r.name}: {r.state.value} {r.error_kind or ''} {r.error_code or ''} "
+            f"{r.error_message or ''} (request {r.request_id or '-'})",
+        )
+    if len(failures) > 10:
+        say(out, f"  … and {len(failures) - 10} more")
+    say(
+        out,
+        f"creating took {summary.seconds:.2f} s; {summary.api_calls} API calls: "
+        f"{summary.throttled} throttled, {summary.unprocessed} failed unprocessed (retried), "
+        f"{summary.ambiguous} ambiguous (looked up by name, {summary.lookups} look-ups), "
+        f"{summary.settled} settled from an earlier run",
+    )
+    say(out, f"results: {summary.results}\nledger:  {ledger}")
+
+
+def targets_table(rollout: str, targets: Sequence[TeardownTarget]) -> Table:
+    """Return the table of what a teardown takes down."""
+    table = Table(title=f"Rollout {rollout}: {len(targets)} servers to stop and terminate")
+    for column in ("server", "region", "instance", "in ledger"):
+        table.add_column(column)
+    for t in targets:
+        table.add_row(
+            plain(t.name),
+            plain(t.region or "default"),
+            plain(t.instance_no),
+            "yes" if t.recorded else "no: lost create",
+        )
+    return table
+
+
+def teardown_summary(rollout: str, report: TeardownReport) -> None:
+    """Print how a teardown ended."""
+    say(
+        out,
+        f"{rollout}: {len(report.terminated)} terminated, {len(report.protected)} protected, "
+        f"{len(report.failed)} failed, {len(report.timed_out)} timed out",
+    )
+    for name, why in [*report.failed.items(), *report.timed_out.items()]:
+        say(out, f"  {name}: {why}")
