@@ -1,13 +1,30 @@
-"""Credentials and endpoints: where they come from, and the clear errors when they are wrong."""
+"""Keys and endpoints: where they come from, and the clear errors that show no secret."""
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 import pytest
 
 from fleet.config import SITES, load_credentials, resolve_endpoint
 from fleet.errors import ConfigError
+
+
+def write_key_file(home: Path, text: str | bytes) -> Path:
+    """Write ``home/.ncloud/configure`` as the ncloud CLI would."""
+    path = home / ".ncloud" / "configure"
+    path.parent.mkdir(exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def everything_said(error: BaseException) -> str:
+    """The message and the whole printed traceback, chained exceptions included."""
+    return str(error) + "".join(traceback.format_exception(error))
 
 
 def test_keys_from_environment(tmp_path: Path) -> None:
@@ -41,14 +58,135 @@ def test_missing_keys_are_a_clear_error(tmp_path: Path, env: dict[str, str], mes
         load_credentials(env, tmp_path)
 
 
-def test_unreadable_key_file_does_not_quote_the_secret(tmp_path: Path) -> None:
-    """A malformed key file is an error naming the file, never echoing its lines."""
-    (tmp_path / ".ncloud").mkdir()
-    (tmp_path / ".ncloud" / "configure").write_text("[broken\nncloud_secret_access_key = TOPSECRET")
+@pytest.mark.parametrize(
+    "secret",
+    ["%", "50%", "ab%cd", "%(x)s", "%(ncloud_access_key_id)s", "%%", "p#q;r", "k=v:w", " x%y "],
+)
+def test_secrets_are_read_as_written(tmp_path: Path, secret: str) -> None:
+    """The key file is read without interpolation: '%', '%(x)s', '#', ';', '=' stay as written."""
+    write_key_file(
+        tmp_path, f"[DEFAULT]\nncloud_access_key_id = AK1\nncloud_secret_access_key = {secret}\n"
+    )
+    assert load_credentials({}, tmp_path).secret_key == secret.strip()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ncloud_access_key_id = AK1\nncloud_secret_access_key = SK1\n",  # no section, as old docs
+        "# keys\n\n[DEFAULT]\nncloud_access_key_id = AK1\nncloud_secret_access_key = SK1\n",
+        "\ufeff[DEFAULT]\nNCLOUD_ACCESS_KEY_ID = AK1\nncloud_secret_access_key=SK1\n",
+    ],
+)
+def test_key_file_shapes(tmp_path: Path, text: str) -> None:
+    """With or without a [DEFAULT] header, after comments or a BOM, the keys are found."""
+    write_key_file(tmp_path, text)
+    creds = load_credentials({}, tmp_path)
+    assert (creds.access_key, creds.secret_key, creds.api_url) == ("AK1", "SK1", None)
+
+
+PROFILES = """\
+[DEFAULT]
+ncloud_access_key_id = AK-DEFAULT
+ncloud_secret_access_key = SK-DEFAULT
+ncloud_api_url = https://ncloud.apigw.ntruss.com
+
+[project]
+ncloud_access_key_id = AK-PROJECT
+ncloud_secret_access_key = SK-PROJECT
+ncloud_api_url = https://ncloud.apigw.gov-ntruss.com
+
+[bare]
+ncloud_access_key_id = AK-BARE
+ncloud_secret_access_key = SK-BARE
+
+[half]
+ncloud_access_key_id = AK-HALF
+"""
+BOTH_ENV_KEYS = {"NCLOUD_ACCESS_KEY": "AK-ENV", "NCLOUD_SECRET_KEY": "SK-ENV"}
+
+
+@pytest.mark.parametrize(
+    ("profile", "env", "expected"),
+    [
+        (None, {}, ("AK-DEFAULT", "SK-DEFAULT", "https://ncloud.apigw.ntruss.com", "[DEFAULT]")),
+        ("project", {}, ("AK-PROJECT", "SK-PROJECT", "https://ncloud.apigw.gov-ntruss.com", "")),
+        (None, {"NCLOUD_PROFILE": "project"}, ("AK-PROJECT", "SK-PROJECT", "https://", "")),
+        # The argument beats NCLOUD_PROFILE.
+        ("DEFAULT", {"NCLOUD_PROFILE": "project"}, ("AK-DEFAULT", "SK-DEFAULT", "https://", "")),
+        # A profile asked for by name beats keys in the environment...
+        ("project", BOTH_ENV_KEYS, ("AK-PROJECT", "SK-PROJECT", "https://", "[project]")),
+        # ...which beat NCLOUD_PROFILE.
+        (None, {**BOTH_ENV_KEYS, "NCLOUD_PROFILE": "project"}, ("AK-ENV", "SK-ENV", None, "")),
+        # A profile inherits nothing from [DEFAULT], not even its endpoint.
+        ("bare", {}, ("AK-BARE", "SK-BARE", None, "[bare]")),
+    ],
+)
+def test_profile_selection(
+    tmp_path: Path,
+    profile: str | None,
+    env: dict[str, str],
+    expected: tuple[str, str, str | None, str],
+) -> None:
+    """The profile argument, then environment keys, then NCLOUD_PROFILE, then [DEFAULT]."""
+    write_key_file(tmp_path, PROFILES)
+    creds = load_credentials(env, tmp_path, profile=profile)
+    access, secret, api_url, source = expected
+    assert (creds.access_key, creds.secret_key) == (access, secret)
+    if api_url is None:
+        assert creds.api_url is None
+    else:
+        assert creds.api_url is not None and creds.api_url.startswith(api_url)
+    assert source in creds.source
+
+
+@pytest.mark.parametrize(
+    ("text", "profile", "env", "message"),
+    [
+        (PROFILES, "nope", {}, r"configure: no profile \[nope\] in it \(asked for\)"),
+        (PROFILES, None, {"NCLOUD_PROFILE": "nope"}, r"\[nope\] .*named by NCLOUD_PROFILE"),
+        (PROFILES, "default", {}, r"no profile \[default\]"),  # names are case-sensitive
+        ("[project]\nncloud_access_key_id = A\n", None, {}, r"no profile \[DEFAULT\]"),
+        (PROFILES, "half", {}, r"profile \[half\] has no ncloud_secret_access_key"),
+        (None, "project", {}, r"\[project\] was asked for, but there is no .*configure"),
+    ],
+)
+def test_missing_profiles_are_named_with_the_file(
+    tmp_path: Path, text: str | None, profile: str | None, env: dict[str, str], message: str
+) -> None:
+    """A missing or incomplete profile is an error naming it and the file, and nothing inside."""
+    if text is not None:
+        write_key_file(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_credentials(env, tmp_path, profile=profile)
+    assert "SK-" not in everything_said(caught.value)
+
+
+SECRET = "TOP%SECRET%(x)s"
+
+
+@pytest.mark.parametrize(
+    ("text", "profile"),
+    [
+        (f"[broken\nncloud_secret_access_key = {SECRET}", None),
+        (f"[DEFAULT]\n{SECRET}\n", None),  # a line that is only the secret
+        (f"ncloud_secret_access_key = {SECRET}\nncloud_secret_access_key = {SECRET}\n", None),
+        (f"[DEFAULT]\nncloud_secret_access_key = {SECRET}\n[DEFAULT]\n", None),
+        (f"[DEFAULT]\nncloud_secret_access_key = {SECRET}\n", None),  # no access key
+        (b"\xff[DEFAULT]\nncloud_secret_access_key = " + SECRET.encode(), None),  # not UTF-8
+        (f"[DEFAULT]\nncloud_access_key_id = A\nncloud_secret_access_key = {SECRET}\n", "x"),
+    ],
+)
+def test_key_file_errors_never_show_the_secret(
+    tmp_path: Path, text: str | bytes, profile: str | None
+) -> None:
+    """However the key file is wrong, the error names the file and quotes none of its lines."""
+    write_key_file(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
-        load_credentials({}, tmp_path)
-    assert "TOPSECRET" not in str(caught.value)
+        load_credentials({}, tmp_path, profile=profile)
+    said = everything_said(caught.value)
     assert "configure" in str(caught.value)
+    assert "SECRET" not in said and "ncloud_secret_access_key =" not in said
 
 
 @pytest.mark.parametrize(
