@@ -1,8 +1,8 @@
 """The one place that reads the environment and the ncloud CLI's key file.
 
-Everything after this module sees frozen settings; the secret key is held so that it never shows
-in a repr, a log line or an exception: messages about the key file name the file and the profile,
-never its lines.
+Everything after this module sees frozen settings. Secrets (the secret key, a database password)
+are held so that they never show in a repr, a log line or an exception: messages about the key
+file name the file and the profile, never its lines; messages about a ledger URL show it redacted.
 """
 
 from __future__ import annotations
@@ -10,20 +10,28 @@ from __future__ import annotations
 import configparser
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 __all__ = [
     "DEFAULT_PROFILE",
     "SITES",
     "Credentials",
+    "LedgerLocation",
     "is_loopback",
     "load_credentials",
+    "redact_url",
     "resolve_endpoint",
+    "resolve_ledger",
 ]
 
 # Base URL (scheme and host) of the VPC Server API gateway, per NCP site.
@@ -163,3 +171,154 @@ def resolve_endpoint(
         # Keys and signatures travel in headers: plain HTTP is only for the local simulator.
         raise ConfigError(f"endpoint {chosen!r}: plain http is allowed only on loopback")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+# Schemes that name a PostgreSQL ledger; the ledger always talks to it through psycopg 3.
+_POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
+_POSTGRES_FORM = "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB"
+# Where the ledger lives when nothing says otherwise: fleet.ledger.DEFAULT_LEDGER, not imported
+# from there so that the ledger can import this module without a cycle; a test pins that they agree.
+_DEFAULT_LEDGER = Path(".fleet") / "ledger.db"
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+# A URL in free text ends at whitespace, a quote or an angle bracket.
+_URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]*""")
+# libpq's key=value form (and a URL's query) can carry the password too.
+_PASSWORD_SETTING = re.compile(r"""(\bpassword\s*=\s*)('[^']*'|[^\s&'"]+)""", re.IGNORECASE)
+
+
+def redact_url(text: str) -> str:
+    """Return text with the password of every ``scheme://user:password@`` in it shown as ***."""
+    text = _URL_IN_TEXT.sub(lambda found: _redact_userinfo(found.group()), text)
+    return _redact_settings(text)
+
+
+def _redact_settings(text: str) -> str:
+    return _PASSWORD_SETTING.sub(r"\1***", text)
+
+
+def _redact_userinfo(url: str) -> str:
+    """Mask what lies between the user's ':' and the last '@': even an unquoted '@' or '/'."""
+    scheme, _, rest = url.partition("://")
+    userinfo, at, host_and_more = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{host_and_more}"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class LedgerLocation:
+    """Where the ledger lives: a SQLite file, or a PostgreSQL database; never shows a password.
+
+    Build it with ``parse`` (or ``resolve_ledger``). ``redacted``, ``str()`` and ``repr()`` show
+    the URL with its password as ***; ``sqlalchemy_url`` is a SQLAlchemy URL, whose str and repr
+    hide it too (``render_as_string(hide_password=False)`` is for the driver alone). Prefect
+    stores flow parameters, so a flow resolves its ledger from its own environment rather than
+    taking this object (password inside) as a parameter.
+    """
+
+    redacted: str
+    path: Path | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+    query: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, value: str) -> LedgerLocation:
+        """Read a ``--ledger`` / FLEET_LEDGER value: a file path, or a PostgreSQL URL."""
+        if not value:
+            raise ConfigError("the ledger location is empty: give a file path or a URL")
+        scheme = _SCHEME.match(value)
+        if scheme is None:
+            return cls(redacted=value, path=Path(value))
+        redacted = _redact_settings(_redact_userinfo(value))
+        if scheme.group(1).lower() not in _POSTGRES_SCHEMES:
+            raise ConfigError(
+                f"ledger {redacted}: unsupported scheme {scheme.group(1)!r}; give a file path "
+                f"(SQLite) or {_POSTGRES_FORM}"
+            )
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError:
+            # urllib's message may quote the netloc, password included.
+            raise ConfigError(f"ledger {redacted}: not of the form {_POSTGRES_FORM}") from None
+        database = unquote(parts.path.removeprefix("/"))
+        query = tuple(parse_qsl(parts.query, keep_blank_values=True))
+        problems = [
+            problem
+            for problem, missing in (
+                ("no user", not parts.username),
+                ("no host", not parts.hostname),
+                ("port 0", port == 0),
+                ("no database", not database or "/" in database),
+                ("a #fragment", bool(parts.fragment)),
+                (
+                    "a password in the query (put it after the user)",
+                    any(key.lower() == "password" for key, _ in query),
+                ),
+            )
+            if missing
+        ]
+        if problems:
+            listed = ", ".join(problems)
+            raise ConfigError(f"ledger {redacted}: {listed}; expected {_POSTGRES_FORM}")
+        return cls(
+            redacted=redacted,
+            username=unquote(parts.username or ""),
+            password=unquote(parts.password) if parts.password else None,
+            host=parts.hostname,
+            port=port,
+            database=database,
+            query=query,
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Return whether the ledger is a SQLite file (else a PostgreSQL database)."""
+        return self.path is not None
+
+    @property
+    def sqlalchemy_url(self) -> URL:
+        """Return the URL for ``sqlalchemy.create_engine``: sqlite, or postgresql+psycopg."""
+        # Imported here: SQLAlchemy takes ~0.15 s to import, and most commands open no ledger.
+        from sqlalchemy.engine import URL
+
+        if self.path is not None:
+            return URL.create("sqlite", database=str(self.path))
+        return URL.create(
+            "postgresql+psycopg",
+            username=self.username,
+            password=self.password,
+            host=self.host,
+            port=self.port,
+            database=self.database,
+            query=dict(self.query),
+        )
+
+    def __str__(self) -> str:
+        return self.redacted
+
+    def __repr__(self) -> str:
+        return f"LedgerLocation({self.redacted!r})"
+
+
+def resolve_ledger(
+    value: str | Path | None,
+    env: Mapping[str, str] | None = None,
+    default: Path = _DEFAULT_LEDGER,
+) -> LedgerLocation:
+    """Return the ledger's location: an explicit value, else FLEET_LEDGER, else the default.
+
+    An empty FLEET_LEDGER counts as unset; an explicit empty value is an error. A ``Path`` is a
+    file, whatever its text.
+    """
+    env = os.environ if env is None else env
+    if value is None:
+        value = env.get("FLEET_LEDGER") or default
+    if isinstance(value, Path):
+        return LedgerLocation(redacted=str(value), path=value)
+    return LedgerLocation.parse(value)

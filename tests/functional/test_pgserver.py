@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+from fleet.config import LedgerLocation
 from tests.pgserver import PASSWORD, PostgresServer
 
 SETTINGS = "SELECT current_setting('listen_addresses'), host(inet_server_addr()), " + ", ".join(
@@ -76,3 +77,11 @@ def test_a_durable_server_keeps_the_defaults_and_leaves_nothing_behind() -> None
         row = fetch_one(psycopg_url(server.url), SETTINGS)
     assert row == ("127.0.0.1", "127.0.0.1", "on", "on", "on")
     assert base is not None and not base.exists() and server.base is None
+
+
+def test_a_ledger_location_made_from_the_harness_url_connects(postgres_url: str) -> None:
+    """A LedgerLocation keeps the (quoted) password for the driver and shows it nowhere."""
+    location = LedgerLocation.parse(postgres_url)
+    assert not location.is_sqlite and location.password == PASSWORD
+    assert PASSWORD not in f"{location!r} {location} {location.sqlalchemy_url!r}"
+    assert fetch_one(location.sqlalchemy_url, "SELECT current_user") == ("fleet",)

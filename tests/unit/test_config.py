@@ -1,4 +1,4 @@
-"""Keys and endpoints: where they come from, and the clear errors that show no secret."""
+"""Keys, endpoints and the ledger's location: where they come from; errors that show no secret."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from fleet.config import SITES, load_credentials, resolve_endpoint
+from fleet.config import (
+    SITES,
+    LedgerLocation,
+    load_credentials,
+    redact_url,
+    resolve_endpoint,
+    resolve_ledger,
+)
 from fleet.errors import ConfigError
+from fleet.ledger import DEFAULT_LEDGER
 
 
 def write_key_file(home: Path, text: str | bytes) -> Path:
@@ -219,3 +227,143 @@ def test_bad_endpoints_are_refused(site: str, endpoint: str | None, message: str
     """Unknown sites and plain http beyond loopback are configuration errors."""
     with pytest.raises(ConfigError, match=message):
         resolve_endpoint(site, endpoint, {})
+
+
+@pytest.mark.parametrize(
+    ("value", "redacted", "url"),
+    [
+        ("ledger.db", "ledger.db", "sqlite:///ledger.db"),
+        (".fleet/ledger.db", ".fleet/ledger.db", "sqlite:///.fleet/ledger.db"),
+        ("/var/lib/fleet/l.db", "/var/lib/fleet/l.db", "sqlite:////var/lib/fleet/l.db"),
+        (
+            "postgresql://fleet:S3CRET@db.internal:5432/fleet",
+            "postgresql://fleet:***@db.internal:5432/fleet",
+            "postgresql+psycopg://fleet:S3CRET@db.internal:5432/fleet",
+        ),
+        (
+            "postgres://fleet@127.0.0.1/ledger",
+            "postgres://fleet@127.0.0.1/ledger",
+            "postgresql+psycopg://fleet@127.0.0.1/ledger",
+        ),
+        (
+            "postgresql+psycopg://u:S3%40CRET%3A%25@[::1]:6543/db?sslmode=require",
+            "postgresql+psycopg://u:***@[::1]:6543/db?sslmode=require",
+            "postgresql+psycopg://u:S3%40CRET%3A%25@[::1]:6543/db?sslmode=require",
+        ),
+        (  # an unquoted '@' in the password: the host is after the last one
+            "POSTGRESQL://u:S3@CRET@h/db",
+            "POSTGRESQL://u:***@h/db",
+            "postgresql+psycopg://u:S3%40CRET@h/db",
+        ),
+    ],
+)
+def test_ledger_locations(value: str, redacted: str, url: str) -> None:
+    """A path is a SQLite file; a PostgreSQL URL keeps its password for the driver alone."""
+    location = LedgerLocation.parse(value)
+    assert location.is_sqlite == (location.path is not None) == ("://" not in value)
+    assert location.redacted == str(location) == redacted
+    assert repr(location) == f"LedgerLocation({redacted!r})"
+    assert location.sqlalchemy_url.render_as_string(hide_password=False) == url
+    if location.path is not None:
+        assert location.path == Path(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "postgresql://fleet:S3CRET@db:5432/fleet",
+        "postgresql+psycopg://u:S3%40CRET@[::1]/db",
+        "postgres://u:S3@CRET@h/db",
+    ],
+)
+def test_a_ledger_password_never_shows(value: str) -> None:
+    """Neither the location nor its SQLAlchemy URL shows the password in any printed form."""
+    location = LedgerLocation.parse(value)
+    assert location.password is not None and "S3" in location.password
+    shown = [
+        str(location),
+        repr(location),
+        f"{location}",
+        repr([location]),
+        location.redacted,
+        str(location.sqlalchemy_url),
+        repr(location.sqlalchemy_url),
+    ]
+    assert not [text for text in shown if "S3" in text]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "empty"),
+        ("mysql://u:S3CRET@h/db", "unsupported scheme 'mysql'"),
+        ("sqlite:///x.db", "unsupported scheme 'sqlite'; give a file path"),
+        ("postgresql://u:S3CRET@h", "no database"),
+        ("postgresql://u:S3CRET@h/", "no database"),
+        ("postgresql://:S3CRET@h/db", "no user"),
+        ("postgresql://h/db", "no user"),
+        ("postgresql://u:S3CRET@/db", "no host"),
+        ("postgresql://u:S3CRET@h:0/db", "port 0"),
+        ("postgresql://u:S3CRET@h:port/db", "not of the form"),
+        ("postgresql://u:S3CRET@h:99999/db", "not of the form"),
+        ("postgresql://u:S3/CRET@h/db", "not of the form"),  # an unquoted '/' in the password
+        ("postgresql://u:S3CRET@h/db#x", "fragment"),
+        ("postgresql://u@h/db?password=S3CRET", "password in the query"),
+    ],
+)
+def test_bad_ledger_locations(value: str, message: str) -> None:
+    """Other schemes and incomplete URLs are configuration errors that show the URL redacted."""
+    with pytest.raises(ConfigError, match=message) as caught:
+        LedgerLocation.parse(value)
+    assert "S3" not in everything_said(caught.value)
+    if "S3" in value:
+        assert "***" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "env", "expected"),
+    [
+        (None, {}, str(DEFAULT_LEDGER)),
+        (None, {"FLEET_LEDGER": ""}, str(DEFAULT_LEDGER)),  # empty counts as unset
+        (None, {"FLEET_LEDGER": "postgres://u:S3CRET@h/db"}, "postgres://u:***@h/db"),
+        ("x.db", {"FLEET_LEDGER": "postgres://u:S3CRET@h/db"}, "x.db"),
+        ("postgresql://u@h/db", {"FLEET_LEDGER": "x.db"}, "postgresql://u@h/db"),
+        (Path("y.db"), {"FLEET_LEDGER": "x.db"}, "y.db"),  # a Path is a file, whatever its text
+    ],
+)
+def test_ledger_resolution(value: str | Path | None, env: dict[str, str], expected: str) -> None:
+    """An explicit value beats FLEET_LEDGER, which beats the default (fleet.ledger's)."""
+    assert resolve_ledger(value, env).redacted == expected
+
+
+def test_ledger_resolution_default_and_empty_value() -> None:
+    """The default can be changed; an explicit empty value is an error, not the default."""
+    assert resolve_ledger(None, {}, default=Path("z.db")).path == Path("z.db")
+    with pytest.raises(ConfigError, match="empty"):
+        resolve_ledger("", {"FLEET_LEDGER": "x.db"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://u:S3CRET@h/db", "postgresql://u:***@h/db"),
+        (
+            'connection to "postgres://u:S3%40CRET@h:5432/db" failed: timeout',
+            'connection to "postgres://u:***@h:5432/db" failed: timeout',
+        ),
+        ("at postgresql+psycopg://u:S3@CRET@h/db.", "at postgresql+psycopg://u:***@h/db."),
+        (
+            "a https://t:S3CRET@x/y b mysql://r:S3CRET@z c",
+            "a https://t:***@x/y b mysql://r:***@z c",
+        ),
+        ("postgresql://:S3CRET@h/db", "postgresql://:***@h/db"),
+        ("host=h user=u password=S3CRET dbname=d", "host=h user=u password=*** dbname=d"),
+        ("postgresql://u@h/db?password=S3CRET&x=1", "postgresql://u@h/db?password=***&x=1"),
+        ("postgresql://u@h:5432/db", "postgresql://u@h:5432/db"),
+        ("postgresql://h:5432/db, user u", "postgresql://h:5432/db, user u"),
+        ("no URL at all: a:b@c", "no URL at all: a:b@c"),
+    ],
+)
+def test_redact_url(text: str, expected: str) -> None:
+    """Every scheme://user:password@ in a text loses its password, and only that."""
+    assert redact_url(text) == expected
