@@ -195,7 +195,12 @@ class Provisioner:
             return False
         found = found_from([server], spec.region, spec.vpc_no)
         await self.ledger.run(
-            book.record_created, self.rollout, spec.name, found, request_id=result.request_id
+            book.record_created,
+            self.rollout,
+            spec.name,
+            found,
+            request_id=result.request_id,
+            at=self._clock(),
         )
         await self._count("created")
         return True

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from fleet.config import LedgerLocation
 from fleet.errors import ConfigError
 from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
@@ -31,11 +31,11 @@ __all__ = [
 ]
 
 
-def _existing_ledger(options: RunOptions) -> str:
-    target = ledger_target(options)
-    if "://" not in target and not Path(target).exists():
-        raise ConfigError(f"no ledger at {target}")
-    return target
+def _existing_ledger(options: RunOptions) -> LedgerLocation:
+    location = ledger_target(options)
+    if location.path is not None and not location.path.exists():
+        raise ConfigError(f"no ledger at {location}")
+    return location
 
 
 async def survey_only(name: str, specs: Sequence[ServerSpec], options: ProvisionOptions) -> Survey:

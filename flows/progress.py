@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from fleet.config import LedgerLocation
 from fleet.errors import LedgerError
 from fleet.ledger import Ledger
 from flows.render import err
@@ -16,7 +16,7 @@ from flows.render import err
 __all__ = ["progress_bar"]
 
 
-def _watch(target: str, rollout: str, total: int, stop: threading.Event) -> None:
+def _watch(target: LedgerLocation, rollout: str, total: int, stop: threading.Event) -> None:
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -34,7 +34,7 @@ def _watch(target: str, rollout: str, total: int, stop: threading.Event) -> None
             finished = stop.wait(0.3)  # one last read after the run ends
             try:
                 if book is None:
-                    if "://" not in target and not Path(target).exists():
+                    if target.path is not None and not target.path.exists():
                         continue  # the flow has not created it yet
                     book = Ledger(target)
                 c = book.counts(rollout)
@@ -50,7 +50,7 @@ def _watch(target: str, rollout: str, total: int, stop: threading.Event) -> None
 
 
 @contextmanager
-def progress_bar(target: str, rollout: str, total: int) -> Iterator[None]:
+def progress_bar(target: LedgerLocation, rollout: str, total: int) -> Iterator[None]:
     """Show a progress bar of a rollout on stderr while the body runs."""
     stop = threading.Event()
     thread = threading.Thread(target=_watch, args=(target, rollout, total, stop), daemon=True)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from fleet.config import LedgerLocation
 from fleet.errors import ConfigError
 from fleet.ledger import Ledger
 from fleet.options import RunOptions
@@ -27,10 +28,11 @@ Opts = TypeVar("Opts", bound=RunOptions)
 
 def guard(target: str, rollout: str) -> None:
     """Refuse a ledger that holds real rollouts; forget the rehearsed rollout's last rehearsal."""
-    if "://" not in target and not Path(target).exists():
+    location = LedgerLocation.parse(target)
+    if location.path is not None and not location.path.exists():
         return
-    default = Path(target) == REHEARSAL_LEDGER
-    with Ledger(target) as book:
+    default = location.path == REHEARSAL_LEDGER
+    with Ledger(location) as book:
         real = []
         for name in book.rollouts():
             binding = book.binding(name)

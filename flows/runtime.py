@@ -24,9 +24,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fleet.client import NcpClient
-from fleet.config import Credentials, is_loopback, load_credentials, resolve_endpoint
+from fleet.config import (
+    Credentials,
+    LedgerLocation,
+    is_loopback,
+    load_credentials,
+    resolve_endpoint,
+    resolve_ledger,
+)
 from fleet.errors import BindingError, ConfigError, LeaseHeld, LeaseLost, LedgerError
-from fleet.ledger import DEFAULT_LEDGER, AsyncLedger, Binding, Ledger
+from fleet.ledger import AsyncLedger, Binding, Ledger
 from fleet.options import RunOptions
 from fleet.provisioner import Progress
 from fleet.ratelimit import AdaptiveRateLimiter, Limiter
@@ -95,16 +102,15 @@ def fingerprint(access_key: str) -> str:
     return "key-" + hashlib.sha256(access_key.encode()).hexdigest()[:12]
 
 
-def ledger_target(options: RunOptions, env: dict[str, str] | None = None) -> str:
+def ledger_target(options: RunOptions) -> LedgerLocation:
     """Return where the ledger is: the option, else FLEET_LEDGER, else .fleet/ledger.db."""
-    env = dict(os.environ) if env is None else env
-    return options.ledger or env.get("FLEET_LEDGER") or str(DEFAULT_LEDGER)
+    return resolve_ledger(options.ledger)
 
 
 async def resolve_credentials(block: str | None, profile: str | None = None) -> Credentials:
     """Return NCP keys from a Prefect Secret block when named, else the environment or file."""
     if not block:
-        return load_credentials(**({"profile": profile} if profile else {}))
+        return load_credentials(profile=profile)
     from prefect.blocks.system import Secret
 
     stored: Any = await Secret.aload(block)

@@ -20,7 +20,6 @@ from .ledger import DEFAULT_LEDGER, Ledger
 from .model import Binding, Instance, LeaseInfo, PlanDelta, Record, Role, RolloutCounts
 from .outcomes import Found
 from .schema import SCHEMA_VERSION
-from .store import redact
 
 __all__ = [
     "DEFAULT_LEDGER",
@@ -38,5 +37,4 @@ __all__ = [
     "RolloutCounts",
     "State",
     "TeardownState",
-    "redact",
 ]

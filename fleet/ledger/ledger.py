@@ -10,6 +10,7 @@ from types import TracebackType
 
 import sqlalchemy as sa
 
+from fleet.config import LedgerLocation
 from fleet.errors import LedgerError, NcpError
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, ServerStatus, State, TeardownState
@@ -32,7 +33,7 @@ class Ledger:
 
     def __init__(
         self,
-        location: str | os.PathLike[str] = DEFAULT_LEDGER,
+        location: str | os.PathLike[str] | LedgerLocation = DEFAULT_LEDGER,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -146,12 +147,17 @@ class Ledger:
         request_id: str | None,
         origin: str = "answer",
         from_states: Sequence[State] = (State.IN_FLIGHT,),
+        at: float | None = None,
     ) -> None:
-        """Record the server(s) a create made or a look-up found under this name."""
+        """Record the server(s) a create made or a look-up found under this name.
+
+        ``at`` is when NCP's answer arrived (default: now), so a busy ledger thread does not
+        make servers look younger than they are.
+        """
         with self.db.transaction() as conn:
             outcomes.record_created(
                 conn,
-                self._stamp(),
+                iso(self._clock() if at is None else at),
                 rollout,
                 name,
                 found,

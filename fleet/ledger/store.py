@@ -13,7 +13,6 @@ parameters sent, never a key.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,20 +22,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from fleet.errors import LedgerError
+from fleet.config import LedgerLocation, redact_url
+from fleet.errors import ConfigError, LedgerError
 
 from .schema import SCHEMA_VERSION, TABLE_NAMES, meta, metadata, migrate
 
-__all__ = ["Database", "open_database", "redact"]
+__all__ = ["Database", "open_database"]
 
 # An advisory lock key for schema work on PostgreSQL (any constant shared by every fleet).
 _SCHEMA_LOCK = 0x666C656574
-_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@")
-
-
-def redact(text: str) -> str:
-    """Return text with any URL password replaced by ***."""
-    return _PASSWORD.sub(r"\1***@", text)
 
 
 class Database:
@@ -78,12 +72,12 @@ class Database:
             yield
         except sa.exc.DBAPIError as exc:
             cause = exc.orig if exc.orig is not None else exc
-            detail = redact(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
+            detail = redact_url(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
             raise LedgerError(
                 f"ledger {self.shown}: {type(cause).__name__}: {detail or 'database error'}"
             ) from None
         except sa.exc.SQLAlchemyError as exc:
-            raise LedgerError(f"ledger {self.shown}: {redact(str(exc))}") from None
+            raise LedgerError(f"ledger {self.shown}: {redact_url(str(exc))}") from None
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -126,26 +120,22 @@ def _sqlite_engine(path: Path) -> sa.Engine:
     return engine
 
 
-def _location(target: str | os.PathLike[str]) -> tuple[sa.Engine, str]:
-    text = os.fspath(target)
-    if "://" not in text:
-        path = Path(text)
+def _engine(location: LedgerLocation) -> sa.Engine:
+    if location.path is not None:
         try:
-            _private_file(path)
+            _private_file(location.path)
         except OSError as exc:
-            raise LedgerError(f"ledger {path}: cannot create it ({exc.strerror or exc})") from None
-        if path.is_dir():
-            raise LedgerError(f"ledger {path}: a directory, not a ledger file")
-        return _sqlite_engine(path), str(path)
-    scheme = text.split("://", 1)[0]
-    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
-        raise LedgerError(f"ledger {redact(text)}: use a file path or a postgresql:// URL")
-    url = "postgresql+psycopg://" + text.split("://", 1)[1]
+            why = exc.strerror or exc
+            raise LedgerError(f"ledger {location}: cannot create it ({why})") from None
+        if location.path.is_dir():
+            raise LedgerError(f"ledger {location}: a directory, not a ledger file")
+        return _sqlite_engine(location.path)
     try:
-        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
+        return sa.create_engine(
+            location.sqlalchemy_url, pool_pre_ping=True, pool_size=4, max_overflow=8
+        )
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise LedgerError(f"ledger {redact(text)}: {redact(str(exc))}") from None
-    return engine, redact(text)
+        raise LedgerError(f"ledger {location}: {redact_url(str(exc))}") from None
 
 
 def _version(conn: sa.Connection) -> int:
@@ -187,15 +177,23 @@ def _prepare(db: Database) -> None:
             migrate(conn, version)
 
 
-def open_database(target: str | os.PathLike[str]) -> Database:
+def open_database(target: str | os.PathLike[str] | LedgerLocation) -> Database:
     """Open (creating or migrating as needed) the ledger at a path or PostgreSQL URL.
 
     Raises:
-        LedgerError: the location is unreachable, corrupt, foreign or of a newer schema.
+        LedgerError: the location is malformed, unreachable, corrupt, foreign or of a newer
+            schema.
 
     """
-    engine, shown = _location(target)
-    db = Database(engine, shown)
+    if isinstance(target, LedgerLocation):
+        location = target
+    else:
+        try:
+            location = LedgerLocation.parse(os.fspath(target))
+        except ConfigError as exc:
+            raise LedgerError(str(exc)) from None
+    shown = str(location)
+    db = Database(_engine(location), shown)
     try:
         _prepare(db)
     except LedgerError as exc:
