@@ -29,7 +29,9 @@ import httpx
 import uvicorn
 
 from fleet.config import is_loopback
-from fleet.simulator.app import Clock, SimulatorApp, SimulatorConfig
+from fleet.simulator.app import SimulatorApp
+from fleet.simulator.config import CLI_SETTINGS, SimulatorConfig
+from fleet.simulator.gateway import Clock
 
 __all__ = [
     "RunningSimulator",
@@ -39,10 +41,14 @@ __all__ = [
     "main",
     "running_simulator",
     "serve",
+    "settings_argv",
 ]
 
 ENV_ACCESS_KEY: Final = "FLEET_SIM_ACCESS_KEY"
 ENV_SECRET_KEY: Final = "FLEET_SIM_SECRET_KEY"  # noqa: S105 (a variable name, not a secret)
+# Rehearsals keep their own ledger: a user pasting the export line never mixes simulated
+# servers into the ledger of real ones (.fleet/ledger.db).
+REHEARSAL_LEDGER: Final = ".fleet/rehearsal.db"
 _URL_RE = re.compile(r"http://127\.0\.0\.1:(\d+)")
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,8 +159,28 @@ class RunningSimulator:
         return result
 
     def reset(self) -> None:
-        """Forget every server and counter."""
+        """Forget every server, counter, logged call and fault rule."""
         httpx.post(f"{self.url}/_admin/reset", timeout=10).raise_for_status()
+
+    def faults(self, *rules: dict[str, Any]) -> list[dict[str, Any]]:
+        """Add on-demand fault rules (POST /_admin/faults); return the rules left to play.
+
+        A rule: ``{"action": "createServerInstances", "fault": "fail_after", "times": 1,
+        "serverName": "web-003", "regionCode": "JPN"}`` (the last three optional).
+        """
+        response = httpx.post(f"{self.url}/_admin/faults", json=list(rules), timeout=10)
+        if response.status_code != 200:
+            raise ValueError(response.json().get("error", response.text))
+        result: list[dict[str, Any]] = response.json()["faults"]
+        return result
+
+    def calls(self, action: str | None = None) -> list[dict[str, Any]]:
+        """Return the API calls received (GET /_admin/calls), of one action or all."""
+        params = {"action": action} if action is not None else {}
+        response = httpx.get(f"{self.url}/_admin/calls", params=params, timeout=30)
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()["calls"]
+        return result
 
 
 class _ThreadServer:
@@ -210,34 +236,8 @@ class SimulatorProcess:
         self.banner: list[str] = []  # what the child printed at start (URL, keys, export line)
 
     def _argv(self) -> list[str]:
-        cfg = self.config
         argv = [sys.executable, "-m", "fleet.simulator", "--port", str(self.port)]
-        options: list[tuple[str, object]] = [
-            ("--rate", cfg.rate),
-            ("--burst", cfg.burst),
-            ("--latency", cfg.latency),
-            ("--latency-jitter", cfg.latency_jitter),
-            ("--create-seconds", cfg.create_seconds),
-            ("--setup-seconds", cfg.setup_seconds),
-            ("--stop-seconds", cfg.stop_seconds),
-            ("--start-seconds", cfg.start_seconds),
-            ("--terminate-seconds", cfg.terminate_seconds),
-            ("--page-size", cfg.page_size),
-            ("--max-page-size", cfg.max_page_size),
-            ("--fail-before", cfg.fail_before),
-            ("--fail-after", cfg.fail_after),
-            ("--drop-after", cfg.drop_after),
-            ("--slow", cfg.slow),
-            ("--slow-seconds", cfg.slow_seconds),
-            ("--seed", cfg.seed),
-            ("--max-servers", cfg.max_servers),
-        ]
-        for flag, value in options:
-            if value is not None:
-                argv += [flag, repr(value) if isinstance(value, float) else str(value)]
-        if cfg.retry_after:
-            argv.append("--retry-after")
-        return argv
+        return argv + settings_argv(self.config)
 
     def start(self) -> RunningSimulator:
         """Start the child and wait until its admin endpoint answers."""
@@ -360,8 +360,7 @@ def running_simulator(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the simulator's command line."""
-    defaults = SimulatorConfig(access_key="-", secret_key="-")  # noqa: S106 (placeholders)
+    """Return the argument parser of the simulator's command line (a flag per setting)."""
     p = argparse.ArgumentParser(
         prog="fleet simulator",
         description="Run a local NCP VPC Server API simulator (loopback only) for rehearsals.",
@@ -370,38 +369,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port (0 = any free port)")
     p.add_argument("--access-key", help=f"access key (default: ${ENV_ACCESS_KEY}, else random)")
     p.add_argument("--secret-key", help=f"secret key (default: ${ENV_SECRET_KEY}, else random)")
-    p.add_argument("--rate", type=float, help="gateway rate limit, calls/s (default unlimited)")
-    p.add_argument("--burst", type=float, help="token bucket size (default max(1, rate))")
-    p.add_argument("--retry-after", action="store_true", help="send Retry-After on 429")
-    p.add_argument("--seed", type=int, help="seed of the fault RNG")
-    p.add_argument("--max-servers", type=int, help="the account's server limit (1015009 beyond)")
-    numbers: list[tuple[str, str]] = [
-        ("latency", "seconds added to every answer"),
-        ("latency_jitter", "up to this many more seconds"),
-        ("create_seconds", "INIT -> CREAT"),
-        ("setup_seconds", "CREAT -> RUN"),
-        ("stop_seconds", "RUN -> NSTOP"),
-        ("start_seconds", "NSTOP -> RUN"),
-        ("terminate_seconds", "NSTOP -> gone"),
-        ("fail_before", "fraction of creates answered 503 without creating"),
-        ("fail_after", "fraction of creates answered 504 after creating"),
-        ("drop_after", "fraction of creates whose connection drops after creating"),
-        ("slow", "fraction of creates answered after --slow-seconds"),
-        ("slow_seconds", "delay of a slow create"),
-    ]
-    for name, text in numbers:
-        default = getattr(defaults, name)
-        p.add_argument(
-            "--" + name.replace("_", "-"),
-            type=float,
-            default=default,
-            help=f"{text} (default {default})",
-        )
-    p.add_argument("--page-size", type=int, default=defaults.page_size, help="default pageSize")
-    p.add_argument(
-        "--max-page-size", type=int, default=defaults.max_page_size, help="largest pageSize"
-    )
+    for setting in CLI_SETTINGS:
+        text = setting.help
+        if setting.default is not None:  # an optional setting's text says what unset means
+            text += f" (default {setting.default})"
+        if setting.kind is bool:
+            p.add_argument(
+                setting.flag,
+                action=argparse.BooleanOptionalAction,
+                default=setting.default,
+                help=text,
+            )
+        else:
+            p.add_argument(setting.flag, type=setting.kind, default=setting.default, help=text)
     return p
+
+
+def settings_argv(config: SimulatorConfig) -> list[str]:
+    """Return the flags that give a simulator process these settings (keys excluded)."""
+    argv: list[str] = []
+    for setting in CLI_SETTINGS:
+        value = getattr(config, setting.name)
+        if value is None:
+            continue  # None is every optional setting's default: nothing to say
+        if isinstance(value, bool):
+            argv.append(setting.flag if value else "--no-" + setting.flag[2:])
+        else:
+            argv += [setting.flag, repr(value) if isinstance(value, float) else str(value)]
+    return argv
 
 
 def config_from_args(
@@ -409,35 +404,14 @@ def config_from_args(
 ) -> SimulatorConfig:
     """Build the config from parsed flags, the keys from flags, else environment, else random."""
     env = dict(os.environ) if env is None else env
-    keys: dict[str, str] = {}
+    values: dict[str, Any] = {setting.name: getattr(args, setting.name) for setting in CLI_SETTINGS}
     access = args.access_key or env.get(ENV_ACCESS_KEY)
     secret = args.secret_key or env.get(ENV_SECRET_KEY)
     if access:
-        keys["access_key"] = access
+        values["access_key"] = access
     if secret:
-        keys["secret_key"] = secret
-    return SimulatorConfig(
-        **keys,
-        rate=args.rate,
-        burst=args.burst,
-        retry_after=args.retry_after,
-        latency=args.latency,
-        latency_jitter=args.latency_jitter,
-        create_seconds=args.create_seconds,
-        setup_seconds=args.setup_seconds,
-        stop_seconds=args.stop_seconds,
-        start_seconds=args.start_seconds,
-        terminate_seconds=args.terminate_seconds,
-        page_size=args.page_size,
-        max_page_size=args.max_page_size,
-        fail_before=args.fail_before,
-        fail_after=args.fail_after,
-        drop_after=args.drop_after,
-        slow=args.slow,
-        slow_seconds=args.slow_seconds,
-        seed=args.seed,
-        max_servers=args.max_servers,
-    )
+        values["secret_key"] = secret
+    return SimulatorConfig(**values)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -458,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"export NCLOUD_API_GW={shlex.quote(url)}"
             f" NCLOUD_ACCESS_KEY={shlex.quote(config.access_key)}"
-            f" NCLOUD_SECRET_KEY={shlex.quote(config.secret_key)}",
+            f" NCLOUD_SECRET_KEY={shlex.quote(config.secret_key)}"
+            f" FLEET_LEDGER={REHEARSAL_LEDGER}",
             flush=True,
         )
 

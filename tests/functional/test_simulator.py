@@ -1,180 +1,87 @@
-"""The NCP simulator over real loopback HTTP: gateway, Server API, lifecycle, faults and admin."""
+"""The NCP simulator over loopback HTTP: gateway, create validation, lifecycle, lists, admin."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
 
 from fleet.signing import signed_headers
-from fleet.simulator import (
-    ADMIN_FIELDS,
-    RunningSimulator,
-    SimulatorConfig,
-    running_simulator,
-    serve,
+from fleet.simulator import RunningSimulator, serve
+from tests.functional.simkit import (
+    ACCESS,
+    BASE,
+    NOON_KST_2024,
+    SECRET,
+    VALID,
+    Api,
+    FakeClock,
+    api_on,
+    body_of,
+    call,
+    server_error,
+    threaded,
 )
 
-ACCESS = "AKSIMTEST000000000001"
-SECRET = "SKsimtest0123456789abcdefghijklmnopqrst"
-BASE = SimulatorConfig(
-    access_key=ACCESS,
-    secret_key=SECRET,
-    create_seconds=10,
-    setup_seconds=20,
-    stop_seconds=5,
-    start_seconds=5,
-    terminate_seconds=5,
-    page_size=10,
-    max_page_size=15,
-    slow_seconds=5,
-    seed=7,
-)
-VALID: dict[str, str] = {
-    "vpcNo": "1001",
-    "subnetNo": "2002",
-    "networkInterfaceList.1.networkInterfaceOrder": "0",
-    "networkInterfaceList.1.accessControlGroupNoList.1": "111",
-    "serverImageNo": "16187005",
-    "serverSpecCode": "s2-g2-s50",
-    "serverName": "web",
-}
-
-
-class FakeClock:
-    """A monotonic clock the tests step by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        """Return the current fake time."""
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the time forward."""
-        self.now += seconds
-
-
-CLOCK = FakeClock()
+CLOCK = FakeClock(1000.0)
+WALL = FakeClock(NOON_KST_2024)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RunningSimulator]:
-    """Run one threaded simulator on the fake clock for the whole module."""
-    with running_simulator(BASE, clock=CLOCK) as simulator:
+    """Run one threaded simulator on the fake clocks for the whole module."""
+    with threaded(CLOCK, WALL) as simulator:
         yield simulator
 
 
 @pytest.fixture
-def sim(server: RunningSimulator) -> RunningSimulator:
-    """Give each test the module's simulator with the base settings and no servers."""
-    server.configure(**{name: getattr(BASE, name) for name in ADMIN_FIELDS})
-    server.reset()
-    return server
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    """Give each test a fresh HTTP client."""
-    with httpx.Client(timeout=5) as http:
-        yield http
-
-
-def call(
-    client: httpx.Client,
-    sim: RunningSimulator,
-    action: str,
-    params: Mapping[str, str] | None = None,
-    *,
-    method: str = "POST",
-    access: str = ACCESS,
-    secret: str = SECRET,
-    skew_ms: int = 0,
-    timeout: float | None = None,
-) -> httpx.Response:
-    """Send one signed call: POST puts params in a form body, GET in the query string."""
-    params = dict(params or {})
-    query = "responseFormatType=json"
-    if method == "GET":
-        query = urlencode({**params, "responseFormatType": "json"})
-    uri = f"/vserver/v2/{action}?{query}"
-    headers = signed_headers(method, uri, int(time.time() * 1000) + skew_ms, access, secret)
-    content = None
-    if method == "POST":
-        headers["content-type"] = "application/x-www-form-urlencoded"
-        content = urlencode(params)
-    return client.request(
-        method,
-        sim.url + uri,
-        headers=headers,
-        content=content,
-        timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
-    )
-
-
-def body_of(response: httpx.Response, action: str) -> dict[str, Any]:
-    """Return the ``<action>Response`` object of a successful answer."""
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()[f"{action}Response"]
-    return result
-
-
-def create(client: httpx.Client, sim: RunningSimulator, **changes: str) -> list[dict[str, Any]]:
-    """Create servers from VALID with changes, and return the serverInstanceList."""
-    body = body_of(
-        call(client, sim, "createServerInstances", {**VALID, **changes}), "createServerInstances"
-    )
-    servers: list[dict[str, Any]] = body["serverInstanceList"]
-    return servers
-
-
-def status_of(client: httpx.Client, sim: RunningSimulator, no: str) -> tuple[str, str]:
-    """Return (status, operation) of one server, read with getServerInstanceDetail."""
-    body = body_of(
-        call(client, sim, "getServerInstanceDetail", {"serverInstanceNo": no}),
-        "getServerInstanceDetail",
-    )
-    server = body["serverInstanceList"][0]
-    return server["serverInstanceStatus"]["code"], server["serverInstanceOperation"]["code"]
-
-
-def server_error(response: httpx.Response) -> str:
-    """Return the returnCode of a Server API error answer."""
-    assert response.status_code == 400, response.text
-    code: str = response.json()["responseError"]["returnCode"]
-    return code
+def api(server: RunningSimulator) -> Iterator[Api]:
+    """Give each test the module's simulator with the base settings and nothing in it."""
+    with api_on(server, WALL) as fresh_api:
+        yield fresh_api
 
 
 # -- gateway -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])
-def test_signed_request_is_accepted(
-    sim: RunningSimulator, client: httpx.Client, method: str
-) -> None:
+def test_signed_request_is_accepted(api: Api, method: str) -> None:
     """A request signed over its raw path and query is answered, by POST or GET."""
-    response = call(client, sim, "getServerInstanceList", {"serverName": "a b/c"}, method=method)
-    assert body_of(response, "getServerInstanceList")["totalRows"] == 0
+    body = api.ok("getServerInstanceList", {"serverName": "a b/c"}, method=method)
+    assert body["totalRows"] == 0
 
 
-def test_request_without_query_is_signed_without_question_mark(
-    sim: RunningSimulator, client: httpx.Client
-) -> None:
+def test_request_without_query_is_signed_without_question_mark(api: Api) -> None:
     """With no query string the signed URI is the bare path (no trailing '?')."""
     uri = "/vserver/v2/getServerInstanceList"
-    headers = signed_headers("POST", uri, int(time.time() * 1000), ACCESS, SECRET)
-    response = client.post(sim.url + uri, headers=headers)
-    assert response.status_code == 200
+    headers = signed_headers("POST", uri, int(WALL() * 1000), ACCESS, SECRET)
+    assert api.client.post(api.sim.url + uri, headers=headers).status_code == 200
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "detail"),
+    ("names", "status"),
+    [
+        (("x-ncp-apigw-signature-v2",), 200),
+        (("x-ncp-apigw-signature-v1",), 200),  # what the official SDKs send
+        (("x-ncp-apigw-signature-v2", "x-ncp-apigw-signature-v1"), 200),
+        ((), 401),
+    ],
+)
+def test_signature_header_v1_or_v2(api: Api, names: tuple[str, ...], status: int) -> None:
+    """The gateway reads the signature from either header name, and refuses a request with none."""
+    uri = "/vserver/v2/getServerInstanceList?responseFormatType=json"
+    signed = signed_headers("GET", uri, int(WALL() * 1000), ACCESS, SECRET)
+    signature = signed.pop("x-ncp-apigw-signature-v2")
+    headers = {**signed, **dict.fromkeys(names, signature)}
+    assert api.client.get(api.sim.url + uri, headers=headers).status_code == status
+
+
+@pytest.mark.parametrize(
+    ("options", "detail"),
     [
         ({"secret": "wrong-secret"}, "signature"),
         ({"access": "AKUNKNOWN"}, "access key"),
@@ -182,50 +89,46 @@ def test_request_without_query_is_signed_without_question_mark(
         ({"skew_ms": 6 * 60 * 1000}, "5 minutes"),
     ],
 )
-def test_bad_credentials_are_rejected(
-    sim: RunningSimulator, client: httpx.Client, kwargs: dict[str, Any], detail: str
-) -> None:
+def test_bad_credentials_are_rejected(api: Api, options: dict[str, Any], detail: str) -> None:
     """A wrong key or signature, or a timestamp over 5 minutes off, answers 401 errorCode 200."""
-    response = call(client, sim, "createServerInstances", VALID, **kwargs)
+    response = api.call("createServerInstances", VALID, **options)
     assert response.status_code == 401
     error = response.json()["error"]
     assert (error["errorCode"], error["message"]) == ("200", "Authentication Failed")
     assert detail in error["details"]
-    assert sim.state()["counters"]["auth_failed"] == 1
-    assert sim.state()["counters"]["created"] == 0
+    assert api.sim.state()["counters"]["auth_failed"] == 1
+    assert api.sim.state()["counters"]["created"] == 0
 
 
-def test_missing_headers_are_rejected(sim: RunningSimulator, client: httpx.Client) -> None:
+def test_missing_headers_are_rejected(api: Api) -> None:
     """A request without the gateway headers answers 401."""
-    response = client.post(f"{sim.url}/vserver/v2/getServerInstanceList")
+    response = api.client.post(f"{api.sim.url}/vserver/v2/getServerInstanceList")
     assert response.status_code == 401
     assert response.json()["error"]["errorCode"] == "200"
 
 
-def test_unknown_action_is_404(sim: RunningSimulator, client: httpx.Client) -> None:
+def test_unknown_action_is_404(api: Api) -> None:
     """An action the simulator does not know answers 404 errorCode 300."""
-    response = call(client, sim, "launchRockets")
+    response = api.call("launchRockets")
     assert response.status_code == 404
     assert response.json()["error"]["errorCode"] == "300"
 
 
-def test_throttling_answers_429_and_processes_nothing(
-    sim: RunningSimulator, client: httpx.Client
-) -> None:
+def test_throttling_answers_429_and_processes_nothing(api: Api) -> None:
     """An empty bucket answers 429 410 with Retry-After and creates nothing; it refills in time."""
-    sim.configure(rate=1.0, burst=2.0, retry_after=True)
+    api.sim.configure(rate=1.0, burst=2.0, retry_after=True)
     for _ in range(2):
-        assert call(client, sim, "getServerInstanceList").status_code == 200
-    response = call(client, sim, "createServerInstances", VALID)
+        assert api.call("getServerInstanceList").status_code == 200
+    response = api.call("createServerInstances", VALID)
     assert response.status_code == 429
     assert response.json() == {
         "error": {"errorCode": "410", "message": "Throttle Limited", "details": ""}
     }
     assert response.headers["retry-after"] == "1"
-    counters = sim.state()["counters"]
+    counters = api.sim.state()["counters"]
     assert (counters["throttled"], counters["created"]) == (1, 0)
     CLOCK.advance(1.0)
-    assert len(create(client, sim)) == 1
+    assert len(api.create()) == 1
 
 
 # -- createServerInstances ---------------------------------------------------------------------
@@ -247,21 +150,40 @@ def test_throttling_answers_429_and_processes_nothing(
         ({"serverDescription": "가" * 334}, "900002"),
         ({"isProtectServerTermination": "True"}, "900002"),
         ({"vpcNo": "vpc-1"}, "900002"),
+        ({"regionCode": "MARS"}, "900005"),
     ],
 )
-def test_create_validation(
-    sim: RunningSimulator, client: httpx.Client, changes: dict[str, str], code: str
-) -> None:
+def test_create_validation(api: Api, changes: dict[str, str], code: str) -> None:
     """An invalid create answers 400 with the rule's returnCode and creates nothing."""
     params = {k: v for k, v in {**VALID, **changes}.items() if v != ""}
-    assert server_error(call(client, sim, "createServerInstances", params)) == code
-    assert sim.state()["counters"]["created"] == 0
+    assert server_error(api.call("createServerInstances", params)) == code
+    assert api.sim.state()["counters"]["created"] == 0
 
 
-def test_create_success_body(sim: RunningSimulator, client: httpx.Client) -> None:
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"serverSpecCode": ""}, "serverImageNo needs serverSpecCode"),
+        ({"serverProductCode": "SVR.X"}, "serverSpecCode and serverProductCode exclude each"),
+        (
+            {"serverImageNo": "", "serverImageProductCode": "SW.X", "serverProductCode": "SVR.X"},
+            "serverImageProductCode does not take serverSpecCode",
+        ),
+    ],
+)
+def test_image_spec_rules_come_from_the_parameter_table(
+    api: Api, changes: dict[str, str], message: str
+) -> None:
+    """The image/spec pair rules are fleet.parameters' IMAGE_RULES and SPEC_CHOICES, worded so."""
+    params = {k: v for k, v in {**VALID, **changes}.items() if v != ""}
+    response = api.call("createServerInstances", params)
+    assert server_error(response) == "900003"
+    assert message in response.json()["responseError"]["returnMessage"]
+
+
+def test_create_success_body(api: Api) -> None:
     """A create answers the reference body: success codes, uuid requestId, INIT servers."""
-    response = call(client, sim, "createServerInstances", {**VALID, "serverDescription": "설명"})
-    body = body_of(response, "createServerInstances")
+    body = api.ok("createServerInstances", {**VALID, "serverDescription": "설명"})
     assert (body["returnCode"], body["returnMessage"], body["totalRows"]) == ("0", "success", 1)
     uuid.UUID(body["requestId"], version=4)
     (server,) = body["serverInstanceList"]
@@ -274,82 +196,88 @@ def test_create_success_body(sim: RunningSimulator, client: httpx.Client) -> Non
     assert (server["vpcNo"], server["subnetNo"]) == ("1001", "2002")
     assert (server["serverImageNo"], server["serverSpecCode"]) == ("16187005", "s2-g2-s50")
     assert server["isProtectServerTermination"] is False
-    assert server["createDate"].endswith("+0900")
-    for key in ("zoneCode", "regionCode", "cpuCount", "memorySize", "hypervisorType"):
+    assert (server["regionCode"], server["zoneCode"]) == ("KR", "KR-1")
+    for key in ("cpuCount", "memorySize", "hypervisorType"):
         assert key in server
 
 
-def test_create_many_and_duplicate_names(sim: RunningSimulator, client: httpx.Client) -> None:
+def test_create_date_is_ncp_format_from_the_wall_clock(api: Api) -> None:
+    """The createDate and uptime are KST to the second, from the wall clock at the commit."""
+    WALL.now = NOON_KST_2024 + 0.75
+    (server,) = api.create()
+    assert server["createDate"] == server["uptime"] == "2024-01-01T12:00:00+0900"
+    listed = api.ok("getServerInstanceList")["serverInstanceList"][0]
+    assert listed["createDate"] == "2024-01-01T12:00:00+0900"
+
+
+def test_create_many_and_duplicate_names(api: Api) -> None:
     """A serverCreateCount makes that many servers with new increasing numbers; names may repeat."""
-    first = create(client, sim, serverCreateCount="3")
-    second = create(client, sim, serverCreateCount="3")
+    first = api.create(serverCreateCount="3")
+    second = api.create(serverCreateCount="3")
     numbers = [int(s["serverInstanceNo"]) for s in first + second]
     assert numbers == sorted(set(numbers))
     assert [s["serverName"] for s in first] == [s["serverName"] for s in second]
     unnamed = {k: v for k, v in VALID.items() if k != "serverName"}
-    response = call(client, sim, "createServerInstances", unnamed)
-    assert body_of(response, "createServerInstances")["serverInstanceList"][0]["serverName"]
-    assert sim.state()["counters"]["created"] == 7
+    assert api.ok("createServerInstances", unnamed)["serverInstanceList"][0]["serverName"]
+    assert api.sim.state()["counters"]["created"] == 7
 
 
 # -- lifecycle and control ---------------------------------------------------------------------
 
 
-def test_lifecycle_and_control_rules(sim: RunningSimulator, client: httpx.Client) -> None:
+def test_lifecycle_and_control_rules(api: Api) -> None:
     """INIT -> CREAT/SETUP -> RUN; SETUP refuses control (1100031); stop, protect, terminate."""
-    (server,) = create(client, sim)
+    (server,) = api.create()
     no = server["serverInstanceNo"]
     nos = {"serverInstanceNoList.1": no}
-    assert status_of(client, sim, no) == ("INIT", "NULL")
+    assert api.status(no) == ("INIT", "NULL")
     CLOCK.advance(BASE.create_seconds)
-    assert status_of(client, sim, no) == ("CREAT", "SETUP")
-    assert server_error(call(client, sim, "stopServerInstances", nos)) == "1100031"
+    assert api.status(no) == ("CREAT", "SETUP")
+    assert server_error(api.call("stopServerInstances", nos)) == "1100031"
     CLOCK.advance(BASE.setup_seconds)
-    assert status_of(client, sim, no) == ("RUN", "NULL")
-    assert server_error(call(client, sim, "terminateServerInstances", nos)) == "900010"
+    assert api.status(no) == ("RUN", "NULL")
+    assert server_error(api.call("terminateServerInstances", nos)) == "900010"
 
-    stopped = body_of(call(client, sim, "stopServerInstances", nos), "stopServerInstances")
+    stopped = api.ok("stopServerInstances", nos)
     assert stopped["serverInstanceList"][0]["serverInstanceOperation"]["code"] == "SHTDN"
-    assert status_of(client, sim, no) == ("RUN", "SHTDN")
+    assert api.status(no) == ("RUN", "SHTDN")
     CLOCK.advance(BASE.stop_seconds)
-    assert status_of(client, sim, no) == ("NSTOP", "NULL")
+    assert api.status(no) == ("NSTOP", "NULL")
 
-    body_of(call(client, sim, "startServerInstances", nos), "startServerInstances")
-    assert status_of(client, sim, no) == ("NSTOP", "START")
+    api.ok("startServerInstances", nos)
+    assert api.status(no) == ("NSTOP", "START")
     CLOCK.advance(BASE.start_seconds)
-    assert status_of(client, sim, no) == ("RUN", "NULL")
-    body_of(call(client, sim, "stopServerInstances", nos), "stopServerInstances")
+    assert api.status(no) == ("RUN", "NULL")
+    api.ok("stopServerInstances", nos)
     CLOCK.advance(BASE.stop_seconds)
 
     protect = {"serverInstanceNo": no, "isProtectServerTermination": "true"}
-    body_of(
-        call(client, sim, "setProtectServerTermination", protect), "setProtectServerTermination"
-    )
-    assert server_error(call(client, sim, "terminateServerInstances", nos)) == "900011"
-    protect["isProtectServerTermination"] = "false"
-    call(client, sim, "setProtectServerTermination", protect)
-    body_of(call(client, sim, "terminateServerInstances", nos), "terminateServerInstances")
-    assert status_of(client, sim, no) == ("NSTOP", "TERMT")
+    api.ok("setProtectServerTermination", protect)
+    assert server_error(api.call("terminateServerInstances", nos)) == "900011"
+    api.ok("setProtectServerTermination", {**protect, "isProtectServerTermination": "false"})
+    api.ok("terminateServerInstances", nos)
+    assert api.status(no) == ("NSTOP", "TERMT")
     CLOCK.advance(BASE.terminate_seconds)
-    listed = call(client, sim, "getServerInstanceList", nos)
-    assert body_of(listed, "getServerInstanceList")["totalRows"] == 0
-    detail = call(client, sim, "getServerInstanceDetail", {"serverInstanceNo": no})
+    assert api.ok("getServerInstanceList", nos)["totalRows"] == 0
+    detail = api.call("getServerInstanceDetail", {"serverInstanceNo": no})
     assert server_error(detail) == "900012"
-    assert server_error(call(client, sim, "stopServerInstances", nos)) == "900012"
+    assert server_error(api.call("stopServerInstances", nos)) == "900012"
+    assert api.sim.state()["servers"] == []
 
 
 # -- getServerInstanceList ---------------------------------------------------------------------
 
 
-def test_list_paging_and_filters(sim: RunningSimulator, client: httpx.Client) -> None:
+def test_list_paging_and_filters(api: Api) -> None:
     """Pages of page_size in instance order, totalRows of all matches, substring name filter."""
-    web = create(client, sim, serverCreateCount="20")
-    create(client, sim, serverName="dbs", serverCreateCount="5")
-    create(client, sim, serverName="myweb")
-    create(client, sim, vpcNo="999", serverName="other")
+    web = api.create(serverCreateCount="20")
+    api.create(serverName="dbs", serverCreateCount="5")
+    api.create(serverName="myweb")
+    api.create(vpcNo="999", serverName="other")
 
     def page(**params: str) -> dict[str, Any]:
-        return body_of(call(client, sim, "getServerInstanceList", params), "getServerInstanceList")
+        result: dict[str, Any] = api.ok("getServerInstanceList", params)
+        return result
 
     seen: list[str] = []
     for page_no in (1, 2, 3):
@@ -364,92 +292,27 @@ def test_list_paging_and_filters(sim: RunningSimulator, client: httpx.Client) ->
     assert [s["serverName"] for s in picked["serverInstanceList"]] == [web[3]["serverName"]]
     assert page(serverInstanceStatusCode="INIT")["totalRows"] == 27
     assert page(serverInstanceStatusCode="RUN")["totalRows"] == 0
-    assert server_error(call(client, sim, "getServerInstanceList", {"pageNo": "0"})) == "900002"
+    assert server_error(api.call("getServerInstanceList", {"pageNo": "0"})) == "900002"
 
 
-def test_account_server_limit_refuses_creates_beyond_it(
-    sim: RunningSimulator, client: httpx.Client
-) -> None:
+def test_account_server_limit_refuses_creates_beyond_it(api: Api) -> None:
     """With max_servers set, a create past the limit answers 400 1015009 and creates nothing."""
-    sim.configure(max_servers=2)
-    create(client, sim, serverName="web-a")
-    create(client, sim, serverName="web-b")
-    response = call(client, sim, "createServerInstances", {**VALID, "serverName": "web-c"})
-    assert response.status_code == 400
+    api.sim.configure(max_servers=2)
+    api.create(serverName="web-a")
+    api.create(serverName="web-b")
+    response = api.call("createServerInstances", {**VALID, "serverName": "web-c"})
     assert server_error(response) == "1015009"
-    assert sim.state()["counters"]["created"] == 2
-
-
-# -- faults ------------------------------------------------------------------------------------
-
-
-def test_fail_before_creates_nothing(sim: RunningSimulator, client: httpx.Client) -> None:
-    """A fail_before fault answers 503 errorCode 500 and creates no server."""
-    sim.configure(fail_before=1.0)
-    response = call(client, sim, "createServerInstances", VALID)
-    assert response.status_code == 503
-    assert response.json() == {"error": {"errorCode": "500", "message": "Endpoint Error"}}
-    state = sim.state()
-    assert (state["counters"]["created"], state["servers"]) == (0, [])
-    assert state["counters"]["faults"]["fail_before"] == 1
-
-
-def test_fail_after_creates_then_answers_504(sim: RunningSimulator, client: httpx.Client) -> None:
-    """A fail_after fault creates the server, then answers 504 errorCode 510."""
-    sim.configure(fail_after=1.0)
-    response = call(client, sim, "createServerInstances", VALID)
-    assert response.status_code == 504
-    assert response.json() == {"error": {"errorCode": "510", "message": "Endpoint Timeout"}}
-    state = sim.state()
-    assert [s["serverName"] for s in state["servers"]] == ["web"]
-    assert state["counters"]["faults"]["fail_after"] == 1
-
-
-def test_drop_after_creates_then_drops_the_connection(
-    sim: RunningSimulator, client: httpx.Client
-) -> None:
-    """A drop_after fault creates the server; the client sees a transport error, not a status."""
-    sim.configure(drop_after=1.0)
-    with pytest.raises(httpx.RemoteProtocolError):
-        call(client, sim, "createServerInstances", VALID)
-    state = sim.state()
-    assert [s["serverName"] for s in state["servers"]] == ["web"]
-    assert state["counters"]["faults"]["drop_after"] == 1
-
-
-def test_slow_creates_then_times_the_client_out(
-    sim: RunningSimulator, client: httpx.Client
-) -> None:
-    """A slow create makes the server but answers too late: the client reads a timeout."""
-    sim.configure(slow=1.0)
-    with pytest.raises(httpx.ReadTimeout):
-        call(client, sim, "createServerInstances", VALID, timeout=0.3)
-    state = sim.state()
-    assert [s["serverName"] for s in state["servers"]] == ["web"]
-    assert state["counters"]["faults"]["slow"] == 1
-
-
-def test_faults_repeat_for_a_seed(sim: RunningSimulator, client: httpx.Client) -> None:
-    """The same seed and request order give the same faults."""
-    sim.configure(fail_before=0.5, seed=42)
-
-    def run() -> list[int]:
-        return [call(client, sim, "createServerInstances", VALID).status_code for _ in range(12)]
-
-    first = run()
-    sim.reset()
-    assert run() == first
-    assert {200, 503} == set(first)
+    assert api.sim.state()["counters"]["created"] == 2
 
 
 # -- admin and running -------------------------------------------------------------------------
 
 
-def test_admin_state_config_and_reset(sim: RunningSimulator, client: httpx.Client) -> None:
+def test_admin_state_config_and_reset(api: Api) -> None:
     """The admin state counts calls and lists servers; config validates; reset clears both."""
-    create(client, sim)
-    call(client, sim, "getServerInstanceList")
-    state = sim.state()
+    api.create()
+    api.call("getServerInstanceList")
+    state = api.sim.state()
     assert state["counters"]["requests"] == 2
     assert state["counters"]["by_action"] == {
         "createServerInstances": 1,
@@ -459,22 +322,32 @@ def test_admin_state_config_and_reset(sim: RunningSimulator, client: httpx.Clien
     assert {
         "serverInstanceNo",
         "serverName",
+        "regionCode",
+        "zoneCode",
         "status",
         "operation",
         "vpcNo",
         "subnetNo",
         "isProtectServerTermination",
         "created_at",
+        "visible",
     } <= server.keys()
     assert "secret_key" not in state["config"]
-    assert sim.configure(latency=0.01)["latency"] == 0.01
+    assert api.sim.configure(latency=0.01)["latency"] == 0.01
     with pytest.raises(ValueError, match="run-time"):
-        sim.configure(secret_key="x")
+        api.sim.configure(secret_key="x")
     with pytest.raises(ValueError, match="sum"):
-        sim.configure(fail_before=0.8, fail_after=0.8)
-    sim.reset()
-    state = sim.state()
+        api.sim.configure(fail_before=0.8, fail_after=0.8)
+    api.sim.reset()
+    state = api.sim.state()
     assert (state["counters"]["requests"], state["servers"]) == (0, [])
+
+
+def test_admin_answers_loopback_only_and_404s_unknown_endpoints(api: Api) -> None:
+    """An unknown admin endpoint answers 404, and a bad JSON body 400, neither counted as calls."""
+    assert api.client.get(f"{api.sim.url}/_admin/nothing").status_code == 404
+    assert api.client.post(f"{api.sim.url}/_admin/config", content=b"[1").status_code == 400
+    assert api.sim.state()["counters"]["requests"] == 0
 
 
 def test_serve_refuses_a_public_host() -> None:
@@ -489,15 +362,18 @@ def test_secret_not_in_repr() -> None:
 
 
 @pytest.mark.slow
-def test_process_variant_serves_and_prints_keys(client: httpx.Client) -> None:
+def test_process_variant_serves_and_prints_keys() -> None:
     """The child-process simulator answers signed calls and printed its URL, keys and exports."""
     from fleet.simulator import SimulatorProcess
 
     process = SimulatorProcess(BASE)
-    with process as child:
-        assert len(create(client, child)) == 1
+    with process as child, httpx.Client(timeout=5) as client:
+        response = call(client, child, "createServerInstances", VALID, wall=time.time)
+        assert len(body_of(response, "createServerInstances")["serverInstanceList"]) == 1
         assert child.state()["counters"]["created"] == 1
+        assert child.state()["config"] == BASE.public()
     export = process.banner[-1]
     assert export.startswith(f"export NCLOUD_API_GW={child.url} ")
     assert f"NCLOUD_ACCESS_KEY={ACCESS}" in export
     assert f"NCLOUD_SECRET_KEY={SECRET}" in export
+    assert export.endswith(" FLEET_LEDGER=.fleet/rehearsal.db")

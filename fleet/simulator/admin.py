@@ -1,0 +1,74 @@
+"""The simulator's admin endpoints: loopback only, never authenticated, throttled or logged.
+
+| endpoint | does |
+|---|---|
+| ``GET /_admin/state`` | counters, config (no secret), servers (``visible`` flag), rules left |
+| ``POST /_admin/config`` | change settings: a JSON object of ``ADMIN_FIELDS`` |
+| ``POST /_admin/reset`` | forget servers, counters, calls and rules; refill; reseed |
+| ``GET /_admin/faults`` | the on-demand fault rules left to play |
+| ``POST /_admin/faults`` | add rules: a JSON list of them (see ``faults``) |
+| ``DELETE /_admin/faults`` | drop every rule left |
+| ``GET /_admin/calls[?action=A]`` | the last ``call_log_size`` API calls (see ``calls``) |
+
+``GET /_admin/calls`` answers ``{"calls": [...], "total": N}``, N the calls received since the
+reset (the ones the bounded log dropped included).
+
+Errors answer ``{"error": "..."}``: 400 for a bad setting or rule, 403 for a client not on
+loopback, 404 for an unknown endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from fleet.config import is_loopback
+from fleet.simulator.asgi import Receive, Scope, Send, encode, read_body, send_json
+from fleet.simulator.gateway import MAX_BODY_BYTES
+
+if TYPE_CHECKING:
+    from fleet.simulator.app import SimulatorApp
+
+__all__ = ["serve_admin"]
+
+
+async def serve_admin(app: SimulatorApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer one admin request."""
+    body = await read_body(receive, MAX_BODY_BYTES)
+    client = scope.get("client")
+    if client is not None and not is_loopback(client[0]):
+        status, answer = 403, {"error": "admin endpoints answer loopback clients only"}
+    else:
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        try:
+            status, answer = _route(app, scope["method"], scope["path"], body, query)
+        except ValueError as error:  # json.JSONDecodeError is a ValueError
+            status, answer = 400, {"error": str(error)}
+    await send_json(send, status, encode(answer))
+
+
+def _route(
+    app: SimulatorApp, method: str, path: str, body: bytes | None, query: Mapping[str, str]
+) -> tuple[int, dict[str, Any]]:
+    route = (method, path)
+    if route == ("GET", "/_admin/state"):
+        return 200, app.snapshot()
+    if route == ("POST", "/_admin/reset"):
+        app.reset()
+        return 200, {"reset": True}
+    if route == ("POST", "/_admin/config"):
+        changes = json.loads(body or b"{}")
+        if not isinstance(changes, dict):
+            raise ValueError("expected a JSON object")
+        return 200, {"config": app.reconfigure(changes).public()}
+    if path == "/_admin/faults" and method in ("GET", "POST", "DELETE"):
+        if method == "POST":
+            app.add_faults(json.loads(body or b"[]"))
+        elif method == "DELETE":
+            app.faults.rules.clear()
+        return 200, {"faults": [rule.public() for rule in app.faults.rules]}
+    if route == ("GET", "/_admin/calls"):
+        return 200, {"calls": app.calls.entries(query.get("action")), "total": app.calls.total}
+    return 404, {"error": f"no admin endpoint {method} {path}"}
