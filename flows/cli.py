@@ -59,6 +59,10 @@ SharedLimit = Annotated[
 WaitForLease = Annotated[
     bool | None, typer.Option("--wait-for-lease", help="Queue behind a run holding the rollout.")
 ]
+LeaseTtl = Annotated[
+    float | None,
+    typer.Option(help="Seconds a crashed run keeps the rollout locked after its last heartbeat."),
+]
 Rebind = Annotated[
     bool | None, typer.Option("--rebind", help="Accept that the rollout moved endpoint/account.")
 ]
@@ -204,6 +208,7 @@ def provision(
     request_timeout: Annotated[float | None, typer.Option(help="Seconds per answer.")] = None,
     shared_limit: SharedLimit = None,
     wait_for_lease: WaitForLease = None,
+    lease_ttl: LeaseTtl = None,
     rebind: Rebind = None,
     results: Annotated[str | None, typer.Option(help="Results CSV path.")] = None,
     simulator: Simulator = False,
@@ -230,6 +235,7 @@ def provision(
         request_timeout=request_timeout,
         shared_limit=shared_limit,
         wait_for_lease=wait_for_lease,
+        lease_ttl=lease_ttl,
         rebind=rebind,
         results=results,
     )

@@ -67,6 +67,7 @@ def run_provision(
         )
 
     target = ledger_target(options)
+    Ledger(target).close()  # unreadable, foreign or unreachable: exit 2 now, before Prefect
     with progress_bar(target, name, len(specs)):
         state = asyncio.run(flow_run())
     summary, error = _ended(state)

@@ -227,14 +227,8 @@ def _summary(
     )
 
 
-@flow(name="provision-fleet", description="Create the servers of CSV inventories on NCP.")
-async def provision_fleet(
-    inventories: list[str],
-    rollout: str | None = None,
-    options: ProvisionOptions = ProvisionOptions(),  # noqa: B008 (frozen: shared safely)
-) -> RolloutSummary | State:
-    """Create every server of the inventories once, recording each instance number."""
-    name = rollout or rollout_name(inventories)
+async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions) -> RolloutSummary:
+    """Load, plan, create in chunks, wait if asked, record: the flow's body."""
     specs = load(inventories)
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials) as rt:
@@ -260,6 +254,24 @@ async def provision_fleet(
         summary = _summary(rt, specs, found, elapsed, options, records)
         await record(rt.key, summary)
         await aupdate_progress_artifact(progress_id, 100.0, description=_describe(rt.progress))
+    return summary
+
+
+@flow(name="provision-fleet", description="Create the servers of CSV inventories on NCP.")
+async def provision_fleet(
+    inventories: list[str],
+    rollout: str | None = None,
+    options: ProvisionOptions = ProvisionOptions(),  # noqa: B008 (frozen: shared safely)
+) -> RolloutSummary | State:
+    """Create every server of the inventories once, recording each instance number."""
+    name = rollout or rollout_name(inventories)
+    try:
+        summary = await _roll_out(name, inventories, options)
+    except FleetError as exc:
+        # A verdict (bad input, another run holding the rollout, the ledger lost ...), not a
+        # crash: the run ends Failed with the reason, and no traceback.
+        get_run_logger().error("%s", exc)
+        return Failed(message=str(exc), data=exc)
     if summary.not_done:
         c = summary.counts
         return Failed(

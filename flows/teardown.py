@@ -7,6 +7,7 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
+from fleet.errors import FleetError
 from fleet.options import TeardownOptions
 from fleet.teardown import TeardownReport, TeardownTarget, teardown, teardown_targets
 from flows.artifacts import markdown_table
@@ -51,6 +52,16 @@ async def teardown_fleet(
     options: TeardownOptions = TeardownOptions(),  # noqa: B008 (frozen: shared safely)
 ) -> TeardownReport | State:
     """Take a rollout back down; safe to rerun after a crash."""
+    try:
+        return await _take_down(rollout, options)
+    except FleetError as exc:
+        # A verdict (another endpoint, another run holding the rollout ...), not a crash.
+        get_run_logger().error("%s", exc)
+        return Failed(message=str(exc), data=exc)
+
+
+async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport | State:
+    """Find, stop, terminate and record: the flow's body."""
     logger = get_run_logger()
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=not options.dry_run) as rt:

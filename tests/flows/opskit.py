@@ -1,0 +1,58 @@
+"""Helpers for tests that run ``fleet`` as a user does: in processes of its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.functional.fleetkit import ACCESS, SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def inventory(path: Path, name: str, count: int, vpc: str = "75001") -> str:
+    """Write a one-row inventory making ``count`` servers named name-001..."""
+    path.write_text(
+        "serverName,serverCreateCount,serverImageNo,serverSpecCode,vpcNo,subnetNo\n"
+        f"{name},{count},25495367,s2-g3,{vpc},75101\n"
+    )
+    return str(path)
+
+
+def fleet_env(**extra: str) -> dict[str, str]:
+    """The environment of a fleet process: the simulator's keys, the session's Prefect API."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "NCLOUD_ACCESS_KEY": ACCESS, "NCLOUD_SECRET_KEY": SECRET}
+    env["PYTHONPATH"] = str(ROOT)
+    env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+    env.update(extra)
+    return env
+
+
+def start(args: list[str], cwd: Path, **extra: str) -> subprocess.Popen[str]:
+    """Start ``fleet ARGS`` in its own process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows", *args],
+        cwd=cwd,
+        env=fleet_env(**extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run(
+    args: list[str], cwd: Path, timeout: float = 180, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``fleet ARGS`` to the end in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "flows", *args],
+        cwd=cwd,
+        env=fleet_env(**extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
