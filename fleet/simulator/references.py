@@ -112,7 +112,7 @@ def _nic(
         problem = f"networkInterfaceNo {wanted[0]} not found in VPC {vpc.no}"
     elif catalog.subnets[nic.subnet].zone != subnet.zone:
         problem = f"networkInterfaceNo {nic.no} is not in zone {subnet.zone}"
-    elif taken(nic.no):
+    elif nic.instance or taken(nic.no):  # a server outside the simulator's, or one of its own
         problem = f"networkInterfaceNo {nic.no} is in use"
     if problem:
         problems.append((NIC_UNAVAILABLE, problem))
