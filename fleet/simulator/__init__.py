@@ -1,15 +1,19 @@
 """A local simulator of NCP's VPC Server API, served over real HTTP on loopback for rehearsals.
 
-Rooms: ``config`` (settings), ``gateway`` (throttle, signature), ``validation`` (the create
-call's rules), ``state`` (servers and the Server API), ``catalog`` and ``reads`` (regions and
-zones), ``faults`` (on-demand and random faults), ``calls`` (the request log), ``app`` (the ASGI
-application: routing, faults, admin) and ``server`` (uvicorn, the process, the command line).
+Rooms: ``config`` (settings), ``errors`` (every code), ``gateway`` (throttle, signature),
+``validation`` and ``references`` (a create's rules, then what it names), ``servers`` and
+``state`` (servers and the Server API), ``catalog``, ``catalog_file`` and ``catalog_default``
+(regions, networks, images ...: the JSON format and the built-in one), ``records`` and ``reads``
+(the read APIs), ``resources`` and ``side`` (public IPs, extra disks, NICs taken), ``faults``
+(on-demand and random faults), ``calls`` (the request log), ``admin``, ``asgi``, ``app`` (the ASGI
+application: routing and faults) and ``server`` (uvicorn, the process, the command line).
 """
 
 from __future__ import annotations
 
 from fleet.simulator.app import SimulatorApp
 from fleet.simulator.catalog import Catalog, Region, Zone
+from fleet.simulator.catalog_file import catalog_from_json, default_catalog, load_catalog
 from fleet.simulator.config import ADMIN_FIELDS, FAULT_KINDS, SimulatorConfig
 from fleet.simulator.errors import ApiError
 from fleet.simulator.gateway import TokenBucket
@@ -37,6 +41,9 @@ __all__ = [
     "SimulatorState",
     "TokenBucket",
     "Zone",
+    "catalog_from_json",
+    "default_catalog",
+    "load_catalog",
     "main",
     "running_simulator",
     "serve",

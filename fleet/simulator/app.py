@@ -4,11 +4,12 @@ Requests go through the same stages as at NCP, in this order:
 
 1. the gateway's token bucket (``rate``/``burst``): when empty, answer 429 and do nothing else;
 2. the gateway's authentication (signature v2 or v1 over the raw path and query, 5-minute window);
-3. the route: ``GET`` or ``POST /vserver/v2/<action>``, parameters from the query string and an
-   ``application/x-www-form-urlencoded`` body, merged (the body wins on a clash);
-4. the fault, if one is due (see below), then the action: the Server API (``state``), or a read
-   of the catalog (``reads``). Every action takes ``regionCode`` and acts on that region only, the
-   first region (KR) when it is absent.
+3. the route: ``GET`` or ``POST /vserver/v2/<action>`` (``/vpc/v2/`` for getVpcList and
+   getSubnetList), parameters from the query string and an ``application/x-www-form-urlencoded``
+   body, merged (the body wins on a clash);
+4. the fault, if one is due (see below), then the action: the Server API (``state``), a read of
+   the catalog (``reads``), or the public IP and block storage API (``side``). Every action takes
+   ``regionCode`` and acts on that region only, the first region (KR) when it is absent.
 
 Answers are always JSON, whatever ``responseFormatType`` says (NCP's XML default is not simulated).
 Every answer, errors included, waits ``latency`` (+ up to ``latency_jitter``) seconds first.
@@ -23,11 +24,10 @@ Gateway errors, ``{"error": {"errorCode", "message"[, "details"]}}`` (see ``gate
 | 504 | 510 | Endpoint Timeout | fault ``fail_after`` (done) or ``late_commit`` (done later) |
 | 500 | 900 | Unexpected Error | fault ``error_500``: done |
 
-Server API errors, HTTP 400 ``{"responseError": {"returnCode", "returnMessage"}}`` (codes in
-``errors``): 900001 missing parameter, 900002 bad value, 900003 bad combination (image/spec),
-900004 bad serverName, 900005 unknown regionCode, 900010 wrong status for the operation, 900011
-termination protection on, 900012 no such server (or not listed yet), NCP's 1100031 (operation
-SETUP: wait, retry) and NCP's 1015009 (the account limit ``max_servers``).
+Server API errors, HTTP 400 ``{"responseError": {"returnCode", "returnMessage"}}``: the table of
+codes is in ``errors`` (900001-900030 the simulator's; 1100031, 1015009 and 1413 NCP's). A create
+is checked in two passes (``validation``): its structure, then what it references in the
+catalog (``references``; the catalog's format is in ``catalog_file``).
 
 Faults. A create that passed validation draws one fault from the seeded RNG (the fractions
 ``fail_before`` ... ``error_500`` of the config); a rule posted to ``/_admin/faults`` overrides
@@ -77,17 +77,20 @@ from fleet.simulator.asgi import (
 )
 from fleet.simulator.calls import CallLog
 from fleet.simulator.catalog import Catalog
+from fleet.simulator.catalog_file import default_catalog, load_catalog
 from fleet.simulator.config import SimulatorConfig
 from fleet.simulator.errors import ApiError
 from fleet.simulator.faults import CREATE, FaultRule, Faults, parse_rules
 from fleet.simulator.gateway import MAX_BODY_BYTES, Clock, Gateway
-from fleet.simulator.reads import Reads
+from fleet.simulator.reads import VPC_ACTIONS, Reads
+from fleet.simulator.side import SideActions
 from fleet.simulator.state import SimulatorState
 from fleet.simulator.validation import validate_create
 
-__all__ = ["API_PREFIX", "SimulatorApp"]
+__all__ = ["API_PREFIX", "VPC_PREFIX", "SimulatorApp"]
 
 API_PREFIX: Final = "/vserver/v2/"
+VPC_PREFIX: Final = "/vpc/v2/"
 
 
 @dataclass(slots=True)
@@ -103,7 +106,7 @@ class _Request:
 
     method: str
     action: str
-    known_path: bool
+    prefix: str  # the API's path prefix, '' when the path has none of them
     uri: str  # raw path and query, as signed
     headers: dict[bytes, bytes]
     params: dict[str, str]
@@ -124,15 +127,19 @@ class SimulatorApp:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.config = config if config is not None else SimulatorConfig()
-        self.catalog = catalog if catalog is not None else Catalog()
+        if catalog is None:
+            path = self.config.catalog
+            catalog = load_catalog(path) if path is not None else default_catalog()
+        self.catalog = catalog
         self.wall_clock = wall_clock
         self.clock = clock
         self.sleep = sleep
         self.state = SimulatorState(
             self.config, catalog=self.catalog, clock=clock, wall_clock=wall_clock
         )
-        self.reads = Reads(self.catalog)
-        self.handlers = {**self.state.actions, **self.reads.actions}
+        self.reads = Reads(self.state)
+        self.side = SideActions(self.state.resources, self.catalog)
+        self.handlers = {**self.state.actions, **self.reads.actions, **self.side.actions}
         self.counters = _Counters()
         self.gateway = Gateway(self.config, clock, wall_clock)
         self.faults = Faults(self.config)
@@ -159,13 +166,15 @@ class SimulatorApp:
             },
             "config": self.config.public(),
             "servers": self.state.servers(),
+            **self.state.resources.admin(),
             "fault_rules": [rule.public() for rule in self.faults.rules],
         }
 
     def reconfigure(self, changes: Mapping[str, Any]) -> SimulatorConfig:
         """Apply run-time changes (ADMIN_FIELDS only); raise ValueError on a bad one."""
         new = self.config.changed(changes)
-        self.config = self.state.config = self.gateway.config = self.faults.config = new
+        self.config = self.state.config = self.state.resources.config = new
+        self.gateway.config = self.faults.config = new
         if {"rate", "burst"} & changes.keys():
             self.gateway.refill()
         if "seed" in changes:
@@ -229,8 +238,8 @@ class SimulatorApp:
     async def _receive(self, scope: Scope, receive: Receive) -> _Request:
         """Read one API call: its route, merged parameters and body; count and log it."""
         path: str = scope["path"]
-        known = path.startswith(API_PREFIX)
-        action = path[len(API_PREFIX) :] if known else path
+        prefix = next((p for p in (API_PREFIX, VPC_PREFIX) if path.startswith(p)), "")
+        action = path[len(prefix) :] if prefix else path
         counters = self.counters
         counters.requests += 1
         counters.by_action[action] = counters.by_action.get(action, 0) + 1
@@ -245,7 +254,7 @@ class SimulatorApp:
         uri = (raw_path + b"?" + query if query else raw_path).decode("latin-1")
         method: str = scope["method"]
         log = self.calls.add(action, method, params)
-        return _Request(method, action, known, uri, headers, params, body is None, log)
+        return _Request(method, action, prefix, uri, headers, params, body is None, log)
 
     def _admit(self, request: _Request) -> None:
         """Pass the gateway (throttle, size, signature) and find the route, or raise."""
@@ -253,12 +262,13 @@ class SimulatorApp:
         if request.too_large:
             raise ApiError.gateway(413, "430", "Request Entity Too Large")
         self.gateway.authenticate(request.headers, request.method, request.uri)
+        api = VPC_PREFIX if request.action in VPC_ACTIONS else API_PREFIX
         if (
             request.method not in ("GET", "POST")
-            or not request.known_path
+            or request.prefix != api
             or request.action not in self.actions
         ):
-            path = API_PREFIX + request.action if request.known_path else request.action
+            path = request.prefix + request.action
             raise ApiError.gateway(404, "300", "Not Found Exception", f"no such API: {path}")
 
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -272,7 +282,9 @@ class SimulatorApp:
     async def _run(self, request: _Request, receive: Receive, send: Send) -> None:
         """Play the fault due, if any, around the action; answer (errors raise ApiError)."""
         action, params = request.action, request.params
-        creating = validate_create(params, self.catalog) if action == CREATE else None
+        creating = None
+        if action == CREATE:
+            creating = validate_create(params, self.catalog, self.state.resources.nic_taken)
         drawn = self.faults.draw() if creating is not None else None
         region = params.get("regionCode") or self.catalog.default_region.code
         rule = self.faults.match(action, params, region)

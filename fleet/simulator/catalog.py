@@ -1,18 +1,42 @@
-"""What the simulated account can see besides its servers: regions and their zones.
+"""What the simulated account holds besides its servers: regions, networks, images, specs, keys.
 
 Regions are ordered as getRegionList lists them; the first is where every call without a
-``regionCode`` acts (NCP's documented default).
+``regionCode`` acts (NCP's documented default). VPCs belong to a region; subnets, ACGs and
+network interfaces belong to a VPC (so to its region); login keys, init scripts, placement groups,
+snapshots and member images name their region. Server images, image products, specs, server
+products and block storage volume types are offered in every region.
+
+The catalog is data, read once (``catalog_file`` loads and checks it); what creates change
+(network interfaces taken, public IPs, disks) lives in ``resources``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
 
 from fleet.simulator.errors import UNKNOWN_REGION, ApiError
 
-__all__ = ["DEFAULT_REGIONS", "Catalog", "Region", "Zone"]
+__all__ = [
+    "AccessControlGroup",
+    "Catalog",
+    "ImageProduct",
+    "InitScript",
+    "LoginKey",
+    "MemberImage",
+    "NetworkInterface",
+    "PlacementGroup",
+    "Region",
+    "ServerImage",
+    "ServerProduct",
+    "Snapshot",
+    "Spec",
+    "Subnet",
+    "VolumeType",
+    "Vpc",
+    "Zone",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,28 +58,181 @@ class Region:
     zones: tuple[Zone, ...]
 
 
-def _region(code: str, name: str, *zones: tuple[str, str]) -> Region:
-    return Region(code, name, tuple(Zone(z, z, text, code) for z, text in zones))
+@dataclass(frozen=True, slots=True)
+class Vpc:
+    """A VPC of one region."""
+
+    no: str
+    name: str
+    cidr: str
+    region: str
 
 
-# NCP's public-site VPC regions and zones.
-DEFAULT_REGIONS: Final = (
-    _region("KR", "Korea", ("KR-1", "가산 zone"), ("KR-2", "평촌 zone")),
-    _region("JPN", "Japan", ("JPN-4", "일본 zone 4"), ("JPN-5", "일본 zone 5")),
-    _region("SGN", "Singapore", ("SGN-4", "싱가포르 zone 4"), ("SGN-5", "싱가포르 zone 5")),
-    _region("USWN", "US West", ("USWN-5", "미국 서부 zone 5")),
-    _region("DEN", "Germany", ("DEN-5", "독일 zone 5")),
-)
+@dataclass(frozen=True, slots=True)
+class Subnet:
+    """A subnet of a VPC, in one zone."""
+
+    no: str
+    name: str
+    vpc: str
+    zone: str
+    cidr: str
+    type: str  # PUBLIC or PRIVATE
+    region: str
+
+    def holds(self, ip: str) -> bool:
+        """Return whether an address is inside this subnet."""
+        try:
+            return ipaddress.ip_address(ip) in ipaddress.ip_network(self.cidr)
+        except ValueError:
+            return False
 
 
+@dataclass(frozen=True, slots=True)
+class AccessControlGroup:
+    """An ACG of a VPC."""
+
+    no: str
+    name: str
+    vpc: str
+    is_default: bool
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoginKey:
+    """A login key (by name) of one region."""
+
+    name: str
+    fingerprint: str
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class InitScript:
+    """An init script of one region."""
+
+    no: str
+    name: str
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementGroup:
+    """A placement group of one region."""
+
+    no: str
+    name: str
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInterface:
+    """A network interface that exists before any create: free, or used by ``instance``."""
+
+    no: str
+    name: str
+    subnet: str
+    vpc: str
+    ip: str
+    instance: str  # '' when free; else a server outside the simulator's own
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A block storage snapshot of one region (sizes in GiB)."""
+
+    no: str
+    name: str
+    size_gb: int
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeType:
+    """A block storage volume type code and the hypervisor it is for."""
+
+    code: str
+    hypervisor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """A server spec (serverSpecCode): what a serverImageNo image runs on."""
+
+    code: str
+    cpu: int
+    memory: int  # bytes
+    generation: str
+    hypervisor: str
+    product_code: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerImage:
+    """A server image (serverImageNo, KVM era) and the specs it runs on."""
+
+    no: str
+    name: str
+    hypervisor: str
+    specs: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerProduct:
+    """A server product (serverProductCode, XEN/RHV era)."""
+
+    code: str
+    name: str
+    cpu: int
+    memory: int  # bytes
+    disk_gb: int
+    generation: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageProduct:
+    """A server image product (serverImageProductCode) and the server products it runs on."""
+
+    code: str
+    name: str
+    products: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberImage:
+    """A member server image, made from a server image or an image product, in one region."""
+
+    no: str
+    name: str
+    image: str  # serverImageNo it was made from, or ''
+    image_product: str  # serverImageProductCode it was made from, or ''
+    region: str
+
+
+@dataclass(frozen=True)
 class Catalog:
-    """The account's regions, looked up by code."""
+    """The account's regions, networks, images and the rest, looked up by number or code."""
 
-    def __init__(self, regions: tuple[Region, ...] = DEFAULT_REGIONS) -> None:
-        if not regions:
-            raise ValueError("a catalog needs at least one region")
-        self.regions = regions
-        self._regions = {region.code: region for region in regions}
+    regions: tuple[Region, ...]
+    vpcs: Mapping[str, Vpc] = field(default_factory=dict)
+    subnets: Mapping[str, Subnet] = field(default_factory=dict)
+    acgs: Mapping[str, AccessControlGroup] = field(default_factory=dict)
+    login_keys: Mapping[str, LoginKey] = field(default_factory=dict)
+    init_scripts: Mapping[str, InitScript] = field(default_factory=dict)
+    placement_groups: Mapping[str, PlacementGroup] = field(default_factory=dict)
+    nics: Mapping[str, NetworkInterface] = field(default_factory=dict)
+    snapshots: Mapping[str, Snapshot] = field(default_factory=dict)
+    volume_types: Mapping[str, VolumeType] = field(default_factory=dict)
+    specs: Mapping[str, Spec] = field(default_factory=dict)
+    images: Mapping[str, ServerImage] = field(default_factory=dict)
+    products: Mapping[str, ServerProduct] = field(default_factory=dict)
+    image_products: Mapping[str, ImageProduct] = field(default_factory=dict)
+    member_images: Mapping[str, MemberImage] = field(default_factory=dict)
 
     @property
     def default_region(self) -> Region:
@@ -64,15 +241,19 @@ class Catalog:
 
     def region(self, code: str) -> Region | None:
         """Return the region of that code, or None."""
-        return self._regions.get(code)
+        return next((r for r in self.regions if r.code == code), None)
 
     def region_of(self, params: Mapping[str, str]) -> Region:
         """Return the region a call acts on: its regionCode, else the first; refuse unknown ones."""
         code = params.get("regionCode") or ""
         if not code:
             return self.default_region
-        region = self._regions.get(code)
+        region = self.region(code)
         if region is None:
-            known = ", ".join(self._regions)
+            known = ", ".join(r.code for r in self.regions)
             raise ApiError.server(UNKNOWN_REGION, f"unknown regionCode {code!r} (one of {known})")
         return region
+
+    def zone(self, code: str) -> Zone | None:
+        """Return the zone of that code, or None."""
+        return next((z for r in self.regions for z in r.zones if z.code == code), None)

@@ -89,6 +89,16 @@ class SimulatorConfig:
         None, "the account's server limit, 1015009 beyond it (unset: none)"
     )
     call_log_size: int = _setting(10_000, "API calls kept for GET /_admin/calls")
+    # UNKNOWN at NCP: whether extra disks outlive their server. True is the reading that makes a
+    # teardown prove it returned them.
+    storage_outlives_server: bool = _setting(
+        True, "extra block storage stays (detached, billed) when its server terminates"
+    )
+    catalog: str | None = _setting(
+        None,
+        "JSON file of the account's regions, networks, images ... (unset: built-in)",
+        admin=False,
+    )
 
     def __post_init__(self) -> None:
         problems = [*_key_problems(self), *_number_problems(self), *_fault_problems(self)]

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -30,6 +30,8 @@ import uvicorn
 
 from fleet.config import is_loopback
 from fleet.simulator.app import SimulatorApp
+from fleet.simulator.catalog import Catalog
+from fleet.simulator.catalog_file import load_catalog
 from fleet.simulator.config import CLI_SETTINGS, SimulatorConfig
 from fleet.simulator.gateway import Clock
 
@@ -192,9 +194,13 @@ class _ThreadServer:
         port: int,
         clock: Clock | None = None,
         wall_clock: Clock | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self.app = SimulatorApp(
-            config, clock=clock or time.monotonic, wall_clock=wall_clock or time.time
+            config,
+            catalog=catalog,
+            clock=clock or time.monotonic,
+            wall_clock=wall_clock or time.time,
         )
         self.server = _uvicorn_server(self.app)
         self.sock = _bind("127.0.0.1", port)
@@ -237,7 +243,10 @@ class SimulatorProcess:
 
     def _argv(self) -> list[str]:
         argv = [sys.executable, "-m", "fleet.simulator", "--port", str(self.port)]
-        return argv + settings_argv(self.config)
+        config = self.config
+        if config.catalog is not None:  # the child runs elsewhere: give it the file's full path
+            config = replace(config, catalog=str(Path(config.catalog).resolve()))
+        return argv + settings_argv(config)
 
     def start(self) -> RunningSimulator:
         """Start the child and wait until its admin endpoint answers."""
@@ -324,6 +333,7 @@ def running_simulator(
     process: bool = False,
     clock: Clock | None = None,
     wall_clock: Clock | None = None,
+    catalog: Catalog | None = None,
 ) -> Iterator[RunningSimulator]:
     """Run a simulator on 127.0.0.1 (a free port by default) for the duration of a ``with``.
 
@@ -334,20 +344,23 @@ def running_simulator(
         clock: the monotonic clock of lifecycles and the token bucket (thread only; tests pass
             a fake one to step time).
         wall_clock: the epoch-seconds clock of the timestamp check and createDate (thread only).
+        catalog: the account's catalog as an object (thread only; ``config.catalog`` names a
+            file for either variant; neither: the built-in one).
 
     Raises:
-        ValueError: clocks were given with ``process=True``.
+        ValueError: clocks or a catalog object were given with ``process=True``, or the
+            catalog file is unreadable.
         RuntimeError: the simulator did not start.
 
     """
     config = config if config is not None else SimulatorConfig()
     if process:
-        if clock is not None or wall_clock is not None:
-            raise ValueError("clocks cannot be injected into a simulator process")
+        if clock is not None or wall_clock is not None or catalog is not None:
+            raise ValueError("clocks and catalog objects cannot be given to a simulator process")
         with SimulatorProcess(config, port) as simulator:
             yield simulator
         return
-    runner = _ThreadServer(config, port, clock, wall_clock)
+    runner = _ThreadServer(config, port, clock, wall_clock, catalog)
     url = runner.start()
     try:
         yield RunningSimulator(url, config)
@@ -421,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         _check_loopback(args.host)
+        if config.catalog is not None:
+            load_catalog(config.catalog)  # refuse a bad file before serving
     except ValueError as error:
         parser.error(str(error))
 

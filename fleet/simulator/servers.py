@@ -72,6 +72,12 @@ class Server:
     created_wall: float  # epoch seconds of the commit: createDate
     timeline: list[Step]
     request: dict[str, str]  # image, spec and other echoed parameters
+    cpu: int = 2
+    memory: int = 8 << 30
+    hypervisor: str = "KVM"
+    nics: tuple[str, ...] = ()  # catalog network interfaces it took
+    public_ip_no: str = ""
+    public_ip: str = ""
 
     def at(self, now: float) -> tuple[ServerStatus | None, Operation]:
         """Return (status, operation) at monotonic time ``now``; status None once gone."""
@@ -95,12 +101,12 @@ def describe(server: Server, status: ServerStatus, op: Operation) -> dict[str, A
         "serverInstanceNo": str(server.no),
         "serverName": server.name,
         "serverDescription": server.description,
-        "cpuCount": 2,
-        "memorySize": 8589934592,
+        "cpuCount": server.cpu,
+        "memorySize": server.memory,
         "platformType": {"code": "UBS64", "codeName": "Ubuntu Server 64 Bit"},
         "loginKeyName": echo.get("loginKeyName", ""),
-        "publicIpInstanceNo": "",
-        "publicIp": "",
+        "publicIpInstanceNo": server.public_ip_no,
+        "publicIp": server.public_ip,
         "serverInstanceStatus": {"code": status.value, "codeName": f"서버 {status} 상태"},
         "serverInstanceOperation": {"code": op.value, "codeName": f"서버 {op} OP"},
         "serverInstanceStatusName": _STATUS_NAMES.get((status, op), status.lower()),
@@ -113,7 +119,7 @@ def describe(server: Server, status: ServerStatus, op: Operation) -> dict[str, A
         "regionCode": server.region,
         "vpcNo": server.vpc_no,
         "subnetNo": server.subnet_no,
-        "networkInterfaceNoList": [],
+        "networkInterfaceNoList": list(server.nics),
         "initScriptNo": echo.get("initScriptNo", ""),
         "serverInstanceType": {"code": "STAND", "codeName": "Standard"},
         "baseBlockStorageDiskType": {"code": "NET", "codeName": "네트웍 스토리지"},
@@ -121,7 +127,7 @@ def describe(server: Server, status: ServerStatus, op: Operation) -> dict[str, A
         "placementGroupNo": echo.get("placementGroupNo", ""),
         "placementGroupName": "",
         "memberServerImageInstanceNo": echo.get("memberServerImageInstanceNo", ""),
-        "hypervisorType": {"code": "KVM", "codeName": "KVM"},
+        "hypervisorType": {"code": server.hypervisor, "codeName": server.hypervisor},
         "serverImageNo": echo.get("serverImageNo", ""),
         "serverSpecCode": echo.get("serverSpecCode", ""),
         "eventList": [],

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fleet.simulator.catalog import Catalog
+from fleet.simulator.catalog_file import default_catalog
 from fleet.simulator.config import SimulatorConfig
 from fleet.simulator.errors import (
     INVALID_PARAMETER,
@@ -33,6 +34,7 @@ from fleet.simulator.errors import (
     raise_first,
 )
 from fleet.simulator.gateway import Clock
+from fleet.simulator.resources import Resources
 from fleet.simulator.servers import (
     Row,
     Server,
@@ -69,10 +71,11 @@ class SimulatorState:
         wall_clock: Clock = time.time,
     ) -> None:
         self.config = config
-        self.catalog = catalog if catalog is not None else Catalog()
+        self.catalog = catalog if catalog is not None else default_catalog()
         self.clock = clock
         self.wall_clock = wall_clock
         self.book = ServerBook()
+        self.resources = Resources(config, self.book, clock)
         self._lag = random.Random(config.seed)
         self.created = 0
         self.actions: dict[str, Action] = {
@@ -87,6 +90,7 @@ class SimulatorState:
     def clear(self) -> None:
         """Forget every server (instance numbers keep increasing, so none is ever reused)."""
         self.book.clear()
+        self.resources.clear()
         self.created = 0
         self.reseed()
 
@@ -182,8 +186,12 @@ class SimulatorState:
                 created_wall=self.wall_clock() + commit_delay,
                 timeline=list(timeline),
                 request=request.echo,
+                cpu=request.placement.cpu,
+                memory=request.placement.memory,
+                hypervisor=request.placement.hypervisor,
             )
             self.book.add(server)
+            self.resources.attach(server, request.placement, server.created_wall)
             self.created += 1
             made.append(describe(server, ServerStatus.INIT, Operation.NULL))
         return response("createServerInstances", "serverInstanceList", made)

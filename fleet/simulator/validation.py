@@ -1,12 +1,14 @@
 """createServerInstances checked as NCP checks it: every problem gathered, then one error raised.
 
-The parameter names, types and image/spec pairs come from ``fleet.parameters`` (the table the
-inventory validator reads too), so the simulator and the client cannot disagree about them.
+Two passes: the structure (names, types, counts, image/spec pairs), whose rules come from
+``fleet.parameters`` (the table the inventory validator reads too, so the simulator and the client
+cannot disagree about them); then, on a well-formed call, its references against the catalog
+(``references``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,6 +35,7 @@ from fleet.simulator.errors import (
     Problems,
     raise_first,
 )
+from fleet.simulator.references import Placement, place
 from fleet.simulator.wire import int_param, is_digits
 
 __all__ = ["MAX_CREATE_COUNT", "CreateRequest", "validate_create"]
@@ -53,7 +56,12 @@ class CreateRequest:
     protect: bool
     echo: dict[str, str]  # the scalar parameters as sent, for the server records
     region: str
-    zone: str
+    placement: Placement
+
+    @property
+    def zone(self) -> str:
+        """Return the zone the servers go to: their subnet's."""
+        return self.placement.zone
 
 
 def _valid_value(kind: Type, value: str) -> bool:
@@ -169,7 +177,13 @@ def _check_counts(p: Mapping[str, str], problems: Problems) -> tuple[int, int]:
     return count, start_no
 
 
-def validate_create(params: Mapping[str, str], catalog: Catalog) -> CreateRequest:
+def _never_taken(no: str) -> bool:
+    return False
+
+
+def validate_create(
+    params: Mapping[str, str], catalog: Catalog, nic_taken: Callable[[str], bool] = _never_taken
+) -> CreateRequest:
     """Check a createServerInstances call as NCP would; raise ApiError naming every problem."""
     p = {key: value for key, value in params.items() if value != ""}
     region = catalog.region_of(p)  # an unknown region is refused before anything else
@@ -180,13 +194,13 @@ def validate_create(params: Mapping[str, str], catalog: Catalog) -> CreateReques
     for name, kind in SCALARS.items():
         if name in p and not _valid_value(kind, p[name]):
             problems.append((INVALID_PARAMETER, f"{name}: not a valid {kind} value"))
-    _check_nics(collect_list(p, LISTS["networkInterfaceList"], problems), problems)
-    collect_list(p, LISTS["blockStorageMappingList"], problems)
-    collect_list(p, LISTS["blockDevicePartitionList"], problems)
+    lists = {name: collect_list(p, spec, problems) for name, spec in LISTS.items()}
+    _check_nics(lists["networkInterfaceList"], problems)
     _check_image(p, problems)
     _check_text(p, problems)
     count, start_no = _check_counts(p, problems)
     raise_first(problems)
+    placement = place(p, region, catalog, lists, count, nic_taken)
     return CreateRequest(
         count=count,
         start_no=start_no,
@@ -197,5 +211,5 @@ def validate_create(params: Mapping[str, str], catalog: Catalog) -> CreateReques
         protect=p.get("isProtectServerTermination") == "true",
         echo={key: value for key, value in p.items() if key in SCALARS},
         region=region.code,
-        zone=region.zones[0].code if region.zones else "",
+        placement=placement,
     )

@@ -79,7 +79,7 @@ def test_missing_credentials_is_a_configuration_error(
 @pytest.mark.usefixtures("prefect_server")
 def test_provision_status_plan_and_teardown(sim: RunningSimulator, tmp_path: Path) -> None:
     """A user's round trip: provision (exit 0), status, plan (all done), teardown --yes."""
-    path = write(tmp_path / "shop.csv", ["shop-web,3,1,s2,75001,75101"])
+    path = write(tmp_path / "shop.csv", ["shop-web,3,25495367,s2-g3,75001,75101"])
     result = runner.invoke(
         app, ["provision", path, "--endpoint", sim.url, "--wait", "--poll-interval", "0.2"]
     )
@@ -114,7 +114,7 @@ def test_provision_status_plan_and_teardown(sim: RunningSimulator, tmp_path: Pat
 def test_exit_1_when_some_servers_fail(sim: RunningSimulator, tmp_path: Path) -> None:
     """When NCP refuses some servers, provision exits 1 and shows NCP's code and message."""
     sim.configure(max_servers=2)
-    path = write(tmp_path / "quota.csv", ["q,4,1,s2,75001,75101"])
+    path = write(tmp_path / "quota.csv", ["q,4,25495367,s2-g3,75001,75101"])
     result = runner.invoke(app, ["provision", path, "--endpoint", sim.url])
     assert result.exit_code == 1, result.output
     assert "2 created, 2 failed" in result.output
@@ -127,7 +127,7 @@ def test_someone_elses_server_stops_the_rollout_with_exit_2(
     sim: RunningSimulator, tmp_path: Path
 ) -> None:
     """A planned name that already exists and is not ours exits 2 and creates nothing."""
-    path = write(tmp_path / "taken.csv", ["taken,2,1,s2,75001,75101"])
+    path = write(tmp_path / "taken.csv", ["taken,2,25495367,s2-g3,75001,75101"])
     first = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--rollout", "mine"])
     assert first.exit_code == 0, first.output
     result = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--rollout", "theirs"])

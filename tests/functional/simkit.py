@@ -38,6 +38,18 @@ VALID: dict[str, str] = {
     "serverSpecCode": "s2-g2-s50",
     "serverName": "web",
 }
+# The same call elsewhere in the built-in catalog: another KR VPC, and a VPC in JPN.
+DEMO_VPC: dict[str, str] = {
+    "vpcNo": "75001",
+    "subnetNo": "75101",
+    "networkInterfaceList.1.accessControlGroupNoList.1": "75201",
+}
+IN_JPN: dict[str, str] = {
+    "regionCode": "JPN",
+    "vpcNo": "3001",
+    "subnetNo": "3101",
+    "networkInterfaceList.1.accessControlGroupNoList.1": "3201",
+}
 NOON_KST_2024 = 1_704_078_000.0  # 2024-01-01T12:00:00+0900
 
 

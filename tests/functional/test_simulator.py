@@ -15,6 +15,7 @@ from fleet.simulator import RunningSimulator, serve
 from tests.functional.simkit import (
     ACCESS,
     BASE,
+    DEMO_VPC,
     NOON_KST_2024,
     SECRET,
     VALID,
@@ -273,7 +274,7 @@ def test_list_paging_and_filters(api: Api) -> None:
     web = api.create(serverCreateCount="20")
     api.create(serverName="dbs", serverCreateCount="5")
     api.create(serverName="myweb")
-    api.create(vpcNo="999", serverName="other")
+    api.create(**DEMO_VPC, serverName="other")
 
     def page(**params: str) -> dict[str, Any]:
         result: dict[str, Any] = api.ok("getServerInstanceList", params)
@@ -287,7 +288,7 @@ def test_list_paging_and_filters(api: Api) -> None:
     assert seen == [s["serverName"] for s in web] + ["myweb"]
     assert len(page(pageSize="1000")["serverInstanceList"]) == BASE.max_page_size
     assert page(pageNo="9")["serverInstanceList"] == []
-    assert page(vpcNo="999")["totalRows"] == 1
+    assert page(vpcNo="75001")["totalRows"] == 1
     picked = page(**{"serverInstanceNoList.1": web[3]["serverInstanceNo"]})
     assert [s["serverName"] for s in picked["serverInstanceList"]] == [web[3]["serverName"]]
     assert page(serverInstanceStatusCode="INIT")["totalRows"] == 27

@@ -12,10 +12,10 @@ from fleet.simulator.config import CLI_SETTINGS
 from fleet.simulator.server import build_parser, config_from_args, settings_argv
 
 
-def test_admin_fields_are_every_setting_but_the_keys() -> None:
-    """POST /_admin/config may change every declared setting, and never the keys."""
+def test_admin_fields_are_every_setting_but_the_keys_and_catalog() -> None:
+    """POST /_admin/config may change every declared setting, never the keys or the catalog."""
     names = {f.name for f in dataclasses.fields(SimulatorConfig)}
-    assert set(ADMIN_FIELDS) == names - {"access_key", "secret_key"}
+    assert set(ADMIN_FIELDS) == names - {"access_key", "secret_key", "catalog"}
     assert {"list_lag", "list_lag_jitter", "late_commit_seconds", "call_log_size"} <= set(
         ADMIN_FIELDS
     )
@@ -84,7 +84,7 @@ def test_every_setting_is_a_flag() -> None:
     for setting in CLI_SETTINGS:
         assert setting.name in flags, setting.name
         assert flags[setting.name].default == setting.default
-    assert {s.name for s in CLI_SETTINGS} == set(ADMIN_FIELDS)
+    assert {s.name for s in CLI_SETTINGS} == {*ADMIN_FIELDS, "catalog"}
 
 
 def test_settings_round_trip_through_the_command_line() -> None:
@@ -106,6 +106,8 @@ def test_settings_round_trip_through_the_command_line() -> None:
         "seed": 3,
         "max_servers": 50,
         "call_log_size": 20,
+        "storage_outlives_server": False,
+        "catalog": "inventories/catalog.json",  # a path, never opened here
     }
     config = SimulatorConfig(access_key="a", secret_key="s", **changed)
     args = build_parser().parse_args(settings_argv(config))

@@ -13,6 +13,7 @@ from fleet.simulator import FAULT_KINDS, RunningSimulator
 from tests.functional.simkit import (
     ACCESS,
     BASE,
+    IN_JPN,
     NOON_KST_2024,
     SECRET,
     VALID,
@@ -148,7 +149,7 @@ def test_a_rule_with_a_region_fires_for_that_region_only(api: Api) -> None:
     api.sim.faults({"action": CREATE, "regionCode": "JPN", "fault": "fail_before"})
     assert api.call(CREATE, VALID).status_code == 200
     assert api.call(CREATE, {**VALID, "regionCode": "KR"}).status_code == 200
-    assert api.call(CREATE, {**VALID, "regionCode": "JPN"}).status_code == 503
+    assert api.call(CREATE, {**VALID, **IN_JPN}).status_code == 503
     assert api.sim.faults() == []
 
 
@@ -300,7 +301,7 @@ def test_calls_are_logged_with_parameters_and_status(api: Api) -> None:
 def test_tests_can_assert_what_reached_the_simulator(api: Api) -> None:
     """A test can assert that no create arrived, and that every call about JPN named JPN."""
     assert api.sim.calls(CREATE) == []
-    (jpn,) = api.create(regionCode="JPN")
+    (jpn,) = api.create(**IN_JPN)
     no = jpn["serverInstanceNo"]
     api.ok("getServerInstanceDetail", {"serverInstanceNo": no, "regionCode": "JPN"})
     api.ok("getServerInstanceList", {"serverInstanceNoList.1": no, "regionCode": "JPN"})

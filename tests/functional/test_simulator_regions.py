@@ -9,6 +9,7 @@ import pytest
 from fleet.simulator import RunningSimulator
 from tests.functional.simkit import (
     BASE,
+    IN_JPN,
     NOON_KST_2024,
     VALID,
     Api,
@@ -106,7 +107,7 @@ def test_unknown_region_is_refused(api: Api, action: str, params: dict[str, str]
 
 def test_a_server_lives_in_the_region_it_was_created_in(api: Api) -> None:
     """A create with regionCode=JPN makes a JPN server in a JPN zone; KR creates stay in KR."""
-    (jpn,) = api.create(regionCode="JPN", serverName="tokyo")
+    (jpn,) = api.create(**IN_JPN, serverName="tokyo")
     (kr,) = api.create(serverName="seoul")
     assert (jpn["regionCode"], jpn["zoneCode"]) == ("JPN", "JPN-4")
     assert (kr["regionCode"], kr["zoneCode"]) == ("KR", "KR-1")
@@ -127,7 +128,7 @@ def test_list_shows_the_calls_region_only(
     api: Api, params: dict[str, str], names: list[str]
 ) -> None:
     """GetServerInstanceList lists one region's servers: the first region's without regionCode."""
-    api.create(regionCode="JPN", serverName="tokyo")
+    api.create(**IN_JPN, serverName="tokyo")
     api.create(serverName="seoul")
     body = api.ok("getServerInstanceList", params)
     assert [s["serverName"] for s in body["serverInstanceList"]] == names
@@ -137,7 +138,7 @@ def test_list_shows_the_calls_region_only(
 @pytest.mark.parametrize(("action", "key"), ONE_SERVER_CALLS)
 def test_a_jpn_server_is_not_found_without_its_region(api: Api, action: str, key: str) -> None:
     """A call about a JPN server without regionCode=JPN (or by number in a list) finds nothing."""
-    (jpn,) = api.create(regionCode="JPN")
+    (jpn,) = api.create(**IN_JPN)
     no = jpn["serverInstanceNo"]
     assert server_error(api.call(action, one_server_params(key, no))) == "900012"
     listed = api.ok("getServerInstanceList", {"serverInstanceNoList.1": no})
@@ -146,7 +147,7 @@ def test_a_jpn_server_is_not_found_without_its_region(api: Api, action: str, key
 
 def test_a_jpn_server_is_controlled_with_its_region(api: Api) -> None:
     """With regionCode=JPN every call reaches the JPN server: detail, protect, stop, terminate."""
-    (jpn,) = api.create(regionCode="JPN")
+    (jpn,) = api.create(**IN_JPN)
     no = jpn["serverInstanceNo"]
     nos = {"serverInstanceNoList.1": no, "regionCode": "JPN"}
     CLOCK.advance(BASE.create_seconds + BASE.setup_seconds)
