@@ -36,10 +36,22 @@ def sim_config(**overrides: object) -> SimulatorConfig:
     return SimulatorConfig(**base)  # type: ignore[arg-type]
 
 
+# Where the simulator's default catalog has a VPC and a subnet, per region.
+NETWORKS = {"": ("75001", "75101"), "KR": ("75001", "75101"), "JPN": ("3001", "3101")}
+
+
 def specs(
-    n: int, prefix: str = "web", vpc: str = "75001", *, start: int = 1, region: str = ""
+    n: int,
+    prefix: str = "web",
+    vpc: str | None = None,
+    *,
+    start: int = 1,
+    region: str = "",
+    subnet: str | None = None,
 ) -> list[ServerSpec]:
     """Return n valid servers named prefix-001..., as an inventory would expand them."""
+    vpc = vpc or NETWORKS[region][0]
+    subnet = subnet or NETWORKS[region][1]
     out = []
     for i in range(start, start + n):
         name = f"{prefix}-{i:03d}"
@@ -47,7 +59,7 @@ def specs(
             ("serverImageNo", "25495367"),
             ("serverSpecCode", "s2-g3"),
             ("vpcNo", vpc),
-            ("subnetNo", "75101"),
+            ("subnetNo", subnet),
             ("serverCreateCount", "1"),
             ("serverName", name),
             ("networkInterfaceList.1.networkInterfaceOrder", "0"),

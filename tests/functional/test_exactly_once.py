@@ -126,10 +126,10 @@ async def test_an_unreadable_success_is_looked_up_not_refused(tmp_path: Path) ->
 
 async def test_an_edited_in_flight_row_is_settled_where_it_was_sent(tmp_path: Path) -> None:
     """A server sent to one VPC and region, then moved in the inventory, is found where it went."""
-    (old,) = specs(1, vpc="75001")
-    (moved,) = specs(1, vpc="75002", region="JPN")
-    (absent_old,) = specs(1, prefix="gone", vpc="75001")
-    (absent_new,) = specs(1, prefix="gone", vpc="75002", region="JPN")
+    (old,) = specs(1)
+    (moved,) = specs(1, region="JPN")
+    (absent_old,) = specs(1, prefix="gone")
+    (absent_new,) = specs(1, prefix="gone", region="JPN")
     with running_simulator(sim_config()) as sim:
         book = open_ledger(tmp_path / "l.db")
         async with client_for(sim.url) as client:
@@ -150,7 +150,7 @@ async def test_an_edited_in_flight_row_is_settled_where_it_was_sent(tmp_path: Pa
     # The server that exists stays recorded where it is; the inventory change is reported.
     assert (web.state, web.region, web.vpc_no) == (State.CREATED, "", "75001")
     # The one that never landed was surely absent after the window: sent with the new row.
-    assert (gone.state, gone.region, gone.vpc_no) == (State.CREATED, "JPN", "75002")
+    assert (gone.state, gone.region, gone.vpc_no) == (State.CREATED, "JPN", "3001")
     assert servers_by_name(state) == {"web-001": [web.instance_no], "gone-001": [gone.instance_no]}
     assert regions_of(state) == {"KR": 1, "JPN": 1}
 

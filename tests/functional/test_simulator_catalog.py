@@ -55,16 +55,15 @@ def ids(body: dict[str, Any], key: str, field: str) -> list[str]:
 
 
 def test_the_example_inventories_fit_the_built_in_catalog(api: Api) -> None:
-    """Every server of demo.csv and full.csv is accepted, but one NIC goes to one server only."""
+    """Every server of demo.csv and full.csv is accepted by the default catalog."""
     specs = load_inventories([ROOT / "inventories" / "demo.csv", ROOT / "inventories" / "full.csv"])
     refused = {}
     for spec in specs:
         response = api.call(CREATE, dict(spec.params))
         if response.status_code != 200:
             refused[spec.name] = server_error(response)
-    # full-app's three servers all name networkInterfaceNo 75501: NCP attaches a NIC to one server.
-    assert refused == {"full-app-002": "900028", "full-app-003": "900028"}
-    assert len(api.sim.state()["servers"]) == len(specs) - 2
+    assert refused == {}
+    assert len(api.sim.state()["servers"]) == len(specs) == 21
 
 
 # -- the read APIs -----------------------------------------------------------------------------
