@@ -43,6 +43,8 @@ __all__ = ["CreateResult", "NcpClient", "RetryPolicy", "ServerInstance"]
 log = logging.getLogger(__name__)
 
 API_PATH = "/vserver/v2"
+# The APIs a client speaks, by name: the server API, and the VPC API (VPCs, subnets).
+API_PATHS = {"vserver": "/vserver/v2", "vpc": "/vpc/v2"}
 QUERY = "responseFormatType=json"
 PAGE_SIZE = 100
 BATCH_SIZE = 100  # instance numbers per look-up / stop / terminate call
@@ -242,7 +244,8 @@ class NcpClient:
         parts = urlsplit(self.endpoint)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         # The path as signed is the path as sent: the gateway's own prefix, if any, included.
-        self._prefix = parts.path + API_PATH
+        # The gateway's own path prefix, if any, goes before every API's path.
+        self._base_path = parts.path
         self.limiter = limiter or Limiter()
         self.retry = retry or RetryPolicy()
         self._wall_clock = wall_clock
@@ -275,7 +278,11 @@ class NcpClient:
         await self._http.aclose()
 
     async def send_once(
-        self, action: str, params: Params, before_send: BeforeSend | None = None
+        self,
+        action: str,
+        params: Params,
+        before_send: BeforeSend | None = None,
+        api: str = "vserver",
     ) -> dict[str, Any]:
         """Send one request, with no retry; return the action's response object or raise.
 
@@ -286,7 +293,7 @@ class NcpClient:
         async with self.limiter.slot():
             if before_send is not None:
                 await before_send()
-            uri = f"{self._prefix}/{action}?{QUERY}"
+            uri = f"{self._base_path}{API_PATHS[api]}/{action}?{QUERY}"
             headers = signed_headers(
                 "POST",
                 uri,
@@ -320,8 +327,12 @@ class NcpClient:
         *,
         idempotent: bool,
         before_send: BeforeSend | None = None,
+        api: str = "vserver",
     ) -> dict[str, Any]:
-        """Send a request, retrying what NCP did not process (and, if idempotent, ambiguity)."""
+        """Send a request, retrying what NCP did not process (and, if idempotent, ambiguity).
+
+        ``api`` names the API the action belongs to (``vserver`` or ``vpc``).
+        """
         retryable: tuple[type[NcpError], ...] = (
             (RetryableError, AmbiguousError) if idempotent else (RetryableError,)
         )
@@ -360,7 +371,7 @@ class NcpClient:
             before_sleep=before_sleep,
             reraise=True,  # our own exception reaches the caller, never a RetryError
         )
-        result: dict[str, Any] = await retrying(self.send_once, action, params, before_send)
+        result: dict[str, Any] = await retrying(self.send_once, action, params, before_send, api)
         return result
 
     async def create_server(
