@@ -394,7 +394,8 @@ class _Fleet:
         if frames:
             frame = pd.concat(frames, ignore_index=True)
             for column in columns:
-                frame[column] = frame[column].fillna("")
+                # A column only a header-only file has is in no frame: empty on every row.
+                frame[column] = frame[column].fillna("") if column in frame else ""
         else:
             frame = pd.DataFrame({"_file": [], "_line": []}, dtype=np.int64)
         file_of_row = frame["_file"].to_numpy()

@@ -557,6 +557,13 @@ def test_columns_differ_between_files(write: Write) -> None:
     assert [dict(s.params).get("serverDescription") for s in specs] == ["front", None]
 
 
+def test_header_only_file_with_its_own_column(write: Write) -> None:
+    """A header-only file whose columns no other file has is one problem, not a crash."""
+    empty = write(f"{HEADER},loginKeyName\n", "empty.csv")
+    full = write(table({}), "full.csv")
+    assert problems_of(empty, full) == ["empty.csv:1: no servers: the header has no rows under it"]
+
+
 # --- validation: across rows and files ---------------------------------------------------------
 
 
@@ -621,3 +628,4 @@ def test_broken_example() -> None:
     problems = validate_inventories([INVENTORIES / "broken.csv"])
     assert len(problems) >= 10
     assert len({p.line for p in problems}) >= 6
+
