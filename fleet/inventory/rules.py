@@ -209,40 +209,42 @@ def check_login_key(rows: Rows, report: Report) -> None:
 # --- lists -------------------------------------------------------------------------------------
 
 
-def list_orders(list_name: str) -> Rule:
-    """Return the rule for a list's order field: set on every item in use, at least 0, distinct."""
-    order = LISTS[list_name].required
-    if order is None:
-        raise ValueError(f"{list_name} has no order field")
+def check_nic_orders(rows: Rows, report: Report) -> None:
+    """Check that each NIC in use has its networkInterfaceOrder, at least 0 and distinct."""
+    _check_orders(rows, report, _NIC)
 
-    def check(rows: Rows, report: Report) -> None:
-        columns = rows.columns
-        items = columns.list_items(list_name)
-        present = {index: columns.item_present(item) for index, item in items.items()}
-        seen: dict[int, tuple[Ints, Mask]] = {}
-        for index, item_present in present.items():
-            column = f"{list_name}.{index}.{order}"
+
+def check_storage_orders(rows: Rows, report: Report) -> None:
+    """Check that each blockStorageMappingList item in use has its order, at least 0, distinct."""
+    _check_orders(rows, report, "blockStorageMappingList")
+
+
+def _check_orders(rows: Rows, report: Report, list_name: str) -> None:
+    """Check a list's order field: set on every item in use, at least 0, distinct in a row."""
+    order = LISTS[list_name].required
+    columns = rows.columns
+    items = columns.list_items(list_name)
+    present = {index: columns.item_present(item) for index, item in items.items()}
+    seen: dict[int, tuple[Ints, Mask]] = {}
+    for index, item_present in present.items():
+        column = f"{list_name}.{index}.{order}"
+        report.flag(
+            columns,
+            item_present & ~columns.present(column),
+            column,
+            f"required when any other {list_name}.{index} field is set (empty)",
+        )
+        values, usable = columns.ints(column)
+        report.flag(columns, usable & (values < 0), column, "must be at least 0", values)
+        for other, (other_values, other_usable) in seen.items():
             report.flag(
                 columns,
-                item_present & ~columns.present(column),
+                usable & other_usable & (values == other_values),
                 column,
-                f"required when any other {list_name}.{index} field is set (empty)",
+                f"duplicate {order}, also in {list_name}.{other}",
+                values,
             )
-            values, usable = columns.ints(column)
-            report.flag(columns, usable & (values < 0), column, "must be at least 0", values)
-            for other, (other_values, other_usable) in seen.items():
-                report.flag(
-                    columns,
-                    usable & other_usable & (values == other_values),
-                    column,
-                    f"duplicate {order}, also in {list_name}.{other}",
-                    values,
-                )
-            seen[index] = values, usable
-
-    check.__name__ = check.__qualname__ = f"check_{list_name}_orders"
-    check.__doc__ = f"Check that each {list_name} item in use has its {order}, >= 0, distinct."
-    return check
+        seen[index] = values, usable
 
 
 def check_nic_count(rows: Rows, report: Report) -> None:
@@ -333,9 +335,6 @@ def check_duplicates(rows: Rows, report: Report) -> None:
             f" (also at {columns.files[int(files[other])]}:{lines[other]})",
         )
 
-
-check_nic_orders = list_orders(_NIC)
-check_storage_orders = list_orders("blockStorageMappingList")
 
 # Every row rule, in the order their problems on one cell are listed. A comment per row says
 # which parameters it covers.
