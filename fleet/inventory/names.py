@@ -60,6 +60,12 @@ class Serials:
             & ~self.over
         )
 
+    @property
+    def first_known(self) -> Mask:
+        """Return where the first serial is known: the start is usable, whatever the count says."""
+        start_usable = (self.start_ok | ~self.has_start) & (self.start >= 0)
+        return start_usable & (self.start < MAX_CREATE_SERIAL)
+
 
 @dataclass(frozen=True, slots=True)
 class Expansion:
@@ -87,13 +93,13 @@ def serials(columns: Columns) -> Serials:
 
 
 def first_names(columns: Columns, rows: Serials) -> tuple[npt.NDArray[np.object_], Mask]:
-    """Return each row's first server name, and where it is known (the row's servers are).
+    """Return each row's first server name, and where it is known (a name and a usable start).
 
     Every serial of a row makes a name of the same shape (base, '-', three digits), so the first
-    name stands for all of the row's names in NCP's name rule.
+    name stands for all of the row's names in NCP's name rule, even where the count is wrong.
     """
     base = columns.cell(NAME).to_numpy(dtype=object)
-    known = columns.present(NAME) & rows.usable
+    known = columns.present(NAME) & rows.first_known
     first = base.copy()
     serialled = rows.numbered & known
     first[serialled] = base[serialled] + "-" + _SERIALS[rows.start[serialled]]

@@ -1,4 +1,4 @@
-"""Inventory rules: the RULES table, one rule at a time."""
+"""Inventory rules: the RULES table one rule at a time, and every problem of one row reported."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ from fleet.inventory.sheets import read_sheets
 from fleet.parameters import LISTS
 from tests.unit.test_inventory import LONG, Write, problems_of, table
 from tests.unit.test_inventory import write as write  # the fixture, shared
+
+NAME_RULE = (
+    "not a valid server name: 3-30 characters, lower-case letters, digits and '-', "
+    "starting with a letter and ending with a letter or digit"
+)
 
 
 def problems_by_rule(path: str) -> dict[str, list[str]]:
@@ -116,3 +121,85 @@ def test_every_list_with_an_order_field_is_checked(write: Write, list_name: str)
         f"inv.csv:2: {list_name}.1.{spec.required}: required when any other {list_name}.1 field "
         "is set (empty)"
     ]
+
+
+# --- every problem of a row --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [
+        pytest.param(
+            {
+                "blockStorageMappingList.1.order": "",
+                "blockStorageMappingList.1.blockStorageSize": "100",
+                "blockStorageMappingList.1.emptyBlockStorage": "maybe",
+                "blockStorageMappingList.1.snapshotInstanceNo": "snap-1",
+            },
+            [
+                "inv.csv:2: blockStorageMappingList.1.order: required when any other "
+                "blockStorageMappingList.1 field is set (empty)",
+                "inv.csv:2: blockStorageMappingList.1.emptyBlockStorage: not true or false "
+                "(found 'maybe')",
+                "inv.csv:2: blockStorageMappingList.1.snapshotInstanceNo: not an NCP number: "
+                "digits only (found 'snap-1')",
+            ],
+            id="a list element without its order, with badly typed fields",
+        ),
+        pytest.param(
+            {"serverName": "Web", "serverCreateCount": "x"},
+            [
+                f"inv.csv:2: serverName: {NAME_RULE} (found 'Web-001')",
+                "inv.csv:2: serverCreateCount: not an integer (found 'x')",
+            ],
+            id="a bad name behind a count that is not an integer",
+        ),
+        pytest.param(
+            {"serverName": "Web", "serverCreateCount": "0"},
+            [
+                f"inv.csv:2: serverName: {NAME_RULE} (found 'Web-001')",
+                "inv.csv:2: serverCreateCount: must be at least 1 (found '0')",
+            ],
+            id="a bad name behind a count below 1",
+        ),
+        pytest.param(
+            {"serverName": "a" * 27, "serverCreateCount": "600", "serverCreateStartNo": "401"},
+            [
+                f"inv.csv:2: serverName: {NAME_RULE} (found '{'a' * 27}-401')",
+                "inv.csv:2: serverCreateCount: serverCreateCount + serverCreateStartNo must be at "
+                "most 1000, so serials fit 3 digits (found 600 + 401)",
+            ],
+            id="a name too long with its serial, behind too many serials",
+        ),
+        pytest.param(
+            {
+                "serverName": "Web",
+                "serverImageNo": "",
+                "vpcNo": "75-001",
+                "subnetNo": "",
+                "feeSystemTypeCode": "HOURLY",
+                "loginKeyName": "ab",
+                "isProtectServerTermination": "yes",
+                "serverCreateCount": "12345678",
+                "networkInterfaceList.2.subnetNo": "75102",
+            },
+            [
+                f"inv.csv:2: serverName: {NAME_RULE} (found 'Web-001')",
+                "inv.csv:2: serverImageNo: an image is required: set one of "
+                "memberServerImageInstanceNo, serverImageNo, serverImageProductCode (all empty)",
+                "inv.csv:2: vpcNo: not an NCP number: digits only (found '75-001')",
+                "inv.csv:2: subnetNo: required (empty)",
+                "inv.csv:2: feeSystemTypeCode: must be MTRAT or FXSUM (found 'HOURLY')",
+                "inv.csv:2: loginKeyName: must be 3-30 characters (found 'ab')",
+                "inv.csv:2: isProtectServerTermination: not true or false (found 'yes')",
+                "inv.csv:2: serverCreateCount: too large (found '12345678')",
+                "inv.csv:2: networkInterfaceList.2.networkInterfaceOrder: required when any other "
+                "networkInterfaceList.2 field is set (empty)",
+            ],
+            id="one row breaking many rules at once",
+        ),
+    ],
+)
+def test_every_problem_of_a_row(write: Write, cells: dict[str, str], expected: list[str]) -> None:
+    """A row breaking several rules reports each of them, in the header's column order."""
+    assert problems_of(write(table(cells))) == expected
