@@ -27,7 +27,7 @@ The pipeline, one module per stage, each a function of what the one before retur
   ``columns``, a read-only view of every row; ``header`` says which column names are allowed.
 - ``names``: serverCreateCount and serverCreateStartNo, and the expansion into server names.
 - ``rules``: every row rule, each a small function, composed in order in ``RULES``.
-- ``encode``: each server's createServerInstances parameters, as a :class:`ServerSpec`.
+- ``encoding``: each server's createServerInstances parameters, as a :class:`ServerSpec`.
 - ``report``: the problems, sorted by file, line and column position.
 
 pandas stays inside this package: callers only see :class:`ServerSpec` and ``Problem``.
@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fleet.errors import InventoryError, Problem
-from fleet.inventory.encode import encode
+from fleet.inventory.encoding import encode
 from fleet.inventory.names import expand
 from fleet.inventory.report import Report
 from fleet.inventory.rules import RULES, Rows

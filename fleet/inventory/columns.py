@@ -31,7 +31,7 @@ def type_of(column: str) -> Type:
     return LISTS[name].fields[item_field]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # a DataFrame has no truthful ==
 class Columns:
     """Every row of every inventory, one per frame row, read by column name."""
 

@@ -2,8 +2,8 @@
 
 A row with either column makes ``serverCreateCount`` servers (default 1) named
 ``{serverName}-{serial:03d}`` from ``serverCreateStartNo`` (default 1); a row with neither makes one
-server named as written. :func:`expand` is pure: the name rules and the encoder both call on its
-result, and nothing is stored between them.
+server named as written. :func:`expand` is pure: the pipeline calls it once and hands its result
+to the duplicate rule and to the encoder; nothing is stored on the way.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ COUNT, START, NAME = "serverCreateCount", "serverCreateStartNo", "serverName"
 _SERIALS = np.array([f"{i:03d}" for i in range(MAX_CREATE_SERIAL)], dtype=object)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # arrays have no truthful ==
 class Serials:
     """Per row, serverCreateCount and serverCreateStartNo as written, 1 where a cell is empty."""
 
@@ -67,7 +67,7 @@ class Serials:
         return start_usable & (self.start < MAX_CREATE_SERIAL)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # arrays have no truthful ==
 class Expansion:
     """Every server's name, row after row, and where each row's servers sit among them."""
 
@@ -92,30 +92,31 @@ def serials(columns: Columns) -> Serials:
     )
 
 
-def first_names(columns: Columns, rows: Serials) -> tuple[npt.NDArray[np.object_], Mask]:
+def first_names(columns: Columns, numbering: Serials) -> tuple[npt.NDArray[np.object_], Mask]:
     """Return each row's first server name, and where it is known (a name and a usable start).
 
     Every serial of a row makes a name of the same shape (base, '-', three digits), so the first
     name stands for all of the row's names in NCP's name rule, even where the count is wrong.
     """
     base = columns.cell(NAME).to_numpy(dtype=object)
-    known = columns.present(NAME) & rows.first_known
+    known = columns.present(NAME) & numbering.first_known
     first = base.copy()
-    serialled = rows.numbered & known
-    first[serialled] = base[serialled] + "-" + _SERIALS[rows.start[serialled]]
+    serialled = numbering.numbered & known
+    first[serialled] = base[serialled] + "-" + _SERIALS[numbering.start[serialled]]
     return first, known
 
 
 def expand(columns: Columns) -> Expansion:
     """Return every server's name; a row whose count, start or name is unusable makes none."""
-    rows = serials(columns)
+    numbering = serials(columns)
     base = columns.cell(NAME).to_numpy(dtype=object)
-    counts = np.where(columns.present(NAME) & rows.usable, rows.count, 0).astype(np.int64)
+    usable = columns.present(NAME) & numbering.usable
+    counts = np.where(usable, numbering.count, 0).astype(np.int64)
     offsets = np.zeros(len(counts), dtype=np.int64)
     np.cumsum(counts[:-1], out=offsets[1:])
     row_of = np.repeat(np.arange(len(counts)), counts)
-    serial = rows.start[row_of] + (np.arange(len(row_of)) - offsets[row_of])
+    serial = numbering.start[row_of] + (np.arange(len(row_of)) - offsets[row_of])
     names = base[row_of]
-    suffixed = rows.numbered[row_of]
+    suffixed = numbering.numbered[row_of]
     names[suffixed] = names[suffixed] + "-" + _SERIALS[serial[suffixed]]
     return Expansion(names, offsets, counts, row_of)

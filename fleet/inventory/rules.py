@@ -1,8 +1,9 @@
 """The row rules: each a small function over every row at once, composed in one ``RULES`` table.
 
 A rule reads :class:`Rows` and adds a problem to the report for each row that breaks it; it never
-stops the others, so one run shows every problem of every row. Rules are independent; their
-order in ``RULES`` only decides which of two problems on the same cell is listed first.
+stops the others, so one run shows every problem of every row. Rules are independent: the report
+sorts problems by file, line and column, and the order of ``RULES`` only breaks ties (two
+problems on one cell, or on columns the header does not have).
 The header's own rules (which columns exist) are in :mod:`fleet.inventory.header`.
 """
 
@@ -35,7 +36,7 @@ from fleet.parameters import (
 __all__ = ["RULES", "Rows", "Rule"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # frames and arrays have no truthful ==
 class Rows:
     """What every rule reads: the cells of every row, and the server names the rows make."""
 
@@ -134,9 +135,10 @@ def check_image_spec(rows: Rows, report: Report) -> None:
                 rule.requires,
                 f"required with {rule.image} (empty)",
             )
-        # Where an image requires one spec parameter, refusing the other says again what is
-        # already said: the required one is missing, or check_spec_choice finds both.
-        elif rule.forbids:
+            # Refusing the other spec parameter too would repeat a problem already reported:
+            # the required one is missing, or check_spec_choice finds both.
+            continue
+        if rule.forbids:
             takes = " or ".join(name for name in SPEC_CHOICES if name != rule.forbids)
             report.flag(
                 columns,
@@ -276,18 +278,17 @@ def check_nic_count(rows: Rows, report: Report) -> None:
 def check_serials(rows: Rows, report: Report) -> None:
     """Check serverCreateCount >= 1, serverCreateStartNo >= 0, and that serials fit 3 digits."""
     columns = rows.columns
-    serial = serials(columns)
-    count, start = serial.count, serial.start
+    numbering = serials(columns)
+    count, start, over = numbering.count, numbering.start, numbering.over
     report.flag(
-        columns, serial.count_ok & (count < 1), COUNT, "must be at least 1", columns.cell(COUNT)
+        columns, numbering.count_ok & (count < 1), COUNT, "must be at least 1", columns.cell(COUNT)
     )
     report.flag(
-        columns, serial.start_ok & (start < 0), START, "must be at least 0", columns.cell(START)
+        columns, numbering.start_ok & (start < 0), START, "must be at least 0", columns.cell(START)
     )
-    over = serial.over
     report.flag(
         columns,
-        over & serial.has_count,
+        over & numbering.has_count,
         COUNT,
         _SERIAL_LIMIT,
         [f"{c} + {s}" for c, s in zip(count.tolist(), start.tolist(), strict=True)],
@@ -295,7 +296,7 @@ def check_serials(rows: Rows, report: Report) -> None:
     )
     report.flag(
         columns,
-        over & ~serial.has_count,
+        over & ~numbering.has_count,
         START,
         _SERIAL_LIMIT,
         [f"1 + {s}" for s in start.tolist()],

@@ -24,7 +24,7 @@ from fleet.inventory.report import Report
 __all__ = ["read_sheets"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # a DataFrame has no truthful ==
 class _Sheet:
     """One inventory file as read: its supported columns, and its rows as stripped text."""
 
