@@ -74,7 +74,10 @@ class Expansion:
     names: npt.NDArray[np.object_]
     offsets: Ints  # per row, the position of its first server in names
     counts: Ints  # per row, how many servers it makes: 0 where its count or name is unusable
-    row_of: Ints  # per server, its row
+
+    def row_of(self) -> Ints:
+        """Return each server's row."""
+        return np.repeat(np.arange(len(self.counts)), self.counts)
 
 
 def serials(columns: Columns) -> Serials:
@@ -119,4 +122,4 @@ def expand(columns: Columns) -> Expansion:
     names = base[row_of]
     suffixed = numbering.numbered[row_of]
     names[suffixed] = names[suffixed] + "-" + _SERIALS[serial[suffixed]]
-    return Expansion(names, offsets, counts, row_of)
+    return Expansion(names, offsets, counts)

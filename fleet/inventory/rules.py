@@ -314,7 +314,7 @@ def check_names(rows: Rows, report: Report) -> None:
 
 def check_duplicates(rows: Rows, report: Report) -> None:
     """Check that no name is made twice; report each (row, earlier row) pair once, with both."""
-    columns, names, row_of = rows.columns, rows.expansion.names, rows.expansion.row_of
+    columns, names, row_of = rows.columns, rows.expansion.names, rows.expansion.row_of()
     codes, _ = pd.factorize(pd.Series(names, dtype=str))
     _, first_at = np.unique(codes, return_index=True)
     earliest = first_at[codes]
