@@ -9,8 +9,9 @@ from fleet.inventory.report import Report
 from fleet.inventory.rules import RULES, Rows
 from fleet.inventory.sheets import read_sheets
 from fleet.parameters import LISTS
-from tests.unit.test_inventory import LONG, Write, problems_of, table
+from tests.unit.test_inventory import Write, problems_of, table
 from tests.unit.test_inventory import write as write  # the fixture, shared
+from tests.unit.test_inventory_validation import LONG
 
 NAME_RULE = (
     "not a valid server name: 3-30 characters, lower-case letters, digits and '-', "
