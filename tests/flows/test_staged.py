@@ -112,6 +112,7 @@ async def test_a_budget_spent_in_wave_two_stops_wave_three(
     assert not [n for n in sent if n.startswith("c-")]  # wave 3 never started
     assert 2 <= len([n for n in sent if n.startswith("b-")]) <= 4
     summary = await state.aresult(raise_on_failure=False)
+    assert isinstance(summary, RolloutSummary)
     assert [w.name for w in summary.waves] == ["wave-01", "wave-02"]
 
 
@@ -127,6 +128,7 @@ async def test_rollback_leaves_no_server_of_the_rollout(
     )
     assert state.is_failed()
     summary = await state.aresult(raise_on_failure=False)
+    assert isinstance(summary, RolloutSummary)
     assert summary.rolled_back and summary.counts.created == 2
     assert sim.state()["servers"] == []
 
@@ -171,7 +173,7 @@ async def test_approval_resumes_with_the_next_waves_size(
     async with get_client() as client:
         found = await client.read_artifacts()
     stages = next(a for a in found if a.key == "okay-waves")
-    rows = json.loads(stages.data) if isinstance(stages.data, str) else stages.data
+    rows: Any = json.loads(stages.data) if isinstance(stages.data, str) else stages.data
     assert [row["stage"] for row in rows] == ["canary", "wave-02", "wave-03"]
 
 
