@@ -7,7 +7,8 @@ watch one rollout or all of them:
     fleet.wave.completed     wave, sent, created, failed, not ready, ready
     fleet.rollout.paused     after which wave, the counts so far
     fleet.server.failed      a batch of failed servers: name, code, message (100 per event)
-    fleet.rollout.finished   outcome (completed, failed, stopped, aborted) and the counts
+    fleet.rollout.finished   outcome (completed, failed, stopped) and the counts; the outcome
+                             is also the resource's label fleet.outcome, to match on
 """
 
 from __future__ import annotations
@@ -30,19 +31,23 @@ log = logging.getLogger(__name__)
 BATCH = 100  # failed servers per event
 
 
-def resource(rollout: str) -> dict[str, str]:
-    """Return the event resource that stands for a rollout."""
+def resource(rollout: str, **labels: str) -> dict[str, str]:
+    """Return the event resource that stands for a rollout, with labels to match on."""
     return {
         "prefect.resource.id": f"fleet.rollout.{rollout}",
         "prefect.resource.name": rollout,
         "prefect.resource.role": "rollout",
+        **{f"fleet.{key}": value for key, value in labels.items()},
     }
 
 
-def emit(event: str, rollout: str, **payload: Any) -> None:
-    """Emit one event about a rollout (never fails the run: events are news, not state)."""
+def emit(event: str, rollout: str, labels: dict[str, str] | None = None, **payload: Any) -> None:
+    """Emit one event about a rollout (never fails the run: events are news, not state).
+
+    ``labels`` go on the resource, where automations can match them (``fleet.outcome``).
+    """
     try:
-        emit_event(event=event, resource=resource(rollout), payload=payload)
+        emit_event(event=event, resource=resource(rollout, **(labels or {})), payload=payload)
     except Exception:  # a full queue or a closed client must not stop a rollout
         log.warning("could not emit %s for %s", event, rollout, exc_info=True)
 

@@ -317,7 +317,13 @@ async def provision_fleet(
         # A verdict (bad input, another run holding the rollout, the ledger lost ...), not a
         # crash: the run ends Failed with the reason, and no traceback.
         get_run_logger().error("%s", exc)
-        events.emit("fleet.rollout.finished", name, outcome="failed", reason=str(exc))
+        events.emit(
+            "fleet.rollout.finished",
+            name,
+            labels={"outcome": "failed"},
+            outcome="failed",
+            reason=str(exc),
+        )
         return Failed(message=str(exc), data=exc)
     if summary.stopped and options.on_failure == "rollback":
         summary = await _roll_back(summary, options)
@@ -326,6 +332,7 @@ async def provision_fleet(
     events.emit(
         "fleet.rollout.finished",
         name,
+        labels={"outcome": outcome},
         outcome=outcome,
         created=c.created,
         failed=c.failed,

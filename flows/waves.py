@@ -8,6 +8,7 @@ may fail nothing. Between stages the rollout may pause for approval (flows.appro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -159,5 +160,5 @@ def _approval_after(stage: Stage, options: ProvisionOptions) -> bool:
     return options.approve == "waves" or (options.approve == "canary" and stage.canary)
 
 
-def _fields(outcome: WaveOutcome) -> dict[str, object]:
+def _fields(outcome: WaveOutcome) -> dict[str, Any]:
     return {name: getattr(outcome, name) for name in WaveOutcome.__dataclass_fields__}

@@ -40,3 +40,13 @@ def test_no_deployment_carries_a_secret_as_a_parameter() -> None:
         shown = str(deployment["parameters"])
         assert "secret_key" not in shown and "postgresql://" not in shown
     assert "{{ prefect.blocks.secret.fleet-ledger }}" in text
+
+
+def test_the_example_automation_is_one_prefect_accepts() -> None:
+    """automations/notify-failed-rollout.yaml validates as a Prefect automation on our event."""
+    from prefect.events import AutomationCore
+
+    with (ROOT / "automations" / "notify-failed-rollout.yaml").open() as fh:
+        (spec,) = yaml.safe_load(fh)["automations"]
+    automation = AutomationCore.model_validate(spec)
+    assert automation.trigger.expect == {"fleet.rollout.finished"}  # type: ignore[union-attr]
