@@ -693,6 +693,7 @@ class _Fleet:
         files = self.frame["_file"].to_numpy().tolist()
         lines = self.frame["_line"].to_numpy().tolist()
         names = self.names.tolist()
+        renumbered = self.renumbering()
         specs: list[ServerSpec] = []
         for row, (offset, count) in enumerate(
             zip(self.offsets.tolist(), self.counts.tolist(), strict=True)
@@ -700,10 +701,28 @@ class _Fleet:
             row_head, row_tail = head[row], tail[row]
             file, line = self.files[files[row]], lines[row]
             specs.extend(
-                ServerSpec(name, file, line, (*row_head, _COUNT_ONE, (_NAME, name), *row_tail))
+                ServerSpec(
+                    name,
+                    file,
+                    line,
+                    (*row_head, _COUNT_ONE, (_NAME, name), *row_tail),
+                    renumbered[row],
+                )
                 for name in names[offset : offset + count]
             )
         return specs
+
+    def renumbering(self) -> list[tuple[Pair, ...]]:
+        """Per row, the (sent, written) prefixes of list items renumbered on the wire, or ()."""
+        found: list[list[Pair]] = [[] for _ in range(len(self.frame))]
+        for list_name in LISTS:
+            slot = np.zeros(len(self.frame), dtype=np.int64)
+            for index, columns in self.list_columns(list_name).items():
+                present = self.item_present(columns)
+                slot = slot + present
+                for row in np.flatnonzero(present & (slot != index)).tolist():
+                    found[row].append((f"{list_name}.{slot[row]}", f"{list_name}.{index}"))
+        return [tuple(pairs) for pairs in found]
 
     @staticmethod
     def row_params(columns: list[npt.NDArray[np.object_]], rows: int) -> list[tuple[Pair, ...]]:
