@@ -10,6 +10,7 @@ from fleet.config import LedgerLocation
 from fleet.errors import ConfigError
 from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
+from fleet.preflight import preflight
 from fleet.results import duplicates_by_name
 from fleet.spec import ServerSpec
 from fleet.summary import RolloutSummary
@@ -39,9 +40,14 @@ def _existing_ledger(options: RunOptions) -> LedgerLocation:
 
 
 async def survey_only(name: str, specs: Sequence[ServerSpec], options: ProvisionOptions) -> Survey:
-    """Compare an inventory with the ledger and NCP, writing nothing and taking no lease."""
+    """Check an inventory's references, then compare it with the ledger and NCP, writing nothing.
+
+    Takes no lease; a bad reference raises PreflightError listing every one.
+    """
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials, lease=False) as rt:
+        if options.preflight:
+            say(out, str(await preflight(rt.client, specs)))
         return await survey(
             rt.client, rt.ledger, name, specs, owner=None, retry_failed=options.retry_failed
         )
@@ -72,7 +78,7 @@ def run_provision(
         state = asyncio.run(flow_run())
     summary, error = _ended(state)
     if error is not None:
-        say(err, f"error: {error}")
+        render.failure(error)
         return exit_code(error)
     if not isinstance(summary, RolloutSummary):
         say(err, f"error: {state.message}")

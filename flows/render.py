@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fleet.errors import Problem
+from fleet.errors import PreflightError, Problem
 from fleet.ledger import Binding, LeaseInfo, Record, RolloutCounts
 from fleet.ledger.rows import iso
 from fleet.summary import RolloutSummary
@@ -24,6 +24,7 @@ from fleet.teardown import TeardownReport, TeardownTarget
 __all__ = [
     "counts_line",
     "err",
+    "failure",
     "iso",
     "out",
     "plain",
@@ -57,6 +58,14 @@ def problems(found: Sequence[Problem]) -> None:
     for problem in found:
         say(err, str(problem))
     say(err, f"{len(found)} problem(s) found; nothing was sent.")
+
+
+def failure(error: BaseException) -> None:
+    """Print why a command stopped: a preflight's every problem, as validation's; else the error."""
+    if isinstance(error, PreflightError) and error.problems:
+        problems(error.problems)
+    else:
+        say(err, f"error: {error}")
 
 
 def _names(names: Sequence[str], shown: int = 6) -> Text:
