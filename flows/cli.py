@@ -332,11 +332,13 @@ def teardown(
     from flows.commands import run_teardown, teardown_survey
 
     try:
-        targets = asyncio.run(teardown_survey(rollout, options))
+        targets, side = asyncio.run(teardown_survey(rollout, options))
         if not targets:
             out.print(f"rollout {rollout}: nothing to take down")
             return
         out.print(render.targets_table(rollout, targets))
+        if side:
+            out.print(render.side_table(rollout, side))
         if dry_run:
             return
         if not yes:

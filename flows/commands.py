@@ -12,6 +12,7 @@ from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.preflight import preflight
 from fleet.results import duplicates_by_name
+from fleet.side import SideResource, find_side
 from fleet.spec import ServerSpec
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey, survey
@@ -109,14 +110,19 @@ def show_status(options: RunOptions, rollout: str | None) -> int:
     return 0
 
 
-async def teardown_survey(rollout: str, options: TeardownOptions) -> list[TeardownTarget]:
-    """Return what a teardown of the rollout would take down, changing nothing."""
+async def teardown_survey(
+    rollout: str, options: TeardownOptions
+) -> tuple[list[TeardownTarget], list[SideResource]]:
+    """Return the servers a teardown would take down, and their public IPs and extra disks."""
     _existing_ledger(options)
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=False) as rt:
-        return await teardown_targets(
+        targets = await teardown_targets(
             rt.client, rt.ledger, rollout, margin=options.request_timeout + 60.0
         )
+        records = await rt.ledger.run(rt.ledger.sync.records, rollout)
+        servers = [(t.region, t.instance_no) for t in targets]
+        return targets, await find_side(rt.client, servers, records)
 
 
 def run_teardown(rollout: str, options: TeardownOptions) -> int:

@@ -17,6 +17,7 @@ from rich.text import Text
 from fleet.errors import PreflightError, Problem
 from fleet.ledger import Binding, LeaseInfo, Record, RolloutCounts
 from fleet.ledger.rows import iso
+from fleet.side import SideResource
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey
 from fleet.teardown import TeardownReport, TeardownTarget
@@ -33,6 +34,7 @@ __all__ = [
     "rollouts_table",
     "run_summary",
     "servers_table",
+    "side_table",
     "targets_table",
     "teardown_summary",
 ]
@@ -212,12 +214,31 @@ def targets_table(rollout: str, targets: Sequence[TeardownTarget]) -> Table:
     return table
 
 
+def side_table(rollout: str, side: Sequence[SideResource]) -> Table:
+    """Return the table of the public IPs and extra disks a teardown returns after the servers."""
+    table = Table(title=f"Rollout {rollout}: {len(side)} public IPs and disks to return")
+    for column in ("kind", "number", "address or name", "made with", "region"):
+        table.add_column(column)
+    for r in side:
+        table.add_row(
+            r.kind.value,
+            plain(r.number),
+            plain(r.label),
+            plain(r.server),
+            plain(r.region or "default"),
+        )
+    return table
+
+
 def teardown_summary(rollout: str, report: TeardownReport) -> None:
     """Print how a teardown ended."""
     say(
         out,
         f"{rollout}: {len(report.terminated)} terminated, {len(report.protected)} protected, "
-        f"{len(report.failed)} failed, {len(report.timed_out)} timed out",
+        f"{len(report.failed)} failed, {len(report.timed_out)} timed out; "
+        f"{len(report.returned)} public IPs and disks returned",
     )
     for name, why in [*report.failed.items(), *report.timed_out.items()]:
         say(out, f"  {name}: {why}")
+    for resource, why in report.side_left.items():
+        say(out, f"  still billed: {resource}: {why}")
