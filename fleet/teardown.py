@@ -187,6 +187,8 @@ async def teardown(
     # Before anything is stopped: a server's record is the only place that names its public IP.
     records = await ledger.run(book.records, rollout)
     side = await find_side(client, [(t.region, t.instance_no) for t in targets], records)
+    for resource in side:
+        log.info("to return once its server is gone: %s", resource)
     state = _Round({t.instance_no: t for t in targets})
 
     async def round_() -> bool:
