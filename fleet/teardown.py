@@ -185,10 +185,7 @@ async def teardown(
                 from_states=(State.PLANNED, State.IN_FLIGHT, State.FAILED),
             )
     # Before anything is stopped: a server's record is the only place that names its public IP.
-    records = await ledger.run(book.records, rollout)
-    side = await find_side(client, [(t.region, t.instance_no) for t in targets], records)
-    for resource in side:
-        log.info("to return once its server is gone: %s", resource)
+    side = await _side_of(client, ledger, rollout, targets)
     state = _Round({t.instance_no: t for t in targets})
 
     async def round_() -> bool:
@@ -210,18 +207,42 @@ async def teardown(
             book.set_teardown, rollout, list(state.pending), TeardownState.FAILED, message=message
         )
     report.terminated = sorted(set(report.terminated))
-    returning = [r for r in side if r.server_no in state.gone]
-    if returning:
-        side_report = await return_side(
-            client,
-            returning,
-            interval=options.poll_interval,
-            time_limit=options.time_limit,
-            clock=clock,
-            sleep=sleep,
-        )
-        report.returned, report.side_left = side_report.returned, side_report.left
+    gone = [r for r in side if r.server_no in state.gone]  # the others stay with their server
+    await _return_side(client, gone, report, options, clock, sleep)
     return report
+
+
+async def _side_of(
+    client: NcpClient, ledger: AsyncLedger, rollout: str, targets: Sequence[TeardownTarget]
+) -> list[SideResource]:
+    """Return the public IPs and extra disks the targets' creates made, logging each."""
+    records = await ledger.run(ledger.sync.records, rollout)
+    side = await find_side(client, [(t.region, t.instance_no) for t in targets], records)
+    for resource in side:
+        log.info("to return once its server is gone: %s", resource)
+    return side
+
+
+async def _return_side(
+    client: NcpClient,
+    side: Sequence[SideResource],
+    report: TeardownReport,
+    options: TeardownOptions,
+    clock: Clock,
+    sleep: Sleep,
+) -> None:
+    """Return the public IPs and extra disks of servers now gone; note what is still billed."""
+    if not side:
+        return
+    returned = await return_side(
+        client,
+        side,
+        interval=options.poll_interval,
+        time_limit=options.time_limit,
+        clock=clock,
+        sleep=sleep,
+    )
+    report.returned, report.side_left = returned.returned, returned.left
 
 
 async def _act(
