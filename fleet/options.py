@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .config import SITES
+from .config import SITES, LedgerLocation
 from .errors import ConfigError
 
 __all__ = ["ProvisionOptions", "RunOptions", "TeardownOptions", "options_from"]
@@ -36,8 +36,11 @@ class RunOptions(BaseModel):
     )
     ledger: str | None = Field(
         None,
-        description="Ledger: a file path or postgresql:// URL (default: FLEET_LEDGER, else "
-        ".fleet/ledger.db).",
+        description="Ledger: a file path or postgresql:// URL without a password (default: "
+        "ledger_block, else FLEET_LEDGER, else .fleet/ledger.db).",
+    )
+    ledger_block: str | None = Field(
+        None, description="Prefect Secret block holding the ledger's URL, password included."
     )
     rate: float = Field(10.0, gt=0, description="API calls per second at most.")
     burst: int = Field(5, ge=1, description="Calls allowed at once above the rate.")
@@ -56,6 +59,17 @@ class RunOptions(BaseModel):
     rebind: bool = Field(
         False, description="Accept that the rollout moved to another endpoint or account."
     )
+
+    @field_validator("ledger")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        # Options are flow parameters, which Prefect stores and shows: never a password.
+        if value and LedgerLocation.parse(value).password:
+            raise ValueError(
+                "a ledger URL with a password cannot be a parameter (Prefect stores and shows "
+                "parameters): put it in FLEET_LEDGER or a Prefect Secret block (ledger_block)"
+            )
+        return value
 
     @field_validator("site")
     @classmethod

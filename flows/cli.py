@@ -46,7 +46,12 @@ Endpoint = Annotated[
 ]
 LedgerAt = Annotated[
     str | None,
-    typer.Option("--ledger", help="Ledger file or postgresql:// URL (default: FLEET_LEDGER)."),
+    typer.Option(
+        "--ledger", help="Ledger file or postgresql:// URL (default: FLEET_LEDGER, else .fleet/)."
+    ),
+]
+LedgerBlock = Annotated[
+    str | None, typer.Option(help="Prefect Secret block holding the ledger's URL.")
 ]
 Profile = Annotated[str | None, typer.Option(help="Profile of ~/.ncloud/configure.")]
 Block = Annotated[str | None, typer.Option(help="Prefect Secret block holding the NCP keys.")]
@@ -96,8 +101,23 @@ def _preflight_flag(options: ProvisionOptions) -> None:
 
 
 def _options(model: type[M], **values: Any) -> M:
+    ledger = values.get("ledger")
+    if ledger and "://" in ledger and _has_password(ledger):
+        # A password never becomes a flow parameter (Prefect stores and shows those): the run,
+        # in this process, reads the URL from FLEET_LEDGER instead.
+        os.environ["FLEET_LEDGER"] = ledger
+        values["ledger"] = None
     try:
         return options_from(model, values)
+    except FleetError as exc:
+        raise _fail(2, f"error: {exc}") from None
+
+
+def _has_password(url: str) -> bool:
+    from fleet.config import LedgerLocation
+
+    try:
+        return LedgerLocation.parse(url).password is not None
     except FleetError as exc:
         raise _fail(2, f"error: {exc}") from None
 
@@ -129,14 +149,18 @@ R = TypeVar("R", bound=RunOptions)
 
 
 @contextlib.contextmanager
-def _target(options: R, rollout: str, simulator: bool) -> Iterator[R]:
-    """Yield the options to run with: as given, or pointed at a rehearsal simulator."""
+def _target(options: R, rollout: str, simulator: bool, ledger: str | None) -> Iterator[R]:
+    """Yield the options to run with: as given, or pointed at a rehearsal simulator.
+
+    ``ledger`` is the --ledger the user gave, if any: a rehearsal uses it (after checking it
+    holds no real rollout), else its own .fleet/rehearsal.db, never FLEET_LEDGER's.
+    """
     if not simulator:
         yield options
         return
     from flows.rehearsal import rehearsal
 
-    with rehearsal(options, rollout) as rehearsed:
+    with rehearsal(options, rollout, ledger) as rehearsed:
         yield rehearsed
 
 
@@ -166,6 +190,7 @@ def plan(
     site: Site = None,
     endpoint: Endpoint = None,
     ledger: LedgerAt = None,
+    ledger_block: LedgerBlock = None,
     profile: Profile = None,
     credentials_block: Block = None,
     rebind: Rebind = None,
@@ -183,6 +208,7 @@ def plan(
         site=site,
         endpoint=endpoint,
         ledger=ledger,
+        ledger_block=ledger_block,
         profile=profile,
         credentials_block=credentials_block,
         rebind=rebind,
@@ -193,7 +219,7 @@ def plan(
     from flows.commands import survey_only
 
     try:
-        with _target(options, name, simulator) as opts:
+        with _target(options, name, simulator, ledger) as opts:
             found = asyncio.run(survey_only(name, specs, opts))
     except FleetError as exc:
         raise _failed(exc) from None
@@ -212,6 +238,7 @@ def provision(
     site: Site = None,
     endpoint: Endpoint = None,
     ledger: LedgerAt = None,
+    ledger_block: LedgerBlock = None,
     profile: Profile = None,
     credentials_block: Block = None,
     adopt_existing: Annotated[
@@ -247,6 +274,7 @@ def provision(
         site=site,
         endpoint=endpoint,
         ledger=ledger,
+        ledger_block=ledger_block,
         profile=profile,
         credentials_block=credentials_block,
         adopt_existing=adopt_existing,
@@ -269,7 +297,7 @@ def provision(
     from flows.commands import run_provision
 
     try:
-        with _target(options, name, simulator) as opts:
+        with _target(options, name, simulator, ledger) as opts:
             code = run_provision([str(p) for p in inventories], name, specs, opts)
     except FleetError as exc:
         raise _fail(exit_code(exc), f"error: {exc}") from None
@@ -280,11 +308,12 @@ def provision(
 def status(
     rollout: Rollout = None,
     ledger: LedgerAt = None,
+    ledger_block: LedgerBlock = None,
 ) -> None:
     """Show the ledger: every rollout's counts, or one rollout's servers."""
     from flows.commands import show_status
 
-    options = _options(RunOptions, ledger=ledger)
+    options = _options(RunOptions, ledger=ledger, ledger_block=ledger_block)
     try:
         code = show_status(options, rollout)
     except FleetError as exc:
@@ -303,6 +332,7 @@ def teardown(
     site: Site = None,
     endpoint: Endpoint = None,
     ledger: LedgerAt = None,
+    ledger_block: LedgerBlock = None,
     profile: Profile = None,
     credentials_block: Block = None,
     rate: Rate = None,
@@ -320,6 +350,7 @@ def teardown(
         site=site,
         endpoint=endpoint,
         ledger=ledger,
+        ledger_block=ledger_block,
         profile=profile,
         credentials_block=credentials_block,
         rate=rate,
@@ -364,6 +395,7 @@ def serve(
     site: Site = None,
     endpoint: Endpoint = None,
     ledger: LedgerAt = None,
+    ledger_block: LedgerBlock = None,
     wait: Annotated[bool | None, typer.Option(help="Wait until every server is RUN.")] = None,
     credentials_block: Block = None,
     shared_limit: SharedLimit = None,
@@ -381,6 +413,7 @@ def serve(
         site=site,
         endpoint=endpoint,
         ledger=ledger,
+        ledger_block=ledger_block,
         wait=wait,
         credentials_block=credentials_block,
         shared_limit=shared_limit,

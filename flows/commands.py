@@ -34,7 +34,7 @@ __all__ = [
 
 
 def _existing_ledger(options: RunOptions) -> LedgerLocation:
-    location = ledger_target(options)
+    location = asyncio.run(ledger_target(options))
     if location.path is not None and not location.path.exists():
         raise ConfigError(f"no ledger at {location}")
     return location
@@ -73,7 +73,7 @@ def run_provision(
             inventories=inventories, rollout=name, options=options, return_state=True
         )
 
-    target = ledger_target(options)
+    target = asyncio.run(ledger_target(options))
     Ledger(target).close()  # unreadable, foreign or unreachable: exit 2 now, before Prefect
     with progress_bar(target, name, len(specs)):
         state = asyncio.run(flow_run())
@@ -114,7 +114,9 @@ async def teardown_survey(
     rollout: str, options: TeardownOptions
 ) -> tuple[list[TeardownTarget], list[SideResource]]:
     """Return the servers a teardown would take down, and their public IPs and extra disks."""
-    _existing_ledger(options)
+    location = await ledger_target(options)
+    if location.path is not None and not location.path.exists():
+        raise ConfigError(f"no ledger at {location}")
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=False) as rt:
         targets = await teardown_targets(

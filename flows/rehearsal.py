@@ -47,12 +47,17 @@ def guard(target: str, rollout: str) -> None:
 
 
 @contextlib.contextmanager
-def rehearsal(options: Opts, rollout: str, *, fast: bool = True) -> Iterator[Opts]:
-    """Start the local simulator with its keys exported; yield the options pointing at it."""
+def rehearsal(
+    options: Opts, rollout: str, ledger: str | None = None, *, fast: bool = True
+) -> Iterator[Opts]:
+    """Start the local simulator with its keys exported; yield the options pointing at it.
+
+    ``ledger`` is the one the user named, if any; else the rehearsal ledger. Never FLEET_LEDGER.
+    """
     from fleet.simulator import SimulatorConfig, running_simulator
     from flows.render import out
 
-    target = options.ledger or str(REHEARSAL_LEDGER)
+    target = ledger or str(REHEARSAL_LEDGER)
     guard(target, rollout)
     # Weather for a rehearsal: a gateway limit and a few of each fault, so the run shows its
     # retries and look-ups. Seeded, so two rehearsals behave the same.
@@ -78,7 +83,9 @@ def rehearsal(options: Opts, rollout: str, *, fast: bool = True) -> Iterator[Opt
             yield options.model_copy(
                 update={
                     "endpoint": sim.url,
-                    "ledger": target,
+                    # A URL with a password was put in FLEET_LEDGER by the command line.
+                    "ledger": None if LedgerLocation.parse(target).password else target,
+                    "ledger_block": None,
                     "credentials_block": None,
                     "profile": None,
                 }

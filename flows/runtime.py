@@ -102,9 +102,21 @@ def fingerprint(access_key: str) -> str:
     return "key-" + hashlib.sha256(access_key.encode()).hexdigest()[:12]
 
 
-def ledger_target(options: RunOptions) -> LedgerLocation:
-    """Return where the ledger is: the option, else FLEET_LEDGER, else .fleet/ledger.db."""
-    return resolve_ledger(options.ledger)
+async def ledger_target(options: RunOptions) -> LedgerLocation:
+    """Return where the ledger is: the option, the Secret block, FLEET_LEDGER, .fleet/ledger.db.
+
+    The URL in a block (or in FLEET_LEDGER) may carry the database password: it is read here,
+    in the run's own process, and never becomes a parameter, a log line or an artifact.
+    """
+    if options.ledger or not options.ledger_block:
+        return resolve_ledger(options.ledger)
+    from prefect.blocks.system import Secret
+
+    stored: Any = await Secret.aload(options.ledger_block)
+    value = stored.get()
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"Secret block {options.ledger_block!r} must hold the ledger's URL")
+    return resolve_ledger(value)
 
 
 async def resolve_credentials(block: str | None, profile: str | None = None) -> Credentials:
@@ -218,7 +230,7 @@ async def open_runtime(
     """
     check_rollout_name(rollout)
     endpoint = resolve_endpoint(options.site, options.endpoint)
-    ledger = AsyncLedger(Ledger(ledger_target(options)))
+    ledger = AsyncLedger(Ledger(await ledger_target(options)))
     owner = uuid.uuid4().hex
     beat: asyncio.Task[None] | None = None
     rt: Runtime | None = None

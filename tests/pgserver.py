@@ -188,6 +188,26 @@ class PostgresServer:
         """Drop a database, closing whatever connections a test left open on it."""
         self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
 
+    def cut_off(self, name: str) -> None:
+        """Refuse new connections to a database and end the open ones: a database lost."""
+        self._admin("ALTER DATABASE {} ALLOW_CONNECTIONS false", name)
+        self._terminate(name)
+
+    def restore(self, name: str) -> None:
+        """Accept connections to a database again."""
+        self._admin("ALTER DATABASE {} ALLOW_CONNECTIONS true", name)
+
+    def _terminate(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(
+            host=str(self._base), port=self.port, user=USER, dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+
     def log_tail(self, lines: int = 30) -> str:
         """Return the last lines of the server's log (for error messages)."""
         try:

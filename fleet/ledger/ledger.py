@@ -19,7 +19,7 @@ from . import leases, outcomes, planning, queries, tracking
 from .model import Binding, Instance, LeaseInfo, PlanDelta, Record, RolloutCounts
 from .outcomes import Found
 from .rows import iso
-from .schema import instances, rollouts, servers
+from .schema import instances, rates, rollouts, servers
 from .schema import leases as lease_table
 from .store import Database, open_database
 
@@ -101,6 +101,30 @@ class Ledger:
         """Return who holds a rollout's lease, if anyone does (expired leases included)."""
         with self.db.transaction() as conn:
             return leases.read_lease(conn, rollout)
+
+    # -- rates -------------------------------------------------------------------------------
+
+    def remember_rate(self, endpoint: str, account: str, rate: float) -> None:
+        """Keep the call rate a gateway allowed this account, for the next run to start near."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                rates.delete().where(rates.c.endpoint == endpoint, rates.c.account == account)
+            )
+            conn.execute(
+                rates.insert().values(
+                    endpoint=endpoint, account=account, rate=rate, found_at=self._stamp()
+                )
+            )
+
+    def known_rate(self, endpoint: str, account: str) -> float | None:
+        """Return the rate the last run found for this endpoint and account, if any."""
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                sa.select(rates.c.rate).where(
+                    rates.c.endpoint == endpoint, rates.c.account == account
+                )
+            ).first()
+        return None if row is None else float(row.rate)
 
     # -- planning ------------------------------------------------------------------------------
 

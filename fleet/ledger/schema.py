@@ -2,8 +2,8 @@
 
 Version 1 is the SQLite file of the first release: one ``servers`` table, no version stamp.
 Version 2 adds regions, the parameters as sent, the instances table (every server the rollout
-owns, duplicates included), rollout bindings and leases. A ledger newer than this code is
-refused; an older one is migrated in one transaction on first open.
+owns, duplicates included), rollout bindings, leases, and the rates gateways allowed. A ledger
+newer than this code is refused; an older one is migrated in one transaction on first open.
 """
 
 from __future__ import annotations
@@ -12,7 +12,16 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-__all__ = ["SCHEMA_VERSION", "TABLE_NAMES", "instances", "leases", "meta", "metadata", "migrate"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "TABLE_NAMES",
+    "instances",
+    "leases",
+    "meta",
+    "metadata",
+    "migrate",
+    "rates",
+]
 
 SCHEMA_VERSION = 2
 
@@ -103,6 +112,16 @@ leases = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),
 )
 
+# The call rate an account's gateway allowed, as the last run found it: where the next starts.
+rates = sa.Table(
+    "rates",
+    metadata,
+    sa.Column("endpoint", sa.Text, primary_key=True),
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("rate", sa.Float, nullable=False),
+    sa.Column("found_at", sa.String(40), nullable=False),
+)
+
 TABLE_NAMES = frozenset(metadata.tables)
 
 # Columns version 2 added to version 1's servers table, as SQLite DDL (v1 existed only there).
@@ -121,7 +140,7 @@ def _v1_to_v2(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE servers ADD COLUMN {column}")
     # v1 wrote sent_at at every send; the first send's time is the best we know of it.
     conn.execute(servers.update().values(first_sent_at=servers.c.sent_at))
-    for table in (instances, rollouts, leases, meta):
+    for table in (instances, rollouts, leases, rates, meta):
         table.create(conn, checkfirst=True)
     for index in instances.indexes:
         index.create(conn, checkfirst=True)

@@ -56,7 +56,7 @@ def test_validate_accepts_the_examples() -> None:
 
 def test_bad_inventory_sends_nothing(sim: RunningSimulator, tmp_path: Path) -> None:
     """Provision on an invalid inventory exits 2 before any call reaches NCP."""
-    path = write(tmp_path / "bad.csv", ["web,2,1,s2,75001,"])
+    path = write(tmp_path / "bad.csv", ["web,2,25495367,s2-g3,75001,"])
     result = runner.invoke(app, ["provision", path, "--endpoint", sim.url])
     assert result.exit_code == 2
     assert "bad.csv:2: subnetNo: required" in result.output
@@ -160,3 +160,60 @@ def test_wrong_keys_exit_2_with_ncps_answer(
     assert "Authentication Failed" in result.output
     assert "not-the-secret" not in result.output
     assert sim.state()["counters"]["by_action"].get("createServerInstances", 0) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_refused_servers_are_listed_and_sent_again_only_when_asked(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """Failures are not forever: plan lists them, --retry-failed sends them again."""
+    sim.configure(max_servers=2)
+    path = write(tmp_path / "quota.csv", ["q,4,25495367,s2-g3,75001,75101"])
+    first = runner.invoke(app, ["provision", path, "--endpoint", sim.url])
+    assert first.exit_code == 1, first.output
+    sim.configure(max_servers=None)  # the account's limit was raised meanwhile
+    plan = runner.invoke(app, ["plan", path, "--endpoint", sim.url])
+    assert re.search(r"failed permanently before \(--retry-failed\)\s*│\s*2\s*│", plan.output)
+    again = runner.invoke(app, ["provision", path, "--endpoint", sim.url])
+    assert again.exit_code == 1 and len(sim.state()["servers"]) == 2  # nothing sent
+    retried = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--retry-failed"])
+    assert retried.exit_code == 0, retried.output
+    assert sorted(servers_by_name(sim.state())) == ["q-001", "q-002", "q-003", "q-004"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_a_rollout_torn_down_is_created_anew_by_the_next_provision(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """Provision, teardown, provision: the servers exist again, with new numbers."""
+    path = write(tmp_path / "again.csv", ["again,2,25495367,s2-g3,75001,75101"])
+    args = ["--endpoint", sim.url, "--poll-interval", "0.2"]
+    assert runner.invoke(app, ["provision", path, "--wait", *args]).exit_code == 0
+    first = servers_by_name(sim.state())
+    down = runner.invoke(app, ["teardown", "--rollout", "again", "--yes", *args])
+    assert down.exit_code == 0, down.output
+    assert sim.state()["servers"] == []
+    anew = runner.invoke(app, ["provision", path, *args])
+    assert anew.exit_code == 0, anew.output
+    second = servers_by_name(sim.state())
+    assert sorted(second) == sorted(first) and second != first
+
+
+def test_ncps_text_is_shown_as_written_never_as_markup(tmp_path: Path) -> None:
+    """Brackets in NCP's messages are printed, not read as Rich markup (nor swallowed)."""
+    from fleet.errors import PermanentError
+    from fleet.ledger import Ledger
+    from fleet.spec import ServerSpec
+
+    message = "[bold]잘못된 요청[/] [red]x[/red] [link=http://a]b[/link]"
+    spec = ServerSpec("m-001", "m.csv", 2, (("vpcNo", "1"), ("serverName", "m-001")))
+    with Ledger(tmp_path / "l.db") as book:
+        book.acquire("m", "o", "t", ttl=60)
+        book.plan("m", [spec], owner="o")
+        book.claim("m", spec, "o")
+        book.record_failed("m", "m-001", PermanentError(message, status=400, code="1"))
+    result = runner.invoke(app, ["status", "--rollout", "m", "--ledger", str(tmp_path / "l.db")])
+    assert result.exit_code == 0, result.output
+    assert message in result.output

@@ -55,8 +55,8 @@ def test_two_runs_of_one_rollout_at_once_create_nothing_twice(
 def test_a_kill_and_an_immediate_rerun_under_a_lagging_list_create_nothing_twice(
     tmp_path: Path,
 ) -> None:
-    """Killed mid-rollout while NCP lists servers 2-3 s late; rerun at once: each server once."""
-    config = sim_config(rate=40, burst=5, list_lag=2.0, list_lag_jitter=1.0, latency=0.05)
+    """Killed mid-rollout while NCP lists servers 8-10 s late; rerun at once: each server once."""
+    config = sim_config(rate=40, burst=5, list_lag=8.0, list_lag_jitter=2.0, latency=0.05)
     config = config.__class__(**{**config.__dict__, "slow": 0.1, "slow_seconds": 1.0})
     path = inventory(tmp_path / "lag.csv", "lag", 120)
     args = [
@@ -69,7 +69,7 @@ def test_a_kill_and_an_immediate_rerun_under_a_lagging_list_create_nothing_twice
         "--rate",
         "30",
         "--settle",
-        "4",
+        "12",
         "--lease-ttl",
         "6",
         "--request-timeout",
@@ -88,11 +88,12 @@ def test_a_kill_and_an_immediate_rerun_under_a_lagging_list_create_nothing_twice
         assert flying, "the kill should leave creates whose answers were never recorded"
         rerun = run([*args, "--wait-for-lease"], tmp_path)
         assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-3000:]
-        time.sleep(3.5)  # everything NCP made is listed by now
+        time.sleep(10.5)  # everything NCP made is listed by now
         on_ncp = servers_by_name(sim.state())
     with Ledger(tmp_path / "ledger.db") as book:
         records = book.records("lag")
-    assert len(records) == 120 and all(len(v) == 1 for v in on_ncp.values()), on_ncp
+    twice = {k: v for k, v in on_ncp.items() if len(v) > 1}
+    assert len(records) == 120 and not twice, twice
     assert {r.name: [r.instance_no] for r in records} == on_ncp
 
 
@@ -164,19 +165,18 @@ def test_a_corrupt_ledger_is_a_clear_error_in_every_command(
 
 
 def test_keys_whose_secret_holds_a_percent_sign_work(tmp_path: Path) -> None:
-    """~/.ncloud/configure is read as written: a '%' in the secret is part of the secret."""
+    """~/.ncloud/configure is read as written: a '%' in a profile's secret is part of it."""
     secret = "s3cr%t-%(name)s-100%"
     config = sim_config(secret_key=secret)
     home = tmp_path / "home"
     (home / ".ncloud").mkdir(parents=True)
     (home / ".ncloud" / "configure").write_text(
-        f"[DEFAULT]\nncloud_access_key_id = {config.access_key}\n"
-        f"ncloud_secret_access_key = {secret}\n"
+        f"[work]\nncloud_access_key_id = {config.access_key}\nncloud_secret_access_key = {secret}\n"
     )
     path = inventory(tmp_path / "pct.csv", "pct", 2)
     with running_simulator(config) as sim:
         result = run(
-            ["provision", path, "--endpoint", sim.url, "--ledger", "l.db"],
+            ["provision", path, "--endpoint", sim.url, "--ledger", "l.db", "--profile", "work"],
             tmp_path,
             HOME=str(home),
             NCLOUD_ACCESS_KEY="",

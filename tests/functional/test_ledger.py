@@ -301,3 +301,13 @@ async def test_concurrent_writes_share_commits_and_keep_their_own_outcomes(
     assert failed == [7] and isinstance(results[7], LedgerConflict)
     assert all(r.state == State.IN_FLIGHT for r in book.records("r"))
     assert aio.commits < aio.calls == 200
+
+
+def test_the_rate_a_gateway_allowed_is_remembered_per_endpoint_and_account(book: Ledger) -> None:
+    """The next run starts near the rate the last one found, for that endpoint and key only."""
+    assert book.known_rate("https://gw", "key-1") is None
+    book.remember_rate("https://gw", "key-1", 42.5)
+    book.remember_rate("https://gw", "key-1", 47.0)
+    book.remember_rate("https://gw", "key-2", 9.0)
+    assert book.known_rate("https://gw", "key-1") == 47.0
+    assert book.known_rate("https://other", "key-1") is None

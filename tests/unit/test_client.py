@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import random
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
@@ -60,6 +61,7 @@ def make_client(
         wall_clock=lambda: float(next(wall)),
         clock=clock,
         sleep=clock.sleep,
+        rng=random.Random(7),  # the jitter too: the same back-offs on every run
     )
 
 
@@ -165,10 +167,12 @@ async def test_throttling_has_its_own_larger_budget(clock: FakeClock) -> None:
     """Throttles do not use up the 4 attempts kept for errors; the call's deadline ends them."""
     handler, seen = script(THROTTLED)
     start = clock.now
-    async with make_client(clock, handler) as client:
+    client = make_client(clock, handler)
+    client.retry = RetryPolicy(max_attempts=4, max_throttled=1000, base=0.5, cap=4.0, deadline=60)
+    async with client:
         with pytest.raises(ThrottledError):
             await client.create_server([("serverName", "web-001")])
-    assert 4 < len(seen) < RetryPolicy().max_throttled
+    assert len(seen) > 4  # far more throttles than the 4 attempts errors get
     assert 60.0 <= clock.now - start < 60.0 + 4.0  # stopped by the 60 s deadline
 
 
@@ -311,3 +315,72 @@ def test_retry_after_is_read_as_seconds_or_ignored(header: str, expected: float 
     from fleet.client import _retry_after
 
     assert _retry_after(httpx.Headers({"retry-after": header})) == expected
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, text="<html>gateway hiccup</html>"),  # not JSON at all
+        httpx.Response(200, json=["not", "an", "object"]),
+        httpx.Response(200, json={"somethingElse": {}}),  # no createServerInstancesResponse
+        httpx.Response(200, content=b'{"createServerInstancesResponse": {"serverInst'),  # cut
+    ],
+)
+async def test_a_success_that_cannot_be_read_is_ambiguous(
+    clock: FakeClock, answer: httpx.Response
+) -> None:
+    """NCP said 2xx: the server may exist, so an unreadable body is ambiguous, not a refusal."""
+    handler, seen = script(answer)
+    async with make_client(clock, handler) as client:
+        with pytest.raises(AmbiguousError):
+            await client.create_server([("serverName", "web-001")])
+    assert len(seen) == 1  # a create is never sent again blindly
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (httpx.ConnectError("refused"), RetryableError),  # nothing reached NCP
+        (httpx.ConnectTimeout("slow connect"), RetryableError),
+        (httpx.PoolTimeout("no connection free"), RetryableError),
+        (httpx.UnsupportedProtocol("ftp://"), RetryableError),
+        (httpx.ReadTimeout("no answer"), AmbiguousError),  # sent; NCP may have acted
+        (httpx.WriteTimeout("half sent"), AmbiguousError),
+        (httpx.RemoteProtocolError("dropped"), AmbiguousError),
+        (httpx.ReadError("reset"), AmbiguousError),
+        (httpx.DecodingError("bad gzip"), AmbiguousError),  # the answer came, unreadable
+        (httpx.TooManyRedirects("loop"), AmbiguousError),
+    ],
+)
+async def test_network_failures_are_retryable_only_before_sending(
+    clock: FakeClock, error: Exception, kind: type[Exception]
+) -> None:
+    """An httpx error before anything is sent is retryable; every other one is ambiguous."""
+    handler, _ = script(error)
+    client = make_client(clock, handler)
+    client.retry = RetryPolicy(max_attempts=1)
+    async with client:
+        with pytest.raises(kind):
+            await client.create_server([("serverName", "web-001")])
+
+
+async def test_every_call_about_a_server_carries_its_region(clock: FakeClock) -> None:
+    """Look-ups, polls, stop, terminate and protection all name the region ('' = none sent)."""
+    empty = {"totalRows": 0, "serverInstanceList": [], "returnCode": "0"}
+    handler, seen = script(
+        httpx.Response(200, json={"getServerInstanceListResponse": empty}),
+        httpx.Response(200, json={"getServerInstanceListResponse": empty}),
+        httpx.Response(200, json={"stopServerInstancesResponse": empty}),
+        httpx.Response(200, json={"terminateServerInstancesResponse": empty}),
+        httpx.Response(200, json={"setProtectServerTerminationResponse": empty}),
+        httpx.Response(200, json={"getServerInstanceListResponse": empty}),
+    )
+    async with make_client(clock, handler) as client:
+        await client.find_by_name("web-001", region="JPN", vpc_no="3001")
+        await client.get_servers(["1", "2"], region="JPN")
+        await client.stop_servers(["1"], region="JPN")
+        await client.terminate_servers(["1"], region="JPN")
+        await client.set_protection("1", False, region="JPN")
+        await client.list_servers()  # the default region: no regionCode at all
+    forms = [dict(parse_qsl(r.content.decode())) for r in seen]
+    assert [f.get("regionCode") for f in forms] == ["JPN"] * 5 + [None]

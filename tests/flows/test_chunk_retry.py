@@ -1,0 +1,81 @@
+"""A chunk task that fails on the ledger is retried by Prefect, and nothing is created twice.
+
+Before, the retried chunk raced the first attempt's workers, still running: 66 creates for 60
+servers. Now a chunk's workers run in a task group: the failure cancels and awaits them all
+before Prefect sees it, and the retry settles what they left in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleet.errors import LedgerError
+from fleet.ledger import AsyncLedger, Ledger, State
+from fleet.options import ProvisionOptions
+from fleet.simulator import RunningSimulator, running_simulator
+from flows.provision import provision_fleet
+from tests.flows.opskit import inventory
+from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, sim_config
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+
+@pytest.fixture
+def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSimulator]:
+    """A simulator whose answers take a little while, so many creates are on their way at once."""
+    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
+    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
+    with running_simulator(sim_config(latency=0.05, latency_jitter=0.05)) as running:
+        yield running
+
+
+def fail_once(monkeypatch: pytest.MonkeyPatch, method: str, at: int, error: Exception) -> None:
+    """Make the ``at``-th call of a Ledger method, through the async ledger, raise ``error``."""
+    real = AsyncLedger.run
+    seen = {"n": 0}
+
+    async def run(self: AsyncLedger, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if getattr(fn, "__name__", "") == method:
+            seen["n"] += 1
+            if seen["n"] == at:
+                raise error
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncLedger, "run", run)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [LedgerError("ledger l.db: OperationalError: database is locked"), RuntimeError("boom")],
+)
+async def test_a_chunk_retried_after_an_unexpected_failure_creates_nothing_twice(
+    sim: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """The 20th answer's write fails; the chunk is retried; 60 servers, 60 creates."""
+    fail_once(monkeypatch, "record_created", at=20, error=error)
+    options = ProvisionOptions(
+        endpoint=sim.url,
+        ledger=str(tmp_path / "l.db"),
+        rate=200,
+        concurrency=16,
+        settle=1.0,
+        settle_poll=0.2,
+        chunk_size=60,
+    )
+    state = await provision_fleet(
+        inventories=[inventory(tmp_path / "retry.csv", "retry", 60)],
+        options=options,
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    counters = sim.state()["counters"]
+    on_ncp = servers_by_name(sim.state())
+    assert counters["created"] == 60 and len(on_ncp) == 60, counters
+    with Ledger(tmp_path / "l.db") as book:
+        records = book.records("retry")
+    assert all(r.state == State.CREATED for r in records)
+    assert {r.name: [r.instance_no] for r in records} == on_ncp

@@ -1,0 +1,81 @@
+"""Results files: every server and number, safe to open in a spreadsheet, private."""
+
+from __future__ import annotations
+
+import csv
+import stat
+from pathlib import Path
+
+from fleet.ledger import Record
+from fleet.results import COLUMNS, neutralise, results_path, write_results
+from fleet.states import ErrorKind, State
+
+
+def record(name: str, message: str | None = None) -> Record:
+    return Record(
+        rollout="r",
+        name=name,
+        file="a.csv",
+        line=2,
+        region="JPN",
+        vpc_no="3001",
+        params_hash="h",
+        state=State.FAILED if message else State.CREATED,
+        instance_no=None if message else "1001",
+        request_id="rid",
+        attempts=1,
+        ambiguous_sends=0,
+        error_kind=ErrorKind.PERMANENT if message else None,
+        error_code="1413" if message else None,
+        error_message=message,
+        http_status=None,
+        adopted=False,
+        server_status=None,
+        run_seconds=None,
+        response=None,
+        teardown=None,
+        sent_params=None,
+        sent_hash=None,
+        duplicates=0,
+        planned_at=None,
+        first_sent_at=None,
+        sent_at=None,
+        created_at=None,
+        updated_at=None,
+        terminated_at=None,
+    )
+
+
+def test_formula_like_cells_are_shown_as_text() -> None:
+    """A cell starting like a formula gets a quote first; numbers and plain text pass as is."""
+    assert [neutralise(v) for v in ("=1+1", "+x", "-2", "@sum", "\tx", "web-001", 5)] == [
+        "'=1+1",
+        "'+x",
+        "'-2",
+        "'@sum",
+        "'\tx",
+        "web-001",
+        5,
+    ]
+
+
+def test_results_are_utf8_with_a_bom_private_and_keep_korean_text(tmp_path: Path) -> None:
+    """Excel shows NCP's Korean messages (BOM), formulas never run, and the file is 0600."""
+    path = tmp_path / "results" / "r.csv"
+    message = '=HYPERLINK("x") 서버 이미지와 스펙이 맞지 않습니다'
+    write_results(path, [record("web-001"), record("web-002", message)], {"web-001": ["1009"]})
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == list(COLUMNS)
+    assert rows[0]["duplicateInstanceNos"] == "1009" and rows[0]["regionCode"] == "JPN"
+    assert rows[1]["errorMessage"] == "'" + message
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_results_go_beside_a_file_ledger_or_under_fleet_for_a_database() -> None:
+    """A PostgreSQL ledger has no folder: its results go to .fleet/results."""
+    assert results_path("/x/ledger.db", "r") == Path("/x/results/r.csv")
+    assert results_path("postgresql://u:***@db/fleet", "r") == Path(".fleet/results/r.csv")
