@@ -342,7 +342,8 @@ def _maxrss_mb() -> float:
 
 def child(kind: str, trace: bool, paths: list[str]) -> None:
     """Measure one loader in this fresh process; print the figures as JSON."""
-    from fleet.inventory import load_inventories  # imports, pandas's included, are not measured
+    # Imports, pandas's included, are not measured.
+    from fleet.inventory import forget_loaded, load_inventories
 
     load: Callable[[Sequence[str]], Sized] = load_inventories if kind == "fleet" else naive_load
 
@@ -357,6 +358,7 @@ def child(kind: str, trace: bool, paths: list[str]) -> None:
     gc.collect()
     peak = float("nan")
     if trace:
+        forget_loaded()  # a real load, not the process's kept copy of the first one
         tracemalloc.start()
         load(paths)  # the peak is a high-water mark: the result counts while it is alive
         peak = tracemalloc.get_traced_memory()[1] / 2**20

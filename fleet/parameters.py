@@ -95,7 +95,7 @@ LISTS: dict[str, ListField] = {
         {
             "order": Type.INT,
             "snapshotInstanceNo": Type.NUM,
-            "blockStorageSize": Type.STR,
+            "blockStorageSize": Type.NUM,  # GB: sent as text, as NCP types it, but digits only
             "blockStorageName": Type.STR,
             "blockStorageVolumeTypeCode": Type.STR,
             "noBlockStorage": Type.BOOL,

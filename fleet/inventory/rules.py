@@ -272,6 +272,42 @@ def check_nic_count(rows: Rows, report: Report) -> None:
     )
 
 
+# What one server alone can take: an existing interface, and a fixed address.
+_ONE_SERVER = {"networkInterfaceNo": "an existing interface", "ip": "a fixed IP"}
+
+
+def check_one_server_each(rows: Rows, report: Report) -> None:
+    """Check that an interface or a fixed IP goes to one server: one row of one server, once."""
+    columns, counts = rows.columns, rows.expansion.counts
+    lines, files = columns.line_of, columns.file_of
+    for field, what in _ONE_SERVER.items():
+        first_seen: dict[str, int] = {}  # value -> the row that gave it first
+        for items in columns.list_items(_NIC).values():
+            column = next((c for c in items if c.endswith(f".{field}")), None)
+            if column is None:
+                continue
+            report.flag(
+                columns,
+                columns.present(column) & (counts > 1),
+                column,
+                f"{what} goes to one server only, and this row makes several",
+                [f"{c} servers" for c in counts.tolist()],
+                quote=False,
+            )
+            for row, value in enumerate(columns.cell(column).tolist()):
+                if not value:
+                    continue
+                earlier = first_seen.setdefault(value, row)
+                if earlier != row:
+                    where = f"{columns.files[int(files[earlier])]}:{lines[earlier]}"
+                    report.add(
+                        int(files[row]),
+                        int(lines[row]),
+                        column,
+                        f"{what} goes to one server only (found {value!r}, also at {where})",
+                    )
+
+
 # --- counts and names --------------------------------------------------------------------------
 
 
@@ -350,6 +386,7 @@ RULES: tuple[Rule, ...] = (
     check_login_key,  # loginKeyName
     check_nic_orders,  # networkInterfaceList.N.networkInterfaceOrder
     check_nic_count,  # networkInterfaceList
+    check_one_server_each,  # networkInterfaceList.N.networkInterfaceNo, networkInterfaceList.N.ip
     check_storage_orders,  # blockStorageMappingList.N.order
     check_serials,  # serverCreateCount, serverCreateStartNo
     check_names,  # serverName, as expanded with its serials

@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,3 +244,30 @@ def test_multiline_cell_keeps_its_text(write: Write) -> None:
     """A multi-line quoted cell is sent with its inner line break."""
     text = table({"serverDescription": "two\nlines"})
     assert ("serverDescription", "two\nlines") in load_inventories([write(text)])[0].params
+
+
+def test_inventories_are_parsed_once_per_process_unless_edited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command line and its flow load the same files: the second load reuses the first."""
+    import fleet.inventory as inventory
+
+    path = tmp_path / "once.csv"
+    path.write_text(
+        "serverName,serverCreateCount,serverImageNo,serverSpecCode,vpcNo,subnetNo\n"
+        "once,2,1,s2-g3,7,8\n"
+    )
+    reads: list[object] = []
+    real = inventory.read_sheets
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        reads.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inventory, "read_sheets", counting)
+    first = load_inventories([path])
+    again = load_inventories([str(path)])
+    path.write_text(path.read_text().replace("once,2", "once,3"))  # same size, same instant
+    edited = load_inventories([path])
+    assert first == again and len(edited) == 3
+    assert len(reads) == 2  # the first load, and the load after the edit

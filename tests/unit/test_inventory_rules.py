@@ -56,6 +56,17 @@ BREAKS: list[tuple[str, list[dict[str, str | None]], str]] = [
         "networkInterfaceList",
     ),
     (
+        "check_one_server_each",
+        [
+            {
+                "serverCreateCount": "2",
+                "networkInterfaceList.1.networkInterfaceOrder": "0",
+                "networkInterfaceList.1.ip": "10.0.1.5",
+            }
+        ],
+        "networkInterfaceList.1.ip",
+    ),
+    (
         "check_storage_orders",
         [{"blockStorageMappingList.1.blockStorageSize": "100"}],
         "blockStorageMappingList.1.order",
@@ -81,6 +92,13 @@ GOOD = [
         "networkInterfaceList.2.subnetNo": "75102",
         "blockStorageMappingList.1.order": "1",
         "blockStorageMappingList.1.blockStorageSize": "100",
+    },
+    {
+        "serverName": "fixed",
+        "networkInterfaceList.1.networkInterfaceOrder": "0",
+        "networkInterfaceList.1.ip": "10.0.1.5",
+        "networkInterfaceList.2.networkInterfaceOrder": "1",
+        "networkInterfaceList.2.networkInterfaceNo": "75501",
     },
     {
         "serverName": "old",
@@ -130,6 +148,19 @@ def test_every_list_with_an_order_field_is_checked(write: Write, list_name: str)
 @pytest.mark.parametrize(
     ("cells", "expected"),
     [
+        pytest.param(
+            {
+                "blockStorageMappingList.1.order": "",
+                "blockStorageMappingList.1.blockStorageSize": "100GB",
+            },
+            [
+                "inv.csv:2: blockStorageMappingList.1.order: required when any other "
+                "blockStorageMappingList.1 field is set (empty)",
+                "inv.csv:2: blockStorageMappingList.1.blockStorageSize: not an NCP number: "
+                "digits only (found '100GB')",
+            ],
+            id="the issue's example: no order, and a size that is not a number of GB",
+        ),
         pytest.param(
             {
                 "blockStorageMappingList.1.order": "",
@@ -204,3 +235,37 @@ def test_every_list_with_an_order_field_is_checked(write: Write, list_name: str)
 def test_every_problem_of_a_row(write: Write, cells: dict[str, str], expected: list[str]) -> None:
     """A row breaking several rules reports each of them, in the header's column order."""
     assert problems_of(write(table(cells))) == expected
+
+
+def test_an_interface_or_a_fixed_ip_goes_to_one_server(write: Write) -> None:
+    """A row of several servers, or two rows, may not share one NIC or one fixed IP."""
+    rows = [
+        {
+            "serverName": "a",
+            "serverCreateCount": "3",
+            "networkInterfaceList.1.networkInterfaceOrder": "0",
+            "networkInterfaceList.1.ip": "10.0.1.5",
+        },
+        {
+            "serverName": "bee",
+            "networkInterfaceList.1.networkInterfaceOrder": "0",
+            "networkInterfaceList.1.ip": "10.0.1.6",
+            "networkInterfaceList.2.networkInterfaceOrder": "1",
+            "networkInterfaceList.2.networkInterfaceNo": "777",
+        },
+        {
+            "serverName": "cee",
+            "networkInterfaceList.1.networkInterfaceOrder": "0",
+            "networkInterfaceList.1.ip": "10.0.1.6",
+            "networkInterfaceList.2.networkInterfaceOrder": "1",
+            "networkInterfaceList.2.networkInterfaceNo": "777",
+        },
+    ]
+    assert problems_of(write(table(*rows))) == [
+        "inv.csv:2: networkInterfaceList.1.ip: a fixed IP goes to one server only, and this row "
+        "makes several (found 3 servers)",
+        "inv.csv:4: networkInterfaceList.1.ip: a fixed IP goes to one server only (found "
+        "'10.0.1.6', also at inv.csv:3)",
+        "inv.csv:4: networkInterfaceList.2.networkInterfaceNo: an existing interface goes to one "
+        "server only (found '777', also at inv.csv:3)",
+    ]

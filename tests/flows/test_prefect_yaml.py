@@ -1,0 +1,41 @@
+"""prefect.yaml stays true to the flows: every deployment's parameters are valid, one run each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flows.provision import provision_fleet
+from flows.teardown import teardown_fleet
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOWS = {
+    "flows/provision.py:provision_fleet": provision_fleet,
+    "flows/teardown.py:teardown_fleet": teardown_fleet,
+}
+
+
+def deployments() -> list[dict[str, Any]]:
+    with (ROOT / "prefect.yaml").open() as fh:
+        found: list[dict[str, Any]] = yaml.safe_load(fh)["deployments"]
+    return found
+
+
+@pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["name"])
+def test_each_deployment_is_valid_and_runs_one_at_a_time(deployment: dict[str, Any]) -> None:
+    """Its parameters pass the flow's own validation, and its concurrency limit is 1."""
+    flow = FLOWS[deployment["entrypoint"]]
+    flow.validate_parameters(deployment["parameters"])
+    assert deployment["concurrency_limit"] == 1
+
+
+def test_no_deployment_carries_a_secret_as_a_parameter() -> None:
+    """Keys and database passwords come from the worker or Secret blocks, never parameters."""
+    text = (ROOT / "prefect.yaml").read_text()
+    for deployment in deployments():
+        shown = str(deployment["parameters"])
+        assert "secret_key" not in shown and "postgresql://" not in shown
+    assert "{{ prefect.blocks.secret.fleet-ledger }}" in text
