@@ -9,13 +9,13 @@ raised at once in a :class:`PreflightError` before anything is sent.
 
 What NCP does not document is read the strict way: a network interface's subnet must be in the
 zone of the server's subnet, and a member image made from a ``serverImageNo`` needs a
-``serverSpecCode``, as the simulator rules.
+``serverSpecCode``, as the simulator rules. That an interface or a fixed IP goes to one server
+only is the inventory's own rule, checked by validation before this runs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -48,14 +48,9 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Fleet:
-    """What rules need beyond one row: the catalog, and how many servers are given each thing."""
+    """What rules read beyond the row: the catalog, already read."""
 
     catalog: Catalog
-    given: Counter[tuple[str, ...]]  # (what, region, ...) -> servers that name it
-
-    def times(self, *what: str) -> int:
-        """Return how many servers are given this interface or address."""
-        return self.given[what]
 
 
 Rule = Callable[[Row, Fleet], Iterator[Finding]]
@@ -107,7 +102,7 @@ def acgs_in_vpc(row: Row, fleet: Fleet) -> Iterator[Finding]:
 
 
 def interfaces_usable(row: Row, fleet: Fleet) -> Iterator[Finding]:
-    """Check a networkInterfaceNo is in the server's VPC and zone, free, given to one server."""
+    """Check a networkInterfaceNo is in the server's VPC and zone, and free."""
     for index, item in row.items(_NIC).items():
         key, number = f"{_NIC}.{index}.networkInterfaceNo", item.get("networkInterfaceNo", "")
         nic = fleet.catalog.get(Resource.NIC, row.region, number) if number else None
@@ -121,26 +116,16 @@ def interfaces_usable(row: Row, fleet: Fleet) -> Iterator[Finding]:
             yield Finding(key, message, number)
         if nic.in_use:
             yield Finding(key, f"in use by server {nic.holder or '(unknown)'}", number)
-        servers = fleet.times("nic", row.region, number)
-        if servers > 1:
-            message = f"given to {servers} servers: an interface goes to one server only"
-            yield Finding(key, message, number)
 
 
 def addresses_fit(row: Row, fleet: Fleet) -> Iterator[Finding]:
-    """Check a NIC's ip lies inside its subnet and is given to one server only."""
+    """Check a NIC's ip lies inside its subnet (the NIC's, else the row's)."""
     for index, item in row.items(_NIC).items():
         ip = item.get("ip", "")
-        if not ip:
-            continue
-        key = f"{_NIC}.{index}.ip"
-        subnet_no = item.get("subnetNo") or row.get("subnetNo")
-        subnet = _subnet(fleet, row, subnet_no)
+        subnet = _subnet(fleet, row, item.get("subnetNo") or row.get("subnetNo")) if ip else None
         if subnet is not None and not subnet.holds(ip):
-            yield Finding(key, f"not inside subnet {subnet.key} ({subnet.cidr})", ip)
-        servers = fleet.times("ip", row.region, subnet_no, ip)
-        if servers > 1:
-            yield Finding(key, f"given to {servers} servers: an address goes to one only", ip)
+            message = f"not inside subnet {subnet.key} ({subnet.cidr})"
+            yield Finding(f"{_NIC}.{index}.ip", message, ip)
 
 
 def spec_fits(row: Row, fleet: Fleet) -> Iterator[Finding]:
@@ -175,23 +160,10 @@ RULES: tuple[Rule, ...] = (
     exists,  # every object named is listed in the row's region
     subnets_in_vpc,  # subnetNo and each NIC's subnetNo: in vpcNo, NICs in the server's zone
     acgs_in_vpc,  # every ACG of every NIC: of vpcNo
-    interfaces_usable,  # networkInterfaceNo: in vpcNo and zone, free, one server only
-    addresses_fit,  # a NIC's ip: inside its subnet, one server only
+    interfaces_usable,  # networkInterfaceNo: in vpcNo and zone, free
+    addresses_fit,  # a NIC's ip: inside its subnet
     spec_fits,  # serverSpecCode / serverProductCode: fit the image, in the subnet's zone
 )
-
-
-def _given(rows: Sequence[Row]) -> Counter[tuple[str, ...]]:
-    """Count the servers given each network interface and each fixed address."""
-    given: Counter[tuple[str, ...]] = Counter()
-    for row in rows:
-        for item in row.items(_NIC).values():
-            if item.get("networkInterfaceNo"):
-                given[("nic", row.region, item["networkInterfaceNo"])] += row.servers
-            if item.get("ip"):
-                subnet = item.get("subnetNo") or row.get("subnetNo")
-                given[("ip", row.region, subnet, item["ip"])] += row.servers
-    return given
 
 
 def _problem(row: Row, finding: Finding) -> Problem:
@@ -204,7 +176,7 @@ def _problem(row: Row, finding: Finding) -> Problem:
 
 def check(rows: Sequence[Row], catalog: Catalog) -> list[Problem]:
     """Return every problem of every row, in row order (pure: the catalog is already read)."""
-    fleet = Fleet(catalog, _given(rows))
+    fleet = Fleet(catalog)
     problems: list[Problem] = []
     for row in rows:
         if not region_known(row, catalog):

@@ -116,11 +116,6 @@ CASES = [
         "not inside subnet 75101 (10.0.1.0/24)",
     ),
     (
-        {"networkInterfaceList.1.ip": "10.0.1.9"},
-        "networkInterfaceList.1.ip",
-        "given to 2 servers",
-    ),
-    (
         {**ONE, f"{NIC2}.networkInterfaceOrder": "1", f"{NIC2}.networkInterfaceNo": "75599"},
         f"{NIC2}.networkInterfaceNo",
         "no such network interface",
@@ -129,11 +124,6 @@ CASES = [
         {**ONE, f"{NIC2}.networkInterfaceOrder": "1", f"{NIC2}.networkInterfaceNo": "75502"},
         f"{NIC2}.networkInterfaceNo",
         "in use by server 9000001",
-    ),
-    (
-        {f"{NIC2}.networkInterfaceOrder": "1", f"{NIC2}.networkInterfaceNo": "75501"},
-        f"{NIC2}.networkInterfaceNo",
-        "given to 2 servers",
     ),
     (
         {"networkInterfaceList.1.accessControlGroupNoList": "75201 75299"},
