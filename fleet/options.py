@@ -7,12 +7,22 @@ bad value is refused here with a message naming the option.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from .config import SITES, LedgerLocation
 from .errors import ConfigError
+from .spec import ServerSpec
+from .staging import Budget, Size, Stage, parse_sizes, plan_stages
 
 __all__ = ["ProvisionOptions", "RunOptions", "TeardownOptions", "options_from"]
 
@@ -109,6 +119,63 @@ class ProvisionOptions(RunOptions):
     )
     chunk_size: int | None = Field(None, ge=1, description="Servers per Prefect task run.")
     results: str | None = Field(None, description="Results CSV path.")
+    canary: str | None = Field(
+        None,
+        description="Create first a canary of N servers (or N%) holding one of every inventory "
+        "row, and wait until it runs; any failure of it stops the rollout.",
+    )
+    waves: str | None = Field(
+        None,
+        description="Then create in waves of cumulative sizes, e.g. 10%,50%,100% (or counts), "
+        "each waiting until it runs before the next.",
+    )
+    max_failures: str | None = Field(
+        None,
+        description="Failures (refused, or never running) the waves may cost, as N or N% of "
+        "what was sent so far; past it nothing more is sent.",
+    )
+    on_failure: Literal["keep", "rollback"] = Field(
+        "keep", description="When the rollout stops on failures: keep what was made, or roll back."
+    )
+    approve: Literal["none", "canary", "waves"] = Field(
+        "none",
+        description="Pause for approval after the canary, or after every wave (Prefect UI form, "
+        "or `fleet approve`).",
+    )
+    approve_patience: float = Field(
+        86400.0, gt=0, description="Seconds to wait for an approval before the rollout aborts."
+    )
+
+    @field_validator("canary", "max_failures")
+    @classmethod
+    def _size(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            Size.parse(value, zero=info.field_name == "max_failures")
+        return value
+
+    @field_validator("waves")
+    @classmethod
+    def _sizes(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_sizes(value)
+        return value
+
+    @property
+    def staged(self) -> bool:
+        """Whether the rollout goes in stages (a canary, waves or approvals) or all at once."""
+        return bool(self.canary or self.waves or self.approve != "none")
+
+    def stages(self, work: Sequence[ServerSpec]) -> list[Stage]:
+        """Return the rollout's stages for the servers it has to create."""
+        canary = Size.parse(self.canary) if self.canary else None
+        if canary is None and self.approve != "none":
+            canary = Size.parse("1")  # approval comes after a canary: the smallest one
+        return plan_stages(work, canary, parse_sizes(self.waves) if self.waves else ())
+
+    @property
+    def budget(self) -> Budget:
+        """Return the failure budget of the waves."""
+        return Budget(Size.parse(self.max_failures, zero=True) if self.max_failures else None)
 
     @property
     def workers(self) -> int:

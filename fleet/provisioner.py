@@ -60,6 +60,10 @@ def found_from(servers: Sequence[ServerInstance], region: str, vpc: str) -> list
     ]
 
 
+def _never() -> bool:
+    return False
+
+
 class _Done(Exception):
     """Raised inside the task group once every server is settled, to stop the waiting workers."""
 
@@ -91,11 +95,15 @@ class Provisioner:
         self.progress = progress or Progress()  # shared by every engine of one run
         self.lookups = 0
 
-    async def provision(self, specs: Sequence[ServerSpec]) -> list[Record]:
+    async def provision(
+        self, specs: Sequence[ServerSpec], *, stop: Callable[[], bool] | None = None
+    ) -> list[Record]:
         """Create these servers (the client's limiter sets the pace); return their records.
 
         Safe to call again with the same servers (a retried task, a second call): what the
-        ledger holds as created is skipped, what it holds in flight is settled first.
+        ledger holds as created is skipped, what it holds in flight is settled first. Once
+        ``stop()`` says so (a failure budget spent), nothing more is sent; what is on its way
+        is still settled, and the servers not sent stay planned.
         """
         book = self.ledger.sync
         records = await self.ledger.run(book.records, self.rollout)
@@ -115,17 +123,19 @@ class Provisioner:
                 settler.add(Pending.from_record(spec, record, self._clock()))
             elif record.sendable:
                 queue.put_nowait(spec)
-        await self._run(queue, settler)
+        await self._run(queue, settler, stop or _never)
         records = await self.ledger.run(book.records, self.rollout)
         wanted = {s.name for s in specs}
         return [r for r in records if r.name in wanted]
 
-    async def _run(self, queue: asyncio.Queue[ServerSpec], settler: Settler) -> None:
+    async def _run(
+        self, queue: asyncio.Queue[ServerSpec], settler: Settler, stop: Callable[[], bool]
+    ) -> None:
         """Work the queue and the settler in one task group until every server is settled."""
         outstanding = queue.qsize() + len(settler.pending)
         if not outstanding:
             return
-        state = _RunState(outstanding, {})
+        state = _RunState(outstanding, {}, stop)
         workers = min(self.options.workers, max(1, queue.qsize()))
         try:
             async with asyncio.TaskGroup() as group:
@@ -147,7 +157,7 @@ class Provisioner:
     ) -> None:
         while True:
             spec = await queue.get()
-            finished = await self._create(spec, settler, state)
+            finished = True if state.stop() else await self._create(spec, settler, state)
             if finished:
                 await state.finish(self)
 
@@ -296,6 +306,7 @@ class _RunState:
 
     outstanding: int
     cycles: dict[str, int]  # per server: creates found surely absent so far
+    stop: Callable[[], bool]  # once true, servers still queued are not sent
 
     async def finish(self, engine: Provisioner) -> None:
         """Count one server settled; when none is left, end the task group."""

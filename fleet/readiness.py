@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from .client import NcpClient, ServerInstance
@@ -56,18 +57,22 @@ async def wait_running(
     interval: float = 10.0,
     settle: float = 60.0,
     gone_after: int = 3,
+    names: Collection[str] | None = None,
     clock: Clock = time.monotonic,
     wall_clock: Clock = time.time,
     sleep: Sleep = asyncio.sleep,
     on_progress: Hook | None = None,
 ) -> WaitReport:
-    """Poll the rollout's created servers until each is ready, has failed, or time runs out."""
+    """Poll the rollout's created servers (or these ``names``) until each is ready or failed.
+
+    Ends when every one is RUN with no operation under way, has failed, or time runs out.
+    """
     book = ledger.sync
     report = WaitReport()
     records = [
         r
         for r in await ledger.run(book.records, rollout)
-        if r.state == State.CREATED and r.instance_no
+        if r.state == State.CREATED and r.instance_no and (names is None or r.name in names)
     ]
     pending: dict[str, _Watch] = {}
     for r in records:

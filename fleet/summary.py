@@ -6,7 +6,25 @@ from dataclasses import asdict, dataclass
 
 from .ledger import RolloutCounts
 
-__all__ = ["RolloutSummary"]
+__all__ = ["RolloutSummary", "WaveOutcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class WaveOutcome:
+    """What one stage of a rollout (the canary, a wave) did."""
+
+    name: str
+    servers: int  # in the stage
+    sent: int  # of those, sent (or settled) before the stage ended
+    created: int
+    failed: int  # refused by NCP, or every create of it ambiguous and none found
+    not_ready: int  # created, but never RUN in time (or failed, or gone)
+    ready: int  # RUN with no operation under way
+
+    @property
+    def failures(self) -> int:
+        """Return the failures this stage spends from the budget."""
+        return self.failed + self.not_ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +48,9 @@ class RolloutSummary:
     lookups: int  # look-up calls made to settle them
     retries: int
     waited: bool = False  # whether the run waited for RUN
+    waves: tuple[WaveOutcome, ...] = ()  # a staged rollout's stages, in order
+    stopped: str | None = None  # why a staged rollout stopped before its last stage
+    rolled_back: bool = False  # whether what it made was torn down after it stopped
 
     @property
     def created_per_second(self) -> float:
@@ -39,6 +60,8 @@ class RolloutSummary:
     @property
     def not_done(self) -> int:
         """Return how many servers are not done: not created, or not running when waiting."""
+        if self.stopped:
+            return max(1, self.counts.total - self.counts.running)
         if self.waited:
             return self.counts.total - self.counts.running
         return self.counts.not_done
@@ -67,6 +90,14 @@ class RolloutSummary:
             "ambiguous answers (looked up by name)": self.ambiguous,
             "look-up calls": self.lookups,
             "retries": self.retries,
+            **{
+                f"{w.name}: sent, created, failed, not ready, ready": (
+                    f"{w.sent}, {w.created}, {w.failed}, {w.not_ready}, {w.ready} of {w.servers}"
+                )
+                for w in self.waves
+            },
+            **({"stopped": self.stopped} if self.stopped else {}),
+            **({"rolled back": "yes"} if self.rolled_back else {}),
             "results file": self.results,
         }
 

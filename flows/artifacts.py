@@ -28,6 +28,23 @@ async def publish_results(rt: Runtime, summary: RolloutSummary) -> None:
     await acreate_table_artifact(
         rows, key=artifact_key(rt.rollout, "results"), description=f"Servers of {rt.rollout}"
     )
+    if summary.waves:
+        await acreate_table_artifact(
+            [
+                {
+                    "stage": w.name,
+                    "servers": w.servers,
+                    "sent": w.sent,
+                    "created": w.created,
+                    "failed": w.failed,
+                    "not ready": w.not_ready,
+                    "ready": w.ready,
+                }
+                for w in summary.waves
+            ],
+            key=artifact_key(rt.rollout, "waves"),
+            description=f"Stages of {rt.rollout}",
+        )
     await acreate_markdown_artifact(
         markdown_table(f"Rollout `{rt.rollout}`", summary.facts()),
         key=artifact_key(rt.rollout, "summary"),

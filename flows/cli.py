@@ -260,6 +260,23 @@ def provision(
     lease_ttl: LeaseTtl = None,
     rebind: Rebind = None,
     results: Annotated[str | None, typer.Option(help="Results CSV path.")] = None,
+    canary: Annotated[
+        str | None, typer.Option(help="First a canary of N servers (or N%), one of every row.")
+    ] = None,
+    waves: Annotated[
+        str | None, typer.Option(help="Then waves of cumulative sizes: 10%,50%,100% or counts.")
+    ] = None,
+    max_failures: Annotated[
+        str | None, typer.Option(help="Failures the waves may cost: N, or N% of those sent.")
+    ] = None,
+    on_failure: Annotated[
+        str | None, typer.Option(help="When stopped on failures: keep, or rollback.")
+    ] = None,
+    approve: Annotated[
+        str | None,
+        typer.Option(help="--approve: pause after the canary; --approve=waves: after each wave."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Approve every stage without asking.")] = False,
     preflight: Preflight = None,
     simulator: Simulator = False,
 ) -> None:
@@ -289,6 +306,11 @@ def provision(
         lease_ttl=lease_ttl,
         rebind=rebind,
         results=results,
+        canary=canary,
+        waves=waves,
+        max_failures=max_failures,
+        on_failure=on_failure,
+        approve=approve,
         preflight=preflight,
     )
     _preflight_flag(options)
@@ -297,11 +319,68 @@ def provision(
     from flows.commands import run_provision
 
     try:
-        with _target(options, name, simulator, ledger) as opts:
+        with _target(options, name, simulator, ledger) as opts, _approver(opts, yes):
             code = run_provision([str(p) for p in inventories], name, specs, opts)
     except FleetError as exc:
         raise _fail(exit_code(exc), f"error: {exc}") from None
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _approver(options: ProvisionOptions, yes: bool) -> Iterator[None]:
+    """Decide approvals here when no Prefect server shows the form (the temporary one)."""
+    if options.approve == "none" or _prefect_api_url():
+        yield  # no approvals, or the Prefect UI (and `fleet approve`) decide them
+        return
+    from flows.approval import set_local_approver
+    from flows.commands import terminal_approver, yes_approver
+
+    if not yes and not _interactive():
+        raise _fail(2, "error: --approve needs a terminal to ask on, or --yes to approve all")
+    set_local_approver(yes_approver if yes else terminal_approver)
+    try:
+        yield
+    finally:
+        set_local_approver(None)
+
+
+def _interactive() -> bool:
+    """Whether someone is at a terminal to answer questions."""
+    return sys.stdin.isatty()
+
+
+@app.command()
+def approve(
+    rollout: Annotated[str, typer.Argument(help="The rollout waiting for approval.")],
+    next_wave: Annotated[
+        str | None, typer.Option(help="Size of the next wave (N or N%), if not as planned.")
+    ] = None,
+) -> None:
+    """Let a paused rollout go on with its next wave."""
+    raise typer.Exit(_answer(rollout, True, next_wave))
+
+
+@app.command()
+def abort(
+    rollout: Annotated[str, typer.Argument(help="The rollout waiting for approval.")],
+) -> None:
+    """Stop a paused rollout: nothing more is sent (and, with on_failure rollback, rolled back)."""
+    raise typer.Exit(_answer(rollout, False, None))
+
+
+def _answer(rollout: str, go_on: bool, next_wave: str | None) -> int:
+    if not _prefect_api_url():
+        raise _fail(2, "error: approvals live on a Prefect server: set PREFECT_API_URL")
+    if next_wave is not None:
+        _options(ProvisionOptions, waves=next_wave)  # refused now if it is not a size
+    from flows.approval import resume
+
+    answered = asyncio.run(resume(rollout, go_on, next_wave))
+    if not answered:
+        raise _fail(1, f"no run of rollout {rollout!r} is waiting for approval")
+    verb = "approved" if go_on else "aborted"
+    out.print(f"{verb}: {', '.join(answered)}")
+    return 0
 
 
 @app.command()
@@ -469,6 +548,8 @@ def simulator(ctx: typer.Context) -> None:
 def main() -> None:
     """Run the command line."""
     _prefect_defaults()
+    # A bare --approve means --approve=canary (click options take no optional values).
+    sys.argv[1:] = ["--approve=canary" if a == "--approve" else a for a in sys.argv[1:]]
     try:
         app()
     except FleetError as exc:  # anything not caught closer to its cause

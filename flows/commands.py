@@ -14,10 +14,12 @@ from fleet.preflight import preflight
 from fleet.results import duplicates_by_name
 from fleet.side import SideResource, find_side
 from fleet.spec import ServerSpec
+from fleet.staging import Size
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey, survey
 from fleet.teardown import TeardownReport, TeardownTarget, teardown_targets
 from flows import render
+from flows.approval import Approval
 from flows.exits import exit_code
 from flows.progress import progress_bar
 from flows.render import err, out, say
@@ -30,6 +32,8 @@ __all__ = [
     "show_status",
     "survey_only",
     "teardown_survey",
+    "terminal_approver",
+    "yes_approver",
 ]
 
 
@@ -180,3 +184,30 @@ def serve_deployments(
         name=name, concurrency_limit=1, parameters={"rollout": rollout, "options": common}
     )
     serve(provision, take_down)
+
+
+def terminal_approver(rollout: str, summary: str) -> Approval:
+    """Ask on the terminal whether a paused rollout goes on (and with what next wave)."""
+    import typer
+
+    say(out, summary)
+    while True:
+        answer = typer.prompt(
+            f"{rollout}: go on? yes, no (abort), or the next wave's size (N or N%)", default="no"
+        ).strip()
+        if answer.lower() in ("y", "yes"):
+            return Approval(approve=True)
+        if answer.lower() in ("n", "no"):
+            return Approval(approve=False)
+        try:
+            Size.parse(answer)
+        except ValueError as exc:
+            say(err, f"{exc}: answer yes, no, or a size")
+            continue
+        return Approval(approve=True, next_wave=answer)
+
+
+def yes_approver(rollout: str, summary: str) -> Approval:
+    """Approve every stage (--yes)."""
+    say(out, f"{rollout}: approved with --yes")
+    return Approval(approve=True)

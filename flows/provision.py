@@ -7,6 +7,7 @@ import contextlib
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prefect import State, flow, get_run_logger, task
@@ -14,18 +15,21 @@ from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifa
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
-from fleet.errors import FleetError, LeaseLost, LedgerConflict, LedgerError, RunAborted
+from fleet.errors import FleetError, RunAborted
 from fleet.inventory import load_inventories
 from fleet.ledger import Record
-from fleet.options import ProvisionOptions
+from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.preflight import SKIPPED, preflight
 from fleet.provisioner import Progress, Provisioner
 from fleet.readiness import WaitReport, wait_running
 from fleet.results import counts, results_path
 from fleet.spec import ServerSpec
-from fleet.summary import RolloutSummary
+from fleet.summary import RolloutSummary, WaveOutcome
 from fleet.survey import Survey, survey
+from fleet.teardown import TeardownReport
+from flows import events
 from flows.artifacts import publish_results
+from flows.retries import infrastructure_only
 from flows.runtime import (
     Runtime,
     artifact_key,
@@ -34,26 +38,10 @@ from flows.runtime import (
     rollout_name,
     runtime,
 )
+from flows.waves import run_stages
 
 MAX_CHUNKS = 20  # tens of task runs, never one per server: a task run costs 5-40 ms here
 MIN_CHUNK = 50
-
-
-def infrastructure_only(task: Any, task_run: Any, state: State) -> bool:
-    """Retry a chunk task only for failures that are not a verdict on the rollout."""
-    # The sync form: Prefect calls this inside the event loop, where result() would hand back
-    # a coroutine, and an unawaited coroutine never says no (nor yes).
-    error = state.result(raise_on_failure=False, _sync=True)  # type: ignore[call-overload]
-    if not isinstance(error, BaseException):
-        return False
-    if isinstance(error, LedgerConflict | LeaseLost):
-        return False  # another run has the rollout, or the ledger says otherwise: stop
-    if isinstance(error, LedgerError):
-        # The database hiccupped. The chunk is safe to run again: its workers were all awaited,
-        # what the ledger holds as created is skipped, what it holds in flight is looked up.
-        return True
-    # NCP's answer or our own refusal cannot change on a retry; anything unexpected can.
-    return not isinstance(error, FleetError)
 
 
 def chunks(specs: Sequence[ServerSpec], size: int | None = None) -> list[list[ServerSpec]]:
@@ -204,7 +192,7 @@ def _summary(
     rt: Runtime,
     specs: Sequence[ServerSpec],
     found: Survey,
-    elapsed: float,
+    created: _Created,
     options: ProvisionOptions,
     records: Sequence[Record],
 ) -> RolloutSummary:
@@ -221,48 +209,106 @@ def _summary(
         reconciled=len(found.reconciled),
         adopted=len(found.adopted),
         changed=len(found.delta.changed),
-        seconds=elapsed,
+        seconds=created.seconds,
         api_calls=sum(stats.calls.values()),
         throttled=stats.throttled,
         unprocessed=stats.errors.get("retryable", 0) + stats.errors.get("throttled", 0),
         ambiguous=stats.errors.get("ambiguous", 0),
         lookups=rt.lookups,
         retries=stats.retries,
-        waited=options.wait,
+        waited=options.wait or options.staged,
+        waves=tuple(created.waves),
+        stopped=created.stopped,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Created:
+    """How the creating went: its seconds, and for a staged rollout its stages and any stop."""
+
+    seconds: float
+    waves: Sequence[WaveOutcome] = ()
+    stopped: str | None = None
+
+
+async def _create(rt: Runtime, found: Survey, options: ProvisionOptions) -> _Created:
+    """Create the servers: all at once in chunk tasks (waiting after, if asked), or in stages."""
+    started = time.monotonic()
+    if options.staged:
+        waves, stopped = await run_stages(rt, found.work, options)
+        return _Created(time.monotonic() - started, waves, stopped)
+    await _provision(rt.key, found.work, options)
+    elapsed = time.monotonic() - started
+    if options.wait:
+        rt.progress.waiting = True
+        await wait_for_run(rt.key, options)
+    return _Created(elapsed)
+
+
+def _final(summary: RolloutSummary) -> str:
+    """Return the progress artifact's last words: the ledger's true counts, not the last tick."""
+    c = summary.counts
+    return (
+        f"{c.created} created, {c.failed} failed, {c.in_flight} unknown, {c.running} running "
+        f"of {c.total}" + (f"; stopped: {summary.stopped}" if summary.stopped else "")
     )
 
 
 async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions) -> RolloutSummary:
-    """Load, plan, create in chunks, wait if asked, record: the flow's body."""
+    """Load, plan, create (in chunks or stages), wait if asked, record: the flow's body."""
     specs = load(inventories)
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials) as rt:
+        await events.tag_run(name)
         found = await plan(rt.key, specs, options)
         _log_plan(name, specs, found)
+        events.emit(
+            "fleet.rollout.started",
+            name,
+            servers=len(specs),
+            to_create=len(found.to_create),
+            to_settle=len(found.unsettled),
+            staged=options.staged,
+        )
         rt.progress.total = len(found.work)
         progress_id = await acreate_progress_artifact(
             0.0, key=artifact_key(name, "progress"), description=f"Provisioning {name}"
         )
         reporter = asyncio.create_task(_report_progress(rt.key, progress_id))
-        started = time.monotonic()
         try:
-            await _provision(rt.key, found.work, options)
-            elapsed = time.monotonic() - started
-            if options.wait:
-                rt.progress.waiting = True
-                await wait_for_run(rt.key, options)
+            created = await _create(rt, found, options)
         finally:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
         records = await rt.ledger.run(rt.ledger.sync.records, name)
-        summary = _summary(rt, specs, found, elapsed, options, records)
+        if not options.staged:
+            events.failed_servers(name, records)  # a staged rollout told them wave by wave
+        summary = _summary(rt, specs, found, created, options, records)
         await record(rt.key, summary)
-        await aupdate_progress_artifact(progress_id, 100.0, description=_describe(rt.progress))
+        await aupdate_progress_artifact(progress_id, 100.0, description=_final(summary))
     return summary
 
 
-@flow(name="provision-fleet", description="Create the servers of CSV inventories on NCP.")
+async def _roll_back(summary: RolloutSummary, options: ProvisionOptions) -> RolloutSummary:
+    """Tear down what a stopped rollout made, through the teardown flow and all its rules."""
+    from flows.teardown import teardown_fleet
+
+    shared = options.model_dump(include=set(RunOptions.model_fields))
+    get_run_logger().warning("rolling %s back: %s", summary.rollout, summary.stopped)
+    state = await teardown_fleet(
+        rollout=summary.rollout, options=TeardownOptions(**shared), return_state=True
+    )
+    report = await state.aresult(raise_on_failure=False) if state.is_completed() else None
+    done = isinstance(report, TeardownReport) and not (report.failed or report.timed_out)
+    return replace(summary, rolled_back=done)
+
+
+@flow(
+    name="provision-fleet",
+    description="Create the servers of CSV inventories on NCP.",
+    flow_run_name=events.run_name,
+)
 async def provision_fleet(
     inventories: list[str],
     rollout: str | None = None,
@@ -276,12 +322,29 @@ async def provision_fleet(
         # A verdict (bad input, another run holding the rollout, the ledger lost ...), not a
         # crash: the run ends Failed with the reason, and no traceback.
         get_run_logger().error("%s", exc)
+        events.emit("fleet.rollout.finished", name, outcome="failed", reason=str(exc))
         return Failed(message=str(exc), data=exc)
+    if summary.stopped and options.on_failure == "rollback":
+        summary = await _roll_back(summary, options)
+    c = summary.counts
+    outcome = "stopped" if summary.stopped else "failed" if summary.not_done else "completed"
+    events.emit(
+        "fleet.rollout.finished",
+        name,
+        outcome=outcome,
+        created=c.created,
+        failed=c.failed,
+        unknown=c.in_flight,
+        running=c.running,
+        total=c.total,
+        stopped=summary.stopped,
+        rolled_back=summary.rolled_back,
+    )
     if summary.not_done:
-        c = summary.counts
+        why = f"stopped: {summary.stopped}; " if summary.stopped else ""
         return Failed(
             message=(
-                f"{summary.not_done} of {c.total} servers not done: {c.created} created, "
+                f"{why}{summary.not_done} of {c.total} servers not done: {c.created} created, "
                 f"{c.failed} failed, {c.in_flight} unknown; see {summary.results}"
             ),
             data=summary,

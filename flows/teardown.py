@@ -11,6 +11,7 @@ from fleet.errors import FleetError
 from fleet.options import TeardownOptions
 from fleet.side import SideResource, find_side
 from fleet.teardown import TeardownReport, TeardownTarget, teardown, teardown_targets
+from flows import events
 from flows.artifacts import markdown_table
 from flows.runtime import artifact_key, open_runtime, resolve_credentials, runtime
 
@@ -63,7 +64,11 @@ def _rows(report: TeardownReport) -> list[dict[str, str]]:
     )
 
 
-@flow(name="teardown-fleet", description="Stop and terminate every server of a rollout.")
+@flow(
+    name="teardown-fleet",
+    description="Stop and terminate every server of a rollout.",
+    flow_run_name=events.teardown_run_name,
+)
 async def teardown_fleet(
     rollout: str,
     options: TeardownOptions = TeardownOptions(),  # noqa: B008 (frozen: shared safely)
@@ -82,6 +87,7 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
     logger = get_run_logger()
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=not options.dry_run) as rt:
+        await events.tag_run(rollout)
         targets = await find(rt.key, options)
         lost = [t.name for t in targets if not t.recorded]
         logger.info(

@@ -2,129 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
-from types import TracebackType
+from collections.abc import Iterable, Sequence
 
-import sqlalchemy as sa
-
-from fleet.config import LedgerLocation
-from fleet.errors import LedgerError, NcpError
+from fleet.errors import NcpError
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, ServerStatus, State, TeardownState
 
-from . import leases, outcomes, planning, queries, tracking
-from .model import Binding, Instance, LeaseInfo, PlanDelta, Record, RolloutCounts
+from . import leases, outcomes, planning, tracking
+from .base import DEFAULT_LEDGER
+from .holds import Holds
+from .model import PlanDelta
 from .outcomes import Found
+from .reads import Reads
 from .rows import iso
-from .schema import instances, rates, rollouts, servers
-from .schema import leases as lease_table
-from .store import Database, open_database
 
 __all__ = ["DEFAULT_LEDGER", "Ledger"]
 
-DEFAULT_LEDGER = Path(".fleet") / "ledger.db"
 
-
-class Ledger:
+class Ledger(Holds, Reads):
     """A ledger of rollouts (SQLite file or PostgreSQL URL); safe to share between threads."""
-
-    def __init__(
-        self,
-        location: str | os.PathLike[str] | LedgerLocation = DEFAULT_LEDGER,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.db: Database = open_database(location)
-        self._clock = clock
-
-    @property
-    def shown(self) -> str:
-        """Return where the ledger is, as it may be shown (a URL's password redacted)."""
-        return self.db.shown
-
-    def __repr__(self) -> str:
-        return f"Ledger({self.shown!r})"
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the database connections."""
-        self.db.close()
-
-    def now(self) -> float:
-        """Return the ledger's clock (epoch seconds)."""
-        return self._clock()
-
-    def _stamp(self) -> str:
-        return iso(self._clock())
-
-    # -- bindings and leases ----------------------------------------------------------------
-
-    def bind(self, binding: Binding, *, rebind: bool = False) -> Binding:
-        """Bind a rollout to an endpoint and account, or check it is already bound to them."""
-        with self.db.transaction() as conn:
-            return leases.bind(conn, self._stamp(), binding, rebind=rebind)
-
-    def binding(self, rollout: str) -> Binding | None:
-        """Return where a rollout's servers live, if it was ever run."""
-        with self.db.transaction() as conn:
-            return leases.read_binding(conn, rollout)
-
-    def acquire(self, rollout: str, owner: str, holder: str, ttl: float) -> LeaseInfo:
-        """Take a rollout's lease (raise LeaseHeld, naming the holder, if another run has it)."""
-        with self.db.transaction() as conn:
-            return leases.acquire(conn, self._clock(), rollout, owner, holder, ttl)
-
-    def renew(self, rollout: str, owner: str, ttl: float) -> None:
-        """Push this run's lease expiry forward (raise LeaseLost if it was taken)."""
-        with self.db.transaction() as conn:
-            leases.renew(conn, self._clock(), rollout, owner, ttl)
-
-    def release(self, rollout: str, owner: str) -> None:
-        """Give this run's lease up."""
-        with self.db.transaction() as conn:
-            leases.release(conn, rollout, owner)
-
-    def lease(self, rollout: str) -> LeaseInfo | None:
-        """Return who holds a rollout's lease, if anyone does (expired leases included)."""
-        with self.db.transaction() as conn:
-            return leases.read_lease(conn, rollout)
-
-    # -- rates -------------------------------------------------------------------------------
-
-    def remember_rate(self, endpoint: str, account: str, rate: float) -> None:
-        """Keep the call rate a gateway allowed this account, for the next run to start near."""
-        with self.db.transaction() as conn:
-            conn.execute(
-                rates.delete().where(rates.c.endpoint == endpoint, rates.c.account == account)
-            )
-            conn.execute(
-                rates.insert().values(
-                    endpoint=endpoint, account=account, rate=rate, found_at=self._stamp()
-                )
-            )
-
-    def known_rate(self, endpoint: str, account: str) -> float | None:
-        """Return the rate the last run found for this endpoint and account, if any."""
-        with self.db.transaction() as conn:
-            row = conn.execute(
-                sa.select(rates.c.rate).where(
-                    rates.c.endpoint == endpoint, rates.c.account == account
-                )
-            ).first()
-        return None if row is None else float(row.rate)
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -258,53 +154,3 @@ class Ledger:
         with self.db.transaction() as conn:
             stamp = self._stamp()
             tracking.set_teardown(conn, stamp, rollout, instance_nos, state, message=message)
-
-    # -- reading -------------------------------------------------------------------------------
-
-    def records(self, rollout: str) -> list[Record]:
-        """Return every server of a rollout, in inventory order."""
-        with self.db.transaction() as conn:
-            return queries.records(conn, rollout)
-
-    def record(self, rollout: str, name: str) -> Record | None:
-        """Return one server's row, if the rollout has it."""
-        with self.db.transaction() as conn:
-            return queries.record(conn, rollout, name)
-
-    def instances(self, rollout: str) -> list[Instance]:
-        """Return every NCP instance the rollout owns."""
-        with self.db.transaction() as conn:
-            return queries.instances_of(conn, rollout)
-
-    def counts(self, rollout: str) -> RolloutCounts:
-        """Return a rollout's servers per state."""
-        with self.db.transaction() as conn:
-            return queries.counts(conn, rollout)
-
-    def rollouts(self) -> list[str]:
-        """Return the names of every rollout in the ledger."""
-        with self.db.transaction() as conn:
-            return queries.rollout_names(conn)
-
-    def forget(self, rollout: str, *, unbound_is_rehearsal: bool = False) -> None:
-        """Delete a rehearsal rollout's records (its simulator, and servers, are gone).
-
-        ``unbound_is_rehearsal``: a rollout bound nowhere (from before bindings existed) counts
-        as a rehearsal; only for the rehearsal ledger itself.
-
-        Raises:
-            LedgerError: the rollout is not bound to a rehearsal: real servers are never forgotten.
-
-        """
-        with self.db.transaction() as conn:
-            binding = leases.read_binding(conn, rollout)
-            known = conn.execute(
-                sa.select(servers.c.name).where(servers.c.rollout == rollout).limit(1)
-            ).first()
-            rehearsal = unbound_is_rehearsal if binding is None else binding.rehearsal
-            if known is not None and not rehearsal:
-                raise LedgerError(
-                    f"rollout {rollout!r} is not a rehearsal: its record is never deleted"
-                )
-            for table in (servers, instances, rollouts, lease_table):
-                conn.execute(table.delete().where(table.c.rollout == rollout))

@@ -203,26 +203,38 @@ def record_created(
         )
     )
     if result.rowcount != 1:
-        row = conn.execute(
-            sa.select(servers.c.state, servers.c.instance_no).where(where_server(rollout, name))
-        ).first()
-        if row is None or row.state != State.CREATED.value:
-            require_one(conn, result, rollout, name, "in flight")
-            return
-        known = {row.instance_no}
-        extra = [f for f in ordered if f.instance_no not in known]
-        for found in extra:
-            _add_instance(conn, stamp, rollout, name, found, Role.DUPLICATE, origin)
-        if extra:
-            conn.execute(
-                servers.update()
-                .where(where_server(rollout, name))
-                .values(duplicates=servers.c.duplicates + len(extra), updated_at=stamp)
-            )
+        _keep_late(conn, stamp, rollout, name, ordered, origin, result)
         return
     for index, found in enumerate(ordered):
         role = Role.PRIMARY if index == 0 else Role.DUPLICATE
         _add_instance(conn, stamp, rollout, name, found, role, origin)
+
+
+def _keep_late(
+    conn: sa.Connection,
+    stamp: str,
+    rollout: str,
+    name: str,
+    ordered: Sequence[Found],
+    origin: str,
+    result: sa.CursorResult[Any],
+) -> None:
+    """Keep numbers found for a row settled meanwhile as its duplicates; else it is a conflict."""
+    row = conn.execute(
+        sa.select(servers.c.state, servers.c.instance_no).where(where_server(rollout, name))
+    ).first()
+    if row is None or row.state != State.CREATED.value:
+        require_one(conn, result, rollout, name, "in flight")
+        return
+    extra = [f for f in ordered if f.instance_no != row.instance_no]
+    for found in extra:
+        _add_instance(conn, stamp, rollout, name, found, Role.DUPLICATE, origin)
+    if extra:
+        conn.execute(
+            servers.update()
+            .where(where_server(rollout, name))
+            .values(duplicates=servers.c.duplicates + len(extra), updated_at=stamp)
+        )
 
 
 def _error_values(error: NcpError, kind: ErrorKind | None = None) -> dict[str, Any]:

@@ -32,46 +32,54 @@ _UNPROCESSED = (ErrorKind.RETRYABLE.value, ErrorKind.THROTTLED.value)
 @dataclass
 class _Sorted:
     new: list[ServerSpec] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
+    changed: list[ServerSpec] = field(default_factory=list)  # created; reported, not redone
     replanned: list[ServerSpec] = field(default_factory=list)  # parameters replaced
     retried: list[ServerSpec] = field(default_factory=list)  # failed before, planned again
     renewed: list[ServerSpec] = field(default_factory=list)  # torn down, planned again
-    held: list[str] = field(default_factory=list)
+    held: list[ServerSpec] = field(default_factory=list)  # changed, but a create may be out
     moved: list[ServerSpec] = field(default_factory=list)  # same call, new file/line/location
 
     def delta(self, removed: tuple[str, ...]) -> PlanDelta:
+        def names(specs: list[ServerSpec]) -> tuple[str, ...]:
+            return tuple(s.name for s in specs)
+
         return PlanDelta(
-            new=tuple(s.name for s in self.new),
-            changed=tuple(self.changed),
-            replanned=tuple(s.name for s in self.replanned),
+            new=names(self.new),
+            changed=names(self.changed),
+            replanned=names(self.replanned),
             removed=removed,
-            held=tuple(self.held),
-            retried=tuple(s.name for s in self.retried),
-            renewed=tuple(s.name for s in self.renewed),
+            held=names(self.held),
+            retried=names(self.retried),
+            renewed=names(self.renewed),
         )
 
 
-def _sort(row: Any, spec: ServerSpec, retry_failed: bool, out: _Sorted) -> None:
-    same = row.params_hash == spec.params_hash
+def _bucket(row: Any, same: bool, moved: bool, retry_failed: bool) -> str | None:
+    """Return which list of _Sorted a known server goes to (None: nothing to do)."""
     if row.state == State.CREATED:
         if row.teardown == TeardownState.TERMINATED:
-            out.renewed.append(spec)
-        elif not same:
-            out.changed.append(spec.name)
-        elif (row.file, row.line, row.region, row.vpc_no) != _where(spec):
-            out.moved.append(spec)
-    elif row.state == State.IN_FLIGHT or (
-        row.state == State.FAILED and row.error_kind == ErrorKind.AMBIGUOUS
-    ):
-        if not same:
-            out.held.append(spec.name)
-    elif row.state == State.FAILED and row.error_kind not in _UNPROCESSED:
-        if not same or retry_failed:
-            out.retried.append(spec)
-    elif not same:
-        out.replanned.append(spec)
-    elif (row.file, row.line, row.region, row.vpc_no) != _where(spec):
-        out.moved.append(spec)
+            return "renewed"
+        return "changed" if not same else "moved" if moved else None
+    if _unsettled(row):
+        return None if same else "held"
+    if row.state == State.FAILED and row.error_kind not in _UNPROCESSED:
+        return "retried" if not same or retry_failed else None
+    return "replanned" if not same else "moved" if moved else None
+
+
+def _sort(row: Any, spec: ServerSpec, retry_failed: bool, out: _Sorted) -> None:
+    moved = (row.file, row.line, row.region, row.vpc_no) != _where(spec)
+    bucket = _bucket(row, row.params_hash == spec.params_hash, moved, retry_failed)
+    if bucket is not None:
+        getattr(out, bucket).append(spec)
+
+
+def _unsettled(row: Any) -> bool:
+    """Whether a create of this row may be out (it must be settled before any change)."""
+    return bool(
+        row.state == State.IN_FLIGHT
+        or (row.state == State.FAILED and row.error_kind == ErrorKind.AMBIGUOUS)
+    )
 
 
 def _where(spec: ServerSpec) -> tuple[str, int, str, str]:

@@ -42,6 +42,8 @@ the draw, and reaches any action (see ``faults``). What each kind does:
 - ``late_commit`` (creates only): 504 Endpoint Timeout at once; the backend commits the servers
   ``late_commit_seconds`` later, and reads see them from then plus the listing lag.
 - ``bad_body``: done, then a 200 whose body is cut in half: not readable JSON.
+- ``never_ready`` (creates only): done and answered as usual, but the servers never boot: they
+  stay CREAT with operation SETUP (a broken image, a spec sold out in the zone).
 - ``error_500``: done, then 500 errorCode 900 Unexpected Error.
 Kinds after "done" fire only when the action succeeded; a refused call answers its own error and
 leaves the rule in place.
@@ -294,7 +296,7 @@ class SimulatorApp:
             raise ApiError.gateway(503, "500", "Endpoint Error", details=None)
         if creating is not None:
             delay = self.config.late_commit_seconds if fault == "late_commit" else 0.0
-            answer = self.state.create(creating, commit_delay=delay)
+            answer = self.state.create(creating, commit_delay=delay, boots=fault != "never_ready")
         else:
             answer = self.handlers[action](params)
         self._played(request, rule, fault)

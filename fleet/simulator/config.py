@@ -35,6 +35,7 @@ FAULT_KINDS: Final = (
     "late_commit",
     "bad_body",
     "error_500",
+    "never_ready",
 )
 
 
@@ -80,6 +81,9 @@ class SimulatorConfig:
     )
     bad_body: float = _setting(0.0, "fraction of creates answered 200 with unreadable JSON")
     error_500: float = _setting(0.0, "fraction of creates answered 500 (900) after creating")
+    never_ready: float = _setting(
+        0.0, "fraction of creates answered as usual whose servers never boot (stay CREAT/SETUP)"
+    )
     slow_seconds: float = _setting(30.0, "delay of a slow answer")
     late_commit_seconds: float = _setting(20.0, "delay before a late_commit create commits")
     list_lag: float = _setting(0.0, "seconds before a committed server shows in any read")

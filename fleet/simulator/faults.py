@@ -66,8 +66,8 @@ def _parse_rule(item: Any, actions: Collection[str], regions: Collection[str]) -
         raise ValueError(f"action {action!r} is not an API action of the simulator")
     if not isinstance(fault, str) or fault not in FAULT_KINDS:
         raise ValueError(f"fault {fault!r} is not one of {', '.join(FAULT_KINDS)}")
-    if fault == "late_commit" and action != CREATE:
-        raise ValueError(f"late_commit is a fault of {CREATE} only")
+    if fault in ("late_commit", "never_ready") and action != CREATE:
+        raise ValueError(f"{fault} is a fault of {CREATE} only")
     if isinstance(times, bool) or not isinstance(times, int) or times < 1:
         raise ValueError(f"times must be an integer >= 1, not {times!r}")
     if name is not None and not isinstance(name, str):

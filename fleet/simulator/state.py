@@ -150,11 +150,14 @@ class SimulatorState:
 
     # -- creating ------------------------------------------------------------------------------
 
-    def create(self, request: CreateRequest, *, commit_delay: float = 0.0) -> dict[str, Any]:
+    def create(
+        self, request: CreateRequest, *, commit_delay: float = 0.0, boots: bool = True
+    ) -> dict[str, Any]:
         """Create the servers of a validated call and answer like NCP (status INIT).
 
         With ``commit_delay`` the backend commits them that many seconds from now: the servers
         count against the account limit at once, but exist for reads only from then (plus lag).
+        Servers that do not ``boots`` stay CREAT (operation SETUP) for good.
         """
         now = self.clock()
         cfg = self.config
@@ -168,7 +171,7 @@ class SimulatorState:
             Step(commit, ServerStatus.INIT, Operation.NULL),
             Step(commit + cfg.create_seconds, ServerStatus.CREAT, Operation.SETUP),
             Step(commit + cfg.create_seconds + cfg.setup_seconds, ServerStatus.RUN, Operation.NULL),
-        ]
+        ][: 3 if boots else 2]
         made: list[dict[str, Any]] = []
         for i in range(request.count):
             no = self.book.number()

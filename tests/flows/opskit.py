@@ -44,15 +44,13 @@ def start(args: list[str], cwd: Path, **extra: str) -> subprocess.Popen[str]:
     )
 
 
-def run(
-    args: list[str], cwd: Path, timeout: float = 180, **extra: str
-) -> subprocess.CompletedProcess[str]:
-    """Run ``fleet ARGS`` to the end in its own process."""
+def run(args: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run ``fleet ARGS`` to the end in its own process (3 minutes at most)."""
     return subprocess.run(
         [sys.executable, "-m", "flows", *args],
         cwd=cwd,
         env=fleet_env(**extra),
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=180,
     )

@@ -43,7 +43,7 @@ def test_deployment_runs_on_a_process_worker(sim: RunningSimulator, tmp_path: Pa
 
     run_coro_as_sync(make_pool())
     ledger = tmp_path / "ledger.db"
-    provision_fleet.from_source(
+    provision_fleet.from_source(  # type: ignore[union-attr]  # the sync form, here
         source=str(ROOT), entrypoint="flows/provision.py:provision_fleet"
     ).deploy(
         name="rehearsal",
@@ -74,7 +74,7 @@ def test_deployment_runs_on_a_process_worker(sim: RunningSimulator, tmp_path: Pa
 
     async def final_state() -> object:
         async with get_client() as client:
-            return (await client.read_flow_run(flow_run.id)).state
+            return (await client.read_flow_run(flow_run.id)).state  # type: ignore[union-attr]
 
     state = run_coro_as_sync(final_state())
     assert state is not None

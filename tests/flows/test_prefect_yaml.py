@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 import yaml
+from prefect import Flow
 
 from flows.provision import provision_fleet
 from flows.teardown import teardown_fleet
 
 ROOT = Path(__file__).resolve().parents[2]
-FLOWS = {
+FLOWS: dict[str, Flow[..., Any]] = {
     "flows/provision.py:provision_fleet": provision_fleet,
     "flows/teardown.py:teardown_fleet": teardown_fleet,
 }

@@ -61,7 +61,7 @@ async def test_demo_rollout_completes_with_results_and_artifacts(
         inventories=[DEMO], rollout="flow-demo", options=options, return_state=True
     )
     assert state.is_completed(), state.message
-    summary = await state.result()
+    summary = await state.aresult()
     assert isinstance(summary, RolloutSummary)
     c = summary.counts
     assert c.created == c.total == c.running == 16
@@ -110,6 +110,7 @@ async def test_secret_key_appears_nowhere(sim: RunningSimulator, tmp_path: Path)
     )
     assert state.is_completed()
     async with get_client() as client:
+        assert state.state_details.flow_run_id is not None
         run = await client.read_flow_run(state.state_details.flow_run_id)
         logs = await client.read_logs()
         artifacts = await client.read_artifacts()

@@ -52,7 +52,7 @@ def test_serve_registers_a_scheduled_provision_and_a_teardown(tmp_path: Path) ->
 
     async def deployments() -> dict[str, object]:
         async with get_client() as client:
-            found = {}
+            found: dict[str, object] = {}
             for name in ("provision-fleet/nightly", "teardown-fleet/nightly"):
                 with contextlib.suppress(ObjectNotFound):  # not registered yet
                     found[name] = await client.read_deployment_by_name(name)

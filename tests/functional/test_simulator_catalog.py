@@ -378,7 +378,7 @@ def test_structural_problems_are_reported_before_references(api: Api) -> None:
 
 # -- catalog files -----------------------------------------------------------------------------
 
-SMALL = {
+SMALL: dict[str, Any] = {
     "regions": [{"regionCode": "KR", "zones": [{"zoneCode": "KR-1"}]}],
     "vpcs": [{"vpcNo": "7", "ipv4CidrBlock": "192.168.0.0/16"}],
     "subnets": [{"subnetNo": "8", "vpcNo": "7", "zoneCode": "KR-1", "subnet": "192.168.1.0/24"}],

@@ -109,7 +109,7 @@ def test_settings_round_trip_through_the_command_line() -> None:
         "storage_outlives_server": False,
         "catalog": "inventories/catalog.json",  # a path, never opened here
     }
-    config = SimulatorConfig(access_key="a", secret_key="s", **changed)
+    config = SimulatorConfig(access_key="a", secret_key="s", **changed)  # type: ignore[arg-type]
     args = build_parser().parse_args(settings_argv(config))
     keys = {"FLEET_SIM_ACCESS_KEY": "a", "FLEET_SIM_SECRET_KEY": "s"}
     assert config_from_args(args, env=keys) == config

@@ -122,6 +122,14 @@ def test_late_commit_answers_504_then_commits_later_plus_the_lag(api: Api) -> No
     assert api.status(no) == ("INIT", "NULL")
 
 
+def test_never_ready_creates_a_server_that_never_boots(api: Api) -> None:
+    """A never_ready create is answered as usual; its server stays CREAT/SETUP for good."""
+    api.sim.faults({"action": CREATE, "fault": "never_ready"})
+    created = api.ok(CREATE, VALID)["serverInstanceList"][0]
+    CLOCK.advance(BASE.create_seconds + BASE.setup_seconds + 3600)
+    assert api.status(created["serverInstanceNo"]) == ("CREAT", "SETUP")
+
+
 # -- rules on demand ---------------------------------------------------------------------------
 
 

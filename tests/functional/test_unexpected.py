@@ -31,7 +31,8 @@ class AfterSending(httpx.AsyncBaseTransport):
 
     def __init__(self, victim: str, error: Exception) -> None:
         self.inner = httpx.AsyncHTTPTransport()
-        self.victim, self.error = victim, error
+        self.victim = victim
+        self.error: Exception | None = error
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ BASE_PARAMS = (
 )
 
 
-def table(*rows: dict[str, str | None]) -> str:
+def table(*rows: Mapping[str, str | None]) -> str:
     """Return CSV text with BASE's cells overridden per row (None drops the column)."""
     merged = [{**BASE, **row} for row in rows]
     every = dict.fromkeys(key for row in merged for key in row)
@@ -250,7 +250,7 @@ def test_inventories_are_parsed_once_per_process_unless_edited(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The command line and its flow load the same files: the second load reuses the first."""
-    import fleet.inventory as inventory
+    from fleet.inventory import sheets
 
     path = tmp_path / "once.csv"
     path.write_text(
@@ -258,13 +258,13 @@ def test_inventories_are_parsed_once_per_process_unless_edited(
         "once,2,1,s2-g3,7,8\n"
     )
     reads: list[object] = []
-    real = inventory.read_sheets
+    real = sheets.read_sheets
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         reads.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(inventory, "read_sheets", counting)
+    monkeypatch.setattr("fleet.inventory.read_sheets", counting)
     first = load_inventories([path])
     again = load_inventories([str(path)])
     path.write_text(path.read_text().replace("once,2", "once,3"))  # same size, same instant

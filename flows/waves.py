@@ -1,0 +1,163 @@
+"""A staged rollout in the flow: the canary, then wave after wave, each waited for, on a budget.
+
+One task run per stage (``canary``, ``wave-02`` ...), never one per server. After each stage
+its failures (refused creates, servers never ready) are counted against the budget; the canary
+may fail nothing. Between stages the rollout may pause for approval (flows.approval).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from fleet.ledger import Record, State
+from fleet.options import ProvisionOptions
+from fleet.provisioner import Provisioner
+from fleet.readiness import WaitReport, wait_running
+from fleet.spec import ServerSpec
+from fleet.staging import Budget, Size, Stage, resize_next
+from fleet.summary import WaveOutcome
+from flows import approval, events
+from flows.retries import infrastructure_only
+from flows.runtime import Runtime, runtime
+
+__all__ = ["run_stages", "run_wave"]
+
+
+def _outcome(name: str, records: Sequence[Record], report: WaitReport) -> WaveOutcome:
+    return WaveOutcome(
+        name=name,
+        servers=len(records),
+        sent=sum(1 for r in records if r.attempts or r.state == State.CREATED),
+        created=sum(1 for r in records if r.state == State.CREATED),
+        failed=sum(1 for r in records if r.state == State.FAILED),
+        not_ready=len(report.failed) + len(report.timed_out),
+        ready=len(report.running),
+    )
+
+
+@task(
+    name="wave",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=infrastructure_only,
+)
+async def run_wave(
+    key: str,
+    name: str,
+    specs: list[ServerSpec],
+    options: ProvisionOptions,
+    spent: tuple[int, int],
+) -> WaveOutcome:
+    """Create one stage's servers (until the budget is spent), then wait until they run."""
+    rt = runtime(key)
+    failed_before, sent_before = spent
+    budget = Budget(Size.parse("0", zero=True)) if name == "canary" else options.budget
+    done0, failed0 = rt.progress.done, rt.progress.failed
+
+    def stop() -> bool:
+        failed = failed_before + rt.progress.failed - failed0
+        return budget.exceeded(failed, sent_before + rt.progress.done - done0)
+
+    engine = Provisioner(rt.client, rt.ledger, rt.rollout, rt.owner, options, progress=rt.progress)
+    try:
+        await engine.provision(specs, stop=stop)
+    finally:
+        rt.lookups += engine.lookups
+    names = {s.name for s in specs}
+    report = await wait_running(
+        rt.client,
+        rt.ledger,
+        rt.rollout,
+        names=names,
+        time_limit=options.wait_timeout,
+        interval=options.poll_interval,
+        settle=options.settle,
+    )
+    records = [
+        r for r in await rt.ledger.run(rt.ledger.sync.records, rt.rollout) if r.name in names
+    ]
+    events.failed_servers(rt.rollout, records)
+    return _outcome(name, records, report)
+
+
+def _so_far(rollout: str, outcomes: Sequence[WaveOutcome], next_stage: Stage) -> str:
+    lines = [
+        f"# Rollout `{rollout}`: approve the next wave?",
+        "",
+        "| stage | servers | sent | created | failed | not ready | ready |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {w.name} | {w.servers} | {w.sent} | {w.created} | {w.failed} | {w.not_ready} "
+        f"| {w.ready} |"
+        for w in outcomes
+    ]
+    lines += ["", f"Next: **{next_stage.name}**, {len(next_stage.specs)} servers."]
+    return "\n".join(lines)
+
+
+def _stop_reason(
+    stage: Stage, outcome: WaveOutcome, options: ProvisionOptions, spent: tuple[int, int]
+) -> str | None:
+    failed, sent = spent
+    if stage.canary and outcome.failures:
+        return (
+            f"the canary failed: {outcome.failed} refused, {outcome.not_ready} never ready, "
+            f"of {outcome.servers}; nothing more was sent"
+        )
+    if options.budget.exceeded(failed, sent) or outcome.sent < outcome.servers:
+        return (
+            f"the failure budget ({options.max_failures}) is spent: {failed} failures in "
+            f"{sent} servers sent; nothing more was sent"
+        )
+    return None
+
+
+async def run_stages(
+    rt: Runtime, work: Sequence[ServerSpec], options: ProvisionOptions
+) -> tuple[list[WaveOutcome], str | None]:
+    """Run the canary and the waves in order; return each stage's outcome and why it stopped."""
+    stages = options.stages(work)
+    outcomes: list[WaveOutcome] = []
+    failed = sent = 0
+    index = 0
+    while index < len(stages):
+        stage = stages[index]
+        call = run_wave.with_options(name=stage.name)
+        outcome = await call(rt.key, stage.name, list(stage.specs), options, (failed, sent))
+        outcomes.append(outcome)
+        failed, sent = failed + outcome.failures, sent + outcome.sent
+        events.emit("fleet.wave.completed", rt.rollout, **_fields(outcome))
+        reason = _stop_reason(stage, outcome, options, (failed, sent))
+        if reason is not None:
+            return outcomes, reason
+        index += 1
+        if index < len(stages) and _approval_after(stage, options):
+            events.emit(
+                "fleet.rollout.paused", rt.rollout, after=stage.name, failed=failed, sent=sent
+            )
+            decision = await approval.ask(
+                rt.rollout,
+                f"after-{stage.name}",
+                _so_far(rt.rollout, outcomes, stages[index]),
+                options.approve_patience,
+                options.poll_interval,
+            )
+            if not decision.approve:
+                return outcomes, f"aborted at the approval after {stage.name}"
+            if decision.next_wave:
+                stages = resize_next(stages, index, Size.parse(decision.next_wave))
+    return outcomes, None
+
+
+def _approval_after(stage: Stage, options: ProvisionOptions) -> bool:
+    return options.approve == "waves" or (options.approve == "canary" and stage.canary)
+
+
+def _fields(outcome: WaveOutcome) -> dict[str, object]:
+    return {name: getattr(outcome, name) for name in WaveOutcome.__dataclass_fields__}
