@@ -233,15 +233,26 @@ async def load(catalog: Catalog, rows: Sequence[Row]) -> list[Row]:
         default = catalog.default_region()
         rows = [r if r.region else replace(r, region=default) for r in rows]
     usable = [r for r in rows if region_known(r, catalog)]
+    await _named_objects(catalog, usable)
+    await _dependent_objects(catalog, usable)
+    return list(rows)
+
+
+async def _named_objects(catalog: Catalog, rows: Sequence[Row]) -> None:
+    """Round 1: every object the rows name, one read per kind and region."""
     wanted: dict[tuple[Resource, str], set[str]] = defaultdict(set)
-    for row in usable:
+    for row in rows:
         for _, kind, value in row.references():
             wanted[(kind, row.region)].add(value)
     for (kind, region), keys in sorted(wanted.items()):
         await catalog.load(kind, region, keys)
+
+
+async def _dependent_objects(catalog: Catalog, rows: Sequence[Row]) -> None:
+    """Round 2: the subnets of the interfaces named; specs and products per image and zone."""
     nic_subnets: dict[str, set[str]] = defaultdict(set)
     fits: dict[tuple[Resource, str, str], list[tuple[str, str]]] = {}
-    for row in usable:
+    for row in rows:
         for _, kind, value in row.references():
             nic = catalog.get(kind, row.region, value) if kind is Resource.NIC else None
             if isinstance(nic, NetworkInterface) and nic.subnet_no:
@@ -252,4 +263,3 @@ async def load(catalog: Catalog, rows: Sequence[Row]) -> list[Row]:
         await catalog.load(Resource.SUBNET, region, subnets)
     for (kind, region, scope), params in sorted(fits.items()):
         await catalog.load(kind, region, (), scope=scope, params=params)
-    return list(rows)
