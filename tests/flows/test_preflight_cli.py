@@ -74,6 +74,24 @@ def test_provision_stops_at_a_bad_reference_before_any_create(sim: RunningSimula
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
+def test_a_staged_rollout_stops_at_a_bad_reference_before_its_canary(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """With a canary, a spec that does not fit the image is named in the plan: no canary made."""
+    path = tmp_path / "staged.csv"
+    path.write_text(
+        "serverName,serverCreateCount,serverImageNo,serverSpecCode,vpcNo,subnetNo\n"
+        "app,10,25495367,s2-g3,75001,75101\n"
+        "bad,10,25495367,s2-g2-s50,75001,75101\n"
+    )
+    result = runner.invoke(app, ["provision", str(path), "--endpoint", sim.url, "--canary", "4"])
+    assert result.exit_code == 2, result.output
+    assert f"{path}:3: serverSpecCode: does not run server image 25495367" in result.output
+    assert creates(sim) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
 def test_teardown_lists_and_returns_public_ips_and_disks(
     sim: RunningSimulator, tmp_path: Path
 ) -> None:
