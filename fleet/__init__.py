@@ -1,7 +1,8 @@
 """fleet: batch server provisioning for NAVER Cloud Platform.
 
 The library is async and knows nothing of Prefect: inventory -> plan -> rate-limited, retried,
-signed client -> ledger. The flows in ``flows/`` orchestrate it.
+signed client -> ledger, with a preflight of every reference through NCP's read APIs before any
+create. The flows in ``flows/`` orchestrate it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fleet.errors import (
     LedgerError,
     NcpError,
     PermanentError,
+    PreflightError,
     Problem,
     RetryableError,
     RolloutError,
@@ -29,6 +31,7 @@ from fleet.errors import (
 from fleet.inventory import load_inventories, validate_inventories
 from fleet.ledger import DEFAULT_LEDGER, AsyncLedger, Ledger, Record
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
+from fleet.preflight import PreflightReport, preflight
 from fleet.provisioner import Progress, Provisioner
 from fleet.ratelimit import AdaptiveRateLimiter, Limiter
 from fleet.readiness import wait_running
@@ -64,6 +67,8 @@ __all__ = [
     "NcpError",
     "Operation",
     "PermanentError",
+    "PreflightError",
+    "PreflightReport",
     "Problem",
     "Progress",
     "ProvisionOptions",
@@ -84,6 +89,7 @@ __all__ = [
     "ThrottledError",
     "load_credentials",
     "load_inventories",
+    "preflight",
     "resolve_endpoint",
     "results_path",
     "sign",

@@ -5,7 +5,8 @@
     ├── InventoryError       an inventory failed validation; carries every problem found
     ├── RolloutError         a rollout cannot start safely (a name someone else owns, ...)
     │   ├── LeaseHeld        another run holds the rollout: says who, and since when
-    │   └── BindingError     the rollout lives at another endpoint or in another account
+    │   ├── BindingError     the rollout lives at another endpoint or in another account
+    │   └── PreflightError   references NCP would refuse (every one listed), or a read that failed
     ├── RunAborted           a run stopped part-way (ledger or lease lost): rerun to finish
     ├── LedgerError          the ledger cannot be opened, read or written (corrupt, foreign, lost)
     │   ├── LedgerConflict   a compare-and-set found a row changed under us: nothing was sent
@@ -39,6 +40,7 @@ __all__ = [
     "LedgerError",
     "NcpError",
     "PermanentError",
+    "PreflightError",
     "Problem",
     "RetryableError",
     "RolloutError",
@@ -86,6 +88,22 @@ class LeaseHeld(RolloutError):
 
 class BindingError(RolloutError):
     """The rollout's servers live at another endpoint or in another account than this run's."""
+
+
+class PreflightError(RolloutError):
+    """The inventory names what NCP does not hold, or a read API failed; nothing was sent.
+
+    ``problems`` lists every bad reference, each located like a validation problem; it is empty
+    when the check could not be done at all (``message`` says which read failed).
+    """
+
+    def __init__(self, problems: Sequence[Problem], message: str | None = None) -> None:
+        self.problems = list(problems)
+        self.message = message
+        super().__init__(message or "\n".join(str(p) for p in self.problems))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.problems, self.message))
 
 
 class RunAborted(FleetError):

@@ -112,6 +112,11 @@ class ProvisionOptions(RunOptions):
     max_create_attempts: int = Field(
         3, ge=1, description="Creates sent per server, counting only those surely not made."
     )
+    preflight: bool = Field(
+        True,
+        description="Check every image, spec, network, ACG, key ... the inventories name through "
+        "NCP's read APIs before anything is sent.",
+    )
     chunk_size: int | None = Field(None, ge=1, description="Servers per Prefect task run.")
     results: str | None = Field(None, description="Results CSV path.")
     canary: str | None = Field(

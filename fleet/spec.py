@@ -19,6 +19,10 @@ class ServerSpec:
     # (1-based flattened lists, lower-case booleans), serverCreateCount=1 and this serverName
     # included; responseFormatType excluded (the client owns it).
     params: tuple[tuple[str, str], ...]
+    # Where the row skips a list index, its items are renumbered 1, 2, ... on the wire: the
+    # (sent, written) item prefixes, e.g. ("networkInterfaceList.2", "networkInterfaceList.3").
+    # Empty when nothing was renumbered; one tuple shared by every server of the row.
+    renumbered: tuple[tuple[str, str], ...] = ()
 
     @property
     def params_hash(self) -> str:
@@ -32,6 +36,19 @@ class ServerSpec:
             if name == key:
                 return value
         return ""
+
+    def column(self, key: str) -> str:
+        """Return the inventory column a sent parameter came from (its list index as written).
+
+        ``networkInterfaceList.1.accessControlGroupNoList.2`` came from the cell
+        ``networkInterfaceList.1.accessControlGroupNoList``, which holds every ACG of that NIC.
+        """
+        parts = key.split(".")
+        if len(parts) < 3:
+            return key
+        item = f"{parts[0]}.{parts[1]}"
+        item = next((written for sent, written in self.renumbered if sent == item), item)
+        return f"{item}.{parts[2]}"
 
     @property
     def vpc_no(self) -> str:

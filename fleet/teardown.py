@@ -8,6 +8,9 @@ refused is never a lost create, and a server carrying a planned name that this r
 sent is someone else's: both are left alone.
 
 What to do with each server is ``decide``: a pure table from what NCP says of it.
+
+What the creates made beside the servers (public IPs, extra disks: ``side``) is found before
+anything is stopped, and returned once the servers it was made with are gone.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .ledger import AsyncLedger, Record, State, TeardownState
 from .options import TeardownOptions
 from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
 from .provisioner import found_from
+from .side import SideResource, find_side, return_side
 from .states import Operation, ServerStatus
 from .survey import in_send_window
 
@@ -99,6 +103,9 @@ class TeardownReport:
     protected: list[str] = field(default_factory=list)  # left alone: termination protection
     failed: dict[str, str] = field(default_factory=dict)  # name -> why
     timed_out: dict[str, str] = field(default_factory=dict)  # name -> last status
+    # Public IPs and extra disks of the terminated servers: returned, or still billed and why.
+    returned: list[SideResource] = field(default_factory=list)
+    side_left: dict[SideResource, str] = field(default_factory=dict)
 
 
 def lost_create(record: Record) -> bool:
@@ -137,6 +144,7 @@ class _Round:
     """One teardown's state between rounds."""
 
     pending: dict[str, TeardownTarget]
+    gone: set[str] = field(default_factory=set)  # instance numbers taken for terminated
     misses: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     last: dict[str, str] = field(default_factory=dict)
@@ -176,6 +184,8 @@ async def teardown(
                 origin="lost",
                 from_states=(State.PLANNED, State.IN_FLIGHT, State.FAILED),
             )
+    # Before anything is stopped: a server's record is the only place that names its public IP.
+    side = await _side_of(client, ledger, rollout, targets)
     state = _Round({t.instance_no: t for t in targets})
 
     async def round_() -> bool:
@@ -197,7 +207,42 @@ async def teardown(
             book.set_teardown, rollout, list(state.pending), TeardownState.FAILED, message=message
         )
     report.terminated = sorted(set(report.terminated))
+    gone = [r for r in side if r.server_no in state.gone]  # the others stay with their server
+    await _return_side(client, gone, report, options, clock, sleep)
     return report
+
+
+async def _side_of(
+    client: NcpClient, ledger: AsyncLedger, rollout: str, targets: Sequence[TeardownTarget]
+) -> list[SideResource]:
+    """Return the public IPs and extra disks the targets' creates made, logging each."""
+    records = await ledger.run(ledger.sync.records, rollout)
+    side = await find_side(client, [(t.region, t.instance_no) for t in targets], records)
+    for resource in side:
+        log.info("to return once its server is gone: %s", resource)
+    return side
+
+
+async def _return_side(
+    client: NcpClient,
+    side: Sequence[SideResource],
+    report: TeardownReport,
+    options: TeardownOptions,
+    clock: Clock,
+    sleep: Sleep,
+) -> None:
+    """Return the public IPs and extra disks of servers now gone; note what is still billed."""
+    if not side:
+        return
+    returned = await return_side(
+        client,
+        side,
+        interval=options.poll_interval,
+        time_limit=options.time_limit,
+        clock=clock,
+        sleep=sleep,
+    )
+    report.returned, report.side_left = returned.returned, returned.left
 
 
 async def _act(
@@ -221,6 +266,7 @@ async def _act(
         action = decide(server, state.misses[number], options)
         if action == Action.GONE:
             report.terminated.append(target.name)
+            state.gone.add(number)
             await ledger.run(book.set_teardown, rollout, [number], TeardownState.TERMINATED)
             del state.pending[number]
         elif action == Action.LEAVE:

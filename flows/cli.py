@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from fleet.errors import FleetError, InventoryError
 from fleet.inventory import load_inventories
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions, options_from
+from fleet.preflight import SKIPPED
 from fleet.spec import ServerSpec
 from flows import render
 from flows.exits import exit_code
@@ -74,11 +75,29 @@ Rebind = Annotated[
 Simulator = Annotated[
     bool, typer.Option("--simulator", help="Rehearse against a local NCP simulator.")
 ]
+Preflight = Annotated[
+    bool | None,
+    typer.Option(
+        "--preflight/--no-preflight",
+        help="Check images, specs, networks, ACGs, keys ... through NCP's read APIs first.",
+    ),
+]
 
 
 def _fail(code: int, message: str) -> typer.Exit:
     say(err, message)
     return typer.Exit(code)
+
+
+def _failed(exc: FleetError) -> typer.Exit:
+    """Print why a command stopped (every problem a preflight found) and return its exit."""
+    render.failure(exc)
+    return typer.Exit(exit_code(exc))
+
+
+def _preflight_flag(options: ProvisionOptions) -> None:
+    if not options.preflight:
+        say(err, f"warning: {SKIPPED}")
 
 
 def _options(model: type[M], **values: Any) -> M:
@@ -178,9 +197,10 @@ def plan(
     retry_failed: Annotated[
         bool | None, typer.Option(help="Count refused servers as to create.")
     ] = None,
+    preflight: Preflight = None,
     simulator: Simulator = False,
 ) -> None:
-    """Show what a rollout would create and what already exists, creating nothing."""
+    """Check references and show what a rollout would create and what exists, creating nothing."""
     specs = _validated(inventories)
     name = _name(rollout, inventories)
     options = _options(
@@ -193,14 +213,16 @@ def plan(
         credentials_block=credentials_block,
         rebind=rebind,
         retry_failed=retry_failed,
+        preflight=preflight,
     )
+    _preflight_flag(options)
     from flows.commands import survey_only
 
     try:
         with _target(options, name, simulator, ledger) as opts:
             found = asyncio.run(survey_only(name, specs, opts))
     except FleetError as exc:
-        raise _fail(exit_code(exc), f"error: {exc}") from None
+        raise _failed(exc) from None
     out.print(render.plan_table(name, len(specs), found))
     if found.conflicts:
         out.print("Existing names stop a rollout unless --adopt-existing is given.")
@@ -255,6 +277,7 @@ def provision(
         typer.Option(help="--approve: pause after the canary; --approve=waves: after each wave."),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Approve every stage without asking.")] = False,
+    preflight: Preflight = None,
     simulator: Simulator = False,
 ) -> None:
     """Create the inventories' servers through the provision-fleet flow."""
@@ -288,7 +311,9 @@ def provision(
         max_failures=max_failures,
         on_failure=on_failure,
         approve=approve,
+        preflight=preflight,
     )
+    _preflight_flag(options)
     if simulator and options.poll_interval == ProvisionOptions().poll_interval:
         options = options.model_copy(update={"poll_interval": 1.0})  # a local simulator
     from flows.commands import run_provision
@@ -417,11 +442,13 @@ def teardown(
     from flows.commands import run_teardown, teardown_survey
 
     try:
-        targets = asyncio.run(teardown_survey(rollout, options))
+        targets, side = asyncio.run(teardown_survey(rollout, options))
         if not targets:
             out.print(f"rollout {rollout}: nothing to take down")
             return
         out.print(render.targets_table(rollout, targets))
+        if side:
+            out.print(render.side_table(rollout, side))
         if dry_run:
             return
         if not yes:

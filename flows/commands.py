@@ -10,7 +10,9 @@ from fleet.config import LedgerLocation
 from fleet.errors import ConfigError
 from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
+from fleet.preflight import preflight
 from fleet.results import duplicates_by_name
+from fleet.side import SideResource, find_side
 from fleet.spec import ServerSpec
 from fleet.staging import Size
 from fleet.summary import RolloutSummary
@@ -43,9 +45,14 @@ def _existing_ledger(options: RunOptions) -> LedgerLocation:
 
 
 async def survey_only(name: str, specs: Sequence[ServerSpec], options: ProvisionOptions) -> Survey:
-    """Compare an inventory with the ledger and NCP, writing nothing and taking no lease."""
+    """Check an inventory's references, then compare it with the ledger and NCP, writing nothing.
+
+    Takes no lease; a bad reference raises PreflightError listing every one.
+    """
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials, lease=False) as rt:
+        if options.preflight:
+            say(out, str(await preflight(rt.client, specs)))
         return await survey(
             rt.client, rt.ledger, name, specs, owner=None, retry_failed=options.retry_failed
         )
@@ -76,7 +83,7 @@ def run_provision(
         state = asyncio.run(flow_run())
     summary, error = _ended(state)
     if error is not None:
-        say(err, f"error: {error}")
+        render.failure(error)
         return exit_code(error)
     if not isinstance(summary, RolloutSummary):
         say(err, f"error: {state.message}")
@@ -107,16 +114,21 @@ def show_status(options: RunOptions, rollout: str | None) -> int:
     return 0
 
 
-async def teardown_survey(rollout: str, options: TeardownOptions) -> list[TeardownTarget]:
-    """Return what a teardown of the rollout would take down, changing nothing."""
+async def teardown_survey(
+    rollout: str, options: TeardownOptions
+) -> tuple[list[TeardownTarget], list[SideResource]]:
+    """Return the servers a teardown would take down, and their public IPs and extra disks."""
     location = await ledger_target(options)
     if location.path is not None and not location.path.exists():
         raise ConfigError(f"no ledger at {location}")
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=False) as rt:
-        return await teardown_targets(
+        targets = await teardown_targets(
             rt.client, rt.ledger, rollout, margin=options.request_timeout + 60.0
         )
+        records = await rt.ledger.run(rt.ledger.sync.records, rollout)
+        servers = [(t.region, t.instance_no) for t in targets]
+        return targets, await find_side(rt.client, servers, records)
 
 
 def run_teardown(rollout: str, options: TeardownOptions) -> int:

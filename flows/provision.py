@@ -19,6 +19,7 @@ from fleet.errors import FleetError, RunAborted
 from fleet.inventory import load_inventories
 from fleet.ledger import Record
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
+from fleet.preflight import SKIPPED, preflight
 from fleet.provisioner import Progress, Provisioner
 from fleet.readiness import WaitReport, wait_running
 from fleet.results import counts, results_path
@@ -59,8 +60,12 @@ def load(inventories: list[str]) -> list[ServerSpec]:
 
 @task(name="plan", cache_policy=NO_CACHE, persist_result=False)
 async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> Survey:
-    """Compare the inventory with the ledger and with what exists where it goes."""
+    """Check the inventory's references, then compare it with the ledger and with NCP."""
     rt = runtime(key)
+    if options.preflight:  # every bad reference at once, before the survey writes anything
+        get_run_logger().info("%s", await preflight(rt.client, specs))
+    else:
+        get_run_logger().warning(SKIPPED)
     return await survey(
         rt.client,
         rt.ledger,

@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fleet.errors import Problem
+from fleet.errors import PreflightError, Problem
 from fleet.ledger import Binding, LeaseInfo, Record, RolloutCounts
 from fleet.ledger.rows import iso
+from fleet.side import SideResource
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey
 from fleet.teardown import TeardownReport, TeardownTarget
@@ -24,6 +25,7 @@ from fleet.teardown import TeardownReport, TeardownTarget
 __all__ = [
     "counts_line",
     "err",
+    "failure",
     "iso",
     "out",
     "plain",
@@ -32,6 +34,7 @@ __all__ = [
     "rollouts_table",
     "run_summary",
     "servers_table",
+    "side_table",
     "targets_table",
     "teardown_summary",
 ]
@@ -57,6 +60,14 @@ def problems(found: Sequence[Problem]) -> None:
     for problem in found:
         say(err, str(problem))
     say(err, f"{len(found)} problem(s) found; nothing was sent.")
+
+
+def failure(error: BaseException) -> None:
+    """Print why a command stopped: a preflight's every problem, as validation's; else the error."""
+    if isinstance(error, PreflightError) and error.problems:
+        problems(error.problems)
+    else:
+        say(err, f"error: {error}")
 
 
 def _names(names: Sequence[str], shown: int = 6) -> Text:
@@ -211,12 +222,31 @@ def targets_table(rollout: str, targets: Sequence[TeardownTarget]) -> Table:
     return table
 
 
+def side_table(rollout: str, side: Sequence[SideResource]) -> Table:
+    """Return the table of the public IPs and extra disks a teardown returns after the servers."""
+    table = Table(title=f"Rollout {rollout}: {len(side)} public IPs and disks to return")
+    for column in ("kind", "number", "address or name", "made with", "region"):
+        table.add_column(column)
+    for r in side:
+        table.add_row(
+            r.kind.value,
+            plain(r.number),
+            plain(r.label),
+            plain(r.server),
+            plain(r.region or "default"),
+        )
+    return table
+
+
 def teardown_summary(rollout: str, report: TeardownReport) -> None:
     """Print how a teardown ended."""
     say(
         out,
         f"{rollout}: {len(report.terminated)} terminated, {len(report.protected)} protected, "
-        f"{len(report.failed)} failed, {len(report.timed_out)} timed out",
+        f"{len(report.failed)} failed, {len(report.timed_out)} timed out; "
+        f"{len(report.returned)} public IPs and disks returned",
     )
     for name, why in [*report.failed.items(), *report.timed_out.items()]:
         say(out, f"  {name}: {why}")
+    for resource, why in report.side_left.items():
+        say(out, f"  still billed: {resource}: {why}")

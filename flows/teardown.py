@@ -9,6 +9,7 @@ from prefect.states import Failed
 
 from fleet.errors import FleetError
 from fleet.options import TeardownOptions
+from fleet.side import SideResource, find_side
 from fleet.teardown import TeardownReport, TeardownTarget, teardown, teardown_targets
 from flows import events
 from flows.artifacts import markdown_table
@@ -21,6 +22,14 @@ async def find(key: str, options: TeardownOptions) -> list[TeardownTarget]:
     rt = runtime(key)
     margin = options.request_timeout + 60.0
     return await teardown_targets(rt.client, rt.ledger, rt.rollout, margin=margin)
+
+
+@task(name="find-side-resources", cache_policy=NO_CACHE, persist_result=False)
+async def find_beside(key: str, targets: list[TeardownTarget]) -> list[SideResource]:
+    """List the public IPs and extra disks the targets' creates made (a dry run's listing)."""
+    rt = runtime(key)
+    records = await rt.ledger.run(rt.ledger.sync.records, rt.rollout)
+    return await find_side(rt.client, [(t.region, t.instance_no) for t in targets], records)
 
 
 @task(name="stop-and-terminate", cache_policy=NO_CACHE, persist_result=False)
@@ -43,6 +52,14 @@ def _rows(report: TeardownReport) -> list[dict[str, str]]:
         + [
             {"serverName": n, "outcome": "timed out", "detail": d}
             for n, d in report.timed_out.items()
+        ]
+        + [
+            {"serverName": r.server, "outcome": "returned", "detail": str(r)}
+            for r in report.returned
+        ]
+        + [
+            {"serverName": r.server, "outcome": "still billed", "detail": f"{r}: {why}"}
+            for r, why in report.side_left.items()
         ]
     )
 
@@ -80,8 +97,16 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
             len(lost),
         )
         if options.dry_run:
+            side = await find_beside(rt.key, targets)
             await acreate_table_artifact(
-                [{"serverName": t.name, "serverInstanceNo": t.instance_no} for t in targets],
+                [
+                    {
+                        "serverName": t.name,
+                        "serverInstanceNo": t.instance_no,
+                        "returned": ", ".join(str(r) for r in side if r.server_no == t.instance_no),
+                    }
+                    for t in targets
+                ],
                 key=artifact_key(rollout, "teardown-plan"),
                 description=f"What a teardown of {rollout} would take down",
             )
@@ -97,6 +122,8 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
             "protected": len(report.protected),
             "failed": len(report.failed),
             "timed out": len(report.timed_out),
+            "public IPs and disks returned": len(report.returned),
+            "public IPs and disks still billed": len(report.side_left),
         }
         await acreate_markdown_artifact(
             markdown_table(f"Teardown of `{rollout}`", dict(counts)),
@@ -112,4 +139,7 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
         return Failed(
             message=f"{bad} of {len(targets)} servers not terminated: {counts}", data=report
         )
+    if report.side_left:
+        left = "; ".join(f"{r}: {why}" for r, why in report.side_left.items())
+        return Failed(message=f"still billed, not returned: {left}", data=report)
     return report

@@ -54,6 +54,7 @@ def encode(columns: Columns, expansion: Expansion) -> list[ServerSpec]:
     files = columns.file_of.tolist()
     lines = columns.line_of.tolist()
     names = expansion.names.tolist()
+    renumbered = _renumbering(columns)
     specs: list[ServerSpec] = []
     for row, (offset, count) in enumerate(
         zip(expansion.offsets.tolist(), expansion.counts.tolist(), strict=True)
@@ -61,10 +62,29 @@ def encode(columns: Columns, expansion: Expansion) -> list[ServerSpec]:
         row_head, row_tail = head[row], tail[row]
         file, line = columns.files[files[row]], lines[row]
         specs.extend(
-            ServerSpec(name, file, line, (*row_head, _COUNT_ONE, (NAME, name), *row_tail))
+            ServerSpec(
+                name,
+                file,
+                line,
+                (*row_head, _COUNT_ONE, (NAME, name), *row_tail),
+                renumbered[row],
+            )
             for name in names[offset : offset + count]
         )
     return specs
+
+
+def _renumbering(columns: Columns) -> list[tuple[Pair, ...]]:
+    """Per row, the (sent, written) prefixes of list items renumbered on the wire, or ()."""
+    found: list[list[Pair]] = [[] for _ in range(len(columns))]
+    for list_name in LISTS:
+        slot = np.zeros(len(columns), dtype=np.int64)
+        for index, item in columns.list_items(list_name).items():
+            present = columns.item_present(item)
+            slot = slot + present
+            for row in np.flatnonzero(present & (slot != index)).tolist():
+                found[row].append((f"{list_name}.{slot[row]}", f"{list_name}.{index}"))
+    return [tuple(pairs) for pairs in found]
 
 
 def _row_params(columns: list[npt.NDArray[np.object_]], rows: int) -> list[tuple[Pair, ...]]:

@@ -62,6 +62,9 @@ def options(sim: RunningSimulator, tmp_path: Path, **staging: Any) -> ProvisionO
         poll_interval=0.2,
         wait_timeout=3,
         settle=0.5,
+        # REFUSED rows must reach NCP and be refused there, which staging is about: the
+        # preflight would stop them in the plan, before any wave.
+        preflight=False,
         **staging,
     )
 
