@@ -25,10 +25,11 @@ from enum import StrEnum
 
 from .client import BATCH_SIZE, NcpClient, ServerInstance
 from .errors import NcpError, PermanentError
-from .ledger import AsyncLedger, Record, State, TeardownState
+from .ledger import Aside, AsyncLedger, Record, State, TeardownState
 from .options import TeardownOptions
 from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
 from .provisioner import found_from
+from .reads import Resource
 from .side import SideResource, find_side, return_side
 from .states import Operation, ServerStatus
 from .survey import in_send_window
@@ -207,24 +208,53 @@ async def teardown(
             book.set_teardown, rollout, list(state.pending), TeardownState.FAILED, message=message
         )
     report.terminated = sorted(set(report.terminated))
-    gone = [r for r in side if r.server_no in state.gone]  # the others stay with their server
-    await _return_side(client, gone, report, options, clock, sleep)
+    # Returned once their server is gone (this run, or an earlier one that stopped before it
+    # returned them); the others stay with their server, for a rerun.
+    taken = {t.instance_no for t in targets}
+    gone = [r for r in side if r.server_no in state.gone or r.server_no not in taken]
+    await _return_side(client, ledger, rollout, gone, report, options, clock, sleep)
     return report
 
 
 async def _side_of(
     client: NcpClient, ledger: AsyncLedger, rollout: str, targets: Sequence[TeardownTarget]
 ) -> list[SideResource]:
-    """Return the public IPs and extra disks the targets' creates made, logging each."""
-    records = await ledger.run(ledger.sync.records, rollout)
-    side = await find_side(client, [(t.region, t.instance_no) for t in targets], records)
+    """Return the public IPs and extra disks to return: the targets', and any left before.
+
+    They are written to the ledger before anything is stopped: once a server is gone, NCP no
+    longer ties them to it, and a teardown stopped there finds them in the ledger.
+    """
+    book = ledger.sync
+    records = await ledger.run(book.records, rollout)
+    found = await find_side(client, [(t.region, t.instance_no) for t in targets], records)
+    await ledger.run(book.keep_aside, rollout, [_aside(r) for r in found])
+    side = [_resource(kept) for kept in await ledger.run(book.aside, rollout)]
     for resource in side:
         log.info("to return once its server is gone: %s", resource)
     return side
 
 
+def _aside(resource: SideResource) -> Aside:
+    return Aside(
+        resource.kind.value,
+        resource.number,
+        resource.region,
+        resource.server,
+        resource.server_no,
+        resource.label,
+    )
+
+
+def _resource(kept: Aside) -> SideResource:
+    return SideResource(
+        Resource(kept.kind), kept.number, kept.region, kept.server, kept.server_no, kept.label
+    )
+
+
 async def _return_side(
     client: NcpClient,
+    ledger: AsyncLedger,
+    rollout: str,
     side: Sequence[SideResource],
     report: TeardownReport,
     options: TeardownOptions,
@@ -243,6 +273,7 @@ async def _return_side(
         sleep=sleep,
     )
     report.returned, report.side_left = returned.returned, returned.left
+    await ledger.run(ledger.sync.aside_returned, rollout, [_aside(r) for r in returned.returned])
 
 
 async def _act(

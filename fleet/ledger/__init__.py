@@ -17,13 +17,14 @@ from fleet.states import ErrorKind, State, TeardownState
 
 from .aio import AsyncLedger
 from .ledger import DEFAULT_LEDGER, Ledger
-from .model import Binding, Instance, LeaseInfo, PlanDelta, Record, Role, RolloutCounts
+from .model import Aside, Binding, Instance, LeaseInfo, PlanDelta, Record, Role, RolloutCounts
 from .outcomes import Found
 from .schema import SCHEMA_VERSION
 
 __all__ = [
     "DEFAULT_LEDGER",
     "SCHEMA_VERSION",
+    "Aside",
     "AsyncLedger",
     "Binding",
     "ErrorKind",

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
+
 import sqlalchemy as sa
 
 from . import leases
 from .base import LedgerBase
-from .model import Binding, LeaseInfo
-from .schema import rates
+from .model import Aside, Binding, LeaseInfo
+from .schema import aside, rates
 
 __all__ = ["Holds"]
 
 
 class Holds(LedgerBase):
-    """Bindings, leases and the rates gateways allowed."""
+    """Bindings, leases, the rates gateways allowed, and what creates made beside servers."""
 
     # -- bindings and leases ----------------------------------------------------------------
 
@@ -70,3 +73,51 @@ class Holds(LedgerBase):
                 )
             ).first()
         return None if row is None else float(row.rate)
+
+    # -- what creates made beside their servers ---------------------------------------------
+
+    def keep_aside(self, rollout: str, items: Sequence[Aside]) -> None:
+        """Write down public IPs and disks to return, before their servers are stopped."""
+        with self.db.transaction() as conn:
+            known = {
+                (row.kind, row.number)
+                for row in conn.execute(
+                    sa.select(aside.c.kind, aside.c.number).where(aside.c.rollout == rollout)
+                )
+            }
+            fresh = [i for i in items if (i.kind, i.number) not in known]
+            if fresh:
+                stamp = self._stamp()
+                conn.execute(
+                    aside.insert(),
+                    [{"rollout": rollout, **asdict(i), "found_at": stamp} for i in fresh],
+                )
+
+    def aside(self, rollout: str) -> list[Aside]:
+        """Return what the rollout's creates made beside their servers, not yet returned."""
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                sa.select(aside)
+                .where(aside.c.rollout == rollout, aside.c.returned_at.is_(None))
+                .order_by(aside.c.server, aside.c.kind, aside.c.number)
+            )
+            return [
+                Aside(r.kind, r.number, r.region, r.server, r.server_no, r.label) for r in rows
+            ]
+
+    def aside_returned(self, rollout: str, items: Sequence[Aside]) -> None:
+        """Record that these were returned (or were gone with their server)."""
+        if not items:
+            return
+        with self.db.transaction() as conn:
+            stamp = self._stamp()
+            for item in items:
+                conn.execute(
+                    aside.update()
+                    .where(
+                        aside.c.rollout == rollout,
+                        aside.c.kind == item.kind,
+                        aside.c.number == item.number,
+                    )
+                    .values(returned_at=stamp)
+                )

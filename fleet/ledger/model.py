@@ -9,6 +9,7 @@ from typing import Any
 from fleet.states import ErrorKind, ServerStatus, State, TeardownState
 
 __all__ = [
+    "Aside",
     "Binding",
     "Instance",
     "LeaseInfo",
@@ -116,6 +117,18 @@ class Instance:
     gone_reads: int  # consecutive status reads that did not show it (teardown)
     found_at: str | None
     terminated_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Aside:
+    """Something a create made beside its server (a public IP, an extra disk), still billed."""
+
+    kind: str
+    number: str
+    region: str
+    server: str  # the name of the server it was made with
+    server_no: str
+    label: str  # the address, or the disk's name
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 Version 1 is the SQLite file of the first release: one ``servers`` table, no version stamp.
 Version 2 adds regions, the parameters as sent, the instances table (every server the rollout
-owns, duplicates included), rollout bindings, leases, and the rates gateways allowed. A ledger
+owns, duplicates included), rollout bindings, leases, the rates gateways allowed, and what
+creates made beside their servers (public IPs, disks). A ledger
 newer than this code is refused; an older one is migrated in one transaction on first open.
 """
 
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 __all__ = [
     "SCHEMA_VERSION",
     "TABLE_NAMES",
+    "aside",
     "instances",
     "leases",
     "meta",
@@ -122,6 +124,23 @@ rates = sa.Table(
     sa.Column("found_at", sa.String(40), nullable=False),
 )
 
+# What a rollout's creates made beside its servers (public IPs, extra disks), found before the
+# teardown stops them: billed until returned, and after its server is gone NCP no longer ties one
+# to the other, so a teardown interrupted there finds them here.
+aside = sa.Table(
+    "aside",
+    metadata,
+    sa.Column("rollout", sa.String(100), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("number", sa.String(32), primary_key=True),
+    sa.Column("region", sa.String(32), nullable=False, server_default=""),
+    sa.Column("server", sa.String(64), nullable=False),
+    sa.Column("server_no", sa.String(32), nullable=False),
+    sa.Column("label", sa.Text, nullable=False, server_default=""),
+    sa.Column("found_at", sa.String(40)),
+    sa.Column("returned_at", sa.String(40)),
+)
+
 TABLE_NAMES = frozenset(metadata.tables)
 
 # Columns version 2 added to version 1's servers table, as SQLite DDL (v1 existed only there).
@@ -140,7 +159,7 @@ def _v1_to_v2(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE servers ADD COLUMN {column}")
     # v1 wrote sent_at at every send; the first send's time is the best we know of it.
     conn.execute(servers.update().values(first_sent_at=servers.c.sent_at))
-    for table in (instances, rollouts, leases, rates, meta):
+    for table in (instances, rollouts, leases, rates, aside, meta):
         table.create(conn, checkfirst=True)
     for index in instances.indexes:
         index.create(conn, checkfirst=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,37 @@ async def test_teardown_takes_only_what_its_creates_made(tmp_path: Path) -> None
     assert report.returned == []
     assert after["servers"] == []
     assert len(after["public_ips"]) == 1
+
+
+async def test_a_teardown_stopped_before_returning_them_leaves_them_to_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after its servers went and before their IPs did: a rerun finds them in the ledger."""
+    module = sys.modules["fleet.teardown"]  # fleet.teardown, the name, is the function
+
+    plan = with_params(specs(2, "ip"), PUBLIC_IP)
+    with running_simulator(sim_config()) as sim:
+        book = open_ledger(tmp_path / "l.db")
+        async with client_for(sim.url) as client:
+            await roll_out(client, book, "k", plan)
+            await wait_running(client, book, "k", interval=0.1, time_limit=30)
+            targets = await teardown_targets(client, book, "k")
+
+            async def killed(*args: object, **kwargs: object) -> None:
+                raise asyncio.CancelledError  # the process died here
+
+            with monkeypatch.context() as patch:
+                patch.setattr(module, "return_side", killed)
+                with pytest.raises(asyncio.CancelledError):
+                    await teardown(client, book, "k", targets, QUICK)
+            assert sim.state()["servers"] == [] and len(sim.state()["public_ips"]) == 2
+            again = await teardown_targets(client, book, "k")
+            assert again == []  # the servers are gone; only what they left is to return
+            report = await teardown(client, book, "k", again, QUICK)
+        after = sim.state()
+    assert after["public_ips"] == []
+    assert sorted(r.server for r in report.returned) == ["ip-001", "ip-002"]
+    assert book.sync.aside("k") == []
 
 
 def test_what_a_create_made_beside_its_server() -> None:
