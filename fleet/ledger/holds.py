@@ -101,9 +101,7 @@ class Holds(LedgerBase):
                 .where(aside.c.rollout == rollout, aside.c.returned_at.is_(None))
                 .order_by(aside.c.server, aside.c.kind, aside.c.number)
             )
-            return [
-                Aside(r.kind, r.number, r.region, r.server, r.server_no, r.label) for r in rows
-            ]
+            return [Aside(r.kind, r.number, r.region, r.server, r.server_no, r.label) for r in rows]
 
     def aside_returned(self, rollout: str, items: Sequence[Aside]) -> None:
         """Record that these were returned (or were gone with their server)."""

@@ -77,7 +77,16 @@ def acquire(
 
 
 def check(conn: sa.Connection, now: float, rollout: str, owner: str) -> None:
-    """Raise LeaseLost unless ``owner`` holds the rollout's lease now (locking it till commit)."""
+    """Raise LeaseLost unless ``owner`` holds the rollout's lease now (locking it till commit).
+
+    Once per transaction: the first check locks the lease until the commit (SQLite's write lock,
+    PostgreSQL's row lock), so no other run can take it over before then, and the claims that
+    share one commit (the ledger's group commit) need not read it again.
+    """
+    transaction = conn.get_transaction()
+    checked = conn.info.get("lease_checked")
+    if checked is not None and checked[0] is transaction and checked[1:] == (rollout, owner):
+        return
     current = read_lease(conn, rollout, lock=True)
     if current is None or current.owner != owner:
         who = "nobody" if current is None else current.holder
@@ -87,6 +96,8 @@ def check(conn: sa.Connection, now: float, rollout: str, owner: str) -> None:
             f"rollout {rollout!r}: this run's lease expired at {iso(current.expires_at)} "
             "without a heartbeat"
         )
+    # The transaction object itself, not its id: an id can be reused by a later one.
+    conn.info["lease_checked"] = (transaction, rollout, owner)
 
 
 def renew(conn: sa.Connection, now: float, rollout: str, owner: str, ttl: float) -> None:

@@ -28,7 +28,7 @@ from fleet.states import ErrorKind, State
 
 from . import leases
 from .model import Role
-from .rows import require_one, states_in, where_instance, where_server
+from .rows import insert_new, require_one, states_in, where_server
 from .schema import instances, servers
 
 __all__ = [
@@ -60,6 +60,53 @@ _UNSETTLED = sa.or_(
 )
 
 
+# The hot statements, built once with bound parameters: building a statement (and its cache key)
+# costs more than running it, and these run twice per server.
+_B = sa.bindparam
+_THIS_ROW = sa.and_(servers.c.rollout == _B("b_rollout"), servers.c.name == _B("b_name"))
+_CLAIM = (
+    servers.update()
+    .where(_THIS_ROW, servers.c.params_hash == _B("b_hash"), _SENDABLE)
+    .values(
+        state=State.IN_FLIGHT.value,
+        attempts=servers.c.attempts + 1,
+        sent_at=_B("b_stamp"),
+        first_sent_at=sa.func.coalesce(servers.c.first_sent_at, _B("b_stamp")),
+        sent_params=_B("b_params"),
+        sent_hash=_B("b_hash"),
+        updated_at=_B("b_stamp"),
+    )
+    .returning(servers.c.attempts)
+)
+
+
+def _created(condition: sa.ColumnElement[bool]) -> sa.Update:
+    return (
+        servers.update()
+        .where(_THIS_ROW, condition)
+        .values(
+            state=State.CREATED.value,
+            instance_no=_B("b_no"),
+            request_id=sa.func.coalesce(_B("b_request"), servers.c.request_id),
+            response=_B("b_response"),
+            server_status=_B("b_status"),
+            adopted=_B("b_adopted"),
+            region=_B("b_region"),
+            vpc_no=_B("b_vpc"),
+            duplicates=_B("b_duplicates"),
+            created_at=_B("b_stamp"),
+            updated_at=_B("b_stamp"),
+            error_kind=None,
+            error_code=None,
+            error_message=None,
+            http_status=None,
+        )
+    )
+
+
+_CREATED = _created(_UNSETTLED)
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """One NCP server instance to record for a row: what NCP said of it."""
@@ -86,22 +133,14 @@ def claim(
     """
     leases.check(conn, now, rollout, owner)
     result = conn.execute(
-        servers.update()
-        .where(
-            where_server(rollout, spec.name),
-            servers.c.params_hash == spec.params_hash,
-            _SENDABLE,
-        )
-        .values(
-            state=State.IN_FLIGHT.value,
-            attempts=servers.c.attempts + 1,
-            sent_at=stamp,
-            first_sent_at=sa.func.coalesce(servers.c.first_sent_at, stamp),
-            sent_params=json.dumps(spec.params, ensure_ascii=False),
-            sent_hash=spec.params_hash,
-            updated_at=stamp,
-        )
-        .returning(servers.c.attempts)
+        _CLAIM,
+        {
+            "b_rollout": rollout,
+            "b_name": spec.name,
+            "b_hash": spec.params_hash,
+            "b_stamp": stamp,
+            "b_params": json.dumps(spec.params, ensure_ascii=False),
+        },
     )
     attempts = result.scalars().all()
     if len(attempts) != 1:
@@ -137,24 +176,22 @@ def resend(
 def _add_instance(
     conn: sa.Connection, stamp: str, rollout: str, name: str, found: Found, role: str, origin: str
 ) -> None:
-    if conn.execute(
-        sa.select(instances.c.instance_no).where(where_instance(rollout, found.instance_no))
-    ).first():
-        return  # known already (found again by a later look-up)
+    # An instance known already (found again by a later look-up) is kept as it was.
     conn.execute(
-        instances.insert().values(
-            rollout=rollout,
-            instance_no=found.instance_no,
-            name=name,
-            region=found.region,
-            vpc_no=found.vpc_no,
-            role=role,
-            origin=origin,
-            create_date=found.create_date,
-            server_status=found.status,
-            raw=json.dumps(dict(found.raw), ensure_ascii=False),
-            found_at=stamp,
-        )
+        insert_new(conn, instances),
+        {
+            "rollout": rollout,
+            "instance_no": found.instance_no,
+            "name": name,
+            "region": found.region,
+            "vpc_no": found.vpc_no,
+            "role": role,
+            "origin": origin,
+            "create_date": found.create_date,
+            "server_status": found.status,
+            "raw": json.dumps(dict(found.raw), ensure_ascii=False),
+            "found_at": stamp,
+        },
     )
 
 
@@ -180,27 +217,22 @@ def record_created(
     response = dict(primary.raw)
     if len(ordered) > 1:
         response["fleetSameName"] = [f.instance_no for f in ordered]
-    condition = _UNSETTLED if tuple(from_states) == (State.IN_FLIGHT,) else states_in(from_states)
+    default = tuple(from_states) == (State.IN_FLIGHT,)
     result = conn.execute(
-        servers.update()
-        .where(where_server(rollout, name), condition)
-        .values(
-            state=State.CREATED.value,
-            instance_no=primary.instance_no,
-            request_id=sa.func.coalesce(request_id, servers.c.request_id),
-            response=json.dumps(response, ensure_ascii=False),
-            server_status=primary.status,
-            adopted=int(origin == "adopted"),
-            region=primary.region,
-            vpc_no=primary.vpc_no,
-            duplicates=len(ordered) - 1,
-            created_at=stamp,
-            updated_at=stamp,
-            error_kind=None,
-            error_code=None,
-            error_message=None,
-            http_status=None,
-        )
+        _CREATED if default else _created(states_in(from_states)),
+        {
+            "b_rollout": rollout,
+            "b_name": name,
+            "b_no": primary.instance_no,
+            "b_request": request_id,
+            "b_response": json.dumps(response, ensure_ascii=False),
+            "b_status": primary.status,
+            "b_adopted": int(origin == "adopted"),
+            "b_region": primary.region,
+            "b_vpc": primary.vpc_no,
+            "b_duplicates": len(ordered) - 1,
+            "b_stamp": stamp,
+        },
     )
     if result.rowcount != 1:
         _keep_late(conn, stamp, rollout, name, ordered, origin, result)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet.errors import LedgerConflict
 from fleet.states import ErrorKind, ServerStatus, State, TeardownState
@@ -14,7 +16,7 @@ from fleet.states import ErrorKind, ServerStatus, State, TeardownState
 from .model import Instance, Record
 from .schema import instances, servers
 
-__all__ = ["RECORD_COLUMNS", "iso", "require_one", "to_instance", "to_record"]
+__all__ = ["RECORD_COLUMNS", "insert_new", "iso", "require_one", "to_instance", "to_record"]
 
 RECORD_COLUMNS = tuple(servers.c[name] for name in Record.__dataclass_fields__)
 
@@ -46,6 +48,17 @@ def to_instance(row: sa.Row[Any]) -> Instance:
     values["server_status"] = _enum(ServerStatus, values["server_status"])
     values["teardown"] = _enum(TeardownState, values["teardown"])
     return Instance(**values)
+
+
+@functools.cache
+def _insert_new(dialect: str, table: sa.Table) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing()
+
+
+def insert_new(conn: sa.Connection, table: sa.Table) -> Any:
+    """Return an INSERT that skips a row whose key exists (ON CONFLICT DO NOTHING), built once."""
+    return _insert_new(conn.dialect.name, table)
 
 
 def where_server(rollout: str, name: str) -> sa.ColumnElement[bool]:
