@@ -37,6 +37,7 @@ from .errors import (
 from .ratelimit import Limiter
 from .signing import signed_headers
 from .states import Operation, ServerStatus
+from .transport import http_transport
 
 __all__ = ["CreateResult", "NcpClient", "RetryPolicy", "ServerInstance"]
 
@@ -243,8 +244,8 @@ class NcpClient:
         self.endpoint = endpoint.rstrip("/")
         parts = urlsplit(self.endpoint)
         self._origin = f"{parts.scheme}://{parts.netloc}"
-        # The path as signed is the path as sent: the gateway's own prefix, if any, included.
-        # The gateway's own path prefix, if any, goes before every API's path.
+        # The path as signed is the path as sent: the gateway's own prefix, if any, goes before
+        # every API's path.
         self._base_path = parts.path
         self.limiter = limiter or Limiter()
         self.retry = retry or RetryPolicy()
@@ -253,15 +254,17 @@ class NcpClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.stats = ClientStats()
+        # Proxies and CA bundles from the environment apply to the real NCP; the local
+        # simulator on loopback is always reached directly.
+        trust_env = self.endpoint.startswith("https://")
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._http = httpx.AsyncClient(
-            transport=transport,
+            transport=transport or http_transport(limits, trust_env=trust_env),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            # Proxies and CA bundles from the environment apply to the real NCP; the local
-            # simulator on loopback is always reached directly.
-            trust_env=self.endpoint.startswith("https://"),
+            limits=limits,
+            trust_env=trust_env,
         )
 
     def __repr__(self) -> str:
