@@ -106,8 +106,8 @@ class Provisioner:
         is still settled, and the servers not sent stay planned.
         """
         book = self.ledger.sync
-        records = await self.ledger.run(book.records, self.rollout)
-        by_name = {r.name: r for r in records}
+        names = [s.name for s in specs]  # this call's servers only: a chunk is not the rollout
+        by_name = {r.name: r for r in await self.ledger.run(book.records, self.rollout, names)}
         settler = Settler(
             self.client,
             window=self.options.settle,
@@ -124,9 +124,7 @@ class Provisioner:
             elif record.sendable:
                 queue.put_nowait(spec)
         await self._run(queue, settler, stop or _never)
-        records = await self.ledger.run(book.records, self.rollout)
-        wanted = {s.name for s in specs}
-        return [r for r in records if r.name in wanted]
+        return await self.ledger.run(book.records, self.rollout, names)
 
     async def _run(
         self, queue: asyncio.Queue[ServerSpec], settler: Settler, stop: Callable[[], bool]

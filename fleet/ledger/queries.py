@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -15,14 +18,26 @@ from .schema import instances, servers
 __all__ = ["counts", "instances_of", "record", "records", "rollout_names"]
 
 
-def records(conn: sa.Connection, rollout: str) -> list[Record]:
-    """Return every server of a rollout, in inventory order."""
-    rows = conn.execute(
-        sa.select(*RECORD_COLUMNS)
-        .where(servers.c.rollout == rollout)
-        .order_by(servers.c.file, servers.c.line, servers.c.name)
-    )
-    return [to_record(row) for row in rows]
+# Names per IN list: far under SQLite's and PostgreSQL's limits on bound parameters.
+_NAMES_PER_READ = 500
+
+
+def records(
+    conn: sa.Connection, rollout: str, names: Sequence[str] | None = None
+) -> list[Record]:
+    """Return a rollout's servers (or only these ``names``), in inventory order."""
+    query = sa.select(*RECORD_COLUMNS).where(servers.c.rollout == rollout)
+    found: Iterable[sa.Row[Any]]
+    if names is None:
+        found = conn.execute(query)
+    else:
+        found = itertools.chain.from_iterable(
+            conn.execute(query.where(servers.c.name.in_(names[i : i + _NAMES_PER_READ])))
+            for i in range(0, len(names), _NAMES_PER_READ)
+        )
+    out = [to_record(row) for row in found]
+    out.sort(key=lambda r: (r.file, r.line, r.name))
+    return out
 
 
 def record(conn: sa.Connection, rollout: str, name: str) -> Record | None:

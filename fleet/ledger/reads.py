@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
 from fleet.errors import LedgerError
@@ -20,10 +22,10 @@ class Reads(LedgerBase):
 
     # -- reading -------------------------------------------------------------------------------
 
-    def records(self, rollout: str) -> list[Record]:
-        """Return every server of a rollout, in inventory order."""
+    def records(self, rollout: str, names: Sequence[str] | None = None) -> list[Record]:
+        """Return a rollout's servers (or only these ``names``), in inventory order."""
         with self.db.transaction() as conn:
-            return queries.records(conn, rollout)
+            return queries.records(conn, rollout, names)
 
     def record(self, rollout: str, name: str) -> Record | None:
         """Return one server's row, if the rollout has it."""
