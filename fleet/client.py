@@ -135,9 +135,7 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def parse_response(
-    action: str, status: int, body: bytes, headers: httpx.Headers
-) -> dict[str, Any]:
+def parse_response(action: str, status: int, body: bytes, headers: httpx.Headers) -> dict[str, Any]:
     """Return the action's response object, or raise the error the answer carries.
 
     Either NCP error shape, with any status, is a failure. A 2xx whose body cannot be read is

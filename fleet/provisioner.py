@@ -217,9 +217,7 @@ class Provisioner:
         self, spec: ServerSpec, send: _Send, settler: Settler, request_id: str | None
     ) -> None:
         assert send.attempt is not None
-        settler.add(
-            Pending(spec, send.attempt, send.sent_at, spec.region, spec.vpc_no, request_id)
-        )
+        settler.add(Pending(spec, send.attempt, send.sent_at, spec.region, spec.vpc_no, request_id))
         self.progress.settling = len(settler.pending)
 
     async def _settle(

@@ -167,24 +167,7 @@ async def teardown(
     options = options or TeardownOptions()
     book = ledger.sync
     report = TeardownReport()
-    by_name: dict[str, list[TeardownTarget]] = defaultdict(list)
-    for t in targets:
-        by_name[t.name].append(t)
-    for name, lost in by_name.items():
-        found = [t for t in lost if not t.recorded]
-        if found:  # write the lost create down before touching it, so its number is known
-            servers = await client.get_servers(
-                [t.instance_no for t in found], region=found[0].region
-            )
-            await ledger.run(
-                book.record_created,
-                rollout,
-                name,
-                found_from(servers, found[0].region, ""),
-                request_id=None,
-                origin="lost",
-                from_states=(State.PLANNED, State.IN_FLIGHT, State.FAILED),
-            )
+    await _write_down_lost(client, ledger, rollout, targets)
     # Before anything is stopped: a server's record is the only place that names its public IP.
     side = await _side_of(client, ledger, rollout, targets)
     state = _Round({t.instance_no: t for t in targets})
@@ -214,6 +197,27 @@ async def teardown(
     gone = [r for r in side if r.server_no in state.gone or r.server_no not in taken]
     await _return_side(client, ledger, rollout, gone, report, options, clock, sleep)
     return report
+
+
+async def _write_down_lost(
+    client: NcpClient, ledger: AsyncLedger, rollout: str, targets: Sequence[TeardownTarget]
+) -> None:
+    """Record each lost create found by name before touching it, so its number is known."""
+    by_name: dict[str, list[TeardownTarget]] = defaultdict(list)
+    for t in targets:
+        if not t.recorded:
+            by_name[t.name].append(t)
+    for name, found in by_name.items():
+        servers = await client.get_servers([t.instance_no for t in found], region=found[0].region)
+        await ledger.run(
+            ledger.sync.record_created,
+            rollout,
+            name,
+            found_from(servers, found[0].region, ""),
+            request_id=None,
+            origin="lost",
+            from_states=(State.PLANNED, State.IN_FLIGHT, State.FAILED),
+        )
 
 
 async def _side_of(

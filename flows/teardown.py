@@ -97,38 +97,10 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
             len(lost),
         )
         if options.dry_run:
-            side = await find_beside(rt.key, targets)
-            await acreate_table_artifact(
-                [
-                    {
-                        "serverName": t.name,
-                        "serverInstanceNo": t.instance_no,
-                        "returned": ", ".join(str(r) for r in side if r.server_no == t.instance_no),
-                    }
-                    for t in targets
-                ],
-                key=artifact_key(rollout, "teardown-plan"),
-                description=f"What a teardown of {rollout} would take down",
-            )
+            await _publish_plan(rollout, targets, await find_beside(rt.key, targets))
             return TeardownReport()
         report = await take_down(rt.key, targets, options)
-        await acreate_table_artifact(
-            _rows(report),
-            key=artifact_key(rollout, "teardown"),
-            description=f"Teardown of {rollout}",
-        )
-        counts = {
-            "terminated": len(report.terminated),
-            "protected": len(report.protected),
-            "failed": len(report.failed),
-            "timed out": len(report.timed_out),
-            "public IPs and disks returned": len(report.returned),
-            "public IPs and disks still billed": len(report.side_left),
-        }
-        await acreate_markdown_artifact(
-            markdown_table(f"Teardown of `{rollout}`", dict(counts)),
-            key=artifact_key(rollout, "teardown-summary"),
-        )
+        counts = await _publish_report(rollout, report)
     if report.protected:
         logger.warning(
             "left alone (termination protection): %s; rerun with lift_protection to remove them",
@@ -143,3 +115,41 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
         left = "; ".join(f"{r}: {why}" for r, why in report.side_left.items())
         return Failed(message=f"still billed, not returned: {left}", data=report)
     return report
+
+
+async def _publish_plan(
+    rollout: str, targets: list[TeardownTarget], side: list[SideResource]
+) -> None:
+    """Show what a teardown would take down, and what it would return with each server."""
+    await acreate_table_artifact(
+        [
+            {
+                "serverName": t.name,
+                "serverInstanceNo": t.instance_no,
+                "returned": ", ".join(str(r) for r in side if r.server_no == t.instance_no),
+            }
+            for t in targets
+        ],
+        key=artifact_key(rollout, "teardown-plan"),
+        description=f"What a teardown of {rollout} would take down",
+    )
+
+
+async def _publish_report(rollout: str, report: TeardownReport) -> dict[str, int]:
+    """Publish a teardown's table and summary artifacts; return the summary's counts."""
+    await acreate_table_artifact(
+        _rows(report), key=artifact_key(rollout, "teardown"), description=f"Teardown of {rollout}"
+    )
+    counts = {
+        "terminated": len(report.terminated),
+        "protected": len(report.protected),
+        "failed": len(report.failed),
+        "timed out": len(report.timed_out),
+        "public IPs and disks returned": len(report.returned),
+        "public IPs and disks still billed": len(report.side_left),
+    }
+    await acreate_markdown_artifact(
+        markdown_table(f"Teardown of `{rollout}`", dict(counts)),
+        key=artifact_key(rollout, "teardown-summary"),
+    )
+    return counts

@@ -93,8 +93,7 @@ def _identity(paths: Sequence[str | Path]) -> _Key | None:
     try:
         # A digest, not a modification time: two edits within one clock tick look the same.
         return tuple(
-            (os.path.realpath(p), hashlib.blake2b(Path(p).read_bytes()).hexdigest())
-            for p in paths
+            (os.path.realpath(p), hashlib.blake2b(Path(p).read_bytes()).hexdigest()) for p in paths
         )
     except OSError:
         return None  # read (and reported) by the loader itself

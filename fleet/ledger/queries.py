@@ -22,9 +22,7 @@ __all__ = ["counts", "instances_of", "record", "records", "rollout_names"]
 _NAMES_PER_READ = 500
 
 
-def records(
-    conn: sa.Connection, rollout: str, names: Sequence[str] | None = None
-) -> list[Record]:
+def records(conn: sa.Connection, rollout: str, names: Sequence[str] | None = None) -> list[Record]:
     """Return a rollout's servers (or only these ``names``), in inventory order."""
     query = sa.select(*RECORD_COLUMNS).where(servers.c.rollout == rollout)
     found: Iterable[sa.Row[Any]]
