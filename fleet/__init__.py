@@ -30,7 +30,7 @@ from fleet.inventory import load_inventories, validate_inventories
 from fleet.ledger import DEFAULT_LEDGER, AsyncLedger, Ledger, Record
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.provisioner import Progress, Provisioner
-from fleet.ratelimit import AdaptiveRateLimiter, Limiter
+from fleet.ratelimit import AdaptiveRateLimiter, Limiter, Permit, RateControl
 from fleet.readiness import wait_running
 from fleet.results import results_path, write_results
 from fleet.signing import sign, signed_headers
@@ -64,10 +64,12 @@ __all__ = [
     "NcpError",
     "Operation",
     "PermanentError",
+    "Permit",
     "Problem",
     "Progress",
     "ProvisionOptions",
     "Provisioner",
+    "RateControl",
     "Record",
     "RetryPolicy",
     "RetryableError",
