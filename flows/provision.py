@@ -202,6 +202,7 @@ def _summary(
     elapsed: float,
     options: ProvisionOptions,
     records: Sequence[Record],
+    rate_final: float | None,
 ) -> RolloutSummary:
     """Return the one summary of this run, which everything after reads."""
     stats = rt.client.stats
@@ -224,6 +225,9 @@ def _summary(
         lookups=rt.lookups,
         retries=stats.retries,
         waited=options.wait,
+        rate_asked=options.rate if isinstance(options.rate, float) else None,
+        rate_found=rt.limiter.found_rate,
+        rate_final=rate_final,
     )
 
 
@@ -243,6 +247,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
         try:
             await _provision(rt.key, found.work, options)
             elapsed = time.monotonic() - started
+            rate_final = rt.limiter.rate
             if options.wait:
                 rt.progress.waiting = True
                 await wait_for_run(rt.key, options)
@@ -251,7 +256,8 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
         records = await rt.ledger.run(rt.ledger.sync.records, name)
-        summary = _summary(rt, specs, found, elapsed, options, records)
+        summary = _summary(rt, specs, found, elapsed, options, records, rate_final)
+        get_run_logger().info("%s", summary.rate_line)
         await record(rt.key, summary)
         await aupdate_progress_artifact(progress_id, 100.0, description=_describe(rt.progress))
     return summary

@@ -185,6 +185,7 @@ def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str)
         f"{summary.ambiguous} ambiguous (looked up by name, {summary.lookups} look-ups), "
         f"{summary.settled} settled from an earlier run",
     )
+    say(out, summary.rate_line)
     say(out, f"results: {summary.results}\nledger:  {ledger}")
 
 
