@@ -41,6 +41,7 @@ from fleet.ratelimit import AdaptiveRateLimiter, Limiter
 __all__ = [
     "Runtime",
     "artifact_key",
+    "build_limiter",
     "fingerprint",
     "ledger_target",
     "open_runtime",
@@ -167,7 +168,7 @@ async def _heartbeat(ledger: AsyncLedger, rollout: str, owner: str, ttl: float) 
             log.warning("lease heartbeat failed (will retry): %s", exc)
 
 
-def _limiter(options: RunOptions, known: float | None) -> Limiter:
+def build_limiter(options: RunOptions, known: float | None = None) -> Limiter:
     """Return the run's limiter: a named rate as its ceiling, or discovery up to max_rate."""
     rate, burst, in_flight = options.rate, options.burst, options.concurrency
     if isinstance(rate, str):  # "auto": from the rate found last time, if any
@@ -257,7 +258,7 @@ async def open_runtime(
         rehearsal = is_loopback(urlsplit(endpoint).hostname or "")
         binding = Binding(rollout, endpoint, fingerprint(credentials.access_key), rehearsal)
         await _check_binding(ledger, binding, write=lease, rebind=options.rebind)
-        limiter = _limiter(options, await _known_rate(ledger, binding, options))
+        limiter = build_limiter(options, await _known_rate(ledger, binding, options))
         client = NcpClient(
             credentials,
             endpoint,
