@@ -35,7 +35,10 @@ from flows.runtime import (
 )
 
 MAX_CHUNKS = 20  # tens of task runs, never one per server: a task run costs 5-40 ms here
-MIN_CHUNK = 50
+# Each chunk's engine reads the rollout's records as it starts and ends, so chunks cost in
+# proportion to the rollout's size: 20 chunks of 100 made a 2,000-server flow 17% slower than
+# the engine alone, 4 chunks of 500 about 8% (bench_throughput, R=100/s).
+MIN_CHUNK = 500
 
 
 def infrastructure_only(task: Any, task_run: Any, state: State) -> bool:
