@@ -328,8 +328,8 @@ def judge_rates(discovered: Sequence[Outcome], told: Sequence[Outcome]) -> None:
     """Print sections 2 and 3's targets: auto and told R against R, overestimates' 429s."""
     for o in _find(discovered, "engine, auto") + _find(discovered, "flow, auto"):
         met = o.x_r >= TARGET_AUTO and o.throttled_share <= TARGET_THROTTLED
-        told = _find(discovered, f"engine, told R (R={o.gateway:g})")
-        versus = f"; {o.per_second / told[0].per_second:.0%} of the engine told R" if told else ""
+        at_r = _find(discovered, f"engine, told R (R={o.gateway:g})")
+        versus = f"; {o.per_second / at_r[0].per_second:.0%} of the engine told R" if at_r else ""
         print(
             f"  {o.label}: {o.x_r:.3f} R (>= {TARGET_AUTO}), {o.throttled_share:.1%} throttled"
             f" (<= {TARGET_THROTTLED:.0%}) -> {verdict(met)}{versus}"
