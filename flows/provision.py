@@ -7,12 +7,13 @@ import contextlib
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
+from prefect.utilities.annotations import quote
 
 from fleet.errors import FleetError, LeaseLost, LedgerConflict, LedgerError, RunAborted
 from fleet.inventory import load_inventories
@@ -56,6 +57,15 @@ def infrastructure_only(task: Any, task_run: Any, state: State) -> bool:
     except Exception:
         return True  # anything else unexpected: as safe to rerun as above
     return False
+
+
+def unvisited(specs: list[ServerSpec]) -> list[ServerSpec]:
+    """Pass servers to a task without Prefect visiting each one (it unwraps quote() first).
+
+    Prefect walks every parameter looking for futures to wait on, twice per task run: for 2,000
+    servers that held the event loop about 0.4 s in all, and there are none to find.
+    """
+    return cast(list[ServerSpec], quote(specs))
 
 
 def chunks(specs: Sequence[ServerSpec], size: int | None = None) -> list[list[ServerSpec]]:
@@ -165,7 +175,7 @@ async def _provision(key: str, work: Sequence[ServerSpec], options: ProvisionOpt
         async with asyncio.TaskGroup() as group:
             for i, chunk in enumerate(chunks(work, options.chunk_size), 1):
                 task_ = provision_chunk.with_options(name=f"provision-chunk-{i:02d}")
-                group.create_task(task_(key, chunk, options))
+                group.create_task(task_(key, unvisited(chunk), options))
     except BaseExceptionGroup as errors:
         first = errors.exceptions[0]
         raise RunAborted(
@@ -239,7 +249,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
     specs = load(inventories)
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials) as rt:
-        found = await plan(rt.key, specs, options)
+        found = await plan(rt.key, unvisited(specs), options)
         _log_plan(name, specs, found)
         rt.progress.total = len(found.work)
         progress_id = await acreate_progress_artifact(
