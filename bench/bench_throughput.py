@@ -15,7 +15,9 @@ peak RSS are its own, and afterwards every planned name must exist exactly once.
 3. overestimates, 1,000 servers: told 2R and 4R, the share of calls throttled (and, with
    ``--baseline-rev``, the same through that revision's limiter);
 4. ledgers at R=200/s, 2,000 servers: the engine on PostgreSQL (tests/pgserver.py, durable) and
-   on SQLite.
+   on SQLite;
+5. memory: the engine and the flow at 2,000 and 10,000 servers, the growth of peak RSS per
+   extra server.
 
 A measurement, not a test: it always exits 0, and says MISSED where a target is missed.
 
@@ -65,13 +67,18 @@ SEQUENTIAL_CAP = 300  # the sequential loop creates this many; its rate is extra
 OLD_DEFAULT, OLD_DEFAULT_CAP = 10.0, 200  # the rate every run had before auto, capped likewise
 DISCOVERY = (50.0, 200.0)  # gateway limits the limiter is not told
 LEDGER_RATE = 200.0
-SECTIONS = ("throughput", "discovery", "overestimate", "ledgers")
+MEMORY_RATE, MEMORY_SIZES = 1000.0, (2_000, 10_000)  # a gateway that never holds them back
+SECTIONS = ("throughput", "discovery", "overestimate", "ledgers", "memory")
 
 TARGET_ENGINE = 0.95  # engine at a fixed rate R: servers/s >= 0.95 R
 TARGET_FLOW = 0.10  # flow wall <= 1.10 x engine wall (best of each)
 TARGET_BASELINE = 0.05  # engine servers/s within 5% of the baseline revision's
 TARGET_AUTO, TARGET_TOLD_R, TARGET_THROTTLED = 0.90, 0.95, 0.05
 TARGET_POSTGRES = 0.90  # PostgreSQL ledger >= 90% of SQLite's servers/s
+# Peak RSS growth per extra server through the flow: a server's spec, record, results and
+# artifact rows are a few KB; 20 KB leaves room for that and catches anything per-server that
+# should not be there (one task run per server costs ~35 KB in Prefect 3.9).
+TARGET_KB_PER_SERVER = 20.0
 
 
 @dataclass
@@ -85,6 +92,7 @@ class Plan:
     pairs: int
     sections: set[str]
     baseline_rev: str | None
+    memory_sizes: tuple[int, int]
 
 
 @dataclass
@@ -115,6 +123,7 @@ def parse(argv: Sequence[str] | None = None) -> Plan:
         pairs=1 if quick else args.pairs,
         sections=set(args.only.split(",")) if args.only else set(SECTIONS),
         baseline_rev=args.baseline_rev,
+        memory_sizes=(500, 2_500) if quick else MEMORY_SIZES,
     )
 
 
@@ -212,6 +221,34 @@ def ledgers(arena: Arena, plan: Plan) -> list[Outcome]:
         ]
 
 
+def memory(arena: Arena, plan: Plan) -> list[Outcome]:
+    """Section 5: the engine and the flow at two sizes, for the growth of their peak RSS."""
+    out, url = [], arena.sim.url
+    for kind in ("engine", "flow"):
+        for n in plan.memory_sizes:
+            inventory = (
+                write_inventory(arena.tmp / f"memory-{n}.csv", n) if kind == "flow" else None
+            )
+            argv = ours(kind, url, n, rate=MEMORY_RATE, inventory=inventory)
+            out.append(arena.contend(f"{kind} at {n}", argv, n, MEMORY_RATE))
+    return out
+
+
+def judge_memory(outcomes: Sequence[Outcome]) -> None:
+    """Print section 5's target: the flow's peak RSS per extra server."""
+    for kind in ("flow", "engine"):
+        pair = _find(outcomes, f"{kind} at ")
+        if len(pair) != 2:
+            continue
+        small, large = pair
+        growth = small.figures["peak_rss_mb"], large.figures["peak_rss_mb"]
+        slope = (growth[1] - growth[0]) * 1024 / (large.n - small.n)
+        line = f"  {kind} peak RSS {growth[0]:.0f} MB at {small.n}, {growth[1]:.0f} MB at"
+        line += f" {large.n}: {slope:.1f} KB per extra server"
+        met = slope < TARGET_KB_PER_SERVER
+        print(line + (f" (< {TARGET_KB_PER_SERVER:g}) -> {verdict(met)}" if kind == "flow" else ""))
+
+
 @contextmanager
 def arena(results: Results) -> Iterator[Arena]:
     """Start the simulator (own process) and a Prefect server; yield the arena they make."""
@@ -254,6 +291,7 @@ def run(plan: Plan) -> Results:
             "discovery": lambda: discovery(ring, plan),
             "overestimate": lambda: overestimate(ring, plan, tree),
             "ledgers": lambda: ledgers(ring, plan),
+            "memory": lambda: memory(ring, plan),
         }
         for name in SECTIONS:
             if name in plan.sections:
@@ -351,6 +389,7 @@ def report(plan: Plan, results: Results) -> None:
         "discovery": "2. the rate not told (defaults: auto, burst 5, 16 in flight)",
         "overestimate": "3. told more than the gateway allows (burst 5, 16 in flight)",
         "ledgers": f"4. ledgers at R={LEDGER_RATE:g}/s (burst 1, 16 in flight)",
+        "memory": f"5. memory (gateway and rate {MEMORY_RATE:g}/s, burst 5, 16 in flight)",
     }
     for name, outcomes in results.sections.items():
         table(titles[name], outcomes)
@@ -366,6 +405,7 @@ def report(plan: Plan, results: Results) -> None:
             f"  PostgreSQL ledger >= {TARGET_POSTGRES:.0%} of SQLite's: {pg:.1f} vs {lite:.1f}/s"
             f" = {pg / lite:.1%} -> {verdict(pg / lite >= TARGET_POSTGRES)}"
         )
+    judge_memory(results.sections.get("memory", []))
     wrong = [o for o in everything if o.duplicates or o.missing or o.extra or o.error]
     print(f"  every name exactly once, every run complete: {verdict(not wrong)}")
     for o in wrong:
