@@ -33,7 +33,7 @@ from fleet.ledger import DEFAULT_LEDGER, AsyncLedger, Ledger, Record
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.preflight import PreflightReport, preflight
 from fleet.provisioner import Progress, Provisioner
-from fleet.ratelimit import AdaptiveRateLimiter, Limiter
+from fleet.ratelimit import AdaptiveRateLimiter, Limiter, Permit, RateControl
 from fleet.readiness import wait_running
 from fleet.results import results_path, write_results
 from fleet.signing import sign, signed_headers
@@ -67,12 +67,14 @@ __all__ = [
     "NcpError",
     "Operation",
     "PermanentError",
+    "Permit",
     "PreflightError",
     "PreflightReport",
     "Problem",
     "Progress",
     "ProvisionOptions",
     "Provisioner",
+    "RateControl",
     "Record",
     "RetryPolicy",
     "RetryableError",

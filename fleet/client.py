@@ -291,9 +291,10 @@ class NcpClient:
         signed and sent (the engine commits the server's in-flight mark there; if it raises,
         nothing is sent).
         """
-        async with self.limiter.slot():
+        async with self.limiter.slot() as permit:
             if before_send is not None:
                 await before_send()
+            permit = self.limiter.on_send(permit)  # the claim took time: this is when it leaves
             uri = f"{self._base_path}{API_PATHS[api]}/{action}?{QUERY}"
             headers = signed_headers(
                 "POST",
@@ -315,10 +316,10 @@ class NcpClient:
             except NcpError as error:
                 if isinstance(error, ThrottledError):
                     self.stats.throttled += 1
-                    self.limiter.on_throttle()
+                    self.limiter.on_throttle(permit)
                 self.stats.errors[error.kind.value] += 1
                 raise
-        self.limiter.on_success()
+        self.limiter.on_success(permit)
         return result
 
     async def call(

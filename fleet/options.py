@@ -24,9 +24,13 @@ from .errors import ConfigError
 from .spec import ServerSpec
 from .staging import Budget, Size, Stage, parse_sizes, plan_stages
 
-__all__ = ["ProvisionOptions", "RunOptions", "TeardownOptions", "options_from"]
+__all__ = ["DEFAULT_MAX_RATE", "ProvisionOptions", "RunOptions", "TeardownOptions", "options_from"]
 
 M = TypeVar("M", bound=BaseModel)
+
+# The most calls/s --rate auto may reach: above what 16 calls in flight carry at NCP's latency,
+# so it rarely binds alone; lower it on an account others use too (see the README).
+DEFAULT_MAX_RATE = 250.0
 
 
 class RunOptions(BaseModel):
@@ -52,7 +56,13 @@ class RunOptions(BaseModel):
     ledger_block: str | None = Field(
         None, description="Prefect Secret block holding the ledger's URL, password included."
     )
-    rate: float = Field(10.0, gt=0, description="API calls per second at most.")
+    rate: float | Literal["auto"] = Field(
+        "auto",
+        description="API calls per second at most, or 'auto' to find the account's limit.",
+    )
+    max_rate: float = Field(
+        DEFAULT_MAX_RATE, gt=0, description="With rate 'auto': the most calls/s it may reach."
+    )
     burst: int = Field(5, ge=1, description="Calls allowed at once above the rate.")
     concurrency: int = Field(16, ge=1, le=1000, description="Calls in flight at most.")
     request_timeout: float = Field(30.0, gt=0, description="Seconds to wait for one answer.")
@@ -80,6 +90,24 @@ class RunOptions(BaseModel):
                 "parameters): put it in FLEET_LEDGER or a Prefect Secret block (ledger_block)"
             )
         return value
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _auto_or_positive(cls, value: object) -> float | str:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            rate = float("nan") if isinstance(value, bool) else float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            rate = float("nan")
+        if not rate > 0 or rate == float("inf"):
+            raise ValueError(f"'auto' or a positive number of calls per second, not {value!r}")
+        return rate
+
+    @property
+    def auto_rate(self) -> bool:
+        """Whether the rate is to be found (``--rate auto``) rather than named."""
+        return self.rate == "auto"
 
     @field_validator("site")
     @classmethod

@@ -1,29 +1,69 @@
-"""Client-side rate limiting: a token bucket that backs off on throttling and recovers like CUBIC.
+"""Client-side rate limiting: exact pacing, at a rate found from the gateway's own answers.
 
-Written here rather than taken from aiolimiter: that library reads the event loop's clock and has
-no way to change its rate under feedback, and both are the point of this one. The clock and the
-sleep are injected, so tests run it on a fake clock without sleeping.
+NCP publishes no per-account rate limit, so the limiter can find it (``--rate auto``), much as
+boto3's adaptive retry mode does:
+
+- slow start: from START_RATE, every call that goes through adds GROWTH calls/s, so the rate
+  doubles about every tenth of a second while nothing is throttled (TCP's slow start, in calls/s);
+- a throttle is news about the rate its call was sent at, so the cut is taken from that rate, at
+  most once per round trip: the answers to calls sent before the last cut are counted, not acted
+  on (a burst of 429s is one signal);
+- the gateway's bucket is empty at every throttle, so between two throttles it let through
+  exactly its rate: that measurement, when there is one, bounds the estimate of its limit;
+- the rate drops to BETA times the estimate, then climbs back along a cubic that flattens at the
+  estimate and only later probes above it (CUBIC, relative to the estimate): it holds just under
+  the limit, and an overestimate given by the user is left behind for good after the first cuts.
+
+A rate the user names is a ceiling: the limiter starts there, never exceeds it, and backs off
+under it the same way. ``RateControl`` is the feedback law alone (pure, on an injected clock);
+``AdaptiveRateLimiter`` paces calls at its rate (GCRA) with a cap on calls in flight. Written
+here rather than taken from aiolimiter: that library reads the event loop's clock and cannot
+change its rate under feedback, and both are the point of this one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["AdaptiveRateLimiter", "Limiter", "LimiterStats"]
+__all__ = [
+    "START_RATE",
+    "AdaptiveRateLimiter",
+    "Limiter",
+    "LimiterStats",
+    "Permit",
+    "RateControl",
+]
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
+START_RATE = 10.0  # calls/s a discovery starts from: the rate every run was given before
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """One call let through: when it left, and the rate in force then (its answer is read so)."""
+
+    sent_at: float  # when it was let through, then (``on_send``) when it really left
+    rate: float
+    number: int  # the how-manieth call the limiter let through
+
 
 @dataclass(slots=True)
 class LimiterStats:
-    """What the limiter has seen: calls let through, throttles, rate decreases."""
+    """What the limiter has seen: calls let through, their outcomes, rate cuts, time waited."""
 
     acquired: int = 0
+    succeeded: int = 0
     throttled: int = 0
     decreases: int = 0
     waited_seconds: float = 0.0
@@ -33,36 +73,187 @@ class Limiter:
     """The seam the client calls: hold a slot for one request, and report how it went."""
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self) -> AsyncIterator[Permit | None]:
         """Wait for permission to send one request, and hold an in-flight place while it runs."""
-        yield
+        yield None
 
-    def on_success(self) -> None:
+    def on_send(self, permit: Permit | None) -> Permit | None:
+        """Tell the limiter a request leaves now (after any work between slot and send)."""
+        return permit
+
+    def on_success(self, permit: Permit | None = None) -> None:
         """Tell the limiter a request went through."""
 
-    def on_throttle(self) -> None:
+    def on_throttle(self, permit: Permit | None = None) -> None:
         """Tell the limiter the gateway answered 'too fast'."""
+
+    @property
+    def rate(self) -> float | None:
+        """Return the calls/s in force now (None: no limit)."""
+        return None
+
+    @property
+    def found_rate(self) -> float | None:
+        """Return the gateway's limit as measured between its throttles, if it throttled twice."""
+        return None
+
+
+class RateControl:
+    """The rate to pace at, from what went through and what was throttled: no waiting, no I/O.
+
+    ``RateControl(n)`` is a rate the user named: it starts at ``n``, never exceeds it, and backs
+    off under it. ``RateControl(m, discover=True)`` finds the rate, never above ``m``: from
+    START_RATE in slow start, or, given the rate a previous run found (``known``), from just
+    under it, as if it had just been throttled there.
+    """
+
+    BETA = 0.85  # keep this share of the estimate on a throttle
+    SCALE = 0.15  # the cubic's C, relative to the estimate, per s^3: ~1 s back to it after a cut
+    GROWTH = 8.0  # slow start: calls/s added per call that went through
+    MEASURE = 0.25  # seconds: the shortest span between throttles that measures the gateway
+    SLACK = 1  # calls added to a span's count, so that a short span errs high, not low
+
+    def __init__(
+        self,
+        ceiling: float,
+        *,
+        discover: bool = False,
+        known: float | None = None,
+        min_rate: float = 0.5,
+        adaptive: bool = True,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if not ceiling > 0 or (known is not None and not known > 0):
+            raise ValueError("rate must be > 0")
+        self.ceiling = float(ceiling)
+        self.min_rate = min(min_rate, self.ceiling)
+        self.adaptive = adaptive
+        self._clock = clock
+        now = clock()
+        self._slow_start = discover and known is None
+        self._w_max = self.ceiling  # the estimate the cubic climbs back to
+        self._epoch = now  # when the cubic started
+        self._k = 0.0  # seconds from the epoch until the cubic is back at _w_max
+        self._last_cut: float | None = None
+        self._sent = 0  # calls let through so far: a permit's number
+        self._empty: deque[Permit] = deque(maxlen=8)  # the calls of the last cuts
+        self._refused: list[int] = []  # numbers of the calls throttled since the oldest of them
+        self.found: float | None = None
+        self.stats = LimiterStats()
+        if self._slow_start:
+            self._rate = min(self.ceiling, START_RATE)
+        elif discover and known is not None:
+            self._rate = self.ceiling
+            self._cut_to(now, min(known, self.ceiling))
+        else:
+            self._rate = self.ceiling
+
+    @property
+    def rate(self) -> float:
+        """Return the rate in force now."""
+        self._advance(self._clock())
+        return self._rate
+
+    @property
+    def slow_start(self) -> bool:
+        """Whether the rate still doubles (discovering, and nothing throttled yet)."""
+        return self._slow_start
+
+    def sent(self, now: float) -> Permit:
+        """Return the permit of one call let through now: its number and the rate in force."""
+        self._sent += 1
+        self.stats.acquired += 1
+        return Permit(now, self.rate, self._sent)
+
+    def succeeded(self, permit: Permit | None = None) -> None:
+        """Count a call that went through; in slow start, raise the rate."""
+        del permit  # what went through is counted as 'not throttled' (see _measured)
+        self.stats.succeeded += 1
+        if self.adaptive and self._slow_start:
+            self._rate = min(self.ceiling, self._rate + self.GROWTH)
+
+    def throttled(self, permit: Permit | None = None) -> None:
+        """Cut the rate under the one the throttled call was sent at, once per round trip."""
+        self.stats.throttled += 1
+        if permit is not None:
+            bisect.insort(self._refused, permit.number)
+        if not self.adaptive:
+            return
+        now = self._clock()
+        self._advance(now)
+        if self._last_cut is not None:
+            # Without a permit, a throttle more than a second after the last cut is news.
+            sent_at = permit.sent_at if permit is not None else now - 1.0
+            if sent_at < self._last_cut:
+                return  # sent before the last cut: news about a rate already left
+        estimate = self._rate
+        if permit is not None:
+            estimate = min(estimate, permit.rate)
+            measured = self._measured(permit)
+            if measured is not None:
+                self.found = measured
+                estimate = min(estimate, measured)
+            self._empty.append(permit)
+            del self._refused[: bisect.bisect_right(self._refused, self._empty[0].number)]
+        self.stats.decreases += 1
+        self._cut_to(now, estimate)
+        log.debug("throttled: estimate %.1f calls/s, rate now %.1f", estimate, self._rate)
+
+    def _cut_to(self, now: float, estimate: float) -> None:
+        """Drop under the estimate and start the cubic back up to it."""
+        self._slow_start = False
+        self._w_max = estimate
+        self._epoch = now
+        self._k = ((1 - self.BETA) / self.SCALE) ** (1 / 3)
+        self._rate = max(self.min_rate, estimate * self.BETA)
+        self._last_cut = now
+
+    def _measured(self, permit: Permit) -> float | None:
+        """Return the rate the gateway let calls through at, up to this throttled call.
+
+        The gateway's bucket was empty when each throttled call reached it, so between two of
+        them it let through exactly its rate: the calls sent in between and not throttled, over
+        the time between. A call not answered yet counts as let through, and SLACK is added, so
+        the measure errs high rather than low. The span starts at the latest earlier cut at least
+        MEASURE seconds back, else at the last one.
+        """
+        start = None
+        for earlier in reversed(self._empty):
+            start = earlier
+            if permit.sent_at - earlier.sent_at >= self.MEASURE:
+                break
+        if start is None or permit.sent_at <= start.sent_at:
+            return None
+        refused = bisect.bisect_right(self._refused, permit.number) - bisect.bisect_right(
+            self._refused, start.number
+        )
+        passed = permit.number - start.number - refused
+        return (passed + self.SLACK) / (permit.sent_at - start.sent_at)
+
+    def _advance(self, now: float) -> None:
+        if not self.adaptive or self._slow_start or self._last_cut is None:
+            return
+        # W(t) = W_max (1 + C (t - K)^3): concave up to the estimate, flat there, then convex.
+        target = self._w_max * (1 + self.SCALE * (now - self._epoch - self._k) ** 3)
+        self._rate = min(self.ceiling, max(self.min_rate, target, self._rate))
 
 
 class AdaptiveRateLimiter(Limiter):
-    """A rate (calls/s) with a burst and a cap on calls in flight, adapting to throttling.
+    """Calls paced at the rate ``RateControl`` sets, with a burst and a cap on calls in flight.
 
     Scheduling is GCRA (a token bucket kept as one timestamp): callers queue in order and each
     leaves when the bucket holds a token at the moment it wakes, so calls go at exactly the rate
-    even after the event loop stalls. On a throttle the rate
-    drops multiplicatively (at most once per cool-down, since one burst of 429s is one signal); it
-    then grows back along a cubic curve towards the rate where it was throttled and, past it,
-    slowly on to the configured ceiling (the CUBIC scheme boto3's adaptive mode uses).
+    even after the event loop stalls. ``rate`` is the ceiling; with ``discover`` the limiter
+    finds the gateway's limit under it (from ``known``, the rate a previous run found, if any).
     """
-
-    BETA = 0.7  # keep 70% of the rate on a throttle
-    SCALE = 0.4  # CUBIC's C: how fast the curve climbs back, in calls/s per s^3
 
     def __init__(
         self,
         rate: float,
         burst: int = 1,
         *,
+        discover: bool = False,
+        known: float | None = None,
         max_in_flight: int = 16,
         min_rate: float = 0.5,
         adaptive: bool = True,
@@ -71,36 +262,47 @@ class AdaptiveRateLimiter(Limiter):
     ) -> None:
         if rate <= 0 or burst < 1 or max_in_flight < 1:
             raise ValueError("rate must be > 0, burst and max_in_flight at least 1")
-        self.max_rate = float(rate)
-        self.min_rate = min(min_rate, self.max_rate)
+        self.control = RateControl(
+            rate, discover=discover, known=known, min_rate=min_rate, adaptive=adaptive, clock=clock
+        )
         self.burst = burst
-        self.adaptive = adaptive
         self._clock = clock
         self._sleep = sleep
-        self._rate = self.max_rate
-        self._tat = clock()  # theoretical arrival time of the next call (GCRA)
+        self._tat = clock()  # theoretical arrival time of the next call (GCRA) ...
+        self._tat_rate = self.control.rate  # ... reckoned at this rate
         self._turn = asyncio.Lock()  # FIFO: callers leave in the order they came
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        self._w_max = self.max_rate  # rate at the last throttle
-        self._last_throttle: float | None = None
-        self.stats = LimiterStats()
+
+    @property
+    def max_rate(self) -> float:
+        """Return the ceiling: the rate never exceeded."""
+        return self.control.ceiling
 
     @property
     def rate(self) -> float:
         """Return the rate in force now, after any back-off and recovery."""
-        self._recover(self._clock())
-        return self._rate
+        return self.control.rate
 
-    async def acquire(self) -> None:
-        """Wait until the rate allows one more call."""
+    @property
+    def found_rate(self) -> float | None:
+        """Return the gateway's limit as measured between its last throttles, if it was."""
+        return self.control.found
+
+    @property
+    def stats(self) -> LimiterStats:
+        """Return what the limiter has seen."""
+        return self.control.stats
+
+    async def acquire(self) -> Permit:
+        """Wait until the rate allows one more call; return its permit."""
         # One caller at a time decides when it may leave, and only leaves once the bucket has a
         # token at the moment it wakes: after a stall of the event loop, late callers do not all
         # leave at once on the strength of reservations made before the stall.
         async with self._turn:
             while True:
                 now = self._clock()
-                self._recover(now)
-                interval = 1.0 / self._rate
+                rate = self._rescale(now)
+                interval = 1.0 / rate
                 # Theoretical arrival time (GCRA). A caller that wakes a little late (timer
                 # granularity, a busy loop) keeps its slot, or the lateness would add up into a
                 # lower rate; after a longer gap the bucket starts afresh from now.
@@ -109,43 +311,38 @@ class AdaptiveRateLimiter(Limiter):
                 allowed_at = tat - (self.burst - 1) * interval
                 if allowed_at <= now:
                     self._tat = tat + interval
-                    self.stats.acquired += 1
-                    return
+                    return self.control.sent(now)
                 self.stats.waited_seconds += allowed_at - now
                 await self._sleep(allowed_at - now)
 
+    def _rescale(self, now: float) -> float:
+        """Return the rate now; calls reserved ahead at an older rate are respaced at this one."""
+        rate = self.control.rate
+        if rate != self._tat_rate:
+            if self._tat > now:
+                self._tat = now + (self._tat - now) * self._tat_rate / rate
+            self._tat_rate = rate
+        return rate
+
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self) -> AsyncIterator[Permit]:
         """Wait for a place in flight and for the rate, then hold the place until done."""
         async with self._in_flight:
-            await self.acquire()
-            yield
+            yield await self.acquire()
 
-    def on_success(self) -> None:
-        """Let the rate keep recovering (recovery is driven by time, so nothing to do)."""
+    def on_send(self, permit: Permit | None) -> Permit | None:
+        """Return the permit stamped with the time its request really leaves."""
+        return None if permit is None else replace(permit, sent_at=self._clock())
 
-    def on_throttle(self) -> None:
-        """Cut the rate, once per cool-down, and remember where the ceiling was."""
-        self.stats.throttled += 1
-        if not self.adaptive:
-            return
-        now = self._clock()
-        self._recover(now)
-        cooldown = max(1.0, 2.0 / self._rate)
-        if self._last_throttle is not None and now - self._last_throttle < cooldown:
-            return
-        self._w_max = self._rate
-        self._rate = max(self.min_rate, self._rate * self.BETA)
-        self._last_throttle = now
-        self.stats.decreases += 1
-        # The gateway just said its bucket is empty: so is ours, the next call waits an interval.
-        self._tat = max(self._tat, now + self.burst / self._rate)
+    def on_success(self, permit: Permit | None = None) -> None:
+        """Count the call; in slow start, raise the rate."""
+        self.control.succeeded(permit)
 
-    def _recover(self, now: float) -> None:
-        if self._last_throttle is None or self._rate >= self.max_rate:
-            return
-        # CUBIC: W(t) = C (t - K)^3 + W_max, with K the time to climb back to W_max.
-        k = (self._w_max * (1 - self.BETA) / self.SCALE) ** (1 / 3)
-        t = now - self._last_throttle
-        target = self.SCALE * (t - k) ** 3 + self._w_max
-        self._rate = min(self.max_rate, max(self.min_rate, target, self._rate))
+    def on_throttle(self, permit: Permit | None = None) -> None:
+        """Cut the rate under the one the throttled call left at, and hold the next call back."""
+        cuts = self.stats.decreases
+        self.control.throttled(permit)
+        if self.stats.decreases > cuts:
+            # The gateway just said its bucket is empty: so is ours, the next call waits.
+            now = self._clock()
+            self._tat = max(self._tat, now + self.burst / self._rescale(now))

@@ -51,6 +51,9 @@ class RolloutSummary:
     waves: tuple[WaveOutcome, ...] = ()  # a staged rollout's stages, in order
     stopped: str | None = None  # why a staged rollout stopped before its last stage
     rolled_back: bool = False  # whether what it made was torn down after it stopped
+    rate_asked: float | None = None  # calls/s the user named; None: --rate auto
+    rate_found: float | None = None  # calls/s the gateway allowed, measured between throttles
+    rate_final: float | None = None  # calls/s the limiter was at when creating ended
 
     @property
     def created_per_second(self) -> float:
@@ -65,6 +68,16 @@ class RolloutSummary:
         if self.waited:
             return self.counts.total - self.counts.running
         return self.counts.not_done
+
+    @property
+    def rate_line(self) -> str:
+        """Return what the run learnt of the account's call rate, in one line."""
+        asked = "auto" if self.rate_asked is None else f"{self.rate_asked:g}/s"
+        if self.rate_found is not None:
+            line = f"call rate {asked}: the gateway allowed about {self.rate_found:.1f} calls/s"
+            return line + (" (remembered for the next run)" if self.rate_asked is None else "")
+        final = "" if self.rate_final is None else f"; ended at {self.rate_final:.1f} calls/s"
+        return f"call rate {asked}: never throttled{final}"
 
     def facts(self) -> dict[str, object]:
         """Return the summary as labelled facts, for the summary artifact (in this order)."""
@@ -86,6 +99,10 @@ class RolloutSummary:
             "created per second": self.created_per_second,
             "API calls": self.api_calls,
             "throttled responses": self.throttled,
+            "call rate asked (calls/s)": "auto" if self.rate_asked is None else self.rate_asked,
+            "call rate the gateway allowed (calls/s)": (
+                "not reached" if self.rate_found is None else round(self.rate_found, 1)
+            ),
             "unprocessed failures (retried)": self.unprocessed,
             "ambiguous answers (looked up by name)": self.ambiguous,
             "look-up calls": self.lookups,

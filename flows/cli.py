@@ -55,7 +55,17 @@ LedgerBlock = Annotated[
 ]
 Profile = Annotated[str | None, typer.Option(help="Profile of ~/.ncloud/configure.")]
 Block = Annotated[str | None, typer.Option(help="Prefect Secret block holding the NCP keys.")]
-Rate = Annotated[float | None, typer.Option(help="API calls per second at most.")]
+Rate = Annotated[
+    str | None,
+    typer.Option(
+        metavar="auto|N",
+        help="'auto' (the default) finds the account's limit; a number is a ceiling in calls/s.",
+    ),
+]
+MaxRate = Annotated[
+    float | None,
+    typer.Option(help="With --rate auto, the most calls/s it may reach (default 250)."),
+]
 Burst = Annotated[int | None, typer.Option(help="Calls allowed at once above the rate.")]
 Concurrency = Annotated[int | None, typer.Option(help="Calls in flight at most.")]
 PollInterval = Annotated[float | None, typer.Option(help="Seconds between status polls.")]
@@ -233,6 +243,7 @@ def provision(
     inventories: Inventories,
     rollout: Rollout = None,
     rate: Rate = None,
+    max_rate: MaxRate = None,
     burst: Burst = None,
     concurrency: Concurrency = None,
     site: Site = None,
@@ -286,6 +297,7 @@ def provision(
     options = _options(
         ProvisionOptions,
         rate=rate,
+        max_rate=max_rate,
         burst=burst,
         concurrency=concurrency,
         site=site,
@@ -415,6 +427,7 @@ def teardown(
     profile: Profile = None,
     credentials_block: Block = None,
     rate: Rate = None,
+    max_rate: MaxRate = None,
     time_limit: Annotated[
         float | None, typer.Option(help="Seconds to wait for servers to go.")
     ] = None,
@@ -433,6 +446,7 @@ def teardown(
         profile=profile,
         credentials_block=credentials_block,
         rate=rate,
+        max_rate=max_rate,
         time_limit=time_limit,
         poll_interval=poll_interval,
         wait_for_lease=wait_for_lease,
@@ -470,6 +484,7 @@ def serve(
     name: Annotated[str, typer.Option(help="Deployment name.")] = "scheduled",
     rollout: Rollout = None,
     rate: Rate = None,
+    max_rate: MaxRate = None,
     concurrency: Concurrency = None,
     site: Site = None,
     endpoint: Endpoint = None,
@@ -488,6 +503,7 @@ def serve(
     options = _options(
         ProvisionOptions,
         rate=rate,
+        max_rate=max_rate,
         concurrency=concurrency,
         site=site,
         endpoint=endpoint,

@@ -204,6 +204,7 @@ def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str)
         )
     if summary.stopped:
         say(out, f"stopped: {summary.stopped}" + (" (rolled back)" if summary.rolled_back else ""))
+    say(out, summary.rate_line)
     say(out, f"results: {summary.results}\nledger:  {ledger}")
 
 

@@ -41,6 +41,7 @@ from fleet.ratelimit import AdaptiveRateLimiter, Limiter
 __all__ = [
     "Runtime",
     "artifact_key",
+    "build_limiter",
     "fingerprint",
     "ledger_target",
     "open_runtime",
@@ -179,14 +180,42 @@ async def _heartbeat(ledger: AsyncLedger, rollout: str, owner: str, ttl: float) 
             log.warning("lease heartbeat failed (will retry): %s", exc)
 
 
-def _limiter(options: RunOptions) -> Limiter:
+def build_limiter(options: RunOptions, known: float | None = None) -> Limiter:
+    """Return the run's limiter: a named rate as its ceiling, or discovery up to max_rate."""
+    rate, burst, in_flight = options.rate, options.burst, options.concurrency
+    if isinstance(rate, str):  # "auto": from the rate found last time, if any
+        local = AdaptiveRateLimiter(
+            options.max_rate, burst, discover=True, known=known, max_in_flight=in_flight
+        )
+    else:
+        local = AdaptiveRateLimiter(rate, burst, max_in_flight=in_flight)
     if options.shared_limit:
         from flows.shared_limit import SharedRateLimiter
 
         return SharedRateLimiter(
-            options.shared_limit, options.rate, options.burst, max_in_flight=options.concurrency
+            options.shared_limit, local.max_rate, burst, max_in_flight=in_flight, local=local
         )
-    return AdaptiveRateLimiter(options.rate, options.burst, max_in_flight=options.concurrency)
+    return local
+
+
+async def _known_rate(ledger: AsyncLedger, binding: Binding, options: RunOptions) -> float | None:
+    """Return the rate a previous run found at this endpoint for this account (auto only)."""
+    if not options.auto_rate:
+        return None
+    known = await ledger.run(ledger.sync.known_rate, binding.endpoint, binding.account)
+    if known is not None:
+        log.info("call rate: starting near %.1f calls/s, found by an earlier run", known)
+    return known
+
+
+async def _remember_rate(rt: Runtime, binding: Binding, options: RunOptions) -> None:
+    """Keep the rate this run found (auto only), for the next run against this gateway."""
+    found = rt.limiter.found_rate
+    if not options.auto_rate or found is None:
+        return
+    log.info("call rate: the gateway allowed about %.1f calls/s; remembered", found)
+    with contextlib.suppress(LedgerError):  # a lost ledger is reported by the run itself
+        await rt.ledger.run(rt.ledger.sync.remember_rate, binding.endpoint, binding.account, found)
 
 
 async def _check_binding(
@@ -241,7 +270,7 @@ async def open_runtime(
         rehearsal = is_loopback(urlsplit(endpoint).hostname or "")
         binding = Binding(rollout, endpoint, fingerprint(credentials.access_key), rehearsal)
         await _check_binding(ledger, binding, write=lease, rebind=options.rebind)
-        limiter = _limiter(options)
+        limiter = build_limiter(options, await _known_rate(ledger, binding, options))
         client = NcpClient(
             credentials,
             endpoint,
@@ -252,6 +281,8 @@ async def open_runtime(
         rt = Runtime(uuid.uuid4().hex, rollout, client, ledger, limiter, owner)
         _RUNTIMES[rt.key] = rt
         yield rt
+        if lease:
+            await _remember_rate(rt, binding, options)
     finally:
         if rt is not None:
             del _RUNTIMES[rt.key]

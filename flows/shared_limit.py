@@ -3,7 +3,9 @@
 A Prefect global concurrency limit with slot decay is a rate limit the Prefect server enforces
 across processes and machines. One acquisition is an HTTP round trip (8-15 ms, stalls of 1-2 s on
 SQLite), far too slow to pay per request, so calls are bought from it in blocks and each block is
-spent through the in-process limiter, which keeps the exact pacing and the 429 back-off.
+spent through the in-process limiter, which keeps the exact pacing and the 429 back-off. The
+shared limit is the ceiling; under it the in-process limiter may still find the gateway's own
+limit (``--rate auto``), if that is the lower of the two.
 
 Create the limit once: ``prefect gcl create ncp-account --limit 20 --slot-decay-per-second 10``
 (the limit is the shared burst, the decay the shared calls per second), or ``fleet shared-limit``.
@@ -18,7 +20,7 @@ from contextlib import asynccontextmanager
 
 from prefect.concurrency.asyncio import rate_limit
 
-from fleet.ratelimit import AdaptiveRateLimiter, Limiter
+from fleet.ratelimit import AdaptiveRateLimiter, Limiter, Permit
 
 
 async def _prefect_rate_limit(name: str, slots: int) -> None:
@@ -38,9 +40,10 @@ class SharedRateLimiter(Limiter):
         max_in_flight: int,
         block: int = 10,
         acquire: Callable[[str, int], Awaitable[None]] = _prefect_rate_limit,
+        local: AdaptiveRateLimiter | None = None,
     ) -> None:
         self.name = name
-        self.local = AdaptiveRateLimiter(rate, burst, max_in_flight=max_in_flight)
+        self.local = local or AdaptiveRateLimiter(rate, burst, max_in_flight=max_in_flight)
         self.block = block
         self._acquire = acquire
         self._tokens = 0
@@ -59,16 +62,30 @@ class SharedRateLimiter(Limiter):
             self._tokens -= 1
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self) -> AsyncIterator[Permit]:
         """Pay one call from the shared budget, then pace it through the local limiter."""
         await self._take()
-        async with self.local.slot():
-            yield
+        async with self.local.slot() as permit:
+            yield permit
 
-    def on_success(self) -> None:
+    def on_send(self, permit: Permit | None) -> Permit | None:
+        """Let the local limiter stamp the time the request leaves."""
+        return self.local.on_send(permit)
+
+    def on_success(self, permit: Permit | None = None) -> None:
         """Pass the news to the local limiter."""
-        self.local.on_success()
+        self.local.on_success(permit)
 
-    def on_throttle(self) -> None:
+    def on_throttle(self, permit: Permit | None = None) -> None:
         """Slow the local limiter: the shared budget is above what the gateway allows."""
-        self.local.on_throttle()
+        self.local.on_throttle(permit)
+
+    @property
+    def rate(self) -> float:
+        """Return the local limiter's rate (the shared limit may hold calls to less)."""
+        return self.local.rate
+
+    @property
+    def found_rate(self) -> float | None:
+        """Return the gateway's limit, if the local limiter found it under the shared one."""
+        return self.local.found_rate

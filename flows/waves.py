@@ -21,8 +21,8 @@ from fleet.spec import ServerSpec
 from fleet.staging import Budget, Size, Stage, resize_next
 from fleet.summary import WaveOutcome
 from flows import approval, events
-from flows.retries import infrastructure_only
 from flows.runtime import Runtime, runtime
+from flows.tasking import infrastructure_only, unvisited
 
 __all__ = ["run_stages", "run_wave"]
 
@@ -130,7 +130,9 @@ async def run_stages(
     while index < len(stages):
         stage = stages[index]
         call = run_wave.with_options(name=stage.name)
-        outcome = await call(rt.key, stage.name, list(stage.specs), options, (failed, sent))
+        outcome = await call(
+            rt.key, stage.name, unvisited(list(stage.specs)), options, (failed, sent)
+        )
         outcomes.append(outcome)
         failed, sent = failed + outcome.failures, sent + outcome.sent
         events.emit("fleet.wave.completed", rt.rollout, **_fields(outcome))

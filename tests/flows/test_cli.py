@@ -63,6 +63,18 @@ def test_bad_inventory_sends_nothing(sim: RunningSimulator, tmp_path: Path) -> N
     assert sim.state()["counters"]["requests"] == 0
 
 
+@pytest.mark.parametrize("rate", ["fast", "0", "-3"])
+def test_a_rate_neither_auto_nor_a_number_is_refused(
+    sim: RunningSimulator, tmp_path: Path, rate: str
+) -> None:
+    """--rate takes 'auto' or a positive number: anything else exits 2 and sends nothing."""
+    path = write(tmp_path / "r.csv", ["r,1,25495367,s2-g3,75001,75101"])
+    result = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--rate", rate])
+    assert result.exit_code == 2
+    assert "--rate" in result.output and "'auto' or a positive number" in result.output
+    assert sim.state()["counters"]["requests"] == 0
+
+
 def test_missing_credentials_is_a_configuration_error(
     sim: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -85,6 +97,7 @@ def test_provision_status_plan_and_teardown(sim: RunningSimulator, tmp_path: Pat
     )
     assert result.exit_code == 0, result.output
     assert "shop: 3 created, 0 failed" in result.output
+    assert "call rate auto: " in result.output
     with open(tmp_path / ".fleet" / "results" / "shop.csv", newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["serverInstanceStatus"] for r in rows] == ["RUN"] * 3

@@ -11,10 +11,12 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
+from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions
 from fleet.simulator import RunningSimulator, running_simulator
 from fleet.summary import RolloutSummary
 from flows.provision import chunks, provision_fleet
+from flows.runtime import fingerprint
 from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, sim_config, specs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -97,6 +99,29 @@ async def test_flow_ends_failed_with_counts_when_servers_fail(
     assert len(failed) == 3
     assert {r["errorCode"] for r in failed} == {"1015009"}
     assert all("server limit" in r["errorMessage"] for r in failed)
+
+
+async def test_auto_rate_finds_the_gateways_limit_and_remembers_it(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """By default the flow finds the rate the gateway allows, shows it, and keeps it for later."""
+    sim.configure(rate=40, burst=10)
+    ledger = tmp_path / "ledger.db"
+    state = await provision_fleet(
+        inventories=[inventory(tmp_path / "auto.csv", [("auto", 150)])],
+        options=ProvisionOptions(endpoint=sim.url, ledger=str(ledger)),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    summary = await state.aresult()
+    assert isinstance(summary, RolloutSummary)
+    assert summary.rate_asked is None
+    assert summary.rate_found == pytest.approx(40, rel=0.25)
+    assert "the gateway allowed about" in summary.rate_line
+    with Ledger(ledger) as book:
+        assert book.known_rate(sim.url, fingerprint(ACCESS)) == summary.rate_found
+    markdown = await _artifact("auto-summary")
+    assert "call rate the gateway allowed" in str(markdown.data)  # type: ignore[attr-defined]
 
 
 async def test_secret_key_appears_nowhere(sim: RunningSimulator, tmp_path: Path) -> None:

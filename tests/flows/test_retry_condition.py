@@ -14,7 +14,7 @@ from fleet.errors import (
     PermanentError,
     RolloutError,
 )
-from flows.retries import infrastructure_only
+from flows.tasking import infrastructure_only
 
 RETRY = [
     (LedgerError("database is locked"), True),  # the database hiccupped: safe to rerun

@@ -1,16 +1,16 @@
-"""The adaptive rate limiter, on a fake clock: exact pacing, back-off, CUBIC recovery."""
+"""The rate limiter on a fake clock: pacing, slow start, cuts, CUBIC, rollouts in virtual time."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import dataclass
 
 import pytest
 
-from fleet.ratelimit import AdaptiveRateLimiter
+from fleet.ratelimit import START_RATE, AdaptiveRateLimiter, RateControl
 from tests.conftest import FakeClock
-
-pytestmark = pytest.mark.anyio
+from tests.unit.virtual_time import Rollout, roll_out, run_virtual
 
 
 async def _release_times(limiter: AdaptiveRateLimiter, clock: FakeClock, n: int) -> list[float]:
@@ -21,6 +21,7 @@ async def _release_times(limiter: AdaptiveRateLimiter, clock: FakeClock, n: int)
     return times
 
 
+@pytest.mark.anyio
 async def test_paces_calls_at_the_rate_after_the_burst(clock: FakeClock) -> None:
     """Calls beyond the burst leave exactly 1/rate apart."""
     limiter = AdaptiveRateLimiter(10, burst=3, clock=clock, sleep=clock.sleep)
@@ -31,6 +32,7 @@ async def test_paces_calls_at_the_rate_after_the_burst(clock: FakeClock) -> None
     assert gaps == [0.1] * 10
 
 
+@pytest.mark.anyio
 async def test_concurrent_callers_queue_in_order_without_exceeding_the_rate(
     clock: FakeClock,
 ) -> None:
@@ -46,6 +48,7 @@ async def test_concurrent_callers_queue_in_order_without_exceeding_the_rate(
     assert left == [(0, 0.0), (1, 0.2), (2, 0.4), (3, 0.6), (4, 0.8)]
 
 
+@pytest.mark.anyio
 async def test_a_stalled_loop_does_not_release_a_burst(clock: FakeClock) -> None:
     """Callers that wake late (the loop was busy) still leave one interval apart."""
     stall = [1.0]  # the first sleep overruns by a whole second
@@ -64,6 +67,7 @@ async def test_a_stalled_loop_does_not_release_a_burst(clock: FakeClock) -> None
     assert left == [0.0, 1.1, 1.2, 1.3]
 
 
+@pytest.mark.anyio
 async def test_waking_a_little_late_does_not_lower_the_rate(clock: FakeClock) -> None:
     """Timers that fire a millisecond late cost nothing: 100 calls at 100/s still take ~1 s."""
 
@@ -76,46 +80,174 @@ async def test_waking_a_little_late_does_not_lower_the_rate(clock: FakeClock) ->
     assert clock.now - 1_000.0 == pytest.approx(1.0, abs=0.002)
 
 
-async def test_throttle_cuts_the_rate_once_per_cooldown(clock: FakeClock) -> None:
-    """A burst of 429s is one signal: the rate drops by 30% once, not once per answer."""
-    limiter = AdaptiveRateLimiter(100, clock=clock, sleep=clock.sleep)
-    limiter.on_throttle()
-    limiter.on_throttle()
-    limiter.on_throttle()
-    assert limiter.rate == pytest.approx(70)
-    assert limiter.stats.throttled == 3 and limiter.stats.decreases == 1
+def test_a_named_rate_starts_at_its_ceiling_and_never_passes_it(clock: FakeClock) -> None:
+    """A rate the user names is where it starts, and calls that go through do not raise it."""
+    control = RateControl(40, clock=clock)
+    for _ in range(100):
+        control.succeeded(control.sent(clock.now))
+    assert control.rate == 40 and not control.slow_start
+
+
+def test_discovery_starts_low_and_doubles_while_nothing_is_throttled(clock: FakeClock) -> None:
+    """Slow start: from START_RATE, each call that goes through adds GROWTH, up to the ceiling."""
+    control = RateControl(100, discover=True, clock=clock)
+    assert control.rate == START_RATE and control.slow_start
+    control.succeeded(control.sent(clock.now))
+    assert control.rate == START_RATE + RateControl.GROWTH
+    for _ in range(50):
+        control.succeeded(control.sent(clock.now))
+    assert control.rate == 100  # the ceiling (--max-rate) holds
+
+
+def test_a_throttle_ends_slow_start_under_the_rate_its_call_left_at(clock: FakeClock) -> None:
+    """The cut is taken from the rate the throttled call was sent at, not the one grown since."""
+    control = RateControl(1_000, discover=True, clock=clock)
+    for _ in range(10):
+        control.succeeded(control.sent(clock.now))
+    permit = control.sent(clock.now)  # sent at 90/s
+    for _ in range(10):
+        control.succeeded(control.sent(clock.now))  # grown to 170/s since
+    control.throttled(permit)
+    assert not control.slow_start
+    assert control.rate == pytest.approx(90 * RateControl.BETA)
+    assert control.found is None  # one throttle measures nothing yet
+
+
+@pytest.mark.parametrize(
+    ("sent_after_cut", "cuts"),
+    [
+        (-0.01, 1),  # sent before the first cut: old news, counted only
+        (0.0, 2),  # sent at the cut, at the new rate: news
+        (0.05, 2),  # sent after: news
+    ],
+)
+def test_one_cut_per_round_trip(clock: FakeClock, sent_after_cut: float, cuts: int) -> None:
+    """Only a throttled call sent at or after the last cut cuts again; the others are counted."""
+    control = RateControl(100, clock=clock)
+    early = [control.sent(clock.now) for _ in range(3)]
+    clock.now += 0.01
+    control.throttled(control.sent(clock.now))
+    late = control.sent(clock.now + sent_after_cut)
+    clock.now += 0.1
+    for permit in early:
+        control.throttled(permit)
+    control.throttled(late)
+    assert control.stats.decreases == cuts and control.stats.throttled == 5
+
+
+def test_without_permits_a_burst_of_throttles_is_one_signal(clock: FakeClock) -> None:
+    """Callers that pass no permit get at most one cut a second: one burst of 429s, one signal."""
+    control = RateControl(100, clock=clock)
+    for _ in range(3):
+        control.throttled()
+    assert control.stats.decreases == 1 and control.rate == pytest.approx(85)
     clock.now += 0.5
-    limiter.on_throttle()  # still inside the cool-down
-    assert limiter.stats.decreases == 1
+    control.throttled()
+    assert control.stats.decreases == 1
+    clock.now += 0.6
+    control.throttled()
+    assert control.stats.decreases == 2
 
 
-async def test_rate_recovers_along_a_cubic_to_the_ceiling(clock: FakeClock) -> None:
-    """After a throttle the rate climbs back: quickly at first, flat near the old ceiling."""
-    limiter = AdaptiveRateLimiter(100, clock=clock, sleep=clock.sleep)
-    limiter.on_throttle()
+@pytest.mark.parametrize(
+    ("answered", "found"),
+    [
+        (99, 100.0),  # every call between the two throttles went through: 99 + SLACK in 1 s
+        (90, 100.0),  # nine not answered yet: counted as let through, to err high
+    ],
+)
+def test_the_rate_between_two_throttles_is_the_gateways(
+    clock: FakeClock, answered: int, found: float
+) -> None:
+    """From one throttle to the next, the calls not throttled are what the gateway allows."""
+    control = RateControl(200, clock=clock)
+    control.throttled(control.sent(clock.now))
+    assert control.found is None
+    permits = []
+    for _ in range(100):  # 100 calls in one second
+        clock.now += 0.01
+        permits.append(control.sent(clock.now))
+    for permit in permits[:answered]:
+        control.succeeded(permit)
+    control.throttled(permits[-1])
+    assert control.found == pytest.approx(found)
+    assert control.rate == pytest.approx(found * RateControl.BETA)
+
+
+def test_the_rate_climbs_back_along_a_cubic_and_flattens_under_the_estimate(
+    clock: FakeClock,
+) -> None:
+    """After a cut the rate rises, quickly at first, flat near the estimate, then beyond it."""
+    control = RateControl(200, discover=True, known=100, clock=clock)  # as if throttled at 100
+    assert control.rate == pytest.approx(85)
     seen = []
-    for _ in range(8):
-        clock.now += 1
-        seen.append(limiter.rate)
-    assert seen == sorted(seen)  # never drops without a throttle
-    assert 70 < seen[0] < 90
-    assert seen[-1] == pytest.approx(100)  # K = cbrt(100*0.3/0.4) ~ 4.2 s to get back
-
-
-async def test_repeated_throttles_settle_under_the_real_limit(clock: FakeClock) -> None:
-    """Throttled whenever above 60/s, a limiter set to 100/s spends its time near 60/s."""
-    limiter = AdaptiveRateLimiter(100, clock=clock, sleep=clock.sleep)
-    rates = []
-    for _ in range(600):  # 60 s in 0.1 s steps
+    for _ in range(30):
         clock.now += 0.1
-        if limiter.rate > 60:
-            limiter.on_throttle()
-        rates.append(limiter.rate)
-    late = rates[200:]
-    assert 40 < sum(late) / len(late) <= 60
-    assert max(late) <= 61
+        seen.append(control.rate)
+    assert seen == sorted(seen)  # never drops without a throttle
+    k = round(10 * ((1 - RateControl.BETA) / RateControl.SCALE) ** (1 / 3))
+    assert seen[k - 1] == pytest.approx(100, abs=0.5)  # back at the estimate after K seconds
+    assert seen[k + 2] < 101  # and flat there for a while
+    assert seen[-1] > 110  # before probing above it
 
 
+@dataclass(frozen=True)
+class Case:
+    """One rollout against a token-bucket gateway, and what the limiter must achieve."""
+
+    gateway: float  # calls/s the gateway allows
+    told: float | None  # calls/s the user named (None: --rate auto)
+    servers: int
+    at_least: float  # servers/s, as a share of the gateway's rate
+    throttled_at_most: float  # share of calls answered 429
+
+
+CASES = {
+    "auto at 50/s": Case(50, None, 2_000, 0.95, 0.03),
+    "auto at 200/s": Case(200, None, 2_000, 0.93, 0.02),
+    "told the rate, 50/s": Case(50, 50, 1_000, 0.97, 0.0),
+    "told the rate, 200/s": Case(200, 200, 1_000, 0.97, 0.0),
+    "told twice the rate, 50/s": Case(50, 100, 1_000, 0.95, 0.03),
+    "told 4x the rate, 50/s": Case(50, 200, 1_000, 0.95, 0.04),
+    "told 4x the rate, 200/s": Case(200, 800, 1_000, 0.9, 0.03),
+    "told half the rate": Case(50, 25, 500, 0.49, 0.0),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_rollouts_against_a_token_bucket(case: Case) -> None:
+    """In virtual time, against the simulator's own token bucket, each case meets its figures."""
+
+    async def main() -> Rollout:
+        clock = asyncio.get_running_loop().time
+        if case.told is None:
+            limiter = AdaptiveRateLimiter(250, 5, discover=True, clock=clock)
+        else:
+            limiter = AdaptiveRateLimiter(case.told, 5, clock=clock)
+        return await roll_out(limiter, case.servers, gateway_rate=case.gateway)
+
+    done = run_virtual(main)
+    assert done.per_second >= case.at_least * case.gateway, done
+    assert done.throttled_share <= case.throttled_at_most, done
+    if done.throttled:
+        assert done.found == pytest.approx(case.gateway, rel=0.05), done
+
+
+def test_a_known_rate_is_resumed_without_slow_start() -> None:
+    """Given the rate a previous run found, discovery starts just under it, not from the bottom."""
+
+    async def main() -> tuple[Rollout, float]:
+        clock = asyncio.get_running_loop().time
+        limiter = AdaptiveRateLimiter(250, 5, discover=True, known=200, clock=clock)
+        first = limiter.rate
+        return await roll_out(limiter, 1_000, gateway_rate=200), first
+
+    done, first = run_virtual(main)
+    assert first == pytest.approx(200 * RateControl.BETA)
+    assert done.per_second >= 0.95 * 200 and done.throttled_share <= 0.02, done
+
+
+@pytest.mark.anyio
 async def test_not_adaptive_keeps_the_rate(clock: FakeClock) -> None:
     """With adaptation off, throttles are counted but the rate stays as configured."""
     limiter = AdaptiveRateLimiter(20, adaptive=False, clock=clock, sleep=clock.sleep)
@@ -123,6 +255,7 @@ async def test_not_adaptive_keeps_the_rate(clock: FakeClock) -> None:
     assert limiter.rate == 20 and limiter.stats.throttled == 1
 
 
+@pytest.mark.anyio
 async def test_in_flight_cap_holds_further_calls_until_one_finishes(clock: FakeClock) -> None:
     """With two places in flight, a third call starts only after one of the first two ends."""
     limiter = AdaptiveRateLimiter(1000, burst=10, max_in_flight=2, clock=clock, sleep=clock.sleep)
