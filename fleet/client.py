@@ -259,7 +259,7 @@ class NcpClient:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         self._http = httpx.AsyncClient(
-            transport=transport or http_transport(limits, trust_env=trust_env),
+            transport=transport or http_transport(self.endpoint, limits, trust_env=trust_env),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             limits=limits,
             trust_env=trust_env,
