@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from fleet.errors import BindingError, LeaseHeld, LeaseLost
 
+from .hot import Hot
 from .model import Binding, LeaseInfo
 from .rows import iso
 from .schema import leases, rollouts
@@ -76,6 +77,17 @@ def acquire(
     return lease
 
 
+# The lease as every claim reads it: its owner and expiry, locked till commit (FOR UPDATE on
+# PostgreSQL; SQLite's transaction holds the write lock already).
+_CHECK = Hot(
+    lambda _: (
+        sa.select(leases.c.owner, leases.c.holder, leases.c.expires_at)
+        .where(leases.c.rollout == sa.bindparam("l_rollout"))
+        .with_for_update()
+    )
+)
+
+
 def check(conn: sa.Connection, now: float, rollout: str, owner: str) -> None:
     """Raise LeaseLost unless ``owner`` holds the rollout's lease now (locking it till commit).
 
@@ -87,13 +99,13 @@ def check(conn: sa.Connection, now: float, rollout: str, owner: str) -> None:
     checked = conn.info.get("lease_checked")
     if checked is not None and checked[0] is transaction and checked[1:] == (rollout, owner):
         return
-    current = read_lease(conn, rollout, lock=True)
-    if current is None or current.owner != owner:
-        who = "nobody" if current is None else current.holder
+    row = _CHECK.execute(conn, {"l_rollout": rollout}).fetchone()
+    if row is None or row[0] != owner:
+        who = "nobody" if row is None else row[1]
         raise LeaseLost(f"rollout {rollout!r}: this run no longer holds its lease (now: {who})")
-    if current.expires_at <= now:
+    if float(row[2]) <= now:
         raise LeaseLost(
-            f"rollout {rollout!r}: this run's lease expired at {iso(current.expires_at)} "
+            f"rollout {rollout!r}: this run's lease expired at {iso(float(row[2]))} "
             "without a heartbeat"
         )
     # The transaction object itself, not its id: an id can be reused by a later one.

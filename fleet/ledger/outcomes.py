@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet.errors import LedgerConflict, NcpError
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, State
 
 from . import leases
+from .hot import Hot
 from .model import Role
-from .rows import insert_new, require_one, states_in, where_server
+from .rows import Changed, require_one, states_in, where_server
 from .schema import instances, servers
 
 __all__ = [
@@ -47,7 +49,11 @@ _SENDABLE = sa.or_(
     servers.c.state == State.PLANNED.value,
     sa.and_(
         servers.c.state == State.FAILED.value,
-        servers.c.error_kind.in_([ErrorKind.RETRYABLE.value, ErrorKind.THROTTLED.value]),
+        # Not IN (...): its expanding parameter would be compiled anew for every execution.
+        sa.or_(
+            servers.c.error_kind == ErrorKind.RETRYABLE.value,
+            servers.c.error_kind == ErrorKind.THROTTLED.value,
+        ),
     ),
 )
 _UNSETTLED = sa.or_(
@@ -60,23 +66,26 @@ _UNSETTLED = sa.or_(
 )
 
 
-# The hot statements, built once with bound parameters: building a statement (and its cache key)
-# costs more than running it, and these run twice per server.
+# The hot statements, built once with bound parameters and run on the driver's cursor (hot.py):
+# building a statement, and running it through SQLAlchemy, costs more than the database's work,
+# and these run for every server.
 _B = sa.bindparam
 _THIS_ROW = sa.and_(servers.c.rollout == _B("b_rollout"), servers.c.name == _B("b_name"))
-_CLAIM = (
-    servers.update()
-    .where(_THIS_ROW, servers.c.params_hash == _B("b_hash"), _SENDABLE)
-    .values(
-        state=State.IN_FLIGHT.value,
-        attempts=servers.c.attempts + 1,
-        sent_at=_B("b_stamp"),
-        first_sent_at=sa.func.coalesce(servers.c.first_sent_at, _B("b_stamp")),
-        sent_params=_B("b_params"),
-        sent_hash=_B("b_hash"),
-        updated_at=_B("b_stamp"),
+_CLAIM = Hot(
+    lambda _: (
+        servers.update()
+        .where(_THIS_ROW, servers.c.params_hash == _B("b_hash"), _SENDABLE)
+        .values(
+            state=State.IN_FLIGHT.value,
+            attempts=servers.c.attempts + 1,
+            sent_at=_B("b_stamp"),
+            first_sent_at=sa.func.coalesce(servers.c.first_sent_at, _B("b_stamp")),
+            sent_params=_B("b_params"),
+            sent_hash=_B("b_hash"),
+            updated_at=_B("b_stamp"),
+        )
+        .returning(servers.c.attempts)
     )
-    .returning(servers.c.attempts)
 )
 
 
@@ -104,7 +113,18 @@ def _created(condition: sa.ColumnElement[bool]) -> sa.Update:
     )
 
 
-_CREATED = _created(_UNSETTLED)
+_CREATED = Hot(lambda _: _created(_UNSETTLED))
+_INSTANCE_KEYS = (
+    "rollout", "instance_no", "name", "region", "vpc_no", "role", "origin", "create_date",
+    "server_status", "raw", "found_at",
+)  # fmt: skip
+_INSERT_INSTANCE = Hot(
+    lambda dialect: (
+        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(instances)
+        .values({key: _B(f"i_{key}") for key in _INSTANCE_KEYS})
+        .on_conflict_do_nothing()
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +152,8 @@ def claim(
     Only a server that may be sent, with these parameters, under this run's live lease.
     """
     leases.check(conn, now, rollout, owner)
-    result = conn.execute(
-        _CLAIM,
+    cursor = _CLAIM.execute(
+        conn,
         {
             "b_rollout": rollout,
             "b_name": spec.name,
@@ -142,9 +162,9 @@ def claim(
             "b_params": json.dumps(spec.params, ensure_ascii=False),
         },
     )
-    attempts = result.scalars().all()
+    attempts = [row[0] for row in cursor.fetchall()]
     if len(attempts) != 1:
-        require_one(conn, result, rollout, spec.name, "planned (with these parameters)")
+        require_one(conn, cursor, rollout, spec.name, "planned (with these parameters)")
     return int(attempts[0])
 
 
@@ -177,20 +197,20 @@ def _add_instance(
     conn: sa.Connection, stamp: str, rollout: str, name: str, found: Found, role: str, origin: str
 ) -> None:
     # An instance known already (found again by a later look-up) is kept as it was.
-    conn.execute(
-        insert_new(conn, instances),
+    _INSERT_INSTANCE.execute(
+        conn,
         {
-            "rollout": rollout,
-            "instance_no": found.instance_no,
-            "name": name,
-            "region": found.region,
-            "vpc_no": found.vpc_no,
-            "role": role,
-            "origin": origin,
-            "create_date": found.create_date,
-            "server_status": found.status,
-            "raw": json.dumps(dict(found.raw), ensure_ascii=False),
-            "found_at": stamp,
+            "i_rollout": rollout,
+            "i_instance_no": found.instance_no,
+            "i_name": name,
+            "i_region": found.region,
+            "i_vpc_no": found.vpc_no,
+            "i_role": role,
+            "i_origin": origin,
+            "i_create_date": found.create_date,
+            "i_server_status": found.status,
+            "i_raw": json.dumps(dict(found.raw), ensure_ascii=False),
+            "i_found_at": stamp,
         },
     )
 
@@ -217,23 +237,23 @@ def record_created(
     response = dict(primary.raw)
     if len(ordered) > 1:
         response["fleetSameName"] = [f.instance_no for f in ordered]
-    default = tuple(from_states) == (State.IN_FLIGHT,)
-    result = conn.execute(
-        _CREATED if default else _created(states_in(from_states)),
-        {
-            "b_rollout": rollout,
-            "b_name": name,
-            "b_no": primary.instance_no,
-            "b_request": request_id,
-            "b_response": json.dumps(response, ensure_ascii=False),
-            "b_status": primary.status,
-            "b_adopted": int(origin == "adopted"),
-            "b_region": primary.region,
-            "b_vpc": primary.vpc_no,
-            "b_duplicates": len(ordered) - 1,
-            "b_stamp": stamp,
-        },
-    )
+    values = {
+        "b_rollout": rollout,
+        "b_name": name,
+        "b_no": primary.instance_no,
+        "b_request": request_id,
+        "b_response": json.dumps(response, ensure_ascii=False),
+        "b_status": primary.status,
+        "b_adopted": int(origin == "adopted"),
+        "b_region": primary.region,
+        "b_vpc": primary.vpc_no,
+        "b_duplicates": len(ordered) - 1,
+        "b_stamp": stamp,
+    }
+    if tuple(from_states) == (State.IN_FLIGHT,):
+        result: Changed = _CREATED.execute(conn, values)
+    else:
+        result = conn.execute(_created(states_in(from_states)), values)
     if result.rowcount != 1:
         _keep_late(conn, stamp, rollout, name, ordered, origin, result)
         return
@@ -249,7 +269,7 @@ def _keep_late(
     name: str,
     ordered: Sequence[Found],
     origin: str,
-    result: sa.CursorResult[Any],
+    result: Changed,
 ) -> None:
     """Keep numbers found for a row settled meanwhile as its duplicates; else it is a conflict."""
     row = conn.execute(

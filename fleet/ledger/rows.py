@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -16,7 +16,15 @@ from fleet.states import ErrorKind, ServerStatus, State, TeardownState
 from .model import Instance, Record
 from .schema import instances, servers
 
-__all__ = ["RECORD_COLUMNS", "insert_new", "iso", "require_one", "to_instance", "to_record"]
+__all__ = [
+    "RECORD_COLUMNS",
+    "Changed",
+    "insert_new",
+    "iso",
+    "require_one",
+    "to_instance",
+    "to_record",
+]
 
 RECORD_COLUMNS = tuple(servers.c[name] for name in Record.__dataclass_fields__)
 
@@ -71,9 +79,16 @@ def where_instance(rollout: str, instance_no: str) -> sa.ColumnElement[bool]:
     return sa.and_(instances.c.rollout == rollout, instances.c.instance_no == instance_no)
 
 
-def require_one(
-    conn: sa.Connection, result: sa.CursorResult[Any], rollout: str, name: str, wanted: str
-) -> None:
+class Changed(Protocol):
+    """What a write tells: how many rows it changed (a SQLAlchemy result or a driver's cursor)."""
+
+    @property
+    def rowcount(self) -> int:
+        """Rows changed."""
+        ...
+
+
+def require_one(conn: sa.Connection, result: Changed, rollout: str, name: str, wanted: str) -> None:
     """Raise LedgerConflict, saying what the row holds now, unless exactly one row changed."""
     if result.rowcount == 1:
         return

@@ -108,3 +108,39 @@ def test_a_first_release_ledger_is_migrated_with_nothing_lost(tmp_path: Path) ->
     assert (flying.state, flying.error_code, flying.http_status) == (State.IN_FLIGHT, "510", 504)
     assert flying.first_sent_at == "2026-01-01T00:00:02.000+00:00" and flying.unsettled
     assert (instance.instance_no, instance.name, instance.role) == ("1001", "web-001", "primary")
+
+
+def _open_handles(path: Path) -> int:
+    """How many of this process's file descriptors point at the ledger file."""
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if fd.exists() and fd.resolve() == path.resolve())
+
+
+def test_closing_the_ledger_lets_go_of_the_file(tmp_path: Path) -> None:
+    """The connections kept open between transactions (one per thread) close with the ledger."""
+    import threading
+
+    path = tmp_path / "ledger.db"
+    book = Ledger(path)
+    worker = threading.Thread(target=book.counts, args=("r",))  # a second thread's connection
+    worker.start()
+    worker.join()
+    book.counts("r")
+    assert _open_handles(path) >= 1
+    book.close()
+    assert _open_handles(path) == 0
+
+
+def test_a_hot_statement_that_needs_type_conversion_is_refused() -> None:
+    """Statements run on the driver's cursor skip SQLAlchemy's conversions: only plain ones may."""
+    import sqlalchemy as sa
+
+    from fleet.ledger.hot import Hot
+
+    stamps = sa.Table("stamps", sa.MetaData(), sa.Column("at", sa.DateTime))
+    engine = sa.create_engine("sqlite://")
+    hot = Hot(lambda _: stamps.insert().values(at=sa.bindparam("b_at")))
+    with engine.begin() as conn:
+        stamps.create(conn)
+        with pytest.raises(TypeError, match="need conversion"):
+            hot.execute(conn, {"b_at": None})
