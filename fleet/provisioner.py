@@ -189,7 +189,7 @@ class Provisioner:
             self._set_aside(spec, send, settler, exc.request_id)
             return False
         except NcpError as exc:
-            await self.ledger.run(book.record_failed, self.rollout, spec.name, exc)
+            await self.ledger.run_grouped(book.record_failed, self.rollout, spec.name, exc)
             await self._count("failed")
             return True
         except FleetError:
@@ -202,7 +202,7 @@ class Provisioner:
             self._set_aside(spec, send, settler, None)
             return False
         found = found_from([server], spec.region, spec.vpc_no)
-        await self.ledger.run(
+        await self.ledger.run_grouped(
             book.record_created,
             self.rollout,
             spec.name,

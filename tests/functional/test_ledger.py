@@ -311,3 +311,40 @@ def test_the_rate_a_gateway_allowed_is_remembered_per_endpoint_and_account(book:
     book.remember_rate("https://gw", "key-2", 9.0)
     assert book.known_rate("https://gw", "key-1") == 47.0
     assert book.known_rate("https://other", "key-1") is None
+
+
+@pytest.mark.anyio
+async def test_an_outcome_shares_the_next_claims_commit_and_is_durable_when_awaited(
+    ledger_url: str, book: Ledger
+) -> None:
+    """A create's record waits briefly for a claim to commit with; once awaited, it is on disk."""
+    a, b = spec("a"), spec("b")
+    planned(book, a, b)
+    aio = AsyncLedger(book)
+    try:
+        await aio.run(book.claim, "r", a, OWNER)
+        before = aio.commits
+        recorded = asyncio.ensure_future(
+            aio.run_grouped(book.record_created, "r", "a", [found("1001")], request_id="q1")
+        )
+        await asyncio.sleep(0.001)  # the record is queued, waiting for company
+        await aio.run(book.claim, "r", b, OWNER)  # a claim never waits: it takes the record along
+        await recorded
+        assert aio.commits == before + 1
+        with Ledger(ledger_url) as other:  # another connection sees it: committed, not pending
+            seen = other.record("r", "a")
+            assert seen is not None and seen.instance_no == "1001"
+        # Alone, a record still commits, after at most the linger.
+        await aio.run_grouped(book.record_created, "r", "b", [found("1002", "b")], request_id="q2")
+        assert aio.commits == before + 2
+    finally:
+        aio.close()
+
+
+def test_a_database_error_on_the_hot_path_names_the_ledger(ledger_url: str, book: Ledger) -> None:
+    """A failing claim (its table gone) is a LedgerError naming the ledger, not a driver error."""
+    planned(book, spec("a"))
+    with book.db.transaction() as conn:
+        conn.exec_driver_sql("ALTER TABLE servers RENAME TO servers_gone")
+    with pytest.raises(LedgerError, match=r"^ledger .*servers"):
+        book.claim("r", spec("a"), OWNER)
