@@ -91,6 +91,7 @@ async def test_request_is_a_signed_form_post_asking_for_json(clock: FakeClock) -
     assert req.method == "POST"
     assert req.url.raw_path == b"/vserver/v2/createServerInstances?responseFormatType=json"
     assert req.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert req.headers["user-agent"].startswith("fleet/")  # who is calling, in NCP's logs
     assert parse_qsl(req.content.decode()) == [
         ("serverName", "web-001"),
         ("networkInterfaceList.1.accessControlGroupNoList.1", "9"),
