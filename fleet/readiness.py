@@ -114,7 +114,8 @@ async def _observe(
     now = wall_clock()
     for number, watch in list(pending.items()):
         rec, server = watch.record, seen.get(number)
-        created = epoch(rec.created_at)
+        # From the send, not from our record of the answer: the record may lag the answer.
+        created = epoch(rec.sent_at or rec.created_at)
         if server is None:
             watch.misses += 1
             young = created is not None and now - created < settle
