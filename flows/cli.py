@@ -26,6 +26,7 @@ from fleet.preflight import SKIPPED
 from fleet.spec import ServerSpec
 from flows import render
 from flows.exits import exit_code
+from flows.flags import with_options
 from flows.render import err, out, say
 
 app = typer.Typer(
@@ -35,14 +36,11 @@ app = typer.Typer(
 )
 M = TypeVar("M", bound=BaseModel)
 
-# Each option once: the help text, and None as "not given" (the options model has the default).
+# The options' flags come from the options models (flows/flags.py): each described once, there,
+# and unset unless given, so the model's default and rules apply. These are the commands' own.
 Inventories = Annotated[list[Path], typer.Argument(help="Inventory CSV files.", show_default=False)]
 Rollout = Annotated[
     str | None, typer.Option("--rollout", help="Rollout name (default: the inventory names).")
-]
-Site = Annotated[str | None, typer.Option(help="NCP site: public, gov or fin.")]
-Endpoint = Annotated[
-    str | None, typer.Option(help="Gateway URL (overrides the site and NCLOUD_API_GW).")
 ]
 LedgerAt = Annotated[
     str | None,
@@ -53,45 +51,16 @@ LedgerAt = Annotated[
 LedgerBlock = Annotated[
     str | None, typer.Option(help="Prefect Secret block holding the ledger's URL.")
 ]
-Profile = Annotated[str | None, typer.Option(help="Profile of ~/.ncloud/configure.")]
-Block = Annotated[str | None, typer.Option(help="Prefect Secret block holding the NCP keys.")]
-Rate = Annotated[
-    str | None,
-    typer.Option(
-        metavar="auto|N",
-        help="'auto' (the default) finds the account's limit; a number is a ceiling in calls/s.",
-    ),
-]
-MaxRate = Annotated[
-    float | None,
-    typer.Option(help="With --rate auto, the most calls/s it may reach (default 250)."),
-]
-Burst = Annotated[int | None, typer.Option(help="Calls allowed at once above the rate.")]
-Concurrency = Annotated[int | None, typer.Option(help="Calls in flight at most.")]
-PollInterval = Annotated[float | None, typer.Option(help="Seconds between status polls.")]
-SharedLimit = Annotated[
-    str | None, typer.Option(help="Prefect global limit whose rate this run shares.")
-]
-WaitForLease = Annotated[
-    bool | None, typer.Option("--wait-for-lease", help="Queue behind a run holding the rollout.")
-]
-LeaseTtl = Annotated[
-    float | None,
-    typer.Option(help="Seconds a crashed run keeps the rollout locked after its last heartbeat."),
-]
-Rebind = Annotated[
-    bool | None, typer.Option("--rebind", help="Accept that the rollout moved endpoint/account.")
-]
 Simulator = Annotated[
     bool, typer.Option("--simulator", help="Rehearse against a local NCP simulator.")
 ]
-Preflight = Annotated[
-    bool | None,
-    typer.Option(
-        "--preflight/--no-preflight",
-        help="Check images, specs, networks, ACGs, keys ... through NCP's read APIs first.",
-    ),
-]
+# What `fleet plan` reads: where to look and what counts as to create; nothing about sending.
+PLAN_FLAGS = (
+    "site", "endpoint", "profile", "credentials_block", "ledger", "ledger_block", "rebind",
+    "retry_failed", "adopt_existing", "preflight",
+)  # fmt: skip
+# A served deployment runs unattended: no approvals to wait for, no results path of one machine.
+NOT_SERVED = ("approve", "approve_patience", "results", "wait_for_lease")
 
 
 def _fail(code: int, message: str) -> typer.Exit:
@@ -194,42 +163,23 @@ def validate(inventories: Inventories) -> None:
 
 
 @app.command()
+@with_options(ProvisionOptions, only=PLAN_FLAGS)
 def plan(
     inventories: Inventories,
     rollout: Rollout = None,
-    site: Site = None,
-    endpoint: Endpoint = None,
-    ledger: LedgerAt = None,
-    ledger_block: LedgerBlock = None,
-    profile: Profile = None,
-    credentials_block: Block = None,
-    rebind: Rebind = None,
-    retry_failed: Annotated[
-        bool | None, typer.Option(help="Count refused servers as to create.")
-    ] = None,
-    preflight: Preflight = None,
     simulator: Simulator = False,
+    *,
+    values: dict[str, Any],
 ) -> None:
     """Check references and show what a rollout would create and what exists, creating nothing."""
     specs = _validated(inventories)
     name = _name(rollout, inventories)
-    options = _options(
-        ProvisionOptions,
-        site=site,
-        endpoint=endpoint,
-        ledger=ledger,
-        ledger_block=ledger_block,
-        profile=profile,
-        credentials_block=credentials_block,
-        rebind=rebind,
-        retry_failed=retry_failed,
-        preflight=preflight,
-    )
+    options = _options(ProvisionOptions, **values)
     _preflight_flag(options)
     from flows.commands import survey_only
 
     try:
-        with _target(options, name, simulator, ledger) as opts:
+        with _target(options, name, simulator, values.get("ledger")) as opts:
             found = asyncio.run(survey_only(name, specs, opts))
     except FleetError as exc:
         raise _failed(exc) from None
@@ -239,99 +189,26 @@ def plan(
 
 
 @app.command()
+@with_options(ProvisionOptions)
 def provision(
     inventories: Inventories,
     rollout: Rollout = None,
-    rate: Rate = None,
-    max_rate: MaxRate = None,
-    burst: Burst = None,
-    concurrency: Concurrency = None,
-    site: Site = None,
-    endpoint: Endpoint = None,
-    ledger: LedgerAt = None,
-    ledger_block: LedgerBlock = None,
-    profile: Profile = None,
-    credentials_block: Block = None,
-    adopt_existing: Annotated[
-        bool | None, typer.Option(help="Record existing servers with planned names as ours.")
-    ] = None,
-    retry_failed: Annotated[
-        bool | None, typer.Option(help="Send again the servers NCP refused before.")
-    ] = None,
-    wait: Annotated[bool | None, typer.Option(help="Wait until every server is RUN.")] = None,
-    wait_timeout: Annotated[float | None, typer.Option(help="Seconds to wait for RUN.")] = None,
-    poll_interval: PollInterval = None,
-    settle: Annotated[
-        float | None,
-        typer.Option(help="Seconds after a send before 'not listed' means 'not created'."),
-    ] = None,
-    request_timeout: Annotated[float | None, typer.Option(help="Seconds per answer.")] = None,
-    shared_limit: SharedLimit = None,
-    wait_for_lease: WaitForLease = None,
-    lease_ttl: LeaseTtl = None,
-    rebind: Rebind = None,
-    results: Annotated[str | None, typer.Option(help="Results CSV path.")] = None,
-    canary: Annotated[
-        str | None, typer.Option(help="First a canary of N servers (or N%), one of every row.")
-    ] = None,
-    waves: Annotated[
-        str | None, typer.Option(help="Then waves of cumulative sizes: 10%,50%,100% or counts.")
-    ] = None,
-    max_failures: Annotated[
-        str | None, typer.Option(help="Failures the waves may cost: N, or N% of those sent.")
-    ] = None,
-    on_failure: Annotated[
-        str | None, typer.Option(help="When stopped on failures: keep, or rollback.")
-    ] = None,
-    approve: Annotated[
-        str | None,
-        typer.Option(help="--approve: pause after the canary; --approve=waves: after each wave."),
-    ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Approve every stage without asking.")] = False,
-    preflight: Preflight = None,
     simulator: Simulator = False,
+    *,
+    values: dict[str, Any],
 ) -> None:
     """Create the inventories' servers through the provision-fleet flow."""
     specs = _validated(inventories)
     name = _name(rollout, inventories)
-    options = _options(
-        ProvisionOptions,
-        rate=rate,
-        max_rate=max_rate,
-        burst=burst,
-        concurrency=concurrency,
-        site=site,
-        endpoint=endpoint,
-        ledger=ledger,
-        ledger_block=ledger_block,
-        profile=profile,
-        credentials_block=credentials_block,
-        adopt_existing=adopt_existing,
-        retry_failed=retry_failed,
-        wait=wait,
-        wait_timeout=wait_timeout,
-        poll_interval=poll_interval,
-        settle=settle,
-        request_timeout=request_timeout,
-        shared_limit=shared_limit,
-        wait_for_lease=wait_for_lease,
-        lease_ttl=lease_ttl,
-        rebind=rebind,
-        results=results,
-        canary=canary,
-        waves=waves,
-        max_failures=max_failures,
-        on_failure=on_failure,
-        approve=approve,
-        preflight=preflight,
-    )
+    options = _options(ProvisionOptions, **values)
     _preflight_flag(options)
     if simulator and options.poll_interval == ProvisionOptions().poll_interval:
         options = options.model_copy(update={"poll_interval": 1.0})  # a local simulator
     from flows.commands import run_provision
 
     try:
-        with _target(options, name, simulator, ledger) as opts, _approver(opts, yes):
+        with _target(options, name, simulator, values.get("ledger")) as opts, _approver(opts, yes):
             code = run_provision([str(p) for p in inventories], name, specs, opts)
     except FleetError as exc:
         raise _fail(exit_code(exc), f"error: {exc}") from None
@@ -413,46 +290,15 @@ def status(
 
 
 @app.command()
+@with_options(TeardownOptions)
 def teardown(
     rollout: Annotated[str, typer.Option("--rollout", help="The rollout to take down.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-    dry_run: Annotated[bool, typer.Option(help="List what would go; change nothing.")] = False,
-    lift_protection: Annotated[
-        bool | None, typer.Option(help="Turn termination protection off first, where it is on.")
-    ] = None,
-    site: Site = None,
-    endpoint: Endpoint = None,
-    ledger: LedgerAt = None,
-    ledger_block: LedgerBlock = None,
-    profile: Profile = None,
-    credentials_block: Block = None,
-    rate: Rate = None,
-    max_rate: MaxRate = None,
-    time_limit: Annotated[
-        float | None, typer.Option(help="Seconds to wait for servers to go.")
-    ] = None,
-    poll_interval: PollInterval = None,
-    wait_for_lease: WaitForLease = None,
-    rebind: Rebind = None,
+    *,
+    values: dict[str, Any],
 ) -> None:
     """Stop and terminate every server a rollout created (and its lost creates, found by name)."""
-    options = _options(
-        TeardownOptions,
-        lift_protection=lift_protection,
-        site=site,
-        endpoint=endpoint,
-        ledger=ledger,
-        ledger_block=ledger_block,
-        profile=profile,
-        credentials_block=credentials_block,
-        rate=rate,
-        max_rate=max_rate,
-        time_limit=time_limit,
-        poll_interval=poll_interval,
-        wait_for_lease=wait_for_lease,
-        rebind=rebind,
-        dry_run=dry_run,
-    )
+    options = _options(TeardownOptions, **values)
     from flows.commands import run_teardown, teardown_survey
 
     try:
@@ -463,7 +309,7 @@ def teardown(
         out.print(render.targets_table(rollout, targets))
         if side:
             out.print(render.side_table(rollout, side))
-        if dry_run:
+        if options.dry_run:
             return
         if not yes:
             if not sys.stdin.isatty():
@@ -477,42 +323,24 @@ def teardown(
 
 
 @app.command()
+@with_options(ProvisionOptions, skip=NOT_SERVED)
 def serve(
     inventories: Inventories,
     cron: Annotated[str, typer.Option(help="When to roll out (cron, in --timezone).")],
     timezone: Annotated[str, typer.Option(help="Time zone of the schedule.")] = "Asia/Seoul",
     name: Annotated[str, typer.Option(help="Deployment name.")] = "scheduled",
     rollout: Rollout = None,
-    rate: Rate = None,
-    max_rate: MaxRate = None,
-    concurrency: Concurrency = None,
-    site: Site = None,
-    endpoint: Endpoint = None,
-    ledger: LedgerAt = None,
-    ledger_block: LedgerBlock = None,
-    wait: Annotated[bool | None, typer.Option(help="Wait until every server is RUN.")] = None,
-    credentials_block: Block = None,
-    shared_limit: SharedLimit = None,
+    *,
+    values: dict[str, Any],
 ) -> None:
     """Serve provision-fleet on a schedule, and teardown-fleet on demand, from this process."""
     _validated(inventories)  # now, so a bad inventory fails here and not at 3 a.m.
     rollout_ = _name(rollout, inventories)
-    if ledger is None and "://" not in (os.environ.get("FLEET_LEDGER") or ""):
+    if values.get("ledger") is None and "://" not in (os.environ.get("FLEET_LEDGER") or ""):
         # Runs start wherever the served process is; the ledger must not depend on it.
-        ledger = str(Path(os.environ.get("FLEET_LEDGER") or ".fleet/ledger.db").resolve())
-    options = _options(
-        ProvisionOptions,
-        rate=rate,
-        max_rate=max_rate,
-        concurrency=concurrency,
-        site=site,
-        endpoint=endpoint,
-        ledger=ledger,
-        ledger_block=ledger_block,
-        wait=wait,
-        credentials_block=credentials_block,
-        shared_limit=shared_limit,
-    )
+        at = os.environ.get("FLEET_LEDGER") or ".fleet/ledger.db"
+        values["ledger"] = str(Path(at).resolve())
+    options = _options(ProvisionOptions, **values)
     if not _prefect_api_url():
         raise _fail(
             2,

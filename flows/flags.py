@@ -1,0 +1,86 @@
+"""The command line's flags, drawn from the options models: declared, defaulted, explained once.
+
+Every field of an options model becomes a ``--flag`` whose help is the field's description and
+whose default is "unset" (None): the model alone holds the default, so ``--rate 0`` is refused
+by the model's own rule rather than quietly read as "the default". A command decorated with
+``with_options`` receives the flags the user set as ``values``, to build the options from.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+import typing
+from collections.abc import Callable, Collection
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+
+import typer
+from pydantic import BaseModel
+
+__all__ = ["with_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _flag_type(annotation: Any) -> Any:
+    """Return the type a flag is read as: the field's own, or text the model then reads."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]  # X | None: an X
+    if annotation in (bool, int, float, str) or get_origin(annotation) is Literal:
+        return annotation
+    return str  # a union (a number or 'auto' ...): the model's validator reads the text
+
+
+def flags(
+    model: type[BaseModel], *, only: Collection[str] | None = None, skip: Collection[str] = ()
+) -> list[inspect.Parameter]:
+    """Return one keyword-only, unset-by-default typer option per field of the model."""
+    out = []
+    for name, field in model.model_fields.items():
+        if (only is not None and name not in only) or name in skip:
+            continue
+        kind = _flag_type(field.annotation)
+        help_ = field.description or ""
+        if field.default not in (None, False):  # the model's default, shown; the flag stays unset
+            help_ += f" (default: {field.default})"
+        flag = f"--{name.replace('_', '-')}"
+        if kind is bool:  # both ways: a default of True must be turned off (--no-preflight)
+            flag = f"{flag}/--no-{name.replace('_', '-')}"
+        option = typer.Option(flag, help=help_)
+        out.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[kind | None, option],
+            )
+        )
+    return out
+
+
+def with_options(
+    model: type[BaseModel], *, only: Collection[str] | None = None, skip: Collection[str] = ()
+) -> Callable[[F], F]:
+    """Give a command the model's fields as flags; it receives those the user set as ``values``."""
+
+    def decorate(command: F) -> F:
+        # Evaluated: the command's own annotations are strings here (postponed evaluation), and
+        # typer reads the signature given below as it stands.
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "values"]
+        extra = flags(model, only=only, skip={*skip, *(p.name for p in own)})
+        names = {p.name for p in extra}
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            values = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+            return command(values=values, **kwargs)
+
+        params = [*own, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in extra)]
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return typing.cast(F, wrapper)
+
+    return decorate
