@@ -9,15 +9,12 @@ the caller, which must look before it creates again.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import importlib.metadata
-import json
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -25,15 +22,13 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import tenacity
 
+from .answers import parse_response, translate_transport_errors
 from .config import Credentials
 from .errors import (
     AmbiguousError,
-    Kind,
     NcpError,
     RetryableError,
     ThrottledError,
-    classify,
-    error_for,
 )
 from .ratelimit import Limiter
 from .signing import signed_headers
@@ -128,106 +123,6 @@ class ClientStats:
     errors: Counter[str] = field(default_factory=Counter)
     throttled: int = 0
     retries: int = 0
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None  # unreadable: fall back to our own back-off
-    return max(0.0, when.timestamp() - time.time())
-
-
-def parse_response(action: str, status: int, body: bytes, headers: httpx.Headers) -> dict[str, Any]:
-    """Return the action's response object, or raise the error the answer carries.
-
-    Either NCP error shape, with any status, is a failure. A 2xx whose body cannot be read is
-    AMBIGUOUS, not permanent: NCP answered success, so for a create the server may well exist.
-    """
-    request_id = headers.get("x-ncp-trace-id") or headers.get("x-request-id")
-    try:
-        data = json.loads(body) if body else None
-    except ValueError:
-        data = None
-    success = 200 <= status < 300
-    if not isinstance(data, dict):
-        text = body[:200].decode("utf-8", "replace").strip() or "no body"
-        kind = Kind.AMBIGUOUS if success else None
-        raise _error(action, status, None, f"unreadable answer: {text}", request_id, headers, kind)
-    if isinstance(data.get("error"), dict):
-        err = data["error"]
-        message = str(err.get("message", "")) or "gateway error"
-        if err.get("details"):
-            message += f": {err['details']}"
-        code = str(err.get("errorCode", "")) or None
-        raise _error(action, status, code, message, request_id, headers)
-    if isinstance(data.get("responseError"), dict):
-        err = data["responseError"]
-        code = str(err.get("returnCode", "")) or None
-        rid = err.get("requestId") or request_id
-        raise _error(action, status, code, str(err.get("returnMessage", "")), rid, headers)
-    if not success:
-        raise _error(action, status, None, f"HTTP {status}", request_id, headers)
-    payload = data.get(f"{action}Response")
-    if not isinstance(payload, dict):
-        message = f"no {action}Response in answer"
-        raise _error(action, status, None, message, request_id, headers, Kind.AMBIGUOUS)
-    if str(payload.get("returnCode", "0")) != "0":
-        code = str(payload.get("returnCode"))
-        message = str(payload.get("returnMessage", ""))
-        raise _error(action, status, code, message, payload.get("requestId"), headers)
-    return payload
-
-
-def _error(
-    action: str,
-    status: int,
-    code: str | None,
-    message: str,
-    request_id: str | None,
-    headers: httpx.Headers,
-    kind: Kind | None = None,
-) -> NcpError:
-    cls = error_for(kind or classify(status, code))
-    return cls(
-        message,
-        action=action,
-        status=status,
-        code=code,
-        request_id=request_id,
-        retry_after=_retry_after(headers),
-    )
-
-
-# httpx failures that happen before any byte of the request can have reached NCP.
-NOT_SENT: tuple[type[httpx.RequestError], ...] = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-    httpx.ProxyError,
-)
-
-
-@contextmanager
-def translate_transport_errors(action: str) -> Iterator[None]:
-    """Turn httpx's failures into our errors: the only place that catches httpx's."""
-    try:
-        yield
-    except NOT_SENT as exc:
-        # Nothing reached NCP: safe to send again.
-        raise RetryableError(f"{type(exc).__name__}: {exc}", action=action) from exc
-    except httpx.RequestError as exc:
-        # Anything else after sending began (a read timeout, a dropped connection, an answer that
-        # cannot be decoded): NCP may have acted on it.
-        raise AmbiguousError(f"{type(exc).__name__}: {exc}", action=action) from exc
 
 
 class NcpClient:

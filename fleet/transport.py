@@ -8,7 +8,7 @@ origin, a bound on connections, httpx's four timeouts and its exception types, T
 else stays httpx's: the client, its requests and responses, and, where the environment names a
 proxy for the endpoint, httpx's own transports, which go through it.
 
-httpx's exception types carry the meaning the client relies on (``fleet.client.NOT_SENT``): a
+httpx's exception types carry the meaning the client relies on (``fleet.answers.NOT_SENT``): a
 connect error or a pool timeout means no byte left; anything after writing began may have
 reached NCP.
 """

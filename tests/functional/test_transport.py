@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fleet.client import NOT_SENT, NcpClient
+from fleet.answers import NOT_SENT
+from fleet.client import NcpClient
 from fleet.config import Credentials
 from fleet.errors import RetryableError
 from fleet.transport import Http11Transport, http_transport

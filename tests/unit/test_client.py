@@ -313,9 +313,9 @@ async def test_a_gateway_path_prefix_is_sent_and_signed_once(clock: FakeClock) -
 )
 def test_retry_after_is_read_as_seconds_or_ignored(header: str, expected: float | None) -> None:
     """Retry-After in seconds is honoured; an unreadable one falls back to our own back-off."""
-    from fleet.client import _retry_after
+    from fleet.answers import retry_after
 
-    assert _retry_after(httpx.Headers({"retry-after": header})) == expected
+    assert retry_after(httpx.Headers({"retry-after": header})) == expected
 
 
 @pytest.mark.parametrize(
