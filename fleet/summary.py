@@ -77,6 +77,8 @@ class RolloutSummary:
             line = f"call rate {asked}: the gateway allowed about {self.rate_found:.1f} calls/s"
             return line + (" (remembered for the next run)" if self.rate_asked is None else "")
         final = "" if self.rate_final is None else f"; ended at {self.rate_final:.1f} calls/s"
+        if self.throttled:  # a limit is measured between two throttles: one is not enough
+            return f"call rate {asked}: throttled {self.throttled}x, too few to measure{final}"
         return f"call rate {asked}: never throttled{final}"
 
     def facts(self) -> dict[str, object]:

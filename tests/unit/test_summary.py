@@ -1,0 +1,58 @@
+"""The run's closing lines: what the user is told about the call rate."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleet.ledger import RolloutCounts
+from fleet.summary import RolloutSummary
+
+
+def summary(**rate: object) -> RolloutSummary:
+    """Return a summary of a 16-server run with the given rate facts."""
+    base: dict[str, object] = {
+        "rollout": "demo",
+        "results": "demo.csv",
+        "counts": RolloutCounts(created=16),
+        "servers": 16,
+        "sent": 16,
+        "settled": 0,
+        "reconciled": 0,
+        "adopted": 0,
+        "changed": 0,
+        "seconds": 1.0,
+        "api_calls": 31,
+        "throttled": 0,
+        "unprocessed": 0,
+        "ambiguous": 0,
+        "lookups": 0,
+        "retries": 0,
+    }
+    return RolloutSummary(**{**base, **rate})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rate", "line"),
+    [
+        (
+            {"rate_found": 49.94, "throttled": 12},
+            "call rate auto: the gateway allowed about 49.9 calls/s (remembered for the next run)",
+        ),
+        (
+            {"rate_asked": 20.0, "rate_found": 18.0, "throttled": 3},
+            "call rate 20/s: the gateway allowed about 18.0 calls/s",
+        ),
+        (
+            {"rate_final": 130.0},
+            "call rate auto: never throttled; ended at 130.0 calls/s",
+        ),
+        # One throttle cuts the rate but measures nothing: the line must not say "never".
+        (
+            {"rate_final": 110.5, "throttled": 1},
+            "call rate auto: throttled 1x, too few to measure; ended at 110.5 calls/s",
+        ),
+    ],
+)
+def test_rate_line_says_what_was_learnt(rate: dict[str, object], line: str) -> None:
+    """The rate line names a measured limit, or says why there is none."""
+    assert summary(**rate).rate_line == line
