@@ -20,20 +20,18 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-import tenacity
 
 from .answers import parse_response, translate_transport_errors
 from .config import Credentials
 from .errors import (
-    AmbiguousError,
     NcpError,
-    RetryableError,
     ThrottledError,
 )
 from .ratelimit import Limiter
+from .retrying import RetryPolicy, retrying_for
 from .signing import signed_headers
 from .states import Operation, ServerStatus
-from .transport import http_transport
+from .transport import Poster
 
 __all__ = ["CreateResult", "NcpClient", "RetryPolicy", "ServerInstance"]
 
@@ -57,17 +55,6 @@ BATCH_SIZE = 100  # instance numbers per look-up / stop / terminate call
 
 Params = Sequence[tuple[str, str]]
 BeforeSend = Callable[[], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard one call is retried when NCP did not process it."""
-
-    max_attempts: int = 6  # attempts for errors other than throttling
-    max_throttled: int = 40  # throttles are expected under load; the limiter slows down meanwhile
-    base: float = 0.5  # seconds: first back-off ceiling, doubled per attempt
-    cap: float = 20.0  # seconds: largest back-off ceiling
-    deadline: float = 600.0  # seconds: give up on one call after this long, whatever the count
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,23 +144,8 @@ class NcpClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.stats = ClientStats()
-        # Proxies and CA bundles from the environment apply to the real NCP; the local
-        # simulator on loopback is always reached directly.
-        trust_env = self.endpoint.startswith("https://")
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        timeouts = httpx.Timeout(timeout, connect=min(timeout, 10.0))
-        self._timeouts = timeouts.as_dict()
-        self._urls: dict[str, httpx.URL] = {}
-        self._transport = transport or http_transport(self.endpoint, limits, trust_env=trust_env)
-        # Requests go straight to the transport: httpx's client layers (cookies, redirects, auth
-        # hooks, URL merging) cost a third of a request's CPU, and NCP's API uses none of them.
-        # Where the environment proxies the endpoint, httpx's client sends, through its proxy.
-        self._http = (
-            None
-            if self._transport is not None
-            else httpx.AsyncClient(timeout=timeouts, limits=limits, trust_env=True)
+        self._poster = Poster(
+            self.endpoint, transport=transport, timeout=timeout, max_connections=max_connections
         )
 
     def __repr__(self) -> str:
@@ -187,32 +159,7 @@ class NcpClient:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        if self._http is not None:
-            await self._http.aclose()
-        if self._transport is not None:
-            await self._transport.aclose()
-
-    async def _post(self, url: str, body: str, headers: dict[str, str]) -> httpx.Response:
-        """Send one POST and read its whole answer."""
-        if self._http is not None:
-            return await self._http.post(url, content=body, headers=headers)
-        assert self._transport is not None
-        parsed = self._urls.get(url)
-        if parsed is None:  # parsed once per action: httpx checks every character of a URL
-            parsed = self._urls[url] = httpx.URL(url)
-        request = httpx.Request(
-            "POST",
-            parsed,
-            content=body.encode(),
-            headers=headers,
-            extensions={"timeout": self._timeouts},
-        )
-        response = await self._transport.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
+        await self._poster.aclose()
 
     async def send_once(
         self,
@@ -243,7 +190,7 @@ class NcpClient:
             headers["user-agent"] = USER_AGENT
             self.stats.calls[action] += 1
             with translate_transport_errors(action):
-                response = await self._post(self._origin + uri, urlencode(params), headers)
+                response = await self._poster.post(self._origin + uri, urlencode(params), headers)
             try:
                 result = parse_response(
                     action, response.status_code, response.content, response.headers
@@ -270,43 +217,18 @@ class NcpClient:
 
         ``api`` names the API the action belongs to (``vserver`` or ``vpc``).
         """
-        retryable: tuple[type[NcpError], ...] = (
-            (RetryableError, AmbiguousError) if idempotent else (RetryableError,)
-        )
-        started = self._clock()
-        throttles = 0
 
-        def stop(state: tenacity.RetryCallState) -> bool:
-            nonlocal throttles
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, ThrottledError):
-                throttles += 1
-            others = state.attempt_number - throttles
-            return (
-                self._clock() - started >= self.retry.deadline
-                or throttles >= self.retry.max_throttled
-                or others >= self.retry.max_attempts
-            )
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, NcpError) and exc.retry_after is not None:
-                return min(exc.retry_after, self.retry.deadline)
-            ceiling = min(self.retry.cap, self.retry.base * 2 ** (state.attempt_number - 1))
-            return self._rng.uniform(0, ceiling)  # full jitter: spreads a thundering herd
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
+        def retried(error: BaseException | None) -> None:
             self.stats.retries += 1
-            exc = state.outcome.exception() if state.outcome else None
-            log.debug("retrying %s after %s", action, exc)
+            log.debug("retrying %s after %s", action, error)
 
-        retrying = tenacity.AsyncRetrying(
-            stop=stop,
-            wait=wait,
-            retry=tenacity.retry_if_exception_type(retryable),
+        retrying = retrying_for(
+            self.retry,
+            idempotent=idempotent,
+            clock=self._clock,
             sleep=self._sleep,
-            before_sleep=before_sleep,
-            reraise=True,  # our own exception reaches the caller, never a RetryError
+            rng=self._rng,
+            on_retry=retried,
         )
         result: dict[str, Any] = await retrying(self.send_once, action, params, before_send, api)
         return result

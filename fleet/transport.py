@@ -4,9 +4,10 @@ httpx's default transport (httpcore's pool on anyio) spent about 0.85 ms of CPU 
 these machines, most of a create's cost; the same requests through asyncio streams and h11 took
 0.1 ms (bench/bench_throughput.py, CPU per create). A create is one small form POST answered by
 one small JSON body, so this transport does only that well: HTTP/1.1, kept-alive connections per
-origin, a bound on connections, httpx's four timeouts and its exception types, TLS. Everything
-else stays httpx's: the client, its requests and responses, and, where the environment names a
-proxy for the endpoint, httpx's own transports, which go through it.
+origin, a bound on connections, httpx's four timeouts and its exception types, TLS. Requests and
+responses stay httpx's objects; ``Poster`` hands them straight to this transport or, where the
+environment names a proxy for the endpoint, to httpx's own client and transports, which go
+through it.
 
 httpx's exception types carry the meaning the client relies on (``fleet.answers.NOT_SENT``): a
 connect error or a pool timeout means no byte left; anything after writing began may have
@@ -28,7 +29,7 @@ from typing import NoReturn, TypeVar
 import h11
 import httpx
 
-__all__ = ["Http11Transport", "http_transport"]
+__all__ = ["Http11Transport", "Poster", "http_transport"]
 
 READ_SIZE = 64 * 1024
 # httpx's own default: a server's keep-alive timeout is usually 5 s or more (uvicorn's is 5 s),
@@ -272,3 +273,65 @@ def _proxied(url: httpx.URL) -> bool:
     if not (proxies.get(url.scheme) or proxies.get("all")):
         return False
     return not urllib.request.proxy_bypass(url.host)
+
+
+class Poster:
+    """POSTs a form and reads the whole answer: straight to a transport, else via httpx's client.
+
+    Straight to the transport: httpx's client layers (cookies, redirects, auth hooks, URL
+    merging) cost a third of a request's CPU, and NCP's API uses none of them. Where the
+    environment proxies the endpoint, httpx's client sends, through its proxy.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        max_connections: int = 100,
+    ) -> None:
+        # Proxies and CA bundles from the environment apply to the real NCP; the local
+        # simulator on loopback is always reached directly.
+        trust_env = endpoint.startswith("https://")
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        timeouts = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self._timeouts = timeouts.as_dict()
+        self._urls: dict[str, httpx.URL] = {}
+        self._transport = transport or http_transport(endpoint, limits, trust_env=trust_env)
+        self._http = (
+            None
+            if self._transport is not None
+            else httpx.AsyncClient(timeout=timeouts, limits=limits, trust_env=True)
+        )
+
+    async def post(self, url: str, body: str, headers: dict[str, str]) -> httpx.Response:
+        """Send one POST and read its whole answer."""
+        if self._http is not None:
+            return await self._http.post(url, content=body, headers=headers)
+        assert self._transport is not None
+        parsed = self._urls.get(url)
+        if parsed is None:  # parsed once per action: httpx checks every character of a URL
+            parsed = self._urls[url] = httpx.URL(url)
+        request = httpx.Request(
+            "POST",
+            parsed,
+            content=body.encode(),
+            headers=headers,
+            extensions={"timeout": self._timeouts},
+        )
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        if self._http is not None:
+            await self._http.aclose()
+        if self._transport is not None:
+            await self._transport.aclose()
