@@ -23,10 +23,7 @@ import httpx
 
 from .answers import parse_response, translate_transport_errors
 from .config import Credentials
-from .errors import (
-    NcpError,
-    ThrottledError,
-)
+from .errors import NcpError, ThrottledError
 from .ratelimit import Limiter
 from .retrying import RetryPolicy, retrying_for
 from .signing import signed_headers
