@@ -12,12 +12,13 @@ import asyncio
 import importlib.metadata
 import logging
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import httpx
 
@@ -25,7 +26,7 @@ from .answers import parse_response, translate_transport_errors
 from .config import Credentials
 from .errors import NcpError, ThrottledError
 from .ratelimit import Limiter
-from .retrying import RetryPolicy, retrying_for
+from .retrying import RetryPolicy, retryable_errors, retrying_for
 from .signing import signed_headers
 from .states import Operation, ServerStatus
 from .transport import Poster
@@ -52,6 +53,18 @@ BATCH_SIZE = 100  # instance numbers per look-up / stop / terminate call
 
 Params = Sequence[tuple[str, str]]
 BeforeSend = Callable[[], Awaitable[None]]
+
+
+# What quote_plus leaves as it is: most names and values of a call, which need no quoting.
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def form_body(params: Params) -> str:
+    """Return the parameters as a form body, as ``urlencode`` would, quoting only what needs it."""
+    plain = _PLAIN.fullmatch
+    return "&".join(
+        f"{k if plain(k) else quote_plus(k)}={v if plain(v) else quote_plus(v)}" for k, v in params
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +200,7 @@ class NcpClient:
             headers["user-agent"] = USER_AGENT
             self.stats.calls[action] += 1
             with translate_transport_errors(action):
-                response = await self._poster.post(self._origin + uri, urlencode(params), headers)
+                response = await self._poster.post(self._origin + uri, form_body(params), headers)
             try:
                 result = parse_response(
                     action, response.status_code, response.content, response.headers
@@ -214,6 +227,18 @@ class NcpClient:
 
         ``api`` names the API the action belongs to (``vserver`` or ``vpc``).
         """
+        started = self._clock()
+        retryable = retryable_errors(idempotent=idempotent)
+        try:  # the first attempt, outside tenacity: most calls need no other
+            return await self.send_once(action, params, before_send, api)
+        except retryable as exc:
+            first: NcpError = exc
+        replay = [first]
+
+        async def attempt() -> dict[str, Any]:
+            if replay:  # tenacity's first attempt is the one just made
+                raise replay.pop()
+            return await self.send_once(action, params, before_send, api)
 
         def retried(error: BaseException | None) -> None:
             self.stats.retries += 1
@@ -222,12 +247,13 @@ class NcpClient:
         retrying = retrying_for(
             self.retry,
             idempotent=idempotent,
+            started=started,
             clock=self._clock,
             sleep=self._sleep,
             rng=self._rng,
             on_retry=retried,
         )
-        result: dict[str, Any] = await retrying(self.send_once, action, params, before_send, api)
+        result: dict[str, Any] = await retrying(attempt)
         return result
 
     async def create_server(

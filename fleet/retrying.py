@@ -14,7 +14,7 @@ import tenacity
 
 from .errors import AmbiguousError, NcpError, RetryableError, ThrottledError
 
-__all__ = ["RetryPolicy", "retrying_for"]
+__all__ = ["RetryPolicy", "retryable_errors", "retrying_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,20 +28,23 @@ class RetryPolicy:
     deadline: float = 600.0  # seconds: give up on one call after this long, whatever the count
 
 
+def retryable_errors(*, idempotent: bool) -> tuple[type[NcpError], ...]:
+    """Return the errors a call is sent again after: unprocessed, and ambiguous if idempotent."""
+    return (RetryableError, AmbiguousError) if idempotent else (RetryableError,)
+
+
 def retrying_for(
     policy: RetryPolicy,
     *,
     idempotent: bool,
+    started: float,
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]],
     rng: random.Random,
     on_retry: Callable[[BaseException | None], None],
 ) -> tenacity.AsyncRetrying:
-    """Return the retrying of one call: unprocessed failures, and ambiguity if idempotent."""
-    retryable: tuple[type[NcpError], ...] = (
-        (RetryableError, AmbiguousError) if idempotent else (RetryableError,)
-    )
-    started = clock()
+    """Return the retrying of one call first sent at ``started`` (the policy's deadline counts)."""
+    retryable = retryable_errors(idempotent=idempotent)
     throttles = 0
 
     def stop(state: tenacity.RetryCallState) -> bool:

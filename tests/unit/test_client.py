@@ -385,3 +385,18 @@ async def test_every_call_about_a_server_carries_its_region(clock: FakeClock) ->
         await client.list_servers()  # the default region: no regionCode at all
     forms = [dict(parse_qsl(r.content.decode())) for r in seen]
     assert [f.get("regionCode") for f in forms] == ["JPN"] * 5 + [None]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["web-001", "", "a b", "a+b&c=d", "100%", "웹 서버", "~_.-", "x/y?z#", "line\nbreak", "'\"<>"],
+)
+def test_the_form_body_is_what_urlencode_makes(value: str) -> None:
+    """Plain names and values go as they are; anything else is quoted exactly as urlencode does."""
+    from urllib.parse import urlencode
+
+    from fleet.client import form_body
+
+    params = [("serverName", value), ("networkInterfaceList.1.subnetNo", "75101"), (value, "1")]
+    assert form_body(params) == urlencode(params)
+    assert parse_qsl(form_body(params), keep_blank_values=True) == params
