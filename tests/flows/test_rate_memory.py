@@ -76,3 +76,15 @@ async def test_a_named_rate_neither_uses_nor_changes_what_is_remembered(tmp_path
         _find(rt.limiter, 50)
     with Ledger(tmp_path / "l.db") as book:
         assert book.known_rate(ENDPOINT, fingerprint(ACCESS)) == 33.0
+
+
+async def test_auto_discovers_under_a_shared_limit(tmp_path: Path) -> None:
+    """Under --shared-limit, auto still starts low and grows (the shared budget is its ceiling)."""
+    from flows.shared_limit import SharedRateLimiter
+
+    opts = ProvisionOptions(endpoint=ENDPOINT, ledger=str(tmp_path / "l.db"), shared_limit="acct")
+    async with open_runtime("shared", opts, Credentials(ACCESS, SECRET, "t")) as rt:
+        assert isinstance(rt.limiter, SharedRateLimiter)
+        local = rt.limiter.local
+        assert local.rate == START_RATE and local.max_rate == 250.0
+        assert local.control.slow_start  # discovering, not pinned at the ceiling

@@ -1,4 +1,4 @@
-"""Two rollouts at once share one rate budget through a Prefect global limit."""
+"""Rollouts share one rate budget through a Prefect global limit; auto still works under it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from fleet.options import ProvisionOptions
 from fleet.simulator import RunningSimulator, running_simulator
+from fleet.summary import RolloutSummary
 from flows.provision import provision_fleet
 from tests.functional.fleetkit import ACCESS, SECRET, sim_config
 
@@ -70,3 +71,30 @@ async def test_two_concurrent_rollouts_stay_within_the_shared_budget(
     # Shared: about 20/s (the first blocks add a burst). Not shared, it would be ~40-80/s.
     assert combined <= SHARED_RATE * 1.25, combined
     assert state["counters"]["throttled"] == 0
+
+
+async def test_auto_rate_finds_a_gateway_slower_than_the_shared_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Under a generous shared limit, --rate auto still finds the gateway's own lower rate."""
+    from prefect import get_client
+
+    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
+    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
+    async with get_client() as client:
+        await client.upsert_global_concurrency_limit_by_name(
+            "ncp-generous", limit=50, slot_decay_per_second=100.0
+        )
+    with running_simulator(sim_config(rate=15, burst=5)) as slow:
+        summary = await provision_fleet(
+            inventories=[inventory(tmp_path / "auto.csv", "auto", 150)],
+            options=ProvisionOptions(
+                endpoint=slow.url, ledger=str(tmp_path / "auto.db"), shared_limit="ncp-generous"
+            ),
+        )
+        counters = slow.state()["counters"]
+    assert isinstance(summary, RolloutSummary)
+    assert summary.counts.created == 150 and summary.rate_asked is None  # auto, the default
+    # The shared limit (100/s) never binds; the gateway's 15/s is found from its throttles.
+    assert summary.rate_found == pytest.approx(15, rel=0.3), summary.rate_line
+    assert counters["throttled"] <= 0.1 * counters["requests"], counters
