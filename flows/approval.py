@@ -19,6 +19,8 @@ from prefect.client.schemas.filters import (
     FlowRunFilterTags,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.context import FlowRunContext
+from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import apause_flow_run, aresume_flow_run
 from prefect.input import RunInput
 from pydantic import Field
@@ -53,10 +55,27 @@ async def ask(rollout: str, key: str, summary: str, patience: float, poll: float
     if _LOCAL:
         return await asyncio.to_thread(_LOCAL[0], rollout, summary)
     form = Approval.with_initial_data(description=summary, approve=True)
-    decision = await apause_flow_run(
-        wait_for_input=form, timeout=int(patience), poll_interval=max(1, int(poll)), key=key
-    )
+    try:
+        decision = await apause_flow_run(
+            wait_for_input=form, timeout=int(patience), poll_interval=max(1, int(poll)), key=key
+        )
+    except FlowPauseTimeout:
+        # Nobody answered in time: that is an abort. Prefect leaves the run paused and would
+        # fail it on the spot; running again, it ends as an abort does (rollback, events).
+        await _running_again()
+        return Approval(approve=False)
     return decision if isinstance(decision, Approval) else Approval(approve=False)
+
+
+async def _running_again() -> None:
+    """Put this flow run back in Running, past a pause that timed out."""
+    from prefect.states import Running
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    async with get_client() as client:
+        await client.set_flow_run_state(context.flow_run.id, Running(), force=True)
 
 
 async def resume(rollout: str, approve: bool, next_wave: str | None = None) -> list[str]:

@@ -194,6 +194,24 @@ async def test_abort_at_approval_sends_nothing_more(sim: RunningSimulator, tmp_p
     assert sorted(creates(sim)) == ["ab-001", "ab-002"]
 
 
+async def test_an_approval_never_given_aborts_when_patience_runs_out(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """Nobody answers within --approve-patience: the rollout aborts, as if told to; no crash."""
+    path = inventory(tmp_path / "wait.csv", [("wait", 6, GOOD)])
+    state = await provision_fleet(
+        inventories=[path],
+        rollout="nobody-home",
+        options=options(
+            sim, tmp_path, canary="2", approve="canary", approve_patience=2, on_failure="rollback"
+        ),
+        return_state=True,
+    )
+    assert state.is_failed() and "aborted at the approval after canary" in (state.message or "")
+    assert sorted(creates(sim)) == ["wait-001", "wait-002"]
+    assert servers_by_name(sim.state()) == {}  # rolled back, as an abort is
+
+
 async def test_the_rollout_tells_its_story_in_events(sim: RunningSimulator, tmp_path: Path) -> None:
     """Started, a wave completed, paused, servers failed, finished: with the rollout as resource."""
     sim.faults({"action": "createServerInstances", "fault": "never_ready", "serverName": "ev-005"})
