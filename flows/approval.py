@@ -23,6 +23,7 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import apause_flow_run, aresume_flow_run
 from prefect.input import RunInput
+from prefect.states import Running
 from pydantic import Field
 
 __all__ = ["Approval", "ask", "resume", "set_local_approver"]
@@ -69,8 +70,6 @@ async def ask(rollout: str, key: str, summary: str, patience: float, poll: float
 
 async def _running_again() -> None:
     """Put this flow run back in Running, past a pause that timed out."""
-    from prefect.states import Running
-
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return
