@@ -43,7 +43,6 @@ def _version() -> str:
         return "dev"
 
 
-API_PATH = "/vserver/v2"
 # The APIs a client speaks, by name: the server API, and the VPC API (VPCs, subnets).
 API_PATHS = {"vserver": "/vserver/v2", "vpc": "/vpc/v2"}
 QUERY = "responseFormatType=json"

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet.errors import LedgerConflict, NcpError
 from fleet.spec import ServerSpec
@@ -30,7 +29,7 @@ from fleet.states import ErrorKind, State
 from . import leases
 from .hot import Hot
 from .model import Role
-from .rows import Changed, require_one, states_in, where_server
+from .rows import Changed, insert_new, require_one, states_in, where_server
 from .schema import instances, servers
 
 __all__ = [
@@ -119,10 +118,8 @@ _INSTANCE_KEYS = (
     "server_status", "raw", "found_at",
 )  # fmt: skip
 _INSERT_INSTANCE = Hot(
-    lambda dialect: (
-        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(instances)
-        .values({key: _B(f"i_{key}") for key in _INSTANCE_KEYS})
-        .on_conflict_do_nothing()
+    lambda dialect: insert_new(dialect, instances).values(
+        {key: _B(f"i_{key}") for key in _INSTANCE_KEYS}
     )
 )
 

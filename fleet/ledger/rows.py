@@ -14,7 +14,7 @@ from fleet.errors import LedgerConflict
 from fleet.states import ErrorKind, ServerStatus, State, TeardownState
 
 from .model import Instance, Record
-from .schema import instances, servers
+from .schema import servers
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -59,24 +59,15 @@ def to_instance(row: sa.Row[Any]) -> Instance:
 
 
 @functools.cache
-def _insert_new(dialect: str, table: sa.Table) -> Any:
+def insert_new(dialect: str, table: sa.Table) -> Any:
+    """Return an INSERT that skips a row whose key exists (ON CONFLICT DO NOTHING), built once."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table).on_conflict_do_nothing()
-
-
-def insert_new(conn: sa.Connection, table: sa.Table) -> Any:
-    """Return an INSERT that skips a row whose key exists (ON CONFLICT DO NOTHING), built once."""
-    return _insert_new(conn.dialect.name, table)
 
 
 def where_server(rollout: str, name: str) -> sa.ColumnElement[bool]:
     """Return the condition selecting one server's row."""
     return sa.and_(servers.c.rollout == rollout, servers.c.name == name)
-
-
-def where_instance(rollout: str, instance_no: str) -> sa.ColumnElement[bool]:
-    """Return the condition selecting one instance's row."""
-    return sa.and_(instances.c.rollout == rollout, instances.c.instance_no == instance_no)
 
 
 class Changed(Protocol):
