@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hmac
 import math
-import re
 from collections.abc import Callable, Mapping
 from typing import Final
 
 from fleet.signing import sign
 from fleet.simulator.config import SimulatorConfig
 from fleet.simulator.errors import ApiError
+from fleet.simulator.wire import is_digits
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -38,7 +38,6 @@ MAX_BODY_BYTES: Final = 1 << 20
 TIMESTAMP_WINDOW_MS: Final = 5 * 60 * 1000
 # The header names the gateway reads a signature from, in order of preference.
 SIGNATURE_HEADERS: Final = (b"x-ncp-apigw-signature-v2", b"x-ncp-apigw-signature-v1")
-_DIGITS = re.compile(r"[0-9]+")
 
 
 class TokenBucket:
@@ -109,7 +108,7 @@ class Gateway:
         cfg = self.config
         if not (ts and key and signature):
             return "missing x-ncp-apigw-timestamp, x-ncp-iam-access-key or signature header"
-        if _DIGITS.fullmatch(ts) is None:
+        if not is_digits(ts):
             return "x-ncp-apigw-timestamp is not epoch milliseconds"
         if abs(int(ts) - int(self._wall_clock() * 1000)) > TIMESTAMP_WINDOW_MS:
             return "timestamp is more than 5 minutes from the gateway's clock"
