@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 __all__ = [
+    "DEFAULT_LEDGER",
     "DEFAULT_PROFILE",
     "SITES",
     "Credentials",
@@ -176,9 +177,8 @@ def resolve_endpoint(
 # Schemes that name a PostgreSQL ledger; the ledger always talks to it through psycopg 3.
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
 _POSTGRES_FORM = "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB"
-# Where the ledger lives when nothing says otherwise: fleet.ledger.DEFAULT_LEDGER, not imported
-# from there so that the ledger can import this module without a cycle; a test pins that they agree.
-_DEFAULT_LEDGER = Path(".fleet") / "ledger.db"
+# Where the ledger lives when nothing says otherwise (re-exported as fleet.ledger.DEFAULT_LEDGER).
+DEFAULT_LEDGER = Path(".fleet") / "ledger.db"
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 # A URL in free text ends at whitespace, a quote or an angle bracket.
 _URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]*""")
@@ -309,7 +309,7 @@ class LedgerLocation:
 def resolve_ledger(
     value: str | Path | None,
     env: Mapping[str, str] | None = None,
-    default: Path = _DEFAULT_LEDGER,
+    default: Path = DEFAULT_LEDGER,
 ) -> LedgerLocation:
     """Return the ledger's location: an explicit value, else FLEET_LEDGER, else the default.
 

@@ -5,18 +5,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from fleet.config import LedgerLocation
+from fleet.config import DEFAULT_LEDGER, LedgerLocation
 
 from .rows import iso
 from .store import Database, open_database
 
 __all__ = ["DEFAULT_LEDGER", "LedgerBase"]
-
-DEFAULT_LEDGER = Path(".fleet") / "ledger.db"
 
 
 class LedgerBase:
