@@ -94,19 +94,18 @@ class Database:
         """Turn the driver's failures into LedgerError, with any password redacted."""
         try:
             yield
-        except sa.exc.DBAPIError as exc:
-            cause = exc.orig if exc.orig is not None else exc
+        except (sa.exc.DBAPIError, self._driver_error) as exc:
+            # The driver's own error: wrapped by SQLAlchemy, or raised by a statement run on the
+            # driver's cursor (fleet/ledger/hot.py).
+            cause: BaseException = exc
+            if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+                cause = exc.orig
             detail = redact_url(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
             raise LedgerError(
                 f"ledger {self.shown}: {type(cause).__name__}: {detail or 'database error'}"
             ) from None
         except sa.exc.SQLAlchemyError as exc:
             raise LedgerError(f"ledger {self.shown}: {redact_url(str(exc))}") from None
-        except self._driver_error as exc:  # from the statements run on the driver's cursor
-            detail = redact_url(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-            raise LedgerError(
-                f"ledger {self.shown}: {type(exc).__name__}: {detail or 'database error'}"
-            ) from None
 
     def close(self) -> None:
         """Close every connection, kept or pooled."""
