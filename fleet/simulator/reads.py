@@ -49,7 +49,7 @@ from fleet.simulator.errors import (
     raise_first,
 )
 from fleet.simulator.state import SimulatorState
-from fleet.simulator.wire import Action, index_list, page, paging, response
+from fleet.simulator.wire import Action, index_list, paged_response, response
 
 __all__ = ["VPC_ACTIONS", "Reads"]
 
@@ -198,11 +198,8 @@ class Reads:
     ) -> dict[str, Any]:
         if not paged:
             return response(action, key, rows)
-        problems: Problems = []
         cfg = self.state.config
-        page_no, size = paging(params, cfg.page_size, cfg.max_page_size, problems)
-        raise_first(problems)
-        return response(action, key, list(page(rows, page_no, size)), len(rows))
+        return paged_response(params, action, key, rows, cfg.page_size, cfg.max_page_size)
 
     def _filtered(
         self,

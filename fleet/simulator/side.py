@@ -32,7 +32,7 @@ from fleet.simulator.errors import (
 )
 from fleet.simulator.resources import Disk, PublicIp, Resources
 from fleet.simulator.servers import Server
-from fleet.simulator.wire import Action, index_list, is_digits, page, paging, response
+from fleet.simulator.wire import Action, index_list, is_digits, paged_response, response
 
 __all__ = ["SideActions"]
 
@@ -60,15 +60,6 @@ class SideActions:
             "detachBlockStorageInstances": self.detach_block_storage_instances,
             "deleteBlockStorageInstances": self.delete_block_storage_instances,
         }
-
-    def _paged(
-        self, params: Mapping[str, str], action: str, key: str, rows: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        problems: Problems = []
-        cfg = self.resources.config
-        page_no, size = paging(params, cfg.page_size, cfg.max_page_size, problems)
-        raise_first(problems)
-        return response(action, key, list(page(rows, page_no, size)), len(rows))
 
     # -- public IPs ----------------------------------------------------------------------------
 
@@ -103,7 +94,10 @@ class SideActions:
                 )
             ):
                 rows.append(ip.record(server))
-        return self._paged(params, "getPublicIpInstanceList", "publicIpInstanceList", rows)
+        cfg = self.resources.config
+        key = "publicIpInstanceList"
+        action = "getPublicIpInstanceList"
+        return paged_response(params, action, key, rows, cfg.page_size, cfg.max_page_size)
 
     def disassociate_public_ip(self, params: Mapping[str, str]) -> dict[str, Any]:
         """Untie a public IP from its server (the IP stays, billed)."""
@@ -165,7 +159,10 @@ class SideActions:
                 and (not server_no or (server is not None and str(server.no) == server_no))
             ):
                 rows.append(disk.record(server))
-        return self._paged(params, "getBlockStorageInstanceList", "blockStorageInstanceList", rows)
+        cfg = self.resources.config
+        key = "blockStorageInstanceList"
+        action = "getBlockStorageInstanceList"
+        return paged_response(params, action, key, rows, cfg.page_size, cfg.max_page_size)
 
     def detach_block_storage_instances(self, params: Mapping[str, str]) -> dict[str, Any]:
         """Detach attached disks from their servers (they stay, billed)."""

@@ -7,9 +7,18 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from fleet.simulator.errors import INVALID_PARAMETER, Problems
+from fleet.simulator.errors import INVALID_PARAMETER, Problems, raise_first
 
-__all__ = ["Action", "index_list", "int_param", "is_digits", "page", "paging", "response"]
+__all__ = [
+    "Action",
+    "index_list",
+    "int_param",
+    "is_digits",
+    "page",
+    "paged_response",
+    "paging",
+    "response",
+]
 
 _T = TypeVar("_T")
 # An API action: the call's merged parameters in, NCP's JSON answer out (errors raise ApiError).
@@ -85,3 +94,18 @@ def page(rows: Sequence[_T], page_no: int, page_size: int) -> Sequence[_T]:
     """Return the rows of one 1-based page."""
     start = (page_no - 1) * page_size
     return rows[start : start + page_size]
+
+
+def paged_response(
+    params: Mapping[str, str],
+    action: str,
+    list_key: str,
+    rows: list[dict[str, Any]],
+    default_size: int,
+    max_size: int,
+) -> dict[str, Any]:
+    """Return the success envelope of the call's page of ``rows``; totalRows counts them all."""
+    problems: Problems = []
+    page_no, page_size = paging(params, default_size, max_size, problems)
+    raise_first(problems)
+    return response(action, list_key, list(page(rows, page_no, page_size)), len(rows))
