@@ -10,13 +10,12 @@ from fleet.config import LedgerLocation
 from fleet.errors import ConfigError
 from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
-from fleet.preflight import preflight
 from fleet.results import duplicates_by_name
 from fleet.side import SideResource, find_side
 from fleet.spec import ServerSpec
 from fleet.staging import Size
 from fleet.summary import RolloutSummary
-from fleet.survey import Survey, survey
+from fleet.survey import Survey
 from fleet.teardown import TeardownReport, TeardownTarget, teardown_targets
 from flows import render
 from flows.approval import Approval
@@ -49,12 +48,12 @@ async def survey_only(name: str, specs: Sequence[ServerSpec], options: Provision
 
     Takes no lease; a bad reference raises PreflightError listing every one.
     """
+    from flows.provision import plan_rollout
+
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials, lease=False) as rt:
-        if options.preflight:
-            say(out, str(await preflight(rt.client, specs)))
-        return await survey(
-            rt.client, rt.ledger, name, specs, owner=None, retry_failed=options.retry_failed
+        return await plan_rollout(
+            rt, specs, options, owner=None, tell=lambda report: say(out, report)
         )
 
 

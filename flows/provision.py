@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -61,23 +61,42 @@ def load(inventories: list[str]) -> list[ServerSpec]:
     return load_inventories(inventories)
 
 
-@task(name="plan", cache_policy=NO_CACHE, persist_result=False)
-async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> Survey:
-    """Check the inventory's references, then compare it with the ledger and with NCP."""
-    rt = runtime(key)
+async def plan_rollout(
+    rt: Runtime,
+    specs: Sequence[ServerSpec],
+    options: ProvisionOptions,
+    *,
+    owner: str | None,
+    tell: Callable[[str], None],
+) -> Survey:
+    """Check the inventory's references (if asked), then compare it with the ledger and NCP.
+
+    The flow's plan step and ``fleet plan`` alike: ``owner`` None writes nothing (a dry plan);
+    ``tell`` is handed the preflight's report.
+    """
     if options.preflight:  # every bad reference at once, before the survey writes anything
-        get_run_logger().info("%s", await preflight(rt.client, specs))
-    else:
-        get_run_logger().warning(SKIPPED)
+        tell(str(await preflight(rt.client, specs)))
     return await survey(
         rt.client,
         rt.ledger,
         rt.rollout,
         specs,
-        owner=rt.owner,
+        owner=owner,
         adopt_existing=options.adopt_existing,
         retry_failed=options.retry_failed,
         margin=options.request_timeout + options.settle,
+    )
+
+
+@task(name="plan", cache_policy=NO_CACHE, persist_result=False)
+async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> Survey:
+    """Check the inventory's references, then compare it with the ledger and with NCP."""
+    rt = runtime(key)
+    logger = get_run_logger()
+    if not options.preflight:
+        logger.warning(SKIPPED)
+    return await plan_rollout(
+        rt, specs, options, owner=rt.owner, tell=lambda report: logger.info("%s", report)
     )
 
 

@@ -151,6 +151,38 @@ def test_someone_elses_server_stops_the_rollout_with_exit_2(
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
+def test_plan_with_adopt_existing_plans_to_adopt_the_existing_servers(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """`fleet plan --adopt-existing` plans as the run would: existing names adopted, not refused."""
+    import asyncio
+
+    from fleet.inventory import load_inventories
+    from fleet.options import ProvisionOptions
+    from flows.commands import survey_only
+
+    path = write(tmp_path / "taken.csv", ["taken,2,25495367,s2-g3,75001,75101"])
+    first = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--rollout", "mine"])
+    assert first.exit_code == 0, first.output
+    args = ["plan", path, "--endpoint", sim.url, "--rollout", "theirs"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 0, refused.output
+    assert re.search(r"exist, not this rollout's\s*│\s*2\s*│", refused.output), refused.output
+    assert "Existing names stop a rollout unless --adopt-existing is given." in refused.output
+
+    adopting = runner.invoke(app, [*args, "--adopt-existing"])
+    assert adopting.exit_code == 0, adopting.output
+    assert "exist, not this rollout's" not in adopting.output
+    assert "--adopt-existing is given" not in adopting.output
+    assert re.search(r"to create\s*│\s*0\s*│", adopting.output), adopting.output
+    options = ProvisionOptions(endpoint=sim.url, adopt_existing=True)
+    found = asyncio.run(survey_only("theirs", load_inventories([path]), options))
+    assert found.adopted == ("taken-001", "taken-002") and not found.conflicts
+    assert all(len(v) == 1 for v in servers_by_name(sim.state()).values())
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
 def test_a_rollout_name_that_is_a_path_is_refused(sim: RunningSimulator, tmp_path: Path) -> None:
     """A rollout name becomes a file name: '../x' is a configuration error, exit 2."""
     path = write(tmp_path / "n.csv", ["n,1,1,s2,75001,75101"])
