@@ -14,12 +14,18 @@ from typing import Any
 import pytest
 
 from fleet.errors import LedgerError
-from fleet.ledger import AsyncLedger, Ledger, State
+from fleet.ledger import AsyncLedger, Ledger
 from fleet.options import ProvisionOptions
 from fleet.simulator import RunningSimulator, running_simulator
 from flows.provision import provision_fleet
 from tests.flows.opskit import inventory
-from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, sim_config
+from tests.functional.fleetkit import (
+    ACCESS,
+    SECRET,
+    assert_each_once,
+    servers_by_name,
+    sim_config,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -72,10 +78,8 @@ async def test_a_chunk_retried_after_an_unexpected_failure_creates_nothing_twice
         return_state=True,
     )
     assert state.is_completed(), state.message
-    counters = sim.state()["counters"]
-    on_ncp = servers_by_name(sim.state())
-    assert counters["created"] == 60 and len(on_ncp) == 60, counters
+    on_sim = sim.state()
+    counters = on_sim["counters"]
+    assert counters["created"] == 60 and len(servers_by_name(on_sim)) == 60, counters
     with Ledger(tmp_path / "l.db") as book:
-        records = book.records("retry")
-    assert all(r.state == State.CREATED for r in records)
-    assert {r.name: [r.instance_no] for r in records} == on_ncp
+        assert_each_once(on_sim, book.records("retry"), exact=True)

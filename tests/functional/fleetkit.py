@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from fleet.client import NcpClient, RetryPolicy
 from fleet.config import Credentials
-from fleet.ledger import AsyncLedger, Ledger
+from fleet.ledger import AsyncLedger, Ledger, Record, State
 from fleet.options import ProvisionOptions
 from fleet.provisioner import Provisioner
 from fleet.ratelimit import AdaptiveRateLimiter
@@ -103,6 +104,27 @@ def servers_by_name(state: dict[str, object]) -> dict[str, list[str]]:
     for s in state["servers"]:  # type: ignore[attr-defined]
         out.setdefault(s["serverName"], []).append(s["serverInstanceNo"])
     return out
+
+
+def assert_each_once(
+    state: dict[str, object],
+    records: Sequence[Record],
+    *,
+    n: int | None = None,
+    exact: bool = False,
+) -> None:
+    """Every server of the records exists once on NCP, created in the ledger with that number.
+
+    ``n``: the records must be that many. ``exact``: NCP holds no other server either.
+    """
+    on_ncp = servers_by_name(state)
+    if n is not None:
+        assert len(records) == n
+    for r in records:
+        assert r.state == State.CREATED, (r.name, r.state, r.error_message)
+        assert on_ncp.get(r.name) == [r.instance_no], (r.name, on_ncp.get(r.name))
+    if exact:
+        assert set(on_ncp) == {r.name for r in records}
 
 
 def engine(

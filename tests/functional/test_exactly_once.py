@@ -25,6 +25,7 @@ from fleet.teardown import teardown, teardown_targets
 from tests.functional.fleetkit import (
     FAST,
     OWNER,
+    assert_each_once,
     client_for,
     engine,
     open_ledger,
@@ -37,14 +38,6 @@ from tests.functional.fleetkit import (
 pytestmark = pytest.mark.anyio
 
 QUICK = TeardownOptions(poll_interval=0.1, time_limit=30, gone_after=3)
-
-
-def assert_once(state: dict[str, object], book: AsyncLedger, rollout: str) -> None:
-    """Every server of the rollout exists once on NCP, with its number in the ledger."""
-    on_ncp = servers_by_name(state)
-    for r in book.sync.records(rollout):
-        assert r.state == State.CREATED, (r.name, r.state, r.error_message)
-        assert on_ncp.get(r.name) == [r.instance_no], (r.name, on_ncp.get(r.name))
 
 
 def regions_of(state: dict[str, object]) -> Counter[str]:
@@ -66,7 +59,7 @@ async def test_servers_in_another_region_are_found_waited_for_and_torn_down(
             await roll_out(client, book, "regions", plan)
             report = await wait_running(client, book, "regions", interval=0.1, time_limit=30)
             assert sorted(report.running) == sorted(s.name for s in plan) and not report.failed
-            assert_once(sim.state(), book, "regions")
+            assert_each_once(sim.state(), book.sync.records("regions"))
             assert regions_of(sim.state()) == {"KR": 6, "JPN": 6}
             targets = await teardown_targets(client, book, "regions")
             down = await teardown(client, book, "regions", targets, QUICK)
@@ -104,7 +97,7 @@ async def test_a_listing_that_lags_creates_nothing_twice(tmp_path: Path) -> None
     faults = state["counters"]["faults"]
     assert faults["fail_after"] and faults["late_commit"], faults
     assert state["counters"]["created"] == 120
-    assert_once(state, book, "lag")
+    assert_each_once(state, book.sync.records("lag"))
 
 
 async def test_an_unreadable_success_is_looked_up_not_refused(tmp_path: Path) -> None:
@@ -119,7 +112,7 @@ async def test_an_unreadable_success_is_looked_up_not_refused(tmp_path: Path) ->
             await roll_out(client, book, "body", plan)
         state = sim.state()
     assert state["counters"]["created"] == 3
-    assert_once(state, book, "body")
+    assert_each_once(state, book.sync.records("body"))
     row = book.sync.record("body", "web-002")
     assert row is not None and row.ambiguous_sends == 1 and row.attempts == 1
 

@@ -15,10 +15,10 @@ from fleet.ledger import State
 from fleet.simulator import running_simulator
 from tests.functional.fleetkit import (
     OWNER,
+    assert_each_once,
     client_for,
     open_ledger,
     roll_out,
-    servers_by_name,
     sim_config,
     specs,
 )
@@ -82,9 +82,5 @@ async def test_sigkill_mid_rollout_then_rerun_loses_nothing_and_duplicates_nothi
             _, found = await roll_out(client, book, "killed", specs(N))
             assert found.reconciled, "in-flight servers that landed are found by name"
         state = sim.state()
-    on_ncp = servers_by_name(state)
-    records = book.sync.records("killed")
-    assert len(records) == N
-    assert all(r.state == State.CREATED for r in records)
-    assert {r.name: [r.instance_no] for r in records} == on_ncp
+    assert_each_once(state, book.sync.records("killed"), n=N, exact=True)
     assert state["counters"]["created"] == N

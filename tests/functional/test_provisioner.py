@@ -7,33 +7,23 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import RolloutError
-from fleet.ledger import AsyncLedger, State
+from fleet.ledger import State
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind
 from fleet.survey import survey
 from tests.functional.fleetkit import (
     OWNER,
+    assert_each_once,
     client_for,
     engine,
     open_ledger,
     roll_out,
-    servers_by_name,
     sim_config,
     specs,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-def assert_exactly_once(state: dict[str, object], book: AsyncLedger, rollout: str, n: int) -> None:
-    """Every server exists once on NCP, and the ledger holds exactly that instance number."""
-    on_ncp = servers_by_name(state)
-    records = book.sync.records(rollout)
-    assert len(records) == n
-    for r in records:
-        assert r.state == State.CREATED, (r.name, r.state, r.error_message)
-        assert on_ncp.get(r.name) == [r.instance_no], r.name
 
 
 async def test_rollout_under_every_fault_creates_each_server_exactly_once(tmp_path: Path) -> None:
@@ -59,7 +49,7 @@ async def test_rollout_under_every_fault_creates_each_server_exactly_once(tmp_pa
     faults = state["counters"]["faults"]
     assert all(faults[k] > 0 for k in ("fail_before", "fail_after", "drop_after", "slow")), faults
     assert throttled > 0
-    assert_exactly_once(state, book, "faults", 80)
+    assert_each_once(state, book.sync.records("faults"), n=80)
     assert worker.progress.created == 80 and worker.progress.failed == 0
 
 
@@ -113,7 +103,7 @@ async def test_rerun_reconciles_in_flight_servers_and_creates_only_the_rest(
         state = sim.state()
     # web-004 was looked up until the settle window passed, then sent: 3 creates in all.
     assert state["counters"]["by_action"]["createServerInstances"] - calls_before == 3
-    assert_exactly_once(state, book, "resume", 6)
+    assert_each_once(state, book.sync.records("resume"), n=6)
 
 
 async def test_existing_names_that_are_not_ours_stop_the_rollout_unless_adopted(
@@ -134,7 +124,7 @@ async def test_existing_names_that_are_not_ours_stop_the_rollout_unless_adopted(
             assert found.adopted == ("web-002",)
             await engine(client, book, "owned").provision(found.work)
         state = sim.state()
-    assert_exactly_once(state, book, "owned", 3)
+    assert_each_once(state, book.sync.records("owned"), n=3)
     adopted = book.sync.record("owned", "web-002")
     assert adopted is not None and adopted.adopted
 
@@ -169,4 +159,4 @@ async def test_provisioning_the_same_servers_again_sends_nothing_twice(tmp_path:
             await worker.provision(plan)
         state = sim.state()
     assert state["counters"]["created"] == 4
-    assert_exactly_once(state, book, "again", 4)
+    assert_each_once(state, book.sync.records("again"), n=4)
