@@ -253,7 +253,3 @@ class Catalog:
             known = ", ".join(r.code for r in self.regions)
             raise ApiError.server(UNKNOWN_REGION, f"unknown regionCode {code!r} (one of {known})")
         return region
-
-    def zone(self, code: str) -> Zone | None:
-        """Return the zone of that code, or None."""
-        return next((z for r in self.regions for z in r.zones if z.code == code), None)
