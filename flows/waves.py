@@ -69,19 +69,17 @@ async def run_wave(
         await engine.provision(specs, stop=stop)
     finally:
         rt.lookups += engine.lookups
-    names = {s.name for s in specs}
+    names = [s.name for s in specs]  # this wave's servers only: a wave is not the rollout
     report = await wait_running(
         rt.client,
         rt.ledger,
         rt.rollout,
-        names=names,
+        names=set(names),
         time_limit=options.wait_timeout,
         interval=options.poll_interval,
         settle=options.settle,
     )
-    records = [
-        r for r in await rt.ledger.run(rt.ledger.sync.records, rt.rollout) if r.name in names
-    ]
+    records = await rt.ledger.run(rt.ledger.sync.records, rt.rollout, names)
     events.failed_servers(rt.rollout, records)
     return _outcome(name, records, report)
 
