@@ -12,6 +12,7 @@ from fleet.options import ProvisionOptions
 from fleet.simulator import RunningSimulator, running_simulator
 from fleet.summary import RolloutSummary
 from flows.provision import provision_fleet
+from tests.flows.opskit import inventory
 from tests.functional.fleetkit import ACCESS, SECRET, sim_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -27,14 +28,6 @@ def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSimulator]:
     # The gateway allows a little more than the shared budget, far less than the runs' sum.
     with running_simulator(sim_config(rate=30, burst=20)) as running:
         yield running
-
-
-def inventory(path: Path, name: str, count: int) -> str:
-    path.write_text(
-        "serverName,serverCreateCount,serverImageNo,serverSpecCode,vpcNo,subnetNo\n"
-        f"{name},{count},25495367,s2-g3,75001,75101\n"
-    )
-    return str(path)
 
 
 async def test_two_concurrent_rollouts_stay_within_the_shared_budget(
