@@ -74,10 +74,8 @@ class Expansion:
     names: npt.NDArray[np.object_]
     offsets: Ints  # per row, the position of its first server in names
     counts: Ints  # per row, how many servers it makes: 0 where its count or name is unusable
-
-    def row_of(self) -> Ints:
-        """Return each server's row."""
-        return np.repeat(np.arange(len(self.counts)), self.counts)
+    row_of: Ints  # per server, its row
+    serials: Serials  # per row, serverCreateCount and serverCreateStartNo as read
 
 
 def serials(columns: Columns) -> Serials:
@@ -122,4 +120,4 @@ def expand(columns: Columns) -> Expansion:
     names = base[row_of]
     suffixed = numbering.numbered[row_of]
     names[suffixed] = names[suffixed] + "-" + _SERIALS[serial[suffixed]]
-    return Expansion(names, offsets, counts)
+    return Expansion(names, offsets, counts, row_of, numbering)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from fleet.inventory.columns import Columns, Ints, Mask, type_of
 from fleet.inventory.header import REQUIRED
-from fleet.inventory.names import COUNT, NAME, START, Expansion, first_names, serials
+from fleet.inventory.names import COUNT, NAME, START, Expansion, first_names
 from fleet.inventory.report import Report
 from fleet.parameters import (
     FEE_SYSTEM_TYPE_CODES,
@@ -313,8 +313,7 @@ def check_one_server_each(rows: Rows, report: Report) -> None:
 
 def check_serials(rows: Rows, report: Report) -> None:
     """Check serverCreateCount >= 1, serverCreateStartNo >= 0, and that serials fit 3 digits."""
-    columns = rows.columns
-    numbering = serials(columns)
+    columns, numbering = rows.columns, rows.expansion.serials
     count, start, over = numbering.count, numbering.start, numbering.over
     report.flag(
         columns, numbering.count_ok & (count < 1), COUNT, "must be at least 1", columns.cell(COUNT)
@@ -343,14 +342,14 @@ def check_serials(rows: Rows, report: Report) -> None:
 def check_names(rows: Rows, report: Report) -> None:
     """Check that every server name a row makes follows NCP's name rule."""
     columns = rows.columns
-    first, known = first_names(columns, serials(columns))
+    first, known = first_names(columns, rows.expansion.serials)
     valid = pd.Series(first, dtype=str).str.fullmatch(SERVER_NAME_RE.pattern).to_numpy(dtype=bool)
     report.flag(columns, known & ~valid, NAME, _NAME_RULE, first)
 
 
 def check_duplicates(rows: Rows, report: Report) -> None:
     """Check that no name is made twice; report each (row, earlier row) pair once, with both."""
-    columns, names, row_of = rows.columns, rows.expansion.names, rows.expansion.row_of()
+    columns, names, row_of = rows.columns, rows.expansion.names, rows.expansion.row_of
     codes, _ = pd.factorize(pd.Series(names, dtype=str))
     _, first_at = np.unique(codes, return_index=True)
     earliest = first_at[codes]
