@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
+from fleet.ledger import Record
 from fleet.results import COLUMNS, as_row, duplicates_by_name, write_results
 from fleet.summary import RolloutSummary
 from flows.runtime import Runtime, artifact_key
@@ -18,11 +21,12 @@ def markdown_table(title: str, facts: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-async def publish_results(rt: Runtime, summary: RolloutSummary) -> None:
-    """Write the results CSV, the results table artifact and the summary artifact."""
-    book = rt.ledger.sync
-    records = await rt.ledger.run(book.records, rt.rollout)
-    duplicates = duplicates_by_name(await rt.ledger.run(book.instances, rt.rollout))
+async def publish_results(rt: Runtime, summary: RolloutSummary, records: Sequence[Record]) -> None:
+    """Write the results CSV, the results table artifact and the summary artifact.
+
+    ``records`` are the rollout's ledger rows, as read once the creating (and waiting) ended.
+    """
+    duplicates = duplicates_by_name(await rt.ledger.run(rt.ledger.sync.instances, rt.rollout))
     write_results(summary.results, records, duplicates)
     rows = [dict(zip(COLUMNS, as_row(r, duplicates.get(r.name, ())), strict=True)) for r in records]
     await acreate_table_artifact(

@@ -145,9 +145,9 @@ async def wait_for_run(key: str, options: ProvisionOptions) -> WaitReport:
 
 
 @task(name="record-results", cache_policy=NO_CACHE, persist_result=False)
-async def record(key: str, summary: RolloutSummary) -> None:
+async def record(key: str, summary: RolloutSummary, records: list[Record]) -> None:
     """Write the results CSV and the Prefect artifacts."""
-    await publish_results(runtime(key), summary)
+    await publish_results(runtime(key), summary, records)
 
 
 def _describe(p: Progress) -> str:
@@ -312,7 +312,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             events.failed_servers(name, records)  # a staged rollout told them wave by wave
         summary = _summary(rt, specs, found, created, options, records)
         get_run_logger().info("%s", summary.rate_line)
-        await record(rt.key, summary)
+        await record(rt.key, summary, unvisited(records))
         await aupdate_progress_artifact(progress_id, 100.0, description=_final(summary))
     return summary
 
