@@ -20,7 +20,7 @@ from fleet.inventory import load_inventories
 from fleet.ledger import Record
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.preflight import SKIPPED, preflight
-from fleet.provisioner import Progress, Provisioner
+from fleet.provisioner import Progress
 from fleet.readiness import WaitReport, wait_running
 from fleet.results import counts, results_path
 from fleet.spec import ServerSpec
@@ -37,7 +37,7 @@ from flows.runtime import (
     rollout_name,
     runtime,
 )
-from flows.tasking import infrastructure_only, unvisited
+from flows.tasking import CHUNK_TASK, provision_in, unvisited
 from flows.waves import run_stages
 
 MAX_CHUNKS = 20  # tens of task runs, never one per server: a task run costs 5-40 ms here
@@ -100,22 +100,10 @@ async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> 
     )
 
 
-@task(
-    name="provision-chunk",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=1,
-    retry_delay_seconds=5,
-    retry_condition_fn=infrastructure_only,
-)
+@task(name="provision-chunk", **CHUNK_TASK)
 async def provision_chunk(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> None:
     """Create (or settle) one chunk of servers; per-server failures are recorded, not raised."""
-    rt = runtime(key)
-    engine = Provisioner(rt.client, rt.ledger, rt.rollout, rt.owner, options, progress=rt.progress)
-    try:
-        await engine.provision(specs)
-    finally:
-        rt.lookups += engine.lookups
+    await provision_in(runtime(key), specs, options)
 
 
 @task(name="wait-for-run", cache_policy=NO_CACHE, persist_result=False)

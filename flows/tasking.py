@@ -1,15 +1,25 @@
-"""What every chunk task shares: which failures Prefect may retry, how servers are passed."""
+"""What every chunk task shares: its options, what it retries, how servers are passed, the engine.
+
+A chunk task is a task run that creates some of the rollout's servers: ``provision-chunk`` of
+the flow, or one stage of a staged rollout (``canary``, ``wave-02`` ...).
+"""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar, cast
 
 from prefect import State
+from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from fleet.errors import FleetError, LeaseLost, LedgerConflict, LedgerError
+from fleet.options import ProvisionOptions
+from fleet.provisioner import Provisioner
+from fleet.spec import ServerSpec
+from flows.runtime import Runtime
 
-__all__ = ["infrastructure_only", "unvisited"]
+__all__ = ["CHUNK_TASK", "infrastructure_only", "provision_in", "unvisited"]
 
 T = TypeVar("T")
 
@@ -39,3 +49,32 @@ def unvisited(items: list[T]) -> list[T]:
     quote() first.
     """
     return cast(list[T], quote(items))
+
+
+# The task options of every chunk task (with its own name): nothing cached or stored, and one
+# retry, after 5 s, of a failure that is not a verdict on the rollout.
+CHUNK_TASK: Final[dict[str, Any]] = {
+    "cache_policy": NO_CACHE,
+    "persist_result": False,
+    "retries": 1,
+    "retry_delay_seconds": 5,
+    "retry_condition_fn": infrastructure_only,
+}
+
+
+async def provision_in(
+    rt: Runtime,
+    specs: Sequence[ServerSpec],
+    options: ProvisionOptions,
+    *,
+    stop: Callable[[], bool] | None = None,
+) -> None:
+    """Create (or settle) servers with an engine on the run's live objects; count its lookups.
+
+    Per-server failures are recorded, not raised. Once ``stop()`` says so, nothing more is sent.
+    """
+    engine = Provisioner(rt.client, rt.ledger, rt.rollout, rt.owner, options, progress=rt.progress)
+    try:
+        await engine.provision(specs, stop=stop)
+    finally:
+        rt.lookups += engine.lookups

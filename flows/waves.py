@@ -11,18 +11,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from fleet.ledger import Record, State
 from fleet.options import ProvisionOptions
-from fleet.provisioner import Provisioner
 from fleet.readiness import WaitReport, wait_running
 from fleet.spec import ServerSpec
 from fleet.staging import Budget, Size, Stage, resize_next
 from fleet.summary import WaveOutcome
 from flows import approval, events
 from flows.runtime import Runtime, runtime
-from flows.tasking import infrastructure_only, unvisited
+from flows.tasking import CHUNK_TASK, provision_in, unvisited
 
 __all__ = ["run_stages", "run_wave"]
 
@@ -39,14 +37,7 @@ def _outcome(name: str, records: Sequence[Record], report: WaitReport) -> WaveOu
     )
 
 
-@task(
-    name="wave",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=1,
-    retry_delay_seconds=5,
-    retry_condition_fn=infrastructure_only,
-)
+@task(name="wave", **CHUNK_TASK)
 async def run_wave(
     key: str,
     name: str,
@@ -64,11 +55,7 @@ async def run_wave(
         failed = failed_before + rt.progress.failed - failed0
         return budget.exceeded(failed, sent_before + rt.progress.done - done0)
 
-    engine = Provisioner(rt.client, rt.ledger, rt.rollout, rt.owner, options, progress=rt.progress)
-    try:
-        await engine.provision(specs, stop=stop)
-    finally:
-        rt.lookups += engine.lookups
+    await provision_in(rt, specs, options, stop=stop)
     names = [s.name for s in specs]  # this wave's servers only: a wave is not the rollout
     report = await wait_running(
         rt.client,
