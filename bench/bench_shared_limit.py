@@ -96,7 +96,8 @@ async def run(calls: int) -> Figures:
     wall, cpu = await _through(AdaptiveRateLimiter(1e6, 1000, max_in_flight=64), calls)
     rows.append(("in-process AdaptiveRateLimiter", calls / wall, wall / calls, cpu / calls, 0))
     for block in (1, 10, 50):
-        limiter = SharedRateLimiter("bench-account", 1e6, 1000, max_in_flight=64, block=block)
+        local = AdaptiveRateLimiter(1e6, 1000, max_in_flight=64)
+        limiter = SharedRateLimiter("bench-account", local, block=block)
         n = min(calls, 200 * block)  # block 1 pays a round trip per call: keep it short
         wall, cpu = await _through(limiter, n)
         name = f"SharedRateLimiter, block {block}"

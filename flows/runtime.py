@@ -192,9 +192,7 @@ def build_limiter(options: RunOptions, known: float | None = None) -> Limiter:
     if options.shared_limit:
         from flows.shared_limit import SharedRateLimiter
 
-        return SharedRateLimiter(
-            options.shared_limit, local.max_rate, burst, max_in_flight=in_flight, local=local
-        )
+        return SharedRateLimiter(options.shared_limit, local)
     return local
 
 

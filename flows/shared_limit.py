@@ -34,16 +34,13 @@ class SharedRateLimiter(Limiter):
     def __init__(
         self,
         name: str,
-        rate: float,
-        burst: int,
+        local: AdaptiveRateLimiter,
         *,
-        max_in_flight: int,
         block: int = 10,
         acquire: Callable[[str, int], Awaitable[None]] = _prefect_rate_limit,
-        local: AdaptiveRateLimiter | None = None,
     ) -> None:
         self.name = name
-        self.local = local or AdaptiveRateLimiter(rate, burst, max_in_flight=max_in_flight)
+        self.local = local
         self.block = block
         self._acquire = acquire
         self._tokens = 0
