@@ -21,7 +21,6 @@ import json
 import os
 import random
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ import tracemalloc
 from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchkit import peak_rss_mb  # bench/benchkit.py
 
 from fleet.errors import InventoryError, Problem
 from fleet.parameters import (
@@ -336,10 +337,6 @@ def fleet_load(paths: Sequence[str | Path]) -> list[Server]:
     return [(s.name, s.file, s.line, s.params) for s in load_inventories(paths)]
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
 def child(kind: str, trace: bool, paths: list[str]) -> None:
     """Measure one loader in this fresh process; print the figures as JSON."""
     # Imports, pandas's included, are not measured.
@@ -348,11 +345,11 @@ def child(kind: str, trace: bool, paths: list[str]) -> None:
     load: Callable[[Sequence[str]], Sized] = load_inventories if kind == "fleet" else naive_load
 
     gc.collect()
-    before = _maxrss_mb()
+    before = peak_rss_mb()
     start = time.perf_counter()
     result = load(paths)
     seconds = time.perf_counter() - start
-    rss_rise = _maxrss_mb() - before
+    rss_rise = peak_rss_mb() - before
     servers = len(result)
     del result
     gc.collect()
