@@ -8,7 +8,7 @@ from pathlib import Path
 from fleet.client import NcpClient, RetryPolicy
 from fleet.config import Credentials
 from fleet.ledger import AsyncLedger, Ledger, Record, State
-from fleet.options import ProvisionOptions
+from fleet.options import ProvisionOptions, TeardownOptions
 from fleet.provisioner import Provisioner
 from fleet.ratelimit import AdaptiveRateLimiter
 from fleet.simulator import SimulatorConfig
@@ -20,6 +20,8 @@ SECRET = "sim-secret-0123456789"
 OWNER = "test-run"
 # Quick settling for tests: trust 'not listed' 0.3 s after a send, look every 0.05 s.
 FAST = ProvisionOptions(settle=0.3, settle_poll=0.05, concurrency=16)
+# Quick teardowns for tests: poll every 0.1 s; gone after 3 reads without the server.
+QUICK = TeardownOptions(poll_interval=0.1, time_limit=30, gone_after=3)
 
 
 def sim_config(**overrides: object) -> SimulatorConfig:

@@ -17,7 +17,6 @@ import pytest
 
 from fleet.client import NcpClient, ServerInstance
 from fleet.ledger import AsyncLedger, Ledger, State
-from fleet.options import TeardownOptions
 from fleet.readiness import wait_running
 from fleet.simulator import running_simulator
 from fleet.survey import survey
@@ -25,6 +24,7 @@ from fleet.teardown import teardown, teardown_targets
 from tests.functional.fleetkit import (
     FAST,
     OWNER,
+    QUICK,
     assert_each_once,
     client_for,
     engine,
@@ -36,8 +36,6 @@ from tests.functional.fleetkit import (
 )
 
 pytestmark = pytest.mark.anyio
-
-QUICK = TeardownOptions(poll_interval=0.1, time_limit=30, gone_after=3)
 
 
 def regions_of(state: dict[str, object]) -> Counter[str]:

@@ -7,17 +7,22 @@ from pathlib import Path
 import pytest
 
 from fleet.ledger import TeardownState
-from fleet.options import TeardownOptions
 from fleet.readiness import wait_running
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
 from fleet.survey import survey
 from fleet.teardown import teardown, teardown_targets
-from tests.functional.fleetkit import OWNER, client_for, open_ledger, roll_out, sim_config, specs
+from tests.functional.fleetkit import (
+    OWNER,
+    QUICK,
+    client_for,
+    open_ledger,
+    roll_out,
+    sim_config,
+    specs,
+)
 
 pytestmark = pytest.mark.anyio
-
-QUICK = TeardownOptions(poll_interval=0.1, time_limit=30)
 
 
 async def test_teardown_stops_terminates_and_finds_lost_creates(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from fleet.ledger.model import Record
-from fleet.options import TeardownOptions
 from fleet.readiness import wait_running
 from fleet.reads import BlockStorage, PublicIp, Resource
 from fleet.side import Made, SideResource, Step, decide
@@ -19,6 +18,7 @@ from fleet.survey import survey
 from fleet.teardown import teardown, teardown_targets
 from tests.functional.fleetkit import (
     OWNER,
+    QUICK,
     client_for,
     open_ledger,
     roll_out,
@@ -28,7 +28,6 @@ from tests.functional.fleetkit import (
 
 pytestmark = pytest.mark.anyio
 
-QUICK = TeardownOptions(poll_interval=0.1, time_limit=30)
 PUBLIC_IP = (("associateWithPublicIp", "true"),)
 DISKS = (
     ("blockStorageMappingList.1.order", "0"),  # the root disk: never an extra one
