@@ -290,16 +290,29 @@ class NcpClient:
         if status:
             base.append(("serverInstanceStatusCode", status))
         base.extend((f"serverInstanceNoList.{i}", no) for i, no in enumerate(instance_nos, 1))
-        servers: list[ServerInstance] = []
+        items = await self.read_all("getServerInstanceList", "serverInstanceList", base)
+        return [ServerInstance.from_api(s) for s in items]
+
+    async def read_all(
+        self,
+        action: str,
+        items: str,
+        params: Params,
+        *,
+        paged: bool = True,
+        api: str = "vserver",
+    ) -> list[Mapping[str, Any]]:
+        """Return the ``items`` list of a read action's every page (one call if not ``paged``)."""
+        found: list[Mapping[str, Any]] = []
         page = 1
         while True:
-            params = [*base, ("pageNo", str(page)), ("pageSize", str(PAGE_SIZE))]
-            payload = await self.call("getServerInstanceList", params, idempotent=True)
-            items = payload.get("serverInstanceList") or []
-            servers.extend(ServerInstance.from_api(s) for s in items)
-            total = int(payload.get("totalRows", len(servers)))
-            if not items or len(servers) >= total:
-                return servers
+            paging = [("pageNo", str(page)), ("pageSize", str(PAGE_SIZE))] if paged else []
+            payload = await self.call(action, [*params, *paging], idempotent=True, api=api)
+            got = payload.get(items) or []
+            found.extend(got)
+            total = int(payload.get("totalRows") or len(found))
+            if not paged or not got or len(found) >= total:
+                return found
             page += 1
 
     async def find_by_name(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from .client import BATCH_SIZE, PAGE_SIZE, NcpClient
+from .client import BATCH_SIZE, NcpClient
 
 __all__ = [
     "READS",
@@ -322,22 +322,8 @@ async def read(
     found: list[Item] = []
     for batch in batches or [()]:
         wanted = [(f"{spec.by}.{i}", no) for i, no in enumerate(batch, 1)]
-        found.extend(spec.make(raw) for raw in await _pages(client, spec, [*base, *wanted]))
+        raws = await client.read_all(
+            spec.action, spec.items, [*base, *wanted], paged=spec.paged, api=spec.api
+        )
+        found.extend(spec.make(raw) for raw in raws)
     return found
-
-
-async def _pages(
-    client: NcpClient, spec: Read, base: list[tuple[str, str]]
-) -> list[Mapping[str, Any]]:
-    """Return the items of every page of one read."""
-    items: list[Mapping[str, Any]] = []
-    page = 1
-    while True:
-        paging = [("pageNo", str(page)), ("pageSize", str(PAGE_SIZE))] if spec.paged else []
-        payload = await client.call(spec.action, [*base, *paging], idempotent=True, api=spec.api)
-        got = payload.get(spec.items) or []
-        items.extend(got)
-        total = int(payload.get("totalRows") or len(items))
-        if not spec.paged or not got or len(items) >= total:
-            return items
-        page += 1
