@@ -12,17 +12,16 @@ import contextlib
 import os
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TypeVar
 
 from fleet.config import LedgerLocation
 from fleet.errors import ConfigError
 from fleet.ledger import Ledger
 from fleet.options import RunOptions
+from fleet.simulator import REHEARSAL_LEDGER, SimulatorConfig, running_simulator
 
 __all__ = ["REHEARSAL_LEDGER", "rehearsal"]
 
-REHEARSAL_LEDGER = Path(".fleet") / "rehearsal.db"
 Opts = TypeVar("Opts", bound=RunOptions)
 
 
@@ -54,7 +53,6 @@ def rehearsal(
 
     ``ledger`` is the one the user named, if any; else the rehearsal ledger. Never FLEET_LEDGER.
     """
-    from fleet.simulator import SimulatorConfig, running_simulator
     from flows.render import out
 
     target = ledger or str(REHEARSAL_LEDGER)

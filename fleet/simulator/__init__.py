@@ -18,6 +18,7 @@ from fleet.simulator.config import ADMIN_FIELDS, FAULT_KINDS, SimulatorConfig
 from fleet.simulator.errors import ApiError
 from fleet.simulator.gateway import TokenBucket
 from fleet.simulator.server import (
+    REHEARSAL_LEDGER,
     RunningSimulator,
     SimulatorProcess,
     main,
@@ -30,6 +31,7 @@ from fleet.simulator.validation import CreateRequest
 __all__ = [
     "ADMIN_FIELDS",
     "FAULT_KINDS",
+    "REHEARSAL_LEDGER",
     "ApiError",
     "Catalog",
     "CreateRequest",

@@ -36,6 +36,7 @@ from fleet.simulator.config import CLI_SETTINGS, SimulatorConfig
 from fleet.simulator.gateway import Clock
 
 __all__ = [
+    "REHEARSAL_LEDGER",
     "RunningSimulator",
     "SimulatorProcess",
     "build_parser",
@@ -50,7 +51,7 @@ ENV_ACCESS_KEY: Final = "FLEET_SIM_ACCESS_KEY"
 ENV_SECRET_KEY: Final = "FLEET_SIM_SECRET_KEY"  # noqa: S105 (a variable name, not a secret)
 # Rehearsals keep their own ledger: a user pasting the export line never mixes simulated
 # servers into the ledger of real ones (.fleet/ledger.db).
-REHEARSAL_LEDGER: Final = ".fleet/rehearsal.db"
+REHEARSAL_LEDGER: Final = Path(".fleet") / "rehearsal.db"
 _URL_RE = re.compile(r"http://127\.0\.0\.1:(\d+)")
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -448,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
             f"export NCLOUD_API_GW={shlex.quote(url)}"
             f" NCLOUD_ACCESS_KEY={shlex.quote(config.access_key)}"
             f" NCLOUD_SECRET_KEY={shlex.quote(config.secret_key)}"
-            f" FLEET_LEDGER={REHEARSAL_LEDGER}",
+            f" FLEET_LEDGER={REHEARSAL_LEDGER.as_posix()}",
             flush=True,
         )
 
