@@ -151,7 +151,11 @@ class RateControl:
     @property
     def rate(self) -> float:
         """Return the rate in force now."""
-        self._advance(self._clock())
+        return self.rate_at(self._clock())
+
+    def rate_at(self, now: float) -> float:
+        """Return the rate in force at ``now``, a time of this control's clock."""
+        self._advance(now)
         return self._rate
 
     @property
@@ -160,10 +164,10 @@ class RateControl:
         return self._slow_start
 
     def sent(self, now: float) -> Permit:
-        """Return the permit of one call let through now: its number and the rate in force."""
+        """Return the permit of one call let through at ``now``: its number and the rate then."""
         self._sent += 1
         self.stats.acquired += 1
-        return Permit(now, self.rate, self._sent)
+        return Permit(now, self.rate_at(now), self._sent)
 
     def succeeded(self, permit: Permit | None = None) -> None:
         """Count a call that went through; in slow start, raise the rate."""
@@ -317,7 +321,7 @@ class AdaptiveRateLimiter(Limiter):
 
     def _rescale(self, now: float) -> float:
         """Return the rate now; calls reserved ahead at an older rate are respaced at this one."""
-        rate = self.control.rate
+        rate = self.control.rate_at(now)
         if rate != self._tat_rate:
             if self._tat > now:
                 self._tat = now + (self._tat - now) * self._tat_rate / rate
