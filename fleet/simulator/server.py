@@ -113,8 +113,11 @@ def serve(
     port: int = 0,
     *,
     ready: Callable[[str], None] | None = None,
+    catalog: Catalog | None = None,
 ) -> None:
     """Serve the simulator until interrupted; ``ready`` gets the URL once it accepts requests.
+
+    ``catalog`` is the account's catalog when already loaded; else ``config.catalog`` is read.
 
     Raises:
         ValueError: ``host`` is not a loopback address.
@@ -122,7 +125,7 @@ def serve(
     """
     _check_loopback(host)
     sock = _bind("127.0.0.1" if host == "localhost" else host, port)
-    server = _uvicorn_server(SimulatorApp(config))
+    server = _uvicorn_server(SimulatorApp(config, catalog=catalog))
 
     async def run() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -435,8 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         _check_loopback(args.host)
-        if config.catalog is not None:
-            load_catalog(config.catalog)  # refuse a bad file before serving
+        # Read once: a bad file is refused before serving, a good one is what is served.
+        catalog = load_catalog(config.catalog) if config.catalog is not None else None
     except ValueError as error:
         parser.error(str(error))
 
@@ -454,5 +457,5 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     with contextlib.suppress(KeyboardInterrupt):
-        serve(config, args.host, args.port, ready=ready)
+        serve(config, args.host, args.port, ready=ready, catalog=catalog)
     return 0
