@@ -29,15 +29,27 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .client import BATCH_SIZE, NcpClient, ServerInstance
 from .errors import NcpError
-from .ledger import Record
+from .ledger import AsyncLedger, Record
 from .polling import Clock, Poller, Sleep
 from .reads import BlockStorage, Item, PublicIp, Resource, read
 
-__all__ = ["Made", "SideReport", "SideResource", "Step", "decide", "find_side", "return_side"]
+if TYPE_CHECKING:
+    from .teardown import TeardownTarget
+
+__all__ = [
+    "Made",
+    "SideReport",
+    "SideResource",
+    "Step",
+    "decide",
+    "find_side",
+    "return_side",
+    "side_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +183,17 @@ async def find_side(
                     )
                 )
     return found
+
+
+async def side_of(
+    client: NcpClient, ledger: AsyncLedger, rollout: str, targets: Sequence[TeardownTarget]
+) -> list[SideResource]:
+    """Return the side resources of a teardown's targets that still exist.
+
+    What each target's create asked for is read from the rollout's ledger rows.
+    """
+    records = await ledger.run(ledger.sync.records, rollout)
+    return await find_side(client, [(t.region, t.instance_no) for t in targets], records)
 
 
 @dataclass(slots=True)

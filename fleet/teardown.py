@@ -30,7 +30,7 @@ from .options import TeardownOptions
 from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
 from .provisioner import found_from
 from .reads import Resource
-from .side import SideResource, find_side, return_side
+from .side import SideResource, return_side, side_of
 from .states import Operation, ServerStatus
 from .survey import in_send_window
 
@@ -169,7 +169,7 @@ async def teardown(
     report = TeardownReport()
     await _write_down_lost(client, ledger, rollout, targets)
     # Before anything is stopped: a server's record is the only place that names its public IP.
-    side = await _side_of(client, ledger, rollout, targets)
+    side = await _side_to_return(client, ledger, rollout, targets)
     state = _Round({t.instance_no: t for t in targets})
 
     async def round_() -> bool:
@@ -220,7 +220,7 @@ async def _write_down_lost(
         )
 
 
-async def _side_of(
+async def _side_to_return(
     client: NcpClient, ledger: AsyncLedger, rollout: str, targets: Sequence[TeardownTarget]
 ) -> list[SideResource]:
     """Return the public IPs and extra disks to return: the targets', and any left before.
@@ -229,8 +229,7 @@ async def _side_of(
     longer ties them to it, and a teardown stopped there finds them in the ledger.
     """
     book = ledger.sync
-    records = await ledger.run(book.records, rollout)
-    found = await find_side(client, [(t.region, t.instance_no) for t in targets], records)
+    found = await side_of(client, ledger, rollout, targets)
     await ledger.run(book.keep_aside, rollout, [_aside(r) for r in found])
     side = [_resource(kept) for kept in await ledger.run(book.aside, rollout)]
     for resource in side:

@@ -11,12 +11,12 @@ from fleet.errors import ConfigError
 from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.results import duplicates_by_name
-from fleet.side import SideResource, find_side
+from fleet.side import SideResource
 from fleet.spec import ServerSpec
 from fleet.staging import Size
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey
-from fleet.teardown import TeardownReport, TeardownTarget, teardown_targets
+from fleet.teardown import TeardownReport, TeardownTarget
 from flows import render
 from flows.approval import Approval
 from flows.exits import exit_code
@@ -117,17 +117,15 @@ async def teardown_survey(
     rollout: str, options: TeardownOptions
 ) -> tuple[list[TeardownTarget], list[SideResource]]:
     """Return the servers a teardown would take down, and their public IPs and extra disks."""
+    from flows.teardown import find_side_of, find_targets
+
     location = await ledger_target(options)
     if location.path is not None and not location.path.exists():
         raise ConfigError(f"no ledger at {location}")
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=False) as rt:
-        targets = await teardown_targets(
-            rt.client, rt.ledger, rollout, margin=options.request_timeout + 60.0
-        )
-        records = await rt.ledger.run(rt.ledger.sync.records, rollout)
-        servers = [(t.region, t.instance_no) for t in targets]
-        return targets, await find_side(rt.client, servers, records)
+        targets = await find_targets(rt, options)
+        return targets, await find_side_of(rt, targets)
 
 
 def run_teardown(rollout: str, options: TeardownOptions) -> int:

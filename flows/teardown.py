@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -9,27 +11,34 @@ from prefect.states import Failed
 
 from fleet.errors import FleetError
 from fleet.options import TeardownOptions
-from fleet.side import SideResource, find_side
+from fleet.side import SideResource, side_of
 from fleet.teardown import TeardownReport, TeardownTarget, teardown, teardown_targets
 from flows import events
 from flows.artifacts import markdown_table
-from flows.runtime import artifact_key, open_runtime, resolve_credentials, runtime
+from flows.runtime import Runtime, artifact_key, open_runtime, resolve_credentials, runtime
+
+
+async def find_targets(rt: Runtime, options: TeardownOptions) -> list[TeardownTarget]:
+    """List what goes: recorded servers, and this rollout's lost creates found by name."""
+    margin = options.request_timeout + 60.0
+    return await teardown_targets(rt.client, rt.ledger, rt.rollout, margin=margin)
+
+
+async def find_side_of(rt: Runtime, targets: Sequence[TeardownTarget]) -> list[SideResource]:
+    """List the public IPs and extra disks the targets' creates made, still there."""
+    return await side_of(rt.client, rt.ledger, rt.rollout, targets)
 
 
 @task(name="find-servers", cache_policy=NO_CACHE, persist_result=False)
 async def find(key: str, options: TeardownOptions) -> list[TeardownTarget]:
     """List what goes: recorded servers, and this rollout's lost creates found by name."""
-    rt = runtime(key)
-    margin = options.request_timeout + 60.0
-    return await teardown_targets(rt.client, rt.ledger, rt.rollout, margin=margin)
+    return await find_targets(runtime(key), options)
 
 
 @task(name="find-side-resources", cache_policy=NO_CACHE, persist_result=False)
 async def find_beside(key: str, targets: list[TeardownTarget]) -> list[SideResource]:
     """List the public IPs and extra disks the targets' creates made (a dry run's listing)."""
-    rt = runtime(key)
-    records = await rt.ledger.run(rt.ledger.sync.records, rt.rollout)
-    return await find_side(rt.client, [(t.region, t.instance_no) for t in targets], records)
+    return await find_side_of(runtime(key), targets)
 
 
 @task(name="stop-and-terminate", cache_policy=NO_CACHE, persist_result=False)
