@@ -158,14 +158,17 @@ async def find_side(
 
     ``records`` are the rollout's ledger rows: what each server's create asked for.
     """
-    made = {r.name: Made.by(r) for r in records}
+    by_name = {r.name: r for r in records}  # decoded only for the servers NCP still lists
     by_region: dict[str, list[str]] = defaultdict(list)
     for region, number in servers:
         by_region[region].append(number)
     found: list[SideResource] = []
     for region, numbers in sorted(by_region.items()):
         listed = await client.get_servers(numbers, region=region)
-        asked = {s.instance_no: made.get(s.name, Made(False, 0)) for s in listed}
+        asked = {
+            s.instance_no: Made.by(by_name[s.name]) if s.name in by_name else Made(False, 0)
+            for s in listed
+        }
         for s in listed:
             ip_no = str(s.raw.get("publicIpInstanceNo") or "")
             if asked[s.instance_no].public_ip and ip_no:
