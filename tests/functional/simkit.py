@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import pytest
 
 from fleet.signing import signed_headers
 from fleet.simulator import ADMIN_FIELDS, RunningSimulator, SimulatorConfig, running_simulator
@@ -66,6 +67,11 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         """Move the time forward."""
         self.now += seconds
+
+
+# The fake monotonic and wall clocks every simulator test module runs its simulator on.
+CLOCK = FakeClock(1000.0)
+WALL = FakeClock(NOON_KST_2024)
 
 
 @contextlib.contextmanager
@@ -174,3 +180,20 @@ def api_on(server: RunningSimulator, wall: FakeClock) -> Iterator[Api]:
     """Give a test the module's simulator, fresh, and an HTTP client."""
     with httpx.Client(timeout=5) as http:
         yield Api(http, fresh(server, wall), wall)
+
+
+# The fixtures ``server`` and ``api``: a test module takes them by importing these functions.
+
+
+@pytest.fixture(name="server", scope="module")
+def server_fixture() -> Iterator[RunningSimulator]:
+    """Run one threaded simulator on the fake clocks for the whole module."""
+    with threaded(CLOCK, WALL) as simulator:
+        yield simulator
+
+
+@pytest.fixture(name="api")
+def api_fixture(server: RunningSimulator) -> Iterator[Api]:
+    """Give each test the module's simulator with the base settings and nothing in it."""
+    with api_on(server, WALL) as fresh_api:
+        yield fresh_api

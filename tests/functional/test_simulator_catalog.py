@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,38 +11,20 @@ import httpx
 import pytest
 
 from fleet.inventory import load_inventories
-from fleet.simulator import RunningSimulator, SimulatorConfig, running_simulator
+from fleet.simulator import SimulatorConfig, running_simulator
 from fleet.simulator.server import main
 from tests.functional.simkit import (
     ACCESS,
-    NOON_KST_2024,
     SECRET,
     VALID,
     Api,
-    FakeClock,
-    api_on,
+    api_fixture,  # noqa: F401 (a fixture)
     server_error,
-    threaded,
+    server_fixture,  # noqa: F401 (a fixture)
 )
 
-CLOCK = FakeClock(1000.0)
-WALL = FakeClock(NOON_KST_2024)
 ROOT = Path(__file__).resolve().parents[2]
 CREATE = "createServerInstances"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningSimulator]:
-    """Run one threaded simulator on the fake clocks for the whole module."""
-    with threaded(CLOCK, WALL) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def api(server: RunningSimulator) -> Iterator[Api]:
-    """Give each test the module's simulator with the base settings and nothing in it."""
-    with api_on(server, WALL) as fresh_api:
-        yield fresh_api
 
 
 def ids(body: dict[str, Any], key: str, field: str) -> list[str]:

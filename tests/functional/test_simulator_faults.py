@@ -3,45 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from fleet.simulator import FAULT_KINDS, RunningSimulator
+from fleet.simulator import FAULT_KINDS
 from tests.functional.simkit import (
     ACCESS,
     BASE,
+    CLOCK,
     IN_JPN,
     NOON_KST_2024,
     SECRET,
     VALID,
+    WALL,
     Api,
-    FakeClock,
-    api_on,
+    api_fixture,  # noqa: F401 (a fixture)
     gateway_error,
     server_error,
-    threaded,
+    server_fixture,  # noqa: F401 (a fixture)
 )
 
-CLOCK = FakeClock(1000.0)
-WALL = FakeClock(NOON_KST_2024)
 CREATE = "createServerInstances"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningSimulator]:
-    """Run one threaded simulator on the fake clocks for the whole module."""
-    with threaded(CLOCK, WALL) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def api(server: RunningSimulator) -> Iterator[Api]:
-    """Give each test the module's simulator with the base settings and nothing in it."""
-    with api_on(server, WALL) as fresh_api:
-        yield fresh_api
 
 
 def names(api: Api) -> list[str]:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from fleet.simulator import RunningSimulator
 from tests.functional.simkit import (
     BASE,
+    CLOCK,
     IN_JPN,
-    NOON_KST_2024,
     VALID,
     Api,
-    FakeClock,
-    api_on,
+    api_fixture,  # noqa: F401 (a fixture)
     server_error,
-    threaded,
+    server_fixture,  # noqa: F401 (a fixture)
 )
-
-CLOCK = FakeClock(1000.0)
-WALL = FakeClock(NOON_KST_2024)
 
 # Every Server API action but create, with the parameters that name one server.
 ONE_SERVER_CALLS = [
@@ -30,20 +23,6 @@ ONE_SERVER_CALLS = [
     ("terminateServerInstances", "serverInstanceNoList.1"),
     ("setProtectServerTermination", "serverInstanceNo"),
 ]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningSimulator]:
-    """Run one threaded simulator on the fake clocks for the whole module."""
-    with threaded(CLOCK, WALL) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def api(server: RunningSimulator) -> Iterator[Api]:
-    """Give each test the module's simulator with the base settings and nothing in it."""
-    with api_on(server, WALL) as fresh_api:
-        yield fresh_api
 
 
 def one_server_params(key: str, no: str, **extra: str) -> dict[str, str]:

@@ -10,17 +10,15 @@ import pytest
 from fleet.simulator import RunningSimulator
 from tests.functional.simkit import (
     BASE,
+    CLOCK,
     IN_JPN,
-    NOON_KST_2024,
+    WALL,
     Api,
-    FakeClock,
     api_on,
     server_error,
-    threaded,
+    server_fixture,  # noqa: F401 (a fixture)
 )
 
-CLOCK = FakeClock(1000.0)
-WALL = FakeClock(NOON_KST_2024)
 CREATE = "createServerInstances"
 BASE_CALL = {
     "vpcNo": "75001",
@@ -44,13 +42,6 @@ DISKS = {
     "blockStorageMappingList.4.order": "3",
     "blockStorageMappingList.4.noBlockStorage": "true",
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningSimulator]:
-    """Run one threaded simulator on the fake clocks for the whole module."""
-    with threaded(CLOCK, WALL) as simulator:
-        yield simulator
 
 
 @pytest.fixture
