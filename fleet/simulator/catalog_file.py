@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable, Set
-from functools import cache, partial
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -162,22 +162,17 @@ def _regions(r: _Reader) -> tuple[Region, ...]:
     return regions
 
 
-def _home(r: _Reader, known: Set[str], first: str, where: str, item: dict[str, Any]) -> str:
-    """Return an entry's regionCode (the first region's when left out); note an unknown one."""
-    code = r.text(where, item, "regionCode", first)
-    r.check(code in known, f"{where}: unknown regionCode")
-    return code
-
-
 def _vpcs(r: _Reader, regions: tuple[Region, ...], first: str) -> dict[str, Vpc]:
-    known = {region.code for region in regions}
-
     def vpc(where: str, item: dict[str, Any]) -> Vpc:
-        no = r.text(where, item, "vpcNo")
-        name = r.text(where, item, "vpcName", "")
-        cidr = r.text(where, item, "ipv4CidrBlock")
-        r.check(_cidr(cidr) is not None, f"{where}: ipv4CidrBlock is not a CIDR block")
-        return Vpc(no, name, cidr, _home(r, known, first, where, item))
+        built = Vpc(
+            r.text(where, item, "vpcNo"),
+            r.text(where, item, "vpcName", ""),
+            r.text(where, item, "ipv4CidrBlock"),
+            r.text(where, item, "regionCode", first),
+        )
+        r.check(_cidr(built.cidr) is not None, f"{where}: ipv4CidrBlock is not a CIDR block")
+        r.check(built.region in {x.code for x in regions}, f"{where}: unknown regionCode")
+        return built
 
     return {v.no: v for v in r.entries("vpcs", vpc)}
 
@@ -254,7 +249,12 @@ def _networks(r: _Reader, regions: tuple[Region, ...], first: str) -> dict[str, 
 
 def _regional(r: _Reader, regions: tuple[Region, ...], first: str) -> dict[str, Any]:
     """Read login keys, init scripts, placement groups and snapshots: each of one region."""
-    home = partial(_home, r, {region.code for region in regions}, first)
+    known = {region.code for region in regions}
+
+    def home(where: str, item: dict[str, Any]) -> str:
+        code = r.text(where, item, "regionCode", first)
+        r.check(code in known, f"{where}: unknown regionCode")
+        return code
 
     def key(where: str, item: dict[str, Any]) -> LoginKey:
         fingerprint = r.text(where, item, "fingerprint", "")
