@@ -282,6 +282,11 @@ class LedgerLocation:
         return self.path is not None
 
     @property
+    def missing(self) -> bool:
+        """Return whether the ledger is a SQLite file not created yet (a database never is)."""
+        return self.path is not None and not self.path.exists()
+
+    @property
     def sqlalchemy_url(self) -> URL:
         """Return the URL for ``sqlalchemy.create_engine``: sqlite, or postgresql+psycopg."""
         # Imported here: SQLAlchemy takes ~0.15 s to import, and most commands open no ledger.

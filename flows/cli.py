@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel
 
+from fleet.config import resolve_ledger
 from fleet.errors import FleetError, InventoryError
 from fleet.inventory import load_inventories
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions, options_from
@@ -338,8 +339,9 @@ def serve(
     rollout_ = _name(rollout, inventories)
     if values.get("ledger") is None and "://" not in (os.environ.get("FLEET_LEDGER") or ""):
         # Runs start wherever the served process is; the ledger must not depend on it.
-        at = os.environ.get("FLEET_LEDGER") or ".fleet/ledger.db"
-        values["ledger"] = str(Path(at).resolve())
+        at = resolve_ledger(None).path  # FLEET_LEDGER's file, else the default one
+        if at is not None:
+            values["ledger"] = str(at.resolve())
     options = _options(ProvisionOptions, **values)
     if not _prefect_api_url():
         raise _fail(

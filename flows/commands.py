@@ -36,11 +36,15 @@ __all__ = [
 ]
 
 
-def _existing_ledger(options: RunOptions) -> LedgerLocation:
-    location = asyncio.run(ledger_target(options))
-    if location.path is not None and not location.path.exists():
+def _existing(location: LedgerLocation) -> LedgerLocation:
+    """Return the location, or refuse a ledger that a command would only read and is not there."""
+    if location.missing:
         raise ConfigError(f"no ledger at {location}")
     return location
+
+
+def _existing_ledger(options: RunOptions) -> LedgerLocation:
+    return _existing(asyncio.run(ledger_target(options)))
 
 
 async def survey_only(name: str, specs: Sequence[ServerSpec], options: ProvisionOptions) -> Survey:
@@ -119,9 +123,7 @@ async def teardown_survey(
     """Return the servers a teardown would take down, and their public IPs and extra disks."""
     from flows.teardown import find_side_of, find_targets
 
-    location = await ledger_target(options)
-    if location.path is not None and not location.path.exists():
-        raise ConfigError(f"no ledger at {location}")
+    _existing(await ledger_target(options))
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=False) as rt:
         targets = await find_targets(rt, options)

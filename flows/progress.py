@@ -34,7 +34,7 @@ def _watch(target: LedgerLocation, rollout: str, total: int, stop: threading.Eve
             finished = stop.wait(0.3)  # one last read after the run ends
             try:
                 if book is None:
-                    if target.path is not None and not target.path.exists():
+                    if target.missing:
                         continue  # the flow has not created it yet
                     book = Ledger(target)
                 c = book.counts(rollout)

@@ -28,7 +28,7 @@ Opts = TypeVar("Opts", bound=RunOptions)
 def guard(target: str, rollout: str) -> None:
     """Refuse a ledger that holds real rollouts; forget the rehearsed rollout's last rehearsal."""
     location = LedgerLocation.parse(target)
-    if location.path is not None and not location.path.exists():
+    if location.missing:
         return
     default = location.path == REHEARSAL_LEDGER
     with Ledger(location) as book:
