@@ -35,9 +35,15 @@ def test_two_runs_of_one_rollout_at_once_create_nothing_twice(
 ) -> None:
     """The lease admits one run; a second exits 2 naming it; a third queues and finds all done."""
     path = inventory(tmp_path / "twin.csv", "twin", 60)
-    common = ["provision", path, "--endpoint", sim.url, "--ledger", "ledger.db", "--rate", "20"]
+    # 60 creates at 5/s: the first run holds the rollout for 12 s once it sends.
+    common = ["provision", path, "--endpoint", sim.url, "--ledger", "ledger.db", "--rate", "5"]
     first = start(common, tmp_path)
-    time.sleep(0.5)
+    # The others start once the first is sending: three processes started at once reach the
+    # lease in any order (a queued one first, and both others are refused), which is right
+    # but not the story this test tells.
+    deadline = time.monotonic() + 120
+    while sim.state()["counters"]["created"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     second = start(common, tmp_path)
     queued = start([*common, "--wait-for-lease"], tmp_path)
     outs = [p.communicate(timeout=240) for p in (first, second, queued)]
