@@ -212,7 +212,7 @@ def provision(
         with _target(options, name, simulator, values.get("ledger")) as opts, _approver(opts, yes):
             code = run_provision([str(p) for p in inventories], name, specs, opts)
     except FleetError as exc:
-        raise _fail(exit_code(exc), f"error: {exc}") from None
+        raise _failed(exc) from None
     raise typer.Exit(code)
 
 
@@ -286,7 +286,7 @@ def status(
     try:
         code = show_status(options, rollout)
     except FleetError as exc:
-        raise _fail(exit_code(exc), f"error: {exc}") from None
+        raise _failed(exc) from None
     raise typer.Exit(code)
 
 
@@ -319,7 +319,7 @@ def teardown(
                 raise _fail(1, "nothing done")
         code = run_teardown(rollout, options)
     except FleetError as exc:
-        raise _fail(exit_code(exc), f"error: {exc}") from None
+        raise _failed(exc) from None
     raise typer.Exit(code)
 
 
