@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 from .ledger import RolloutCounts
 
-__all__ = ["RolloutSummary", "WaveOutcome"]
+__all__ = ["WAVE_COLUMNS", "RolloutSummary", "WaveOutcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,15 @@ class WaveOutcome:
     def failures(self) -> int:
         """Return the failures this stage spends from the budget."""
         return self.failed + self.not_ready
+
+    def row(self) -> dict[str, object]:
+        """Return the stage as a row of the stages table, under the labels people read."""
+        counts = (self.servers, self.sent, self.created, self.failed, self.not_ready, self.ready)
+        return dict(zip(WAVE_COLUMNS, (self.name, *counts), strict=True))
+
+
+# The stages table's columns (the waves artifact, the approval form's summary so far).
+WAVE_COLUMNS = ("stage", "servers", "sent", "created", "failed", "not ready", "ready")
 
 
 @dataclass(frozen=True, slots=True)

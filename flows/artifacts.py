@@ -34,18 +34,7 @@ async def publish_results(rt: Runtime, summary: RolloutSummary, records: Sequenc
     )
     if summary.waves:
         await acreate_table_artifact(
-            [
-                {
-                    "stage": w.name,
-                    "servers": w.servers,
-                    "sent": w.sent,
-                    "created": w.created,
-                    "failed": w.failed,
-                    "not ready": w.not_ready,
-                    "ready": w.ready,
-                }
-                for w in summary.waves
-            ],
+            [w.row() for w in summary.waves],
             key=artifact_key(rt.rollout, "waves"),
             description=f"Stages of {rt.rollout}",
         )

@@ -8,7 +8,7 @@ may fail nothing. Between stages the rollout may pause for approval (flows.appro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import asdict
 
 from prefect import task
 
@@ -17,7 +17,7 @@ from fleet.options import ProvisionOptions
 from fleet.readiness import WaitReport, wait_running
 from fleet.spec import ServerSpec
 from fleet.staging import Budget, Size, Stage, resize_next
-from fleet.summary import WaveOutcome
+from fleet.summary import WAVE_COLUMNS, WaveOutcome
 from flows import approval, events
 from flows.runtime import Runtime, runtime
 from flows.tasking import CHUNK_TASK, provision_in, unvisited
@@ -75,14 +75,10 @@ def _so_far(rollout: str, outcomes: Sequence[WaveOutcome], next_stage: Stage) ->
     lines = [
         f"# Rollout `{rollout}`: approve the next wave?",
         "",
-        "| stage | servers | sent | created | failed | not ready | ready |",
-        "|---|---|---|---|---|---|---|",
+        "| " + " | ".join(WAVE_COLUMNS) + " |",
+        "|" + "---|" * len(WAVE_COLUMNS),
     ]
-    lines += [
-        f"| {w.name} | {w.servers} | {w.sent} | {w.created} | {w.failed} | {w.not_ready} "
-        f"| {w.ready} |"
-        for w in outcomes
-    ]
+    lines += ["| " + " | ".join(str(v) for v in w.row().values()) + " |" for w in outcomes]
     lines += ["", f"Next: **{next_stage.name}**, {len(next_stage.specs)} servers."]
     return "\n".join(lines)
 
@@ -120,7 +116,7 @@ async def run_stages(
         )
         outcomes.append(outcome)
         failed, sent = failed + outcome.failures, sent + outcome.sent
-        events.emit("fleet.wave.completed", rt.rollout, **_fields(outcome))
+        events.emit("fleet.wave.completed", rt.rollout, **asdict(outcome))
         reason = _stop_reason(stage, outcome, options, (failed, sent))
         if reason is not None:
             return outcomes, reason
@@ -145,7 +141,3 @@ async def run_stages(
 
 def _approval_after(stage: Stage, options: ProvisionOptions) -> bool:
     return options.approve == "waves" or (options.approve == "canary" and stage.canary)
-
-
-def _fields(outcome: WaveOutcome) -> dict[str, Any]:
-    return {name: getattr(outcome, name) for name in WaveOutcome.__dataclass_fields__}
