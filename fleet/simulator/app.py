@@ -142,16 +142,12 @@ class SimulatorApp:
         self.reads = Reads(self.state)
         self.side = SideActions(self.state.resources, self.catalog)
         self.handlers = {**self.state.actions, **self.reads.actions, **self.side.actions}
+        self.actions = frozenset({CREATE, *self.handlers})  # every API action it answers
         self.counters = _Counters()
         self.gateway = Gateway(self.config, clock, wall_clock)
         self.faults = Faults(self.config)
         self.calls = CallLog(self.config.call_log_size)
         self._jitter = random.Random()
-
-    @property
-    def actions(self) -> frozenset[str]:
-        """Return every API action the simulator answers."""
-        return frozenset({CREATE, *self.handlers})
 
     def snapshot(self) -> dict[str, Any]:
         """Return the counters, the public config, every server and the rules left."""
