@@ -21,8 +21,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .claiming import Claims, WorkQueue
 from .client import NcpClient, ServerInstance
 from .errors import AmbiguousError, FleetError, NcpError
 from .ledger import AsyncLedger, Found, Record
@@ -33,6 +34,9 @@ from .spec import ServerSpec
 __all__ = ["Progress", "Provisioner", "found_from"]
 
 log = logging.getLogger(__name__)
+
+# Every this many outcomes, the writes already committed are checked for a failure.
+_CHECK_WRITES = 64
 
 
 @dataclass(slots=True)
@@ -114,7 +118,7 @@ class Provisioner:
             patience=max(self.options.settle, 10 * self.options.settle_poll),
             clock=self._clock,
         )
-        queue: asyncio.Queue[ServerSpec] = asyncio.Queue()
+        queue = WorkQueue()
         for spec in specs:
             record = by_name.get(spec.name)
             if record is None:
@@ -126,15 +130,21 @@ class Provisioner:
         await self._run(queue, settler, stop or _never)
         return await self.ledger.run(book.records, self.rollout, names)
 
-    async def _run(
-        self, queue: asyncio.Queue[ServerSpec], settler: Settler, stop: Callable[[], bool]
-    ) -> None:
+    async def _run(self, queue: WorkQueue, settler: Settler, stop: Callable[[], bool]) -> None:
         """Work the queue and the settler in one task group until every server is settled."""
         outstanding = queue.qsize() + len(settler.pending)
         if not outstanding:
             return
-        state = _RunState(outstanding, {}, stop)
+        claims = Claims(
+            self.ledger,
+            self.rollout,
+            self.owner,
+            clock=self._clock,
+            rate=lambda: self.client.limiter.rate,
+        )
+        state = _RunState(outstanding, {}, stop, queue, claims)
         workers = min(self.options.workers, max(1, queue.qsize()))
+        ended = False
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(workers):
@@ -148,14 +158,19 @@ class Provisioner:
                 causes = list(other.exceptions)
                 first = next((e for e in causes if isinstance(e, FleetError)), causes[0])
                 raise first from other
+            ended = True
+        finally:
+            await state.written(raising=ended)  # a failure on its way out takes precedence
         self.lookups += settler.lookups
 
-    async def _worker(
-        self, queue: asyncio.Queue[ServerSpec], settler: Settler, state: _RunState
-    ) -> None:
+    async def _worker(self, queue: WorkQueue, settler: Settler, state: _RunState) -> None:
         while True:
-            spec = await queue.get()
-            finished = True if state.stop() else await self._create(spec, settler, state)
+            spec = await state.claims.next(queue)
+            if state.stop():
+                await state.claims.release(spec)  # never sent: as it was, if claimed ahead
+                finished = True
+            else:
+                finished = await self._create(spec, settler, state)
             if finished:
                 await state.finish(self)
 
@@ -167,7 +182,7 @@ class Provisioner:
         async def claim() -> None:
             # Committed before the create is signed and sent; every retry is written too.
             if send.attempt is None:
-                send.attempt = await self.ledger.run(book.claim, self.rollout, spec, self.owner)
+                send.attempt = await state.claims.claim(spec, state.queue)
             else:
                 send.attempt = await self.ledger.run(
                     book.resend, self.rollout, spec.name, send.attempt, self.owner
@@ -189,7 +204,7 @@ class Provisioner:
             self._set_aside(spec, send, settler, exc.request_id)
             return False
         except NcpError as exc:
-            await self.ledger.run_grouped(book.record_failed, self.rollout, spec.name, exc)
+            state.later(self.ledger.later(book.record_failed, self.rollout, spec.name, exc))
             await self._count("failed")
             return True
         except FleetError:
@@ -202,13 +217,17 @@ class Provisioner:
             self._set_aside(spec, send, settler, None)
             return False
         found = found_from([server], spec.region, spec.vpc_no)
-        await self.ledger.run_grouped(
-            book.record_created,
-            self.rollout,
-            spec.name,
-            found,
-            request_id=result.request_id,
-            at=self._clock(),
+        # Not awaited: nothing waits on an outcome to send, so outcomes share commits; the run
+        # ends only once every one is committed (``_RunState.written``).
+        state.later(
+            self.ledger.later(
+                book.record_created,
+                self.rollout,
+                spec.name,
+                found,
+                request_id=result.request_id,
+                at=self._clock(),
+            )
         )
         await self._count("created")
         return True
@@ -220,9 +239,7 @@ class Provisioner:
         settler.add(Pending(spec, send.attempt, send.sent_at, spec.region, spec.vpc_no, request_id))
         self.progress.settling = len(settler.pending)
 
-    async def _settle(
-        self, queue: asyncio.Queue[ServerSpec], settler: Settler, state: _RunState
-    ) -> None:
+    async def _settle(self, queue: WorkQueue, settler: Settler, state: _RunState) -> None:
         """Look set-aside servers up every settle_poll seconds until none is left."""
         while True:
             if settler.pending:
@@ -237,7 +254,7 @@ class Provisioner:
         pending: Pending,
         verdict: Verdict,
         servers: Sequence[ServerInstance],
-        queue: asyncio.Queue[ServerSpec],
+        queue: WorkQueue,
         state: _RunState,
     ) -> bool:
         """Act on a verdict; return True once the server is settled for this run."""
@@ -298,11 +315,31 @@ class _Send:
 
 @dataclass(slots=True)
 class _RunState:
-    """How many servers of one ``provision`` call are not settled yet."""
+    """One ``provision`` call's work: what is not settled yet, its claims, its pending writes."""
 
     outstanding: int
     cycles: dict[str, int]  # per server: creates found surely absent so far
     stop: Callable[[], bool]  # once true, servers still queued are not sent
+    queue: WorkQueue
+    claims: Claims
+    writes: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def later(self, write: asyncio.Future[None]) -> None:
+        """Keep a write not awaited yet; a failed one stops the run at the next write."""
+        self.writes.append(write)
+        if len(self.writes) >= _CHECK_WRITES:
+            done = [w for w in self.writes if w.done()]
+            self.writes = [w for w in self.writes if not w.done()]
+            for w in done:
+                w.result()  # raises the ledger's error, if the write failed
+
+    async def written(self, *, raising: bool) -> None:
+        """Wait for every kept write; if ``raising``, raise the first that failed."""
+        writes, self.writes = self.writes, []
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None and raising:
+            raise failed
 
     async def finish(self, engine: Provisioner) -> None:
         """Count one server settled; when none is left, end the task group."""

@@ -24,7 +24,7 @@ from .errors import NcpError
 from .ledger import Record
 from .spec import ServerSpec
 
-__all__ = ["FIRST_LOOK", "Pending", "Settler", "Verdict", "decide", "epoch"]
+__all__ = ["CLAIM_HORIZON", "FIRST_LOOK", "Pending", "Settler", "Verdict", "decide", "epoch"]
 
 # Up to this many names of one (region, VPC) are looked up one by one; more, and one listing of
 # the whole VPC (paged) is cheaper.
@@ -32,6 +32,10 @@ NAMES_PER_LISTING = 3
 # Seconds before the first look-up of a server just set aside: most ambiguous creates did make
 # their server, and NCP usually lists it at once, so the first look comes soon.
 FIRST_LOOK = 1.0
+# A claim's create goes out within this many seconds of the claim's stamp, or the claim is
+# stamped again first (the engine claims a few servers ahead of their creates, several in one
+# commit). So a create recorded as sent at T left between T and T + CLAIM_HORIZON.
+CLAIM_HORIZON = 1.0
 
 
 class Verdict(StrEnum):
@@ -84,12 +88,16 @@ class Pending:
 
     @classmethod
     def from_record(cls, spec: ServerSpec, record: Record, now: float) -> Pending:
-        """Return the pending look-up of a server an earlier run left unsettled."""
+        """Return the pending look-up of a server an earlier run left unsettled.
+
+        Its create may have left as late as CLAIM_HORIZON after the stamp: the window runs from
+        then.
+        """
         sent = epoch(record.sent_at)
         return cls(
             spec,
             record.attempts,
-            now if sent is None else sent,
+            now if sent is None else sent + CLAIM_HORIZON,
             record.sent_region,
             record.sent_vpc,
             record.request_id,

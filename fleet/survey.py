@@ -21,7 +21,7 @@ from .client import NcpClient, ServerInstance
 from .errors import RolloutError
 from .ledger import AsyncLedger, Instance, PlanDelta, Record, State, TeardownState
 from .provisioner import found_from
-from .settling import epoch
+from .settling import CLAIM_HORIZON, epoch
 from .spec import ServerSpec
 
 __all__ = ["CLOCK_SKEW", "Survey", "in_send_window", "survey"]
@@ -58,7 +58,7 @@ def in_send_window(record: Record, server: ServerInstance, margin: float) -> boo
     first, last = epoch(record.first_sent_at), epoch(record.sent_at)
     if made is None or first is None or last is None:
         return False
-    return first - CLOCK_SKEW <= made <= last + margin + CLOCK_SKEW
+    return first - CLOCK_SKEW <= made <= last + CLAIM_HORIZON + margin + CLOCK_SKEW
 
 
 async def _listing(client: NcpClient, groups: set[tuple[str, str]], names: set[str]) -> Listing:

@@ -26,23 +26,26 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _MAX_BATCH = 64
-# How long an operation that may wait (``run_grouped``) waits for company before committing alone:
-# a commit's fsync costs more CPU than the operation, and at 100 creates/s a create's record
-# finds the next server's claim well within this. A claim never waits.
-LINGER = 0.010
+# How long a write nothing waits on (``later``: a create's outcome) waits for company before it
+# commits alone: a commit's fsync costs more CPU than the write. At 100 creates/s this gathers
+# five outcomes, and any claim, into one commit. A kill inside it loses no server: the outcomes
+# not committed leave their servers in flight, and a rerun looks them up by name. An urgent
+# operation (a claim) never waits, and takes the waiting ones into its commit.
+LINGER = 0.050
 # Errors an operation raises before it writes anything: the rest of its batch is unharmed.
 _CLEAN = (LedgerConflict, LeaseLost)
 
 _Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any], bool]
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.cancelled():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _deliver(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class AsyncLedger:
@@ -64,20 +67,31 @@ class AsyncLedger:
         return await self._submit(fn, args, kwargs, grouped=False)
 
     async def run_grouped(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Like ``run``, but its commit may wait up to LINGER to share another's.
-
-        For what nothing waits on to be sent (a create's outcome): its caller still returns only
-        once it is committed.
-        """
+        """Like ``run``, but its commit may wait up to LINGER to share another's."""
         return await self._submit(fn, args, kwargs, grouped=True)
 
-    async def _submit(
+    def start(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+        """Queue one Ledger method now; the future settles once its transaction committed.
+
+        For a result several tasks await: awaiting a future shared by others through
+        ``asyncio.shield`` does not cancel it for them.
+        """
+        return self._submit(fn, args, kwargs, grouped=False)
+
+    def later(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+        """Queue a write nothing waits on to send (a create's outcome); it may wait for company.
+
+        Its commit may wait up to LINGER to share another's; the future settles once committed.
+        """
+        return self._submit(fn, args, kwargs, grouped=True)
+
+    def _submit(
         self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], grouped: bool
-    ) -> T:
+    ) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._start()
         self._jobs.put((fn, args, kwargs, future, grouped))
-        return await future
+        return future
 
     def _start(self) -> None:
         with self._lock:
@@ -128,19 +142,26 @@ class AsyncLedger:
 
     def _run(self, batch: list[_Job]) -> None:
         self.calls += len(batch)
+        outcomes: list[tuple[bool, Any]] | None = None
         if len(batch) > 1:
-            results = self._together(batch)
-            if results is not None:
-                for (_, _, _, future, _), (ok, value) in zip(batch, results, strict=True):
-                    future.get_loop().call_soon_threadsafe(_settle, future, ok, value)
-                return
-        for fn, args, kwargs, future, _ in batch:  # alone, or after the shared commit failed
-            self.commits += 1
-            try:
-                outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
-            except BaseException as exc:  # delivered to the awaiting caller, whatever it is
-                outcome = (False, exc)
-            future.get_loop().call_soon_threadsafe(_settle, future, *outcome)
+            outcomes = self._together(batch)
+        if outcomes is None:  # alone, or after the shared commit failed
+            outcomes = [self._alone(fn, args, kwargs) for fn, args, kwargs, _, _ in batch]
+        # One wake-up of each event loop for the whole batch, not one per operation.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for (_, _, _, future, _), (ok, value) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(future.get_loop(), []).append((future, ok, value))
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(_deliver, settled)
+
+    def _alone(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        self.commits += 1
+        try:
+            return (True, fn(*args, **kwargs))
+        except BaseException as exc:  # delivered to the awaiting caller, whatever it is
+            return (False, exc)
 
     def _together(self, batch: list[_Job]) -> list[tuple[bool, Any]] | None:
         """Run a batch in one transaction; None if it failed (each then runs on its own)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from fleet.errors import NcpError
+from fleet.errors import LedgerConflict, NcpError
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, ServerStatus, State, TeardownState
 
@@ -57,6 +57,24 @@ class Ledger(Holds, Reads):
             return outcomes.resend(
                 conn, self._clock(), self._stamp(), rollout, name, attempt, owner
             )
+
+    def claim_many(
+        self, rollout: str, specs: Sequence[ServerSpec], owner: str
+    ) -> list[int | LedgerConflict]:
+        """Claim several servers in one commit, ahead of their creates (see outcomes.claim_many)."""
+        with self.db.transaction() as conn:
+            now, stamp = self._clock(), self._stamp()
+            return outcomes.claim_many(conn, now, stamp, rollout, specs, owner)
+
+    def restamp(self, rollout: str, name: str, attempt: int, owner: str) -> None:
+        """Stamp a claim's send time anew: its create goes out later than its claim promised."""
+        with self.db.transaction() as conn:
+            outcomes.restamp(conn, self._clock(), self._stamp(), rollout, name, attempt, owner)
+
+    def unclaim(self, rollout: str, name: str, attempt: int) -> None:
+        """Undo a claim whose create never went out (the run stopped first)."""
+        with self.db.transaction() as conn:
+            outcomes.unclaim(conn, self._stamp(), rollout, name, attempt)
 
     def record_created(
         self,

@@ -35,6 +35,7 @@ from .schema import instances, servers
 __all__ = [
     "Found",
     "claim",
+    "claim_many",
     "give_up",
     "note_ambiguous",
     "note_lookup_failed",
@@ -42,6 +43,8 @@ __all__ = [
     "record_failed",
     "release_absent",
     "resend",
+    "restamp",
+    "unclaim",
 ]
 
 _SENDABLE = sa.or_(
@@ -149,6 +152,33 @@ def claim(
     Only a server that may be sent, with these parameters, under this run's live lease.
     """
     leases.check(conn, now, rollout, owner)
+    return _claim_row(conn, stamp, rollout, spec)
+
+
+def claim_many(
+    conn: sa.Connection,
+    now: float,
+    stamp: str,
+    rollout: str,
+    specs: Sequence[ServerSpec],
+    owner: str,
+) -> list[int | LedgerConflict]:
+    """Claim several servers at once, ahead of their creates: each one's attempt, or its conflict.
+
+    One lease check and one commit for them all. A server that may not be sent is left as it is,
+    its conflict returned in its place: the others are claimed all the same.
+    """
+    leases.check(conn, now, rollout, owner)
+    claimed: list[int | LedgerConflict] = []
+    for spec in specs:
+        try:
+            claimed.append(_claim_row(conn, stamp, rollout, spec))
+        except LedgerConflict as exc:
+            claimed.append(exc)
+    return claimed
+
+
+def _claim_row(conn: sa.Connection, stamp: str, rollout: str, spec: ServerSpec) -> int:
     cursor = _CLAIM.execute(
         conn,
         {
@@ -165,6 +195,51 @@ def claim(
     return int(attempts[0])
 
 
+def restamp(
+    conn: sa.Connection, now: float, stamp: str, rollout: str, name: str, attempt: int, owner: str
+) -> None:
+    """Move a claim's send time to now, under the lease: its create goes out later than promised.
+
+    A claim promises its create leaves within ``settling.CLAIM_HORIZON`` of its stamp; one that
+    waited longer (the limiter slowed down) is stamped again before it goes.
+    """
+    leases.check(conn, now, rollout, owner)
+    result = conn.execute(
+        servers.update()
+        .where(_this_claim(rollout, name, attempt))
+        .values(sent_at=stamp, updated_at=stamp)
+    )
+    require_one(conn, result, rollout, name, f"in flight at attempt {attempt}")
+
+
+def unclaim(conn: sa.Connection, stamp: str, rollout: str, name: str, attempt: int) -> None:
+    """Undo a claim whose create never went out: the row is sendable again, as it was before.
+
+    A claim from ``failed`` (not processed) kept the error, so the error says where it goes back.
+    """
+    result = conn.execute(
+        servers.update()
+        .where(_this_claim(rollout, name, attempt))
+        .values(
+            state=sa.case(
+                (servers.c.error_kind.is_(None), State.PLANNED.value), else_=State.FAILED.value
+            ),
+            attempts=servers.c.attempts - 1,
+            first_sent_at=sa.case((servers.c.attempts == 1, None), else_=servers.c.first_sent_at),
+            updated_at=stamp,
+        )
+    )
+    require_one(conn, result, rollout, name, f"in flight at attempt {attempt}")
+
+
+def _this_claim(rollout: str, name: str, attempt: int) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        where_server(rollout, name),
+        servers.c.state == State.IN_FLIGHT.value,
+        servers.c.attempts == attempt,
+    )
+
+
 def resend(
     conn: sa.Connection, now: float, stamp: str, rollout: str, name: str, attempt: int, owner: str
 ) -> int:
@@ -176,11 +251,7 @@ def resend(
     leases.check(conn, now, rollout, owner)
     result = conn.execute(
         servers.update()
-        .where(
-            where_server(rollout, name),
-            servers.c.state == State.IN_FLIGHT.value,
-            servers.c.attempts == attempt,
-        )
+        .where(_this_claim(rollout, name, attempt))
         .values(attempts=servers.c.attempts + 1, sent_at=stamp, updated_at=stamp)
         .returning(servers.c.attempts)
     )

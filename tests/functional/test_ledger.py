@@ -19,6 +19,7 @@ from fleet.errors import (
     RetryableError,
 )
 from fleet.ledger import AsyncLedger, Binding, Found, Ledger, State, TeardownState
+from fleet.ledger.rows import iso
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, ServerStatus
 from tests.conftest import FakeClock
@@ -348,3 +349,62 @@ def test_a_database_error_on_the_hot_path_names_the_ledger(ledger_url: str, book
         conn.exec_driver_sql("ALTER TABLE servers RENAME TO servers_gone")
     with pytest.raises(LedgerError, match=r"^ledger .*servers"):
         book.claim("r", spec("a"), OWNER)
+
+
+def test_servers_claimed_together_keep_each_their_own_conflict(book: Ledger) -> None:
+    """Claims made ahead in one commit: a server that may not be sent is left as it was."""
+    planned(book, spec("a"), spec("b"), spec("c"))
+    book.claim("r", spec("b"), OWNER)
+    claimed = book.claim_many("r", [spec("a"), spec("b"), spec("c")], OWNER)
+    assert claimed[0] == 1 and claimed[2] == 1
+    assert isinstance(claimed[1], LedgerConflict) and "in_flight" in str(claimed[1])
+    assert {r.name: (r.state, r.attempts) for r in book.records("r")} == {
+        "a": (State.IN_FLIGHT, 1),
+        "b": (State.IN_FLIGHT, 1),
+        "c": (State.IN_FLIGHT, 1),
+    }
+    with pytest.raises(LeaseLost):
+        book.claim_many("r", [spec("a")], "run-2")
+
+
+def test_a_claim_whose_create_never_left_is_undone_as_it_was(book: Ledger) -> None:
+    """Unclaimed, a planned server is planned again; one that failed unprocessed keeps its error."""
+    planned(book, spec("a"), spec("b"))
+    book.unclaim("r", "a", book.claim("r", spec("a"), OWNER))
+    row = book.record("r", "a")
+    assert row is not None and (row.state, row.attempts, row.first_sent_at) == (
+        State.PLANNED,
+        0,
+        None,
+    )
+    book.claim("r", spec("b"), OWNER)
+    book.record_failed("r", "b", RetryableError("busy", code="500"))
+    first_sent = book.record("r", "b").first_sent_at  # type: ignore[union-attr]
+    attempt = book.claim("r", spec("b"), OWNER)
+    book.unclaim("r", "b", attempt)
+    row = book.record("r", "b")
+    assert row is not None and (row.state, row.error_kind, row.attempts, row.first_sent_at) == (
+        State.FAILED,
+        ErrorKind.RETRYABLE,
+        1,
+        first_sent,
+    )
+    assert row.sendable
+    with pytest.raises(LedgerConflict):
+        book.unclaim("r", "b", attempt)  # undone already: nothing to undo
+
+
+def test_a_late_claim_is_stamped_again_under_the_lease(book: Ledger, clock: FakeClock) -> None:
+    """A claim's send time moves to when its create really goes out; only under the lease."""
+    planned(book, spec("a"))
+    attempt = book.claim("r", spec("a"), OWNER)
+    stamped = book.record("r", "a").sent_at  # type: ignore[union-attr]
+    clock.now += 5
+    book.restamp("r", "a", attempt, OWNER)
+    row = book.record("r", "a")
+    assert row is not None and (row.sent_at, row.attempts) == (iso(clock.now), attempt)
+    assert stamped == iso(clock.now - 5)
+    with pytest.raises(LedgerConflict):
+        book.restamp("r", "a", attempt + 1, OWNER)
+    with pytest.raises(LeaseLost):
+        book.restamp("r", "a", attempt, "run-2")

@@ -1,0 +1,144 @@
+"""Claiming servers ahead of their creates: several ``in_flight`` marks in one commit.
+
+A create may go out only once its server's ``in_flight`` mark is committed and synced. One commit
+per create cost more CPU than the rest of the create together, so when a worker needs a claim it
+also claims the next few servers in the queue, in the same transaction, and the workers that take
+them find their claims made. The ledger's stamp of such a claim is then earlier than its send, so
+the rule is: a create leaves within ``CLAIM_HORIZON`` of its claim's stamp, or its claim is stamped
+again first (``restamp``), and whoever reads the stamp later allows for the horizon (settling,
+survey). How many are claimed at once follows the limiter's rate, so the last of them is due well
+inside the horizon; a claim whose create will not go out (the run stopped first) is undone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import chain, islice
+
+from .errors import LedgerConflict
+from .ledger import AsyncLedger
+from .settling import CLAIM_HORIZON
+from .spec import ServerSpec
+
+__all__ = ["Claims", "WorkQueue"]
+
+# At most this many servers claimed in one commit: beyond it the commit is shared thinly enough.
+MOST_AHEAD = 32
+# Claim what the limiter lets through in this share of the horizon: the rest is slack for a
+# limiter that slows down (throttling) before the last of them is sent.
+AHEAD_SHARE = 0.25
+
+Claimed = list[int | LedgerConflict]
+
+
+class WorkQueue(asyncio.Queue[ServerSpec]):
+    """The servers to send, in order; the claimer can see which come next."""
+
+    def _init(self, maxsize: int) -> None:
+        self._specs: deque[ServerSpec] = deque()
+        self._queue = self._specs  # asyncio.Queue counts and tests emptiness on _queue
+
+    def _put(self, item: ServerSpec) -> None:
+        self._specs.append(item)
+
+    def _get(self) -> ServerSpec:
+        return self._specs.popleft()
+
+    def upcoming(self) -> Iterator[ServerSpec]:
+        """Iterate over the queued servers, next first (without taking them)."""
+        return iter(self._specs)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A server claimed with another's: the shared commit, its place in it, when it was begun."""
+
+    batch: asyncio.Future[Claimed]
+    index: int
+    at: float
+
+
+class Claims:
+    """The ``in_flight`` marks of one engine's servers, claimed a few at a time."""
+
+    def __init__(
+        self,
+        ledger: AsyncLedger,
+        rollout: str,
+        owner: str,
+        *,
+        clock: Callable[[], float],
+        rate: Callable[[], float | None],
+    ) -> None:
+        self._ledger = ledger
+        self._rollout = rollout
+        self._owner = owner
+        self._clock = clock
+        self._rate = rate
+        self._ahead: dict[str, _Ahead] = {}
+        # Taken by a worker, waiting for the limiter: these go out first, in this order.
+        self._taken: dict[str, ServerSpec] = {}
+        self.batches = 0  # shared commits begun, for tests and figures
+
+    def _how_many(self) -> int:
+        rate = self._rate()
+        if not rate:
+            return 1
+        return max(1, min(MOST_AHEAD, int(rate * CLAIM_HORIZON * AHEAD_SHARE)))
+
+    async def next(self, queue: WorkQueue) -> ServerSpec:
+        """Take the next server from the queue, for a worker to send."""
+        spec = await queue.get()
+        self._taken[spec.name] = spec
+        return spec
+
+    async def claim(self, spec: ServerSpec, queue: WorkQueue) -> int:
+        """Return the attempt of ``spec``'s committed claim, made now or ahead of it.
+
+        Called just before its create goes out. Claims the servers due next with it: those
+        other workers took, then the queue's first.
+        """
+        self._taken.pop(spec.name, None)
+        ahead = self._ahead.pop(spec.name, None)
+        if ahead is not None:
+            return await self._take(spec, ahead)
+        book = self._ledger.sync
+        due = chain(self._taken.values(), queue.upcoming())
+        unclaimed = (s for s in due if s.name not in self._ahead)
+        others = list(islice(unclaimed, self._how_many() - 1))
+        if not others:
+            return await self._ledger.run(book.claim, self._rollout, spec, self._owner)
+        at = self._clock()  # before the commit: its stamp is this or later
+        batch = self._ledger.start(book.claim_many, self._rollout, [spec, *others], self._owner)
+        self.batches += 1
+        for index, other in enumerate(others, start=1):
+            self._ahead[other.name] = _Ahead(batch, index, at)
+        return _attempt(await asyncio.shield(batch), 0)
+
+    async def _take(self, spec: ServerSpec, ahead: _Ahead) -> int:
+        attempt = _attempt(await asyncio.shield(ahead.batch), ahead.index)
+        if self._clock() - ahead.at > CLAIM_HORIZON:  # late: the stamp must not promise too much
+            book = self._ledger.sync
+            await self._ledger.run(book.restamp, self._rollout, spec.name, attempt, self._owner)
+        return attempt
+
+    async def release(self, spec: ServerSpec) -> None:
+        """Undo ``spec``'s claim if it was made ahead: its create will not go out now."""
+        self._taken.pop(spec.name, None)
+        ahead = self._ahead.pop(spec.name, None)
+        if ahead is None:
+            return
+        claimed = (await asyncio.shield(ahead.batch))[ahead.index]
+        if isinstance(claimed, int):
+            book = self._ledger.sync
+            await self._ledger.run(book.unclaim, self._rollout, spec.name, claimed)
+
+
+def _attempt(claimed: Claimed, index: int) -> int:
+    result = claimed[index]
+    if isinstance(result, LedgerConflict):
+        raise result
+    return result

@@ -1,0 +1,152 @@
+"""Claims made ahead of their creates: shared commits, never a stamp that promises too much."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from fleet.claiming import Claims, WorkQueue
+from fleet.errors import LedgerConflict
+from fleet.ledger import AsyncLedger, Ledger, State
+from fleet.ledger.rows import iso
+from fleet.options import ProvisionOptions
+from fleet.settling import CLAIM_HORIZON, Pending, Verdict, decide
+from fleet.simulator import running_simulator
+from fleet.survey import survey
+from tests.conftest import FakeClock
+from tests.functional.fleetkit import (
+    OWNER,
+    assert_each_once,
+    client_for,
+    engine,
+    open_ledger,
+    sim_config,
+    specs,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def book(tmp_path: Path) -> AsyncIterator[tuple[AsyncLedger, FakeClock]]:
+    """A ledger on a clock the test moves, holding rollout 'r''s lease."""
+    clock = FakeClock(start=1_800_000_000.0)
+    ledger = Ledger(tmp_path / "ledger.db", clock=clock)
+    ledger.acquire("r", OWNER, "test run", ttl=600)
+    aio = AsyncLedger(ledger)
+    yield aio, clock
+    aio.close()
+    ledger.close()
+
+
+def queue_of(names: list[str]) -> WorkQueue:
+    queue = WorkQueue()
+    for spec in specs(len(names)):
+        queue.put_nowait(spec)
+    return queue
+
+
+async def test_servers_due_next_are_claimed_in_one_commit(
+    book: tuple[AsyncLedger, FakeClock],
+) -> None:
+    """At 8 calls/s, two servers are claimed at once; the second finds its claim made."""
+    aio, clock = book
+    plan = specs(3)
+    aio.sync.plan("r", plan, owner=OWNER)
+    queue = queue_of([s.name for s in plan])
+    claims = Claims(aio, "r", OWNER, clock=clock, rate=lambda: 8.0)
+    first = await claims.next(queue)
+    assert await claims.claim(first, queue) == 1
+    states = {r.name: r.state for r in aio.sync.records("r")}
+    assert states == {
+        "web-001": State.IN_FLIGHT,
+        "web-002": State.IN_FLIGHT,
+        "web-003": State.PLANNED,
+    }
+    commits = aio.commits
+    clock.now += 0.5  # within the horizon: sent on the claim made ahead, stamp unchanged
+    second = await claims.next(queue)
+    assert await claims.claim(second, queue) == 1
+    assert aio.commits == commits
+    assert aio.sync.record("r", "web-002").sent_at == iso(clock.now - 0.5)  # type: ignore[union-attr]
+    assert claims.batches == 1
+
+
+async def test_a_server_claimed_ahead_but_sent_late_is_stamped_again(
+    book: tuple[AsyncLedger, FakeClock],
+) -> None:
+    """A claim must not promise a send time it missed: the stamp moves before the create goes."""
+    aio, clock = book
+    plan = specs(2)
+    aio.sync.plan("r", plan, owner=OWNER)
+    queue = queue_of([s.name for s in plan])
+    claims = Claims(aio, "r", OWNER, clock=clock, rate=lambda: 8.0)
+    await claims.claim(await claims.next(queue), queue)
+    clock.now += CLAIM_HORIZON + 1  # the limiter slowed down: web-002 leaves late
+    assert await claims.claim(await claims.next(queue), queue) == 1
+    row = aio.sync.record("r", "web-002")
+    assert row is not None and row.sent_at == iso(clock.now)
+
+
+async def test_a_server_that_may_not_be_sent_fails_only_when_its_turn_comes(
+    book: tuple[AsyncLedger, FakeClock],
+) -> None:
+    """Claimed ahead beside a conflicting server: the first goes, the other fails on its turn."""
+    aio, clock = book
+    plan = specs(2)
+    aio.sync.plan("r", plan, owner=OWNER)
+    aio.sync.claim("r", plan[1], OWNER)  # someone sent web-002 already
+    queue = queue_of([s.name for s in plan])
+    claims = Claims(aio, "r", OWNER, clock=clock, rate=lambda: 8.0)
+    assert await claims.claim(await claims.next(queue), queue) == 1
+    with pytest.raises(LedgerConflict, match="web-002"):
+        await claims.claim(await claims.next(queue), queue)
+
+
+async def test_a_stopped_run_leaves_what_it_claimed_ahead_sendable(tmp_path: Path) -> None:
+    """Servers claimed ahead but never sent are planned again, not left in flight to look up."""
+    plan = specs(40)
+    with running_simulator(sim_config()) as sim:
+        book = open_ledger(tmp_path / "ledger.db")
+        async with client_for(sim.url, rate=100, burst=5, concurrency=4) as client:
+            worker = engine(client, book, "r", ProvisionOptions(concurrency=4, settle=0.3))
+            found = await survey(client, book, "r", plan, owner=OWNER)
+            records = await worker.provision(found.work, stop=lambda: worker.progress.created >= 10)
+            states = Counter(r.state for r in records)
+            assert states[State.IN_FLIGHT] == 0
+            assert states[State.CREATED] >= 10 and states[State.PLANNED] > 0
+            assert all(r.attempts == 0 for r in records if r.state == State.PLANNED)
+            created = sim.state()["counters"]["by_action"]["createServerInstances"]
+            assert created == states[State.CREATED]
+            # The rerun sends the rest, each once.
+            again = await survey(client, book, "r", plan, owner=OWNER)
+            assert not again.unsettled
+            await worker.provision(again.work)
+        assert_each_once(sim.state(), book.sync.records("r"), n=40, exact=True)
+    book.close()
+    book.sync.close()
+
+
+async def test_a_rerun_trusts_absence_only_a_window_after_the_latest_send_a_claim_allows(
+    book: tuple[AsyncLedger, FakeClock],
+) -> None:
+    """A claim made ahead was sent up to the horizon after its stamp: the window runs from there."""
+    aio, clock = book
+    (spec,) = specs(1)
+    aio.sync.plan("r", [spec], owner=OWNER)
+    aio.sync.claim("r", spec, OWNER)
+    record = aio.sync.record("r", spec.name)
+    assert record is not None
+    pending = Pending.from_record(spec, record, clock.now + 100)
+    stamped = clock.now
+    assert pending.sent_at == stamped + CLAIM_HORIZON
+    window = 60.0
+    assert decide(False, stamped + window, pending.sent_at, stamped + window, window, 50) is (
+        Verdict.WAIT
+    )
+    assert decide(False, stamped + window + CLAIM_HORIZON, pending.sent_at, 0, window, 50) is (
+        Verdict.ABSENT
+    )
