@@ -9,18 +9,26 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
-from .errors import AmbiguousError, Kind, NcpError, RetryableError, classify, error_for
+from .errors import (
+    AmbiguousError,
+    Kind,
+    NcpError,
+    PermanentError,
+    RetryableError,
+    classify,
+    error_for,
+)
 
 __all__ = ["NOT_SENT", "parse_response", "retry_after", "translate_transport_errors"]
 
 
-def retry_after(headers: httpx.Headers) -> float | None:
+def retry_after(headers: Mapping[str, str]) -> float | None:
     """Return the seconds a Retry-After header asks for (a number or an HTTP date), if any."""
     value = headers.get("retry-after")
     if not value:
@@ -36,7 +44,9 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def parse_response(action: str, status: int, body: bytes, headers: httpx.Headers) -> dict[str, Any]:
+def parse_response(
+    action: str, status: int, body: bytes, headers: Mapping[str, str]
+) -> dict[str, Any]:
     """Return the action's response object, or raise the error the answer carries.
 
     Either NCP error shape, with any status, is a failure. A 2xx whose body cannot be read is
@@ -83,7 +93,7 @@ def _error(
     code: str | None,
     message: str,
     request_id: str | None,
-    headers: httpx.Headers,
+    headers: Mapping[str, str],
     kind: Kind | None = None,
 ) -> NcpError:
     cls = error_for(kind or classify(status, code))
@@ -112,6 +122,10 @@ def translate_transport_errors(action: str) -> Iterator[None]:
     """Turn httpx's failures into our errors: the only place that catches httpx's."""
     try:
         yield
+    except httpx.LocalProtocolError as exc:
+        # A request we could not write (a key holding a line break): nothing left, and sending it
+        # again would fail the same way.
+        raise PermanentError(f"request not sent: {exc}", action=action) from exc
     except NOT_SENT as exc:
         # Nothing reached NCP: safe to send again.
         raise RetryableError(f"{type(exc).__name__}: {exc}", action=action) from exc

@@ -1,12 +1,12 @@
-"""The client's HTTP/1.1 transport: h11 over asyncio streams, under httpx's client.
+"""The client's HTTP/1.1 transport: asyncio streams, with httpx's timeouts and exception types.
 
 httpx's default transport (httpcore's pool on anyio) spent about 0.85 ms of CPU per request on
-these machines, most of a create's cost; the same requests through asyncio streams and h11 took
-0.1 ms (bench/bench_throughput.py, CPU per create). A create is one small form POST answered by
-one small JSON body, so this transport does only that well: HTTP/1.1, kept-alive connections per
-origin, a bound on connections, httpx's four timeouts and its exception types, TLS. Requests and
-responses stay httpx's objects; ``Poster`` hands them straight to this transport or, where the
-environment names a proxy for the endpoint, to httpx's own client and transports, which go
+these machines, most of a create's cost. A create is one small form POST answered by one small
+JSON body, so this transport does only that well: HTTP/1.1 (``fleet.http11``), kept-alive
+connections per origin, a bound on connections, httpx's four timeouts and its exception types,
+TLS. ``Poster`` hands it a request's bytes straight (``exchange``), without httpx's request and
+response objects; it still serves httpx's client as a transport (``handle_async_request``).
+Where the environment names a proxy for the endpoint, httpx's own client and transports send,
 through it.
 
 httpx's exception types carry the meaning the client relies on (``fleet.answers.NOT_SENT``): a
@@ -22,12 +22,13 @@ import ssl
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import NoReturn, TypeVar
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
-import h11
 import httpx
+
+from .http11 import Answer, decoded, read_answer, request_bytes
 
 __all__ = ["Http11Transport", "Poster", "http_transport"]
 
@@ -37,16 +38,16 @@ READ_SIZE = 64 * 1024
 KEEPALIVE_EXPIRY = 5.0
 
 Origin = tuple[str, str, int]
+Timeouts = Mapping[str, float | None]  # httpx's four: connect, read, write, pool
 T = TypeVar("T")
 
 
 @dataclass(eq=False, slots=True)
 class _Connection:
-    """One kept-alive connection: its streams, its h11 state, when it was last used."""
+    """One kept-alive connection: its streams, and when it was last used."""
 
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    h11: h11.Connection = field(default_factory=lambda: h11.Connection(h11.CLIENT))
     idle_since: float = 0.0
 
     def reusable(self, now: float, expiry: float) -> bool:
@@ -85,18 +86,41 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self.opened = 0  # connections opened so far, for tests and figures
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send one request and read its whole answer."""
-        timeout = request.extensions.get("timeout", {})
-        await _within(self._slots.acquire(), timeout.get("pool"), httpx.PoolTimeout, request)
+        """Send one request and read its whole answer (httpx's transport interface)."""
+        body = await request.aread()
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in request.headers.raw
+            if k.lower() not in (b"host", b"content-length")
+        }
+        url = request.url
+        data = request_bytes(
+            request.method, url.raw_path.decode("ascii"), _host(url), headers, body
+        )
+        answer = await self.exchange(_origin(url), data, request.extensions.get("timeout", {}))
+        return httpx.Response(
+            answer.status_code,
+            headers=list(answer.headers.items()),
+            content=answer.content,
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def exchange(self, origin: Origin, data: bytes, timeout: Timeouts) -> Answer:
+        """Write a request's bytes to a connection to ``origin`` and read its whole answer."""
+        if self._slots.locked():  # a timer only where there is a wait
+            await _within(self._slots.acquire(), timeout.get("pool"), httpx.PoolTimeout)
+        else:
+            await self._slots.acquire()
         try:
-            conn = await self._checkout(request, timeout.get("connect"))
+            conn = await self._checkout(origin, timeout.get("connect"))
             try:
-                response = await _exchange(conn, request, timeout)
+                answer = await _exchange(conn, data, timeout)
             except BaseException:
                 conn.close()  # half a conversation: never reuse it (cancellation included)
                 raise
-            self._checkin(_origin(request.url), conn)
-            return response
+            self._checkin(origin, conn, answer.keep_alive)
+            return answer
         finally:
             self._slots.release()
 
@@ -108,41 +132,35 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 conn.close()
         self._idle.clear()
 
-    async def _checkout(self, request: httpx.Request, connect: float | None) -> _Connection:
+    async def _checkout(self, origin: Origin, connect: float | None) -> _Connection:
         """Return the most recently used live connection to the origin, or a new one."""
-        origin = _origin(request.url)
         idle, now = self._idle[origin], self._clock()
         while idle:
             conn = idle.pop()  # the most recent: the least likely to be closed by now
             if conn.reusable(now, self._expiry):
                 return conn
             conn.close()
-        return await self._connect(origin, request, connect)
+        return await self._connect(origin, connect)
 
-    async def _connect(
-        self, origin: Origin, request: httpx.Request, connect: float | None
-    ) -> _Connection:
+    async def _connect(self, origin: Origin, connect: float | None) -> _Connection:
         scheme, host, port = origin
         tls = self._ssl_context() if scheme == "https" else None
-        with _mapped(request, connect_phase=True):
+        with _mapped(connect_phase=True):
             reader, writer = await _within(
                 asyncio.open_connection(
                     host, port, ssl=tls, server_hostname=host if tls else None, limit=READ_SIZE
                 ),
                 connect,
                 httpx.ConnectTimeout,
-                request,
             )
         self.opened += 1
         return _Connection(reader, writer)
 
-    def _checkin(self, origin: Origin, conn: _Connection) -> None:
+    def _checkin(self, origin: Origin, conn: _Connection, keep_alive: bool) -> None:
         """Keep a connection whose exchange ended cleanly, if both sides allow it."""
-        state = conn.h11
-        if self._closed or state.our_state is not h11.DONE or state.their_state is not h11.DONE:
-            conn.close()  # Connection: close, or an answer h11 could not frame for reuse
+        if self._closed or not keep_alive:
+            conn.close()  # Connection: close, or an answer ended by the server's close
             return
-        state.start_next_cycle()
         conn.idle_since = self._clock()
         self._idle[origin].append(conn)
 
@@ -157,61 +175,27 @@ def _origin(url: httpx.URL) -> Origin:
     return (url.scheme, url.host, port)
 
 
-async def _exchange(
-    conn: _Connection, request: httpx.Request, timeout: dict[str, float | None]
-) -> httpx.Response:
-    """Write the request, read the answer: one HTTP/1.1 exchange on a connection."""
-    body = await request.aread()
-    headers = list(request.headers.raw)
-    if b"content-length" not in {k.lower() for k, _ in headers}:
-        headers.append((b"Content-Length", str(len(body)).encode()))
-    with _mapped(request):
-        data = conn.h11.send(
-            h11.Request(method=request.method, target=request.url.raw_path, headers=headers)
-        )
-        data = (data or b"") + (conn.h11.send(h11.Data(data=body)) or b"") if body else data
-        data = (data or b"") + (conn.h11.send(h11.EndOfMessage()) or b"")
+def _host(url: httpx.URL) -> str:
+    """Return the Host header for a URL: its host, and its port unless the default."""
+    raw = url.raw_host.decode("ascii")  # an international name as its ASCII form
+    host = f"[{raw}]" if ":" in raw else raw
+    return host if url.port is None else f"{host}:{url.port}"
+
+
+async def _exchange(conn: _Connection, data: bytes, timeout: Timeouts) -> Answer:
+    """Write the request, read the answer: one HTTP/1.1 exchange on a connection.
+
+    The read timeout bounds the whole answer (httpx bounds each read): an answer is one small body.
+    """
+    with _mapped():
         conn.writer.write(data)
-        await _within(conn.writer.drain(), timeout.get("write"), httpx.WriteTimeout, request)
-        head, content = await _read_answer(conn, request, timeout.get("read"))
-    return httpx.Response(
-        head.status_code,
-        headers=list(head.headers),
-        content=content,
-        request=request,
-        extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
-    )
-
-
-async def _read_answer(
-    conn: _Connection, request: httpx.Request, read: float | None
-) -> tuple[h11.Response, bytes]:
-    """Read events until the answer ends; informational (1xx) answers are skipped."""
-    head: h11.Response | None = None
-    chunks: list[bytes] = []
-    while True:
-        event = conn.h11.next_event()
-        if event is h11.NEED_DATA:
-            data = await _within(conn.reader.read(READ_SIZE), read, httpx.ReadTimeout, request)
-            conn.h11.receive_data(data)  # b"" is the server's close; h11 says if it was early
-        elif isinstance(event, h11.Response):
-            head = event
-        elif isinstance(event, h11.Data):
-            chunks.append(bytes(event.data))
-        elif isinstance(event, h11.EndOfMessage):
-            assert head is not None  # h11 sends a Response before any EndOfMessage
-            return head, b"".join(chunks)
-        elif isinstance(event, h11.ConnectionClosed):
-            raise httpx.RemoteProtocolError(
-                "Server disconnected without an answer", request=request
-            )
+        if conn.writer.transport.get_write_buffer_size():  # most requests leave at once
+            await _within(conn.writer.drain(), timeout.get("write"), httpx.WriteTimeout)
+        return await _within(read_answer(conn.reader), timeout.get("read"), httpx.ReadTimeout)
 
 
 async def _within(
-    awaitable: Awaitable[T],
-    seconds: float | None,
-    error: type[httpx.TimeoutException],
-    request: httpx.Request,
+    awaitable: Awaitable[T], seconds: float | None, error: type[httpx.TimeoutException]
 ) -> T:
     """Await within ``seconds`` (None: no limit), else raise httpx's timeout of that phase."""
     if seconds is None:
@@ -220,34 +204,24 @@ async def _within(
         async with asyncio.timeout(seconds):  # no task of its own, unlike wait_for()
             return await awaitable
     except TimeoutError:
-        raise error(f"timed out after {seconds:g} s", request=request) from None
+        raise error(f"timed out after {seconds:g} s") from None
 
 
 @contextlib.contextmanager
-def _mapped(request: httpx.Request, *, connect_phase: bool = False) -> Iterator[None]:
-    """Raise httpx's exception types for what the sockets and h11 raise."""
+def _mapped(*, connect_phase: bool = False) -> Iterator[None]:
+    """Raise httpx's exception types for what the sockets raise."""
     try:
         yield
     except httpx.HTTPError:
         raise
-    except (h11.RemoteProtocolError, h11.LocalProtocolError) as exc:
-        _raise(httpx.RemoteProtocolError, exc, request)
     except (OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
         kind = httpx.ConnectError if connect_phase else _io_error(exc)
-        _raise(kind, exc, request)
+        raise kind(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
 
 
 def _io_error(exc: BaseException) -> type[httpx.TransportError]:
     # A reset or a broken pipe after the request began is as ambiguous as a read error.
     return httpx.ReadError if not isinstance(exc, BrokenPipeError) else httpx.WriteError
-
-
-def _raise(
-    kind: type[httpx.TransportError], exc: BaseException, request: httpx.Request
-) -> NoReturn:
-    raise kind(
-        f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, request=request
-    ) from exc
 
 
 def http_transport(
@@ -299,7 +273,7 @@ class Poster:
         )
         timeouts = httpx.Timeout(timeout, connect=min(timeout, 10.0))
         self._timeouts = timeouts.as_dict()
-        self._urls: dict[str, httpx.URL] = {}
+        self._targets: dict[str, tuple[Origin, str, str]] = {}
         self._transport = transport or http_transport(endpoint, limits, trust_env=trust_env)
         self._http = (
             None
@@ -307,27 +281,38 @@ class Poster:
             else httpx.AsyncClient(timeout=timeouts, limits=limits, trust_env=True)
         )
 
-    async def post(self, url: str, body: str, headers: dict[str, str]) -> httpx.Response:
-        """Send one POST and read its whole answer."""
+    async def post(self, url: str, body: str, headers: dict[str, str]) -> Answer:
+        """Send one POST and read its whole answer (its content-encoding undone)."""
+        if isinstance(self._transport, Http11Transport):
+            target = self._targets.get(url)
+            if target is None:  # parsed once per action: httpx checks every character of a URL
+                parsed = httpx.URL(url)
+                target = self._targets[url] = (
+                    _origin(parsed),
+                    parsed.raw_path.decode("ascii"),
+                    _host(parsed),
+                )
+            origin, path, host = target
+            data = request_bytes("POST", path, host, headers, body.encode())
+            answer = await self._transport.exchange(origin, data, self._timeouts)
+            return replace(answer, content=decoded(answer))
         if self._http is not None:
-            return await self._http.post(url, content=body, headers=headers)
-        assert self._transport is not None
-        parsed = self._urls.get(url)
-        if parsed is None:  # parsed once per action: httpx checks every character of a URL
-            parsed = self._urls[url] = httpx.URL(url)
-        request = httpx.Request(
-            "POST",
-            parsed,
-            content=body.encode(),
-            headers=headers,
-            extensions={"timeout": self._timeouts},
-        )
-        response = await self._transport.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
+            response = await self._http.post(url, content=body, headers=headers)
+        else:
+            assert self._transport is not None
+            request = httpx.Request(
+                "POST",
+                url,
+                content=body.encode(),
+                headers=headers,
+                extensions={"timeout": self._timeouts},
+            )
+            response = await self._transport.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return Answer(response.status_code, response.headers, response.content, keep_alive=True)
 
     async def aclose(self) -> None:
         """Close the connections."""
