@@ -30,6 +30,8 @@ MOST_AHEAD = 32
 # Claim what the limiter lets through in this share of the horizon: the rest is slack for a
 # limiter that slows down (throttling) before the last of them is sent.
 AHEAD_SHARE = 0.25
+# Sends measured before claiming ahead: until then, one claim per commit.
+_MEASURED = 4
 
 Claimed = list[int | LedgerConflict]
 
@@ -81,13 +83,22 @@ class Claims:
         self._ahead: dict[str, _Ahead] = {}
         # Taken by a worker, waiting for the limiter: these go out first, in this order.
         self._taken: dict[str, ServerSpec] = {}
+        self._sends: deque[float] = deque(maxlen=MOST_AHEAD)  # when our last creates left
         self.batches = 0  # shared commits begun, for tests and figures
+        self.restamps = 0
 
     def _how_many(self) -> int:
-        rate = self._rate()
-        if not rate:
+        """How many to claim at once: what this engine sends in a share of the horizon.
+
+        The limiter's rate is shared by every engine of a run (a flow's chunks), so this engine's
+        own pace, measured over its last sends, counts too.
+        """
+        rate, sends = self._rate(), self._sends
+        if len(sends) < _MEASURED or sends[-1] <= sends[0]:
             return 1
-        return max(1, min(MOST_AHEAD, int(rate * CLAIM_HORIZON * AHEAD_SHARE)))
+        own = (len(sends) - 1) / (sends[-1] - sends[0])
+        pace = own if rate is None else min(rate, own)
+        return max(1, min(MOST_AHEAD, int(pace * CLAIM_HORIZON * AHEAD_SHARE)))
 
     async def next(self, queue: WorkQueue) -> ServerSpec:
         """Take the next server from the queue, for a worker to send."""
@@ -102,6 +113,7 @@ class Claims:
         other workers took, then the queue's first.
         """
         self._taken.pop(spec.name, None)
+        self._sends.append(self._clock())
         ahead = self._ahead.pop(spec.name, None)
         if ahead is not None:
             return await self._take(spec, ahead)
@@ -123,6 +135,7 @@ class Claims:
         if self._clock() - ahead.at > CLAIM_HORIZON:  # late: the stamp must not promise too much
             book = self._ledger.sync
             await self._ledger.run(book.restamp, self._rollout, spec.name, attempt, self._owner)
+            self.restamps += 1
         return attempt
 
     async def release(self, spec: ServerSpec) -> None:

@@ -42,11 +42,29 @@ async def book(tmp_path: Path) -> AsyncIterator[tuple[AsyncLedger, FakeClock]]:
     ledger.close()
 
 
-def queue_of(names: list[str]) -> WorkQueue:
+WARM = 3  # sends an engine claims one at a time: its pace is known from the fourth
+
+
+async def paced(aio: AsyncLedger, clock: FakeClock, n: int, rate: float, gap: float) -> Setup:
+    """Plan n servers; send WARM of them one by one, ``gap`` seconds apart (the engine's pace)."""
+    plan = specs(n)
+    aio.sync.plan("r", plan, owner=OWNER)
     queue = WorkQueue()
-    for spec in specs(len(names)):
+    for spec in plan:
         queue.put_nowait(spec)
-    return queue
+    claims = Claims(aio, "r", OWNER, clock=clock, rate=lambda: rate)
+    for _ in range(WARM):
+        clock.now += gap
+        await claims.claim(await claims.next(queue), queue)
+    assert claims.batches == 0
+    return claims, queue
+
+
+Setup = tuple[Claims, WorkQueue]
+
+
+def states(aio: AsyncLedger) -> list[State]:
+    return [r.state for r in aio.sync.records("r")]
 
 
 async def test_servers_due_next_are_claimed_in_one_commit(
@@ -54,25 +72,26 @@ async def test_servers_due_next_are_claimed_in_one_commit(
 ) -> None:
     """At 8 calls/s, two servers are claimed at once; the second finds its claim made."""
     aio, clock = book
-    plan = specs(3)
-    aio.sync.plan("r", plan, owner=OWNER)
-    queue = queue_of([s.name for s in plan])
-    claims = Claims(aio, "r", OWNER, clock=clock, rate=lambda: 8.0)
-    first = await claims.next(queue)
-    assert await claims.claim(first, queue) == 1
-    states = {r.name: r.state for r in aio.sync.records("r")}
-    assert states == {
-        "web-001": State.IN_FLIGHT,
-        "web-002": State.IN_FLIGHT,
-        "web-003": State.PLANNED,
-    }
+    claims, queue = await paced(aio, clock, 8, rate=8.0, gap=0.125)
+    assert await claims.claim(await claims.next(queue), queue) == 1
+    assert states(aio) == [State.IN_FLIGHT] * 5 + [State.PLANNED] * 3
     commits = aio.commits
     clock.now += 0.5  # within the horizon: sent on the claim made ahead, stamp unchanged
-    second = await claims.next(queue)
-    assert await claims.claim(second, queue) == 1
+    assert await claims.claim(await claims.next(queue), queue) == 1
     assert aio.commits == commits
-    assert aio.sync.record("r", "web-002").sent_at == iso(clock.now - 0.5)  # type: ignore[union-attr]
-    assert claims.batches == 1
+    assert aio.sync.record("r", "web-005").sent_at == iso(clock.now - 0.5)  # type: ignore[union-attr]
+    assert (claims.batches, claims.restamps) == (1, 0)
+
+
+async def test_an_engine_claims_ahead_only_what_it_sends_itself(
+    book: tuple[AsyncLedger, FakeClock],
+) -> None:
+    """Sharing the limiter's 8/s with others (a flow's chunks), at 4/s it claims one at a time."""
+    aio, clock = book
+    claims, queue = await paced(aio, clock, 8, rate=8.0, gap=0.25)
+    await claims.claim(await claims.next(queue), queue)
+    assert states(aio) == [State.IN_FLIGHT] * 4 + [State.PLANNED] * 4
+    assert claims.batches == 0
 
 
 async def test_a_server_claimed_ahead_but_sent_late_is_stamped_again(
@@ -80,15 +99,13 @@ async def test_a_server_claimed_ahead_but_sent_late_is_stamped_again(
 ) -> None:
     """A claim must not promise a send time it missed: the stamp moves before the create goes."""
     aio, clock = book
-    plan = specs(2)
-    aio.sync.plan("r", plan, owner=OWNER)
-    queue = queue_of([s.name for s in plan])
-    claims = Claims(aio, "r", OWNER, clock=clock, rate=lambda: 8.0)
+    claims, queue = await paced(aio, clock, 6, rate=8.0, gap=0.125)
     await claims.claim(await claims.next(queue), queue)
-    clock.now += CLAIM_HORIZON + 1  # the limiter slowed down: web-002 leaves late
+    clock.now += CLAIM_HORIZON + 1  # the limiter slowed down: web-005 leaves late
     assert await claims.claim(await claims.next(queue), queue) == 1
-    row = aio.sync.record("r", "web-002")
+    row = aio.sync.record("r", "web-005")
     assert row is not None and row.sent_at == iso(clock.now)
+    assert claims.restamps == 1
 
 
 async def test_a_server_that_may_not_be_sent_fails_only_when_its_turn_comes(
@@ -96,13 +113,11 @@ async def test_a_server_that_may_not_be_sent_fails_only_when_its_turn_comes(
 ) -> None:
     """Claimed ahead beside a conflicting server: the first goes, the other fails on its turn."""
     aio, clock = book
-    plan = specs(2)
-    aio.sync.plan("r", plan, owner=OWNER)
-    aio.sync.claim("r", plan[1], OWNER)  # someone sent web-002 already
-    queue = queue_of([s.name for s in plan])
-    claims = Claims(aio, "r", OWNER, clock=clock, rate=lambda: 8.0)
+    claims, queue = await paced(aio, clock, 6, rate=8.0, gap=0.125)
+    aio.sync.claim("r", specs(6)[4], OWNER)  # someone sent web-005 already
     assert await claims.claim(await claims.next(queue), queue) == 1
-    with pytest.raises(LedgerConflict, match="web-002"):
+    assert claims.batches == 1
+    with pytest.raises(LedgerConflict, match="web-005"):
         await claims.claim(await claims.next(queue), queue)
 
 
