@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 __all__ = [
     "START_RATE",
@@ -336,7 +336,7 @@ class AdaptiveRateLimiter(Limiter):
 
     def on_send(self, permit: Permit | None) -> Permit | None:
         """Return the permit stamped with the time its request really leaves."""
-        return None if permit is None else replace(permit, sent_at=self._clock())
+        return None if permit is None else Permit(self._clock(), permit.rate, permit.number)
 
     def on_success(self, permit: Permit | None = None) -> None:
         """Count the call; in slow start, raise the rate."""

@@ -295,6 +295,8 @@ class Poster:
             origin, path, host = target
             data = request_bytes("POST", path, host, headers, body.encode())
             answer = await self._transport.exchange(origin, data, self._timeouts)
+            if "content-encoding" not in answer.headers:
+                return answer
             return replace(answer, content=decoded(answer))
         if self._http is not None:
             response = await self._http.post(url, content=body, headers=headers)

@@ -4,7 +4,9 @@ A database call blocks: SQLite's full sync, PostgreSQL's round trip. Run on the 
 would stall every other request in flight. So the engine's calls go to one worker thread, which
 takes whatever has queued up while it was busy and runs it in ONE transaction (group commit): a
 claim's await returns only once its transaction has committed, so a create never goes out before
-its ``in_flight`` mark is durable, and under load many marks share one commit.
+its ``in_flight`` mark is durable, and under load many marks share one commit. A write nothing
+waits on to send (``later``: a create's outcome) lingers for company, and its caller need not
+await it at once.
 """
 
 from __future__ import annotations
@@ -65,10 +67,6 @@ class AsyncLedger:
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run one Ledger method on the worker thread; return once its transaction committed."""
         return await self._submit(fn, args, kwargs, grouped=False)
-
-    async def run_grouped(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Like ``run``, but its commit may wait up to LINGER to share another's."""
-        return await self._submit(fn, args, kwargs, grouped=True)
 
     def start(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
         """Queue one Ledger method now; the future settles once its transaction committed.

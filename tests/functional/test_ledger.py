@@ -325,9 +325,7 @@ async def test_an_outcome_shares_the_next_claims_commit_and_is_durable_when_awai
     try:
         await aio.run(book.claim, "r", a, OWNER)
         before = aio.commits
-        recorded = asyncio.ensure_future(
-            aio.run_grouped(book.record_created, "r", "a", [found("1001")], request_id="q1")
-        )
+        recorded = aio.later(book.record_created, "r", "a", [found("1001")], request_id="q1")
         await asyncio.sleep(0.001)  # the record is queued, waiting for company
         await aio.run(book.claim, "r", b, OWNER)  # a claim never waits: it takes the record along
         await recorded
@@ -336,7 +334,7 @@ async def test_an_outcome_shares_the_next_claims_commit_and_is_durable_when_awai
             seen = other.record("r", "a")
             assert seen is not None and seen.instance_no == "1001"
         # Alone, a record still commits, after at most the linger.
-        await aio.run_grouped(book.record_created, "r", "b", [found("1002", "b")], request_id="q2")
+        await aio.later(book.record_created, "r", "b", [found("1002", "b")], request_id="q2")
         assert aio.commits == before + 2
     finally:
         aio.close()
