@@ -144,7 +144,6 @@ class Provisioner:
         )
         state = _RunState(outstanding, {}, stop, queue, claims)
         workers = min(self.options.workers, max(1, queue.qsize()))
-        ended = False
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(workers):
@@ -157,10 +156,12 @@ class Provisioner:
                 # first project error if any, else the first error.
                 causes = list(other.exceptions)
                 first = next((e for e in causes if isinstance(e, FleetError)), causes[0])
+                await state.written(raising=False)  # the cause on its way out comes first
                 raise first from other
-            ended = True
-        finally:
-            await state.written(raising=ended)  # a failure on its way out takes precedence
+        except BaseException:  # cancelled
+            await state.written(raising=False)
+            raise
+        await state.written(raising=True)
         self.lookups += settler.lookups
 
     async def _worker(self, queue: WorkQueue, settler: Settler, state: _RunState) -> None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from fleet.errors import RolloutError
-from fleet.ledger import State
+from fleet.errors import LedgerError, RolloutError
+from fleet.ledger import Ledger, State
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind
 from fleet.survey import survey
 from tests.functional.fleetkit import (
+    FAST,
     OWNER,
     assert_each_once,
     client_for,
@@ -160,3 +162,29 @@ async def test_provisioning_the_same_servers_again_sends_nothing_twice(tmp_path:
         state = sim.state()
     assert state["counters"]["created"] == 4
     assert_each_once(state, book.sync.records("again"), n=4)
+
+
+async def test_an_outcome_the_ledger_could_not_keep_fails_the_run_and_a_rerun_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outcome written unawaited and lost fails the run; the rerun finds its server by name."""
+    plan = specs(6)
+    record_created = Ledger.record_created
+
+    def flaky(self: Ledger, rollout: str, name: str, *args: Any, **kwargs: Any) -> None:
+        if name == "web-003" and kwargs.get("origin", "answer") == "answer":
+            raise LedgerError("ledger test.db: disk I/O error")
+        record_created(self, rollout, name, *args, **kwargs)
+
+    with running_simulator(sim_config()) as sim:
+        book = open_ledger(tmp_path / "ledger.db")
+        async with client_for(sim.url) as client:
+            monkeypatch.setattr(Ledger, "record_created", flaky)
+            with pytest.raises(LedgerError, match="disk I/O"):
+                await roll_out(client, book, "lost", plan)
+            assert book.sync.record("lost", "web-003").state == State.IN_FLIGHT  # type: ignore[union-attr]
+            monkeypatch.setattr(Ledger, "record_created", record_created)
+            await roll_out(client, book, "lost", plan, FAST)
+        state = sim.state()
+    assert state["counters"]["created"] == 6
+    assert_each_once(state, book.sync.records("lost"), n=6)
