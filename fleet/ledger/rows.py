@@ -38,15 +38,27 @@ def _enum(kind: Any, value: Any) -> Any:
     return None if value is None else kind(value)
 
 
-def to_record(row: sa.Row[Any] | Mapping[str, Any]) -> Record:
-    """Build a Record from a servers row."""
-    values: dict[str, Any] = dict(row._mapping if isinstance(row, sa.Row) else row)
-    values["state"] = State(values["state"])
-    values["error_kind"] = _enum(ErrorKind, values["error_kind"])
-    values["server_status"] = _enum(ServerStatus, values["server_status"])
-    values["teardown"] = _enum(TeardownState, values["teardown"])
-    values["adopted"] = bool(values["adopted"])
-    return Record(**values)
+_FIELDS = tuple(Record.__dataclass_fields__)
+# The fields stored as text or integers that a Record holds as enums or booleans, by position.
+_CONVERT = tuple(
+    (_FIELDS.index(name), convert)
+    for name, convert in (
+        ("state", State),
+        ("error_kind", functools.partial(_enum, ErrorKind)),
+        ("server_status", functools.partial(_enum, ServerStatus)),
+        ("teardown", functools.partial(_enum, TeardownState)),
+        ("adopted", bool),
+    )
+)
+
+
+def to_record(row: Sequence[Any] | Mapping[str, Any]) -> Record:
+    """Build a Record from a servers row selected as RECORD_COLUMNS (or a mapping of them)."""
+    # By position, not through a dict: every read of a rollout builds one per server.
+    values = [row[name] for name in _FIELDS] if isinstance(row, Mapping) else list(row)
+    for index, convert in _CONVERT:
+        values[index] = convert(values[index])
+    return Record(*values)
 
 
 def to_instance(row: sa.Row[Any]) -> Instance:
