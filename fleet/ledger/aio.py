@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -58,6 +57,7 @@ class AsyncLedger:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._urgent = threading.Event()
         self.commits = 0  # transactions run, for the benchmarks: fewer than calls under load
         self.calls = 0
 
@@ -89,6 +89,8 @@ class AsyncLedger:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._start()
         self._jobs.put((fn, args, kwargs, future, grouped))
+        if not grouped:
+            self._urgent.set()  # cut a lingering batch short
         return future
 
     def _start(self) -> None:
@@ -103,39 +105,35 @@ class AsyncLedger:
             thread, self._thread = self._thread, None
         if thread is not None:
             self._jobs.put(None)
+            self._urgent.set()
             thread.join()
 
     def _work(self) -> None:
         while True:
             job = self._jobs.get()
+            self._urgent.clear()  # an urgent job queued from now on ends the linger below
             if job is None:
                 return
             batch = [job]
-            stop = self._gather(batch, None)
+            stop = self._gather(batch)
             if not stop and all(job[4] for job in batch):  # none urgent: wait for company
-                stop = self._gather(batch, time.monotonic() + LINGER)
+                # Asleep until the linger ends or an urgent job comes, not woken by each write.
+                self._urgent.wait(LINGER)
+                stop = self._gather(batch)
             self._run(batch)
             if stop:
                 return
 
-    def _gather(self, batch: list[_Job], until: float | None) -> bool:
-        """Add queued jobs to the batch (waiting till ``until`` for one that cannot wait).
-
-        Return True if the queue says to stop.
-        """
+    def _gather(self, batch: list[_Job]) -> bool:
+        """Add the queued jobs to the batch; return True if the queue says to stop."""
         while len(batch) < _MAX_BATCH:
             try:
-                if until is None:
-                    more = self._jobs.get_nowait()
-                else:
-                    more = self._jobs.get(timeout=max(0.0, until - time.monotonic()))
+                more = self._jobs.get_nowait()
             except queue.Empty:
                 return False
             if more is None:
                 return True
             batch.append(more)
-            if until is not None and not more[4]:
-                return self._gather(batch, None)  # an urgent one: take what is queued, go
         return False
 
     def _run(self, batch: list[_Job]) -> None:
