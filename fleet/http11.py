@@ -10,7 +10,6 @@ the event loop. The answers' framing is read with asyncio's own buffered primiti
 
 from __future__ import annotations
 
-import asyncio
 import re
 import zlib
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["Answer", "decoded", "read_answer", "request_bytes"]
+__all__ = ["Answer", "Framer", "decoded", "request_bytes"]
 
 _STATUS = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\r\n]*)?")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -52,23 +51,124 @@ def request_bytes(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-async def read_answer(reader: asyncio.StreamReader) -> Answer:
-    """Read one answer (informational ones skipped); raise httpx's protocol error if broken."""
-    try:
-        while True:
-            status, http10, headers = _head(await reader.readuntil(b"\r\n\r\n"))
-            if status >= 200:
-                break
-            if status == 101:
+class Framer:
+    """Frames one answer from its bytes as they arrive (informational answers skipped).
+
+    ``feed`` returns the Answer once it is whole; ``end`` is the server's close. A broken answer
+    raises httpx's RemoteProtocolError: the request may have arrived, nothing is guessed.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._head: tuple[int, bool, dict[str, str]] | None = None
+        self._length = 0  # of the body ('length'), or of the chunk and its CRLF ('chunked')
+        self._mode = ""  # once the head is read: 'none', 'length', 'chunked', 'trailer', 'close'
+        self._parts: list[bytes] = []
+
+    def feed(self, data: bytes) -> Answer | None:
+        """Take more bytes of the answer; return it once whole."""
+        self._buf += data
+        while self._head is None:
+            end = self._buf.find(b"\r\n\r\n")
+            if end < 0:
+                _bounded(self._buf)
+                return None
+            head = _head(bytes(self._buf[: end + 4]))
+            del self._buf[: end + 4]
+            if head[0] >= 200:
+                self._head, self._mode, self._length = head, *_framing(*head[::2])
+            elif head[0] == 101:
                 raise httpx.RemoteProtocolError("switching protocols was not asked for")
-        content, framed = await _body(reader, status, headers)
-    except asyncio.IncompleteReadError as exc:
-        what = "without an answer" if not exc.partial else "in the middle of an answer"
-        raise httpx.RemoteProtocolError(f"Server disconnected {what}") from None
-    except asyncio.LimitOverrunError:
-        raise httpx.RemoteProtocolError("an answer's head or chunk line is too long") from None
-    close = http10 or "close" in headers.get("connection", "").lower()
-    return Answer(status, headers, content, framed and not close)
+        return self._body()
+
+    def end(self) -> Answer:
+        """Return the answer the server's close ends, or raise: it closed too early."""
+        if self._head is not None and self._mode == "close":
+            content = bytes(self._buf)
+            self._buf.clear()
+            return self._answer(content, framed=False)
+        what = "in the middle of an answer" if self._head or self._buf else "without an answer"
+        raise httpx.RemoteProtocolError(f"Server disconnected {what}")
+
+    def _body(self) -> Answer | None:
+        buf = self._buf
+        if self._mode == "none":
+            return self._answer(b"", framed=True)
+        if self._mode == "length":
+            if len(buf) < self._length:
+                return None
+            content = bytes(buf[: self._length])
+            del buf[: self._length]
+            return self._answer(content, framed=True)
+        if self._mode == "close":
+            return None  # the body ends with the connection
+        return self._chunks()
+
+    def _chunks(self) -> Answer | None:
+        """Read chunks, then any trailer fields, as far as the bytes so far go."""
+        buf = self._buf
+        while True:
+            if self._length:  # inside a chunk: its data and CRLF
+                if len(buf) < self._length:
+                    return None
+                if buf[self._length - 2 : self._length] != b"\r\n":
+                    raise httpx.RemoteProtocolError("a chunk longer than its size")
+                self._parts.append(bytes(buf[: self._length - 2]))
+                del buf[: self._length]
+                self._length = 0
+            line_end = buf.find(b"\r\n")
+            if line_end < 0:
+                _bounded(buf)
+                return None
+            line = bytes(buf[:line_end])
+            del buf[: line_end + 2]
+            if self._mode == "trailer":
+                if not line:  # the blank line after any trailer fields
+                    return self._answer(b"".join(self._parts), framed=True)
+            elif (size := _chunk_size(line)) == 0:
+                self._mode = "trailer"
+            else:
+                self._length = size + 2
+
+    def _answer(self, content: bytes, *, framed: bool) -> Answer:
+        assert self._head is not None
+        status, http10, headers = self._head
+        close = http10 or "close" in headers.get("connection", "").lower()
+        # Bytes past the answer: the server is out of step, the connection is not reused.
+        return Answer(status, headers, content, framed and not close and not self._buf)
+
+
+# The longest head, or chunk-size line, an answer may have before it is refused.
+HEAD_LIMIT = 64 * 1024
+
+
+def _bounded(buf: bytearray) -> None:
+    if len(buf) > HEAD_LIMIT:
+        raise httpx.RemoteProtocolError("an answer's head or chunk line is too long")
+
+
+def _framing(status: int, headers: Mapping[str, str]) -> tuple[str, int]:
+    """Return how the answer's body is framed: its mode, and its length for 'length'."""
+    if status in (204, 304):
+        return "none", 0
+    coding = headers.get("transfer-encoding")
+    if coding is not None:
+        if coding.strip().lower() != "chunked":
+            raise httpx.RemoteProtocolError(f"unsupported transfer-encoding {coding!r}")
+        return "chunked", 0
+    length = headers.get("content-length")
+    if length is None:
+        return "close", 0  # ended by the server's close
+    if not length.isdigit() or not length.isascii():
+        raise httpx.RemoteProtocolError(f"bad content-length {length!r}")
+    return "length", int(length)
+
+
+def _chunk_size(line: bytes) -> int:
+    size = line.partition(b";")[0].strip()  # chunk extensions are ignored
+    if _HEX.fullmatch(size) is None:
+        raise httpx.RemoteProtocolError(f"bad chunk size {line[:40]!r}")
+    return int(size, 16)
 
 
 def _head(raw: bytes) -> tuple[int, bool, dict[str, str]]:
@@ -84,42 +184,6 @@ def _head(raw: bytes) -> tuple[int, bool, dict[str, str]]:
             raise httpx.RemoteProtocolError(f"malformed header line: {line[:80]!r}")
         headers[name.decode("ascii").lower()] = value.strip(b" \t").decode("latin-1")
     return int(matched.group(2)), matched.group(1) == b"0", headers
-
-
-async def _body(
-    reader: asyncio.StreamReader, status: int, headers: Mapping[str, str]
-) -> tuple[bytes, bool]:
-    """Read the body as the head frames it; say whether it was framed (not ended by a close)."""
-    if status in (204, 304):
-        return b"", True
-    coding = headers.get("transfer-encoding")
-    if coding is not None:
-        if coding.strip().lower() != "chunked":
-            raise httpx.RemoteProtocolError(f"unsupported transfer-encoding {coding!r}")
-        return await _chunked(reader), True
-    length = headers.get("content-length")
-    if length is None:
-        return await reader.read(), False  # ended by the server's close
-    if not length.isdigit() or not length.isascii():
-        raise httpx.RemoteProtocolError(f"bad content-length {length!r}")
-    return await reader.readexactly(int(length)), True
-
-
-async def _chunked(reader: asyncio.StreamReader) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        size_line = (await reader.readuntil(b"\r\n"))[:-2]
-        size = size_line.partition(b";")[0].strip()
-        if _HEX.fullmatch(size) is None:
-            raise httpx.RemoteProtocolError(f"bad chunk size {size_line[:40]!r}")
-        if int(size, 16) == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailer fields: ignored
-                pass
-            return b"".join(parts)
-        chunk = await reader.readexactly(int(size, 16) + 2)
-        if not chunk.endswith(b"\r\n"):
-            raise httpx.RemoteProtocolError("a chunk longer than its size")
-        parts.append(chunk[:-2])
 
 
 def decoded(answer: Answer) -> bytes:

@@ -23,16 +23,15 @@ import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TypeVar
 
 import httpx
 
-from .http11 import Answer, decoded, read_answer, request_bytes
+from .http11 import Answer, Framer, decoded, request_bytes
 
 __all__ = ["Http11Transport", "Poster", "http_transport"]
 
-READ_SIZE = 64 * 1024
 # httpx's own default: a server's keep-alive timeout is usually 5 s or more (uvicorn's is 5 s),
 # and a connection idle that long is not worth the race with its close.
 KEEPALIVE_EXPIRY = 5.0
@@ -42,28 +41,114 @@ Timeouts = Mapping[str, float | None]  # httpx's four: connect, read, write, poo
 T = TypeVar("T")
 
 
-@dataclass(eq=False, slots=True)
-class _Connection:
-    """One kept-alive connection: its streams, and when it was last used."""
+class _Connection(asyncio.Protocol):
+    """One kept-alive connection: its answers are framed as their bytes arrive.
 
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    idle_since: float = 0.0
+    The waiting request wakes once, when its whole answer is in, however many reads brought it.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.idle_since = 0.0
+        self.closed = False  # by the server, by an error, or out of step: never reused
+        self._framer: Framer | None = None
+        self._answer: asyncio.Future[Answer] | None = None
+        self._writable: asyncio.Future[None] | None = None  # set while the socket is full
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport."""
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        """Frame the answer so far; wake the request once it is whole."""
+        if self._framer is None:  # bytes nobody asked for: the connection is out of step
+            self.closed = True
+            return
+        try:
+            answer = self._framer.feed(data)
+        except httpx.HTTPError as exc:
+            self._settle(exc)
+            return
+        if answer is not None:
+            self._settle(answer)
+
+    def eof_received(self) -> bool | None:
+        """Take the server's close: an answer it ends is whole, any other is cut short."""
+        self.closed = True
+        self._ended(None)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Fail what waits on the connection: it is gone."""
+        self.closed = True
+        self._ended(exc)
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        """Hold writes back: the socket's buffer is full (``exchange`` waits)."""
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        """Let writes go on: the socket's buffer drained."""
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
 
     def reusable(self, now: float, expiry: float) -> bool:
         """Whether it can carry another request: not closed by the server, not idle too long."""
-        # The stream reads eagerly, so a server's close shows here without a system call.
+        transport = self.transport
         return (
-            not self.reader.at_eof()
-            and self.reader.exception() is None
-            and not self.writer.is_closing()
+            not self.closed
+            and transport is not None
+            and not transport.is_closing()
             and now - self.idle_since < expiry
         )
 
+    async def exchange(self, data: bytes, timeout: Timeouts) -> Answer:
+        """Write a request; return its whole answer (the read timeout bounds all of it)."""
+        assert self.transport is not None
+        self._framer = Framer()
+        self._answer = asyncio.get_running_loop().create_future()
+        try:
+            self.transport.write(data)
+            if self._writable is not None:  # most requests fit the socket's buffer at once
+                await _within(
+                    asyncio.shield(self._writable), timeout.get("write"), httpx.WriteTimeout
+                )
+            return await _within(self._answer, timeout.get("read"), httpx.ReadTimeout)
+        finally:
+            self._framer = self._answer = None
+
+    def _ended(self, exc: Exception | None) -> None:
+        if self._framer is None:
+            return
+        if exc is not None:
+            kind = httpx.WriteError if isinstance(exc, BrokenPipeError) else httpx.ReadError
+            self._settle(kind(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__))
+            return
+        try:
+            self._settle(self._framer.end())
+        except httpx.HTTPError as error:
+            self._settle(error)
+
+    def _settle(self, outcome: Answer | httpx.HTTPError) -> None:
+        waiter = self._answer
+        if waiter is None or waiter.done():
+            return
+        if isinstance(outcome, Answer):
+            waiter.set_result(outcome)
+        else:
+            self.closed = True
+            waiter.set_exception(outcome)
+
     def close(self) -> None:
         """Close it; an error while closing changes nothing for the caller."""
-        with contextlib.suppress(Exception):
-            self.writer.close()
+        self.closed = True
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.close()
 
 
 class Http11Transport(httpx.AsyncBaseTransport):
@@ -115,7 +200,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         try:
             conn = await self._checkout(origin, timeout.get("connect"))
             try:
-                answer = await _exchange(conn, data, timeout)
+                answer = await conn.exchange(data, timeout)
             except BaseException:
                 conn.close()  # half a conversation: never reuse it (cancellation included)
                 raise
@@ -145,16 +230,17 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def _connect(self, origin: Origin, connect: float | None) -> _Connection:
         scheme, host, port = origin
         tls = self._ssl_context() if scheme == "https" else None
-        with _mapped(connect_phase=True):
-            reader, writer = await _within(
-                asyncio.open_connection(
-                    host, port, ssl=tls, server_hostname=host if tls else None, limit=READ_SIZE
+        loop = asyncio.get_running_loop()
+        with _mapped():
+            _, conn = await _within(
+                loop.create_connection(
+                    _Connection, host, port, ssl=tls, server_hostname=host if tls else None
                 ),
                 connect,
                 httpx.ConnectTimeout,
             )
         self.opened += 1
-        return _Connection(reader, writer)
+        return conn
 
     def _checkin(self, origin: Origin, conn: _Connection, keep_alive: bool) -> None:
         """Keep a connection whose exchange ended cleanly, if both sides allow it."""
@@ -182,18 +268,6 @@ def _host(url: httpx.URL) -> str:
     return host if url.port is None else f"{host}:{url.port}"
 
 
-async def _exchange(conn: _Connection, data: bytes, timeout: Timeouts) -> Answer:
-    """Write the request, read the answer: one HTTP/1.1 exchange on a connection.
-
-    The read timeout bounds the whole answer (httpx bounds each read): an answer is one small body.
-    """
-    with _mapped():
-        conn.writer.write(data)
-        if conn.writer.transport.get_write_buffer_size():  # most requests leave at once
-            await _within(conn.writer.drain(), timeout.get("write"), httpx.WriteTimeout)
-        return await _within(read_answer(conn.reader), timeout.get("read"), httpx.ReadTimeout)
-
-
 async def _within(
     awaitable: Awaitable[T], seconds: float | None, error: type[httpx.TimeoutException]
 ) -> T:
@@ -208,20 +282,16 @@ async def _within(
 
 
 @contextlib.contextmanager
-def _mapped(*, connect_phase: bool = False) -> Iterator[None]:
-    """Raise httpx's exception types for what the sockets raise."""
+def _mapped() -> Iterator[None]:
+    """Raise httpx's ConnectError for what connecting raises: nothing was sent."""
     try:
         yield
     except httpx.HTTPError:
         raise
-    except (OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
-        kind = httpx.ConnectError if connect_phase else _io_error(exc)
-        raise kind(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
-
-
-def _io_error(exc: BaseException) -> type[httpx.TransportError]:
-    # A reset or a broken pipe after the request began is as ambiguous as a read error.
-    return httpx.ReadError if not isinstance(exc, BrokenPipeError) else httpx.WriteError
+    except (OSError, ssl.SSLError) as exc:
+        raise httpx.ConnectError(
+            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        ) from exc
 
 
 def http_transport(
