@@ -1,11 +1,11 @@
-"""HTTP/1.1 on the wire, for the transport: a request's bytes, and reading one whole answer.
+"""HTTP/1.1 on the wire, for the transport: a request's bytes, and framing one whole answer.
 
 Only what a client of NCP's API needs, strictly: a request we compose ourselves (so its bytes are
 written in one piece), and an answer framed by Content-Length, chunked, or the connection's close.
 Anything else is refused as a protocol error rather than guessed at. h11 did this before, with a
 state machine and a check of every header on every request: about a third of a create's CPU on
-the event loop. The answers' framing is read with asyncio's own buffered primitives (``readuntil``,
-``readexactly``), so a small answer costs a few calls.
+the event loop. ``Framer`` takes the answer's bytes as they arrive (the transport's protocol feeds
+it from ``data_received``) and says when the answer is whole.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""The client's HTTP/1.1 transport: asyncio streams, with httpx's timeouts and exception types.
+"""The client's HTTP/1.1 transport: asyncio protocols, with httpx's timeouts and exception types.
 
 httpx's default transport (httpcore's pool on anyio) spent about 0.85 ms of CPU per request on
 these machines, most of a create's cost. A create is one small form POST answered by one small
 JSON body, so this transport does only that well: HTTP/1.1 (``fleet.http11``), kept-alive
-connections per origin, a bound on connections, httpx's four timeouts and its exception types,
+connections per origin (each an asyncio protocol that frames its answer as the bytes arrive, so
+the request wakes once), a bound on connections, httpx's four timeouts and its exception types,
 TLS. ``Poster`` hands it a request's bytes straight (``exchange``), without httpx's request and
 response objects; it still serves httpx's client as a transport (``handle_async_request``).
 Where the environment names a proxy for the endpoint, httpx's own client and transports send,
