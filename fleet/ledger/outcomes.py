@@ -1,16 +1,18 @@
 """The engine's state changes, each a compare-and-set on the server's row.
 
     planned, or failed unprocessed
-        -- claim -->            in_flight   (committed before the create goes out)
+        -- claim (or claim_many) -->  in_flight   (committed before the create goes out)
     in_flight
+        -- restamp -->          in_flight   (its create goes out later than the claim promised)
+        -- never sent -->       as it was   (unclaim: the run stopped first)
         -- answer or found -->  created     (every server under the name kept)
         -- refused -->          failed
         -- ambiguous -->        in_flight   (set aside, looked up)
         -- surely absent -->    planned     (sent again)
 
 A change that finds the row in another state than the one it expects changes nothing and raises
-LedgerConflict: zero rows changed is an error, never silence. A claim also checks, in the same
-transaction, that this run still holds the rollout's lease.
+LedgerConflict: zero rows changed is an error, never silence. A claim (and a restamp) also
+checks, in the same transaction, that this run still holds the rollout's lease.
 """
 
 from __future__ import annotations
