@@ -179,11 +179,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
             for k, v in request.headers.raw
             if k.lower() not in (b"host", b"content-length")
         }
-        url = request.url
-        data = request_bytes(
-            request.method, url.raw_path.decode("ascii"), _host(url), headers, body
-        )
-        answer = await self.exchange(_origin(url), data, request.extensions.get("timeout", {}))
+        origin, path, host = _target(request.url)
+        data = request_bytes(request.method, path, host, headers, body)
+        answer = await self.exchange(origin, data, request.extensions.get("timeout", {}))
         return httpx.Response(
             answer.status_code,
             headers=list(answer.headers.items()),
@@ -262,11 +260,19 @@ def _origin(url: httpx.URL) -> Origin:
     return (url.scheme, url.host, port)
 
 
-def _host(url: httpx.URL) -> str:
-    """Return the Host header for a URL: its host, and its port unless the default."""
-    raw = url.raw_host.decode("ascii")  # an international name as its ASCII form
+def _target(url: httpx.URL) -> tuple[Origin, str, str]:
+    """Return where a request for ``url`` goes: its origin, its path and query, its Host header.
+
+    The Host header is the host (an international name in its ASCII form), and the port unless
+    it is the scheme's default.
+    """
+    raw = url.raw_host.decode("ascii")
     host = f"[{raw}]" if ":" in raw else raw
-    return host if url.port is None else f"{host}:{url.port}"
+    return (
+        _origin(url),
+        url.raw_path.decode("ascii"),
+        host if url.port is None else f"{host}:{url.port}",
+    )
 
 
 async def _within(
@@ -357,12 +363,7 @@ class Poster:
         if isinstance(self._transport, Http11Transport):
             target = self._targets.get(url)
             if target is None:  # parsed once per action: httpx checks every character of a URL
-                parsed = httpx.URL(url)
-                target = self._targets[url] = (
-                    _origin(parsed),
-                    parsed.raw_path.decode("ascii"),
-                    _host(parsed),
-                )
+                target = self._targets[url] = _target(httpx.URL(url))
             origin, path, host = target
             data = request_bytes("POST", path, host, headers, body.encode())
             answer = await self._transport.exchange(origin, data, self._timeouts)
