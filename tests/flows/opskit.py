@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from tests.functional.fleetkit import ACCESS, SECRET
+import pytest
+
+from fleet.simulator import RunningSimulator, running_simulator
+from tests.functional.fleetkit import ACCESS, SECRET, sim_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,6 +24,20 @@ def inventory(path: Path, name: str, count: int, vpc: str = "75001") -> str:
         f"{name},{count},25495367,s2-g3,{vpc},75101\n"
     )
     return str(path)
+
+
+@contextmanager
+def keyed_simulator(
+    monkeypatch: pytest.MonkeyPatch, **config: object
+) -> Iterator[RunningSimulator]:
+    """Run a simulator (``sim_config(**config)``) with its keys in this process's environment.
+
+    As a worker's would be: the flows and commands read them from there.
+    """
+    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
+    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
+    with running_simulator(sim_config(**config)) as running:
+        yield running
 
 
 def fleet_env(**extra: str) -> dict[str, str]:

@@ -16,15 +16,12 @@ import pytest
 from fleet.errors import LedgerError
 from fleet.ledger import AsyncLedger, Ledger
 from fleet.options import ProvisionOptions
-from fleet.simulator import RunningSimulator, running_simulator
+from fleet.simulator import RunningSimulator
 from flows.provision import provision_fleet
-from tests.flows.opskit import inventory
+from tests.flows.opskit import inventory, keyed_simulator
 from tests.functional.fleetkit import (
-    ACCESS,
-    SECRET,
     assert_each_once,
     servers_by_name,
-    sim_config,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -33,9 +30,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("pref
 @pytest.fixture
 def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSimulator]:
     """A simulator whose answers take a little while, so many creates are on their way at once."""
-    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
-    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
-    with running_simulator(sim_config(latency=0.05, latency_jitter=0.05)) as running:
+    with keyed_simulator(monkeypatch, latency=0.05, latency_jitter=0.05) as running:
         yield running
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fleet.simulator import RunningSimulator, running_simulator
+from fleet.simulator import RunningSimulator
 from flows.cli import app
-from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, sim_config
+from tests.flows.opskit import keyed_simulator
+from tests.functional.fleetkit import servers_by_name
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -21,10 +22,8 @@ runner = CliRunner()
 @pytest.fixture
 def sim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[RunningSimulator]:
     """A simulator with its keys in the environment; the command runs in a scratch directory."""
-    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
-    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
     monkeypatch.chdir(tmp_path)
-    with running_simulator(sim_config()) as running:
+    with keyed_simulator(monkeypatch) as running:
         yield running
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fleet.simulator import RunningSimulator, running_simulator
+from fleet.simulator import RunningSimulator
 from flows.cli import app
-from tests.functional.fleetkit import ACCESS, SECRET, sim_config
+from tests.flows.opskit import keyed_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = str(ROOT / "inventories" / "bad-references.csv")
@@ -21,10 +21,8 @@ runner = CliRunner()
 @pytest.fixture
 def sim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[RunningSimulator]:
     """A simulator with its keys in the environment; the command runs in a scratch directory."""
-    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
-    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
     monkeypatch.chdir(tmp_path)
-    with running_simulator(sim_config()) as running:
+    with keyed_simulator(monkeypatch) as running:
         yield running
 
 

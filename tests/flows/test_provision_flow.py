@@ -13,11 +13,12 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions
-from fleet.simulator import RunningSimulator, running_simulator
+from fleet.simulator import RunningSimulator
 from fleet.summary import RolloutSummary
 from flows.provision import chunks, provision_fleet
 from flows.runtime import fingerprint
-from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, sim_config, specs
+from tests.flows.opskit import keyed_simulator
+from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, specs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -28,9 +29,7 @@ DEMO = str(ROOT / "inventories" / "demo.csv")
 @pytest.fixture
 def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSimulator]:
     """A simulator whose keys are in the environment, as a worker's would be."""
-    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
-    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
-    with running_simulator(sim_config(latency=0.01)) as running:
+    with keyed_simulator(monkeypatch, latency=0.01) as running:
         yield running
 
 

@@ -12,7 +12,7 @@ from fleet.options import ProvisionOptions
 from fleet.simulator import RunningSimulator, running_simulator
 from fleet.summary import RolloutSummary
 from flows.provision import provision_fleet
-from tests.flows.opskit import inventory
+from tests.flows.opskit import inventory, keyed_simulator
 from tests.functional.fleetkit import ACCESS, SECRET, sim_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -23,10 +23,8 @@ EACH_RATE = 40.0  # what each run would do on its own
 
 @pytest.fixture
 def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSimulator]:
-    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
-    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
     # The gateway allows a little more than the shared budget, far less than the runs' sum.
-    with running_simulator(sim_config(rate=30, burst=20)) as running:
+    with keyed_simulator(monkeypatch, rate=30, burst=20) as running:
         yield running
 
 

@@ -20,11 +20,12 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFi
 from typer.testing import CliRunner
 
 from fleet.options import ProvisionOptions
-from fleet.simulator import RunningSimulator, running_simulator
+from fleet.simulator import RunningSimulator
 from fleet.summary import RolloutSummary
 from flows import approval
 from flows.provision import provision_fleet
-from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, sim_config
+from tests.flows.opskit import keyed_simulator
+from tests.functional.fleetkit import servers_by_name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -35,9 +36,7 @@ REFUSED = "25495367,s2-g2-s50"  # a spec of another image generation: NCP answer
 @pytest.fixture
 def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSimulator]:
     """A simulator whose servers boot in a moment, keys in the environment."""
-    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
-    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
-    with running_simulator(sim_config(create_seconds=0.1, setup_seconds=0.1)) as running:
+    with keyed_simulator(monkeypatch, create_seconds=0.1, setup_seconds=0.1) as running:
         yield running
 
 

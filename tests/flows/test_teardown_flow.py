@@ -13,11 +13,12 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from fleet.options import ProvisionOptions, TeardownOptions
 from fleet.reads import Resource
-from fleet.simulator import RunningSimulator, running_simulator
+from fleet.simulator import RunningSimulator
 from fleet.teardown import TeardownReport
 from flows.provision import provision_fleet
 from flows.teardown import teardown_fleet
-from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, sim_config
+from tests.flows.opskit import keyed_simulator
+from tests.functional.fleetkit import servers_by_name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -25,9 +26,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("pref
 @pytest.fixture
 def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSimulator]:
     """A simulator whose keys are in the environment, as a worker's would be."""
-    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
-    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
-    with running_simulator(sim_config(latency=0.01)) as running:
+    with keyed_simulator(monkeypatch, latency=0.01) as running:
         yield running
 
 
