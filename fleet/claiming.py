@@ -74,10 +74,12 @@ class Claims:
         *,
         clock: Callable[[], float],
         rate: Callable[[], float | None],
+        run: str | None = None,
     ) -> None:
         self._ledger = ledger
         self._rollout = rollout
         self._owner = owner
+        self._run = run  # the run tag each claim records: its create marker carries it
         self._clock = clock
         self._rate = rate
         self._ahead: dict[str, _Ahead] = {}
@@ -122,9 +124,11 @@ class Claims:
         unclaimed = (s for s in due if s.name not in self._ahead)
         others = list(islice(unclaimed, self._how_many() - 1))
         if not others:
-            return await self._ledger.run(book.claim, self._rollout, spec, self._owner)
+            return await self._ledger.run(book.claim, self._rollout, spec, self._owner, self._run)
         at = self._clock()  # before the commit: its stamp is this or later
-        batch = self._ledger.start(book.claim_many, self._rollout, [spec, *others], self._owner)
+        batch = self._ledger.start(
+            book.claim_many, self._rollout, [spec, *others], self._owner, self._run
+        )
         self.batches += 1
         for index, other in enumerate(others, start=1):
             self._ahead[other.name] = _Ahead(batch, index, at)

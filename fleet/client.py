@@ -51,7 +51,9 @@ PAGE_SIZE = 100
 BATCH_SIZE = 100  # instance numbers per look-up / stop / terminate call
 
 Params = Sequence[tuple[str, str]]
-BeforeSend = Callable[[], Awaitable[None]]
+# Runs just before a request is signed and sent; what it returns (if anything) is sent instead of
+# the call's parameters: the engine's claim, which puts the create marker into the description.
+BeforeSend = Callable[[], Awaitable[Params | None]]
 
 
 # What quote_plus leaves as it is: most names and values of a call, which need no quoting.
@@ -181,11 +183,11 @@ class NcpClient:
 
         ``before_send`` is awaited once the limiter lets the request go, just before it is
         signed and sent (the engine commits the server's in-flight mark there; if it raises,
-        nothing is sent).
+        nothing is sent). Parameters it returns are sent in place of ``params``.
         """
         async with self.limiter.slot() as permit:
             if before_send is not None:
-                await before_send()
+                params = await before_send() or params
             permit = self.limiter.on_send(permit)  # the claim took time: this is when it leaves
             uri = f"{self._base_path}{API_PATHS[api]}/{action}?{QUERY}"
             headers = signed_headers(

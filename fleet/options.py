@@ -222,6 +222,13 @@ class TeardownOptions(RunOptions):
     gone_after: int = Field(
         3, ge=1, description="Consecutive status reads without a server before it counts as gone."
     )
+    include_adopted: bool = Field(
+        False, description="Take down adopted servers too (fleet did not create them)."
+    )
+    only_run: str | None = Field(
+        None,
+        description="Take down only what this run (its create-marker tag) created: a rollback.",
+    )
 
 
 def options_from(model: type[M], values: dict[str, Any]) -> M:

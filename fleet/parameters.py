@@ -15,6 +15,7 @@ __all__ = [
     "IMAGE_CHOICES",
     "IMAGE_RULES",
     "LISTS",
+    "MARKER_BYTES",
     "MAX_CREATE_SERIAL",
     "MAX_DESCRIPTION_BYTES",
     "MAX_NICS",
@@ -136,6 +137,9 @@ IMAGE_RULES: tuple[ImageRule, ...] = (
 FEE_SYSTEM_TYPE_CODES = frozenset({"MTRAT", "FXSUM"})
 MAX_NICS = 3
 MAX_DESCRIPTION_BYTES = 1000
+# Of those, what fleet's create marker takes with the space before it (fleet/ownership.py): a
+# user's description may use the rest.
+MARKER_BYTES = 40
 # serverCreateCount + serverCreateStartNo <= 1000, so every serial fits three digits.
 MAX_CREATE_SERIAL = 1000
 

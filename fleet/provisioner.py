@@ -2,7 +2,11 @@
 
 The rules that make a rollout safe to interrupt, retry and rerun:
 - a server is claimed ``in_flight`` (a compare-and-set, under the rollout's lease, committed and
-  synced) before each create goes out; the parameters and region as sent are kept;
+  synced) before each create goes out; the parameters and region as sent are kept, and the create
+  carries the rollout's create marker in its description (``ownership``), naming this run and
+  the claim's attempt: a server found later is ours only by that marker or a recorded number;
+- a failure budget is checked at the moment of sending (after the limiter's wait): once spent,
+  nothing more leaves but what is already on the wire;
 - only failures NCP did not process are retried blindly (inside the client);
 - after an ambiguous failure (timeout, lost connection, 5xx, an unreadable success, or any
   unexpected error once sending began) the server is set aside and looked up by exact name where
@@ -24,11 +28,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from .claiming import Claims, WorkQueue
-from .client import NcpClient, ServerInstance
-from .errors import AmbiguousError, FleetError, NcpError
+from .client import NcpClient, Params, ServerInstance
+from .errors import AmbiguousError, FleetError, NcpError, PermanentError
 from .ledger import AsyncLedger, Found, Record
 from .options import ProvisionOptions
-from .settling import Pending, Settler, Verdict
+from .ownership import Marker, describe, new_rollout_id, new_run_tag
+from .settling import Pending, Settled, Settler, Verdict
 from .spec import ServerSpec
 
 __all__ = ["Progress", "Provisioner", "found_from"]
@@ -56,12 +61,32 @@ class Progress:
 ProgressHook = Callable[[Progress], Awaitable[None] | None]
 
 
-def found_from(servers: Sequence[ServerInstance], region: str, vpc: str) -> list[Found]:
-    """Return NCP's servers as the ledger records them, in the region and VPC they were sent to."""
-    return [
-        Found(s.instance_no, region, s.vpc_no or vpc, s.status.value, s.create_date, s.raw)
-        for s in servers
-    ]
+def found_from(
+    servers: Sequence[ServerInstance], region: str, vpc: str, rollout_id: str | None = None
+) -> list[Found]:
+    """Return NCP's servers as the ledger records them, in the region and VPC they were sent to.
+
+    A server carrying the create marker of ``rollout_id`` is recorded with the run that made it.
+    """
+    out = []
+    for s in servers:
+        marker = Marker.of(s)
+        run = marker.run if marker and rollout_id and marker.rollout_id == rollout_id else None
+        out.append(
+            Found(s.instance_no, region, s.vpc_no or vpc, s.status.value, s.create_date, s.raw, run)
+        )
+    return out
+
+
+def marked(params: Params, marker: Marker) -> Params:
+    """Return a create's parameters with the marker after the user's own description."""
+    user = next((v for k, v in params if k == "serverDescription"), "")
+    rest = [(k, v) for k, v in params if k != "serverDescription"]
+    return [*rest, ("serverDescription", describe(user, marker))]
+
+
+class Withheld(Exception):
+    """Raised before a create is sent, once the run's failure budget is spent: nothing left."""
 
 
 def _never() -> bool:
@@ -87,6 +112,8 @@ class Provisioner:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_progress: ProgressHook | None = None,
         progress: Progress | None = None,
+        rollout_id: str | None = None,
+        run: str | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -98,6 +125,9 @@ class Provisioner:
         self._on_progress = on_progress
         self.progress = progress or Progress()  # shared by every engine of one run
         self.lookups = 0
+        self.ambiguous = 0  # answers of any kind that left a create's outcome unknown
+        self.rollout_id = rollout_id  # the id in the rollout's create markers (None: the ledger's)
+        self.run = run or new_run_tag()  # this run's tag in the markers
 
     async def provision(
         self, specs: Sequence[ServerSpec], *, stop: Callable[[], bool] | None = None
@@ -110,13 +140,23 @@ class Provisioner:
         is still settled, and the servers not sent stay planned.
         """
         book = self.ledger.sync
+        if self.rollout_id is None:
+            own = await self.ledger.run(
+                book.ownership,
+                self.rollout,
+                window=self.options.settle,
+                new_marker=new_rollout_id(),
+            )
+            self.rollout_id = own.marker
         names = [s.name for s in specs]  # this call's servers only: a chunk is not the rollout
         by_name = {r.name: r for r in await self.ledger.run(book.records, self.rollout, names)}
+        ledger_now = await self.ledger.run(book.now)  # the clock the ledger's stamps are on
         settler = Settler(
             self.client,
             window=self.options.settle,
             patience=max(self.options.settle, 10 * self.options.settle_poll),
             clock=self._clock,
+            rollout_id=self.rollout_id,
         )
         queue = WorkQueue()
         for spec in specs:
@@ -124,7 +164,7 @@ class Provisioner:
             if record is None:
                 continue  # not planned: never sent
             if record.unsettled:
-                settler.add(Pending.from_record(spec, record, self._clock()))
+                settler.add(Pending.from_record(spec, record, self._clock(), ledger_now))
             elif record.sendable:
                 queue.put_nowait(spec)
         await self._run(queue, settler, stop or _never)
@@ -141,6 +181,7 @@ class Provisioner:
             self.owner,
             clock=self._clock,
             rate=lambda: self.client.limiter.rate,
+            run=self.run,
         )
         state = _RunState(outstanding, {}, stop, queue, claims)
         workers = min(self.options.workers, max(1, queue.qsize()))
@@ -148,7 +189,7 @@ class Provisioner:
             async with asyncio.TaskGroup() as group:
                 for _ in range(workers):
                     group.create_task(self._worker(queue, settler, state))
-                group.create_task(self._settle(queue, settler, state))
+                group.create_task(_Settling(self).run(queue, settler, state))
         except BaseExceptionGroup as errors:
             _, other = errors.split(_Done)
             if other is not None:
@@ -175,20 +216,31 @@ class Provisioner:
             if finished:
                 await state.finish(self)
 
+    async def _claim(self, spec: ServerSpec, send: _Send, state: _RunState) -> Params:
+        """Claim a create just before it leaves; return its parameters, marked.
+
+        Committed before the create is signed and sent; every retry is written too. The budget
+        is checked here, after the limiter's wait: at the moment of sending.
+        """
+        if send.attempt is None:
+            if state.stop():
+                raise Withheld
+            send.attempt = await state.claims.claim(spec, state.queue)
+        else:
+            send.attempt = await self.ledger.run(
+                self.ledger.sync.resend, self.rollout, spec.name, send.attempt, self.owner
+            )
+        send.sent_at = self._clock()
+        assert self.rollout_id is not None
+        return marked(spec.params, Marker(self.rollout_id, self.run, send.attempt))
+
     async def _create(self, spec: ServerSpec, settler: Settler, state: _RunState) -> bool:
         """Send one server's create; return True once it is settled (False: set aside)."""
         book = self.ledger.sync
         send = _Send()
 
-        async def claim() -> None:
-            # Committed before the create is signed and sent; every retry is written too.
-            if send.attempt is None:
-                send.attempt = await state.claims.claim(spec, state.queue)
-            else:
-                send.attempt = await self.ledger.run(
-                    book.resend, self.rollout, spec.name, send.attempt, self.owner
-                )
-            send.sent_at = self._clock()
+        def claim() -> Awaitable[Params]:
+            return self._claim(spec, send, state)
 
         try:
             result = await self.client.create_server(spec.params, before_send=claim)
@@ -199,7 +251,11 @@ class Provisioner:
                     action="createServerInstances",
                     request_id=result.request_id,
                 )
+        except Withheld:
+            await state.claims.release(spec)  # never sent: as it was, if claimed ahead
+            return True
         except AmbiguousError as exc:
+            self.ambiguous += 1
             log.info("%s: create may have gone through (%s); setting it aside", spec.name, exc)
             await self.ledger.run(book.note_ambiguous, self.rollout, spec.name, exc)
             self._set_aside(spec, send, settler, exc.request_id)
@@ -214,6 +270,7 @@ class Provisioner:
             if send.attempt is None:
                 raise  # failed before anything was claimed or sent
             # The create may have left: the server stays in flight and is looked up.
+            self.ambiguous += 1
             log.exception("%s: unexpected error after sending; setting it aside", spec.name)
             self._set_aside(spec, send, settler, None)
             return False
@@ -227,7 +284,7 @@ class Provisioner:
                 spec.name,
                 found,
                 request_id=result.request_id,
-                at=self._clock(),
+                run=self.run,
             )
         )
         await self._count("created")
@@ -240,57 +297,6 @@ class Provisioner:
         settler.add(Pending(spec, send.attempt, send.sent_at, spec.region, spec.vpc_no, request_id))
         self.progress.settling = len(settler.pending)
 
-    async def _settle(self, queue: WorkQueue, settler: Settler, state: _RunState) -> None:
-        """Look set-aside servers up every settle_poll seconds until none is left."""
-        while True:
-            if settler.pending:
-                for pending, verdict, servers in await settler.round():
-                    if await self._apply(pending, verdict, servers, queue, state):
-                        await state.finish(self)
-                self.progress.settling = len(settler.pending)
-            await self._sleep(settler.next_round(self.options.settle_poll))
-
-    async def _apply(
-        self,
-        pending: Pending,
-        verdict: Verdict,
-        servers: Sequence[ServerInstance],
-        queue: WorkQueue,
-        state: _RunState,
-    ) -> bool:
-        """Act on a verdict; return True once the server is settled for this run."""
-        book, name = self.ledger.sync, pending.spec.name
-        if verdict == Verdict.FOUND:
-            found = found_from(servers, pending.region, pending.vpc)
-            await self.ledger.run(
-                book.record_created,
-                self.rollout,
-                name,
-                found,
-                request_id=pending.request_id,
-                origin="lookup",
-            )
-            if len(found) > 1:
-                log.warning("%s: %d servers carry this name; all recorded", name, len(found))
-            await self._count("created")
-            return True
-        if verdict == Verdict.ABSENT:
-            state.cycles[name] = state.cycles.get(name, 0) + 1
-            if state.cycles[name] >= self.options.max_create_attempts:
-                message = f"no server after {state.cycles[name]} ambiguous creates"
-                await self.ledger.run(book.give_up, self.rollout, name, pending.attempt, message)
-                await self._count("failed")
-                return True
-            await self.ledger.run(book.release_absent, self.rollout, pending.spec, pending.attempt)
-            queue.put_nowait(pending.spec)  # surely absent: sending again cannot duplicate it
-            return False
-        if verdict == Verdict.UNKNOWN:
-            error = settler_error(pending)
-            log.warning("%s: could not be looked up; left in flight (%s)", name, error)
-            await self._count("unknown")
-            return True
-        return False
-
     async def _count(self, outcome: str) -> None:
         p = self.progress
         p.done += 1
@@ -299,6 +305,78 @@ class Provisioner:
             result = self._on_progress(p)
             if result is not None:
                 await result
+
+
+class _Settling:
+    """The engine's settling side: act on each verdict the settler gives."""
+
+    def __init__(self, engine: Provisioner) -> None:
+        self.engine = engine
+
+    async def run(self, queue: WorkQueue, settler: Settler, state: _RunState) -> None:
+        """Look set-aside servers up every settle_poll seconds until none is left."""
+        engine = self.engine
+        while True:
+            if settler.pending:
+                for settled in await settler.round():
+                    if await self._apply(settled, queue, state):
+                        await state.finish(engine)
+                engine.progress.settling = len(settler.pending)
+            await engine._sleep(settler.next_round(engine.options.settle_poll))
+
+    async def _apply(self, settled: Settled, queue: WorkQueue, state: _RunState) -> bool:
+        """Act on a verdict; return True once the server is settled for this run."""
+        engine, pending = self.engine, settled.pending
+        book, name = engine.ledger.sync, pending.spec.name
+        if settled.verdict == Verdict.FOUND:
+            found = found_from(settled.ours, pending.region, pending.vpc, engine.rollout_id)
+            await engine.ledger.run(
+                book.record_created,
+                engine.rollout,
+                name,
+                found,
+                request_id=pending.request_id,
+                origin="lookup",
+            )
+            if len(found) > 1:
+                log.warning("%s: %d servers carry this name; all recorded", name, len(found))
+            await engine._count("created")
+            return True
+        if settled.verdict == Verdict.ABSENT:
+            return await self._absent(settled, queue, state)
+        if settled.verdict == Verdict.UNKNOWN:
+            error = settler_error(pending)
+            log.warning("%s: could not be looked up; left in flight (%s)", name, error)
+            await engine._count("unknown")
+            return True
+        return False
+
+    async def _absent(self, settled: Settled, queue: WorkQueue, state: _RunState) -> bool:
+        """Send a surely absent server again, unless its name is taken or its tries ran out."""
+        engine, pending = self.engine, settled.pending
+        book, name = engine.ledger.sync, pending.spec.name
+        state.cycles[name] = state.cycles.get(name, 0) + 1
+        if settled.others:
+            # Our create made nothing, and someone else's server holds the name: sending again
+            # would put two servers under it. Refused here, as a planned name that exists is.
+            numbers = " ".join(s.instance_no for s in settled.others)
+            error = PermanentError(
+                f"no server of this rollout was made, and the name is taken by {numbers}, "
+                "which is not this rollout's (no create marker of it, number not recorded)",
+                action="createServerInstances",
+                code="fleet-name-taken",
+            )
+            await engine.ledger.run(book.record_failed, engine.rollout, name, error)
+            await engine._count("failed")
+            return True
+        if state.cycles[name] >= engine.options.max_create_attempts:
+            message = f"no server after {state.cycles[name]} ambiguous creates"
+            await engine.ledger.run(book.give_up, engine.rollout, name, pending.attempt, message)
+            await engine._count("failed")
+            return True
+        await engine.ledger.run(book.release_absent, engine.rollout, pending.spec, pending.attempt)
+        queue.put_nowait(pending.spec)  # surely absent: sending again cannot duplicate it
+        return False
 
 
 def settler_error(pending: Pending) -> str:

@@ -1,11 +1,19 @@
 """Settling creates whose outcome is unknown: look, and trust 'not listed' only after a window.
 
 NCP lists a new server late (seconds, maybe tens of seconds, most of all after a slow or failed
-create), and a create has no client token. So after an ambiguous answer the server is set aside
-and looked up by exact name, where its create was sent (region and VPC), every ``poll`` seconds:
-found, it is recorded; not found by a look-up that began at least ``window`` seconds after the
-create was sent, it surely does not exist and may be sent again. Look-ups that keep failing give
-up after ``patience``: the server stays in flight for a rerun to settle.
+create), and its create has no client token, so ours carries one: the create marker
+(``ownership``). After an ambiguous answer the server is set aside and looked up by exact name,
+where its create was sent (region and VPC), every ``poll`` seconds:
+- found carrying this rollout's marker, it is recorded (a server under the name without it is
+  someone else's, and proves nothing);
+- not found by a look-up that began at least ``window`` seconds after the create was sent, it
+  surely does not exist and may be sent again. Absence is only ever read from a filtered read by
+  name: a paged listing of a VPC can skip a server (one terminated between two pages shifts the
+  rest), so a name missing from a listing is read again by name before it counts as absent;
+- look-ups that keep failing give up after ``patience``: the server stays in flight for a rerun.
+
+Every interval is measured on one clock: this process's own, from the send it made, or, for a
+send an earlier run made, from the age the ledger's clock gives its stamp.
 
 ``decide`` is the whole rule, as a pure function; ``Settler`` does the looking.
 """
@@ -22,9 +30,19 @@ from enum import StrEnum
 from .client import NcpClient, ServerInstance
 from .errors import NcpError
 from .ledger import Record
+from .ownership import Evidence, judge
 from .spec import ServerSpec
 
-__all__ = ["CLAIM_HORIZON", "FIRST_LOOK", "Pending", "Settler", "Verdict", "decide", "epoch"]
+__all__ = [
+    "CLAIM_HORIZON",
+    "FIRST_LOOK",
+    "Pending",
+    "Settled",
+    "Settler",
+    "Verdict",
+    "decide",
+    "epoch",
+]
 
 # Up to this many names of one (region, VPC) are looked up one by one; more, and one listing of
 # the whole VPC (paged) is cheaper.
@@ -81,30 +99,48 @@ class Pending:
 
     spec: ServerSpec  # what the inventory says now (sent again only once surely absent)
     attempt: int  # the ledger's attempt count at that create: the compare-and-set token
-    sent_at: float  # when that create went out (epoch seconds)
+    sent_at: float  # when that create went out, on this process's clock (seconds)
     region: str  # where it was sent: looked up there, whatever the inventory says now
     vpc: str
     request_id: str | None = None
+    marked: bool = True  # its create carried a marker: only a server with ours settles it
 
     @classmethod
-    def from_record(cls, spec: ServerSpec, record: Record, now: float) -> Pending:
+    def from_record(
+        cls, spec: ServerSpec, record: Record, now: float, ledger_now: float
+    ) -> Pending:
         """Return the pending look-up of a server an earlier run left unsettled.
 
-        Its create may have left as late as CLAIM_HORIZON after the stamp: the window runs from
-        then.
+        The ledger stamped its send on the ledger's clock, which is not this process's: the
+        stamp's age on the ledger's clock (``ledger_now``) says how long ago, on ours (``now``),
+        it went out. It may have left as late as CLAIM_HORIZON after the stamp: the window runs
+        from then.
         """
         sent = epoch(record.sent_at)
+        age = 0.0 if sent is None else max(0.0, ledger_now - sent)
         return cls(
             spec,
             record.attempts,
-            now if sent is None else sent + CLAIM_HORIZON,
+            now - age + CLAIM_HORIZON,
             record.sent_region,
             record.sent_vpc,
             record.request_id,
+            record.marked,
         )
 
 
-Lookup = tuple[float, Mapping[str, Sequence[ServerInstance]]]
+# When a look-up began, what it found per name, and whether it read by name (filtered).
+Lookup = tuple[float, Mapping[str, Sequence[ServerInstance]], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """One pending server's verdict, with the servers under its name: ours, and not ours."""
+
+    pending: Pending
+    verdict: Verdict
+    ours: tuple[ServerInstance, ...]
+    others: tuple[ServerInstance, ...]  # someone else's, under the same name
 
 
 class Settler:
@@ -117,11 +153,13 @@ class Settler:
         window: float,
         patience: float,
         clock: Callable[[], float] = time.time,
+        rollout_id: str | None = None,
     ) -> None:
         self.client = client
         self.window = window
         self.patience = patience
         self._clock = clock
+        self.rollout_id = rollout_id  # the id this rollout's create markers carry
         self.pending: dict[str, Pending] = {}
         self._looked: set[str] = set()  # pending servers looked up at least once
         self.lookups = 0  # look-up calls made, for the run's summary
@@ -143,36 +181,67 @@ class Settler:
         found: dict[str, list[ServerInstance]] = defaultdict(list)
         if len(names) <= NAMES_PER_LISTING:
             for name in names:
-                self.lookups += 1
-                found[name] = await self.client.find_by_name(name, region=region, vpc_no=vpc)
-        else:
-            self.lookups += 1
-            wanted = set(names)
-            for server in await self.client.list_servers(region=region, vpc_no=vpc):
-                if server.name in wanted:
-                    found[server.name].append(server)
-        return looked_at, found
+                found[name] = await self._by_name(name, region, vpc)
+            return looked_at, found, True
+        self.lookups += 1
+        wanted = set(names)
+        for server in await self.client.list_servers(region=region, vpc_no=vpc):
+            if server.name in wanted:
+                found[server.name].append(server)
+        return looked_at, found, False
 
-    async def round(self) -> list[tuple[Pending, Verdict, Sequence[ServerInstance]]]:
+    async def _by_name(self, name: str, region: str, vpc: str) -> list[ServerInstance]:
+        self.lookups += 1
+        return await self.client.find_by_name(name, region=region, vpc_no=vpc)
+
+    def _split(
+        self, pending: Pending, servers: Sequence[ServerInstance]
+    ) -> tuple[tuple[ServerInstance, ...], tuple[ServerInstance, ...]]:
+        """Split the servers under a pending name into this rollout's and someone else's."""
+        if not pending.marked:  # sent before markers: any server under the name, as then
+            return tuple(servers), ()
+        evidence = Evidence(self.rollout_id, {})
+        ours = tuple(s for s in servers if judge(s, evidence).ours)
+        return ours, tuple(s for s in servers if s not in ours)
+
+    async def _judge(self, p: Pending, lookup: Lookup | None) -> Settled:
+        """Judge one pending server by a look-up (None: it failed); confirm absence by name."""
+        if lookup is None:
+            looked_at, found, filtered = self._clock(), None, True
+        else:
+            looked_at, found, filtered = lookup
+        servers = () if found is None else tuple(found.get(p.spec.name, ()))
+        ours, others = self._split(p, servers)
+        there = None if found is None else bool(ours)
+        verdict = decide(there, looked_at, p.sent_at, self._clock(), self.window, self.patience)
+        if verdict == Verdict.ABSENT and not filtered:
+            # A paged listing may have skipped it: only a read by its name says it is absent.
+            try:
+                again = await self._by_name(p.spec.name, p.region, p.vpc)
+            except NcpError as exc:
+                self.last_error = exc
+                return Settled(p, Verdict.WAIT, (), others)
+            return await self._judge(p, (looked_at, {p.spec.name: again}, True))
+        return Settled(p, verdict, ours, others)
+
+    async def round(self) -> list[Settled]:
         """Look every pending server up once; return the verdicts (settled ones leave the set)."""
         groups: dict[tuple[str, str], list[Pending]] = defaultdict(list)
         for pending in self.pending.values():
             groups[(pending.region, pending.vpc)].append(pending)
-        verdicts: list[tuple[Pending, Verdict, Sequence[ServerInstance]]] = []
+        verdicts: list[Settled] = []
         for (region, vpc), members in groups.items():
+            lookup: Lookup | None
             try:
-                looked_at, found = await self._look(region, vpc, [p.spec.name for p in members])
+                lookup = await self._look(region, vpc, [p.spec.name for p in members])
             except NcpError as exc:
                 self.last_error = exc
-                looked_at, found = self._clock(), None
-            now = self._clock()
+                lookup = None
             for p in members:
                 self._looked.add(p.spec.name)
-                servers = () if found is None else tuple(found.get(p.spec.name, ()))
-                there = None if found is None else bool(servers)
-                verdict = decide(there, looked_at, p.sent_at, now, self.window, self.patience)
-                if verdict != Verdict.WAIT:
+                settled = await self._judge(p, lookup)
+                if settled.verdict != Verdict.WAIT:
                     del self.pending[p.spec.name]
                     self._looked.discard(p.spec.name)
-                verdicts.append((p, verdict, servers))
+                verdicts.append(settled)
         return verdicts

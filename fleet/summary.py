@@ -63,6 +63,7 @@ class RolloutSummary:
     rate_asked: float | None = None  # calls/s the user named; None: --rate auto
     rate_found: float | None = None  # calls/s the gateway allowed, measured between throttles
     rate_final: float | None = None  # calls/s the limiter was at when creating ended
+    run: str = ""  # this run's tag in its create markers: a rollback takes only what it made
 
     @property
     def created_per_second(self) -> float:

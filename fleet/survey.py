@@ -1,10 +1,14 @@
 """Before creating: compare the inventory with the ledger and with what NCP lists.
 
-Every (region, VPC) the rollout touches is listed once. Then per server:
-- created before: done (a second server found under its name, made inside the window of its
-  sends, is recorded as a duplicate: ours, flagged, and taken down with it);
-- a create may be out (in flight, or failed ambiguous): found where it was sent, it is recorded
-  (reconciled); otherwise it is left to the engine, which settles it with the same window;
+Every (region, VPC) the rollout touches is listed once. Which servers under a name are ours is
+``ownership.judge``'s: a recorded number or this rollout's create marker (for a row last sent
+before markers existed, the old rule: made while its creates went out). Then per server:
+- created before: done (a second server of ours under its name is recorded as a duplicate:
+  flagged, and taken down with it; someone else's is left alone);
+- a create may be out (in flight, or failed ambiguous): a server of ours where it was sent is
+  recorded (reconciled); otherwise it is left to the engine, which settles it;
+- not sent, and a server of ours carries the name (a create judged absent that NCP made after
+  all): recorded, never sent again;
 - not sent, and the name exists: someone else's server; the rollout stops (or adopts it);
 - refused before with the same parameters: skipped (unless retried);
 - otherwise: to create.
@@ -20,16 +24,22 @@ from dataclasses import dataclass
 from .client import NcpClient, ServerInstance
 from .errors import RolloutError
 from .ledger import AsyncLedger, Instance, PlanDelta, Record, State, TeardownState
+from .options import ProvisionOptions
+from .ownership import Evidence, judge
 from .provisioner import found_from
 from .settling import CLAIM_HORIZON, epoch
 from .spec import ServerSpec
 
-__all__ = ["CLOCK_SKEW", "Survey", "in_send_window", "survey"]
+__all__ = ["CLOCK_SKEW", "Survey", "in_send_window", "ours_of", "owned_instances", "survey"]
 
 # How far NCP's createDate (its clock, second resolution) may be from our send times.
 CLOCK_SKEW = 120.0
 
 Listing = dict[tuple[str, str], dict[str, list[ServerInstance]]]
+
+# A rollout that kept no window of its own (from before it was kept) is judged by the default.
+DEFAULT_WINDOW: float = ProvisionOptions.model_fields["settle"].default
+DEFAULT_TIMEOUT: float = ProvisionOptions.model_fields["request_timeout"].default
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,18 +98,37 @@ def _numbers(servers: Sequence[ServerInstance]) -> str:
     return " ".join(s.instance_no for s in servers)
 
 
+def ours_of(
+    servers: Sequence[ServerInstance],
+    rec: Record | None,
+    rollout_id: str | None,
+    recorded: dict[str, str],
+    margin: float,
+) -> list[ServerInstance]:
+    """Return the servers under a row's name that are this rollout's (``ownership.judge``)."""
+    out = []
+    for server in servers:
+        legacy = rec is not None and rec.attempts > 0 and not rec.marked
+        window = legacy and rec is not None and in_send_window(rec, server, margin)
+        if judge(server, Evidence(rollout_id, recorded, legacy, window)).ours:
+            out.append(server)
+    return out
+
+
 def _sort(
     specs: Sequence[ServerSpec],
     known: dict[str, Record],
-    owned: dict[str, set[str]],
+    owned: dict[str, dict[str, str]],
     listing: Listing,
     *,
     adopt_existing: bool,
     margin: float,
+    rollout_id: str | None,
 ) -> _Sorting:
     out = _Sorting([], [], [], [], [], [], [], [])
     for spec in specs:
         rec = known.get(spec.name)
+        recorded = owned.get(spec.name, {})
         there = listing.get((spec.region, spec.vpc_no), {}).get(spec.name, [])
         if (
             rec is not None
@@ -107,19 +136,21 @@ def _sort(
             and rec.teardown != TeardownState.TERMINATED
         ):
             out.done.append(spec.name)
-            ours = owned.get(spec.name, set())
             mine = listing.get((rec.region, rec.vpc_no), {}).get(spec.name, [])
-            extra = [
-                s for s in mine if s.instance_no not in ours and in_send_window(rec, s, margin)
-            ]
+            ours = ours_of(mine, rec, rollout_id, recorded, margin)
+            extra = [s for s in ours if s.instance_no not in recorded]
             if extra:
                 out.duplicates.append((rec, extra))
         elif rec is not None and rec.unsettled:
             sent = listing.get((rec.sent_region, rec.sent_vpc), {}).get(spec.name, [])
-            if sent:
-                out.reconciled.append((spec, rec, sent))
+            # A row last sent before markers takes any server under its name, as it did then.
+            ours = sent if not rec.marked else ours_of(sent, rec, rollout_id, recorded, margin)
+            if ours:
+                out.reconciled.append((spec, rec, ours))
             else:
                 out.unsettled.append(spec)
+        elif rec is not None and (ours := ours_of(there, None, rollout_id, recorded, margin)):
+            out.reconciled.append((spec, rec, ours))  # made after all, late: ours, never resent
         elif there:
             if adopt_existing:
                 out.adopt.append((spec, there))
@@ -141,20 +172,23 @@ async def survey(
     owner: str | None,
     adopt_existing: bool = False,
     retry_failed: bool = False,
-    margin: float = 60.0,
+    request_timeout: float = DEFAULT_TIMEOUT,
     clock: Callable[[], float] = time.time,
 ) -> Survey:
     """Compare the plan with the ledger and NCP; record what an earlier run left open.
 
     ``owner`` is this run's lease token; without one (a dry run) nothing is written.
-    ``margin`` is how long after its last send a create may still have made a server (the
-    request timeout and the settle window).
+    The rollout's marker id and window are its ledger's. A row sent before create markers is
+    judged by the old rule: a server made within the request timeout and the window of its
+    sends.
 
     Raises:
         RolloutError: names exist that are not this rollout's, unless adopting.
 
     """
     book = ledger.sync
+    own = await ledger.run(book.ownership, rollout, window=DEFAULT_WINDOW)
+    margin, rollout_id = request_timeout + own.window, own.marker
     if owner is None:
         delta = await ledger.run(book.compare, rollout, specs, retry_failed=retry_failed)
     else:
@@ -165,18 +199,19 @@ async def survey(
     for rec in known.values():
         groups.add((rec.sent_region, rec.sent_vpc) if rec.unsettled else (rec.region, rec.vpc_no))
     listing = await _listing(client, groups, {s.name for s in specs})
-    out = _sort(specs, known, owned, listing, adopt_existing=adopt_existing, margin=margin)
+    out = _sort(
+        specs,
+        known,
+        owned,
+        listing,
+        adopt_existing=adopt_existing,
+        margin=margin,
+        rollout_id=rollout_id,
+    )
     if out.conflicts and owner is not None:
-        shown = ", ".join(f"{n} ({nos})" for n, nos in out.conflicts[:10])
-        more = f" and {len(out.conflicts) - 10} more" if len(out.conflicts) > 10 else ""
-        raise RolloutError(
-            f"{len(out.conflicts)} server name(s) already exist where this rollout creates them "
-            f"and are not part of rollout {rollout!r}: {shown}{more}. Rename them in the "
-            "inventory, or pass --adopt-existing to record the existing servers as this "
-            "rollout's."
-        )
+        raise _conflicting(rollout, out.conflicts)
     if owner is not None:
-        await _record(ledger, rollout, owner, out)
+        await _record(ledger, rollout, owner, out, rollout_id)
     return Survey(
         tuple(out.to_create),
         tuple(out.unsettled),
@@ -190,10 +225,23 @@ async def survey(
     )
 
 
-async def _record(ledger: AsyncLedger, rollout: str, owner: str, out: _Sorting) -> None:
+def _conflicting(rollout: str, conflicts: Sequence[tuple[str, str]]) -> RolloutError:
+    shown = ", ".join(f"{n} ({nos})" for n, nos in conflicts[:10])
+    more = f" and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+    return RolloutError(
+        f"{len(conflicts)} server name(s) already exist where this rollout creates them "
+        f"and are not part of rollout {rollout!r}: {shown}{more}. Rename them in the "
+        "inventory, or pass --adopt-existing to record the existing servers as this "
+        "rollout's."
+    )
+
+
+async def _record(
+    ledger: AsyncLedger, rollout: str, owner: str, out: _Sorting, rollout_id: str | None
+) -> None:
     book = ledger.sync
     for spec, rec, servers in out.reconciled:
-        found = found_from(servers, rec.sent_region, rec.sent_vpc)
+        found = found_from(servers, rec.sent_region, rec.sent_vpc, rollout_id)
         await ledger.run(
             book.record_created,
             rollout,
@@ -201,6 +249,7 @@ async def _record(ledger: AsyncLedger, rollout: str, owner: str, out: _Sorting) 
             found,
             request_id=rec.request_id,
             origin="lookup",
+            from_states=(State.IN_FLIGHT, State.FAILED, State.PLANNED),
         )
     for spec, servers in out.adopt:
         await ledger.run(
@@ -213,15 +262,15 @@ async def _record(ledger: AsyncLedger, rollout: str, owner: str, out: _Sorting) 
             book.record_created,
             rollout,
             rec.name,
-            found_from(extra, rec.region, rec.vpc_no),
+            found_from(extra, rec.region, rec.vpc_no, rollout_id),
             request_id=None,
             origin="lookup",
         )
 
 
-def owned_instances(instances: Sequence[Instance]) -> dict[str, set[str]]:
-    """Return the instance numbers the rollout owns, per server name."""
-    owned: dict[str, set[str]] = defaultdict(set)
+def owned_instances(instances: Sequence[Instance]) -> dict[str, dict[str, str]]:
+    """Return the instance numbers the rollout recorded, per server name, with their origin."""
+    owned: dict[str, dict[str, str]] = defaultdict(dict)
     for instance in instances:
-        owned[instance.name].add(instance.instance_no)
+        owned[instance.name][instance.instance_no] = instance.origin
     return owned

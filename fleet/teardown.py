@@ -1,11 +1,15 @@
-"""Taking a rollout back down: only what it made, each server stopped, terminated and gone.
+"""Taking a rollout back down: only what it can prove it made, each stopped, terminated, gone.
 
-What a teardown takes: the instances the ledger recorded (duplicates included), plus lost
-creates: a server whose create went out but whose answer never came (a row in flight, or one
-that had an ambiguous send) and that NCP lists under the row's exact name, in the region and VPC
-it was sent to, made (``createDate``) while the row's creates were going out. A create NCP
-refused is never a lost create, and a server carrying a planned name that this rollout never
-sent is someone else's: both are left alone.
+What a teardown takes (``teardown_targets``), each by ``ownership.judge``:
+- the instances the ledger recorded (duplicates included); adopted ones only when asked
+  (``include_adopted``: fleet did not create them);
+- lost creates: a server whose create went out but whose answer never came (a row in flight, or
+  one that had an ambiguous send), listed under the row's exact name where it was sent, and
+  carrying this rollout's create marker (a row last sent before markers: made while its creates
+  went out, within the rollout's window).
+Everything else found under the rollout's names is listed as left alone, with the reason: a
+server of another rollout (its marker), or of nobody we know. A rollback (``only_run``) takes
+only what that run created: never an earlier run's server.
 
 What to do with each server is ``decide``: a pure table from what NCP says of it.
 
@@ -25,19 +29,22 @@ from enum import StrEnum
 
 from .client import BATCH_SIZE, NcpClient, ServerInstance
 from .errors import NcpError, PermanentError
-from .ledger import Aside, AsyncLedger, Record, State, TeardownState
+from .ledger import Aside, AsyncLedger, Instance, Record, State, TeardownState
 from .options import TeardownOptions
+from .ownership import Claim, Evidence, judge
 from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
 from .provisioner import found_from
 from .reads import Resource
 from .side import SideResource, return_side, side_of
 from .states import Operation, ServerStatus
-from .survey import in_send_window
+from .survey import DEFAULT_TIMEOUT, DEFAULT_WINDOW, in_send_window, owned_instances
 
 __all__ = [
     "TERMINABLE",
     "Action",
+    "LeftAlone",
     "TeardownReport",
+    "TeardownScope",
     "TeardownTarget",
     "decide",
     "lost_create",
@@ -96,6 +103,29 @@ class TeardownTarget:
     recorded: bool
 
 
+@dataclass(frozen=True, slots=True)
+class LeftAlone:
+    """A server found under one of the rollout's names that a teardown will not touch, and why."""
+
+    name: str
+    instance_no: str
+    region: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TeardownScope:
+    """What a teardown takes down, and what it found but leaves alone."""
+
+    targets: list[TeardownTarget]
+    left: list[LeftAlone]
+
+
+# Why a recorded instance is left alone, beside ``ownership.Claim``'s reasons.
+ADOPTED_LEFT = f"{Claim.ADOPTED.value}; pass --include-adopted to take it down too"
+OTHER_RUN = "made by another run of this rollout (a rollback takes only what its run created)"
+
+
 @dataclass(slots=True)
 class TeardownReport:
     """How a teardown ended, per server name."""
@@ -107,6 +137,8 @@ class TeardownReport:
     # Public IPs and extra disks of the terminated servers: returned, or still billed and why.
     returned: list[SideResource] = field(default_factory=list)
     side_left: dict[SideResource, str] = field(default_factory=dict)
+    # Found under the rollout's names, not provably its own (or adopted): never touched.
+    left_alone: list[LeftAlone] = field(default_factory=list)
 
 
 def lost_create(record: Record) -> bool:
@@ -115,29 +147,82 @@ def lost_create(record: Record) -> bool:
 
 
 async def teardown_targets(
-    client: NcpClient, ledger: AsyncLedger, rollout: str, *, margin: float = 120.0
-) -> list[TeardownTarget]:
-    """Return what a teardown takes down: recorded instances, and lost creates found by name.
+    client: NcpClient,
+    ledger: AsyncLedger,
+    rollout: str,
+    *,
+    request_timeout: float = DEFAULT_TIMEOUT,
+    include_adopted: bool = False,
+    only_run: str | None = None,
+) -> TeardownScope:
+    """Return what a teardown takes down (recorded instances, lost creates of ours) and leaves.
 
-    ``margin`` is how long after its last send a create may have made a server (request
-    timeout plus settle window).
+    The rollout's marker id and window are its ledger's. A row sent before create markers is
+    judged by the old rule: a server made within the request timeout and the window of its
+    sends. ``only_run`` (a rollback) narrows it all to what that run created.
     """
     book = ledger.sync
-    targets = [
-        TeardownTarget(i.name, i.instance_no, i.region, True)
-        for i in await ledger.run(book.instances, rollout)
-        if i.teardown != TeardownState.TERMINATED
-    ]
-    lost = [r for r in await ledger.run(book.records, rollout) if lost_create(r)]
+    own = await ledger.run(book.ownership, rollout, window=DEFAULT_WINDOW)
+    margin, rollout_id = request_timeout + own.window, own.marker
+    instances = await ledger.run(book.instances, rollout)
+    scope = TeardownScope([], [])
+    for i in instances:
+        if i.teardown == TeardownState.TERMINATED:
+            continue
+        reason = _leave_recorded(i.origin, i.run, include_adopted, only_run)
+        if reason is None:
+            scope.targets.append(TeardownTarget(i.name, i.instance_no, i.region, True))
+        else:
+            scope.left.append(LeftAlone(i.name, i.instance_no, i.region, reason))
+    await _lost_creates(client, ledger, rollout, scope, margin, rollout_id, only_run, instances)
+    return scope
+
+
+def _leave_recorded(
+    origin: str, run: str | None, include_adopted: bool, only_run: str | None
+) -> str | None:
+    """Return why a recorded instance is left alone, or None to take it down."""
+    if origin == "adopted":
+        return None if include_adopted and only_run is None else ADOPTED_LEFT
+    if only_run is not None and run != only_run:
+        return OTHER_RUN
+    return None
+
+
+async def _lost_creates(
+    client: NcpClient,
+    ledger: AsyncLedger,
+    rollout: str,
+    scope: TeardownScope,
+    margin: float,
+    rollout_id: str | None,
+    only_run: str | None,
+    instances: Sequence[Instance],
+) -> None:
+    """Add the lost creates found where they were sent: ours to take, the others left alone."""
+    lost = [r for r in await ledger.run(ledger.sync.records, rollout) if lost_create(r)]
+    if only_run is not None:
+        lost = [r for r in lost if r.sent_run == only_run]
+    recorded = owned_instances(instances)
     groups: dict[tuple[str, str], dict[str, Record]] = defaultdict(dict)
     for r in lost:
         groups[(r.sent_region, r.sent_vpc)][r.name] = r
     for (region, vpc), rows in sorted(groups.items()):
         for server in await client.list_servers(region=region, vpc_no=vpc):
             rec = rows.get(server.name)
-            if rec is not None and in_send_window(rec, server, margin):
-                targets.append(TeardownTarget(server.name, server.instance_no, region, False))
-    return targets
+            if rec is None or server.instance_no in recorded.get(server.name, {}):
+                continue
+            legacy = not rec.marked
+            window = legacy and in_send_window(rec, server, margin)
+            verdict = judge(server, Evidence(rollout_id, {}, legacy, window))
+            theirs = only_run is not None and (
+                verdict.marker is None or verdict.marker.run != only_run
+            )
+            if verdict.ours and not theirs:
+                scope.targets.append(TeardownTarget(server.name, server.instance_no, region, False))
+            else:
+                why = OTHER_RUN if verdict.ours else verdict.claim.value
+                scope.left.append(LeftAlone(server.name, server.instance_no, region, why))
 
 
 @dataclass(slots=True)

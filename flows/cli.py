@@ -303,7 +303,10 @@ def teardown(
     from flows.commands import run_teardown, teardown_survey
 
     try:
-        targets, side = asyncio.run(teardown_survey(rollout, options))
+        scope, side = asyncio.run(teardown_survey(rollout, options))
+        targets = scope.targets
+        if scope.left:
+            out.print(render.left_table(rollout, scope.left))
         if not targets:
             out.print(f"rollout {rollout}: nothing to take down")
             return

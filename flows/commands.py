@@ -16,7 +16,7 @@ from fleet.spec import ServerSpec
 from fleet.staging import Size
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey
-from fleet.teardown import TeardownReport, TeardownTarget
+from fleet.teardown import TeardownReport, TeardownScope
 from flows import render
 from flows.approval import Approval
 from flows.exits import exit_code
@@ -119,15 +119,15 @@ def show_status(options: RunOptions, rollout: str | None) -> int:
 
 async def teardown_survey(
     rollout: str, options: TeardownOptions
-) -> tuple[list[TeardownTarget], list[SideResource]]:
-    """Return the servers a teardown would take down, and their public IPs and extra disks."""
+) -> tuple[TeardownScope, list[SideResource]]:
+    """Return what a teardown would take down and leave alone, and the targets' IPs and disks."""
     from flows.teardown import find_side_of, find_targets
 
     _existing(await ledger_target(options))
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=False) as rt:
-        targets = await find_targets(rt, options)
-        return targets, await find_side_of(rt, targets)
+        scope = await find_targets(rt, options)
+        return scope, await find_side_of(rt, scope.targets)
 
 
 def run_teardown(rollout: str, options: TeardownOptions) -> int:

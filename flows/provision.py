@@ -84,7 +84,7 @@ async def plan_rollout(
         owner=owner,
         adopt_existing=options.adopt_existing,
         retry_failed=options.retry_failed,
-        margin=options.request_timeout + options.settle,
+        request_timeout=options.request_timeout,
     )
 
 
@@ -223,7 +223,7 @@ def _summary(
         api_calls=sum(stats.calls.values()),
         throttled=stats.throttled,
         unprocessed=stats.errors.get("retryable", 0) + stats.errors.get("throttled", 0),
-        ambiguous=stats.errors.get("ambiguous", 0),
+        ambiguous=rt.ambiguous,
         lookups=rt.lookups,
         retries=stats.retries,
         waited=options.wait or options.staged,
@@ -232,6 +232,7 @@ def _summary(
         rate_asked=options.rate if isinstance(options.rate, float) else None,
         rate_found=rt.limiter.found_rate,
         rate_final=created.rate_final,
+        run=rt.run,
     )
 
 
@@ -311,9 +312,9 @@ async def _roll_back(summary: RolloutSummary, options: ProvisionOptions) -> Roll
 
     shared = options.model_dump(include=set(RunOptions.model_fields))
     get_run_logger().warning("rolling %s back: %s", summary.rollout, summary.stopped)
-    state = await teardown_fleet(
-        rollout=summary.rollout, options=TeardownOptions(**shared), return_state=True
-    )
+    # Only what this run created: never an earlier run's servers, nor an adopted one.
+    scope = TeardownOptions(**shared, only_run=summary.run)
+    state = await teardown_fleet(rollout=summary.rollout, options=scope, return_state=True)
     report = await state.aresult(raise_on_failure=False) if state.is_completed() else None
     done = isinstance(report, TeardownReport) and not (report.failed or report.timed_out)
     return replace(summary, rolled_back=done)

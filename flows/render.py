@@ -20,7 +20,7 @@ from fleet.ledger.rows import iso
 from fleet.side import SideResource
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey
-from fleet.teardown import TeardownReport, TeardownTarget
+from fleet.teardown import LeftAlone, TeardownReport, TeardownTarget
 
 __all__ = [
     "counts_line",
@@ -218,7 +218,19 @@ def targets_table(rollout: str, targets: Sequence[TeardownTarget]) -> Table:
             plain(t.name),
             plain(t.region or "default"),
             plain(t.instance_no),
-            "yes" if t.recorded else "no: lost create",
+            "yes" if t.recorded else "no: lost create, with our marker",
+        )
+    return table
+
+
+def left_table(rollout: str, left: Sequence[LeftAlone]) -> Table:
+    """Return the table of servers under the rollout's names that a teardown leaves alone."""
+    table = Table(title=f"Rollout {rollout}: {len(left)} servers not this rollout's: left alone")
+    for column in ("server", "region", "instance", "why"):
+        table.add_column(column)
+    for item in left:
+        table.add_row(
+            plain(item.name), plain(item.region or "default"), plain(item.instance_no), item.reason
         )
     return table
 
@@ -245,8 +257,11 @@ def teardown_summary(rollout: str, report: TeardownReport) -> None:
         out,
         f"{rollout}: {len(report.terminated)} terminated, {len(report.protected)} protected, "
         f"{len(report.failed)} failed, {len(report.timed_out)} timed out; "
-        f"{len(report.returned)} public IPs and disks returned",
+        f"{len(report.returned)} public IPs and disks returned; "
+        f"{len(report.left_alone)} left alone (not this rollout's)",
     )
+    for alone in report.left_alone:
+        say(out, f"  left alone: {alone.name} ({alone.instance_no}): {alone.reason}")
     for name, why in [*report.failed.items(), *report.timed_out.items()]:
         say(out, f"  {name}: {why}")
     for resource, why in report.side_left.items():

@@ -33,10 +33,12 @@ from fleet.config import (
     resolve_ledger,
 )
 from fleet.errors import BindingError, ConfigError, LeaseHeld, LeaseLost, LedgerError
-from fleet.ledger import AsyncLedger, Binding, Ledger
-from fleet.options import RunOptions
+from fleet.ledger import AsyncLedger, Binding, Ledger, Ownership
+from fleet.options import ProvisionOptions, RunOptions
+from fleet.ownership import new_rollout_id, new_run_tag
 from fleet.provisioner import Progress
 from fleet.ratelimit import AdaptiveRateLimiter, Limiter
+from fleet.survey import DEFAULT_WINDOW
 
 __all__ = [
     "Runtime",
@@ -65,8 +67,12 @@ class Runtime:
     ledger: AsyncLedger
     limiter: Limiter
     owner: str  # this run's lease token
+    marker: str | None = None  # the rollout's create-marker id (None: it never sent with one)
+    run: str = field(default_factory=new_run_tag)  # this run's tag in the create markers
     progress: Progress = field(default_factory=Progress)
     lookups: int = 0
+    ambiguous: int = 0  # create answers of any kind that left the outcome unknown
+
 
 
 _RUNTIMES: dict[str, Runtime] = {}
@@ -226,6 +232,7 @@ async def _check_binding(
     bound = await ledger.run(ledger.sync.binding, wanted.rollout)
     if (
         bound is not None
+        and bound.endpoint  # '' : made by an engine run on its own, never bound
         and not rebind
         and (bound.endpoint, bound.account)
         != (
@@ -238,6 +245,48 @@ async def _check_binding(
             f"{bound.account}, not {wanted.endpoint} with {wanted.account}: nothing there "
             "would be this rollout's. Pass --rebind if the rollout really moved."
         )
+
+
+async def _ownership(
+    ledger: AsyncLedger, rollout: str, options: RunOptions, *, write: bool
+) -> Ownership:
+    """Return the rollout's marker id and window; a provisioning run keeps its own window."""
+    book = ledger.sync
+    if write and isinstance(options, ProvisionOptions):
+        return await ledger.run(
+            book.ownership, rollout, window=options.settle, new_marker=new_rollout_id()
+        )
+    return await ledger.run(book.ownership, rollout, window=DEFAULT_WINDOW)
+
+
+async def _runtime(
+    ledger: AsyncLedger,
+    binding: Binding,
+    owner: str,
+    options: RunOptions,
+    credentials: Credentials,
+    *,
+    write: bool,
+) -> Runtime:
+    """Return a run's live objects: its rollout's ownership, its limiter and client."""
+    own = await _ownership(ledger, binding.rollout, options, write=write)
+    limiter = build_limiter(options, await _known_rate(ledger, binding, options))
+    client = NcpClient(
+        credentials,
+        binding.endpoint,
+        limiter=limiter,
+        timeout=options.request_timeout,
+        max_connections=options.concurrency,
+    )
+    return Runtime(
+        uuid.uuid4().hex,
+        binding.rollout,
+        client,
+        ledger,
+        limiter,
+        owner,
+        marker=own.marker,
+    )
 
 
 @asynccontextmanager
@@ -268,15 +317,7 @@ async def open_runtime(
         rehearsal = is_loopback(urlsplit(endpoint).hostname or "")
         binding = Binding(rollout, endpoint, fingerprint(credentials.access_key), rehearsal)
         await _check_binding(ledger, binding, write=lease, rebind=options.rebind)
-        limiter = build_limiter(options, await _known_rate(ledger, binding, options))
-        client = NcpClient(
-            credentials,
-            endpoint,
-            limiter=limiter,
-            timeout=options.request_timeout,
-            max_connections=options.concurrency,
-        )
-        rt = Runtime(uuid.uuid4().hex, rollout, client, ledger, limiter, owner)
+        rt = await _runtime(ledger, binding, owner, options, credentials, write=lease)
         _RUNTIMES[rt.key] = rt
         yield rt
         if lease:

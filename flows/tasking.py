@@ -73,8 +73,18 @@ async def provision_in(
 
     Per-server failures are recorded, not raised. Once ``stop()`` says so, nothing more is sent.
     """
-    engine = Provisioner(rt.client, rt.ledger, rt.rollout, rt.owner, options, progress=rt.progress)
+    engine = Provisioner(
+        rt.client,
+        rt.ledger,
+        rt.rollout,
+        rt.owner,
+        options,
+        progress=rt.progress,
+        rollout_id=rt.marker,
+        run=rt.run,
+    )
     try:
         await engine.provision(specs, stop=stop)
     finally:
         rt.lookups += engine.lookups
+        rt.ambiguous += engine.ambiguous

@@ -12,16 +12,28 @@ from prefect.states import Failed
 from fleet.errors import FleetError
 from fleet.options import TeardownOptions
 from fleet.side import SideResource, side_of
-from fleet.teardown import TeardownReport, TeardownTarget, teardown, teardown_targets
+from fleet.teardown import (
+    TeardownReport,
+    TeardownScope,
+    TeardownTarget,
+    teardown,
+    teardown_targets,
+)
 from flows import events
 from flows.artifacts import markdown_table
 from flows.runtime import Runtime, artifact_key, open_runtime, resolve_credentials, runtime
 
 
-async def find_targets(rt: Runtime, options: TeardownOptions) -> list[TeardownTarget]:
-    """List what goes: recorded servers, and this rollout's lost creates found by name."""
-    margin = options.request_timeout + 60.0
-    return await teardown_targets(rt.client, rt.ledger, rt.rollout, margin=margin)
+async def find_targets(rt: Runtime, options: TeardownOptions) -> TeardownScope:
+    """List what goes (recorded servers, lost creates with our marker) and what is left alone."""
+    return await teardown_targets(
+        rt.client,
+        rt.ledger,
+        rt.rollout,
+        request_timeout=options.request_timeout,
+        include_adopted=options.include_adopted,
+        only_run=options.only_run,
+    )
 
 
 async def find_side_of(rt: Runtime, targets: Sequence[TeardownTarget]) -> list[SideResource]:
@@ -30,8 +42,8 @@ async def find_side_of(rt: Runtime, targets: Sequence[TeardownTarget]) -> list[S
 
 
 @task(name="find-servers", cache_policy=NO_CACHE, persist_result=False)
-async def find(key: str, options: TeardownOptions) -> list[TeardownTarget]:
-    """List what goes: recorded servers, and this rollout's lost creates found by name."""
+async def find(key: str, options: TeardownOptions) -> TeardownScope:
+    """List what goes (recorded servers, lost creates with our marker) and what is left alone."""
     return await find_targets(runtime(key), options)
 
 
@@ -61,6 +73,14 @@ def _rows(report: TeardownReport) -> list[dict[str, str]]:
         + [
             {"serverName": n, "outcome": "timed out", "detail": d}
             for n, d in report.timed_out.items()
+        ]
+        + [
+            {
+                "serverName": a.name,
+                "outcome": "left alone",
+                "detail": f"{a.instance_no}: {a.reason}",
+            }
+            for a in report.left_alone
         ]
         + [
             {"serverName": r.server, "outcome": "returned", "detail": str(r)}
@@ -97,18 +117,27 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=not options.dry_run) as rt:
         await events.tag_run(rollout)
-        targets = await find(rt.key, options)
+        scope = await find(rt.key, options)
+        targets = scope.targets
         lost = [t.name for t in targets if not t.recorded]
         logger.info(
-            "rollout %s: %d servers to take down (%d lost creates found by name)",
+            "rollout %s: %d servers to take down (%d lost creates found by their marker)",
             rollout,
             len(targets),
             len(lost),
         )
+        for alone in scope.left:
+            logger.warning(
+                "left alone, not this rollout's to take: %s (%s): %s",
+                alone.name,
+                alone.instance_no,
+                alone.reason,
+            )
         if options.dry_run:
             await _publish_plan(rollout, targets, await find_beside(rt.key, targets))
             return TeardownReport()
         report = await take_down(rt.key, targets, options)
+        report.left_alone = list(scope.left)
         counts = await _publish_report(rollout, report)
     if report.protected:
         logger.warning(
@@ -152,6 +181,7 @@ async def _publish_report(rollout: str, report: TeardownReport) -> dict[str, int
     counts = {
         "terminated": len(report.terminated),
         "protected": len(report.protected),
+        "left alone (not this rollout's)": len(report.left_alone),
         "failed": len(report.failed),
         "timed out": len(report.timed_out),
         "public IPs and disks returned": len(report.returned),

@@ -25,6 +25,7 @@ from fleet.parameters import (
     IMAGE_CHOICES,
     IMAGE_RULES,
     LISTS,
+    MARKER_BYTES,
     MAX_CREATE_SERIAL,
     MAX_DESCRIPTION_BYTES,
     MAX_NICS,
@@ -180,15 +181,21 @@ def check_fee(rows: Rows, report: Report) -> None:
 
 
 def check_description(rows: Rows, report: Report) -> None:
-    """Check that serverDescription fits NCP's limit in bytes of UTF-8, not characters."""
+    """Check that serverDescription, with fleet's create marker, fits NCP's limit in bytes.
+
+    NCP counts bytes of UTF-8, not characters; every create adds a marker of at most
+    MARKER_BYTES after the user's description (fleet/ownership.py), so the user has the rest.
+    """
     columns = rows.columns
     encoded: Any = columns.cell("serverDescription").str.encode("utf-8")  # stubs lack bytes.len
     size = encoded.str.len().to_numpy()
+    room = MAX_DESCRIPTION_BYTES - MARKER_BYTES
     report.flag(
         columns,
-        size > MAX_DESCRIPTION_BYTES,
+        size > room,
         "serverDescription",
-        f"longer than {MAX_DESCRIPTION_BYTES} bytes of UTF-8",
+        f"longer than {room} bytes of UTF-8 (NCP's {MAX_DESCRIPTION_BYTES}, less "
+        f"{MARKER_BYTES} for fleet's create marker)",
         [f"{n} bytes" for n in size],
         quote=False,
     )

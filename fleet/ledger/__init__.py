@@ -5,7 +5,8 @@ transaction before its create call goes out, and its outcome as soon as it is kn
 crash, a kill or a power cut every server is either known created (with its instance number),
 known not sent, or ``in_flight``: to be looked up, with the region and VPC it was sent to, before
 anything is sent again. Every change is a compare-and-set on the row's state; a create is claimed
-only under the rollout's lease, which one run holds at a time.
+only under the rollout's lease, which one run holds at a time, and every other write only while
+the run still holds it (fencing). Every time it keeps is on one clock, the database's.
 
 Two backends with the same semantics: a SQLite file (the default, ``.fleet/ledger.db``) or a
 PostgreSQL database (``postgresql://...``) that many workers share.
@@ -17,7 +18,17 @@ from fleet.states import ErrorKind, State, TeardownState
 
 from .aio import AsyncLedger
 from .ledger import DEFAULT_LEDGER, Ledger
-from .model import Aside, Binding, Instance, LeaseInfo, PlanDelta, Record, Role, RolloutCounts
+from .model import (
+    Aside,
+    Binding,
+    Instance,
+    LeaseInfo,
+    Ownership,
+    PlanDelta,
+    Record,
+    Role,
+    RolloutCounts,
+)
 from .outcomes import Found
 from .schema import SCHEMA_VERSION
 
@@ -32,6 +43,7 @@ __all__ = [
     "Instance",
     "LeaseInfo",
     "Ledger",
+    "Ownership",
     "PlanDelta",
     "Record",
     "Role",

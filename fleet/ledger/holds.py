@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from . import leases
 from .base import LedgerBase
-from .model import Aside, Binding, LeaseInfo
-from .schema import aside, rates
+from .model import Aside, Binding, LeaseInfo, Ownership
+from .schema import aside, rates, rollouts
 
 __all__ = ["Holds"]
 
@@ -23,7 +23,8 @@ class Holds(LedgerBase):
     def bind(self, binding: Binding, *, rebind: bool = False) -> Binding:
         """Bind a rollout to an endpoint and account, or check it is already bound to them."""
         with self.db.transaction() as conn:
-            return leases.bind(conn, self._stamp(), binding, rebind=rebind)
+            self._fence(conn, binding.rollout)
+            return leases.bind(conn, self._stamp(conn), binding, rebind=rebind)
 
     def binding(self, rollout: str) -> Binding | None:
         """Return where a rollout's servers live, if it was ever run."""
@@ -33,15 +34,19 @@ class Holds(LedgerBase):
     def acquire(self, rollout: str, owner: str, holder: str, ttl: float) -> LeaseInfo:
         """Take a rollout's lease (raise LeaseHeld, naming the holder, if another run has it)."""
         with self.db.transaction() as conn:
-            return leases.acquire(conn, self._clock(), rollout, owner, holder, ttl)
+            lease = leases.acquire(conn, self._now(conn), rollout, owner, holder, ttl)
+        self._owners[rollout] = owner
+        return lease
 
     def renew(self, rollout: str, owner: str, ttl: float) -> None:
         """Push this run's lease expiry forward (raise LeaseLost if it was taken)."""
         with self.db.transaction() as conn:
-            leases.renew(conn, self._clock(), rollout, owner, ttl)
+            leases.renew(conn, self._now(conn), rollout, owner, ttl)
 
     def release(self, rollout: str, owner: str) -> None:
         """Give this run's lease up."""
+        if self._owners.get(rollout) == owner:
+            del self._owners[rollout]
         with self.db.transaction() as conn:
             leases.release(conn, rollout, owner)
 
@@ -49,6 +54,44 @@ class Holds(LedgerBase):
         """Return who holds a rollout's lease, if anyone does (expired leases included)."""
         with self.db.transaction() as conn:
             return leases.read_lease(conn, rollout)
+
+    def ownership(
+        self,
+        rollout: str,
+        *,
+        window: float,
+        new_marker: str | None = None,
+    ) -> Ownership:
+        """Return the rollout's create-marker id and absence window, as its ledger keeps them.
+
+        With ``new_marker`` (a run holding the lease): the rollout gets that id if it has none
+        yet, and keeps this run's ``window``, which every later path that judges absence reads
+        (a teardown has no window of its own). Without: a read, ``window`` standing in for a
+        rollout that kept none.
+        """
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                sa.select(rollouts.c.marker, rollouts.c.window).where(rollouts.c.rollout == rollout)
+            ).first()
+            marker = None if row is None else row.marker
+            kept = None if row is None or row.window is None else float(row.window)
+            if new_marker is None:
+                return Ownership(rollout, marker, kept if kept is not None else window)
+            self._fence(conn, rollout)
+            marker = marker or new_marker
+            if row is None:  # not bound yet (an engine run on its own): bound on first bind
+                conn.execute(
+                    rollouts.insert().values(
+                        rollout=rollout, endpoint="", account="", marker=marker, window=window
+                    )
+                )
+            else:
+                conn.execute(
+                    rollouts.update()
+                    .where(rollouts.c.rollout == rollout)
+                    .values(marker=marker, window=window)
+                )
+            return Ownership(rollout, marker, window)
 
     # -- rates -------------------------------------------------------------------------------
 
@@ -60,7 +103,7 @@ class Holds(LedgerBase):
             )
             conn.execute(
                 rates.insert().values(
-                    endpoint=endpoint, account=account, rate=rate, found_at=self._stamp()
+                    endpoint=endpoint, account=account, rate=rate, found_at=self._stamp(conn)
                 )
             )
 
@@ -79,6 +122,7 @@ class Holds(LedgerBase):
     def keep_aside(self, rollout: str, items: Sequence[Aside]) -> None:
         """Write down public IPs and disks to return, before their servers are stopped."""
         with self.db.transaction() as conn:
+            self._fence(conn, rollout)
             known = {
                 (row.kind, row.number)
                 for row in conn.execute(
@@ -87,7 +131,7 @@ class Holds(LedgerBase):
             }
             fresh = [i for i in items if (i.kind, i.number) not in known]
             if fresh:
-                stamp = self._stamp()
+                stamp = self._stamp(conn)
                 conn.execute(
                     aside.insert(),
                     [{"rollout": rollout, **asdict(i), "found_at": stamp} for i in fresh],
@@ -108,7 +152,8 @@ class Holds(LedgerBase):
         if not items:
             return
         with self.db.transaction() as conn:
-            stamp = self._stamp()
+            self._fence(conn, rollout)
+            stamp = self._stamp(conn)
             for item in items:
                 conn.execute(
                     aside.update()

@@ -1,12 +1,20 @@
 """Leases (one run per rollout at a time) and bindings (one endpoint and account per rollout).
 
 A lease is a row: its owner (a random token per run), who that is in words (host, process, flow
-run), and an expiry pushed forward by heartbeats. A crashed holder's lease simply expires. Every
-create is claimed under a check of the lease in the same transaction, so a run that lost its lease
-(paused past expiry, then taken over) cannot claim another server.
+run), the holder's process as this host knows it, and an expiry pushed forward by heartbeats, all
+on the ledger's clock (the database's). A crashed holder's lease expires; one whose process is
+gone from this very host (same host name, boot and PID namespace, and its PID no longer that
+process) is taken over at once. Every create is claimed under a check that the lease is held and
+live, in the same transaction; every other write checks that it is still held (fencing), so a run
+that lost its lease (paused past expiry, then taken over) changes nothing.
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -17,7 +25,61 @@ from .model import Binding, LeaseInfo
 from .rows import iso
 from .schema import leases, rollouts
 
-__all__ = ["acquire", "bind", "check", "read_binding", "read_lease", "release", "renew"]
+__all__ = [
+    "acquire",
+    "bind",
+    "check",
+    "fence",
+    "process_gone",
+    "read_binding",
+    "read_lease",
+    "release",
+    "renew",
+    "this_process",
+]
+
+
+def _read(path: str) -> str:
+    with contextlib.suppress(OSError):
+        return Path(path).read_text().strip()
+    return ""
+
+
+def _started(pid: int) -> str:
+    """Return when a process started (clock ticks since boot), or '' if there is no such process."""
+    stat = _read(f"/proc/{pid}/stat")
+    # The second field is the command in parentheses, which may hold spaces: count from after it.
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _namespace() -> str:
+    with contextlib.suppress(OSError):
+        return os.readlink("/proc/self/ns/pid")
+    return ""
+
+
+def this_process() -> str:
+    """Return this process as a lease records it: host, boot, PID namespace, PID, start."""
+    pid = os.getpid()
+    boot = _read("/proc/sys/kernel/random/boot_id")
+    return f"{socket.gethostname()}|{boot}|{_namespace()}|{pid}|{_started(pid)}"
+
+
+def process_gone(recorded: str | None) -> bool:
+    """Whether a lease holder's process is surely gone: it ran on this host and exists no more.
+
+    Only where host name, boot and PID namespace all match is a PID this host's to look at; a
+    holder elsewhere (or unknown) is never taken for gone, and waits out its expiry.
+    """
+    parts = (recorded or "").split("|")
+    if len(parts) != 5 or not parts[1] or not parts[2] or not parts[4]:
+        return False
+    host, boot, namespace, pid, started = parts
+    here = this_process().split("|")
+    if (host, boot, namespace) != (here[0], here[1], here[2]) or not pid.isdigit():
+        return False
+    return _started(int(pid)) != started
 
 
 def _info(row: sa.Row[object]) -> LeaseInfo:
@@ -46,6 +108,7 @@ def acquire(
 ) -> LeaseInfo:
     """Take the rollout's lease for ``owner``; raise LeaseHeld if someone else holds it."""
     current = read_lease(conn, rollout, lock=True)
+    process = this_process()
     if current is None:
         conn.execute(
             leases.insert().values(
@@ -55,9 +118,10 @@ def acquire(
                 acquired_at=now,
                 heartbeat_at=now,
                 expires_at=now + ttl,
+                process=process,
             )
         )
-    elif current.owner == owner or current.expires_at <= now:
+    elif current.owner == owner or current.expires_at <= now or _gone_here(conn, rollout):
         acquired = current.acquired_at if current.owner == owner else now
         conn.execute(
             leases.update()
@@ -68,6 +132,7 @@ def acquire(
                 acquired_at=acquired,
                 heartbeat_at=now,
                 expires_at=now + ttl,
+                process=process,
             )
         )
     else:
@@ -75,6 +140,13 @@ def acquire(
     lease = read_lease(conn, rollout)
     assert lease is not None
     return lease
+
+
+def _gone_here(conn: sa.Connection, rollout: str) -> bool:
+    recorded = conn.execute(
+        sa.select(leases.c.process).where(leases.c.rollout == rollout)
+    ).scalar_one_or_none()
+    return process_gone(recorded)
 
 
 # The lease as every claim reads it: its owner and expiry, locked till commit (FOR UPDATE on
@@ -95,21 +167,43 @@ def check(conn: sa.Connection, now: float, rollout: str, owner: str) -> None:
     PostgreSQL's row lock), so no other run can take it over before then, and the claims that
     share one commit (the ledger's group commit) need not read it again.
     """
+    _check(conn, now, rollout, owner)
+
+
+def fence(conn: sa.Connection, rollout: str, owner: str) -> None:
+    """Raise LeaseLost unless ``owner`` still holds the rollout's lease (live or not yet taken).
+
+    For writes that send nothing (an outcome, a status): a lease past its expiry that no other
+    run has taken is still this run's to write under.
+    """
+    _check(conn, None, rollout, owner)
+
+
+def _check(conn: sa.Connection, now: float | None, rollout: str, owner: str) -> None:
     transaction = conn.get_transaction()
     checked = conn.info.get("lease_checked")
-    if checked is not None and checked[0] is transaction and checked[1:] == (rollout, owner):
+    if (
+        checked is not None
+        and checked[0] is transaction
+        and checked[1:3] == (rollout, owner)
+        and (now is None or checked[3])
+    ):
         return
     row = _CHECK.execute(conn, {"l_rollout": rollout}).fetchone()
     if row is None or row[0] != owner:
         who = "nobody" if row is None else row[1]
         raise LeaseLost(f"rollout {rollout!r}: this run no longer holds its lease (now: {who})")
+    if now is None:
+        if checked is None or checked[0] is not transaction:
+            conn.info["lease_checked"] = (transaction, rollout, owner, False)
+        return
     if float(row[2]) <= now:
         raise LeaseLost(
             f"rollout {rollout!r}: this run's lease expired at {iso(float(row[2]))} "
             "without a heartbeat"
         )
     # The transaction object itself, not its id: an id can be reused by a later one.
-    conn.info["lease_checked"] = (transaction, rollout, owner)
+    conn.info["lease_checked"] = (transaction, rollout, owner, True)
 
 
 def renew(conn: sa.Connection, now: float, rollout: str, owner: str, ttl: float) -> None:
@@ -141,6 +235,19 @@ def read_binding(conn: sa.Connection, rollout: str) -> Binding | None:
 def bind(conn: sa.Connection, now: str, wanted: Binding, *, rebind: bool = False) -> Binding:
     """Bind the rollout to an endpoint and account, or check it is bound to them already."""
     current = read_binding(conn, wanted.rollout)
+    if current is not None and not current.endpoint:  # made by an engine run on its own
+        conn.execute(
+            rollouts.update()
+            .where(rollouts.c.rollout == wanted.rollout)
+            .values(
+                endpoint=wanted.endpoint,
+                account=wanted.account,
+                rehearsal=int(wanted.rehearsal),
+                bound_at=now,
+                updated_at=now,
+            )
+        )
+        return wanted
     if current is None:
         conn.execute(
             rollouts.insert().values(

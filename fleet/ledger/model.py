@@ -13,6 +13,7 @@ __all__ = [
     "Binding",
     "Instance",
     "LeaseInfo",
+    "Ownership",
     "PlanDelta",
     "Record",
     "Role",
@@ -57,6 +58,12 @@ class Record:
     created_at: str | None
     updated_at: str | None
     terminated_at: str | None
+    sent_run: str | None = None  # the run whose create marker the last create carried
+
+    @property
+    def marked(self) -> bool:
+        """Whether the last create carried a create marker (sent since markers exist)."""
+        return self.sent_run is not None
 
     @property
     def sendable(self) -> bool:
@@ -117,6 +124,16 @@ class Instance:
     gone_reads: int  # consecutive status reads that did not show it (teardown)
     found_at: str | None
     terminated_at: str | None
+    run: str | None = None  # the run that created it (its create marker's), when fleet did
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """A rollout's proof of its own: the id its create markers carry, and its absence window."""
+
+    rollout: str
+    marker: str | None  # None: a rollout that never sent with markers (read-only view)
+    window: float  # seconds after a send before 'not listed' may mean 'not created'
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,7 @@ _CLAIM = Hot(
             first_sent_at=sa.func.coalesce(servers.c.first_sent_at, _B("b_stamp")),
             sent_params=_B("b_params"),
             sent_hash=_B("b_hash"),
+            sent_run=_B("b_run"),
             updated_at=_B("b_stamp"),
         )
         .returning(servers.c.attempts)
@@ -120,7 +121,7 @@ def _created(condition: sa.ColumnElement[bool]) -> sa.Update:
 _CREATED = Hot(lambda _: _created(_UNSETTLED))
 _INSTANCE_KEYS = (
     "rollout", "instance_no", "name", "region", "vpc_no", "role", "origin", "create_date",
-    "server_status", "raw", "found_at",
+    "server_status", "raw", "found_at", "run",
 )  # fmt: skip
 _INSERT_INSTANCE = Hot(
     lambda dialect: insert_new(dialect, instances).values(
@@ -139,6 +140,7 @@ class Found:
     status: str | None
     create_date: str | None
     raw: Mapping[str, Any]
+    run: str | None = None  # the run its create marker names, if it carries ours
 
 
 def claim(
@@ -148,13 +150,15 @@ def claim(
     rollout: str,
     spec: ServerSpec,
     owner: str,
+    run: str | None = None,
 ) -> int:
     """Mark a server in flight before its create goes out; return its attempt number.
 
     Only a server that may be sent, with these parameters, under this run's live lease.
+    ``run`` is the run tag its create marker carries.
     """
     leases.check(conn, now, rollout, owner)
-    return _claim_row(conn, stamp, rollout, spec)
+    return _claim_row(conn, stamp, rollout, spec, run)
 
 
 def claim_many(
@@ -164,6 +168,7 @@ def claim_many(
     rollout: str,
     specs: Sequence[ServerSpec],
     owner: str,
+    run: str | None = None,
 ) -> list[int | LedgerConflict]:
     """Claim several servers at once, ahead of their creates: each one's attempt, or its conflict.
 
@@ -174,13 +179,15 @@ def claim_many(
     claimed: list[int | LedgerConflict] = []
     for spec in specs:
         try:
-            claimed.append(_claim_row(conn, stamp, rollout, spec))
+            claimed.append(_claim_row(conn, stamp, rollout, spec, run))
         except LedgerConflict as exc:
             claimed.append(exc)
     return claimed
 
 
-def _claim_row(conn: sa.Connection, stamp: str, rollout: str, spec: ServerSpec) -> int:
+def _claim_row(
+    conn: sa.Connection, stamp: str, rollout: str, spec: ServerSpec, run: str | None
+) -> int:
     cursor = _CLAIM.execute(
         conn,
         {
@@ -189,6 +196,7 @@ def _claim_row(conn: sa.Connection, stamp: str, rollout: str, spec: ServerSpec) 
             "b_hash": spec.params_hash,
             "b_stamp": stamp,
             "b_params": json.dumps(spec.params, ensure_ascii=False),
+            "b_run": run,
         },
     )
     attempts = [row[0] for row in cursor.fetchall()]
@@ -264,7 +272,14 @@ def resend(
 
 
 def _add_instance(
-    conn: sa.Connection, stamp: str, rollout: str, name: str, found: Found, role: str, origin: str
+    conn: sa.Connection,
+    stamp: str,
+    rollout: str,
+    name: str,
+    found: Found,
+    role: str,
+    origin: str,
+    run: str | None,
 ) -> None:
     # An instance known already (found again by a later look-up) is kept as it was.
     _INSERT_INSTANCE.execute(
@@ -281,6 +296,7 @@ def _add_instance(
             "i_server_status": found.status,
             "i_raw": json.dumps(dict(found.raw), ensure_ascii=False),
             "i_found_at": stamp,
+            "i_run": found.run or run,
         },
     )
 
@@ -295,6 +311,7 @@ def record_created(
     request_id: str | None,
     origin: str,
     from_states: Sequence[State] = (State.IN_FLIGHT,),
+    run: str | None = None,
 ) -> None:
     """Record the server(s) a create made or a look-up found; the oldest is the server's own.
 
@@ -325,11 +342,11 @@ def record_created(
     else:
         result = conn.execute(_created(states_in(from_states)), values)
     if result.rowcount != 1:
-        _keep_late(conn, stamp, rollout, name, ordered, origin, result)
+        _keep_late(conn, stamp, rollout, name, ordered, origin, result, run)
         return
     for index, found in enumerate(ordered):
         role = Role.PRIMARY if index == 0 else Role.DUPLICATE
-        _add_instance(conn, stamp, rollout, name, found, role, origin)
+        _add_instance(conn, stamp, rollout, name, found, role, origin, run)
 
 
 def _keep_late(
@@ -340,6 +357,7 @@ def _keep_late(
     ordered: Sequence[Found],
     origin: str,
     result: Changed,
+    run: str | None,
 ) -> None:
     """Keep numbers found for a row settled meanwhile as its duplicates; else it is a conflict."""
     row = conn.execute(
@@ -350,7 +368,7 @@ def _keep_late(
         return
     extra = [f for f in ordered if f.instance_no != row.instance_no]
     for found in extra:
-        _add_instance(conn, stamp, rollout, name, found, Role.DUPLICATE, origin)
+        _add_instance(conn, stamp, rollout, name, found, Role.DUPLICATE, origin, run)
     if extra:
         conn.execute(
             servers.update()
@@ -372,10 +390,14 @@ def _error_values(error: NcpError, kind: ErrorKind | None = None) -> dict[str, A
 def record_failed(
     conn: sa.Connection, stamp: str, rollout: str, name: str, error: NcpError
 ) -> None:
-    """Record that NCP refused a server's create (or that retries of it ran out)."""
+    """Record that NCP refused a server's create (or that retries of it ran out).
+
+    Or that a create surely made nothing and the name is someone else's: the row may be any
+    unsettled one then, a failed ambiguous one included.
+    """
     result = conn.execute(
         servers.update()
-        .where(where_server(rollout, name), servers.c.state == State.IN_FLIGHT.value)
+        .where(where_server(rollout, name), _UNSETTLED)
         .values(state=State.FAILED.value, updated_at=stamp, **_error_values(error))
     )
     require_one(conn, result, rollout, name, "in flight")

@@ -3,8 +3,10 @@
 Version 1 is the SQLite file of the first release: one ``servers`` table, no version stamp.
 Version 2 adds regions, the parameters as sent, the instances table (every server the rollout
 owns, duplicates included), rollout bindings, leases, the rates gateways allowed, and what
-creates made beside their servers (public IPs, disks). A ledger
-newer than this code is refused; an older one is migrated in one transaction on first open.
+creates made beside their servers (public IPs, disks). Version 3 adds ownership: each rollout's
+create-marker id and absence window, the run that sent each server's last create and recorded each
+instance, and the process that holds a lease. A ledger newer than this code is refused; an older
+one is migrated in one transaction on first open.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ __all__ = [
     "rates",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -69,6 +71,7 @@ servers = sa.Table(
     sa.Column("created_at", sa.String(40)),
     sa.Column("updated_at", sa.String(40)),
     sa.Column("terminated_at", sa.String(40)),
+    sa.Column("sent_run", sa.String(16)),  # the run whose marker the last create carried
 )
 sa.Index("servers_instance", servers.c.instance_no)
 
@@ -89,6 +92,7 @@ instances = sa.Table(
     sa.Column("raw", sa.Text),
     sa.Column("found_at", sa.String(40)),
     sa.Column("terminated_at", sa.String(40)),
+    sa.Column("run", sa.String(16)),  # the run that created it (its marker's), if fleet did
 )
 sa.Index("instances_name", instances.c.rollout, instances.c.name)
 
@@ -101,6 +105,8 @@ rollouts = sa.Table(
     sa.Column("rehearsal", sa.Integer, nullable=False, server_default="0"),
     sa.Column("bound_at", sa.String(40)),
     sa.Column("updated_at", sa.String(40)),
+    sa.Column("marker", sa.String(16)),  # the rollout id its create markers carry
+    sa.Column("window", sa.Float),  # seconds after a send before 'not listed' means absent
 )
 
 leases = sa.Table(
@@ -112,6 +118,7 @@ leases = sa.Table(
     sa.Column("acquired_at", sa.Float, nullable=False),
     sa.Column("heartbeat_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("process", sa.Text),  # host, boot, PID namespace, PID and start of the holder
 )
 
 # The call rate an account's gateway allowed, as the last run found it: where the next starts.
@@ -200,8 +207,29 @@ def _v1_to_v2(conn: sa.Connection) -> None:
         )
 
 
+# Columns version 3 added, by table: ownership (create markers, runs) and the lease's process.
+_V3_COLUMNS = (
+    (servers, "sent_run"),
+    (instances, "run"),
+    (rollouts, "marker"),
+    (rollouts, "window"),
+    (leases, "process"),
+)
+
+
+def _v2_to_v3(conn: sa.Connection) -> None:
+    # A ledger migrated from version 1 in the same pass made these tables whole already.
+    inspector = sa.inspect(conn)
+    for table, name in _V3_COLUMNS:
+        if any(c["name"] == name for c in inspector.get_columns(table.name)):
+            continue
+        column = table.c[name]
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {kind}')
+
+
 # version -> the step that brings a ledger of that version to the next one.
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(conn: sa.Connection, version: int) -> None:

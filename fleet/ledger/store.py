@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,22 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.shown!r})"
+
+    def now(self, conn: sa.Connection) -> float:
+        """Return the database's clock in this transaction (epoch seconds).
+
+        PostgreSQL's own, read once per transaction (as ``now()`` is); SQLite's is this host's.
+        """
+        if self.is_sqlite:
+            return time.time()
+        transaction = conn.get_transaction()
+        kept = conn.info.get("db_now")
+        if kept is not None and kept[0] is transaction:
+            return float(kept[1])
+        read = conn.exec_driver_sql("SELECT extract(epoch from clock_timestamp())")
+        value = float(read.scalar_one())
+        conn.info["db_now"] = (transaction, value)
+        return value
 
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:

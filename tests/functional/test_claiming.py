@@ -155,7 +155,7 @@ async def test_a_rerun_trusts_absence_only_a_window_after_the_latest_send_a_clai
     aio.sync.claim("r", spec, OWNER)
     record = aio.sync.record("r", spec.name)
     assert record is not None
-    pending = Pending.from_record(spec, record, clock.now + 100)
+    pending = Pending.from_record(spec, record, clock.now, ledger_now=clock.now)
     stamped = clock.now
     assert pending.sent_at == stamped + CLAIM_HORIZON
     window = 60.0

@@ -59,7 +59,7 @@ async def test_servers_in_another_region_are_found_waited_for_and_torn_down(
             assert sorted(report.running) == sorted(s.name for s in plan) and not report.failed
             assert_each_once(sim.state(), book.sync.records("regions"))
             assert regions_of(sim.state()) == {"KR": 6, "JPN": 6}
-            targets = await teardown_targets(client, book, "regions")
+            targets = (await teardown_targets(client, book, "regions")).targets
             down = await teardown(client, book, "regions", targets, QUICK)
         state = sim.state()
         calls = sim.calls()
@@ -169,7 +169,7 @@ async def test_a_second_server_under_one_name_is_kept_flagged_and_torn_down(
             assert row is not None and row.duplicates == 1
             assert len([i for i in book.sync.instances("dup") if i.name == "web-001"]) == 2
             await wait_running(client, book, "dup", interval=0.1, time_limit=30)
-            targets = await teardown_targets(client, book, "dup")
+            targets = (await teardown_targets(client, book, "dup")).targets
             assert len(targets) == 3
             await teardown(client, book, "dup", targets, QUICK)
         assert sim.state()["servers"] == []
@@ -190,7 +190,7 @@ async def test_a_refused_create_is_never_taken_for_a_lost_one(tmp_path: Path) ->
             assert row is not None and row.state == State.FAILED and row.attempts == 1
             await client.create_server(bad.params)  # another team's server, same name
             await wait_running(client, book, "scope", interval=0.1, time_limit=30)
-            targets = await teardown_targets(client, book, "scope")
+            targets = (await teardown_targets(client, book, "scope")).targets
             assert sorted(t.name for t in targets) == ["web-001", "web-002"]
             await teardown(client, book, "scope", targets, QUICK)
         assert [s["serverName"] for s in sim.state()["servers"]] == ["team-001"]
@@ -207,7 +207,7 @@ async def test_a_lost_create_must_have_been_made_while_we_sent(tmp_path: Path) -
             book.sync.acquire("window", OWNER, "test run", ttl=600)
             book.sync.plan("window", [mine], owner=OWNER)
             book.sync.claim("window", mine, OWNER)  # sent, answer lost
-            assert await teardown_targets(client, book, "window") == []
+            assert (await teardown_targets(client, book, "window")).targets == []
             row = book.sync.record("window", "web-001")
             assert row is not None and row.state == State.IN_FLIGHT
 
@@ -237,7 +237,7 @@ async def test_a_server_missing_from_a_few_reads_is_not_taken_for_gone(tmp_path:
             await wait_running(client, book, "reads", interval=0.1, time_limit=30)
         flaky = FlakyReads(client._credentials, sim.url, retry=client.retry)
         async with flaky:
-            targets = await teardown_targets(flaky, book, "reads")
+            targets = (await teardown_targets(flaky, book, "reads")).targets
             report = await teardown(flaky, book, "reads", targets, QUICK)
         # Two blind reads were not enough to call them gone: they were stopped and terminated.
         assert sorted(report.terminated) == ["web-001", "web-002"]

@@ -40,7 +40,7 @@ async def test_teardown_stops_terminates_and_finds_lost_creates(tmp_path: Path) 
             # Someone else's server with a planned name this rollout never sent: not ours.
             await client.create_server(stranger.params)
             await wait_running(client, book, "t", interval=0.1, time_limit=30)
-            targets = await teardown_targets(client, book, "t")
+            targets = (await teardown_targets(client, book, "t")).targets
             assert sorted(t.name for t in targets) == [s.name for s in plan]
             assert [t.recorded for t in targets].count(False) == 1
             report = await teardown(client, book, "t", targets, QUICK)
@@ -62,11 +62,11 @@ async def test_teardown_leaves_protected_servers_unless_asked(tmp_path: Path) ->
         book = open_ledger(tmp_path / "l.db")
         async with client_for(sim.url) as client:
             await roll_out(client, book, "p", protected)
-            targets = await teardown_targets(client, book, "p")
+            targets = (await teardown_targets(client, book, "p")).targets
             first = await teardown(client, book, "p", targets, QUICK)
             assert sorted(first.protected) == ["web-001", "web-002"]
             assert len(sim.state()["servers"]) == 2
-            targets = await teardown_targets(client, book, "p")
+            targets = (await teardown_targets(client, book, "p")).targets
             lifting = QUICK.model_copy(update={"lift_protection": True})
             second = await teardown(client, book, "p", targets, lifting)
         state = sim.state()
@@ -82,11 +82,11 @@ async def test_teardown_rerun_after_a_crash_picks_up_where_it_stopped(tmp_path: 
         async with client_for(sim.url) as client:
             await roll_out(client, book, "c", plan)
             await wait_running(client, book, "c", interval=0.1, time_limit=30)
-            targets = await teardown_targets(client, book, "c")
+            targets = (await teardown_targets(client, book, "c")).targets
             # The first run only gets as far as one server; the others were being stopped.
             await teardown(client, book, "c", targets[:1], QUICK)
             await client.stop_servers([t.instance_no for t in targets[1:]])
-            again = await teardown_targets(client, book, "c")
+            again = (await teardown_targets(client, book, "c")).targets
             assert [t.name for t in again] == ["web-002", "web-003"]
             report = await teardown(client, book, "c", again, QUICK)
         state = sim.state()

@@ -15,7 +15,7 @@ from fleet.side import Made, SideResource, Step, decide
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
 from fleet.survey import survey
-from fleet.teardown import teardown, teardown_targets
+from fleet.teardown import ADOPTED_LEFT, teardown, teardown_targets
 from tests.functional.fleetkit import (
     OWNER,
     QUICK,
@@ -58,7 +58,7 @@ async def test_teardown_returns_public_ips_and_extra_disks(tmp_path: Path, outli
             before = sim.state()
             assert len(before["public_ips"]) == 3
             assert len(before["block_storages"]) == 6
-            targets = await teardown_targets(client, book, "s")
+            targets = (await teardown_targets(client, book, "s")).targets
             report = await teardown(client, book, "s", targets, QUICK)
         after = sim.state()
         calls = [c["action"] for c in sim.calls()]
@@ -76,7 +76,7 @@ async def test_teardown_returns_public_ips_and_extra_disks(tmp_path: Path, outli
 
 
 async def test_teardown_takes_only_what_its_creates_made(tmp_path: Path) -> None:
-    """An adopted server goes, but the public IP someone else's create made for it stays."""
+    """An adopted server goes only when asked, and the public IP another's create made stays."""
     (theirs,) = with_params(specs(1, "theirs"), PUBLIC_IP)
     with running_simulator(sim_config()) as sim:
         book = open_ledger(tmp_path / "l.db", "a")
@@ -84,7 +84,11 @@ async def test_teardown_takes_only_what_its_creates_made(tmp_path: Path) -> None
             await client.create_server(theirs.params)  # someone else's, with its public IP
             found = await survey(client, book, "a", [theirs], owner=OWNER, adopt_existing=True)
             assert found.adopted == ("theirs-001",)
-            targets = await teardown_targets(client, book, "a")
+            # fleet did not make it: left alone, unless asked for.
+            (left,) = (await teardown_targets(client, book, "a")).left
+            assert (left.name, left.reason) == ("theirs-001", ADOPTED_LEFT)
+            scope = await teardown_targets(client, book, "a", include_adopted=True)
+            targets = scope.targets
             report = await teardown(client, book, "a", targets, QUICK)
         after = sim.state()
     assert report.terminated == ["theirs-001"]
@@ -105,7 +109,7 @@ async def test_a_teardown_stopped_before_returning_them_leaves_them_to_the_next(
         async with client_for(sim.url) as client:
             await roll_out(client, book, "k", plan)
             await wait_running(client, book, "k", interval=0.1, time_limit=30)
-            targets = await teardown_targets(client, book, "k")
+            targets = (await teardown_targets(client, book, "k")).targets
 
             async def killed(*args: object, **kwargs: object) -> None:
                 raise asyncio.CancelledError  # the process died here
@@ -115,7 +119,7 @@ async def test_a_teardown_stopped_before_returning_them_leaves_them_to_the_next(
                 with pytest.raises(asyncio.CancelledError):
                     await teardown(client, book, "k", targets, QUICK)
             assert sim.state()["servers"] == [] and len(sim.state()["public_ips"]) == 2
-            again = await teardown_targets(client, book, "k")
+            again = (await teardown_targets(client, book, "k")).targets
             assert again == []  # the servers are gone; only what they left is to return
             report = await teardown(client, book, "k", again, QUICK)
         after = sim.state()

@@ -84,7 +84,7 @@ GOOD = [
         "serverCreateCount": "3",
         "serverCreateStartNo": "0",
         "feeSystemTypeCode": "MTRAT",
-        "serverDescription": "é" * 500,
+        "serverDescription": "é" * 480,  # 960 bytes: all the create marker leaves
         "loginKeyName": "key",
         "isProtectServerTermination": "TRUE",
         "networkInterfaceList.1.networkInterfaceOrder": "0",

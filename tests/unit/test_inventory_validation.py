@@ -142,7 +142,17 @@ LONG = "é" * 501  # 501 characters, 1002 bytes of UTF-8
         # text
         (
             {"serverDescription": LONG},
-            ["inv.csv:2: serverDescription: longer than 1000 bytes of UTF-8 (found 1002 bytes)"],
+            [
+                "inv.csv:2: serverDescription: longer than 960 bytes of UTF-8 (NCP's 1000, less "
+                "40 for fleet's create marker) (found 1002 bytes)"
+            ],
+        ),
+        (  # NCP would take 961 bytes, but not with the create marker every create adds
+            {"serverDescription": "a" * 961},
+            [
+                "inv.csv:2: serverDescription: longer than 960 bytes of UTF-8 (NCP's 1000, less "
+                "40 for fleet's create marker) (found 961 bytes)"
+            ],
         ),
         ({"loginKeyName": "ab"}, ["inv.csv:2: loginKeyName: must be 3-30 characters (found 'ab')"]),
         (

@@ -1,0 +1,173 @@
+"""Which servers a rollout may call its own: proof, never a name and a time.
+
+NCP's create has no client token, so every create carries one of ours in ``serverDescription``
+(which NCP returns in every listing): a **create marker**, the last word of the description,
+
+    fleet-<rollout id>-<run>-<attempt>      e.g.  fleet-k3v9x2m7q1-5f3a9c2e-1
+
+- ``rollout id``: 10 letters and digits, made once per rollout and kept in its ledger;
+- ``run``: 8 hex digits, made once per run (a run's rollback takes only what it made);
+- ``attempt``: the ledger's attempt count of that server's row at that send.
+
+Together the run and the attempt are a nonce: no two sends carry the same marker. Nothing in it is
+secret, and it is ASCII letters, digits and hyphens only. The user's own description stays as
+written, before it, separated by one space.
+
+A server found under a name is this rollout's when ``judge`` says so, by the first matching row
+of ``RULES``. Every path that settles, reconciles, flags a duplicate, or stops, terminates,
+resizes or replaces a server asks ``judge`` first; a server it does not own is left alone, with
+the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .client import ServerInstance
+from .parameters import MARKER_BYTES
+
+__all__ = [
+    "MARKER_BYTES",
+    "RULES",
+    "Claim",
+    "Evidence",
+    "Marker",
+    "Verdict",
+    "describe",
+    "judge",
+    "new_rollout_id",
+    "new_run_tag",
+]
+
+# A marker is 6 + 10 + 1 + 8 + 1 + attempt digits bytes (about 30): MARKER_BYTES (the room the
+# inventory's check leaves it, with the space before it) holds one whatever the attempt.
+
+_ALPHABET = string.ascii_lowercase + string.digits
+_MARKER = re.compile(r"fleet-([a-z0-9]{10})-([0-9a-f]{8})-([0-9]{1,9})")
+
+
+def new_rollout_id() -> str:
+    """Return a new rollout's marker id: 10 random lower-case letters and digits."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(10))
+
+
+def new_run_tag() -> str:
+    """Return a new run's tag: 8 random hex digits."""
+    return secrets.token_hex(4)
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A create marker: which rollout sent the create, in which run, at which attempt."""
+
+    rollout_id: str
+    run: str
+    attempt: int
+
+    def __str__(self) -> str:
+        return f"fleet-{self.rollout_id}-{self.run}-{self.attempt}"
+
+    @classmethod
+    def parse(cls, description: str | None) -> Marker | None:
+        """Return the marker a server's description ends with, if it carries one."""
+        words = (description or "").split()
+        found = _MARKER.fullmatch(words[-1]) if words else None
+        if found is None:
+            return None
+        return cls(found.group(1), found.group(2), int(found.group(3)))
+
+    @classmethod
+    def of(cls, server: ServerInstance) -> Marker | None:
+        """Return the marker of a server NCP listed, if it carries one."""
+        return cls.parse(str(server.raw.get("serverDescription") or ""))
+
+
+def describe(description: str, marker: Marker) -> str:
+    """Return the description a create sends: the user's own, as written, then the marker."""
+    return f"{description} {marker}" if description else str(marker)
+
+
+class Claim(StrEnum):
+    """On what ground a server is this rollout's, or why it is not."""
+
+    RECORDED = "its number is recorded in this rollout's ledger"
+    ADOPTED = "adopted: recorded, but fleet did not create it"
+    MARKED = "it carries this rollout's create marker"
+    SENT_BEFORE_MARKERS = "sent before create markers, and made while its creates went out"
+    OTHER_MARKER = "it carries another rollout's create marker"
+    UNMARKED = "no create marker of this rollout, and its number is not recorded"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a rollout knows that bears on one server found under one of its names."""
+
+    rollout_id: str | None  # the rollout's marker id (None: a ledger from before markers)
+    recorded: Mapping[str, str]  # instance number -> origin (answer, lookup, lost, adopted)
+    legacy: bool = False  # the row's last create went out before markers
+    in_window: bool = False  # made while that row's creates went out (legacy rows only)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether a server is this rollout's, on which ground, and whether it was made by fleet."""
+
+    ours: bool
+    claim: Claim
+    marker: Marker | None = None
+
+    @property
+    def made_by_us(self) -> bool:
+        """Whether fleet created it (not merely adopted it)."""
+        return self.ours and self.claim != Claim.ADOPTED
+
+
+def _recorded(s: ServerInstance, e: Evidence, m: Marker | None) -> bool:
+    return s.instance_no in e.recorded and e.recorded[s.instance_no] != "adopted"
+
+
+def _adopted(s: ServerInstance, e: Evidence, m: Marker | None) -> bool:
+    return e.recorded.get(s.instance_no) == "adopted"
+
+
+def _marked(s: ServerInstance, e: Evidence, m: Marker | None) -> bool:
+    return m is not None and e.rollout_id is not None and m.rollout_id == e.rollout_id
+
+
+def _other_marker(s: ServerInstance, e: Evidence, m: Marker | None) -> bool:
+    return m is not None
+
+
+def _legacy(s: ServerInstance, e: Evidence, m: Marker | None) -> bool:
+    return e.legacy and e.in_window
+
+
+def _always(s: ServerInstance, e: Evidence, m: Marker | None) -> bool:
+    return True
+
+
+Rule = Callable[[ServerInstance, Evidence, "Marker | None"], bool]
+
+# First match wins. A recorded number outranks any description: a user may edit it by hand.
+RULES: tuple[tuple[Rule, Claim, bool], ...] = (
+    (_recorded, Claim.RECORDED, True),
+    (_adopted, Claim.ADOPTED, True),
+    (_marked, Claim.MARKED, True),
+    (_other_marker, Claim.OTHER_MARKER, False),  # another rollout's (or run's ledger's) create
+    (_legacy, Claim.SENT_BEFORE_MARKERS, True),  # the rule before markers, for such rows only
+    (_always, Claim.UNMARKED, False),
+)
+
+
+def judge(server: ServerInstance, evidence: Evidence) -> Verdict:
+    """Return whether a server found under one of the rollout's names is the rollout's own."""
+    marker = Marker.of(server)
+    for rule, claim, ours in RULES:
+        if rule(server, evidence, marker):
+            return Verdict(ours, claim, marker)
+    raise AssertionError("the last rule always matches")  # pragma: no cover
