@@ -74,7 +74,6 @@ class Runtime:
     ambiguous: int = 0  # create answers of any kind that left the outcome unknown
 
 
-
 _RUNTIMES: dict[str, Runtime] = {}
 
 

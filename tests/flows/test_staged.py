@@ -25,7 +25,7 @@ from fleet.summary import RolloutSummary
 from flows import approval
 from flows.provision import provision_fleet
 from tests.flows.opskit import keyed_simulator
-from tests.functional.fleetkit import servers_by_name
+from tests.functional.fleetkit import client_for, servers_by_name, specs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -133,6 +133,32 @@ async def test_rollback_leaves_no_server_of_the_rollout(
     assert isinstance(summary, RolloutSummary)
     assert summary.rolled_back and summary.counts.created == 2
     assert sim.state()["servers"] == []
+
+
+async def test_rollback_after_an_extension_takes_only_what_this_run_made(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """Extended with an adopted server, new rows and a refused one: rollback takes the new only."""
+    first = inventory(tmp_path / "ext.csv", [("app", 4, GOOD)])
+    done = await provision_fleet(inventories=[first], options=options(sim, tmp_path))
+    assert isinstance(done, RolloutSummary) and done.counts.created == 4
+    (keep,) = specs(1, "keep")  # a server fleet never made, then adopted into the rollout
+    async with client_for(sim.url) as client:
+        await client.create_server(keep.params)
+    extended = inventory(
+        tmp_path / "ext.csv",
+        [("app", 4, GOOD), ("keep", 1, GOOD), ("new", 3, GOOD), ("bad", 2, REFUSED)],
+    )
+    staged = options(
+        sim, tmp_path, canary="2", waves="100%", on_failure="rollback", adopt_existing=True
+    )
+    state = await provision_fleet(inventories=[extended], options=staged, return_state=True)
+    assert state.is_failed()
+    summary = await state.aresult(raise_on_failure=False)
+    assert isinstance(summary, RolloutSummary) and summary.rolled_back
+    left = servers_by_name(sim.state())
+    # The earlier run's four and the adopted one stay; the canary's new server is gone.
+    assert sorted(left) == ["app-001", "app-002", "app-003", "app-004", "keep-001"]
 
 
 async def answer_when_paused(rollout: str, approve: bool, next_wave: str | None) -> list[str]:

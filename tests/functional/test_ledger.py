@@ -406,3 +406,27 @@ def test_a_late_claim_is_stamped_again_under_the_lease(book: Ledger, clock: Fake
         book.restamp("r", "a", attempt + 1, OWNER)
     with pytest.raises(LeaseLost):
         book.restamp("r", "a", attempt, "run-2")
+
+
+def test_a_version_2_ledger_opens_as_version_3_with_every_row_kept(ledger_url: str) -> None:
+    """A ledger from before ownership: its rows kept, its in-flight ones settled as before."""
+    from fleet.ledger.schema import _V3_COLUMNS, SCHEMA_VERSION
+
+    with Ledger(ledger_url) as ledger:
+        ledger.acquire("r", OWNER, "test run", ttl=60)
+        ledger.plan("r", [spec("a")], owner=OWNER)
+        ledger.claim("r", spec("a"), OWNER)
+        with ledger.db.transaction() as conn:  # back to version 2, as an older fleet left it
+            for table, name in _V3_COLUMNS:
+                conn.exec_driver_sql(f'ALTER TABLE {table.name} DROP COLUMN "{name}"')
+            conn.exec_driver_sql("UPDATE fleet_meta SET value = '2' WHERE key = 'schema_version'")
+    with Ledger(ledger_url) as ledger:
+        (record,) = ledger.records("r")
+        with ledger.db.transaction() as conn:
+            version = conn.exec_driver_sql(
+                "SELECT value FROM fleet_meta WHERE key = 'schema_version'"
+            ).scalar()
+        own = ledger.ownership("r", window=60.0)
+    assert version == str(SCHEMA_VERSION) == "3"
+    assert record.state == State.IN_FLIGHT and record.unsettled and not record.marked
+    assert (own.marker, own.window) == (None, 60.0)
