@@ -173,3 +173,28 @@ def test_chunks_are_tens_not_one_per_server() -> None:
     many = chunks(specs(999, prefix="a") * 11)
     assert len(many) == 20
     assert sum(len(c) for c in many) == 10989
+
+
+async def test_the_summary_counts_ambiguous_answers_of_every_kind(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """Dropped connections count as ambiguous beside 504s and 500s: as many as the ledger has."""
+    path = inventory(tmp_path / "amb.csv", [("amb", 6)])
+    sim.faults(
+        *(
+            {"action": "createServerInstances", "fault": fault, "serverName": f"amb-00{i}"}
+            for i, fault in ((1, "drop_after"), (2, "drop_after"), (3, "fail_after"))
+        )
+    )
+    ledger = tmp_path / "ledger.db"
+    options = ProvisionOptions(
+        endpoint=sim.url, ledger=str(ledger), rate=200, settle=0.5, settle_poll=0.1
+    )
+    state = await provision_fleet(inventories=[path], options=options, return_state=True)
+    assert state.is_completed(), state.message
+    summary = await state.aresult()
+    assert isinstance(summary, RolloutSummary)
+    with Ledger(ledger) as book:
+        in_ledger = sum(r.ambiguous_sends for r in book.records(summary.rollout))
+    assert summary.ambiguous == in_ledger == 3
+    assert all(len(nos) == 1 for nos in servers_by_name(sim.state()).values())
