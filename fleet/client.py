@@ -350,6 +350,12 @@ class NcpClient:
         """Stop running servers of one region (one call for up to a batch)."""
         return await self._control("stopServerInstances", instance_nos, region)
 
+    async def start_servers(
+        self, instance_nos: Sequence[str], *, region: str = ""
+    ) -> list[ServerInstance]:
+        """Start stopped servers of one region (one call for up to a batch)."""
+        return await self._control("startServerInstances", instance_nos, region)
+
     async def terminate_servers(
         self, instance_nos: Sequence[str], *, region: str = ""
     ) -> list[ServerInstance]:

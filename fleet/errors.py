@@ -28,6 +28,7 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "ACCOUNT_LIMIT_CODES",
     "AmbiguousError",
     "BindingError",
     "ConfigError",
@@ -228,6 +229,12 @@ RULES: tuple[tuple[int | None, str | None, Kind], ...] = (
     (500, None, Kind.AMBIGUOUS),  # 900 Unexpected Error, 1000 try later: may have been done
     (504, None, Kind.AMBIGUOUS),  # 510 Endpoint Timeout: the backend may have done it
 )
+
+
+# Refusals of the account, not of the row: its server or product limit (1015009), its creation
+# limit setting (10102). Permanent for this run, but a raised quota clears them: the next run
+# sends those servers again, unasked.
+ACCOUNT_LIMIT_CODES = frozenset({"1015009", "10102"})
 
 
 def classify(status: int | None, code: str | None) -> Kind:

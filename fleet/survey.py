@@ -16,12 +16,13 @@ before markers existed, the old rule: made while its creates went out). Then per
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .client import NcpClient, ServerInstance
+from .converge import GONE_MESSAGE, Live, Seen, Sleep, by_live, refresh
 from .errors import RolloutError
 from .ledger import AsyncLedger, Instance, PlanDelta, Record, State, TeardownState
 from .options import ProvisionOptions
@@ -29,6 +30,7 @@ from .ownership import Evidence, judge
 from .provisioner import found_from
 from .settling import CLAIM_HORIZON, epoch
 from .spec import ServerSpec
+from .states import ServerStatus
 
 __all__ = ["CLOCK_SKEW", "Survey", "in_send_window", "ours_of", "owned_instances", "survey"]
 
@@ -55,6 +57,9 @@ class Survey:
     skipped_failed: tuple[str, ...]  # refused before with these parameters
     duplicates: tuple[tuple[str, str], ...]  # (name, instance numbers): several servers, ours
     delta: PlanDelta
+    gone: tuple[str, ...] = ()  # recorded, terminated out of band: created again (recreate)
+    stopped: tuple[Seen, ...] = ()  # recorded, stopped out of band: started again
+    seen: tuple[Seen, ...] = ()  # every recorded server as the refresh found it
 
     @property
     def work(self) -> tuple[ServerSpec, ...]:
@@ -124,6 +129,8 @@ def _sort(
     adopt_existing: bool,
     margin: float,
     rollout_id: str | None,
+    retried: frozenset[str] = frozenset(),
+    gone: frozenset[str] = frozenset(),
 ) -> _Sorting:
     out = _Sorting([], [], [], [], [], [], [], [])
     for spec in specs:
@@ -134,13 +141,16 @@ def _sort(
             rec is not None
             and rec.state == State.CREATED
             and rec.teardown != TeardownState.TERMINATED
+            and spec.name not in gone  # a dry plan: the ledger's row is not planned again yet
         ):
             out.done.append(spec.name)
             mine = listing.get((rec.region, rec.vpc_no), {}).get(spec.name, [])
-            ours = ours_of(mine, rec, rollout_id, recorded, margin)
-            extra = [s for s in ours if s.instance_no not in recorded]
-            if extra:
-                out.duplicates.append((rec, extra))
+            extra = [
+                s
+                for s in ours_of(mine, rec, rollout_id, recorded, margin)
+                if s.instance_no not in recorded
+            ]
+            out.duplicates.extend([(rec, extra)] if extra else [])
         elif rec is not None and rec.unsettled:
             sent = listing.get((rec.sent_region, rec.sent_vpc), {}).get(spec.name, [])
             # A row last sent before markers takes any server under its name, as it did then.
@@ -157,7 +167,10 @@ def _sort(
             else:
                 out.conflicts.append((spec.name, _numbers(there)))
         elif rec is not None and rec.state == State.FAILED and not rec.sendable:
-            out.skipped.append(spec.name)
+            if spec.name in retried:  # a dry plan: the ledger's row is not planned again yet
+                out.to_create.append(spec)
+            else:
+                out.skipped.append(spec.name)
         else:
             out.to_create.append(spec)
     return out
@@ -173,11 +186,14 @@ async def survey(
     adopt_existing: bool = False,
     retry_failed: bool = False,
     request_timeout: float = DEFAULT_TIMEOUT,
-    clock: Callable[[], float] = time.time,
+    pause: float = 3.0,
+    sleep: Sleep = asyncio.sleep,
 ) -> Survey:
     """Compare the plan with the ledger and NCP; record what an earlier run left open.
 
-    ``owner`` is this run's lease token; without one (a dry run) nothing is written.
+    ``owner`` is this run's lease token; without one (a dry run) nothing is written. Every
+    recorded server is refreshed first (``converge.refresh``, reads ``pause`` seconds apart):
+    one gone out of band is planned anew, one stopped is reported to be started.
     The rollout's marker id and window are its ledger's. A row sent before create markers is
     judged by the old rule: a server made within the request timeout and the window of its
     sends.
@@ -189,6 +205,8 @@ async def survey(
     book = ledger.sync
     own = await ledger.run(book.ownership, rollout, window=DEFAULT_WINDOW)
     margin, rollout_id = request_timeout + own.window, own.marker
+    seen = await _refreshed(client, ledger, rollout, owner, pause=pause, sleep=sleep)
+    gone = frozenset(s.name for s in by_live(seen, Live.GONE))
     if owner is None:
         delta = await ledger.run(book.compare, rollout, specs, retry_failed=retry_failed)
     else:
@@ -199,6 +217,7 @@ async def survey(
     for rec in known.values():
         groups.add((rec.sent_region, rec.sent_vpc) if rec.unsettled else (rec.region, rec.vpc_no))
     listing = await _listing(client, groups, {s.name for s in specs})
+    names = {s.name for s in specs}
     out = _sort(
         specs,
         known,
@@ -207,6 +226,8 @@ async def survey(
         adopt_existing=adopt_existing,
         margin=margin,
         rollout_id=rollout_id,
+        retried=frozenset(delta.retried),
+        gone=gone,
     )
     if out.conflicts and owner is not None:
         raise _conflicting(rollout, out.conflicts)
@@ -222,7 +243,40 @@ async def survey(
         tuple(out.skipped),
         tuple((rec.name, _numbers(extra)) for rec, extra in out.duplicates),
         delta,
+        gone=tuple(sorted(gone & names)),
+        stopped=tuple(s for s in by_live(seen, Live.STOPPED) if s.name in names),
+        seen=tuple(seen.values()),
     )
+
+
+async def _refreshed(
+    client: NcpClient,
+    ledger: AsyncLedger,
+    rollout: str,
+    owner: str | None,
+    *,
+    pause: float,
+    sleep: Sleep,
+) -> dict[str, Seen]:
+    """Refresh every recorded server; with a lease, write down what was seen and what is gone."""
+    book = ledger.sync
+    records = {r.name: r for r in await ledger.run(book.records, rollout)}
+    instances = await ledger.run(book.instances, rollout)
+    listed = {i.instance_no for i in instances if i.origin != "answer" or _listed(records, i.name)}
+    seen = await refresh(client, instances, listed=listed, pause=pause, sleep=sleep)
+    if owner is not None:
+        gone = [s.instance_no for s in by_live(seen, Live.GONE)]
+        terminated = TeardownState.TERMINATED
+        await ledger.run(book.set_teardown, rollout, gone, terminated, message=GONE_MESSAGE)
+        found = [(s.name, s.server.status, None) for s in seen.values() if s.server is not None]
+        await ledger.run(book.set_status, rollout, found)
+    return seen
+
+
+def _listed(records: dict[str, Record], name: str) -> bool:
+    """Whether NCP has listed the server under this row before (a read saw it past INIT)."""
+    rec = records.get(name)
+    return rec is not None and rec.server_status not in (None, ServerStatus.INIT)
 
 
 def _conflicting(rollout: str, conflicts: Sequence[tuple[str, str]]) -> RolloutError:

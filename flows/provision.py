@@ -15,6 +15,8 @@ from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifa
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
+from fleet import converge
+from fleet.converge import Seen
 from fleet.errors import FleetError, RunAborted
 from fleet.inventory import load_inventories
 from fleet.ledger import Record
@@ -188,6 +190,14 @@ def _log_plan(name: str, specs: Sequence[ServerSpec], found: Survey) -> None:
         len(found.adopted),
         len(found.skipped_failed),
     )
+    if found.gone or found.stopped:
+        logger.warning(
+            "drift: %d gone out of band (created again: %s), %d stopped out of band (started: %s)",
+            len(found.gone),
+            ", ".join(found.gone[:10]),
+            len(found.stopped),
+            ", ".join(s.name for s in found.stopped[:10]),
+        )
     if found.delta.changed:
         logger.warning(
             "%d created servers differ from the inventory now (not changed on NCP): %s",
@@ -246,8 +256,19 @@ class _Created:
     rate_final: float | None = None  # calls/s the limiter was at when creating ended
 
 
+@task(name="start-stopped", cache_policy=NO_CACHE, persist_result=False)
+async def start_stopped(key: str, stopped: list[Seen]) -> list[str]:
+    """Start the rollout's servers that were stopped out of band (the inventory wants them)."""
+    rt = runtime(key)
+    started = await converge.start(rt.client, rt.ledger, rt.rollout, stopped)
+    get_run_logger().info("started %d servers stopped out of band", len(started))
+    return started
+
+
 async def _create(rt: Runtime, found: Survey, options: ProvisionOptions) -> _Created:
     """Create the servers: all at once in chunk tasks (waiting after, if asked), or in stages."""
+    if found.stopped:
+        await start_stopped(rt.key, list(found.stopped))
     started = time.monotonic()
     if options.staged:
         waves, stopped = await run_stages(rt, found.work, options)

@@ -7,6 +7,8 @@ The rules, per server already in the ledger:
   changed. The engine settles it with the region and VPC it was sent to, and only then, if the
   server is surely absent, accepts the edited row;
 - failed permanently: sent again when its row changed, or when the run says ``retry_failed``;
+  refused for the account's limits (not the row's fault: ``ACCOUNT_LIMIT_CODES``), on every run,
+  since a raised quota clears them;
 - planned or failed unprocessed: the new parameters replace the old.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from fleet.errors import ACCOUNT_LIMIT_CODES
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, State, TeardownState
 
@@ -63,7 +66,8 @@ def _bucket(row: Any, same: bool, moved: bool, retry_failed: bool) -> str | None
     if _unsettled(row):
         return None if same else "held"
     if row.state == State.FAILED and row.error_kind not in _UNPROCESSED:
-        return "retried" if not same or retry_failed else None
+        again = not same or retry_failed or row.error_code in ACCOUNT_LIMIT_CODES
+        return "retried" if again else None
     return "replanned" if not same else "moved" if moved else None
 
 
@@ -97,6 +101,7 @@ def _sorted(
                 servers.c.params_hash,
                 servers.c.state,
                 servers.c.error_kind,
+                servers.c.error_code,
                 servers.c.teardown,
                 servers.c.file,
                 servers.c.line,

@@ -1,0 +1,149 @@
+"""Keeping the fleet at its inventory: refresh what the rollout recorded, and say what to do.
+
+A scheduled rollout is a desired-state loop. Before each plan and each run, every server the
+rollout recorded is read by its instance number (filtered reads, a batch per call):
+- running, or on its way (created, booting, an operation under way): nothing to do;
+- stopped (``NSTOP``) out of band: **start** it;
+- missing from a read, read again ``pause`` seconds later: missing twice, it is **gone**
+  (terminated out of band) and is **recreated** under its name (its old number stays in the
+  ledger's history, as a torn-down one does). A server that was listed does not vanish by lag,
+  so two reads by number a few seconds apart are enough; one row missing from a paged listing is
+  never enough.
+
+Only numbers the rollout recorded are read, so only proven servers (``ownership``) are ever
+started. What to do per server is ``changes``: a pure function of the inventory, the ledger and
+the refresh, the same for ``plan`` and ``provision``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .client import BATCH_SIZE, NcpClient, ServerInstance
+from .errors import NcpError
+from .ledger import AsyncLedger, ErrorKind, Instance, Role
+from .states import Operation, ServerStatus
+
+__all__ = ["GONE_MESSAGE", "Live", "Seen", "by_live", "refresh", "start"]
+
+log = logging.getLogger(__name__)
+
+GONE_MESSAGE = "gone: terminated out of band (missing from two reads by its number)"
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Live(StrEnum):
+    """What NCP says now of a server the rollout recorded."""
+
+    RUNNING = "running"  # RUN with no operation under way
+    STOPPED = "stopped"  # NSTOP with no operation under way: to start
+    BUSY = "busy"  # being made, or an operation under way: nothing to do now
+    FAILED = "failed"  # a failure status (FSTOP, SD_FL ...): reported, not acted on
+    GONE = "gone"  # missing from two reads by its number: to recreate
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One recorded server as the refresh found it."""
+
+    name: str
+    instance_no: str
+    region: str
+    live: Live
+    server: ServerInstance | None  # None: gone
+
+
+def _live(server: ServerInstance | None) -> Live:
+    if server is None:
+        return Live.GONE
+    if server.operation != Operation.NULL:
+        return Live.BUSY
+    if server.status == ServerStatus.RUN:
+        return Live.RUNNING
+    if server.status == ServerStatus.NSTOP:
+        return Live.STOPPED
+    if server.status in (ServerStatus.INIT, ServerStatus.CREAT):
+        return Live.BUSY
+    return Live.FAILED
+
+
+async def _read(client: NcpClient, wanted: Sequence[Instance]) -> dict[str, ServerInstance]:
+    """Read these instances by number, per region, a batch per call."""
+    by_region: dict[str, list[str]] = defaultdict(list)
+    for instance in wanted:
+        by_region[instance.region].append(instance.instance_no)
+    found: dict[str, ServerInstance] = {}
+    for region, numbers in sorted(by_region.items()):
+        for i in range(0, len(numbers), BATCH_SIZE):
+            batch = numbers[i : i + BATCH_SIZE]
+            for server in await client.get_servers(batch, region=region):
+                found[server.instance_no] = server
+    return found
+
+
+async def refresh(
+    client: NcpClient,
+    instances: Sequence[Instance],
+    *,
+    listed: Collection[str],
+    pause: float = 3.0,
+    sleep: Sleep = asyncio.sleep,
+) -> dict[str, Seen]:
+    """Return what NCP says now of each recorded server (its primary instance), by name.
+
+    Only servers not being torn down are read. ``listed`` are the numbers NCP has listed before:
+    only those can be gone (a create's answer may come long before NCP lists the server).
+    """
+    wanted = [i for i in instances if i.role == Role.PRIMARY and i.teardown is None]
+    found = await _read(client, wanted)
+    # Only what NCP listed before can be gone; the rest may just not be listed yet.
+    missing = [i for i in wanted if i.instance_no not in found and i.instance_no in listed]
+    if missing:  # a second read by number, a moment later, before anything is called gone
+        await sleep(pause)
+        found.update(await _read(client, missing))
+    out = {}
+    for i in wanted:
+        server = found.get(i.instance_no)
+        live = _live(server) if server or i.instance_no in listed else Live.BUSY
+        out[i.name] = Seen(i.name, i.instance_no, i.region, live, server)
+    return out
+
+
+async def start(
+    client: NcpClient, ledger: AsyncLedger, rollout: str, stopped: Sequence[Seen]
+) -> list[str]:
+    """Start servers stopped out of band, a batch per region; return the names started.
+
+    Only servers the refresh read by a number the rollout recorded: proven its own. A refused
+    start is noted on the server's row, and the others go on.
+    """
+    by_region: dict[str, list[Seen]] = defaultdict(list)
+    for seen in stopped:
+        by_region[seen.region].append(seen)
+    started: list[str] = []
+    for region, group in sorted(by_region.items()):
+        for i in range(0, len(group), BATCH_SIZE):
+            batch = group[i : i + BATCH_SIZE]
+            try:
+                await client.start_servers([s.instance_no for s in batch], region=region)
+            except NcpError as exc:
+                log.warning("start of %d servers refused: %s", len(batch), exc)
+                for s in batch:
+                    await ledger.run(
+                        ledger.sync.note_error, rollout, s.name, ErrorKind.STATUS,
+                        f"stopped out of band; start refused: {exc.message}", exc.code,
+                    )  # fmt: skip
+                continue
+            started += [s.name for s in batch]
+    return started
+
+
+def by_live(seen: Mapping[str, Seen], live: Live) -> list[Seen]:
+    """Return the refreshed servers in one live state, by name."""
+    return sorted((s for s in seen.values() if s.live == live), key=lambda s: s.name)

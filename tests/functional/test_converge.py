@@ -1,0 +1,124 @@
+"""Keeping the fleet at its inventory: refusals that clear, drift refreshed, actions applied.
+
+Each test plays one way a nightly rollout left NCP unlike its inventory (issue "Scheduled
+rollouts that keep the fleet at its inventory") on the simulator over loopback HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fleet.client import NcpClient, ServerInstance
+from fleet.converge import start
+from fleet.ledger import State
+from fleet.readiness import wait_running
+from fleet.simulator import running_simulator
+from fleet.states import ServerStatus
+from fleet.survey import survey
+from tests.functional.fleetkit import (
+    OWNER,
+    assert_each_once,
+    client_for,
+    open_ledger,
+    roll_out,
+    sim_config,
+    specs,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_quota_refusal_clears_on_the_next_run_once_the_quota_allows(
+    tmp_path: Path,
+) -> None:
+    """Refused for the account's server limit, sent again unasked once it is raised."""
+    plan = specs(5)
+    (bad,) = specs(1, "bad")
+    refused = bad.__class__(
+        bad.name, bad.file, bad.line, tuple(p for p in bad.params if p[0] != "serverSpecCode")
+    )
+    with running_simulator(sim_config(max_servers=3)) as sim:
+        book = open_ledger(tmp_path / "l.db")
+        async with client_for(sim.url) as client:
+            await roll_out(client, book, "quota", [*plan, refused])
+            failed = {r.name: r.error_code for r in book.sync.records("quota") if r.error_code}
+            assert sorted(failed.values()) == ["1015009", "1015009", "900003"]
+            sim.configure(max_servers=100)  # the quota is raised
+            _, found = await roll_out(client, book, "quota", [*plan, refused])
+        state = sim.state()
+    assert sorted(found.delta.retried) == ["web-004", "web-005"]
+    assert found.skipped_failed == ("bad-001",)  # refused for the row itself: stays failed
+    records = book.sync.records("quota")
+    assert_each_once(state, [r for r in records if r.name != "bad-001"], n=5)
+    assert next(r for r in records if r.name == "bad-001").state == State.FAILED
+
+
+async def _until(client: NcpClient, no: str, done: Callable[[list[ServerInstance]], bool]) -> None:
+    for _ in range(200):
+        if done(await client.get_servers([no])):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"server {no} never got there")
+
+
+async def stop_out_of_band(client: NcpClient, no: str) -> None:
+    """Stop a server as the console would, and wait until it is stopped."""
+    await client.stop_servers([no])
+    await _until(client, no, lambda s: bool(s) and s[0].status == ServerStatus.NSTOP)
+
+
+async def terminate_out_of_band(client: NcpClient, no: str) -> None:
+    """Terminate a server as another tool would, and wait until NCP no longer lists it."""
+    await stop_out_of_band(client, no)
+    await client.terminate_servers([no])
+    await _until(client, no, lambda s: not s)
+
+
+async def test_servers_terminated_or_stopped_out_of_band_are_recreated_and_started(
+    tmp_path: Path,
+) -> None:
+    """Gone twice by number: created again under its name; stopped: started; both in the plan."""
+    plan = specs(4)
+    with running_simulator(sim_config()) as sim:
+        book = open_ledger(tmp_path / "l.db")
+        async with client_for(sim.url) as client:
+            await roll_out(client, book, "drift", plan)
+            await wait_running(client, book, "drift", interval=0.1, time_limit=30)
+            numbers = {r.name: str(r.instance_no) for r in book.sync.records("drift")}
+            await terminate_out_of_band(client, numbers["web-002"])
+            await stop_out_of_band(client, numbers["web-003"])
+            looked = await survey(client, book, "drift", plan, owner=None, pause=0.1)
+            assert looked.gone == ("web-002",)
+            assert [s.name for s in looked.stopped] == ["web-003"]
+            assert [s.name for s in looked.to_create] == ["web-002"]  # the plan shows it
+            _, found = await roll_out(client, book, "drift", plan)
+            assert found.gone == ("web-002",) and found.delta.renewed == ("web-002",)
+            assert await start(client, book, "drift", found.stopped) == ["web-003"]
+            report = await wait_running(client, book, "drift", interval=0.1, time_limit=30)
+            assert sorted(report.running) == [s.name for s in plan]
+            again = await survey(client, book, "drift", plan, owner=OWNER, pause=0.1)
+        state = sim.state()
+    assert again.to_create == () and again.gone == () and again.stopped == ()
+    records = book.sync.records("drift")
+    assert_each_once(state, records, n=4, exact=True)
+    web2 = [i for i in book.sync.instances("drift") if i.name == "web-002"]
+    assert sorted(i.instance_no for i in web2) == sorted(
+        [numbers["web-002"], next(str(r.instance_no) for r in records if r.name == "web-002")]
+    )  # both in the history
+
+
+async def test_a_server_not_listed_yet_is_never_taken_for_gone(tmp_path: Path) -> None:
+    """Recorded from its create's answer, not listed yet (a lagging list): not recreated."""
+    plan = specs(2)
+    with running_simulator(sim_config(list_lag=1.0)) as sim:
+        book = open_ledger(tmp_path / "l.db")
+        async with client_for(sim.url) as client:
+            await roll_out(client, book, "lag", plan)
+            found = await survey(client, book, "lag", plan, owner=OWNER, pause=0.1)
+        state = sim.state()
+    assert found.gone == () and found.to_create == ()
+    assert_each_once(state, book.sync.records("lag"), n=2, exact=True)
