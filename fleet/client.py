@@ -335,10 +335,11 @@ class NcpClient:
         return found
 
     async def _control(
-        self, action: str, instance_nos: Sequence[str], region: str
+        self, action: str, instance_nos: Sequence[str], region: str, more: Params = ()
     ) -> list[ServerInstance]:
         params = [("regionCode", region)] if region else []
         params += [(f"serverInstanceNoList.{i}", no) for i, no in enumerate(instance_nos, 1)]
+        params += more
         # Not idempotent by NCP's rules (a second stop fails on a stopping server): callers
         # re-read the status after an ambiguous failure instead.
         payload = await self.call(action, params, idempotent=False)
@@ -356,6 +357,21 @@ class NcpClient:
         """Start stopped servers of one region (one call for up to a batch)."""
         return await self._control("startServerInstances", instance_nos, region)
 
+    async def change_spec(
+        self,
+        instance_no: str,
+        *,
+        spec_code: str | None = None,
+        product_code: str | None = None,
+        region: str = "",
+    ) -> list[ServerInstance]:
+        """Change a stopped server's spec (KVM) or product (XEN/RHV) code, in place."""
+        if (spec_code is None) == (product_code is None):
+            raise ValueError("change_spec takes a spec code or a product code, not both")
+        code = ("serverSpecCode", spec_code) if spec_code else ("serverProductCode", product_code)
+        more = [("serverInstanceNo", instance_no), (code[0], str(code[1]))]
+        return await self._control("changeServerInstanceSpec", (), region, more)
+
     async def terminate_servers(
         self, instance_nos: Sequence[str], *, region: str = ""
     ) -> list[ServerInstance]:
@@ -365,8 +381,6 @@ class NcpClient:
     async def set_protection(self, instance_no: str, protect: bool, *, region: str = "") -> None:
         """Turn termination protection of one server on or off."""
         params = [("regionCode", region)] if region else []
-        params += [
-            ("serverInstanceNo", instance_no),
-            ("isProtectServerTermination", "true" if protect else "false"),
-        ]
+        params += [("serverInstanceNo", instance_no)]
+        params += [("isProtectServerTermination", "true" if protect else "false")]
         await self.call("setProtectServerTermination", params, idempotent=True)

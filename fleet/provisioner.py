@@ -150,6 +150,7 @@ class Provisioner:
             self.rollout_id = own.marker
         names = [s.name for s in specs]  # this call's servers only: a chunk is not the rollout
         by_name = {r.name: r for r in await self.ledger.run(book.records, self.rollout, names)}
+        known = [i.instance_no for i in await self.ledger.run(book.instances, self.rollout, names)]
         ledger_now = await self.ledger.run(book.now)  # the clock the ledger's stamps are on
         settler = Settler(
             self.client,
@@ -157,6 +158,7 @@ class Provisioner:
             patience=max(self.options.settle, 10 * self.options.settle_poll),
             clock=self._clock,
             rollout_id=self.rollout_id,
+            known=known,
         )
         queue = WorkQueue()
         for spec in specs:

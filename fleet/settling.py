@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -154,12 +154,16 @@ class Settler:
         patience: float,
         clock: Callable[[], float] = time.time,
         rollout_id: str | None = None,
+        known: Collection[str] = (),
     ) -> None:
         self.client = client
         self.window = window
         self.patience = patience
         self._clock = clock
         self.rollout_id = rollout_id  # the id this rollout's create markers carry
+        # Instance numbers the rollout recorded already (a server being replaced keeps its name
+        # and our marker): never the outcome of a create being settled.
+        self.known = frozenset(known)
         self.pending: dict[str, Pending] = {}
         self._looked: set[str] = set()  # pending servers looked up at least once
         self.lookups = 0  # look-up calls made, for the run's summary
@@ -198,6 +202,7 @@ class Settler:
         self, pending: Pending, servers: Sequence[ServerInstance]
     ) -> tuple[tuple[ServerInstance, ...], tuple[ServerInstance, ...]]:
         """Split the servers under a pending name into this rollout's and someone else's."""
+        servers = [s for s in servers if s.instance_no not in self.known]
         if not pending.marked:  # sent before markers: any server under the name, as then
             return tuple(servers), ()
         evidence = Evidence(self.rollout_id, {})

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .client import NcpClient, ServerInstance
@@ -120,6 +120,10 @@ def ours_of(
     return out
 
 
+def _unknown(servers: Sequence[ServerInstance], recorded: dict[str, str]) -> list[ServerInstance]:
+    return [s for s in servers if s.instance_no not in recorded]
+
+
 def _sort(
     specs: Sequence[ServerSpec],
     known: dict[str, Record],
@@ -136,7 +140,9 @@ def _sort(
     for spec in specs:
         rec = known.get(spec.name)
         recorded = owned.get(spec.name, {})
-        there = listing.get((spec.region, spec.vpc_no), {}).get(spec.name, [])
+        # A server whose number the rollout recorded is known already (a replaced one, one
+        # being torn down): never a create's outcome, never someone else's.
+        there = _unknown(listing.get((spec.region, spec.vpc_no), {}).get(spec.name, []), recorded)
         if (
             rec is not None
             and rec.state == State.CREATED
@@ -144,15 +150,13 @@ def _sort(
             and spec.name not in gone  # a dry plan: the ledger's row is not planned again yet
         ):
             out.done.append(spec.name)
-            mine = listing.get((rec.region, rec.vpc_no), {}).get(spec.name, [])
-            extra = [
-                s
-                for s in ours_of(mine, rec, rollout_id, recorded, margin)
-                if s.instance_no not in recorded
-            ]
+            mine = _unknown(listing.get((rec.region, rec.vpc_no), {}).get(spec.name, []), recorded)
+            extra = ours_of(mine, rec, rollout_id, recorded, margin)
             out.duplicates.extend([(rec, extra)] if extra else [])
         elif rec is not None and rec.unsettled:
-            sent = listing.get((rec.sent_region, rec.sent_vpc), {}).get(spec.name, [])
+            sent = _unknown(
+                listing.get((rec.sent_region, rec.sent_vpc), {}).get(spec.name, []), recorded
+            )
             # A row last sent before markers takes any server under its name, as it did then.
             ours = sent if not rec.marked else ours_of(sent, rec, rollout_id, recorded, margin)
             if ours:
@@ -213,10 +217,7 @@ async def survey(
         delta = await ledger.run(book.plan, rollout, specs, owner=owner, retry_failed=retry_failed)
     known = {r.name: r for r in await ledger.run(book.records, rollout)}
     owned = owned_instances(await ledger.run(book.instances, rollout))
-    groups = {(s.region, s.vpc_no) for s in specs}
-    for rec in known.values():
-        groups.add((rec.sent_region, rec.sent_vpc) if rec.unsettled else (rec.region, rec.vpc_no))
-    listing = await _listing(client, groups, {s.name for s in specs})
+    listing = await _listing(client, _groups(specs, known.values()), {s.name for s in specs})
     names = {s.name for s in specs}
     out = _sort(
         specs,
@@ -233,6 +234,10 @@ async def survey(
         raise _conflicting(rollout, out.conflicts)
     if owner is not None:
         await _record(ledger, rollout, owner, out, rollout_id)
+    return _result(out, delta, gone & names, [s for s in seen.values() if s.name in names])
+
+
+def _result(out: _Sorting, delta: PlanDelta, gone: Iterable[str], seen: Sequence[Seen]) -> Survey:
     return Survey(
         tuple(out.to_create),
         tuple(out.unsettled),
@@ -243,10 +248,18 @@ async def survey(
         tuple(out.skipped),
         tuple((rec.name, _numbers(extra)) for rec, extra in out.duplicates),
         delta,
-        gone=tuple(sorted(gone & names)),
-        stopped=tuple(s for s in by_live(seen, Live.STOPPED) if s.name in names),
-        seen=tuple(seen.values()),
+        gone=tuple(sorted(gone)),
+        stopped=tuple(s for s in seen if s.live == Live.STOPPED),
+        seen=tuple(seen),
     )
+
+
+def _groups(specs: Sequence[ServerSpec], records: Iterable[Record]) -> set[tuple[str, str]]:
+    """Return every (region, VPC) the inventory or the ledger's rows name."""
+    groups = {(s.region, s.vpc_no) for s in specs}
+    for rec in records:
+        groups.add((rec.sent_region, rec.sent_vpc) if rec.unsettled else (rec.region, rec.vpc_no))
+    return groups
 
 
 async def _refreshed(

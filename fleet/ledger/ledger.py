@@ -8,7 +8,7 @@ from fleet.errors import LedgerConflict, NcpError
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, ServerStatus, State, TeardownState
 
-from . import leases, outcomes, planning, tracking
+from . import changing, leases, outcomes, planning, tracking
 from .base import DEFAULT_LEDGER
 from .holds import Holds
 from .model import PlanDelta
@@ -154,6 +154,18 @@ class Ledger(Holds, Reads):
         with self.db.transaction() as conn:
             self._fence(conn, rollout)
             outcomes.give_up(conn, self._stamp(conn), rollout, name, attempt, message)
+
+    def record_resized(self, rollout: str, spec: ServerSpec, instance_no: str) -> None:
+        """Record that a created server was changed in place to the inventory's parameters."""
+        with self.db.transaction() as conn:
+            self._fence(conn, rollout)
+            changing.record_resized(conn, self._stamp(conn), rollout, spec, instance_no)
+
+    def begin_replace(self, rollout: str, spec: ServerSpec, instance_no: str) -> None:
+        """Plan a server anew under its name; its old instance stays recorded as replaced."""
+        with self.db.transaction() as conn:
+            self._fence(conn, rollout)
+            changing.begin_replace(conn, self._stamp(conn), rollout, spec, instance_no)
 
     # -- after creation ----------------------------------------------------------------------
 

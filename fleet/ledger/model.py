@@ -105,6 +105,7 @@ class Role:
 
     PRIMARY = "primary"  # the server's recorded instance
     DUPLICATE = "duplicate"  # a second server found under the same name: ours too, flagged
+    REPLACED = "replaced"  # the server's previous instance, until its replacement's teardown
 
 
 @dataclass(frozen=True, slots=True)

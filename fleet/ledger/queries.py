@@ -44,14 +44,21 @@ def record(conn: sa.Connection, rollout: str, name: str) -> Record | None:
     return None if row is None else to_record(row)
 
 
-def instances_of(conn: sa.Connection, rollout: str) -> list[Instance]:
-    """Return every NCP instance the rollout owns, by name then number."""
-    rows = conn.execute(
-        sa.select(instances)
-        .where(instances.c.rollout == rollout)
-        .order_by(instances.c.name, instances.c.instance_no)
-    )
-    return [to_instance(row) for row in rows]
+def instances_of(
+    conn: sa.Connection, rollout: str, names: Sequence[str] | None = None
+) -> list[Instance]:
+    """Return every NCP instance the rollout owns (or only these ``names``'), by name, number."""
+    query = sa.select(instances).where(instances.c.rollout == rollout)
+    if names is None:
+        rows: Iterable[sa.Row[Any]] = conn.execute(query)
+    else:
+        rows = itertools.chain.from_iterable(
+            conn.execute(query.where(instances.c.name.in_(names[i : i + _NAMES_PER_READ])))
+            for i in range(0, len(names), _NAMES_PER_READ)
+        )
+    out = [to_instance(row) for row in rows]
+    out.sort(key=lambda i: (i.name, i.instance_no))
+    return out
 
 
 def counts(conn: sa.Connection, rollout: str) -> RolloutCounts:

@@ -32,10 +32,10 @@ class Reads(LedgerBase):
         with self.db.transaction() as conn:
             return queries.record(conn, rollout, name)
 
-    def instances(self, rollout: str) -> list[Instance]:
-        """Return every NCP instance the rollout owns."""
+    def instances(self, rollout: str, names: Sequence[str] | None = None) -> list[Instance]:
+        """Return every NCP instance the rollout owns (or only these ``names``')."""
         with self.db.transaction() as conn:
-            return queries.instances_of(conn, rollout)
+            return queries.instances_of(conn, rollout, names)
 
     def counts(self, rollout: str) -> RolloutCounts:
         """Return a rollout's servers per state."""

@@ -12,19 +12,24 @@ from pathlib import Path
 
 import pytest
 
+from fleet.changes import Action, plan_changes
 from fleet.client import NcpClient, ServerInstance
 from fleet.converge import start
 from fleet.ledger import State
 from fleet.readiness import wait_running
+from fleet.reshape import Pace, destroy, replace
 from fleet.simulator import running_simulator
+from fleet.spec import ServerSpec
 from fleet.states import ServerStatus
 from fleet.survey import survey
 from tests.functional.fleetkit import (
     OWNER,
+    QUICK,
     assert_each_once,
     client_for,
     open_ledger,
     roll_out,
+    servers_by_name,
     sim_config,
     specs,
 )
@@ -122,3 +127,64 @@ async def test_a_server_not_listed_yet_is_never_taken_for_gone(tmp_path: Path) -
         state = sim.state()
     assert found.gone == () and found.to_create == ()
     assert_each_once(state, book.sync.records("lag"), n=2, exact=True)
+
+
+def with_image(spec: ServerSpec, image: str) -> ServerSpec:
+    """The same server from an edited row: another image."""
+    params = tuple((k, image if k == "serverImageNo" else v) for k, v in spec.params)
+    return ServerSpec(spec.name, spec.file, spec.line, params)
+
+
+async def test_a_lowered_count_and_a_removed_row_are_destroyed_only_when_asked(
+    tmp_path: Path,
+) -> None:
+    """The plan shows destroy for servers gone from the inventory; only --prune takes them."""
+    plan = specs(4) + specs(2, "old")
+    with running_simulator(sim_config()) as sim:
+        book = open_ledger(tmp_path / "l.db")
+        async with client_for(sim.url) as client:
+            await roll_out(client, book, "prune", plan)
+            now = plan[:2]  # count 4 -> 2, and the "old" row removed
+            found = await survey(client, book, "prune", now, owner=OWNER, pause=0.1)
+            records = book.sync.records("prune")
+            changes = plan_changes(now, records, found)
+            assert [(c.name, c.action) for c in changes] == [
+                (n, Action.DESTROY) for n in ("old-001", "old-002", "web-003", "web-004")
+            ]
+            assert len(servers_by_name(sim.state())) == 6  # nothing taken without --prune
+            report = await destroy(client, book, "prune", changes, QUICK)
+            assert sorted(report.terminated) == ["old-001", "old-002", "web-003", "web-004"]
+            after = await survey(client, book, "prune", now, owner=OWNER, pause=0.1)
+            left = plan_changes(now, book.sync.records("prune"), after)
+        state = sim.state()
+    assert left == []
+    assert sorted(servers_by_name(state)) == ["web-001", "web-002"]
+
+
+async def test_an_image_change_replaces_under_the_same_name_new_before_old(
+    tmp_path: Path,
+) -> None:
+    """Replaced: a new number under the same name, running before the old one goes; both kept."""
+    plan = specs(2)
+    with running_simulator(sim_config()) as sim:
+        book = open_ledger(tmp_path / "l.db")
+        async with client_for(sim.url) as client:
+            worker, _ = await roll_out(client, book, "swap", plan)
+            await wait_running(client, book, "swap", interval=0.1, time_limit=30)
+            old = {r.name: str(r.instance_no) for r in book.sync.records("swap")}
+            edited = [with_image(plan[0], "23214590"), plan[1]]
+            found = await survey(client, book, "swap", edited, owner=OWNER, pause=0.1)
+            changes = plan_changes(edited, book.sync.records("swap"), found)
+            (change,) = changes
+            assert (change.name, change.action) == ("web-001", Action.REPLACE)
+            assert change.fields == (("serverImageNo", "25495367", "23214590"),)
+            done = await replace(worker, changes, edited, QUICK, Pace(interval=0.1, time_limit=30))
+            assert done.done == ["web-001"] and not done.failed
+            after = await survey(client, book, "swap", edited, owner=OWNER, pause=0.1)
+            assert plan_changes(edited, book.sync.records("swap"), after) == []
+        state = sim.state()
+    new = book.sync.record("swap", "web-001")
+    assert new is not None and new.instance_no != old["web-001"]
+    assert servers_by_name(state) == {"web-001": [new.instance_no], "web-002": [old["web-002"]]}
+    history = {i.instance_no: i.role for i in book.sync.instances("swap") if i.name == "web-001"}
+    assert history == {old["web-001"]: "replaced", str(new.instance_no): "primary"}

@@ -1,0 +1,149 @@
+"""What a plan does per server to bring NCP to the inventory: one action each, as data.
+
+``plan_changes`` is a pure function of the inventory, the ledger's records and the refresh (the
+survey): ``fleet plan`` prints it (``--json`` too) and ``provision`` takes the same actions.
+Servers that need nothing are left out. Create, recreate and start are what a run does by
+default; resize and replace only with ``--replace``; destroy only with ``--prune``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .client import ServerInstance
+from .ledger import Record, State
+from .spec import ServerSpec
+from .survey import Survey
+
+__all__ = [
+    "IN_PLACE",
+    "Action",
+    "Change",
+    "field_changes",
+    "in_place",
+    "live_drift",
+    "plan_changes",
+]
+
+
+class Action(StrEnum):
+    """What a plan does with one server to bring NCP to the inventory."""
+
+    CREATE = "create"  # in the inventory, never made (or surely not)
+    RECREATE = "recreate"  # made, then terminated out of band
+    START = "start"  # made, then stopped out of band
+    RESIZE = "resize"  # its spec changed within what NCP changes in place (stop, change, start)
+    REPLACE = "replace"  # anything else changed: a new server under the name, then the old goes
+    DESTROY = "destroy"  # no longer in the inventory (a row removed, a count lowered)
+
+
+Fields = tuple[tuple[str, str, str], ...]  # (field, old, new)
+
+# The fields NCP's changeServerInstanceSpec changes in place; any other change replaces.
+IN_PLACE = frozenset({"serverSpecCode", "serverProductCode"})
+# What the create sends that says nothing of the server itself: never a reason to change one.
+_IGNORED = frozenset({"serverName", "serverCreateCount", "serverDescription"})
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One server's action, where it lives, and for a resize or replace each field old -> new."""
+
+    name: str
+    action: Action
+    region: str = ""
+    instance_no: str | None = None
+    fields: Fields = ()  # (field, old, new)
+    note: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the change as plain data (``fleet plan --json``)."""
+        out: dict[str, object] = {"name": self.name, "action": self.action.value}
+        out["region"] = self.region
+        if self.instance_no:
+            out["instanceNo"] = self.instance_no
+        if self.fields:
+            out["fields"] = [{"field": f, "old": o, "new": n} for f, o, n in self.fields]
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def field_changes(
+    sent: Sequence[tuple[str, str]], wanted: Sequence[tuple[str, str]]
+) -> tuple[tuple[str, str, str], ...]:
+    """Return each create parameter that differs between what was sent and what is wanted."""
+    old, new = dict(sent), dict(wanted)
+    keys = sorted((set(old) | set(new)) - _IGNORED)
+    return tuple(
+        (k, old.get(k, ""), new.get(k, "")) for k in keys if old.get(k, "") != new.get(k, "")
+    )
+
+
+def in_place(fields: Sequence[tuple[str, str, str]]) -> bool:
+    """Whether NCP can make these changes in place (a spec or product code only)."""
+    return bool(fields) and all(f in IN_PLACE for f, _, _ in fields)
+
+
+def live_drift(
+    server: ServerInstance | None, wanted: Sequence[tuple[str, str]]
+) -> tuple[tuple[str, str, str], ...]:
+    """Return the in-place fields a server now differs in from what is wanted (changed by hand)."""
+    if server is None:
+        return ()
+    want = dict(wanted)
+    out = []
+    for key in sorted(IN_PLACE):
+        live, desired = str(server.raw.get(key) or ""), want.get(key, "")
+        if live and desired and live != desired:
+            out.append((key, live, desired))
+    return tuple(out)
+
+
+def _sent(record: Record) -> list[tuple[str, str]]:
+    pairs = json.loads(record.sent_params) if record.sent_params else []
+    return [(str(k), str(v)) for k, v in pairs]
+
+
+def _kept(record: Record, spec: ServerSpec, survey: Survey) -> Change | None:
+    """Return the change a created server needs: its row edited, or its spec changed by hand."""
+    fields = field_changes(_sent(record), spec.params)
+    if not fields:
+        seen = next((s for s in survey.seen if s.name == record.name), None)
+        fields = live_drift(seen.server if seen else None, spec.params)
+    if not fields:
+        return None
+    action = Action.RESIZE if in_place(fields) else Action.REPLACE
+    return Change(record.name, action, record.region, record.instance_no, fields)
+
+
+def plan_changes(
+    specs: Sequence[ServerSpec], records: Sequence[Record], survey: Survey
+) -> list[Change]:
+    """Return one change per server that needs one, in inventory order, then what goes."""
+    known = {r.name: r for r in records}
+    gone, stopped = set(survey.gone), {s.name: s for s in survey.stopped}
+    creating = {s.name for s in survey.to_create}
+    out: list[Change] = []
+    for spec in specs:
+        rec = known.get(spec.name)
+        if spec.name in gone:
+            out.append(Change(spec.name, Action.RECREATE, spec.region, note="gone out of band"))
+        elif spec.name in creating:
+            out.append(Change(spec.name, Action.CREATE, spec.region))
+        elif spec.name in stopped:
+            seen = stopped[spec.name]
+            out.append(Change(spec.name, Action.START, seen.region, seen.instance_no))
+        elif rec is not None and rec.state == State.CREATED and rec.teardown is None:
+            change = _kept(rec, spec, survey)
+            out += [change] if change else []
+    wanted = {s.name for s in specs}
+    for rec in records:
+        if rec.name in wanted or rec.state != State.CREATED or rec.teardown is not None:
+            continue
+        note = "adopted: fleet did not create it" if rec.adopted else "not in the inventory"
+        out.append(Change(rec.name, Action.DESTROY, rec.region, rec.instance_no, note=note))
+    return out
