@@ -126,6 +126,14 @@ class ProvisionOptions(RunOptions):
     retry_failed: bool = Field(
         False, description="Send again the servers NCP refused before, unchanged."
     )
+    replace: bool = Field(
+        False,
+        description="Also resize (spec changed: stop, change, start) and replace (anything else "
+        "changed: new server first, then the old one goes) servers unlike the inventory.",
+    )
+    prune: bool = Field(
+        False, description="Also destroy the rollout's servers no longer in the inventory."
+    )
     wait: bool = Field(False, description="Wait until every created server is RUN.")
     wait_timeout: float = Field(1800.0, gt=0, description="Seconds to wait for RUN.")
     settle: float = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from .ledger import RolloutCounts
 
@@ -64,6 +64,11 @@ class RolloutSummary:
     rate_found: float | None = None  # calls/s the gateway allowed, measured between throttles
     rate_final: float | None = None  # calls/s the limiter was at when creating ended
     run: str = ""  # this run's tag in its create markers: a rollback takes only what it made
+    planned: dict[str, int] = field(default_factory=dict)  # action -> servers, as planned
+    pending: dict[str, int] = field(default_factory=dict)  # action -> servers left for a flag
+    reshaped: int = 0  # servers resized or replaced by this run
+    destroyed: int = 0  # servers taken down by this run as no longer in the inventory
+    drifted: dict[str, int] = field(default_factory=dict)  # gone, stopped: found by the refresh
 
     @property
     def created_per_second(self) -> float:
@@ -106,6 +111,11 @@ class RolloutSummary:
             "settled from an earlier run": self.settled,
             "reconciled at start": self.reconciled,
             "adopted": self.adopted,
+            **{f"planned: {action}": n for action, n in self.planned.items()},
+            **{f"drift: {what}": n for what, n in self.drifted.items()},
+            **{f"left for a flag: {action}": n for action, n in self.pending.items()},
+            "resized or replaced": self.reshaped,
+            "destroyed (not in the inventory)": self.destroyed,
             "changed in inventory since created": self.changed,
             "provisioning seconds": round(self.seconds, 2),
             "created per second": self.created_per_second,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from fleet.inventory import load_inventories
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions, options_from
 from fleet.preflight import SKIPPED
 from fleet.spec import ServerSpec
-from flows import render
+from flows import planview, render
 from flows.exits import exit_code
 from flows.flags import with_options
 from flows.render import err, out, say
@@ -169,10 +170,14 @@ def plan(
     inventories: Inventories,
     rollout: Rollout = None,
     simulator: Simulator = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the plan as one JSON document on stdout.")
+    ] = False,
+    full: Annotated[bool, typer.Option("--full", help="List every change.")] = False,
     *,
     values: dict[str, Any],
 ) -> None:
-    """Check references and show what a rollout would create and what exists, creating nothing."""
+    """Refresh, then show what a run would do per server; exit 0 no changes, 3 changes pending."""
     specs = _validated(inventories)
     name = _name(rollout, inventories)
     options = _options(ProvisionOptions, **values)
@@ -181,12 +186,18 @@ def plan(
 
     try:
         with _target(options, name, simulator, values.get("ledger")) as opts:
-            found = asyncio.run(survey_only(name, specs, opts))
+            found, changes, ledger = asyncio.run(survey_only(name, specs, opts, quiet=as_json))
     except FleetError as exc:
         raise _failed(exc) from None
-    out.print(render.plan_table(name, len(specs), found))
-    if found.conflicts:
-        out.print("Existing names stop a rollout unless --adopt-existing is given.")
+    if as_json:
+        print(json.dumps(planview.document(name, ledger, found, changes), indent=2))
+    else:
+        out.print(render.plan_table(name, len(specs), found))
+        for line in [planview.summary_line(changes), *planview.lines(changes, full=full)]:
+            say(out, line)
+        if found.conflicts:
+            out.print("Existing names stop a rollout unless --adopt-existing is given.")
+    raise typer.Exit(planview.CHANGES_PENDING if changes else 0)
 
 
 @app.command()

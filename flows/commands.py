@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from fleet.changes import Change, plan_changes
 from fleet.config import LedgerLocation
 from fleet.errors import ConfigError
 from fleet.ledger import Ledger
@@ -47,18 +48,24 @@ def _existing_ledger(options: RunOptions) -> LedgerLocation:
     return _existing(asyncio.run(ledger_target(options)))
 
 
-async def survey_only(name: str, specs: Sequence[ServerSpec], options: ProvisionOptions) -> Survey:
-    """Check an inventory's references, then compare it with the ledger and NCP, writing nothing.
+async def survey_only(
+    name: str, specs: Sequence[ServerSpec], options: ProvisionOptions, *, quiet: bool = False
+) -> tuple[Survey, list[Change], str]:
+    """Check references, refresh, compare with the ledger and NCP, writing nothing.
 
-    Takes no lease; a bad reference raises PreflightError listing every one.
+    Returns the survey, the changes a run would make, and the ledger used. Takes no lease; a bad
+    reference raises PreflightError listing every one. ``quiet``: reports go to stderr.
     """
     from flows.provision import plan_rollout
 
+    console = err if quiet else out
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials, lease=False) as rt:
-        return await plan_rollout(
-            rt, specs, options, owner=None, tell=lambda report: say(out, report)
+        found = await plan_rollout(
+            rt, specs, options, owner=None, tell=lambda report: say(console, report)
         )
+        records = await rt.ledger.run(rt.ledger.sync.records, name)
+        return found, plan_changes(specs, records, found), rt.ledger.sync.shown
 
 
 def _ended(state: Any) -> tuple[Any, BaseException | None]:

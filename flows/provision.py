@@ -15,8 +15,7 @@ from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifa
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
-from fleet import converge
-from fleet.converge import Seen
+from fleet.changes import Action, Change, plan_changes
 from fleet.errors import FleetError, RunAborted
 from fleet.inventory import load_inventories
 from fleet.ledger import Record
@@ -29,7 +28,7 @@ from fleet.spec import ServerSpec
 from fleet.summary import RolloutSummary, WaveOutcome
 from fleet.survey import Survey, survey
 from fleet.teardown import TeardownReport
-from flows import events
+from flows import converging, events
 from flows.artifacts import publish_results
 from flows.runtime import (
     Runtime,
@@ -256,19 +255,10 @@ class _Created:
     rate_final: float | None = None  # calls/s the limiter was at when creating ended
 
 
-@task(name="start-stopped", cache_policy=NO_CACHE, persist_result=False)
-async def start_stopped(key: str, stopped: list[Seen]) -> list[str]:
-    """Start the rollout's servers that were stopped out of band (the inventory wants them)."""
-    rt = runtime(key)
-    started = await converge.start(rt.client, rt.ledger, rt.rollout, stopped)
-    get_run_logger().info("started %d servers stopped out of band", len(started))
-    return started
-
-
 async def _create(rt: Runtime, found: Survey, options: ProvisionOptions) -> _Created:
     """Create the servers: all at once in chunk tasks (waiting after, if asked), or in stages."""
     if found.stopped:
-        await start_stopped(rt.key, list(found.stopped))
+        await converging.start_stopped(rt.key, list(found.stopped))
     started = time.monotonic()
     if options.staged:
         waves, stopped = await run_stages(rt, found.work, options)
@@ -298,6 +288,9 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
         await events.tag_run(name)
         found = await plan(rt.key, unvisited(specs), options)
         _log_plan(name, specs, found)
+        records = await rt.ledger.run(rt.ledger.sync.records, name)
+        changes = plan_changes(specs, records, found)
+        converging.tell_drift(name, found, changes)
         events.emit(
             "fleet.rollout.started",
             name,
@@ -313,6 +306,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
         reporter = asyncio.create_task(_report_progress(rt.key, progress_id))
         try:
             created = await _create(rt, found, options)
+            applied = await _apply(rt, changes, specs, found, options)
         finally:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -320,11 +314,44 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
         records = await rt.ledger.run(rt.ledger.sync.records, name)
         if not options.staged:
             events.failed_servers(name, records)  # a staged rollout told them wave by wave
-        summary = _summary(rt, specs, found, created, options, records)
+        summary = replace(
+            _summary(rt, specs, found, created, options, records),
+            planned=converging.counts_of(changes),
+            pending=converging.pending(changes, options),
+            drifted={"gone": len(found.gone), "stopped": len(found.stopped)},
+            reshaped=applied[0],
+            destroyed=applied[1],
+        )
         get_run_logger().info("%s", summary.rate_line)
         await record(rt.key, summary, unvisited(records))
         await aupdate_progress_artifact(progress_id, 100.0, description=_final(summary))
     return summary
+
+
+async def _apply(
+    rt: Runtime,
+    changes: list[Change],
+    specs: Sequence[ServerSpec],
+    found: Survey,
+    options: ProvisionOptions,
+) -> tuple[int, int]:
+    """Resize and replace (``--replace``), destroy (``--prune``); return how many of each."""
+    reshaped_n = destroyed_n = 0
+    left = converging.pending(changes, options)
+    if left:
+        get_run_logger().warning("left for a flag: %s", left)
+    if options.replace and any(c.action in (Action.RESIZE, Action.REPLACE) for c in changes):
+        protected = [s.name for s in found.seen if s.server is not None and s.server.protected]
+        reshaped = await converging.reshape_servers(
+            rt.key, changes, unvisited(list(specs)), options, protected
+        )
+        reshaped_n = len(reshaped.done)
+        for name, why in {**reshaped.failed, **reshaped.left}.items():
+            get_run_logger().warning("%s: %s", name, why)
+    if options.prune and any(c.action == Action.DESTROY for c in changes):
+        report = await converging.destroy_removed(rt.key, changes, options)
+        destroyed_n = len(report.terminated)
+    return reshaped_n, destroyed_n
 
 
 async def _roll_back(summary: RolloutSummary, options: ProvisionOptions) -> RolloutSummary:

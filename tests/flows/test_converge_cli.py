@@ -1,0 +1,105 @@
+"""A nightly rollout that keeps the fleet at its inventory, as an operator runs it.
+
+plan -> apply -> drift -> plan, through the command line and the provision-fleet flow on the
+simulator: out-of-band terminate and stop, a lowered count, an image change; `fleet plan --json`
+and its exit codes (0 nothing to change, 3 changes pending).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from fleet.ledger import Ledger
+from fleet.simulator import RunningSimulator
+from flows.cli import app
+from tests.flows.opskit import keyed_simulator
+from tests.functional.fleetkit import client_for, servers_by_name
+from tests.functional.test_converge import stop_out_of_band, terminate_out_of_band
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+runner = CliRunner()
+GOOD, OTHER_IMAGE = "25495367", "23214590"
+
+
+@pytest.fixture
+def sim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[RunningSimulator]:
+    """A simulator whose servers boot and stop in a moment; keys in the environment."""
+    monkeypatch.chdir(tmp_path)
+    with keyed_simulator(monkeypatch, create_seconds=0.1, setup_seconds=0.1) as running:
+        yield running
+
+
+def write(path: Path, rows: list[tuple[str, int, str]]) -> str:
+    lines = ["serverName,serverCreateCount,serverImageNo,serverSpecCode,vpcNo,subnetNo"]
+    lines += [f"{name},{count},{image},s2-g3,75001,75101" for name, count, image in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def fleet(sim: RunningSimulator, *args: str) -> Any:
+    common = ["--endpoint", sim.url, "--ledger", "l.db", "--rollout", "night"]
+    return runner.invoke(app, [*args, *common])
+
+
+def plan(sim: RunningSimulator, path: str) -> tuple[int, dict[str, Any]]:
+    result = fleet(sim, "plan", path, "--json", "--no-preflight")
+    return result.exit_code, json.loads(result.stdout)
+
+
+def actions(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(c["name"], c["action"]) for c in doc["changes"]]
+
+
+def apply(sim: RunningSimulator, path: str, *flags: str) -> None:
+    result = fleet(sim, "provision", path, "--wait", "--poll-interval", "0.2", *flags)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_nightly_rollout_plans_applies_and_converges(sim: RunningSimulator) -> None:
+    """Drift and edits show in plan --json (exit 3); applied, a second plan says none (exit 0)."""
+    path = write(Path("inv.csv"), [("web", 4, GOOD)])
+    code, doc = plan(sim, path)
+    assert (code, actions(doc)) == (3, [(f"web-00{i}", "create") for i in range(1, 5)])
+    apply(sim, path)
+    assert plan(sim, path) == (0, plan(sim, path)[1]) and plan(sim, path)[1]["changes"] == []
+
+    with Ledger("l.db") as book:
+        numbers = {r.name: str(r.instance_no) for r in book.records("night")}
+
+    async def drift() -> None:
+        async with client_for(sim.url) as client:
+            await terminate_out_of_band(client, numbers["web-002"])
+            await stop_out_of_band(client, numbers["web-003"])
+
+    asyncio.run(drift())
+    code, doc = plan(sim, path)
+    assert (code, actions(doc)) == (3, [("web-002", "recreate"), ("web-003", "start")])
+    apply(sim, path)
+    assert plan(sim, path)[0] == 0
+
+    lowered = write(Path("inv.csv"), [("web", 3, GOOD), ("db", 1, OTHER_IMAGE)])
+    code, doc = plan(sim, lowered)
+    assert (code, actions(doc)) == (3, [("db-001", "create"), ("web-004", "destroy")])
+    apply(sim, lowered)  # without --prune: web-004 stays, and the plan still says so
+    assert actions(plan(sim, lowered)[1]) == [("web-004", "destroy")]
+    apply(sim, lowered, "--prune")
+    assert plan(sim, lowered)[0] == 0
+
+    edited = write(Path("inv.csv"), [("web", 3, GOOD), ("db", 1, GOOD)])
+    code, doc = plan(sim, edited)
+    (change,) = doc["changes"]
+    assert (code, change["action"]) == (3, "replace")
+    assert change["fields"] == [{"field": "serverImageNo", "old": OTHER_IMAGE, "new": GOOD}]
+    apply(sim, edited, "--replace")
+    assert plan(sim, edited) == (0, plan(sim, edited)[1])
+    on_ncp = servers_by_name(sim.state())
+    assert sorted(on_ncp) == ["db-001", "web-001", "web-002", "web-003"]
+    assert all(len(nos) == 1 for nos in on_ncp.values())
