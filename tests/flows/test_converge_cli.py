@@ -103,3 +103,48 @@ def test_a_nightly_rollout_plans_applies_and_converges(sim: RunningSimulator) ->
     on_ncp = servers_by_name(sim.state())
     assert sorted(on_ncp) == ["db-001", "web-001", "web-002", "web-003"]
     assert all(len(nos) == 1 for nos in on_ncp.values())
+
+
+async def _events(resource: str) -> dict[str, dict[str, Any]]:
+    """The fleet events the Prefect server holds for a rollout, once they arrive."""
+    from prefect import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    seen: dict[str, dict[str, Any]] = {}
+    async with get_client() as client:
+        for _ in range(50):  # events reach the server a moment after they are emitted
+            found = await client.read_events(
+                filter=EventFilter(
+                    event=EventNameFilter(prefix=["fleet."]),
+                    resource=EventResourceFilter(id=[f"fleet.rollout.{resource}"]),
+                ),
+                limit=50,
+            )
+            seen = {e.event: e.payload for e in found.events}
+            if "fleet.rollout.drifted" in seen:
+                break
+            await asyncio.sleep(0.2)
+    return seen
+
+
+@pytest.mark.anyio
+async def test_the_plan_only_flow_reports_drift_and_changes_nothing(
+    sim: RunningSimulator,
+) -> None:
+    """plan-fleet sees a server stopped out of band, says so in an event, and leaves it stopped."""
+    from fleet.options import ProvisionOptions
+    from flows.drift import plan_fleet
+    from flows.provision import provision_fleet
+
+    path = write(Path("d.csv"), [("hour", 2, GOOD)])
+    options = ProvisionOptions(endpoint=sim.url, ledger="l.db", wait=True, poll_interval=0.2)
+    await provision_fleet(inventories=[path], rollout="hourly", options=options)
+    with Ledger("l.db") as book:
+        number = str(book.record("hourly", "hour-001").instance_no)  # type: ignore[union-attr]
+    async with client_for(sim.url) as client:
+        await stop_out_of_band(client, number)
+    counts = await plan_fleet(inventories=[path], rollout="hourly", options=options)
+    assert counts == {"start": 1}
+    seen = await _events("hourly")
+    assert seen["fleet.rollout.drifted"]["stopped"] == ["hour-001"]
+    assert [s["status"] for s in sim.state()["servers"]].count("NSTOP") == 1

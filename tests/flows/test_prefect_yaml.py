@@ -9,6 +9,7 @@ import pytest
 import yaml
 from prefect import Flow
 
+from flows.drift import plan_fleet
 from flows.provision import provision_fleet
 from flows.teardown import teardown_fleet
 
@@ -16,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FLOWS: dict[str, Flow[..., Any]] = {
     "flows/provision.py:provision_fleet": provision_fleet,
     "flows/teardown.py:teardown_fleet": teardown_fleet,
+    "flows/drift.py:plan_fleet": plan_fleet,
 }
 
 

@@ -1,0 +1,54 @@
+"""The plan-fleet flow: refresh a rollout, report its drift and pending changes, change nothing.
+
+For a deployment between nightly runs (hourly, say): it reads what NCP holds of every recorded
+server, compares it with the inventory, and says what the next run would do, as an artifact
+(``<rollout>-plan``) and, when NCP drifted from the record, the ``fleet.rollout.drifted`` event an
+automation can alert on. It takes no lease and writes nothing to the ledger.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_markdown_artifact
+
+from fleet.changes import plan_changes
+from fleet.errors import FleetError
+from fleet.options import ProvisionOptions
+from flows import converging, events, planview
+from flows.provision import load, plan_rollout
+from flows.runtime import artifact_key, open_runtime, resolve_credentials, rollout_name
+
+__all__ = ["plan_fleet"]
+
+
+@flow(name="plan-fleet", description="Refresh a rollout and report its drift; change nothing.")
+async def plan_fleet(
+    inventories: list[str],
+    rollout: str | None = None,
+    options: ProvisionOptions = ProvisionOptions(),  # noqa: B008 (frozen: shared safely)
+) -> dict[str, int]:
+    """Report what the next provisioning run would do per action (nothing done here)."""
+    name = rollout or rollout_name(inventories)
+    logger = get_run_logger()
+    specs = load(inventories)
+    credentials = await resolve_credentials(options.credentials_block, options.profile)
+    try:
+        async with open_runtime(name, options, credentials, lease=False) as rt:
+            found = await plan_rollout(
+                rt, specs, options, owner=None, tell=lambda report: logger.info("%s", report)
+            )
+            records = await rt.ledger.run(rt.ledger.sync.records, name)
+    except FleetError as exc:
+        logger.error("%s", exc)
+        raise
+    changes = plan_changes(specs, records, found)
+    converging.tell_drift(name, found, changes)
+    lines = [planview.summary_line(changes), *planview.lines(changes, most=100)]
+    logger.info("%s", "\n".join(lines))
+    await acreate_markdown_artifact(
+        f"# Plan of `{name}`\n\n```\n" + "\n".join(lines) + "\n```",
+        key=artifact_key(name, "plan"),
+        description=f"What the next run of {name} would do",
+    )
+    events.emit("fleet.rollout.planned", name, counts=converging.counts_of(changes))
+    return converging.counts_of(changes)
