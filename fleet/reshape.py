@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from .changes import Action, Change
 from .client import NcpClient
 from .errors import NcpError
-from .ledger import AsyncLedger
+from .ledger import AsyncLedger, Role, State
 from .options import TeardownOptions
 from .polling import Clock, Poller, Sleep, read_statuses
 from .provisioner import Provisioner
@@ -33,7 +33,7 @@ from .spec import ServerSpec
 from .states import Operation, ServerStatus
 from .teardown import TeardownReport, TeardownTarget, teardown
 
-__all__ = ["Reshaped", "destroy", "replace", "resize"]
+__all__ = ["Pace", "Reshaped", "destroy", "replace", "resize", "retire"]
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +148,7 @@ async def replace(
         clock=pace.clock,
         sleep=pace.sleep,
     )
-    old = [
-        TeardownTarget(c.name, str(c.instance_no), c.region, True)
-        for c in todo
-        if c.name in ready.running
-    ]
-    report = await teardown(client, ledger, rollout, old, options, sleep=pace.sleep)
+    report = await retire(client, ledger, rollout, options, ready.running, pace.sleep)
     out.done = sorted(report.terminated)
     for c in todo:
         if c.name not in ready.running:
@@ -163,6 +158,29 @@ async def replace(
         {n: f"the old server was not taken down: {w}" for n, w in report.failed.items()}
     )
     return out
+
+
+async def retire(
+    client: NcpClient,
+    ledger: AsyncLedger,
+    rollout: str,
+    options: TeardownOptions,
+    names: Collection[str] | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> TeardownReport:
+    """Take down the old instances of replaced servers (or of these names) whose successor runs."""
+    book = ledger.sync
+    rows = {r.name: r for r in await ledger.run(book.records, rollout)}
+    targets = []
+    for i in await ledger.run(book.instances, rollout):
+        row = rows.get(i.name)
+        if i.role != Role.REPLACED or i.teardown is not None or row is None:
+            continue
+        if names is not None and i.name not in names:
+            continue
+        if row.state == State.CREATED and row.server_status == ServerStatus.RUN:
+            targets.append(TeardownTarget(i.name, i.instance_no, i.region, True))
+    return await teardown(client, ledger, rollout, targets, options, sleep=sleep)
 
 
 async def destroy(

@@ -16,14 +16,14 @@ from prefect.cache_policies import NO_CACHE
 from fleet import converge
 from fleet.changes import Action, Change
 from fleet.converge import Seen
-from fleet.options import ProvisionOptions, TeardownOptions
+from fleet.options import ProvisionOptions
 from fleet.provisioner import Provisioner
 from fleet.reshape import Pace, Reshaped, destroy, replace, resize
 from fleet.spec import ServerSpec
 from fleet.survey import Survey
 from fleet.teardown import TeardownReport
 from flows import events
-from flows.runtime import runtime
+from flows.runtime import runtime, teardown_options
 
 __all__ = ["counts_of", "destroy_removed", "reshape_servers", "start_stopped", "tell_drift"]
 
@@ -88,10 +88,7 @@ async def reshape_servers(
         rollout_id=rt.marker,
         run=rt.run,
     )
-    teardown = TeardownOptions(
-        **options.model_dump(include=set(TeardownOptions.model_fields) & set(options.model_fields))
-    )
-    replaced = await replace(engine, changes, specs, teardown, pace, protected)
+    replaced = await replace(engine, changes, specs, teardown_options(options), pace, protected)
     rt.lookups += engine.lookups
     rt.ambiguous += engine.ambiguous
     return Reshaped(
@@ -107,10 +104,22 @@ async def destroy_removed(
 ) -> TeardownReport:
     """Take down the rollout's servers no longer in the inventory (made by fleet only)."""
     rt = runtime(key)
-    teardown = TeardownOptions(
-        **options.model_dump(include=set(TeardownOptions.model_fields) & set(options.model_fields))
-    )
-    return await destroy(rt.client, rt.ledger, rt.rollout, changes, teardown)
+    return await destroy(rt.client, rt.ledger, rt.rollout, changes, teardown_options(options))
+
+
+def staged_reshaping(
+    changes: Sequence[Change], found: Survey, options: ProvisionOptions
+) -> list[Change]:
+    """Return the resizes and replaces a staged run makes wave by wave (``--replace`` only)."""
+    if not (options.staged and options.replace):
+        return []
+    protected = {s.name for s in found.seen if s.server is not None and s.server.protected}
+    return [
+        c
+        for c in changes
+        if c.action in (Action.RESIZE, Action.REPLACE)
+        and not (c.action == Action.REPLACE and c.name in protected)
+    ]
 
 
 def pending(changes: Sequence[Change], options: ProvisionOptions) -> dict[str, int]:

@@ -19,7 +19,7 @@ from fleet.changes import Action, Change, plan_changes
 from fleet.errors import FleetError, RunAborted
 from fleet.inventory import load_inventories
 from fleet.ledger import Record
-from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
+from fleet.options import ProvisionOptions
 from fleet.preflight import SKIPPED, preflight
 from fleet.provisioner import Progress
 from fleet.readiness import WaitReport, wait_running
@@ -37,6 +37,7 @@ from flows.runtime import (
     resolve_credentials,
     rollout_name,
     runtime,
+    teardown_options,
 )
 from flows.tasking import CHUNK_TASK, provision_in, unvisited
 from flows.waves import run_stages
@@ -255,13 +256,22 @@ class _Created:
     rate_final: float | None = None  # calls/s the limiter was at when creating ended
 
 
-async def _create(rt: Runtime, found: Survey, options: ProvisionOptions) -> _Created:
-    """Create the servers: all at once in chunk tasks (waiting after, if asked), or in stages."""
+async def _create(
+    rt: Runtime,
+    found: Survey,
+    options: ProvisionOptions,
+    reshaping: Sequence[Change] = (),
+    specs: Sequence[ServerSpec] = (),
+) -> _Created:
+    """Create the servers: all at once in chunk tasks (waiting after, if asked), or in stages.
+
+    A staged run resizes and replaces (``reshaping``) wave by wave with the creates.
+    """
     if found.stopped:
         await converging.start_stopped(rt.key, list(found.stopped))
     started = time.monotonic()
     if options.staged:
-        waves, stopped = await run_stages(rt, found.work, options)
+        waves, stopped = await run_stages(rt, found.work, options, reshaping, specs)
         return _Created(time.monotonic() - started, waves, stopped, rt.limiter.rate)
     await _provision(rt.key, found.work, options)
     elapsed, rate_final = time.monotonic() - started, rt.limiter.rate
@@ -305,7 +315,8 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
         )
         reporter = asyncio.create_task(_report_progress(rt.key, progress_id))
         try:
-            created = await _create(rt, found, options)
+            staged = converging.staged_reshaping(changes, found, options)
+            created = await _create(rt, found, options, staged, specs)
             applied = await _apply(rt, changes, specs, found, options)
         finally:
             reporter.cancel()
@@ -340,7 +351,8 @@ async def _apply(
     left = converging.pending(changes, options)
     if left:
         get_run_logger().warning("left for a flag: %s", left)
-    if options.replace and any(c.action in (Action.RESIZE, Action.REPLACE) for c in changes):
+    reshaping = options.replace and not options.staged  # a staged run did it wave by wave
+    if reshaping and any(c.action in (Action.RESIZE, Action.REPLACE) for c in changes):
         protected = [s.name for s in found.seen if s.server is not None and s.server.protected]
         reshaped = await converging.reshape_servers(
             rt.key, changes, unvisited(list(specs)), options, protected
@@ -358,10 +370,10 @@ async def _roll_back(summary: RolloutSummary, options: ProvisionOptions) -> Roll
     """Tear down what a stopped rollout made, through the teardown flow and all its rules."""
     from flows.teardown import teardown_fleet
 
-    shared = options.model_dump(include=set(RunOptions.model_fields))
     get_run_logger().warning("rolling %s back: %s", summary.rollout, summary.stopped)
-    # Only what this run created: never an earlier run's servers, nor an adopted one.
-    scope = TeardownOptions(**shared, only_run=summary.run)
+    # Only what this run created: never an earlier run's servers, nor an adopted one; a server
+    # it was replacing keeps its old instance.
+    scope = teardown_options(options).model_copy(update={"only_run": summary.run})
     state = await teardown_fleet(rollout=summary.rollout, options=scope, return_state=True)
     report = await state.aresult(raise_on_failure=False) if state.is_completed() else None
     done = isinstance(report, TeardownReport) and not (report.failed or report.timed_out)

@@ -34,7 +34,7 @@ from fleet.config import (
 )
 from fleet.errors import BindingError, ConfigError, LeaseHeld, LeaseLost, LedgerError
 from fleet.ledger import AsyncLedger, Binding, Ledger, Ownership
-from fleet.options import ProvisionOptions, RunOptions
+from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.ownership import new_rollout_id, new_run_tag
 from fleet.provisioner import Progress
 from fleet.ratelimit import AdaptiveRateLimiter, Limiter
@@ -96,6 +96,12 @@ def check_rollout_name(rollout: str) -> None:
             f"rollout name {rollout!r}: use letters, digits, '.', '_' and '-' (starting with a "
             "letter or digit)"
         )
+
+
+def teardown_options(options: RunOptions) -> TeardownOptions:
+    """Return a teardown's options with a run's own settings (endpoint, ledger, rate ...)."""
+    shared = set(TeardownOptions.model_fields) & set(type(options).model_fields)
+    return TeardownOptions(**options.model_dump(include=shared))
 
 
 def artifact_key(rollout: str, what: str) -> str:

@@ -138,6 +138,10 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
             return TeardownReport()
         report = await take_down(rt.key, targets, options)
         report.left_alone = list(scope.left)
+        if options.only_run is not None:  # a rollback: replaced servers keep their old one
+            restored = await rt.ledger.run(rt.ledger.sync.restore_replaced, rollout)
+            if restored:
+                logger.info("kept the servers they replaced: %s", ", ".join(restored))
         counts = await _publish_report(rollout, report)
     if report.protected:
         logger.warning(

@@ -8,18 +8,21 @@ may fail nothing. Between stages the rollout may pause for approval (flows.appro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
+from fleet.changes import Action, Change
 from fleet.ledger import Record, State
 from fleet.options import ProvisionOptions
 from fleet.readiness import WaitReport, wait_running
+from fleet.reshape import Pace, resize, retire
 from fleet.spec import ServerSpec
 from fleet.staging import Budget, Size, Stage, resize_next
 from fleet.summary import WAVE_COLUMNS, WaveOutcome
 from flows import approval, events
-from flows.runtime import Runtime, runtime
+from flows.runtime import Runtime, runtime, teardown_options
 from flows.tasking import CHUNK_TASK, provision_in, unvisited
 
 __all__ = ["run_stages", "run_wave"]
@@ -44,9 +47,14 @@ async def run_wave(
     specs: list[ServerSpec],
     options: ProvisionOptions,
     spent: tuple[int, int],
+    changes: list[Change] | None = None,
 ) -> WaveOutcome:
-    """Create one stage's servers (until the budget is spent), then wait until they run."""
+    """Create (or replace, or resize) one stage's servers, then wait until they run.
+
+    Until the budget is spent. A replaced server's old instance stays until the stage passes.
+    """
     rt = runtime(key)
+    resizing = await _begin(rt, specs, changes or [])
     failed_before, sent_before = spent
     budget = Budget(Size.parse("0", zero=True)) if name == "canary" else options.budget
     done0, failed0 = rt.progress.done, rt.progress.failed
@@ -55,7 +63,10 @@ async def run_wave(
         failed = failed_before + rt.progress.failed - failed0
         return budget.exceeded(failed, sent_before + rt.progress.done - done0)
 
-    await provision_in(rt, specs, options, stop=stop)
+    resized_names = {c.name for c in resizing}
+    await provision_in(rt, [s for s in specs if s.name not in resized_names], options, stop=stop)
+    pace = Pace(interval=options.poll_interval, time_limit=options.wait_timeout)
+    resized = await resize(rt.client, rt.ledger, rt.rollout, resizing, specs, pace)
     names = [s.name for s in specs]  # this wave's servers only: a wave is not the rollout
     report = await wait_running(
         rt.client,
@@ -68,7 +79,29 @@ async def run_wave(
     )
     records = await rt.ledger.run(rt.ledger.sync.records, rt.rollout, names)
     events.failed_servers(rt.rollout, records)
-    return _outcome(name, records, report)
+    outcome = _outcome(name, records, report)
+    return replace(outcome, failed=outcome.failed + len(resized.failed))
+
+
+async def _begin(
+    rt: Runtime, specs: Sequence[ServerSpec], changes: Sequence[Change]
+) -> list[Change]:
+    """Plan a stage's replacements anew (their old instances kept); return its resizes."""
+    by_name = {s.name: s for s in specs}
+    for c in changes:
+        if c.action == Action.REPLACE and c.instance_no is not None:
+            await rt.ledger.run(
+                rt.ledger.sync.begin_replace, rt.rollout, by_name[c.name], c.instance_no
+            )
+    return [c for c in changes if c.action == Action.RESIZE]
+
+
+@task(name="retire-replaced", cache_policy=NO_CACHE, persist_result=False)
+async def retire_replaced(key: str, names: list[str], options: ProvisionOptions) -> int:
+    """Take down the old instances of a passed stage's replaced servers; return how many."""
+    rt = runtime(key)
+    report = await retire(rt.client, rt.ledger, rt.rollout, teardown_options(options), names)
+    return len(report.terminated)
 
 
 def _so_far(rollout: str, outcomes: Sequence[WaveOutcome], next_stage: Stage) -> str:
@@ -101,18 +134,28 @@ def _stop_reason(
 
 
 async def run_stages(
-    rt: Runtime, work: Sequence[ServerSpec], options: ProvisionOptions
+    rt: Runtime,
+    work: Sequence[ServerSpec],
+    options: ProvisionOptions,
+    reshaping: Sequence[Change] = (),
+    specs: Sequence[ServerSpec] = (),
 ) -> tuple[list[WaveOutcome], str | None]:
-    """Run the canary and the waves in order; return each stage's outcome and why it stopped."""
-    stages = options.stages(work)
+    """Run the canary and the waves in order; return each stage's outcome and why it stopped.
+
+    ``reshaping`` (resizes and replaces, with ``specs`` the inventory) go wave by wave with the
+    creates: a replaced server's old instance is taken down only once its stage passed.
+    """
+    stages = options.stages(_in_order(work, reshaping, specs))
     outcomes: list[WaveOutcome] = []
     failed = sent = 0
     index = 0
     while index < len(stages):
         stage = stages[index]
         call = run_wave.with_options(name=stage.name)
+        members = {s.name for s in stage.specs}
+        mine = [c for c in reshaping if c.name in members]
         outcome = await call(
-            rt.key, stage.name, unvisited(list(stage.specs)), options, (failed, sent)
+            rt.key, stage.name, unvisited(list(stage.specs)), options, (failed, sent), mine
         )
         outcomes.append(outcome)
         failed, sent = failed + outcome.failures, sent + outcome.sent
@@ -120,6 +163,9 @@ async def run_stages(
         reason = _stop_reason(stage, outcome, options, (failed, sent))
         if reason is not None:
             return outcomes, reason
+        # A rollback gives replaced servers their old instance back: those stay until the end.
+        if options.on_failure == "keep" and any(c.action == Action.REPLACE for c in mine):
+            await retire_replaced(rt.key, sorted(members), options)
         index += 1
         if index < len(stages) and _approval_after(stage, options):
             events.emit(
@@ -136,7 +182,20 @@ async def run_stages(
                 return outcomes, f"aborted at the approval after {stage.name}"
             if decision.next_wave:
                 stages = resize_next(stages, index, Size.parse(decision.next_wave))
+    if options.on_failure == "rollback" and any(c.action == Action.REPLACE for c in reshaping):
+        await retire_replaced(rt.key, sorted(c.name for c in reshaping), options)
     return outcomes, None
+
+
+def _in_order(
+    work: Sequence[ServerSpec], reshaping: Sequence[Change], specs: Sequence[ServerSpec]
+) -> list[ServerSpec]:
+    """Return the servers to create and to change, in inventory order."""
+    changing = {c.name for c in reshaping}
+    if not changing:
+        return list(work)
+    todo = {s.name for s in work} | changing
+    return [s for s in specs if s.name in todo]
 
 
 def _approval_after(stage: Stage, options: ProvisionOptions) -> bool:

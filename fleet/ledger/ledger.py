@@ -167,6 +167,12 @@ class Ledger(Holds, Reads):
             self._fence(conn, rollout)
             changing.begin_replace(conn, self._stamp(conn), rollout, spec, instance_no)
 
+    def restore_replaced(self, rollout: str) -> list[str]:
+        """Give servers whose replacement was rolled back their old instance again."""
+        with self.db.transaction() as conn:
+            self._fence(conn, rollout)
+            return changing.restore_replaced(conn, self._stamp(conn), rollout)
+
     # -- after creation ----------------------------------------------------------------------
 
     def set_status(

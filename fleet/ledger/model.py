@@ -126,6 +126,7 @@ class Instance:
     found_at: str | None
     terminated_at: str | None
     run: str | None = None  # the run that created it (its create marker's), when fleet did
+    params: str | None = None  # what it was created with (JSON), kept once it is replaced
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,7 @@ instances = sa.Table(
     sa.Column("found_at", sa.String(40)),
     sa.Column("terminated_at", sa.String(40)),
     sa.Column("run", sa.String(16)),  # the run that created it (its marker's), if fleet did
+    sa.Column("params", sa.Text),  # what it was created with, kept once it is being replaced
 )
 sa.Index("instances_name", instances.c.rollout, instances.c.name)
 
@@ -211,6 +212,7 @@ def _v1_to_v2(conn: sa.Connection) -> None:
 _V3_COLUMNS = (
     (servers, "sent_run"),
     (instances, "run"),
+    (instances, "params"),
     (rollouts, "marker"),
     (rollouts, "window"),
     (leases, "process"),

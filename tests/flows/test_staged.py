@@ -19,6 +19,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from typer.testing import CliRunner
 
+from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions
 from fleet.simulator import RunningSimulator
 from fleet.summary import RolloutSummary
@@ -30,6 +31,7 @@ from tests.functional.fleetkit import client_for, servers_by_name, specs
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 GOOD = "25495367,s2-g3"
+OTHER = "23214590,s2-g3"  # another image: a change that replaces
 REFUSED = "25495367,s2-g2-s50"  # a spec of another image generation: NCP answers 1413
 
 
@@ -308,3 +310,56 @@ def test_the_terminal_asks_when_no_prefect_server_shows_a_form(
     approved = runner.invoke(cli.app, [*args, "--yes"])
     assert approved.exit_code == 0, approved.output
     assert len(servers_by_name(sim.state())) == 6
+
+
+async def test_a_staged_replace_rolls_back_to_the_old_servers(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """A replace wave refused past the budget: the new servers go, the old ones are theirs again."""
+    first = inventory(tmp_path / "swap.csv", [("swap", 3, GOOD)])
+    done = await provision_fleet(inventories=[first], options=options(sim, tmp_path))
+    assert isinstance(done, RolloutSummary) and done.counts.created == 3
+    before = servers_by_name(sim.state())
+    sim.configure(max_servers=5)  # room for two new servers beside the three old ones
+    edited = inventory(tmp_path / "swap.csv", [("swap", 3, OTHER)])
+    staged = options(
+        sim,
+        tmp_path,
+        canary="1",
+        waves="100%",
+        max_failures="0",
+        on_failure="rollback",
+        replace=True,
+    )
+    state = await provision_fleet(inventories=[edited], options=staged, return_state=True)
+    assert state.is_failed()
+    summary = await state.aresult(raise_on_failure=False)
+    assert isinstance(summary, RolloutSummary) and summary.rolled_back, summary
+    assert [(w.name, w.created, w.failed) for w in summary.waves] == [
+        ("canary", 1, 0),
+        ("wave-02", 1, 1),
+    ]
+    assert servers_by_name(sim.state()) == before  # both new servers went; the old ones stay
+    with Ledger(tmp_path / "l.db") as book:
+        rows = {r.name: [str(r.instance_no)] for r in book.records(summary.rollout)}
+    assert rows == before
+
+
+async def test_a_staged_replace_goes_wave_by_wave_new_before_old(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """Replaced in a canary and a wave: each old server goes only after its stage passed."""
+    first = inventory(tmp_path / "roll.csv", [("roll", 3, GOOD)])
+    await provision_fleet(inventories=[first], options=options(sim, tmp_path))
+    before = servers_by_name(sim.state())
+    edited = inventory(tmp_path / "roll.csv", [("roll", 3, OTHER)])
+    staged = options(sim, tmp_path, canary="1", waves="100%", replace=True)
+    summary = await provision_fleet(inventories=[edited], options=staged)
+    assert isinstance(summary, RolloutSummary), summary
+    assert [(w.name, w.servers, w.ready) for w in summary.waves] == [
+        ("canary", 1, 1),
+        ("wave-02", 2, 2),
+    ]
+    after = servers_by_name(sim.state())
+    assert sorted(after) == sorted(before)
+    assert all(len(after[n]) == 1 and after[n] != before[n] for n in after)
