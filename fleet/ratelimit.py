@@ -407,6 +407,7 @@ class AdaptiveRateLimiter(Limiter):
         # token at the moment it wakes: after a stall of the event loop, late callers do not all
         # leave at once on the strength of reservations made before the stall.
         async with self._turn:
+            slept = False
             while True:
                 now = self._clock()
                 rate = self._rescale(now)
@@ -416,12 +417,16 @@ class AdaptiveRateLimiter(Limiter):
                 # lower rate; after a longer gap the bucket starts afresh from now.
                 late = now - self._tat
                 tat = self._tat if late < interval else now
+                if slept and late >= interval:
+                    # A stall: the loop was busy, nothing left, and the gateway's bucket refilled.
+                    self.control.idle(late)
                 allowed_at = tat - (self.burst - 1) * interval
                 if allowed_at <= now:
                     self._tat = tat + interval
                     return self.control.sent(now)
                 self.stats.waited_seconds += allowed_at - now
                 await self._sleep(allowed_at - now)
+                slept = True
 
     def _rescale(self, now: float) -> float:
         """Return the rate now; calls reserved ahead at an older rate are respaced at this one."""

@@ -69,6 +69,23 @@ async def test_a_stalled_loop_does_not_release_a_burst(clock: FakeClock) -> None
 
 
 @pytest.mark.anyio
+async def test_a_stall_or_a_gap_with_nothing_queued_counts_as_idle(clock: FakeClock) -> None:
+    """Time the limiter sent nothing though the rate allowed it is carried by the next permit."""
+    stall = [1.0]
+
+    async def late_sleep(seconds: float) -> None:
+        await clock.sleep(seconds + (stall.pop() if stall else 0.0))
+
+    limiter = AdaptiveRateLimiter(10, burst=1, clock=clock, sleep=late_sleep)
+    first, stalled = [await limiter.acquire() for _ in range(2)]  # the second wakes 1 s late
+    paced = await limiter.acquire()  # queued, on time: no idle
+    clock.now += 5.0  # nothing to send for 5 s
+    after_gap = await limiter.acquire()
+    assert first.idle == 0.0 and stalled.idle == pytest.approx(1.0)
+    assert paced.idle == stalled.idle and after_gap.idle == pytest.approx(1.0 + 4.9)
+
+
+@pytest.mark.anyio
 async def test_waking_a_little_late_does_not_lower_the_rate(clock: FakeClock) -> None:
     """Timers that fire a millisecond late cost nothing: 100 calls at 100/s still take ~1 s."""
 
