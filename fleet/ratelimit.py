@@ -17,8 +17,8 @@ boto3's adaptive retry mode does:
   estimate and only later probes above it (CUBIC, relative to the estimate): it holds just under
   the limit, and an overestimate given by the user is left behind for good after the first cuts.
 
-A rate remembered from an earlier run is a hint, not a ceiling: the limiter starts there and
-climbs on in a gentler slow start until the gateway throttles it.
+A rate remembered from an earlier run is a hint, not a ceiling: the limiter starts there (or at
+START_RATE, if that is higher) and climbs on in a gentler slow start until throttled.
 
 A rate the user names is a ceiling: the limiter starts there, never exceeds it, and backs off
 under it the same way. ``RateControl`` is the feedback law alone (pure, on an injected clock);
@@ -128,8 +128,9 @@ class RateControl:
 
     ``RateControl(n)`` is a rate the user named: it starts at ``n``, never exceeds it, and backs
     off under it. ``RateControl(m, discover=True)`` finds the rate, never above ``m``: from
-    START_RATE in slow start, or, given the rate a previous run found (``known``), from that
-    rate, in a gentler slow start: it is a hint, not a ceiling, and a low one is left in a second.
+    START_RATE in slow start, or, given the rate a previous run found (``known``) above that,
+    from that rate, in a gentler slow start: it is a hint, not a ceiling, and a low one is left
+    in a second.
     """
 
     BETA = 0.85  # keep this share of the estimate on a throttle
@@ -171,9 +172,10 @@ class RateControl:
         self._spans: list[tuple[Permit, Permit]] = []  # the cuts of each span measured
         self._growth = self.GROWTH  # slow start's, from START_RATE or from a remembered rate
         self.stats = LimiterStats()
-        if discover and known is not None:
+        if discover and known is not None and known > START_RATE:
             # A hint, not a limit: the gateway may allow more today, or the run that found it
-            # measured badly; from there the rate climbs on, more gently, until throttled.
+            # measured badly; from there the rate climbs on, more gently, until throttled. One
+            # under START_RATE is no better than starting afresh (and is where slow start is slow).
             self._rate, self._growth = min(known, self.ceiling), self.HINT_GROWTH
         elif discover:
             self._rate = min(self.ceiling, START_RATE)

@@ -46,6 +46,13 @@ def two_rows(path: Path, count: int) -> str:
     return str(path)
 
 
+def share_of_r(ledger: Path, rollout: str) -> float:
+    """The rollout's creates per second as a share of R, from its own first and last stamps."""
+    stamps = created_stamps(ledger, rollout)
+    assert len(stamps) == BIG
+    return (BIG / GATEWAY) / (stamps[-1] - stamps[0])
+
+
 def created_stamps(ledger: Path, rollout: str) -> list[float]:
     """The times the ledger recorded each server of the rollout created, in order."""
     with Ledger(ledger) as book:
@@ -84,6 +91,24 @@ async def test_a_big_rollout_after_a_staged_one_goes_at_the_gateways_rate(
     second = await big.aresult()
     assert isinstance(second, RolloutSummary) and second.counts.created == BIG
     # Its own pace, from its own stamps: BIG creates at R take BIG / R seconds, first to last.
-    stamps = created_stamps(ledger, "big")
-    share = (BIG / GATEWAY) / (stamps[-1] - stamps[0])
-    assert len(stamps) == BIG and share >= 0.9, (share, first.rate_line, second.rate_line)
+    share = share_of_r(ledger, "big")
+    assert share >= 0.9, (share, first.rate_line, second.rate_line)
+
+
+async def test_a_low_rate_remembered_is_left_behind_at_once(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """A figure a fifth of the gateway's (as older runs left) still lets 1,000 go at >= 0.9 R."""
+    ledger = tmp_path / "l.db"
+    with Ledger(ledger) as book:
+        book.remember_rate(sim.url, fingerprint(ACCESS), GATEWAY / 5)
+    big = await provision_fleet(
+        inventories=[two_rows(tmp_path / "big.csv", BIG)],
+        options=ProvisionOptions(endpoint=sim.url, ledger=str(ledger)),
+        return_state=True,
+    )
+    assert big.is_completed(), big.message
+    summary = await big.aresult()
+    assert isinstance(summary, RolloutSummary) and summary.counts.created == BIG
+    share = share_of_r(ledger, "big")
+    assert share >= 0.9, (share, summary.rate_line)

@@ -299,7 +299,10 @@ def test_a_known_rate_is_where_discovery_starts() -> None:
 
 @pytest.mark.parametrize("known", [2.0, 20.0, 60.0])
 def test_a_known_rate_is_a_hint_not_a_ceiling(known: float) -> None:
-    """From a remembered rate far under the gateway's, the run climbs to it in a second or so."""
+    """From a remembered rate far under the gateway's, the run climbs to it in a second or so.
+
+    One under START_RATE is where a fresh run starts anyway: it starts there, in slow start.
+    """
 
     async def main() -> tuple[Rollout, float]:
         loop = asyncio.get_running_loop()
@@ -313,6 +316,7 @@ def test_a_known_rate_is_a_hint_not_a_ceiling(known: float) -> None:
         return await roll_out(limiter, 1_000, gateway_rate=100), await later
 
     done, rate_after_2s = run_virtual(main)
+    assert RateControl(250, discover=True, known=known).rate == max(known, START_RATE)
     assert rate_after_2s >= 0.8 * 100, rate_after_2s
     assert done.per_second >= 0.9 * 100, done  # 1,000 servers: 10 s at the gateway's rate
 
