@@ -12,7 +12,9 @@ peak RSS are its own, and afterwards every planned name must exist exactly once.
    interleaved turns is what the code costs, and one slowed turn decides nothing. So are the CPU
    milliseconds per create (targets: 1 for the engine, 1.5 through the flow), every turn shown;
 2. discovery at R=50/s and 200/s, 2,000 servers: --rate auto (engine and flow, default options)
-   against the old default (10/s, a capped run, extrapolated) and a rate fixed at R;
+   against the old default (10/s, a capped run, extrapolated) and a rate fixed at R; and the
+   flow on auto after a staged rollout (30 servers, --canary 2 --waves 50%,100% --wait) on the
+   same ledger, starting from the rate that one remembered;
 3. overestimates, 1,000 servers: told 2R and 4R, the share of calls throttled (and, with
    ``--baseline-rev``, the same through that revision's limiter);
 4. ledgers at R=200/s, 2,000 servers: the engine on PostgreSQL (tests/pgserver.py, durable) and
@@ -187,8 +189,23 @@ def discovery(arena: Arena, plan: Plan) -> list[Outcome]:
                 extrapolate_to=n,
             ),
             arena.contend(f"engine, told R (R={r:g})", ours("engine", url, n, rate=r), n, r),
+            *after_staged(arena, n, r, inventory),
         ]
     return out
+
+
+def after_staged(arena: Arena, n: int, r: float, inventory: Path) -> list[Outcome]:
+    """Section 2's staged rollout, then the flow on auto from what it remembered, one ledger."""
+    url, ledger = arena.sim.url, arena.tmp / f"after-staged-{r:g}.db"
+    staged = write_inventory(arena.tmp / "staged-30.csv", 30)
+    # Each wave opens with a burst the gateway throttles; between waves, a look every second.
+    waves = {"canary": 2, "waves": "50%,100%", "wait": "yes", "burst": 16, "poll_interval": 1}
+    argv = ours("flow", url, 30, inventory=staged, ledger=ledger, rollout="staged", **waves)
+    follow = ours("flow", url, n, inventory=inventory, ledger=ledger)
+    return [
+        arena.contend(f"flow, staged 30 --wait (R={r:g})", argv, 30, r),
+        arena.contend(f"flow, auto after staged (R={r:g})", follow, n, r),
+    ]
 
 
 def overestimate(arena: Arena, plan: Plan, tree: Path | None) -> list[Outcome]:

@@ -89,7 +89,10 @@ def _options(args: argparse.Namespace, **more: Any) -> Any:
     """Return the run's options: what the parent set, the options' own defaults for the rest."""
     from fleet.options import ProvisionOptions
 
-    given = {k: getattr(args, k) for k in ("rate", "max_rate", "burst", "concurrency")}
+    names = ("rate", "max_rate", "burst", "concurrency", "canary", "waves", "poll_interval")
+    given = {k: getattr(args, k) for k in names}
+    if args.wait:
+        given["wait"] = True
     return ProvisionOptions(**{k: v for k, v in given.items() if v is not None}, **more)
 
 
@@ -152,10 +155,12 @@ def run_flow(args: argparse.Namespace) -> dict[str, Any]:
 
     imported = time.perf_counter() - imported
     with tempfile.TemporaryDirectory(prefix="bench-flow-") as tmp:
-        options = _options(args, endpoint=args.url, ledger=str(Path(tmp) / "ledger.db"))
+        # A ledger given is kept, and with it the rate this run remembers, for the next run.
+        ledger = args.ledger or str(Path(tmp) / "ledger.db")
+        options = _options(args, endpoint=args.url, ledger=ledger)
         started, cpu = time.perf_counter(), time.process_time()
         flow_run: Any = provision_fleet(
-            inventories=[args.inventory], rollout="bench", options=options, return_state=True
+            inventories=[args.inventory], rollout=args.rollout, options=options, return_state=True
         )
         state = asyncio.run(flow_run)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -187,6 +192,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument("--ledger", help="a ledger URL (default: a fresh SQLite file)")
     parser.add_argument("--inventory", help="the inventory CSV (flow)")
+    parser.add_argument("--rollout", default="bench", help="the rollout's name (flow)")
+    parser.add_argument("--canary", help="a staged rollout's canary (flow)")
+    parser.add_argument("--waves", help="a staged rollout's waves (flow)")
+    parser.add_argument("--wait", choices=["yes"], help="wait until every server runs (flow)")
+    parser.add_argument("--poll-interval", type=float, default=None)
     args = parser.parse_args()
     rss_start = peak_rss_mb()
     runs = {"sequential": run_script, "threads": run_script, "engine": run_engine}

@@ -177,6 +177,7 @@ class ProvisionOptions(RunOptions):
         "none",
         description="Pause for approval after the canary, or after every wave (Prefect UI form, "
         "or `fleet approve`).",
+        json_schema_extra={"alone": "canary"},  # the command line's --approve, alone
     )
     approve_patience: float = Field(
         86400.0, gt=0, description="Seconds to wait for an approval before the rollout aborts."

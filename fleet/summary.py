@@ -62,6 +62,7 @@ class RolloutSummary:
     rolled_back: bool = False  # whether what it made was torn down after it stopped
     rate_asked: float | None = None  # calls/s the user named; None: --rate auto
     rate_found: float | None = None  # calls/s the gateway allowed, measured between throttles
+    rate_seconds: float = 0.0  # of steady sending between throttles that measure spans
     rate_final: float | None = None  # calls/s the limiter was at when creating ended
     run: str = ""  # this run's tag in its create markers: a rollback takes only what it made
     planned: dict[str, int] = field(default_factory=dict)  # action -> servers, as planned
@@ -88,13 +89,21 @@ class RolloutSummary:
     def rate_line(self) -> str:
         """Return what the run learnt of the account's call rate, in one line."""
         asked = "auto" if self.rate_asked is None else f"{self.rate_asked:g}/s"
+        auto = self.rate_asked is None
         if self.rate_found is not None:
-            line = f"call rate {asked}: the gateway allowed about {self.rate_found:.1f} calls/s"
-            return line + (" (remembered for the next run)" if self.rate_asked is None else "")
+            line = (
+                f"call rate {asked}: the gateway allowed about {self.rate_found:.1f} calls/s, "
+                f"measured over {self.rate_seconds:.1f} s of steady sending between throttles"
+            )
+            return line + (" (remembered for the next run)" if auto else "")
         final = "" if self.rate_final is None else f"; ended at {self.rate_final:.1f} calls/s"
-        if self.throttled:  # a limit is measured between two throttles: one is not enough
-            return f"call rate {asked}: throttled {self.throttled}x, too few to measure{final}"
-        return f"call rate {asked}: never throttled{final}"
+        kept = "; nothing new remembered" if auto else ""
+        if self.throttled:  # measured between two throttles, with calls queued all along
+            return (
+                f"call rate {asked}: throttled {self.throttled}x, never long enough while "
+                f"sending steadily to measure{final}{kept}"
+            )
+        return f"call rate {asked}: never throttled{final}{kept}"
 
     def facts(self) -> dict[str, object]:
         """Return the summary as labelled facts, for the summary artifact (in this order)."""
@@ -123,8 +132,9 @@ class RolloutSummary:
             "throttled responses": self.throttled,
             "call rate asked (calls/s)": "auto" if self.rate_asked is None else self.rate_asked,
             "call rate the gateway allowed (calls/s)": (
-                "not reached" if self.rate_found is None else round(self.rate_found, 1)
+                "not measured" if self.rate_found is None else round(self.rate_found, 1)
             ),
+            "seconds of steady sending it was measured over": round(self.rate_seconds, 1),
             "unprocessed failures (retried)": self.unprocessed,
             "ambiguous answers (looked up by name)": self.ambiguous,
             "look-up calls": self.lookups,

@@ -28,10 +28,18 @@ from fleet.preflight import SKIPPED
 from fleet.spec import ServerSpec
 from flows import planview, render
 from flows.exits import exit_code
-from flows.flags import with_options
+from flows.flags import FlagsGroup, optional_values, with_options
 from flows.render import err, out, say
 
+
+class _Commands(FlagsGroup):
+    """The commands, where ``--approve`` alone means ``--approve=canary``."""
+
+    optional = optional_values(ProvisionOptions, TeardownOptions)
+
+
 app = typer.Typer(
+    cls=_Commands,
     add_completion=False,
     no_args_is_help=True,
     help="Batch server provisioning for NAVER Cloud Platform, on Prefect.",
@@ -408,8 +416,6 @@ def simulator(ctx: typer.Context) -> None:
 def main() -> None:
     """Run the command line."""
     _prefect_defaults()
-    # A bare --approve means --approve=canary (click options take no optional values).
-    sys.argv[1:] = ["--approve=canary" if a == "--approve" else a for a in sys.argv[1:]]
     try:
         app()
     except FleetError as exc:  # anything not caught closer to its cause

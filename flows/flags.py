@@ -4,6 +4,12 @@ Every field of an options model becomes a ``--flag`` whose help is the field's d
 whose default is "unset" (None): the model alone holds the default, so ``--rate 0`` is refused
 by the model's own rule rather than quietly read as "the default". A command decorated with
 ``with_options`` receives the flags the user set as ``values``, to build the options from.
+
+A field whose ``json_schema_extra`` names an ``alone`` value is a flag with an optional value
+(``--approve`` alone is ``--approve=canary``). click has no such options, so ``FlagsGroup``
+spells the value out before click parses: the value may follow as ``--approve=waves`` or, like
+every other option's, as its own word (``--approve waves``), taken when it is one of the field's
+values, else the flag stands alone and the word is the next argument.
 """
 
 from __future__ import annotations
@@ -12,13 +18,14 @@ import functools
 import inspect
 import types
 import typing
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import typer
 from pydantic import BaseModel
+from typer.core import TyperGroup
 
-__all__ = ["with_options"]
+__all__ = ["FlagsGroup", "optional_values", "spell_out", "with_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +50,9 @@ def flags(
             continue
         kind = _flag_type(field.annotation)
         help_ = field.description or ""
+        alone = _alone(field.json_schema_extra)
+        if alone is not None:
+            help_ += f" Alone, it means {alone}; a value may follow as its own word or after =."
         if field.default not in (None, False):  # the model's default, shown; the flag stays unset
             help_ += f" (default: {field.default})"
         flag = f"--{name.replace('_', '-')}"
@@ -58,6 +68,51 @@ def flags(
             )
         )
     return out
+
+
+def _alone(extra: object) -> str | None:
+    """Return the value a flag given alone stands for, if its field names one."""
+    value = extra.get("alone") if isinstance(extra, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def optional_values(*models: type[BaseModel]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Return the flags with an optional value: each one's value alone, and the values it takes."""
+    found = {}
+    for model in models:
+        for name, field in model.model_fields.items():
+            alone = _alone(field.json_schema_extra)
+            if alone is not None:
+                values = tuple(str(v) for v in get_args(_flag_type(field.annotation)))
+                found[f"--{name.replace('_', '-')}"] = (alone, values)
+    return found
+
+
+def spell_out(
+    args: Sequence[str], optional: Mapping[str, tuple[str, Collection[str]]]
+) -> list[str]:
+    """Return the arguments with each optional-value flag and its value made one word."""
+    out: list[str] = []
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":  # what follows is arguments, not flags
+            return [*out, arg, *rest]
+        if arg in optional:
+            alone, values = optional[arg]
+            arg = f"{arg}={rest.pop(0) if rest and rest[0] in values else alone}"
+        out.append(arg)
+    return out
+
+
+class FlagsGroup(TyperGroup):
+    """The commands' group: flags with an optional value are spelt out before click reads them."""
+
+    optional: Mapping[str, tuple[str, Collection[str]]] = {}
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # click's Context, typer's copy
+        """Parse the arguments once optional values are made one word with their flags."""
+        return super().parse_args(ctx, spell_out(args, self.optional))
 
 
 def with_options(

@@ -241,6 +241,7 @@ def _summary(
         stopped=created.stopped,
         rate_asked=options.rate if isinstance(options.rate, float) else None,
         rate_found=rt.limiter.found_rate,
+        rate_seconds=rt.limiter.measure.seconds if rt.limiter.measure else 0.0,
         rate_final=created.rate_final,
         run=rt.run,
     )

@@ -218,13 +218,27 @@ async def _known_rate(ledger: AsyncLedger, binding: Binding, options: RunOptions
 
 
 async def _remember_rate(rt: Runtime, binding: Binding, options: RunOptions) -> None:
-    """Keep the rate this run found (auto only), for the next run against this gateway."""
-    found = rt.limiter.found_rate
-    if not options.auto_rate or found is None:
+    """Keep the rate this run found (auto only), for the next run against this gateway.
+
+    Only a rate measured over steady sending is kept: a run that never sent long enough at the
+    gateway's limit (a small or staged one) leaves the earlier figure as it was.
+    """
+    measure = rt.limiter.measure
+    if not options.auto_rate:
         return
-    log.info("call rate: the gateway allowed about %.1f calls/s; remembered", found)
+    if measure is None:
+        log.info("call rate: nothing measured over steady sending; the remembered rate is kept")
+        return
+    log.info(
+        "call rate: the gateway allowed about %.1f calls/s over %.1f s of steady sending; "
+        "remembered",
+        measure.rate,
+        measure.seconds,
+    )
     with contextlib.suppress(LedgerError):  # a lost ledger is reported by the run itself
-        await rt.ledger.run(rt.ledger.sync.remember_rate, binding.endpoint, binding.account, found)
+        await rt.ledger.run(
+            rt.ledger.sync.remember_rate, binding.endpoint, binding.account, measure.rate
+        )
 
 
 async def _check_binding(

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 
 from prefect.concurrency.asyncio import rate_limit
 
-from fleet.ratelimit import AdaptiveRateLimiter, Limiter, Permit
+from fleet.ratelimit import AdaptiveRateLimiter, Limiter, Measure, Permit
 
 
 async def _prefect_rate_limit(name: str, slots: int) -> None:
@@ -86,3 +86,8 @@ class SharedRateLimiter(Limiter):
     def found_rate(self) -> float | None:
         """Return the gateway's limit, if the local limiter found it under the shared one."""
         return self.local.found_rate
+
+    @property
+    def measure(self) -> Measure | None:
+        """Return what the local limiter's found rate was measured over, if anything was."""
+        return self.local.measure

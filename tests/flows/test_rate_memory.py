@@ -10,7 +10,7 @@ import pytest
 from fleet.config import Credentials
 from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions
-from fleet.ratelimit import START_RATE, AdaptiveRateLimiter, RateControl
+from fleet.ratelimit import START_RATE, AdaptiveRateLimiter
 from flows.runtime import fingerprint, open_runtime
 from tests.conftest import ACCESS, SECRET
 
@@ -50,7 +50,7 @@ async def test_the_limiter_follows_the_options(
 async def test_the_rate_found_is_remembered_and_the_next_run_starts_near_it(
     tmp_path: Path,
 ) -> None:
-    """An auto run keeps what it found per endpoint and account; the next starts just under it."""
+    """An auto run keeps what it found per endpoint and account; the next starts from it."""
     opts = ProvisionOptions(endpoint=ENDPOINT, ledger=str(tmp_path / "l.db"))
     credentials = Credentials(ACCESS, SECRET, "t")
     async with open_runtime("first", opts, credentials) as rt:
@@ -62,7 +62,27 @@ async def test_the_rate_found_is_remembered_and_the_next_run_starts_near_it(
         assert book.known_rate(ENDPOINT, fingerprint(ACCESS)) == found
         assert book.known_rate(ENDPOINT, fingerprint("another-key")) is None
     async with open_runtime("second", opts, credentials) as rt:
-        assert rt.limiter.rate == pytest.approx(found * RateControl.BETA, rel=0.05)  # climbing
+        assert isinstance(rt.limiter, AdaptiveRateLimiter)
+        assert rt.limiter.rate == pytest.approx(found)
+        assert rt.limiter.control.slow_start  # a hint: climbing on from it until throttled
+
+
+async def test_a_run_that_measures_nothing_keeps_the_rate_remembered(tmp_path: Path) -> None:
+    """Throttles with an idle gap between them measure nothing; the earlier figure stays."""
+    with Ledger(tmp_path / "l.db") as book:
+        book.remember_rate(ENDPOINT, fingerprint(ACCESS), 80.0)
+    opts = ProvisionOptions(endpoint=ENDPOINT, ledger=str(tmp_path / "l.db"))
+    async with open_runtime("staged", opts, Credentials(ACCESS, SECRET, "t")) as rt:
+        assert isinstance(rt.limiter, AdaptiveRateLimiter)
+        control, soon = rt.limiter.control, time.monotonic() + 1
+        control.throttled(control.sent(soon))  # a wave's first burst, throttled
+        control.idle(9.5)  # waiting for the wave's servers to run
+        for i in range(1, 4):  # a look now and then
+            control.succeeded(control.sent(soon + 3 * i))
+        control.throttled(control.sent(soon + 10))  # the next wave's burst
+        assert rt.limiter.found_rate is None
+    with Ledger(tmp_path / "l.db") as book:
+        assert book.known_rate(ENDPOINT, fingerprint(ACCESS)) == 80.0
 
 
 async def test_a_named_rate_neither_uses_nor_changes_what_is_remembered(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ simulator's never_ready fault.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -275,6 +277,37 @@ async def test_the_rollout_tells_its_story_in_events(sim: RunningSimulator, tmp_
     assert seen["fleet.rollout.finished"]["created"] == 6
     assert seen["fleet.rollout.finished"]["running"] == 5
     assert [s["name"] for s in seen["fleet.server.failed"]["servers"]] == ["ev-005"]
+
+
+@pytest.mark.parametrize(
+    "approve",
+    [["--approve", "canary"], ["--approve=canary"], ["--approve"]],
+    ids=["value as its own word", "value after =", "alone"],
+)
+def test_approve_takes_its_value_either_way(
+    sim: RunningSimulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    approve: list[str],
+) -> None:
+    """`--approve canary` pauses after the canary as `--approve=canary` and `--approve` do."""
+    from flows import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "_prefect_api_url", lambda: None)  # the terminal decides
+    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    path = inventory(tmp_path / "t.csv", [("word", 6, GOOD)])
+    # The flag right before the inventory: a value taken for a file would be "no such file".
+    args = ["provision", *approve, path, "--endpoint", sim.url, "--canary", "2"]
+    # Through `fleet`'s own entry point, as typed: the command line, then the answer "no".
+    monkeypatch.setattr(sys, "argv", ["fleet", *args, "--poll-interval", "0.2"])
+    monkeypatch.setattr(sys, "stdin", io.StringIO("no\n"))
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    output = capsys.readouterr().out
+    assert ended.value.code == 1 and "approve the next wave" in output, output
+    assert sorted(creates(sim)) == ["word-001", "word-002"]
 
 
 def test_the_terminal_asks_when_no_prefect_server_shows_a_form(

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from fleet.ratelimit import START_RATE, AdaptiveRateLimiter, RateControl
+from fleet.ratelimit import START_RATE, AdaptiveRateLimiter, Permit, RateControl
+from fleet.simulator.gateway import TokenBucket
 from tests.conftest import FakeClock
 from tests.unit.virtual_time import Rollout, roll_out, run_virtual
 
@@ -65,6 +66,23 @@ async def test_a_stalled_loop_does_not_release_a_burst(clock: FakeClock) -> None
 
     await asyncio.gather(*(call() for _ in range(4)))
     assert left == [0.0, 1.1, 1.2, 1.3]
+
+
+@pytest.mark.anyio
+async def test_a_stall_or_a_gap_with_nothing_queued_counts_as_idle(clock: FakeClock) -> None:
+    """Time the limiter sent nothing though the rate allowed it is carried by the next permit."""
+    stall = [1.0]
+
+    async def late_sleep(seconds: float) -> None:
+        await clock.sleep(seconds + (stall.pop() if stall else 0.0))
+
+    limiter = AdaptiveRateLimiter(10, burst=1, clock=clock, sleep=late_sleep)
+    first, stalled = [await limiter.acquire() for _ in range(2)]  # the second wakes 1 s late
+    paced = await limiter.acquire()  # queued, on time: no idle
+    clock.now += 5.0  # nothing to send for 5 s
+    after_gap = await limiter.acquire()
+    assert first.idle == 0.0 and stalled.idle == pytest.approx(1.0)
+    assert paced.idle == stalled.idle and after_gap.idle == pytest.approx(1.0 + 4.9)
 
 
 @pytest.mark.anyio
@@ -172,13 +190,45 @@ def test_the_rate_between_two_throttles_is_the_gateways(
     control.throttled(permits[-1])
     assert control.found == pytest.approx(found)
     assert control.rate == pytest.approx(found * RateControl.BETA)
+    assert control.measure is not None and control.measure.seconds == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("idle", [0.2, 5.0])
+def test_a_span_with_an_idle_gap_measures_nothing(clock: FakeClock, idle: float) -> None:
+    """Between two throttles with the limiter idle a while (nothing queued), nothing is found."""
+    control = RateControl(200, clock=clock)
+    control.throttled(control.sent(clock.now))
+    for i in range(20):  # 20 calls in one second, then a wait with nothing to send
+        clock.now += 0.05
+        if i == 10:
+            control.idle(idle)
+        control.succeeded(control.sent(clock.now))
+    control.throttled(control.sent(clock.now))
+    assert control.found is None and control.measure is None
+    assert control.rate == pytest.approx(200 * RateControl.BETA)  # cut from the rate sent at
+
+
+def test_spans_are_summed_and_a_short_one_runs_on_to_the_next_throttle(clock: FakeClock) -> None:
+    """The found rate adds up the steady spans between cuts, each at least MEASURE seconds."""
+    control = RateControl(200, clock=clock)
+    control.throttled(control.sent(clock.now))
+    for seconds in (0.1, 0.3, 0.6):  # 100 calls/s let through, cuts 0.1, 0.4 and 1.0 s in
+        for _ in range(round(100 * seconds)):
+            clock.now += 0.01
+            control.succeeded(control.sent(clock.now))
+        control.throttled(control.sent(clock.now))
+    measure = control.measure
+    assert measure is not None and measure.spans == 2
+    assert measure.seconds == pytest.approx(1.0)
+    assert measure.rate == pytest.approx((100 + 2 * RateControl.SLACK) / 1.0)
 
 
 def test_the_rate_climbs_back_along_a_cubic_and_flattens_under_the_estimate(
     clock: FakeClock,
 ) -> None:
     """After a cut the rate rises, quickly at first, flat near the estimate, then beyond it."""
-    control = RateControl(200, discover=True, known=100, clock=clock)  # as if throttled at 100
+    control = RateControl(200, clock=clock)
+    control.throttled(Permit(clock.now, 100.0, 1))  # a call sent at 100 calls/s, throttled
     assert control.rate == pytest.approx(85)
     seen = []
     for _ in range(30):
@@ -233,8 +283,8 @@ def test_rollouts_against_a_token_bucket(case: Case) -> None:
         assert done.found == pytest.approx(case.gateway, rel=0.05), done
 
 
-def test_a_known_rate_is_resumed_without_slow_start() -> None:
-    """Given the rate a previous run found, discovery starts just under it, not from the bottom."""
+def test_a_known_rate_is_where_discovery_starts() -> None:
+    """Given the rate a previous run found, discovery starts there, not from the bottom."""
 
     async def main() -> tuple[Rollout, float]:
         clock = asyncio.get_running_loop().time
@@ -243,8 +293,56 @@ def test_a_known_rate_is_resumed_without_slow_start() -> None:
         return await roll_out(limiter, 1_000, gateway_rate=200), first
 
     done, first = run_virtual(main)
-    assert first == pytest.approx(200 * RateControl.BETA)
+    assert first == pytest.approx(200)
     assert done.per_second >= 0.95 * 200 and done.throttled_share <= 0.02, done
+
+
+@pytest.mark.parametrize("known", [2.0, 20.0, 60.0])
+def test_a_known_rate_is_a_hint_not_a_ceiling(known: float) -> None:
+    """From a remembered rate far under the gateway's, the run climbs to it in a second or so.
+
+    One under START_RATE is where a fresh run starts anyway: it starts there, in slow start.
+    """
+
+    async def main() -> tuple[Rollout, float]:
+        loop = asyncio.get_running_loop()
+        limiter = AdaptiveRateLimiter(250, 5, discover=True, known=known, clock=loop.time)
+
+        async def rate_later() -> float:
+            await asyncio.sleep(2.0)
+            return limiter.rate
+
+        later = asyncio.create_task(rate_later())
+        return await roll_out(limiter, 1_000, gateway_rate=100), await later
+
+    done, rate_after_2s = run_virtual(main)
+    assert RateControl(250, discover=True, known=known).rate == max(known, START_RATE)
+    assert rate_after_2s >= 0.8 * 100, rate_after_2s
+    assert done.per_second >= 0.9 * 100, done  # 1,000 servers: 10 s at the gateway's rate
+
+
+@pytest.mark.parametrize(
+    ("waves", "gateway"),
+    [((2, 14, 14), 30), ((2, 14, 14), 100), ((2, 50, 50), 100), ((2, 100, 200), 100)],
+)
+def test_a_staged_rollout_finds_the_gateways_rate_or_nothing(
+    waves: tuple[int, ...], gateway: float
+) -> None:
+    """Waves with waits between them (a look every half second) never measure the waits."""
+
+    async def main() -> float | None:
+        clock = asyncio.get_running_loop().time
+        limiter = AdaptiveRateLimiter(250, 16, discover=True, clock=clock)
+        bucket = TokenBucket(gateway, 10, clock)
+        for wave in waves:
+            await roll_out(limiter, wave, gateway_rate=gateway, bucket=bucket)
+            for _ in range(10):  # waiting for the wave's servers to run
+                await asyncio.sleep(0.5)
+                await roll_out(limiter, 1, gateway_rate=gateway, workers=1, bucket=bucket)
+        return limiter.found_rate
+
+    found = run_virtual(main)
+    assert found is None or found == pytest.approx(gateway, rel=0.1), found
 
 
 @pytest.mark.anyio

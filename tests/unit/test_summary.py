@@ -35,21 +35,29 @@ def summary(**rate: object) -> RolloutSummary:
     ("rate", "line"),
     [
         (
-            {"rate_found": 49.94, "throttled": 12},
-            "call rate auto: the gateway allowed about 49.9 calls/s (remembered for the next run)",
+            {"rate_found": 49.94, "rate_seconds": 6.27, "throttled": 12},
+            "call rate auto: the gateway allowed about 49.9 calls/s, measured over 6.3 s of "
+            "steady sending between throttles (remembered for the next run)",
         ),
         (
-            {"rate_asked": 20.0, "rate_found": 18.0, "throttled": 3},
-            "call rate 20/s: the gateway allowed about 18.0 calls/s",
+            {"rate_asked": 20.0, "rate_found": 18.0, "rate_seconds": 0.5, "throttled": 3},
+            "call rate 20/s: the gateway allowed about 18.0 calls/s, measured over 0.5 s of "
+            "steady sending between throttles",
         ),
         (
             {"rate_final": 130.0},
-            "call rate auto: never throttled; ended at 130.0 calls/s",
+            "call rate auto: never throttled; ended at 130.0 calls/s; nothing new remembered",
         ),
-        # One throttle cuts the rate but measures nothing: the line must not say "never".
+        # Throttles that measure nothing (one alone, or with idle gaps between): not "never".
         (
-            {"rate_final": 110.5, "throttled": 1},
-            "call rate auto: throttled 1x, too few to measure; ended at 110.5 calls/s",
+            {"rate_final": 110.5, "throttled": 4},
+            "call rate auto: throttled 4x, never long enough while sending steadily to measure; "
+            "ended at 110.5 calls/s; nothing new remembered",
+        ),
+        (
+            {"rate_asked": 20.0, "rate_final": 17.0, "throttled": 1},
+            "call rate 20/s: throttled 1x, never long enough while sending steadily to measure; "
+            "ended at 17.0 calls/s",
         ),
     ],
 )

@@ -84,10 +84,14 @@ async def roll_out(
     jitter: float = 0.02,
     workers: int = 32,
     seed: int = 1,
+    bucket: TokenBucket | None = None,
 ) -> Rollout:
-    """Create ``servers`` servers, one call each, through the limiter and the gateway."""
+    """Create ``servers`` servers, one call each, through the limiter and the gateway.
+
+    ``bucket`` is the gateway's, when several rollouts (a staged one's waves) share it.
+    """
     loop = asyncio.get_running_loop()
-    bucket = TokenBucket(gateway_rate, gateway_burst, loop.time)
+    bucket = bucket or TokenBucket(gateway_rate, gateway_burst, loop.time)
     rng = random.Random(seed)
     left = servers
     calls = throttled = 0

@@ -1,0 +1,42 @@
+"""Flags with an optional value: both spellings of the value, and the flag alone."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from fleet.options import ProvisionOptions
+from flows.flags import optional_values, spell_out
+
+OPTIONAL = optional_values(ProvisionOptions)
+
+
+def test_approve_is_the_flag_with_an_optional_value() -> None:
+    """--approve alone is --approve=canary, and takes none, canary or waves."""
+    assert OPTIONAL == {"--approve": ("canary", ("none", "canary", "waves"))}
+
+
+@pytest.mark.parametrize(
+    ("args", "spelt"),
+    [
+        (["--approve", "waves", "a.csv"], ["--approve=waves", "a.csv"]),
+        (["--approve=waves", "a.csv"], ["--approve=waves", "a.csv"]),
+        (["--approve", "a.csv"], ["--approve=canary", "a.csv"]),  # not a value: the next argument
+        (["a.csv", "--approve"], ["a.csv", "--approve=canary"]),
+        (["--approve", "--canary", "2"], ["--approve=canary", "--canary", "2"]),
+        (["--", "--approve", "waves"], ["--", "--approve", "waves"]),  # after --: arguments
+    ],
+)
+def test_the_value_is_spelt_out_with_its_flag(args: list[str], spelt: list[str]) -> None:
+    """A value of the flag's own, as the next word, joins it; any other word stays an argument."""
+    assert spell_out(["provision", *args], OPTIONAL) == ["provision", *spelt]
+
+
+def test_the_help_says_what_the_flag_alone_means() -> None:
+    """`fleet provision --help` tells what --approve alone stands for."""
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["provision", "--help"])
+    assert result.exit_code == 0
+    words = " ".join(result.output.replace("│", " ").split())  # the help, unwrapped
+    assert "Alone, it means canary; a value may follow as its own word or after =" in words
