@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
@@ -38,7 +38,10 @@ from flows.runtime import (
     runtime,
 )
 from flows.tasking import CHUNK_TASK, provision_in, unvisited
+from flows.verdicts import Stopped, decided, sync_verdicts, verdicts
 from flows.waves import run_stages
+
+T = TypeVar("T")
 
 MAX_CHUNKS = 20  # tens of task runs, never one per server: a task run costs 5-40 ms here
 # Each chunk is a task run and an engine's set-up: a few large chunks, not many small ones.
@@ -56,6 +59,7 @@ def chunks(specs: Sequence[ServerSpec], size: int | None = None) -> list[list[Se
 
 
 @task(name="load-inventories", cache_policy=NO_CACHE, persist_result=False)
+@sync_verdicts
 def load(inventories: list[str]) -> list[ServerSpec]:
     """Read, validate and expand the inventories; every problem at once, before any call."""
     return load_inventories(inventories)
@@ -89,6 +93,7 @@ async def plan_rollout(
 
 
 @task(name="plan", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> Survey:
     """Check the inventory's references, then compare it with the ledger and with NCP."""
     rt = runtime(key)
@@ -101,12 +106,14 @@ async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> 
 
 
 @task(name="provision-chunk", **CHUNK_TASK)
+@verdicts
 async def provision_chunk(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> None:
     """Create (or settle) one chunk of servers; per-server failures are recorded, not raised."""
     await provision_in(runtime(key), specs, options)
 
 
 @task(name="wait-for-run", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def wait_for_run(key: str, options: ProvisionOptions) -> WaitReport:
     """Poll the created servers, a batch per call, until each is RUN or has failed."""
     rt = runtime(key)
@@ -133,6 +140,7 @@ async def wait_for_run(key: str, options: ProvisionOptions) -> WaitReport:
 
 
 @task(name="record-results", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def record(key: str, summary: RolloutSummary, records: list[Record]) -> None:
     """Write the results CSV and the Prefect artifacts."""
     await publish_results(runtime(key), summary, records)
@@ -159,13 +167,18 @@ async def _report_progress(key: str, artifact_id: Any, every: float = 1.0) -> No
         await asyncio.sleep(every)
 
 
+async def _decided(run: Coroutine[Any, Any, T | Stopped]) -> T:
+    """Await a task run; raise its verdict here, in the flow, where no traceback is logged."""
+    return decided(await run)
+
+
 async def _provision(key: str, work: Sequence[ServerSpec], options: ProvisionOptions) -> None:
     """Run the chunk tasks together; one failing (after its retry) cancels and awaits the rest."""
     try:
         async with asyncio.TaskGroup() as group:
             for i, chunk in enumerate(chunks(work, options.chunk_size), 1):
                 task_ = provision_chunk.with_options(name=f"provision-chunk-{i:02d}")
-                group.create_task(task_(key, unvisited(chunk), options))
+                group.create_task(_decided(task_(key, unvisited(chunk), options)))
     except BaseExceptionGroup as errors:
         first = errors.exceptions[0]
         raise RunAborted(
@@ -255,7 +268,7 @@ async def _create(rt: Runtime, found: Survey, options: ProvisionOptions) -> _Cre
     elapsed, rate_final = time.monotonic() - started, rt.limiter.rate
     if options.wait:
         rt.progress.waiting = True
-        await wait_for_run(rt.key, options)
+        decided(await wait_for_run(rt.key, options))
     return _Created(elapsed, rate_final=rate_final)
 
 
@@ -270,11 +283,11 @@ def _final(summary: RolloutSummary) -> str:
 
 async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions) -> RolloutSummary:
     """Load, plan, create (in chunks or stages), wait if asked, record: the flow's body."""
-    specs = load(inventories)
+    specs = decided(load(inventories))
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials) as rt:
         await events.tag_run(name)
-        found = await plan(rt.key, unvisited(specs), options)
+        found = decided(await plan(rt.key, unvisited(specs), options))
         _log_plan(name, specs, found)
         events.emit(
             "fleet.rollout.started",
@@ -300,7 +313,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             events.failed_servers(name, records)  # a staged rollout told them wave by wave
         summary = _summary(rt, specs, found, created, options, records)
         get_run_logger().info("%s", summary.rate_line)
-        await record(rt.key, summary, unvisited(records))
+        decided(await record(rt.key, summary, unvisited(records)))
         await aupdate_progress_artifact(progress_id, 100.0, description=_final(summary))
     return summary
 

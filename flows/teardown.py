@@ -16,6 +16,7 @@ from fleet.teardown import TeardownReport, TeardownTarget, teardown, teardown_ta
 from flows import events
 from flows.artifacts import markdown_table
 from flows.runtime import Runtime, artifact_key, open_runtime, resolve_credentials, runtime
+from flows.verdicts import decided, verdicts
 
 
 async def find_targets(rt: Runtime, options: TeardownOptions) -> list[TeardownTarget]:
@@ -30,18 +31,21 @@ async def find_side_of(rt: Runtime, targets: Sequence[TeardownTarget]) -> list[S
 
 
 @task(name="find-servers", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def find(key: str, options: TeardownOptions) -> list[TeardownTarget]:
     """List what goes: recorded servers, and this rollout's lost creates found by name."""
     return await find_targets(runtime(key), options)
 
 
 @task(name="find-side-resources", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def find_beside(key: str, targets: list[TeardownTarget]) -> list[SideResource]:
     """List the public IPs and extra disks the targets' creates made (a dry run's listing)."""
     return await find_side_of(runtime(key), targets)
 
 
 @task(name="stop-and-terminate", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def take_down(
     key: str, targets: list[TeardownTarget], options: TeardownOptions
 ) -> TeardownReport:
@@ -97,7 +101,7 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=not options.dry_run) as rt:
         await events.tag_run(rollout)
-        targets = await find(rt.key, options)
+        targets = decided(await find(rt.key, options))
         lost = [t.name for t in targets if not t.recorded]
         logger.info(
             "rollout %s: %d servers to take down (%d lost creates found by name)",
@@ -106,9 +110,9 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
             len(lost),
         )
         if options.dry_run:
-            await _publish_plan(rollout, targets, await find_beside(rt.key, targets))
+            await _publish_plan(rollout, targets, decided(await find_beside(rt.key, targets)))
             return TeardownReport()
-        report = await take_down(rt.key, targets, options)
+        report = decided(await take_down(rt.key, targets, options))
         counts = await _publish_report(rollout, report)
     if report.protected:
         logger.warning(

@@ -21,6 +21,7 @@ from fleet.summary import WAVE_COLUMNS, WaveOutcome
 from flows import approval, events
 from flows.runtime import Runtime, runtime
 from flows.tasking import CHUNK_TASK, provision_in, unvisited
+from flows.verdicts import decided, verdicts
 
 __all__ = ["run_stages", "run_wave"]
 
@@ -38,6 +39,7 @@ def _outcome(name: str, records: Sequence[Record], report: WaitReport) -> WaveOu
 
 
 @task(name="wave", **CHUNK_TASK)
+@verdicts
 async def run_wave(
     key: str,
     name: str,
@@ -111,8 +113,8 @@ async def run_stages(
     while index < len(stages):
         stage = stages[index]
         call = run_wave.with_options(name=stage.name)
-        outcome = await call(
-            rt.key, stage.name, unvisited(list(stage.specs)), options, (failed, sent)
+        outcome = decided(
+            await call(rt.key, stage.name, unvisited(list(stage.specs)), options, (failed, sent))
         )
         outcomes.append(outcome)
         failed, sent = failed + outcome.failures, sent + outcome.sent
