@@ -10,11 +10,12 @@ from __future__ import annotations
 import csv
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .ledger import Instance, Record, Role, RolloutCounts
 from .states import ServerStatus, State, TeardownState
+from .summary import RunCounts
 
 __all__ = [
     "COLUMNS",
@@ -23,6 +24,7 @@ __all__ = [
     "duplicates_by_name",
     "neutralise",
     "results_path",
+    "run_counts",
     "write_results",
 ]
 
@@ -131,3 +133,19 @@ def counts(records: Sequence[Record]) -> RolloutCounts:
         terminated=sum(1 for r in records if r.teardown == TeardownState.TERMINATED),
         duplicates=sum(r.duplicates for r in records),
     )
+
+
+def run_counts(
+    records: Sequence[Record], sent: Collection[str], settling: Collection[str], skipped: int
+) -> RunCounts:
+    """Count what one run did: its ``sent`` and ``settling`` servers' states after it."""
+    created = failed = settled = unknown = 0
+    for r in records:
+        ours = r.name in sent or r.name in settling
+        unknown += ours and r.state == State.IN_FLIGHT
+        if r.name in settling:
+            settled += r.state in (State.CREATED, State.FAILED)
+        elif r.name in sent:
+            created += r.state == State.CREATED
+            failed += r.state == State.FAILED
+    return RunCounts(len(sent) + len(settling), created, settled, failed, unknown, skipped)

@@ -6,7 +6,28 @@ from dataclasses import asdict, dataclass
 
 from .ledger import RolloutCounts
 
-__all__ = ["WAVE_COLUMNS", "RolloutSummary", "WaveOutcome"]
+__all__ = ["WAVE_COLUMNS", "RolloutSummary", "RunCounts", "WaveOutcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunCounts:
+    """What one run did with its own share of the rollout, not the rollout's totals."""
+
+    to_do: int = 0  # servers this run set out to create or settle
+    created: int = 0  # sent by this run, and created
+    settled: int = 0  # left in flight by an earlier run, now known (created or failed)
+    failed: int = 0  # sent by this run, and refused (or never found)
+    unknown: int = 0  # of this run's servers, still in flight: a rerun settles them
+    skipped: int = 0  # in the inventory, not this run's: done before, or failed before
+
+    @property
+    def line(self) -> str:
+        """Return what this run did, in one line."""
+        return (
+            f"this run: {self.created} created, {self.settled} settled, {self.failed} failed, "
+            f"{self.unknown} unknown, of {self.to_do} to do; {self.skipped} skipped "
+            "(done or failed before)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +84,7 @@ class RolloutSummary:
     rate_asked: float | None = None  # calls/s the user named; None: --rate auto
     rate_found: float | None = None  # calls/s the gateway allowed, measured between throttles
     rate_final: float | None = None  # calls/s the limiter was at when creating ended
+    run: RunCounts = RunCounts()  # what this run did, apart from the rollout's totals
 
     @property
     def created_per_second(self) -> float:
@@ -95,6 +117,12 @@ class RolloutSummary:
         c = self.counts
         return {
             "servers in inventory": self.servers,
+            "this run: to do": self.run.to_do,
+            "this run: created": self.run.created,
+            "this run: settled": self.run.settled,
+            "this run: failed": self.run.failed,
+            "this run: unknown": self.run.unknown,
+            "this run: skipped (done or failed before)": self.run.skipped,
             "created": c.created,
             "failed": c.failed,
             "unknown (in flight)": c.in_flight,

@@ -82,7 +82,8 @@ def run_provision(
 
     target = asyncio.run(ledger_target(options))
     Ledger(target).close()  # unreadable, foreign or unreachable: exit 2 now, before Prefect
-    with progress_bar(target, name, len(specs)):
+    names = [s.name for s in specs]
+    with progress_bar(target, name, names, retry_failed=options.retry_failed):
         state = asyncio.run(flow_run())
     summary, error = _ended(state)
     if error is not None:

@@ -22,7 +22,7 @@ from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.preflight import SKIPPED, preflight
 from fleet.provisioner import Progress
 from fleet.readiness import WaitReport, wait_running
-from fleet.results import counts, results_path
+from fleet.results import counts, results_path, run_counts
 from fleet.spec import ServerSpec
 from fleet.summary import RolloutSummary, WaveOutcome
 from fleet.survey import Survey, survey
@@ -120,6 +120,7 @@ async def wait_for_run(key: str, options: ProvisionOptions) -> WaitReport:
 
     async def report(running: int, total: int) -> None:
         rt.progress.running = running
+        rt.ready = (running, total)
 
     result = await wait_running(
         rt.client,
@@ -146,11 +147,26 @@ async def record(key: str, summary: RolloutSummary, records: list[Record]) -> No
     await publish_results(runtime(key), summary, records)
 
 
-def _describe(p: Progress) -> str:
-    return (
-        f"{p.created} created, {p.failed} failed, {p.settling} being looked up, "
-        f"{p.unknown} unknown, {p.running} running of {p.total}"
+def _describe(p: Progress, ready: tuple[int, int] | None) -> str:
+    """Return this run's progress in words: its own creates, of its own total."""
+    text = (
+        f"this run: {p.created} created, {p.failed} failed, {p.settling} being looked up, "
+        f"{p.unknown} unknown, of {p.total}"
     )
+    return text + (f"; {ready[0]} of {ready[1]} running" if ready else "")
+
+
+def percent_done(p: Progress, ready: tuple[int, int] | None = None) -> float:
+    """Return this run's share done, 0 to 100: its creates, then (when waiting) its servers ready.
+
+    ``ready`` is (running, waited for) as the wait counts them; a run with nothing to do is done.
+    """
+    created = p.done / p.total if p.total else 1.0
+    if not p.waiting:
+        return round(100.0 * min(created, 1.0), 1)
+    running, of = ready or (0, 0)
+    up = running / of if of else 0.0
+    return round(100.0 * min((created + up) / 2, 1.0), 1)
 
 
 async def _report_progress(key: str, artifact_id: Any, every: float = 1.0) -> None:
@@ -159,11 +175,12 @@ async def _report_progress(key: str, artifact_id: Any, every: float = 1.0) -> No
     last = -1.0
     while True:
         p = rt.progress
-        total = max(p.total, 1)
-        percent = round(100.0 * (p.done + p.running) / (2 * total if p.waiting else total), 1)
+        percent = percent_done(p, rt.ready)
         if percent != last:
             last = percent
-            await aupdate_progress_artifact(artifact_id, percent, description=_describe(p))
+            await aupdate_progress_artifact(
+                artifact_id, percent, description=_describe(p, rt.ready)
+            )
         await asyncio.sleep(every)
 
 
@@ -245,6 +262,12 @@ def _summary(
         rate_asked=options.rate if isinstance(options.rate, float) else None,
         rate_found=rt.limiter.found_rate,
         rate_final=created.rate_final,
+        run=run_counts(
+            records,
+            {s.name for s in found.to_create},
+            {s.name for s in found.unsettled},
+            skipped=len(specs) - len(found.work),
+        ),
     )
 
 
@@ -273,11 +296,12 @@ async def _create(rt: Runtime, found: Survey, options: ProvisionOptions) -> _Cre
 
 
 def _final(summary: RolloutSummary) -> str:
-    """Return the progress artifact's last words: the ledger's true counts, not the last tick."""
+    """Return the progress artifact's last words: this run's work, then the rollout's counts."""
     c = summary.counts
     return (
-        f"{c.created} created, {c.failed} failed, {c.in_flight} unknown, {c.running} running "
-        f"of {c.total}" + (f"; stopped: {summary.stopped}" if summary.stopped else "")
+        f"{summary.run.line}. Rollout: {c.created} created, {c.failed} failed, "
+        f"{c.in_flight} unknown, {c.running} running of {c.total}"
+        + (f"; stopped: {summary.stopped}" if summary.stopped else "")
     )
 
 

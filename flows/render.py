@@ -178,17 +178,7 @@ def counts_line(rollout: str, c: RolloutCounts) -> str:
 
 
 def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str) -> None:
-    """Print how a provisioning run ended: counts, failures, what the API did, where to look."""
-    say(out, counts_line(summary.rollout, summary.counts))
-    failures = [r for r in records if r.state.value != "created" or r.error_kind]
-    for r in failures[:10]:
-        say(
-            out,
-            f"  {r.name}: {r.state.value} {r.error_kind or ''} {r.error_code or ''} "
-            f"{r.error_message or ''} (request {r.request_id or '-'})",
-        )
-    if len(failures) > 10:
-        say(out, f"  … and {len(failures) - 10} more")
+    """Print how a run ended: what the API did, failures, then this run's work and the rollout's."""
     say(
         out,
         f"creating took {summary.seconds:.2f} s; {summary.api_calls} API calls: "
@@ -205,7 +195,18 @@ def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str)
     if summary.stopped:
         say(out, f"stopped: {summary.stopped}" + (" (rolled back)" if summary.rolled_back else ""))
     say(out, summary.rate_line)
+    failures = [r for r in records if r.state.value != "created" or r.error_kind]
+    for r in failures[:10]:
+        say(
+            out,
+            f"  {r.name}: {r.state.value} {r.error_kind or ''} {r.error_code or ''} "
+            f"{r.error_message or ''} (request {r.request_id or '-'})",
+        )
+    if len(failures) > 10:
+        say(out, f"  … and {len(failures) - 10} more")
     say(out, f"results: {summary.results}\nledger:  {ledger}")
+    say(out, summary.run.line)
+    say(out, counts_line(f"rollout {summary.rollout}", summary.counts))
 
 
 def targets_table(rollout: str, targets: Sequence[TeardownTarget]) -> Table:

@@ -67,6 +67,7 @@ class Runtime:
     owner: str  # this run's lease token
     progress: Progress = field(default_factory=Progress)
     lookups: int = 0
+    ready: tuple[int, int] | None = None  # (running, waited for), while waiting for RUN
 
 
 _RUNTIMES: dict[str, Runtime] = {}

@@ -51,3 +51,45 @@ def test_a_held_lease_stops_with_the_holder_and_no_traceback(
     assert done.returncode == 2, done.stderr
     assert "cron on ops-1" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_a_rerun_counts_its_own_work_then_the_rollouts(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """A rerun's last lines say what it did, then the rollout; its bar counts its own servers."""
+    common = ["--endpoint", sim.url, "--ledger", "ledger.db"]
+    first = run(["provision", inventory(tmp_path / "grow.csv", "grow", 3), *common], tmp_path)
+    assert first.returncode == 0, first.stderr
+    grown = run(["provision", inventory(tmp_path / "grow.csv", "grow", 5), *common], tmp_path)
+    assert grown.returncode == 0, grown.stderr
+    last = grown.stdout.strip().splitlines()[-2:]
+    assert last[0].startswith("this run: 2 created, 0 settled, 0 failed, 0 unknown, of 2 to do")
+    assert "3 skipped" in last[0]
+    assert last[1].startswith("rollout grow: 5 created, 0 failed")
+    assert " 2/2 " in grown.stderr and "/5 " not in grown.stderr  # the bar: this run's 2
+    again = run(["provision", str(tmp_path / "grow.csv"), *common, "--wait"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    last = again.stdout.strip().splitlines()[-2:]
+    assert last[0].startswith("this run: 0 created, 0 settled, 0 failed, 0 unknown, of 0 to do")
+    assert last[1].startswith("rollout grow: 5 created, 0 failed") and "5 running" in last[1]
+
+
+@pytest.mark.parametrize(
+    ("done", "total", "waiting", "ready", "expected"),
+    [
+        (0, 0, False, None, 100.0),  # nothing to do is done
+        (1, 4, False, None, 25.0),
+        (4, 4, True, (15, 15), 100.0),  # the wait counts the whole rollout: never past 100
+        (0, 0, True, (15, 11), 100.0),
+        (2, 4, True, (0, 4), 25.0),
+    ],
+)
+def test_progress_is_this_runs_share_and_never_past_100(
+    done: int, total: int, waiting: bool, ready: tuple[int, int] | None, expected: float
+) -> None:
+    """The progress artifact's percent counts this run's work against this run's total."""
+    from fleet.provisioner import Progress
+    from flows.provision import percent_done
+
+    p = Progress(total=total, done=done, waiting=waiting)
+    assert percent_done(p, ready) == expected
