@@ -173,7 +173,8 @@ async def survey(
             f"{len(out.conflicts)} server name(s) already exist where this rollout creates them "
             f"and are not part of rollout {rollout!r}: {shown}{more}. Rename them in the "
             "inventory, or pass --adopt-existing to record the existing servers as this "
-            "rollout's."
+            f"rollout's. (Ledger in use: {book.shown}; if this rollout was recorded in another "
+            "ledger, pass that one with --ledger or FLEET_LEDGER.)"
         )
     if owner is not None:
         await _record(ledger, rollout, owner, out)

@@ -275,13 +275,22 @@ def _answer(rollout: str, go_on: bool, next_wave: str | None) -> int:
 
 @app.command()
 def status(
+    rollout_: Annotated[str | None, typer.Argument(metavar="ROLLOUT", show_default=False)] = None,
     rollout: Rollout = None,
     ledger: LedgerAt = None,
     ledger_block: LedgerBlock = None,
+    simulator: Annotated[
+        bool, typer.Option("--simulator", help="Read the rehearsals' ledger (--simulator runs).")
+    ] = False,
 ) -> None:
     """Show the ledger: every rollout's counts, or one rollout's servers."""
     from flows.commands import show_status
 
+    rollout = rollout or rollout_
+    if simulator and ledger is None:
+        from fleet.simulator import REHEARSAL_LEDGER
+
+        ledger = str(REHEARSAL_LEDGER)
     options = _options(RunOptions, ledger=ledger, ledger_block=ledger_block)
     try:
         code = show_status(options, rollout)

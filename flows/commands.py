@@ -17,7 +17,7 @@ from fleet.staging import Size
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey
 from fleet.teardown import TeardownReport, TeardownTarget
-from flows import render
+from flows import ledgers, render
 from flows.approval import Approval
 from flows.exits import exit_code
 from flows.progress import progress_bar
@@ -36,15 +36,34 @@ __all__ = [
 ]
 
 
-def _existing(location: LedgerLocation) -> LedgerLocation:
+def _existing(location: LedgerLocation, rollout: str | None = None) -> LedgerLocation:
     """Return the location, or refuse a ledger that a command would only read and is not there."""
     if location.missing:
-        raise ConfigError(f"no ledger at {location}")
+        advice = f" {ledgers.hint(location, rollout)}" if rollout else ""
+        raise ConfigError(f"no ledger at {ledgers.shown(location)}{advice}")
     return location
 
 
-def _existing_ledger(options: RunOptions) -> LedgerLocation:
-    return _existing(asyncio.run(ledger_target(options)))
+def _status_ledger(options: RunOptions, rollout: str | None) -> LedgerLocation:
+    """Return the ledger status reads: the one named, else where the rollout is recorded here.
+
+    A rehearsal's rollout is in the rehearsals' ledger: found there when no ledger is named.
+    """
+    location = asyncio.run(ledger_target(options))
+    if rollout is None or ledgers.pinned(options) or _holds(location, rollout):
+        return _existing(location, rollout)
+    other = ledgers.elsewhere(location, rollout)
+    if other is None:
+        return _existing(location, rollout)
+    say(err, f"rollout {rollout!r} is not in {ledgers.shown(location)}; found in {other}")
+    return LedgerLocation.parse(str(other))
+
+
+def _holds(location: LedgerLocation, rollout: str) -> bool:
+    if location.missing:
+        return False
+    with Ledger(location) as book:
+        return rollout in book.rollouts()
 
 
 async def survey_only(name: str, specs: Sequence[ServerSpec], options: ProvisionOptions) -> Survey:
@@ -54,6 +73,7 @@ async def survey_only(name: str, specs: Sequence[ServerSpec], options: Provision
     """
     from flows.provision import plan_rollout
 
+    say(err, ledgers.used(await ledger_target(options)))
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials, lease=False) as rt:
         return await plan_rollout(
@@ -81,6 +101,7 @@ def run_provision(
         )
 
     target = asyncio.run(ledger_target(options))
+    say(err, ledgers.used(target))
     Ledger(target).close()  # unreadable, foreign or unreachable: exit 2 now, before Prefect
     names = [s.name for s in specs]
     with progress_bar(target, name, names, retry_failed=options.retry_failed):
@@ -94,20 +115,25 @@ def run_provision(
         return 1
     with Ledger(target) as book:
         records = book.records(name)
-    render.run_summary(summary, records, book.shown)
+    render.run_summary(summary, records, ledgers.shown(target))
     return 0 if state.is_completed() else 1
 
 
 def show_status(options: RunOptions, rollout: str | None) -> int:
     """Print every rollout of the ledger, or one rollout's servers; return the exit code."""
-    with Ledger(_existing_ledger(options)) as book:
+    location = _status_ledger(options, rollout)
+    say(err, ledgers.used(location))
+    with Ledger(location) as book:
         if rollout is None:
             rows = [(n, book.counts(n), book.binding(n), book.lease(n)) for n in book.rollouts()]
             out.print(render.rollouts_table(book.shown, rows))
             return 0
         records = book.records(rollout)
         if not records:
-            say(err, f"error: no rollout {rollout!r} in {book.shown}")
+            say(
+                err,
+                f"error: no rollout {rollout!r} in {book.shown} {ledgers.hint(location, rollout)}",
+            )
             return 2
         duplicates = duplicates_by_name(book.instances(rollout))
         out.print(render.servers_table(rollout, records, duplicates))
@@ -124,7 +150,13 @@ async def teardown_survey(
     """Return the servers a teardown would take down, and their public IPs and extra disks."""
     from flows.teardown import find_side_of, find_targets
 
-    _existing(await ledger_target(options))
+    location = _existing(await ledger_target(options), rollout)
+    say(err, ledgers.used(location))
+    if not _holds(location, rollout):
+        raise ConfigError(
+            f"no rollout {rollout!r} in {ledgers.shown(location)} "
+            f"{ledgers.hint(location, rollout, teardown=True)}"
+        )
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=False) as rt:
         targets = await find_targets(rt, options)

@@ -93,3 +93,38 @@ def test_progress_is_this_runs_share_and_never_past_100(
 
     p = Progress(total=total, done=done, waiting=waiting)
     assert percent_done(p, ready) == expected
+
+
+def test_status_and_teardown_find_a_rehearsals_ledger(tmp_path: Path) -> None:
+    """After provision --simulator, status finds the rehearsals' ledger; teardown names it."""
+    path = inventory(tmp_path / "rehearsed.csv", "rehearsed", 2)
+    made = run(["provision", path, "--simulator"], tmp_path)
+    assert made.returncode in (0, 1), made.stderr  # the rehearsal plays a few faults
+    assert "ledger: " in made.stderr and "rehearsal.db (the rehearsals' ledger)" in made.stderr
+    shown = run(["status", "rehearsed"], tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "found in .fleet/rehearsal.db" in shown.stderr
+    assert "rehearsed-001" in shown.stdout
+    pinned = run(["status", "rehearsed", "--simulator"], tmp_path)
+    assert pinned.returncode == 0 and "rehearsed-002" in pinned.stdout, pinned.stderr
+    down = run(["teardown", "--rollout", "rehearsed", "--dry-run"], tmp_path)
+    assert down.returncode == 2, down.stdout
+    assert f"no ledger at {tmp_path / '.fleet' / 'ledger.db'}" in down.stderr
+    assert "is a rehearsal's, recorded in .fleet/rehearsal.db" in down.stderr
+
+
+def test_an_unknown_rollout_and_names_that_exist_name_the_ledger_in_use(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """Errors about a rollout not found, or names that exist, say which ledger was read."""
+    path = inventory(tmp_path / "twice.csv", "twice", 2)
+    first = run(["provision", path, "--endpoint", sim.url, "--ledger", "a.db"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    other = run(["provision", path, "--endpoint", sim.url, "--ledger", "b.db"], tmp_path)
+    assert other.returncode == 2, other.stderr
+    assert "already exist" in other.stderr
+    assert "Ledger in use: b.db" in other.stderr
+    missing = run(["status", "nosuch", "--ledger", "a.db"], tmp_path)
+    assert missing.returncode == 2
+    assert f"ledger in use: {tmp_path / 'a.db'}" in missing.stderr
+    assert "pass it with --ledger or FLEET_LEDGER" in missing.stderr
