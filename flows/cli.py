@@ -161,6 +161,7 @@ def validate(inventories: Inventories) -> None:
     specs = _validated(inventories)
     rows = len({(s.file, s.line) for s in specs})
     out.print(f"ok: {len(specs)} servers from {rows} rows in {len(inventories)} file(s)")
+    out.print(render.expansion_table(specs))
 
 
 @app.command()
@@ -169,6 +170,7 @@ def plan(
     inventories: Inventories,
     rollout: Rollout = None,
     simulator: Simulator = False,
+    full: Annotated[bool, typer.Option("--full", help="List every name, never cut.")] = False,
     *,
     values: dict[str, Any],
 ) -> None:
@@ -184,7 +186,7 @@ def plan(
             found = asyncio.run(survey_only(name, specs, opts))
     except FleetError as exc:
         raise _failed(exc) from None
-    out.print(render.plan_table(name, len(specs), found))
+    out.print(render.plan_table(name, len(specs), found, full=full))
     if found.conflicts:
         out.print("Existing names stop a rollout unless --adopt-existing is given.")
 
