@@ -3,7 +3,8 @@
 Version 1 is the SQLite file of the first release: one ``servers`` table, no version stamp.
 Version 2 adds regions, the parameters as sent, the instances table (every server the rollout
 owns, duplicates included), rollout bindings, leases, the rates gateways allowed, and what
-creates made beside their servers (public IPs, disks). A ledger
+creates made beside their servers (public IPs, disks). Version 3 adds each server's
+addresses as seen when it ran (``addresses``: private and public IP). A ledger
 newer than this code is refused; an older one is migrated in one transaction on first open.
 """
 
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 __all__ = [
     "SCHEMA_VERSION",
     "TABLE_NAMES",
+    "addresses",
     "aside",
     "instances",
     "leases",
@@ -25,7 +27,7 @@ __all__ = [
     "rates",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -141,6 +143,19 @@ aside = sa.Table(
     sa.Column("returned_at", sa.String(40)),
 )
 
+# Issue 19 (version 3): each server's addresses, as NCP showed them when it was seen RUN (the
+# private IP of its default network interface, its public IP if any). A table of its own, keyed
+# like instances: an address belongs to an instance number.
+addresses = sa.Table(
+    "addresses",
+    metadata,
+    sa.Column("rollout", sa.String(100), primary_key=True),
+    sa.Column("instance_no", sa.String(32), primary_key=True),
+    sa.Column("private_ip", sa.String(64)),
+    sa.Column("public_ip", sa.String(64)),
+    sa.Column("seen_at", sa.String(40)),
+)
+
 TABLE_NAMES = frozenset(metadata.tables)
 
 # Columns version 2 added to version 1's servers table, as SQLite DDL (v1 existed only there).
@@ -200,8 +215,13 @@ def _v1_to_v2(conn: sa.Connection) -> None:
         )
 
 
+def _v2_to_v3(conn: sa.Connection) -> None:
+    # Issue 19: the addresses table (nothing to fill: addresses are learnt when servers run).
+    addresses.create(conn, checkfirst=True)
+
+
 # version -> the step that brings a ledger of that version to the next one.
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(conn: sa.Connection, version: int) -> None:
