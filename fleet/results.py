@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .ledger import Instance, Record, Role, RolloutCounts
+from .ledger import Address, Instance, Record, Role, RolloutCounts
 from .states import ServerStatus, State, TeardownState
 from .summary import RunCounts
 
@@ -47,6 +47,8 @@ COLUMNS = (
     "secondsToRun",
     "duplicateInstanceNos",
     "teardown",
+    "privateIp",
+    "publicIp",
 )
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -75,8 +77,10 @@ def duplicates_by_name(instances: Iterable[Instance]) -> dict[str, list[str]]:
     return dict(out)
 
 
-def as_row(r: Record, duplicates: Sequence[str] = ()) -> tuple[object, ...]:
-    """Return one server's results row, in COLUMNS order."""
+def as_row(
+    r: Record, duplicates: Sequence[str] = (), address: Address | None = None
+) -> tuple[object, ...]:
+    """Return one server's results row, in COLUMNS order (its addresses as last seen RUN)."""
     return (
         r.name,
         r.instance_no or "",
@@ -96,6 +100,8 @@ def as_row(r: Record, duplicates: Sequence[str] = ()) -> tuple[object, ...]:
         "" if r.run_seconds is None else f"{r.run_seconds:.1f}",
         " ".join(duplicates),
         r.teardown.value if r.teardown else "",
+        (address.private_ip if address else None) or "",
+        (address.public_ip if address else None) or "",
     )
 
 
@@ -103,6 +109,7 @@ def write_results(
     path: str | Path,
     records: Sequence[Record],
     duplicates: Mapping[str, Sequence[str]] | None = None,
+    addresses: Mapping[str, Address] | None = None,
 ) -> Path:
     """Write the results CSV atomically and privately, so a reader never sees half a file."""
     path = Path(path)
@@ -113,9 +120,13 @@ def write_results(
     with open(fd, "w", newline="", encoding="utf-8-sig") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
-        dups = duplicates or {}
+        dups, seen = duplicates or {}, addresses or {}
         writer.writerows(
-            tuple(neutralise(v) for v in as_row(r, dups.get(r.name, ()))) for r in records
+            tuple(
+                neutralise(v)
+                for v in as_row(r, dups.get(r.name, ()), seen.get(r.instance_no or ""))
+            )
+            for r in records
         )
     os.replace(tmp, path)
     return path
