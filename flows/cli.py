@@ -55,6 +55,9 @@ LedgerBlock = Annotated[
 Simulator = Annotated[
     bool, typer.Option("--simulator", help="Rehearse against a local NCP simulator.")
 ]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout (messages: stderr).")
+]
 # What `fleet plan` reads: where to look and what counts as to create; nothing about sending.
 PLAN_FLAGS = (
     "site", "endpoint", "profile", "credentials_block", "ledger", "ledger_block", "rebind",
@@ -171,6 +174,7 @@ def plan(
     rollout: Rollout = None,
     simulator: Simulator = False,
     full: Annotated[bool, typer.Option("--full", help="List every name, never cut.")] = False,
+    json_: JsonFlag = False,
     *,
     values: dict[str, Any],
 ) -> None:
@@ -178,14 +182,20 @@ def plan(
     specs = _validated(inventories)
     name = _name(rollout, inventories)
     options = _options(ProvisionOptions, **values)
-    _preflight_flag(options)
-    from flows.commands import survey_only
+    from flows.commands import ledger_shown, survey_only
+    from flows.documents import document_mode, plan_document, print_document
 
-    try:
-        with _target(options, name, simulator, values.get("ledger")) as opts:
-            found = asyncio.run(survey_only(name, specs, opts))
-    except FleetError as exc:
-        raise _failed(exc) from None
+    with document_mode(json_):
+        _preflight_flag(options)
+        try:
+            with _target(options, name, simulator, values.get("ledger")) as opts:
+                found = asyncio.run(survey_only(name, specs, opts))
+                where = ledger_shown(opts)
+        except FleetError as exc:
+            raise _failed(exc) from None
+    if json_:
+        print_document(plan_document(where, name, specs, found))
+        return
     out.print(render.plan_table(name, len(specs), found, full=full))
     if found.conflicts:
         out.print("Existing names stop a rollout unless --adopt-existing is given.")
@@ -284,6 +294,7 @@ def status(
     simulator: Annotated[
         bool, typer.Option("--simulator", help="Read the rehearsals' ledger (--simulator runs).")
     ] = False,
+    json_: JsonFlag = False,
 ) -> None:
     """Show the ledger: every rollout's counts, or one rollout's servers."""
     from flows.commands import show_status
@@ -295,7 +306,7 @@ def status(
         ledger = str(REHEARSAL_LEDGER)
     options = _options(RunOptions, ledger=ledger, ledger_block=ledger_block)
     try:
-        code = show_status(options, rollout)
+        code = show_status(options, rollout, as_json=json_)
     except FleetError as exc:
         raise _failed(exc) from None
     raise typer.Exit(code)
@@ -306,6 +317,7 @@ def status(
 def teardown(
     rollout: Annotated[str, typer.Option("--rollout", help="The rollout to take down.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    json_: JsonFlag = False,
     *,
     values: dict[str, Any],
 ) -> None:
@@ -313,6 +325,8 @@ def teardown(
     options = _options(TeardownOptions, **values)
     from flows.commands import run_teardown, teardown_survey
 
+    if json_:
+        raise typer.Exit(_teardown_json(rollout, options))
     try:
         targets, side = asyncio.run(teardown_survey(rollout, options))
         if not targets:
@@ -332,6 +346,17 @@ def teardown(
     except FleetError as exc:
         raise _failed(exc) from None
     raise typer.Exit(code)
+
+
+def _teardown_json(rollout: str, options: TeardownOptions) -> int:
+    if not options.dry_run:
+        raise _fail(2, "error: --json shows a plan: give it with --dry-run")
+    from flows.commands import teardown_plan
+
+    try:
+        return teardown_plan(rollout, options)
+    except FleetError as exc:
+        raise _failed(exc) from None
 
 
 @app.command()
@@ -368,6 +393,35 @@ def serve(
         "of each at a time; Ctrl-C stops (and pauses the schedule)"
     )
     serve_deployments(paths, rollout_, options, name=name, cron=cron, timezone=timezone)
+
+
+@app.command()
+def export(
+    rollout: Annotated[str, typer.Argument(help="The rollout whose running servers to write.")],
+    format_: Annotated[
+        str, typer.Option("--format", help="ansible (YAML inventory), ssh (ssh_config) or json.")
+    ] = "ansible",
+    output: Annotated[
+        Path | None, typer.Option("--output", help="File to write (default: stdout).")
+    ] = None,
+    public: Annotated[
+        bool, typer.Option("--public", help="Connect by public IP where a server has one.")
+    ] = False,
+    user: Annotated[str | None, typer.Option(help="SSH user (ssh format).")] = None,
+    ledger: LedgerAt = None,
+    ledger_block: LedgerBlock = None,
+) -> None:
+    """Write a rollout's running servers for Ansible, SSH or another tool."""
+    from flows.commands import export_servers
+    from flows.export import FORMATS
+
+    if format_ not in FORMATS:
+        raise _fail(2, f"error: --format {format_!r}: use one of {', '.join(FORMATS)}")
+    options = _options(RunOptions, ledger=ledger, ledger_block=ledger_block)
+    try:
+        raise typer.Exit(export_servers(options, rollout, format_, output, public, user))
+    except FleetError as exc:
+        raise _failed(exc) from None
 
 
 @app.command("shared-limit")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fleet.config import LedgerLocation
@@ -17,7 +19,7 @@ from fleet.staging import Size
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey
 from fleet.teardown import TeardownReport, TeardownTarget
-from flows import ledgers, render
+from flows import documents, ledgers, render
 from flows.approval import Approval
 from flows.exits import exit_code
 from flows.progress import progress_bar
@@ -25,11 +27,14 @@ from flows.render import err, out, say
 from flows.runtime import ledger_target, open_runtime, resolve_credentials
 
 __all__ = [
+    "export_servers",
+    "ledger_shown",
     "run_provision",
     "run_teardown",
     "serve_deployments",
     "show_status",
     "survey_only",
+    "teardown_plan",
     "teardown_survey",
     "terminal_approver",
     "yes_approver",
@@ -66,6 +71,11 @@ def _holds(location: LedgerLocation, rollout: str) -> bool:
         return rollout in book.rollouts()
 
 
+def ledger_shown(options: RunOptions) -> str:
+    """Return the ledger a command with these options uses, as shown to people."""
+    return ledgers.shown(asyncio.run(ledger_target(options)))
+
+
 async def survey_only(name: str, specs: Sequence[ServerSpec], options: ProvisionOptions) -> Survey:
     """Check an inventory's references, then compare it with the ledger and NCP, writing nothing.
 
@@ -73,7 +83,8 @@ async def survey_only(name: str, specs: Sequence[ServerSpec], options: Provision
     """
     from flows.provision import plan_rollout
 
-    say(err, ledgers.used(await ledger_target(options)))
+    location = await ledger_target(options)
+    say(err, ledgers.used(location))
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials, lease=False) as rt:
         return await plan_rollout(
@@ -119,28 +130,77 @@ def run_provision(
     return 0 if state.is_completed() else 1
 
 
-def show_status(options: RunOptions, rollout: str | None) -> int:
+def show_status(options: RunOptions, rollout: str | None, *, as_json: bool = False) -> int:
     """Print every rollout of the ledger, or one rollout's servers; return the exit code."""
     location = _status_ledger(options, rollout)
     say(err, ledgers.used(location))
+    where = ledgers.shown(location)
     with Ledger(location) as book:
         if rollout is None:
             rows = [(n, book.counts(n), book.binding(n), book.lease(n)) for n in book.rollouts()]
-            out.print(render.rollouts_table(book.shown, rows))
+            if as_json:
+                documents.print_document(documents.rollouts_document(where, rows))
+            else:
+                out.print(render.rollouts_table(book.shown, rows))
             return 0
         records = book.records(rollout)
         if not records:
-            say(
-                err,
-                f"error: no rollout {rollout!r} in {book.shown} {ledgers.hint(location, rollout)}",
-            )
+            say(err, f"error: no rollout {rollout!r} in {where} {ledgers.hint(location, rollout)}")
             return 2
+        if as_json:
+            seen = book.addresses(rollout)
+            document = documents.servers_document(
+                where, rollout, records, book.counts(rollout), seen
+            )
+            documents.print_document(document)
+            return 0
         duplicates = duplicates_by_name(book.instances(rollout))
         out.print(render.servers_table(rollout, records, duplicates))
         say(out, render.counts_line(rollout, book.counts(rollout)))
         lease = book.lease(rollout)
         if lease is not None:
             say(out, f"run by {lease.holder} (lease until {render.iso(lease.expires_at)})")
+    return 0
+
+
+def export_servers(
+    options: RunOptions,
+    rollout: str,
+    format_: str,
+    output: Path | None,
+    public: bool,
+    user: str | None,
+) -> int:
+    """Write a rollout's running servers as an Ansible inventory, an ssh_config or JSON."""
+    from flows import export
+
+    location = _status_ledger(options, rollout)
+    say(err, ledgers.used(location))
+    with Ledger(location) as book:
+        records = book.records(rollout)
+        if not records:
+            hint = ledgers.hint(location, rollout)
+            say(err, f"error: no rollout {rollout!r} in {ledgers.shown(location)} {hint}")
+            return 2
+        hosts, not_seen = export.running_hosts(records, book.addresses(rollout))
+    if format_ == "ansible":
+        text = export.ansible_inventory(rollout, hosts, public=public)
+    elif format_ == "ssh":
+        text = export.ssh_config(rollout, hosts, public=public, user=user)
+    else:
+        text = export.export_json(rollout, hosts)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+    where = "stdout" if output is None else str(output)
+    say(err, f"{rollout}: {len(hosts)} running servers written to {where} ({format_})")
+    if not_seen:
+        say(
+            err,
+            f"{not_seen} created servers not seen RUN yet: left out. `fleet provision ... --wait` "
+            "waits for them and records their status and addresses.",
+        )
     return 0
 
 
@@ -161,6 +221,16 @@ async def teardown_survey(
     async with open_runtime(rollout, options, credentials, lease=False) as rt:
         targets = await find_targets(rt, options)
         return targets, await find_side_of(rt, targets)
+
+
+def teardown_plan(rollout: str, options: TeardownOptions) -> int:
+    """Print what a teardown would take down as one JSON document (``--dry-run --json``)."""
+    from flows.documents import document_mode, print_document, teardown_document
+
+    with document_mode(True):
+        targets, side = asyncio.run(teardown_survey(rollout, options))
+    print_document(teardown_document(ledger_shown(options), rollout, targets, side))
+    return 0
 
 
 def run_teardown(rollout: str, options: TeardownOptions) -> int:

@@ -6,10 +6,14 @@ session's Prefect API) and reads what it printed and the files it wrote.
 
 from __future__ import annotations
 
+import csv
+import ipaddress
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fleet.ledger import Ledger
 from fleet.simulator import RunningSimulator, running_simulator
@@ -128,3 +132,95 @@ def test_an_unknown_rollout_and_names_that_exist_name_the_ledger_in_use(
     assert missing.returncode == 2
     assert f"ledger in use: {tmp_path / 'a.db'}" in missing.stderr
     assert "pass it with --ledger or FLEET_LEDGER" in missing.stderr
+
+
+def _two_rows(path: Path, web: int) -> str:
+    """Write an inventory of ``web`` servers with public IPs and one db server without."""
+    path.write_text(
+        "serverName,serverCreateCount,serverImageNo,serverSpecCode,vpcNo,subnetNo,"
+        "associateWithPublicIp\n"
+        f"web,{web},25495367,s2-g3,75001,75101,true\n"
+        "db,1,25495367,s2-g3,75001,75101,false\n"
+    )
+    return str(path)
+
+
+def _ssh_hosts(text: str) -> dict[str, dict[str, str]]:
+    """Read an ssh_config fragment line by line: Host blocks and their options."""
+    hosts: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, value = line.split(None, 1)
+        if key == "Host":
+            current = hosts.setdefault(value, {})
+        else:
+            assert current is not None and line.startswith("    "), line
+            current[key] = value
+    return hosts
+
+
+def test_addresses_documents_and_exports_as_the_next_tool_reads_them(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """IPs reach the results, status --json, plan --json, teardown --json and every export."""
+    subnet = ipaddress.ip_network("10.0.1.0/24")
+    common = ["--endpoint", sim.url, "--ledger", "ledger.db"]
+    path = _two_rows(tmp_path / "app.csv", 2)
+    made = run(["provision", path, *common, "--wait", "--poll-interval", "0.2"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    with open(tmp_path / "results" / "app.csv", encoding="utf-8-sig", newline="") as fh:
+        rows = {r["serverName"]: r for r in csv.DictReader(fh)}
+    assert all(ipaddress.ip_address(r["privateIp"]) in subnet for r in rows.values())
+    assert rows["web-001"]["publicIp"] and not rows["db-001"]["publicIp"]
+
+    status = run(["status", "app", "--json", "--ledger", "ledger.db"], tmp_path)
+    assert status.returncode == 0, status.stderr
+    servers = {s["name"]: s for s in json.loads(status.stdout)["servers"]}
+    assert servers["web-002"]["private_ip"] == rows["web-002"]["privateIp"]
+    assert servers["web-002"]["public_ip"] == rows["web-002"]["publicIp"]
+
+    grown = _two_rows(tmp_path / "app.csv", 3)
+    plan = run(["plan", grown, "--rollout", "app", *common, "--json"], tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    document = json.loads(plan.stdout)
+    assert [(c["name"], c["action"]) for c in document["changes"]] == [("web-003", "create")]
+    assert "preflight:" in plan.stderr  # the messages went to stderr
+
+    down = run(["teardown", "--rollout", "app", *common, "--dry-run", "--json"], tmp_path)
+    assert down.returncode == 0, down.stderr
+    planned = json.loads(down.stdout)
+    assert sorted(s["name"] for s in planned["servers"]) == ["db-001", "web-001", "web-002"]
+    assert {r["label"] for r in planned["returned"]} >= {rows["web-001"]["publicIp"]}
+
+    ansible = run(["export", "app", "--format", "ansible", "--ledger", "ledger.db"], tmp_path)
+    assert ansible.returncode == 0, ansible.stderr
+    inventory_ = yaml.safe_load(ansible.stdout)
+    groups = inventory_["all"]["children"]
+    assert sorted(groups) == ["db", "web"]
+    web1 = groups["web"]["hosts"]["web-001"]
+    assert web1["ansible_host"] == rows["web-001"]["privateIp"]
+    assert web1["public_ip"] == rows["web-001"]["publicIp"]
+    assert web1["fleet_instance_no"] == rows["web-001"]["serverInstanceNo"]
+    assert web1["fleet_region"] == "KR" and web1["fleet_zone"] == "KR-1"
+
+    target = tmp_path / "ssh_config"
+    ssh = run(
+        ["export", "app", "--format", "ssh", "--public", "--user", "ops", "--output", str(target),
+         "--ledger", "ledger.db"],
+        tmp_path,
+    )  # fmt: skip
+    assert ssh.returncode == 0 and ssh.stdout == "", ssh.stderr
+    hosts = _ssh_hosts(target.read_text())
+    assert hosts["web-002"] == {"HostName": rows["web-002"]["publicIp"], "User": "ops"}
+    assert (
+        hosts["db-001"]["HostName"] == rows["db-001"]["privateIp"]
+    )  # no public IP: the private one
+
+    as_json = run(["export", "app", "--format", "json", "--ledger", "ledger.db"], tmp_path)
+    exported = {h["name"]: h for h in json.loads(as_json.stdout)["servers"]}
+    assert (
+        exported["db-001"]["group"] == "db"
+        and exported["db-001"]["private_ip"] == rows["db-001"]["privateIp"]
+    )
