@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import ipaddress
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import yaml
 
 from fleet.ledger import Ledger
 from fleet.simulator import RunningSimulator, running_simulator
-from tests.flows.opskit import ROOT, inventory, run
+from tests.flows.opskit import ROOT, fleet_env, inventory, run
 from tests.functional.fleetkit import sim_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -224,3 +226,27 @@ def test_addresses_documents_and_exports_as_the_next_tool_reads_them(
         exported["db-001"]["group"] == "db"
         and exported["db-001"]["private_ip"] == rows["db-001"]["privateIp"]
     )
+
+
+def test_a_deployed_run_of_a_broken_inventory_ends_failed_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """A flow run (as a deployment starts one) on a broken inventory: Failed, no traceback."""
+    broken = tmp_path / "broken.csv"
+    broken.write_text("serverName,serverCreateCount\nx,abc\n")
+    script = (
+        "import asyncio\n"
+        "from flows.provision import provision_fleet\n"
+        f"state = asyncio.run(provision_fleet(inventories=[{str(broken)!r}], return_state=True))\n"
+        "print('STATE', state.type.value, state.message.splitlines()[0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=fleet_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert f"STATE FAILED {broken}:1: vpcNo: required column missing" in done.stdout, done.stderr
+    assert "Traceback" not in done.stderr
