@@ -21,11 +21,17 @@ class RunCounts:
     skipped: int = 0  # in the inventory, not this run's: done before, or failed before
 
     @property
+    def not_sent(self) -> int:
+        """Return how many of this run's servers it never sent (a staged rollout stopped)."""
+        return max(0, self.to_do - self.created - self.settled - self.failed - self.unknown)
+
+    @property
     def line(self) -> str:
         """Return what this run did, in one line."""
+        unsent = f", {self.not_sent} not sent" if self.not_sent else ""
         return (
             f"this run: {self.created} created, {self.settled} settled, {self.failed} failed, "
-            f"{self.unknown} unknown, of {self.to_do} to do; {self.skipped} skipped "
+            f"{self.unknown} unknown{unsent}, of {self.to_do} to do; {self.skipped} skipped "
             "(done or failed before)"
         )
 
