@@ -388,6 +388,15 @@ def serve(
     from flows.commands import serve_deployments
 
     paths = [str(p.resolve()) for p in inventories]
+    from flows.ledgers import shown
+
+    block = options.ledger_block if not options.ledger else None
+    say(
+        err,
+        f"ledger: Prefect Secret block {block}"
+        if block
+        else f"ledger: {shown(resolve_ledger(options.ledger))}",
+    )
     out.print(
         f"serving provision-fleet/{name} ({cron}, {timezone}) and teardown-fleet/{name}, one run "
         "of each at a time; Ctrl-C stops (and pauses the schedule)"
