@@ -60,7 +60,8 @@ class Addresses(LedgerBase):
         """Return the addresses known for a rollout's servers, by instance number."""
         with self.db.transaction() as conn:
             rows = conn.execute(
-                sa.select(addresses.c.instance_no, addresses.c.private_ip, addresses.c.public_ip)
-                .where(addresses.c.rollout == rollout)
+                sa.select(
+                    addresses.c.instance_no, addresses.c.private_ip, addresses.c.public_ip
+                ).where(addresses.c.rollout == rollout)
             ).all()
         return {r.instance_no: Address(r.instance_no, r.private_ip, r.public_ip) for r in rows}
