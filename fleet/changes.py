@@ -64,7 +64,7 @@ class Change:
         out: dict[str, object] = {"name": self.name, "action": self.action.value}
         out["region"] = self.region
         if self.instance_no:
-            out["instanceNo"] = self.instance_no
+            out["instance_no"] = self.instance_no
         if self.fields:
             out["fields"] = [{"field": f, "old": o, "new": n} for f, o, n in self.fields]
         if self.note:

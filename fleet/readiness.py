@@ -12,6 +12,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from .addresses import addresses_of
 from .client import NcpClient, ServerInstance
 from .ledger import AsyncLedger, Record, State
 from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
@@ -84,7 +85,11 @@ async def wait_running(
     async def round_() -> bool:
         seen = await read_statuses(client, ((w.record.region, n) for n, w in pending.items()))
         if seen is not None:
-            await _observe(ledger, rollout, pending, seen, report, settle, gone_after, wall_clock)
+            ready = await _observe(
+                ledger, rollout, pending, seen, report, settle, gone_after, wall_clock
+            )
+            # Where each server seen RUN can be reached, for the results and exports.
+            await ledger.run(book.set_addresses, rollout, await addresses_of(client, ready))
             await notify(on_progress, len(report.running), len(records))
         return not pending
 
@@ -107,10 +112,14 @@ async def _observe(
     settle: float,
     gone_after: int,
     wall_clock: Clock,
-) -> None:
-    """Record one round's statuses and take settled servers out of ``pending``."""
+) -> list[tuple[str, ServerInstance]]:
+    """Record one round's statuses and take settled servers out of ``pending``.
+
+    Returns the servers found ready this round, each with the region it is read in.
+    """
     book = ledger.sync
     updates: list[tuple[str, ServerStatus, float | None]] = []
+    ready: list[tuple[str, ServerInstance]] = []
     now = wall_clock()
     for number, watch in list(pending.items()):
         rec, server = watch.record, seen.get(number)
@@ -136,6 +145,7 @@ async def _observe(
         if server.ready:
             secs = None if created is None else max(0.0, now - created)
             updates.append((rec.name, server.status, secs))
+            ready.append((rec.region, server))
             report.running.append(rec.name)
             del pending[number]
         elif server.status in FAILURE_STATUSES:
@@ -149,3 +159,4 @@ async def _observe(
         elif server.status != rec.server_status:
             updates.append((rec.name, server.status, None))
     await ledger.run(book.set_status, rollout, updates)
+    return ready

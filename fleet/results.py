@@ -10,11 +10,12 @@ from __future__ import annotations
 import csv
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .ledger import Instance, Record, Role, RolloutCounts
+from .ledger import Address, Instance, Record, Role, RolloutCounts
 from .states import ServerStatus, State, TeardownState
+from .summary import RunCounts
 
 __all__ = [
     "COLUMNS",
@@ -23,6 +24,7 @@ __all__ = [
     "duplicates_by_name",
     "neutralise",
     "results_path",
+    "run_counts",
     "write_results",
 ]
 
@@ -45,6 +47,8 @@ COLUMNS = (
     "secondsToRun",
     "duplicateInstanceNos",
     "teardown",
+    "privateIp",
+    "publicIp",
 )
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -73,8 +77,10 @@ def duplicates_by_name(instances: Iterable[Instance]) -> dict[str, list[str]]:
     return dict(out)
 
 
-def as_row(r: Record, duplicates: Sequence[str] = ()) -> tuple[object, ...]:
-    """Return one server's results row, in COLUMNS order."""
+def as_row(
+    r: Record, duplicates: Sequence[str] = (), address: Address | None = None
+) -> tuple[object, ...]:
+    """Return one server's results row, in COLUMNS order (its addresses as last seen RUN)."""
     return (
         r.name,
         r.instance_no or "",
@@ -94,6 +100,8 @@ def as_row(r: Record, duplicates: Sequence[str] = ()) -> tuple[object, ...]:
         "" if r.run_seconds is None else f"{r.run_seconds:.1f}",
         " ".join(duplicates),
         r.teardown.value if r.teardown else "",
+        (address.private_ip if address else None) or "",
+        (address.public_ip if address else None) or "",
     )
 
 
@@ -101,6 +109,7 @@ def write_results(
     path: str | Path,
     records: Sequence[Record],
     duplicates: Mapping[str, Sequence[str]] | None = None,
+    addresses: Mapping[str, Address] | None = None,
 ) -> Path:
     """Write the results CSV atomically and privately, so a reader never sees half a file."""
     path = Path(path)
@@ -111,9 +120,13 @@ def write_results(
     with open(fd, "w", newline="", encoding="utf-8-sig") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
-        dups = duplicates or {}
+        dups, seen = duplicates or {}, addresses or {}
         writer.writerows(
-            tuple(neutralise(v) for v in as_row(r, dups.get(r.name, ()))) for r in records
+            tuple(
+                neutralise(v)
+                for v in as_row(r, dups.get(r.name, ()), seen.get(r.instance_no or ""))
+            )
+            for r in records
         )
     os.replace(tmp, path)
     return path
@@ -131,3 +144,19 @@ def counts(records: Sequence[Record]) -> RolloutCounts:
         terminated=sum(1 for r in records if r.teardown == TeardownState.TERMINATED),
         duplicates=sum(r.duplicates for r in records),
     )
+
+
+def run_counts(
+    records: Sequence[Record], sent: Collection[str], settling: Collection[str], skipped: int
+) -> RunCounts:
+    """Count what one run did: its ``sent`` and ``settling`` servers' states after it."""
+    created = failed = settled = unknown = 0
+    for r in records:
+        ours = r.name in sent or r.name in settling
+        unknown += ours and r.state == State.IN_FLIGHT
+        if r.name in settling:
+            settled += r.state in (State.CREATED, State.FAILED)
+        elif r.name in sent:
+            created += r.state == State.CREATED
+            failed += r.state == State.FAILED
+    return RunCounts(len(sent) + len(settling), created, settled, failed, unknown, skipped)

@@ -6,7 +6,34 @@ from dataclasses import asdict, dataclass, field
 
 from .ledger import RolloutCounts
 
-__all__ = ["WAVE_COLUMNS", "RolloutSummary", "WaveOutcome"]
+__all__ = ["WAVE_COLUMNS", "RolloutSummary", "RunCounts", "WaveOutcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunCounts:
+    """What one run did with its own share of the rollout, not the rollout's totals."""
+
+    to_do: int = 0  # servers this run set out to create or settle
+    created: int = 0  # sent by this run, and created
+    settled: int = 0  # left in flight by an earlier run, now known (created or failed)
+    failed: int = 0  # sent by this run, and refused (or never found)
+    unknown: int = 0  # of this run's servers, still in flight: a rerun settles them
+    skipped: int = 0  # in the inventory, not this run's: done before, or failed before
+
+    @property
+    def not_sent(self) -> int:
+        """Return how many of this run's servers it never sent (a staged rollout stopped)."""
+        return max(0, self.to_do - self.created - self.settled - self.failed - self.unknown)
+
+    @property
+    def line(self) -> str:
+        """Return what this run did, in one line."""
+        unsent = f", {self.not_sent} not sent" if self.not_sent else ""
+        return (
+            f"this run: {self.created} created, {self.settled} settled, {self.failed} failed, "
+            f"{self.unknown} unknown{unsent}, of {self.to_do} to do; {self.skipped} skipped "
+            "(done or failed before)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +91,8 @@ class RolloutSummary:
     rate_found: float | None = None  # calls/s the gateway allowed, measured between throttles
     rate_seconds: float = 0.0  # of steady sending between throttles that measure spans
     rate_final: float | None = None  # calls/s the limiter was at when creating ended
-    run: str = ""  # this run's tag in its create markers: a rollback takes only what it made
+    run: RunCounts = RunCounts()  # what this run did, apart from the rollout's totals
+    run_tag: str = ""  # this run's tag in its create markers: a rollback takes only what it made
     planned: dict[str, int] = field(default_factory=dict)  # action -> servers, as planned
     pending: dict[str, int] = field(default_factory=dict)  # action -> servers left for a flag
     reshaped: int = 0  # servers resized or replaced by this run
@@ -110,6 +138,12 @@ class RolloutSummary:
         c = self.counts
         return {
             "servers in inventory": self.servers,
+            "this run: to do": self.run.to_do,
+            "this run: created": self.run.created,
+            "this run: settled": self.run.settled,
+            "this run: failed": self.run.failed,
+            "this run: unknown": self.run.unknown,
+            "this run: skipped (done or failed before)": self.run.skipped,
             "created": c.created,
             "failed": c.failed,
             "unknown (in flight)": c.in_flight,

@@ -231,7 +231,7 @@ async def survey(
         gone=gone,
     )
     if out.conflicts and owner is not None:
-        raise _conflicting(rollout, out.conflicts)
+        raise _conflicting(rollout, out.conflicts, book.shown)
     if owner is not None:
         await _record(ledger, rollout, owner, out, rollout_id)
     return _result(out, delta, gone & names, [s for s in seen.values() if s.name in names])
@@ -292,14 +292,15 @@ def _listed(records: dict[str, Record], name: str) -> bool:
     return rec is not None and rec.server_status not in (None, ServerStatus.INIT)
 
 
-def _conflicting(rollout: str, conflicts: Sequence[tuple[str, str]]) -> RolloutError:
+def _conflicting(rollout: str, conflicts: Sequence[tuple[str, str]], ledger: str) -> RolloutError:
     shown = ", ".join(f"{n} ({nos})" for n, nos in conflicts[:10])
     more = f" and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
     return RolloutError(
         f"{len(conflicts)} server name(s) already exist where this rollout creates them "
         f"and are not part of rollout {rollout!r}: {shown}{more}. Rename them in the "
         "inventory, or pass --adopt-existing to record the existing servers as this "
-        "rollout's."
+        f"rollout's. (Ledger in use: {ledger}; if this rollout was recorded in another "
+        "ledger, pass that one with --ledger or FLEET_LEDGER.)"
     )
 
 

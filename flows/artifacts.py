@@ -27,8 +27,18 @@ async def publish_results(rt: Runtime, summary: RolloutSummary, records: Sequenc
     ``records`` are the rollout's ledger rows, as read once the creating (and waiting) ended.
     """
     duplicates = duplicates_by_name(await rt.ledger.run(rt.ledger.sync.instances, rt.rollout))
-    write_results(summary.results, records, duplicates)
-    rows = [dict(zip(COLUMNS, as_row(r, duplicates.get(r.name, ())), strict=True)) for r in records]
+    seen = await rt.ledger.run(rt.ledger.sync.addresses, rt.rollout)
+    write_results(summary.results, records, duplicates, seen)
+    rows = [
+        dict(
+            zip(
+                COLUMNS,
+                as_row(r, duplicates.get(r.name, ()), seen.get(r.instance_no or "")),
+                strict=True,
+            )
+        )
+        for r in records
+    ]
     await acreate_table_artifact(
         rows, key=artifact_key(rt.rollout, "results"), description=f"Servers of {rt.rollout}"
     )

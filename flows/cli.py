@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -63,6 +62,9 @@ LedgerBlock = Annotated[
 ]
 Simulator = Annotated[
     bool, typer.Option("--simulator", help="Rehearse against a local NCP simulator.")
+]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout (messages: stderr).")
 ]
 # What `fleet plan` reads: where to look and what counts as to create; nothing about sending.
 PLAN_FLAGS = (
@@ -170,6 +172,7 @@ def validate(inventories: Inventories) -> None:
     specs = _validated(inventories)
     rows = len({(s.file, s.line) for s in specs})
     out.print(f"ok: {len(specs)} servers from {rows} rows in {len(inventories)} file(s)")
+    out.print(render.expansion_table(specs))
 
 
 @app.command()
@@ -178,10 +181,8 @@ def plan(
     inventories: Inventories,
     rollout: Rollout = None,
     simulator: Simulator = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the plan as one JSON document on stdout.")
-    ] = False,
-    full: Annotated[bool, typer.Option("--full", help="List every change.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="List every name and change.")] = False,
+    json_: JsonFlag = False,
     *,
     values: dict[str, Any],
 ) -> None:
@@ -189,18 +190,21 @@ def plan(
     specs = _validated(inventories)
     name = _name(rollout, inventories)
     options = _options(ProvisionOptions, **values)
-    _preflight_flag(options)
-    from flows.commands import survey_only
+    from flows.commands import ledger_shown, survey_only
+    from flows.documents import document_mode, plan_document, print_document
 
-    try:
-        with _target(options, name, simulator, values.get("ledger")) as opts:
-            found, changes, ledger = asyncio.run(survey_only(name, specs, opts, quiet=as_json))
-    except FleetError as exc:
-        raise _failed(exc) from None
-    if as_json:
-        print(json.dumps(planview.document(name, ledger, found, changes), indent=2))
+    with document_mode(json_):
+        _preflight_flag(options)
+        try:
+            with _target(options, name, simulator, values.get("ledger")) as opts:
+                found, changes = asyncio.run(survey_only(name, specs, opts))
+                where = ledger_shown(opts)
+        except FleetError as exc:
+            raise _failed(exc) from None
+    if json_:
+        print_document(plan_document(where, name, specs, found, changes))
     else:
-        out.print(render.plan_table(name, len(specs), found))
+        out.print(render.plan_table(name, len(specs), found, full=full))
         for line in [planview.summary_line(changes), *planview.lines(changes, full=full)]:
             say(out, line)
         if found.conflicts:
@@ -294,16 +298,26 @@ def _answer(rollout: str, go_on: bool, next_wave: str | None) -> int:
 
 @app.command()
 def status(
+    rollout_: Annotated[str | None, typer.Argument(metavar="ROLLOUT", show_default=False)] = None,
     rollout: Rollout = None,
     ledger: LedgerAt = None,
     ledger_block: LedgerBlock = None,
+    simulator: Annotated[
+        bool, typer.Option("--simulator", help="Read the rehearsals' ledger (--simulator runs).")
+    ] = False,
+    json_: JsonFlag = False,
 ) -> None:
     """Show the ledger: every rollout's counts, or one rollout's servers."""
     from flows.commands import show_status
 
+    rollout = rollout or rollout_
+    if simulator and ledger is None:
+        from fleet.simulator import REHEARSAL_LEDGER
+
+        ledger = str(REHEARSAL_LEDGER)
     options = _options(RunOptions, ledger=ledger, ledger_block=ledger_block)
     try:
-        code = show_status(options, rollout)
+        code = show_status(options, rollout, as_json=json_)
     except FleetError as exc:
         raise _failed(exc) from None
     raise typer.Exit(code)
@@ -314,6 +328,7 @@ def status(
 def teardown(
     rollout: Annotated[str, typer.Option("--rollout", help="The rollout to take down.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    json_: JsonFlag = False,
     *,
     values: dict[str, Any],
 ) -> None:
@@ -321,6 +336,8 @@ def teardown(
     options = _options(TeardownOptions, **values)
     from flows.commands import run_teardown, teardown_survey
 
+    if json_:
+        raise typer.Exit(_teardown_json(rollout, options))
     try:
         scope, side = asyncio.run(teardown_survey(rollout, options))
         targets = scope.targets
@@ -343,6 +360,17 @@ def teardown(
     except FleetError as exc:
         raise _failed(exc) from None
     raise typer.Exit(code)
+
+
+def _teardown_json(rollout: str, options: TeardownOptions) -> int:
+    if not options.dry_run:
+        raise _fail(2, "error: --json shows a plan: give it with --dry-run")
+    from flows.commands import teardown_plan
+
+    try:
+        return teardown_plan(rollout, options)
+    except FleetError as exc:
+        raise _failed(exc) from None
 
 
 @app.command()
@@ -374,11 +402,49 @@ def serve(
     from flows.commands import serve_deployments
 
     paths = [str(p.resolve()) for p in inventories]
+    from flows.ledgers import shown
+
+    block = options.ledger_block if not options.ledger else None
+    say(
+        err,
+        f"ledger: Prefect Secret block {block}"
+        if block
+        else f"ledger: {shown(resolve_ledger(options.ledger))}",
+    )
     out.print(
         f"serving provision-fleet/{name} ({cron}, {timezone}) and teardown-fleet/{name}, one run "
         "of each at a time; Ctrl-C stops (and pauses the schedule)"
     )
     serve_deployments(paths, rollout_, options, name=name, cron=cron, timezone=timezone)
+
+
+@app.command()
+def export(
+    rollout: Annotated[str, typer.Argument(help="The rollout whose running servers to write.")],
+    format_: Annotated[
+        str, typer.Option("--format", help="ansible (YAML inventory), ssh (ssh_config) or json.")
+    ] = "ansible",
+    output: Annotated[
+        Path | None, typer.Option("--output", help="File to write (default: stdout).")
+    ] = None,
+    public: Annotated[
+        bool, typer.Option("--public", help="Connect by public IP where a server has one.")
+    ] = False,
+    user: Annotated[str | None, typer.Option(help="SSH user (ssh format).")] = None,
+    ledger: LedgerAt = None,
+    ledger_block: LedgerBlock = None,
+) -> None:
+    """Write a rollout's running servers for Ansible, SSH or another tool."""
+    from flows.commands import export_servers
+    from flows.export import FORMATS
+
+    if format_ not in FORMATS:
+        raise _fail(2, f"error: --format {format_!r}: use one of {', '.join(FORMATS)}")
+    options = _options(RunOptions, ledger=ledger, ledger_block=ledger_block)
+    try:
+        raise typer.Exit(export_servers(options, rollout, format_, output, public, user))
+    except FleetError as exc:
+        raise _failed(exc) from None
 
 
 @app.command("shared-limit")

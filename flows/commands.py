@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fleet.changes import Change, plan_changes
@@ -18,7 +20,7 @@ from fleet.staging import Size
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey
 from fleet.teardown import TeardownReport, TeardownScope
-from flows import render
+from flows import documents, ledgers, render
 from flows.approval import Approval
 from flows.exits import exit_code
 from flows.progress import progress_bar
@@ -26,46 +28,74 @@ from flows.render import err, out, say
 from flows.runtime import ledger_target, open_runtime, resolve_credentials
 
 __all__ = [
+    "export_servers",
+    "ledger_shown",
     "run_provision",
     "run_teardown",
     "serve_deployments",
     "show_status",
     "survey_only",
+    "teardown_plan",
     "teardown_survey",
     "terminal_approver",
     "yes_approver",
 ]
 
 
-def _existing(location: LedgerLocation) -> LedgerLocation:
+def _existing(location: LedgerLocation, rollout: str | None = None) -> LedgerLocation:
     """Return the location, or refuse a ledger that a command would only read and is not there."""
     if location.missing:
-        raise ConfigError(f"no ledger at {location}")
+        advice = f" {ledgers.hint(location, rollout)}" if rollout else ""
+        raise ConfigError(f"no ledger at {ledgers.shown(location)}{advice}")
     return location
 
 
-def _existing_ledger(options: RunOptions) -> LedgerLocation:
-    return _existing(asyncio.run(ledger_target(options)))
+def _status_ledger(options: RunOptions, rollout: str | None) -> LedgerLocation:
+    """Return the ledger status reads: the one named, else where the rollout is recorded here.
+
+    A rehearsal's rollout is in the rehearsals' ledger: found there when no ledger is named.
+    """
+    location = asyncio.run(ledger_target(options))
+    if rollout is None or ledgers.pinned(options) or _holds(location, rollout):
+        return _existing(location, rollout)
+    other = ledgers.elsewhere(location, rollout)
+    if other is None:
+        return _existing(location, rollout)
+    say(err, f"rollout {rollout!r} is not in {ledgers.shown(location)}; found in {other}")
+    return LedgerLocation.parse(str(other))
+
+
+def _holds(location: LedgerLocation, rollout: str) -> bool:
+    if location.missing:
+        return False
+    with Ledger(location) as book:
+        return rollout in book.rollouts()
+
+
+def ledger_shown(options: RunOptions) -> str:
+    """Return the ledger a command with these options uses, as shown to people."""
+    return ledgers.shown(asyncio.run(ledger_target(options)))
 
 
 async def survey_only(
-    name: str, specs: Sequence[ServerSpec], options: ProvisionOptions, *, quiet: bool = False
-) -> tuple[Survey, list[Change], str]:
+    name: str, specs: Sequence[ServerSpec], options: ProvisionOptions
+) -> tuple[Survey, list[Change]]:
     """Check references, refresh, compare with the ledger and NCP, writing nothing.
 
-    Returns the survey, the changes a run would make, and the ledger used. Takes no lease; a bad
-    reference raises PreflightError listing every one. ``quiet``: reports go to stderr.
+    Returns the survey and the changes a run would make. Takes no lease; a bad reference raises
+    PreflightError listing every one.
     """
     from flows.provision import plan_rollout
 
-    console = err if quiet else out
+    location = await ledger_target(options)
+    say(err, ledgers.used(location))
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials, lease=False) as rt:
         found = await plan_rollout(
-            rt, specs, options, owner=None, tell=lambda report: say(console, report)
+            rt, specs, options, owner=None, tell=lambda report: say(out, report)
         )
         records = await rt.ledger.run(rt.ledger.sync.records, name)
-        return found, plan_changes(specs, records, found), rt.ledger.sync.shown
+        return found, plan_changes(specs, records, found)
 
 
 def _ended(state: Any) -> tuple[Any, BaseException | None]:
@@ -88,8 +118,10 @@ def run_provision(
         )
 
     target = asyncio.run(ledger_target(options))
+    say(err, ledgers.used(target))
     Ledger(target).close()  # unreadable, foreign or unreachable: exit 2 now, before Prefect
-    with progress_bar(target, name, len(specs)):
+    names = [s.name for s in specs]
+    with progress_bar(target, name, names, retry_failed=options.retry_failed):
         state = asyncio.run(flow_run())
     summary, error = _ended(state)
     if error is not None:
@@ -100,21 +132,34 @@ def run_provision(
         return 1
     with Ledger(target) as book:
         records = book.records(name)
-    render.run_summary(summary, records, book.shown)
+    render.run_summary(summary, records, ledgers.shown(target))
     return 0 if state.is_completed() else 1
 
 
-def show_status(options: RunOptions, rollout: str | None) -> int:
+def show_status(options: RunOptions, rollout: str | None, *, as_json: bool = False) -> int:
     """Print every rollout of the ledger, or one rollout's servers; return the exit code."""
-    with Ledger(_existing_ledger(options)) as book:
+    location = _status_ledger(options, rollout)
+    say(err, ledgers.used(location))
+    where = ledgers.shown(location)
+    with Ledger(location) as book:
         if rollout is None:
             rows = [(n, book.counts(n), book.binding(n), book.lease(n)) for n in book.rollouts()]
-            out.print(render.rollouts_table(book.shown, rows))
+            if as_json:
+                documents.print_document(documents.rollouts_document(where, rows))
+            else:
+                out.print(render.rollouts_table(book.shown, rows))
             return 0
         records = book.records(rollout)
         if not records:
-            say(err, f"error: no rollout {rollout!r} in {book.shown}")
+            say(err, f"error: no rollout {rollout!r} in {where} {ledgers.hint(location, rollout)}")
             return 2
+        if as_json:
+            seen = book.addresses(rollout)
+            document = documents.servers_document(
+                where, rollout, records, book.counts(rollout), seen
+            )
+            documents.print_document(document)
+            return 0
         duplicates = duplicates_by_name(book.instances(rollout))
         out.print(render.servers_table(rollout, records, duplicates))
         say(out, render.counts_line(rollout, book.counts(rollout)))
@@ -124,17 +169,74 @@ def show_status(options: RunOptions, rollout: str | None) -> int:
     return 0
 
 
+def export_servers(
+    options: RunOptions,
+    rollout: str,
+    format_: str,
+    output: Path | None,
+    public: bool,
+    user: str | None,
+) -> int:
+    """Write a rollout's running servers as an Ansible inventory, an ssh_config or JSON."""
+    from flows import export
+
+    location = _status_ledger(options, rollout)
+    say(err, ledgers.used(location))
+    with Ledger(location) as book:
+        records = book.records(rollout)
+        if not records:
+            hint = ledgers.hint(location, rollout)
+            say(err, f"error: no rollout {rollout!r} in {ledgers.shown(location)} {hint}")
+            return 2
+        hosts, not_seen = export.running_hosts(records, book.addresses(rollout))
+    if format_ == "ansible":
+        text = export.ansible_inventory(rollout, hosts, public=public)
+    elif format_ == "ssh":
+        text = export.ssh_config(rollout, hosts, public=public, user=user)
+    else:
+        text = export.export_json(rollout, hosts)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+    where = "stdout" if output is None else str(output)
+    say(err, f"{rollout}: {len(hosts)} running servers written to {where} ({format_})")
+    if not_seen:
+        say(
+            err,
+            f"{not_seen} created servers not seen RUN yet: left out. `fleet provision ... --wait` "
+            "waits for them and records their status and addresses.",
+        )
+    return 0
+
+
 async def teardown_survey(
     rollout: str, options: TeardownOptions
 ) -> tuple[TeardownScope, list[SideResource]]:
     """Return what a teardown would take down and leave alone, and the targets' IPs and disks."""
     from flows.teardown import find_side_of, find_targets
 
-    _existing(await ledger_target(options))
+    location = _existing(await ledger_target(options), rollout)
+    say(err, ledgers.used(location))
+    if not _holds(location, rollout):
+        raise ConfigError(
+            f"no rollout {rollout!r} in {ledgers.shown(location)} "
+            f"{ledgers.hint(location, rollout, teardown=True)}"
+        )
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=False) as rt:
         scope = await find_targets(rt, options)
         return scope, await find_side_of(rt, scope.targets)
+
+
+def teardown_plan(rollout: str, options: TeardownOptions) -> int:
+    """Print what a teardown would take down as one JSON document (``--dry-run --json``)."""
+    from flows.documents import document_mode, print_document, teardown_document
+
+    with document_mode(True):
+        scope, side = asyncio.run(teardown_survey(rollout, options))
+    print_document(teardown_document(ledger_shown(options), rollout, scope, side))
+    return 0
 
 
 def run_teardown(rollout: str, options: TeardownOptions) -> int:

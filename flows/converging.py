@@ -24,6 +24,7 @@ from fleet.survey import Survey
 from fleet.teardown import TeardownReport
 from flows import events
 from flows.runtime import runtime, teardown_options
+from flows.verdicts import verdicts
 
 __all__ = ["counts_of", "destroy_removed", "reshape_servers", "start_stopped", "tell_drift"]
 
@@ -58,6 +59,7 @@ def _row_edited(change: Change, found: Survey) -> bool:
 
 
 @task(name="start-stopped", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def start_stopped(key: str, stopped: list[Seen]) -> list[str]:
     """Start the rollout's servers that were stopped out of band (the inventory wants them)."""
     rt = runtime(key)
@@ -67,6 +69,7 @@ async def start_stopped(key: str, stopped: list[Seen]) -> list[str]:
 
 
 @task(name="resize-and-replace", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def reshape_servers(
     key: str,
     changes: list[Change],
@@ -99,6 +102,7 @@ async def reshape_servers(
 
 
 @task(name="destroy-removed", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def destroy_removed(
     key: str, changes: list[Change], options: ProvisionOptions
 ) -> TeardownReport:

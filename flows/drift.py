@@ -8,8 +8,9 @@ automation can alert on. It takes no lease and writes nothing to the ledger.
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
+from prefect.states import Failed
 
 from fleet.changes import plan_changes
 from fleet.errors import FleetError
@@ -17,6 +18,7 @@ from fleet.options import ProvisionOptions
 from flows import converging, events, planview
 from flows.provision import load, plan_rollout
 from flows.runtime import artifact_key, open_runtime, resolve_credentials, rollout_name
+from flows.verdicts import decided
 
 __all__ = ["plan_fleet"]
 
@@ -26,21 +28,21 @@ async def plan_fleet(
     inventories: list[str],
     rollout: str | None = None,
     options: ProvisionOptions = ProvisionOptions(),  # noqa: B008 (frozen: shared safely)
-) -> dict[str, int]:
+) -> dict[str, int] | State:
     """Report what the next provisioning run would do per action (nothing done here)."""
     name = rollout or rollout_name(inventories)
     logger = get_run_logger()
-    specs = load(inventories)
-    credentials = await resolve_credentials(options.credentials_block, options.profile)
     try:
+        specs = decided(load(inventories))
+        credentials = await resolve_credentials(options.credentials_block, options.profile)
         async with open_runtime(name, options, credentials, lease=False) as rt:
             found = await plan_rollout(
                 rt, specs, options, owner=None, tell=lambda report: logger.info("%s", report)
             )
             records = await rt.ledger.run(rt.ledger.sync.records, name)
-    except FleetError as exc:
+    except FleetError as exc:  # a verdict (bad input, a preflight problem ...): no traceback
         logger.error("%s", exc)
-        raise
+        return Failed(message=str(exc), data=exc)
     changes = plan_changes(specs, records, found)
     converging.tell_drift(name, found, changes)
     lines = [planview.summary_line(changes), *planview.lines(changes, most=100)]

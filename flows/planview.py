@@ -1,4 +1,4 @@
-"""What ``fleet plan`` says it will do: a summary line, each change, or one JSON document.
+"""What ``fleet plan`` says it will do: a summary line, and each change (``--json``: documents).
 
 The exit code tells the three outcomes apart, for scripts and schedulers:
 ``0`` nothing to change, ``3`` changes pending, ``2`` bad input (as every command).
@@ -7,12 +7,10 @@ The exit code tells the three outcomes apart, for scripts and schedulers:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from fleet.changes import Action, Change
-from fleet.survey import Survey
 
-__all__ = ["CHANGES_PENDING", "document", "lines", "summary_line"]
+__all__ = ["CHANGES_PENDING", "lines", "summary_line"]
 
 CHANGES_PENDING = 3  # not 2, which means bad input
 
@@ -51,18 +49,3 @@ def lines(changes: Sequence[Change], *, full: bool = False, most: int = 20) -> l
     if len(changes) > len(shown):
         out.append(f"  ... and {len(changes) - len(shown)} more (--full shows every one)")
     return out
-
-
-def document(rollout: str, ledger: str, found: Survey, changes: Sequence[Change]) -> dict[str, Any]:
-    """Return the plan as one JSON document: what changes, and the counts."""
-    counts = {action.value: sum(1 for c in changes if c.action == action) for action in Action}
-    return {
-        "rollout": rollout,
-        "ledger": ledger,
-        "changes": [c.as_dict() for c in changes],
-        "counts": {k: v for k, v in counts.items() if v},
-        "unchanged": len(found.done) - sum(1 for c in changes if c.name in set(found.done)),
-        "unsettled": [s.name for s in found.unsettled],
-        "conflicts": [{"name": n, "instanceNos": nos.split()} for n, nos in found.conflicts],
-        "refusedBefore": list(found.skipped_failed),
-    }

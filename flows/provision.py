@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
@@ -23,7 +23,7 @@ from fleet.options import ProvisionOptions
 from fleet.preflight import SKIPPED, preflight
 from fleet.provisioner import Progress
 from fleet.readiness import WaitReport, wait_running
-from fleet.results import counts, results_path
+from fleet.results import counts, results_path, run_counts
 from fleet.spec import ServerSpec
 from fleet.summary import RolloutSummary, WaveOutcome
 from fleet.survey import Survey, survey
@@ -40,7 +40,10 @@ from flows.runtime import (
     teardown_options,
 )
 from flows.tasking import CHUNK_TASK, provision_in, unvisited
+from flows.verdicts import Stopped, decided, sync_verdicts, verdicts
 from flows.waves import run_stages
+
+T = TypeVar("T")
 
 MAX_CHUNKS = 20  # tens of task runs, never one per server: a task run costs 5-40 ms here
 # Each chunk is a task run and an engine's set-up: a few large chunks, not many small ones.
@@ -58,6 +61,7 @@ def chunks(specs: Sequence[ServerSpec], size: int | None = None) -> list[list[Se
 
 
 @task(name="load-inventories", cache_policy=NO_CACHE, persist_result=False)
+@sync_verdicts
 def load(inventories: list[str]) -> list[ServerSpec]:
     """Read, validate and expand the inventories; every problem at once, before any call."""
     return load_inventories(inventories)
@@ -91,6 +95,7 @@ async def plan_rollout(
 
 
 @task(name="plan", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> Survey:
     """Check the inventory's references, then compare it with the ledger and with NCP."""
     rt = runtime(key)
@@ -103,18 +108,21 @@ async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> 
 
 
 @task(name="provision-chunk", **CHUNK_TASK)
+@verdicts
 async def provision_chunk(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> None:
     """Create (or settle) one chunk of servers; per-server failures are recorded, not raised."""
     await provision_in(runtime(key), specs, options)
 
 
 @task(name="wait-for-run", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def wait_for_run(key: str, options: ProvisionOptions) -> WaitReport:
     """Poll the created servers, a batch per call, until each is RUN or has failed."""
     rt = runtime(key)
 
     async def report(running: int, total: int) -> None:
         rt.progress.running = running
+        rt.ready = (running, total)
 
     result = await wait_running(
         rt.client,
@@ -135,16 +143,32 @@ async def wait_for_run(key: str, options: ProvisionOptions) -> WaitReport:
 
 
 @task(name="record-results", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def record(key: str, summary: RolloutSummary, records: list[Record]) -> None:
     """Write the results CSV and the Prefect artifacts."""
     await publish_results(runtime(key), summary, records)
 
 
-def _describe(p: Progress) -> str:
-    return (
-        f"{p.created} created, {p.failed} failed, {p.settling} being looked up, "
-        f"{p.unknown} unknown, {p.running} running of {p.total}"
+def _describe(p: Progress, ready: tuple[int, int] | None) -> str:
+    """Return this run's progress in words: its own creates, of its own total."""
+    text = (
+        f"this run: {p.created} created, {p.failed} failed, {p.settling} being looked up, "
+        f"{p.unknown} unknown, of {p.total}"
     )
+    return text + (f"; {ready[0]} of {ready[1]} running" if ready else "")
+
+
+def percent_done(p: Progress, ready: tuple[int, int] | None = None) -> float:
+    """Return this run's share done, 0 to 100: its creates, then (when waiting) its servers ready.
+
+    ``ready`` is (running, waited for) as the wait counts them; a run with nothing to do is done.
+    """
+    created = p.done / p.total if p.total else 1.0
+    if not p.waiting:
+        return round(100.0 * min(created, 1.0), 1)
+    running, of = ready or (0, 0)
+    up = running / of if of else 0.0
+    return round(100.0 * min((created + up) / 2, 1.0), 1)
 
 
 async def _report_progress(key: str, artifact_id: Any, every: float = 1.0) -> None:
@@ -153,12 +177,18 @@ async def _report_progress(key: str, artifact_id: Any, every: float = 1.0) -> No
     last = -1.0
     while True:
         p = rt.progress
-        total = max(p.total, 1)
-        percent = round(100.0 * (p.done + p.running) / (2 * total if p.waiting else total), 1)
+        percent = percent_done(p, rt.ready)
         if percent != last:
             last = percent
-            await aupdate_progress_artifact(artifact_id, percent, description=_describe(p))
+            await aupdate_progress_artifact(
+                artifact_id, percent, description=_describe(p, rt.ready)
+            )
         await asyncio.sleep(every)
+
+
+async def _decided(run: Coroutine[Any, Any, T | Stopped]) -> T:
+    """Await a task run; raise its verdict here, in the flow, where no traceback is logged."""
+    return decided(await run)
 
 
 async def _provision(key: str, work: Sequence[ServerSpec], options: ProvisionOptions) -> None:
@@ -167,7 +197,7 @@ async def _provision(key: str, work: Sequence[ServerSpec], options: ProvisionOpt
         async with asyncio.TaskGroup() as group:
             for i, chunk in enumerate(chunks(work, options.chunk_size), 1):
                 task_ = provision_chunk.with_options(name=f"provision-chunk-{i:02d}")
-                group.create_task(task_(key, unvisited(chunk), options))
+                group.create_task(_decided(task_(key, unvisited(chunk), options)))
     except BaseExceptionGroup as errors:
         first = errors.exceptions[0]
         raise RunAborted(
@@ -243,7 +273,13 @@ def _summary(
         rate_found=rt.limiter.found_rate,
         rate_seconds=rt.limiter.measure.seconds if rt.limiter.measure else 0.0,
         rate_final=created.rate_final,
-        run=rt.run,
+        run_tag=rt.run,
+        run=run_counts(
+            records,
+            {s.name for s in found.to_create},
+            {s.name for s in found.unsettled},
+            skipped=len(specs) - len(found.work),
+        ),
     )
 
 
@@ -269,7 +305,7 @@ async def _create(
     A staged run resizes and replaces (``reshaping``) wave by wave with the creates.
     """
     if found.stopped:
-        await converging.start_stopped(rt.key, list(found.stopped))
+        decided(await converging.start_stopped(rt.key, list(found.stopped)))
     started = time.monotonic()
     if options.staged:
         waves, stopped = await run_stages(rt, found.work, options, reshaping, specs)
@@ -278,26 +314,27 @@ async def _create(
     elapsed, rate_final = time.monotonic() - started, rt.limiter.rate
     if options.wait:
         rt.progress.waiting = True
-        await wait_for_run(rt.key, options)
+        decided(await wait_for_run(rt.key, options))
     return _Created(elapsed, rate_final=rate_final)
 
 
 def _final(summary: RolloutSummary) -> str:
-    """Return the progress artifact's last words: the ledger's true counts, not the last tick."""
+    """Return the progress artifact's last words: this run's work, then the rollout's counts."""
     c = summary.counts
     return (
-        f"{c.created} created, {c.failed} failed, {c.in_flight} unknown, {c.running} running "
-        f"of {c.total}" + (f"; stopped: {summary.stopped}" if summary.stopped else "")
+        f"{summary.run.line}. Rollout: {c.created} created, {c.failed} failed, "
+        f"{c.in_flight} unknown, {c.running} running of {c.total}"
+        + (f"; stopped: {summary.stopped}" if summary.stopped else "")
     )
 
 
 async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions) -> RolloutSummary:
     """Load, plan, create (in chunks or stages), wait if asked, record: the flow's body."""
-    specs = load(inventories)
+    specs = decided(load(inventories))
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials) as rt:
         await events.tag_run(name)
-        found = await plan(rt.key, unvisited(specs), options)
+        found = decided(await plan(rt.key, unvisited(specs), options))
         _log_plan(name, specs, found)
         records = await rt.ledger.run(rt.ledger.sync.records, name)
         changes = plan_changes(specs, records, found)
@@ -335,7 +372,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             destroyed=applied[1],
         )
         get_run_logger().info("%s", summary.rate_line)
-        await record(rt.key, summary, unvisited(records))
+        decided(await record(rt.key, summary, unvisited(records)))
         await aupdate_progress_artifact(progress_id, 100.0, description=_final(summary))
     return summary
 
@@ -355,14 +392,16 @@ async def _apply(
     reshaping = options.replace and not options.staged  # a staged run did it wave by wave
     if reshaping and any(c.action in (Action.RESIZE, Action.REPLACE) for c in changes):
         protected = [s.name for s in found.seen if s.server is not None and s.server.protected]
-        reshaped = await converging.reshape_servers(
-            rt.key, changes, unvisited(list(specs)), options, protected
+        reshaped = decided(
+            await converging.reshape_servers(
+                rt.key, changes, unvisited(list(specs)), options, protected
+            )
         )
         reshaped_n = len(reshaped.done)
         for name, why in {**reshaped.failed, **reshaped.left}.items():
             get_run_logger().warning("%s: %s", name, why)
     if options.prune and any(c.action == Action.DESTROY for c in changes):
-        report = await converging.destroy_removed(rt.key, changes, options)
+        report = decided(await converging.destroy_removed(rt.key, changes, options))
         destroyed_n = len(report.terminated)
     return reshaped_n, destroyed_n
 
@@ -374,7 +413,7 @@ async def _roll_back(summary: RolloutSummary, options: ProvisionOptions) -> Roll
     get_run_logger().warning("rolling %s back: %s", summary.rollout, summary.stopped)
     # Only what this run created: never an earlier run's servers, nor an adopted one; a server
     # it was replacing keeps its old instance.
-    scope = teardown_options(options).model_copy(update={"only_run": summary.run})
+    scope = teardown_options(options).model_copy(update={"only_run": summary.run_tag})
     state = await teardown_fleet(rollout=summary.rollout, options=scope, return_state=True)
     report = await state.aresult(raise_on_failure=False) if state.is_completed() else None
     done = isinstance(report, TeardownReport) and not (report.failed or report.timed_out)

@@ -18,6 +18,7 @@ from fleet.errors import PreflightError, Problem
 from fleet.ledger import Binding, LeaseInfo, Record, RolloutCounts
 from fleet.ledger.rows import iso
 from fleet.side import SideResource
+from fleet.spec import ServerSpec
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey
 from fleet.teardown import LeftAlone, TeardownReport, TeardownTarget
@@ -25,6 +26,7 @@ from fleet.teardown import LeftAlone, TeardownReport, TeardownTarget
 __all__ = [
     "counts_line",
     "err",
+    "expansion_table",
     "failure",
     "iso",
     "out",
@@ -70,13 +72,35 @@ def failure(error: BaseException) -> None:
         say(err, f"error: {error}")
 
 
-def _names(names: Sequence[str], shown: int = 6) -> Text:
-    more = f" … +{len(names) - shown}" if len(names) > shown else ""
+def _names(names: Sequence[str], shown: int | None = 6) -> Text:
+    if shown is None:  # --full: every name
+        return plain(", ".join(names))
+    more = f" … +{len(names) - shown} (--full shows all)" if len(names) > shown else ""
     return plain(", ".join(names[:shown]) + more)
 
 
-def plan_table(rollout: str, total: int, found: Survey) -> Table:
-    """Return the table of what a rollout would do."""
+def expansion_table(specs: Sequence[ServerSpec]) -> Table:
+    """Return what each inventory row expands to: its first and last names, count and place."""
+    rows: dict[tuple[str, int], list[ServerSpec]] = {}
+    for spec in specs:
+        rows.setdefault((spec.file, spec.line), []).append(spec)
+    table = Table(title=f"{len(specs)} servers from {len(rows)} rows")
+    for column in ("row", "first", "last", "servers", "region", "vpcNo"):
+        table.add_column(column, justify="right" if column == "servers" else "left")
+    for (file, line), made in rows.items():
+        table.add_row(
+            plain(f"{file}:{line}"),
+            plain(made[0].name),
+            plain(made[-1].name),
+            str(len(made)),
+            plain(made[0].region or "default"),
+            plain(made[0].vpc_no),
+        )
+    return table
+
+
+def plan_table(rollout: str, total: int, found: Survey, *, full: bool = False) -> Table:
+    """Return the table of what a rollout would do (``full``: every name, never cut)."""
     table = Table(title=f"Rollout {rollout}: {total} servers")
     for column, justify in (("what", "left"), ("servers", "right"), ("names", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
@@ -96,7 +120,7 @@ def plan_table(rollout: str, total: int, found: Survey) -> Table:
     )
     for label, names in rows:
         if names or label in ("to create", "created by an earlier run"):
-            table.add_row(label, str(len(names)), _names(names))
+            table.add_row(label, str(len(names)), _names(names, None if full else 6))
     return table
 
 
@@ -178,17 +202,7 @@ def counts_line(rollout: str, c: RolloutCounts) -> str:
 
 
 def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str) -> None:
-    """Print how a provisioning run ended: counts, failures, what the API did, where to look."""
-    say(out, counts_line(summary.rollout, summary.counts))
-    failures = [r for r in records if r.state.value != "created" or r.error_kind]
-    for r in failures[:10]:
-        say(
-            out,
-            f"  {r.name}: {r.state.value} {r.error_kind or ''} {r.error_code or ''} "
-            f"{r.error_message or ''} (request {r.request_id or '-'})",
-        )
-    if len(failures) > 10:
-        say(out, f"  … and {len(failures) - 10} more")
+    """Print how a run ended: what the API did, failures, then this run's work and the rollout's."""
     say(
         out,
         f"creating took {summary.seconds:.2f} s; {summary.api_calls} API calls: "
@@ -205,7 +219,18 @@ def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str)
     if summary.stopped:
         say(out, f"stopped: {summary.stopped}" + (" (rolled back)" if summary.rolled_back else ""))
     say(out, summary.rate_line)
+    failures = [r for r in records if r.state.value != "created" or r.error_kind]
+    for r in failures[:10]:
+        say(
+            out,
+            f"  {r.name}: {r.state.value} {r.error_kind or ''} {r.error_code or ''} "
+            f"{r.error_message or ''} (request {r.request_id or '-'})",
+        )
+    if len(failures) > 10:
+        say(out, f"  … and {len(failures) - 10} more")
     say(out, f"results: {summary.results}\nledger:  {ledger}")
+    say(out, summary.run.line)
+    say(out, counts_line(f"rollout {summary.rollout}", summary.counts))
 
 
 def targets_table(rollout: str, targets: Sequence[TeardownTarget]) -> Table:

@@ -72,6 +72,7 @@ class Runtime:
     progress: Progress = field(default_factory=Progress)
     lookups: int = 0
     ambiguous: int = 0  # create answers of any kind that left the outcome unknown
+    ready: tuple[int, int] | None = None  # (running, waited for), while waiting for RUN
 
 
 _RUNTIMES: dict[str, Runtime] = {}

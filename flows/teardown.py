@@ -22,6 +22,7 @@ from fleet.teardown import (
 from flows import events
 from flows.artifacts import markdown_table
 from flows.runtime import Runtime, artifact_key, open_runtime, resolve_credentials, runtime
+from flows.verdicts import decided, verdicts
 
 
 async def find_targets(rt: Runtime, options: TeardownOptions) -> TeardownScope:
@@ -42,18 +43,21 @@ async def find_side_of(rt: Runtime, targets: Sequence[TeardownTarget]) -> list[S
 
 
 @task(name="find-servers", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def find(key: str, options: TeardownOptions) -> TeardownScope:
     """List what goes (recorded servers, lost creates with our marker) and what is left alone."""
     return await find_targets(runtime(key), options)
 
 
 @task(name="find-side-resources", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def find_beside(key: str, targets: list[TeardownTarget]) -> list[SideResource]:
     """List the public IPs and extra disks the targets' creates made (a dry run's listing)."""
     return await find_side_of(runtime(key), targets)
 
 
 @task(name="stop-and-terminate", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def take_down(
     key: str, targets: list[TeardownTarget], options: TeardownOptions
 ) -> TeardownReport:
@@ -117,7 +121,7 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=not options.dry_run) as rt:
         await events.tag_run(rollout)
-        scope = await find(rt.key, options)
+        scope = decided(await find(rt.key, options))
         targets = scope.targets
         lost = [t.name for t in targets if not t.recorded]
         logger.info(
@@ -134,9 +138,9 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
                 alone.reason,
             )
         if options.dry_run:
-            await _publish_plan(rollout, targets, await find_beside(rt.key, targets))
+            await _publish_plan(rollout, targets, decided(await find_beside(rt.key, targets)))
             return TeardownReport()
-        report = await take_down(rt.key, targets, options)
+        report = decided(await take_down(rt.key, targets, options))
         report.left_alone = list(scope.left)
         if options.only_run is not None:  # a rollback: replaced servers keep their old one
             restored = await rt.ledger.run(rt.ledger.sync.restore_replaced, rollout)

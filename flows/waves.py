@@ -24,6 +24,7 @@ from fleet.summary import WAVE_COLUMNS, WaveOutcome
 from flows import approval, events
 from flows.runtime import Runtime, runtime, teardown_options
 from flows.tasking import CHUNK_TASK, provision_in, unvisited
+from flows.verdicts import decided, verdicts
 
 __all__ = ["run_stages", "run_wave"]
 
@@ -41,6 +42,7 @@ def _outcome(name: str, records: Sequence[Record], report: WaitReport) -> WaveOu
 
 
 @task(name="wave", **CHUNK_TASK)
+@verdicts
 async def run_wave(
     key: str,
     name: str,
@@ -97,6 +99,7 @@ async def _begin(
 
 
 @task(name="retire-replaced", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
 async def retire_replaced(key: str, names: list[str], options: ProvisionOptions) -> int:
     """Take down the old instances of a passed stage's replaced servers; return how many."""
     rt = runtime(key)
@@ -154,8 +157,10 @@ async def run_stages(
         call = run_wave.with_options(name=stage.name)
         members = {s.name for s in stage.specs}
         mine = [c for c in reshaping if c.name in members]
-        outcome = await call(
-            rt.key, stage.name, unvisited(list(stage.specs)), options, (failed, sent), mine
+        outcome = decided(
+            await call(
+                rt.key, stage.name, unvisited(list(stage.specs)), options, (failed, sent), mine
+            )
         )
         outcomes.append(outcome)
         failed, sent = failed + outcome.failures, sent + outcome.sent
@@ -165,7 +170,7 @@ async def run_stages(
             return outcomes, reason
         # A rollback gives replaced servers their old instance back: those stay until the end.
         if options.on_failure == "keep" and any(c.action == Action.REPLACE for c in mine):
-            await retire_replaced(rt.key, sorted(members), options)
+            decided(await retire_replaced(rt.key, sorted(members), options))
         index += 1
         if index < len(stages) and _approval_after(stage, options):
             events.emit(
@@ -183,7 +188,7 @@ async def run_stages(
             if decision.next_wave:
                 stages = resize_next(stages, index, Size.parse(decision.next_wave))
     if options.on_failure == "rollback" and any(c.action == Action.REPLACE for c in reshaping):
-        await retire_replaced(rt.key, sorted(c.name for c in reshaping), options)
+        decided(await retire_replaced(rt.key, sorted(c.name for c in reshaping), options))
     return outcomes, None
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from fleet.states import ErrorKind, State, TeardownState
 
+from .addresses import Address
 from .aio import AsyncLedger
 from .ledger import DEFAULT_LEDGER, Ledger
 from .model import (
@@ -35,6 +36,7 @@ from .schema import SCHEMA_VERSION
 __all__ = [
     "DEFAULT_LEDGER",
     "SCHEMA_VERSION",
+    "Address",
     "Aside",
     "AsyncLedger",
     "Binding",

@@ -9,6 +9,7 @@ from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, ServerStatus, State, TeardownState
 
 from . import changing, leases, outcomes, planning, tracking
+from .addresses import Addresses
 from .base import DEFAULT_LEDGER
 from .holds import Holds
 from .model import PlanDelta
@@ -19,7 +20,7 @@ from .rows import iso
 __all__ = ["DEFAULT_LEDGER", "Ledger"]
 
 
-class Ledger(Holds, Reads):
+class Ledger(Holds, Reads, Addresses):
     """A ledger of rollouts (SQLite file or PostgreSQL URL); safe to share between threads."""
 
     # -- planning ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from fleet.errors import LedgerError
 from . import leases, queries
 from .base import LedgerBase
 from .model import Instance, Record, RolloutCounts
-from .schema import aside, instances, rollouts, servers
+from .schema import addresses, aside, instances, rollouts, servers
 from .schema import leases as lease_table
 
 __all__ = ["Reads"]
@@ -67,5 +67,5 @@ class Reads(LedgerBase):
                 raise LedgerError(
                     f"rollout {rollout!r} is not a rehearsal: its record is never deleted"
                 )
-            for table in (servers, instances, rollouts, lease_table, aside):
+            for table in (servers, instances, rollouts, lease_table, aside, addresses):
                 conn.execute(table.delete().where(table.c.rollout == rollout))

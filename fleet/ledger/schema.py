@@ -3,10 +3,11 @@
 Version 1 is the SQLite file of the first release: one ``servers`` table, no version stamp.
 Version 2 adds regions, the parameters as sent, the instances table (every server the rollout
 owns, duplicates included), rollout bindings, leases, the rates gateways allowed, and what
-creates made beside their servers (public IPs, disks). Version 3 adds ownership: each rollout's
+creates made beside their servers (public IPs, disks). Version 3 adds ownership (each rollout's
 create-marker id and absence window, the run that sent each server's last create and recorded each
-instance, and the process that holds a lease. A ledger newer than this code is refused; an older
-one is migrated in one transaction on first open.
+instance, what a replaced instance was created with, the process that holds a lease) and each
+server's addresses as seen when it ran (``addresses``: private and public IP). A ledger newer than
+this code is refused; an older one is migrated in one transaction on first open.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 __all__ = [
     "SCHEMA_VERSION",
     "TABLE_NAMES",
+    "addresses",
     "aside",
     "instances",
     "leases",
@@ -149,6 +151,19 @@ aside = sa.Table(
     sa.Column("returned_at", sa.String(40)),
 )
 
+# Issue 19 (version 3): each server's addresses, as NCP showed them when it was seen RUN (the
+# private IP of its default network interface, its public IP if any). A table of its own, keyed
+# like instances: an address belongs to an instance number.
+addresses = sa.Table(
+    "addresses",
+    metadata,
+    sa.Column("rollout", sa.String(100), primary_key=True),
+    sa.Column("instance_no", sa.String(32), primary_key=True),
+    sa.Column("private_ip", sa.String(64)),
+    sa.Column("public_ip", sa.String(64)),
+    sa.Column("seen_at", sa.String(40)),
+)
+
 TABLE_NAMES = frozenset(metadata.tables)
 
 # Columns version 2 added to version 1's servers table, as SQLite DDL (v1 existed only there).
@@ -228,6 +243,8 @@ def _v2_to_v3(conn: sa.Connection) -> None:
         column = table.c[name]
         kind = column.type.compile(dialect=conn.dialect)
         conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {kind}')
+    # The addresses table (nothing to fill: addresses are learnt when servers run).
+    addresses.create(conn, checkfirst=True)
 
 
 # version -> the step that brings a ledger of that version to the next one.

@@ -297,6 +297,8 @@ class Reads:
         found = self._filtered(params, self.catalog.nics.values(), filters, region)
         user = self.state.resources.nic_user
         rows = [records.nic_record(nic, user(nic.no)) for nic in found]
+        made = self._filtered(params, self.state.resources.live_nics(), filters, region)
+        rows += [records.nic_record(nic, "", default=True) for nic in made]
         return self._answer(
             "getNetworkInterfaceList", "networkInterfaceList", params, rows, paged=True
         )

@@ -225,16 +225,19 @@ def snapshot_record(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
-def nic_record(nic: NetworkInterface, user: str) -> dict[str, Any]:
-    """Return a networkInterface (getNetworkInterfaceList); ``user``: the server holding it."""
+def nic_record(nic: NetworkInterface, user: str, *, default: bool = False) -> dict[str, Any]:
+    """Return a networkInterface (getNetworkInterfaceList); ``user``: the server holding it.
+
+    ``default``: a server's own first interface (eth0), made with it and gone with it.
+    """
     holder = nic.instance or user
     return {
         "networkInterfaceNo": nic.no,
         "networkInterfaceName": nic.name,
         "subnetNo": nic.subnet,
-        "deleteOnTermination": False,
-        "isDefault": False,
-        "deviceName": "eth1" if holder else "",
+        "deleteOnTermination": default,
+        "isDefault": default,
+        "deviceName": ("eth0" if default else "eth1") if holder else "",
         "networkInterfaceStatus": code("USED" if holder else "NOTUSED"),
         "instanceType": code("VM" if holder else "NONE"),
         "instanceNo": holder,

@@ -57,6 +57,16 @@ class Placement:
     cpu: int
     memory: int
     hypervisor: str
+    cidr: str = ""  # the subnet's, where a server's default interface takes its private IP
+    ip: str = ""  # the private IP the create asked for on order 0, if any
+
+
+def _default_ip(nics: Items) -> str:
+    """Return the IP a create asks for on its default interface (order 0), or ''."""
+    for item in nics.values():
+        if item.get("networkInterfaceOrder") == "0" and "networkInterfaceNo" not in item:
+            return item.get("ip", "")
+    return ""
 
 
 def _network(
@@ -225,6 +235,7 @@ def place(
     disks = _disks(lists["blockStorageMappingList"], region, catalog, problems)
     raise_first(problems)
     assert subnet is not None  # no problem was found, so the subnet was
+    public_ip = p.get("associateWithPublicIp") == "true"
     return Placement(
-        subnet.zone, nic, p.get("associateWithPublicIp") == "true", disks, cpu, memory, hypervisor
+        subnet.zone, nic, public_ip, disks, cpu, memory, hypervisor, subnet.cidr, _default_ip(nics)
     )

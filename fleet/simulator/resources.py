@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from fleet.simulator.catalog import NetworkInterface
 from fleet.simulator.config import SimulatorConfig
 from fleet.simulator.references import Placement
 from fleet.simulator.servers import Server, ServerBook, ncp_date
@@ -34,6 +35,7 @@ __all__ = ["Disk", "PublicIp", "Resources"]
 
 _IP_POOL: Final = ipaddress.ip_network("198.18.0.0/15")
 FIRST_PUBLIC_IP_NO: Final = 20000001
+FIRST_NIC_NO: Final = 30000000  # plus the server's number: its default interface
 FIRST_DISK_NO: Final = 30000001
 
 
@@ -122,6 +124,7 @@ class Resources:
         self.disks: dict[int, Disk] = {}
         self._disks_of: dict[int, list[int]] = {}  # server number -> its disks' numbers
         self._nics: dict[str, int] = {}  # catalog NIC -> the server that took it
+        self.made_nics: dict[str, NetworkInterface] = {}  # default NICs made with servers
         self._ip_count = 0
         self._disk_count = 0
 
@@ -131,6 +134,7 @@ class Resources:
         self.disks.clear()
         self._disks_of.clear()
         self._nics.clear()
+        self.made_nics.clear()
 
     def holder(self, no: int | None, now: float) -> Server | None:
         """Return the server of that number if it still exists now, else None."""
@@ -152,6 +156,8 @@ class Resources:
         if placement.nic:
             self._nics[placement.nic] = server.no
             server.nics = (placement.nic,)
+        elif placement.cidr:
+            server.nics = (self._default_nic(server, placement),)
         if placement.public_ip:
             no, self._ip_count = FIRST_PUBLIC_IP_NO + self._ip_count, self._ip_count + 1
             address = str(_IP_POOL[1 + self._ip_count % (_IP_POOL.num_addresses - 2)])
@@ -166,6 +172,32 @@ class Resources:
                 plan.snapshot, server.no, server.no, device, at, wall,
             )  # fmt: skip
             self._disks_of.setdefault(server.no, []).append(no)
+
+    def _default_nic(self, server: Server, placement: Placement) -> str:
+        """Make a server's default interface (eth0), as NCP does: a private IP of its subnet."""
+        no = str(FIRST_NIC_NO + server.no)
+        subnet = ipaddress.ip_network(placement.cidr, strict=False)
+        # NCP keeps a subnet's first addresses (gateway, DNS ...): hosts start at .6 here.
+        ip = placement.ip or str(subnet[6 + server.no % max(subnet.num_addresses - 8, 1)])
+        self.made_nics[no] = NetworkInterface(
+            no,
+            f"nic-{server.no}",
+            server.subnet_no,
+            server.vpc_no,
+            ip,
+            str(server.no),
+            server.region,
+        )
+        return no
+
+    def live_nics(self) -> list[NetworkInterface]:
+        """Return the default interfaces of servers that still exist."""
+        now = self.clock()
+        return [
+            nic
+            for nic in self.made_nics.values()
+            if self.holder(int(nic.instance), now) is not None
+        ]
 
     def ip_view(self, ip: PublicIp, now: float) -> Server | None:
         """Return the server an IP is associated with now, dropping a gone server's tie."""

@@ -175,7 +175,7 @@ def test_plan_with_adopt_existing_plans_to_adopt_the_existing_servers(
     assert "--adopt-existing is given" not in adopting.output
     assert re.search(r"to create\s*│\s*0\s*│", adopting.output), adopting.output
     options = ProvisionOptions(endpoint=sim.url, adopt_existing=True)
-    found, _, _ = asyncio.run(survey_only("theirs", load_inventories([path]), options))
+    found, _ = asyncio.run(survey_only("theirs", load_inventories([path]), options))
     assert found.adopted == ("taken-001", "taken-002") and not found.conflicts
     assert all(len(v) == 1 for v in servers_by_name(sim.state()).values())
 

@@ -64,3 +64,14 @@ def summary(**rate: object) -> RolloutSummary:
 def test_rate_line_says_what_was_learnt(rate: dict[str, object], line: str) -> None:
     """The rate line names a measured limit, or says why there is none."""
     assert summary(**rate).rate_line == line
+
+
+def test_this_runs_line_counts_its_servers_never_sent() -> None:
+    """A run that stopped part-way says how many of its servers it never sent."""
+    from fleet.summary import RunCounts
+
+    line = RunCounts(to_do=20, created=8, failed=4, skipped=3).line
+    assert line == (
+        "this run: 8 created, 0 settled, 4 failed, 0 unknown, 8 not sent, of 20 to do; "
+        "3 skipped (done or failed before)"
+    )

@@ -1,0 +1,149 @@
+"""``fleet export``: a rollout's running servers for the next tool (Ansible, SSH, JSON).
+
+Read from the ledger alone: the servers a rollout created and saw RUN (``provision --wait`` or a
+staged rollout), with the addresses NCP showed then. Hosts are grouped by their inventory row,
+so an Ansible play can target ``web`` or ``db`` as the inventory wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import yaml
+
+from fleet.ledger import Address, Record
+from fleet.states import ServerStatus, State
+
+__all__ = ["FORMATS", "Host", "ansible_inventory", "export_json", "running_hosts", "ssh_config"]
+
+FORMATS = ("ansible", "ssh", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """One running server as the next tool needs it."""
+
+    name: str
+    group: str  # its inventory row, as an Ansible group name
+    instance_no: str
+    region: str
+    zone: str
+    private_ip: str | None
+    public_ip: str | None
+    file: str
+    line: int
+
+
+def _where(record: Record) -> tuple[str, str]:
+    """Return the server's region and zone as NCP reported them (its create's answer).
+
+    A row with no regionCode went to NCP's default region: the answer names it.
+    """
+    try:
+        raw: Any = json.loads(record.response or "{}")
+    except ValueError:
+        raw = {}
+    if not isinstance(raw, dict):
+        raw = {}
+    return record.region or str(raw.get("regionCode", "")), str(raw.get("zoneCode", ""))
+
+
+def _group_names(records: Sequence[Record]) -> dict[tuple[str, int], str]:
+    """Name each inventory row: its names' common stem (web-001..web-006: web), else row_LINE."""
+    rows: dict[tuple[str, int], list[str]] = {}
+    for r in records:
+        rows.setdefault((r.file, r.line), []).append(r.name)
+    names: dict[tuple[str, int], str] = {}
+    for (file, line), members in rows.items():
+        stem = members[0] if len(members) == 1 else _common_prefix(members)
+        stem = re.sub(r"[^A-Za-z0-9_]+", "_", stem.rstrip("-_.0123456789")).strip("_")
+        group = stem if stem and not stem[0].isdigit() else f"row_{line}"
+        if group in names.values():  # two rows with one stem: keep them apart
+            group = f"{group}_{line}"
+        names[(file, line)] = group
+    return names
+
+
+def _common_prefix(names: Sequence[str]) -> str:
+    first, last = min(names), max(names)
+    size = 0
+    while size < min(len(first), len(last)) and first[size] == last[size]:
+        size += 1
+    return first[:size]
+
+
+def running_hosts(
+    records: Sequence[Record], addresses: Mapping[str, Address]
+) -> tuple[list[Host], int]:
+    """Return the servers seen RUN (and not torn down), and how many created ones were not."""
+    live = [r for r in records if r.state == State.CREATED and r.instance_no and not r.teardown]
+    groups = _group_names(live)
+    hosts: list[Host] = []
+    for r in live:
+        if r.server_status != ServerStatus.RUN:
+            continue
+        seen = addresses.get(r.instance_no or "")
+        region, zone = _where(r)
+        hosts.append(
+            Host(
+                r.name,
+                groups[(r.file, r.line)],
+                r.instance_no or "",
+                region,
+                zone,
+                seen.private_ip if seen else None,
+                seen.public_ip if seen else None,
+                r.file,
+                r.line,
+            )
+        )
+    return hosts, len(live) - len(hosts)
+
+
+def _address(host: Host, public: bool) -> str | None:
+    return (host.public_ip if public else None) or host.private_ip or host.public_ip
+
+
+def ansible_inventory(rollout: str, hosts: Sequence[Host], *, public: bool = False) -> str:
+    """Return an Ansible YAML inventory: a group per inventory row, host vars for each server."""
+    children: dict[str, Any] = {}
+    for h in hosts:
+        host_vars: dict[str, Any] = {}
+        address = _address(h, public)
+        if address:
+            host_vars["ansible_host"] = address
+        host_vars.update(
+            fleet_instance_no=h.instance_no,
+            fleet_region=h.region,
+            fleet_zone=h.zone,
+            private_ip=h.private_ip,
+            public_ip=h.public_ip,
+        )
+        children.setdefault(h.group, {"hosts": {}})["hosts"][h.name] = host_vars
+    document = {"all": {"vars": {"fleet_rollout": rollout}, "children": children}}
+    header = f"# Ansible inventory of fleet rollout {rollout}: its servers seen running\n"
+    return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def ssh_config(
+    rollout: str, hosts: Sequence[Host], *, public: bool = False, user: str | None = None
+) -> str:
+    """Return an ssh_config fragment: one Host block per server that has an address."""
+    lines = [f"# fleet rollout {rollout}: Include this file from ~/.ssh/config"]
+    for h in hosts:
+        address = _address(h, public)
+        if not address:
+            continue
+        lines += ["", f"Host {h.name}", f"    HostName {address}"]
+        if user:
+            lines.append(f"    User {user}")
+    return "\n".join(lines) + "\n"
+
+
+def export_json(rollout: str, hosts: Sequence[Host]) -> str:
+    """Return the running servers as one JSON document."""
+    return json.dumps({"rollout": rollout, "servers": [asdict(h) for h in hosts]}, indent=2) + "\n"
