@@ -81,22 +81,33 @@ class ServerInstance:
     protected: bool
     create_date: str
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    # What it runs, as NCP lists it ('' where NCP gives none): what a refresh compares.
+    spec_code: str = ""  # serverSpecCode
+    product_code: str = ""  # serverProductCode
+    image_product_code: str = ""  # serverImageProductCode
+    image_no: str = ""  # serverImageNo
+    description: str = field(default="", repr=False)  # serverDescription, the user's text
 
     @classmethod
     def from_api(cls, item: Mapping[str, Any]) -> ServerInstance:
         """Build from one entry of NCP's serverInstanceList."""
         return cls(
             instance_no=str(item.get("serverInstanceNo", "")),
-            name=str(item.get("serverName", "")),
+            name=str(item.get("serverName") or ""),
             status=ServerStatus(str((item.get("serverInstanceStatus") or {}).get("code", ""))),
             operation=Operation(
                 str((item.get("serverInstanceOperation") or {}).get("code", "NULL"))
             ),
-            region=str(item.get("regionCode", "")),
-            vpc_no=str(item.get("vpcNo", "")),
+            region=str(item.get("regionCode") or ""),
+            vpc_no=str(item.get("vpcNo") or ""),
             protected=bool(item.get("isProtectServerTermination", False)),
-            create_date=str(item.get("createDate", "")),
+            create_date=str(item.get("createDate") or ""),
             raw=item,
+            spec_code=str(item.get("serverSpecCode") or ""),
+            product_code=str(item.get("serverProductCode") or ""),
+            image_product_code=str(item.get("serverImageProductCode") or ""),
+            image_no=str(item.get("serverImageNo") or ""),
+            description=str(item.get("serverDescription") or ""),
         )
 
     @property
@@ -123,7 +134,47 @@ class ClientStats:
     retries: int = 0
 
 
-class NcpClient:
+class _Changes:
+    """Start stopped servers, change a stopped server's spec: methods of NcpClient."""
+
+    # NcpClient's own (a class apart only to keep NcpClient's size readable).
+    call: Callable[..., Awaitable[dict[str, Any]]]
+    _control: Callable[[str, Sequence[str], str], Awaitable[list[ServerInstance]]]
+
+    async def start_servers(
+        self, instance_nos: Sequence[str], *, region: str = ""
+    ) -> list[ServerInstance]:
+        """Start stopped servers of one region (one call for up to a batch)."""
+        return await self._control("startServerInstances", instance_nos, region)
+
+    async def change_spec(
+        self,
+        instance_no: str,
+        *,
+        spec_code: str | None = None,
+        product_code: str | None = None,
+        region: str = "",
+    ) -> ServerInstance:
+        """Change a stopped server's spec in place: ``spec_code`` or (XEN/RHV) ``product_code``.
+
+        Raises:
+            ValueError: not exactly one of ``spec_code`` and ``product_code`` was given.
+            NcpError: NCP refused or failed; an ambiguous failure is not sent again (a second
+                change meets a server in operation CHNG): re-read the server instead.
+
+        """
+        codes = [("serverSpecCode", spec_code), ("serverProductCode", product_code)]
+        given = [(name, code) for name, code in codes if code]
+        if len(given) != 1:
+            raise ValueError("give exactly one of spec_code and product_code")
+        params = [("regionCode", region)] if region else []
+        params += [("serverInstanceNo", instance_no), *given]
+        payload = await self.call("changeServerInstanceSpec", params, idempotent=False)
+        listed = payload.get("serverInstanceList") or [{"serverInstanceNo": instance_no}]
+        return ServerInstance.from_api(listed[0])
+
+
+class NcpClient(_Changes):
     """Calls NCP's VPC Server API; one instance per rollout, shared by all its tasks."""
 
     def __init__(
@@ -335,11 +386,10 @@ class NcpClient:
         return found
 
     async def _control(
-        self, action: str, instance_nos: Sequence[str], region: str, more: Params = ()
+        self, action: str, instance_nos: Sequence[str], region: str
     ) -> list[ServerInstance]:
         params = [("regionCode", region)] if region else []
         params += [(f"serverInstanceNoList.{i}", no) for i, no in enumerate(instance_nos, 1)]
-        params += more
         # Not idempotent by NCP's rules (a second stop fails on a stopping server): callers
         # re-read the status after an ambiguous failure instead.
         payload = await self.call(action, params, idempotent=False)
@@ -350,27 +400,6 @@ class NcpClient:
     ) -> list[ServerInstance]:
         """Stop running servers of one region (one call for up to a batch)."""
         return await self._control("stopServerInstances", instance_nos, region)
-
-    async def start_servers(
-        self, instance_nos: Sequence[str], *, region: str = ""
-    ) -> list[ServerInstance]:
-        """Start stopped servers of one region (one call for up to a batch)."""
-        return await self._control("startServerInstances", instance_nos, region)
-
-    async def change_spec(
-        self,
-        instance_no: str,
-        *,
-        spec_code: str | None = None,
-        product_code: str | None = None,
-        region: str = "",
-    ) -> list[ServerInstance]:
-        """Change a stopped server's spec (KVM) or product (XEN/RHV) code, in place."""
-        if (spec_code is None) == (product_code is None):
-            raise ValueError("change_spec takes a spec code or a product code, not both")
-        code = ("serverSpecCode", spec_code) if spec_code else ("serverProductCode", product_code)
-        more = [("serverInstanceNo", instance_no), (code[0], str(code[1]))]
-        return await self._control("changeServerInstanceSpec", (), region, more)
 
     async def terminate_servers(
         self, instance_nos: Sequence[str], *, region: str = ""

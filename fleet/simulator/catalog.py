@@ -36,6 +36,8 @@ __all__ = [
     "VolumeType",
     "Vpc",
     "Zone",
+    "disk_type",
+    "product_type",
 ]
 
 
@@ -157,6 +159,18 @@ class VolumeType:
     hypervisor: str
 
 
+def product_type(product_code: str) -> str:
+    """Return a server product code's product type: its third part (STAND, HICPU, CPU ...)."""
+    parts = product_code.split(".")
+    return parts[2] if len(parts) > 2 else ""
+
+
+def disk_type(product_code: str) -> str:
+    """Return the disk type a server product code names (SSD or HDD), '' when it names none."""
+    parts = product_code.split(".")
+    return next((part for part in parts if part in ("SSD", "HDD")), "")
+
+
 @dataclass(frozen=True, slots=True)
 class Spec:
     """A server spec (serverSpecCode): what a serverImageNo image runs on."""
@@ -179,6 +193,7 @@ class ServerImage:
     hypervisor: str
     specs: tuple[str, ...]
     description: str
+    product_code: str = ""  # its serverImageProductCode (XEN/RHV images have one), or ''
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +257,18 @@ class Catalog:
     def region(self, code: str) -> Region | None:
         """Return the region of that code, or None."""
         return next((r for r in self.regions if r.code == code), None)
+
+    def image_of_product(self, image_product_code: str) -> ServerImage | None:
+        """Return the server image that is also this image product, or None."""
+        if not image_product_code:
+            return None
+        return next((i for i in self.images.values() if i.product_code == image_product_code), None)
+
+    def spec_of_product(self, product_code: str) -> Spec | None:
+        """Return the spec sold as this server product, or None."""
+        if not product_code:
+            return None
+        return next((s for s in self.specs.values() if s.product_code == product_code), None)
 
     def region_of(self, params: Mapping[str, str]) -> Region:
         """Return the region a call acts on: its regionCode, else the first; refuse unknown ones."""

@@ -4,7 +4,8 @@ It holds NCP's public regions and what the example inventories and the tests nam
 subnets 75101-75103, ACGs 75200-75204, placement group 75301, init script 75401, network
 interfaces 75501 (free) and 75502 (in use), snapshot 75601, member image 75701, login keys
 demo-key, full-key and test-key; the images 23214590 (KVM), 23214591 (bare metal), 25495367 (KVM),
-16187005 (XEN) with their specs, and two XEN image products with their server products. VPC 1001
+16187005 (XEN, also the image product ubuntu-20.04) with their specs, and two XEN image products
+with their server products. VPC 1001
 (subnet 2002, ACG 111) is the simulator tests' own; 3001 and 4001 are VPCs in JPN and SGN.
 """
 
@@ -244,6 +245,7 @@ DEFAULT_CATALOG: Final[dict[str, Any]] = {
             "serverImageNo": "16187005",
             "serverImageName": "ubuntu-20.04-xen",
             "hypervisorTypeCode": "XEN",
+            "serverImageProductCode": "SW.VSVR.OS.LNX64.UBNTU.SVR2004.B050",
             "serverSpecCodes": [s["serverSpecCode"] for s in _G2_SPECS],
         },
     ],

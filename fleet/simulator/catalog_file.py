@@ -23,7 +23,8 @@ region.
 - ``serverSpecs``: serverSpecCode, cpuCount, memorySize (bytes), [generationCode G3],
   [hypervisorTypeCode KVM], [serverProductCode], [serverSpecDescription]
 - ``serverImages``: serverImageNo, serverSpecCodes* (the specs it runs on), [serverImageName],
-  [hypervisorTypeCode KVM], [serverImageDescription]
+  [hypervisorTypeCode KVM], [serverImageDescription], [serverImageProductCode ''] (the image
+  product it also is, if any: a server made from either reports both)
 - ``serverProducts``: productCode, cpuCount, memorySize (bytes), [productName],
   [baseBlockStorageSize 50 (GiB)], [generationCode G2]
 - ``serverImageProducts``: productCode, serverProductCodes* (the products it runs on),
@@ -336,6 +337,7 @@ def _products(r: _Reader) -> dict[str, Any]:
             r.text(where, item, "hypervisorTypeCode", "KVM"),
             codes,
             r.text(where, item, "serverImageDescription", ""),
+            r.text(where, item, "serverImageProductCode", ""),
         )
 
     def image_product(where: str, item: dict[str, Any]) -> ImageProduct:
@@ -372,6 +374,11 @@ def catalog_from_json(data: Any) -> Catalog:
             member.image in sections["images"]
             or member.image_product in sections["image_products"],
             f"memberServerImages {no}: made from an image the catalog does not hold",
+        )
+    for no, image in sections["images"].items():
+        r.check(
+            not image.product_code or image.product_code in sections["image_products"],
+            f"serverImages {no}: serverImageProductCode names no serverImageProducts entry",
         )
     if r.problems:
         raise ValueError("; ".join(r.problems))

@@ -70,6 +70,7 @@ class SimulatorConfig:
     stop_seconds: float = _setting(2.0, "RUN (op SHTDN) -> NSTOP")
     start_seconds: float = _setting(2.0, "NSTOP (op START) -> RUN")
     terminate_seconds: float = _setting(2.0, "NSTOP (op TERMT) -> gone")
+    change_seconds: float = _setting(2.0, "NSTOP (op CHNG) -> NSTOP with the new spec")
     page_size: int = _setting(10, "default pageSize")
     max_page_size: int = _setting(100, "largest pageSize")
     fail_before: float = _setting(0.0, "fraction of creates answered 503 without creating")

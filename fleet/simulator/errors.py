@@ -16,6 +16,7 @@ simulator's (NCP publishes no exhaustive list: a client classifies by HTTP statu
 | 900003 | an invalid combination (image choice, image/spec pairs) |
 | 900004 | invalid serverName |
 | 900005 | regionCode names no region of getRegionList |
+| 900006 | changeServerInstanceSpec to another product type or disk type (or generation) |
 | 900010 | the status does not allow the operation (stop a stopped server, detach a free disk) |
 | 900011 | termination protection is on |
 | 900012 | no such instance in the call's region (or a server not listed yet) |
@@ -50,6 +51,7 @@ __all__ = [
     "NOT_FOUND",
     "PRODUCT_LIMIT",
     "SETUP_IN_PROGRESS",
+    "SPEC_CHANGE_REFUSED",
     "SPEC_MISMATCH",
     "TERMINATION_PROTECTED",
     "UNKNOWN_ACG",
@@ -72,6 +74,7 @@ INVALID_PARAMETER: Final = "900002"  # a value is malformed or out of range
 INVALID_COMBINATION: Final = "900003"  # image choice, image/spec pairs
 INVALID_SERVER_NAME: Final = "900004"
 UNKNOWN_REGION: Final = "900005"  # regionCode names no region of getRegionList
+SPEC_CHANGE_REFUSED: Final = "900006"  # a spec change outside the product type or disk type
 WRONG_STATE: Final = "900010"  # the status does not allow the operation
 TERMINATION_PROTECTED: Final = "900011"
 NOT_FOUND: Final = "900012"  # no such instance (or not listed yet)

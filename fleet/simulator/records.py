@@ -23,6 +23,7 @@ from fleet.simulator.catalog import (
     Subnet,
     VolumeType,
     Vpc,
+    product_type,
 )
 
 __all__ = [
@@ -59,7 +60,7 @@ def image_record(image: ServerImage) -> dict[str, Any]:
         "serverImageNo": image.no,
         "serverImageName": image.name,
         "serverImageDescription": image.description,
-        "serverImageProductCode": "",
+        "serverImageProductCode": image.product_code,
         "serverImageType": code("NCP", "NCP 서버 이미지"),
         "hypervisorType": code(image.hypervisor),
         "cpuArchitectureType": code("X86_64"),
@@ -81,7 +82,7 @@ def _product(
     return {
         "productCode": product_code,
         "productName": name,
-        "productType": code("LINUX" if kind == "SW" else "STAND"),
+        "productType": code("LINUX" if kind == "SW" else product_type(product_code) or "STAND"),
         "productDescription": description,
         "infraResourceType": code(kind),
         "infraResourceDetailType": code("SW" if kind == "SW" else "VSVR"),

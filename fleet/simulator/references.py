@@ -28,6 +28,7 @@ from fleet.simulator.errors import (
     Problems,
     raise_first,
 )
+from fleet.simulator.servers import Machine
 from fleet.simulator.wire import is_digits
 
 __all__ = ["DiskPlan", "Placement", "place"]
@@ -54,9 +55,7 @@ class Placement:
     nic: str  # a catalog network interface the (single) server takes, or ''
     public_ip: bool
     disks: tuple[DiskPlan, ...]
-    cpu: int
-    memory: int
-    hypervisor: str
+    machine: Machine
     cidr: str = ""  # the subnet's, where a server's default interface takes its private IP
     ip: str = ""  # the private IP the create asked for on order 0, if any
 
@@ -131,39 +130,58 @@ def _nic(
 
 def _image(
     p: Mapping[str, str], region: Region, catalog: Catalog, problems: Problems
-) -> tuple[int, int, str]:
-    """Check the image and that the spec or product fits it; return (cpu, memory, hypervisor)."""
+) -> Machine | None:
+    """Check the image and that the spec or product fits it; return what the server runs."""
     image_no = p.get("serverImageNo", "")
     product_code = p.get("serverImageProductCode", "")
     if "memberServerImageInstanceNo" in p:
         member = catalog.member_images.get(p["memberServerImageInstanceNo"])
         if member is None or member.region != region.code:
             problems.append((UNKNOWN_IMAGE, "memberServerImageInstanceNo not found in the region"))
-            return 0, 0, ""
+            return None
         image_no, product_code = member.image, member.image_product
     if image_no:
         image = catalog.images.get(image_no)
         if image is None:
             problems.append((UNKNOWN_IMAGE, f"serverImageNo {image_no} not found"))
-            return 0, 0, ""
+            return None
         code = p.get("serverSpecCode", "")
         spec = catalog.specs.get(code)
         if spec is None or code not in image.specs:
             problems.append(
                 (SPEC_MISMATCH, f"serverSpecCode {code!r} does not fit image {image.no}")
             )
-            return 0, 0, image.hypervisor
-        return spec.cpu, spec.memory, image.hypervisor
+            return None
+        return Machine(
+            spec.cpu,
+            spec.memory,
+            image.hypervisor,
+            image.no,
+            image.product_code,
+            spec.code,
+            spec.product_code,
+        )
     image_product = catalog.image_products.get(product_code)
     if image_product is None:
         problems.append((UNKNOWN_IMAGE, f"serverImageProductCode {product_code} not found"))
-        return 0, 0, ""
+        return None
     code = p.get("serverProductCode", image_product.products[0] if image_product.products else "")
     product = catalog.products.get(code)
     if product is None or code not in image_product.products or "serverSpecCode" in p:
         problems.append((SPEC_MISMATCH, f"server product {code!r} does not fit {product_code}"))
-        return 0, 0, "XEN"
-    return product.cpu, product.memory, "XEN"
+        return None
+    # NCP lists the image number and spec code of a server made from their product codes too.
+    image = catalog.image_of_product(product_code)
+    spec = catalog.spec_of_product(code)
+    return Machine(
+        product.cpu,
+        product.memory,
+        "XEN",
+        image.no if image is not None else "",
+        product_code,
+        spec.code if spec is not None else "",
+        code,
+    )
 
 
 def _named(p: Mapping[str, str], region: Region, catalog: Catalog, problems: Problems) -> None:
@@ -230,12 +248,12 @@ def place(
     nic = ""
     if vpc is not None and subnet is not None:
         nic = _nic(nics, vpc, subnet, catalog, count, nic_taken, problems)
-    cpu, memory, hypervisor = _image(p, region, catalog, problems)
+    machine = _image(p, region, catalog, problems)
     _named(p, region, catalog, problems)
     disks = _disks(lists["blockStorageMappingList"], region, catalog, problems)
     raise_first(problems)
-    assert subnet is not None  # no problem was found, so the subnet was
+    # No problem was found, so the subnet and the image were.
+    assert subnet is not None
+    assert machine is not None
     public_ip = p.get("associateWithPublicIp") == "true"
-    return Placement(
-        subnet.zone, nic, public_ip, disks, cpu, memory, hypervisor, subnet.cidr, _default_ip(nics)
-    )
+    return Placement(subnet.zone, nic, public_ip, disks, machine, subnet.cidr, _default_ip(nics))

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, NamedTuple
 
+from fleet.simulator.catalog import disk_type
 from fleet.states import Operation, ServerStatus
 
 __all__ = [
     "FIRST_INSTANCE_NO",
+    "Machine",
     "Row",
     "Server",
     "ServerBook",
@@ -39,6 +41,7 @@ _STATUS_NAMES: Final = {
     (ServerStatus.NSTOP, Operation.NULL): "stopped",
     (ServerStatus.NSTOP, Operation.START): "booting",
     (ServerStatus.NSTOP, Operation.TERMT): "terminating",
+    (ServerStatus.NSTOP, Operation.CHNG): "changingSpec",
 }
 
 
@@ -53,6 +56,23 @@ class Step(NamedTuple):
     at: float
     status: ServerStatus | None
     op: Operation
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """What a server runs: its size, hypervisor, and the image and spec codes NCP lists for it.
+
+    A create names one image and one spec or product; the catalog gives the rest (a XEN image's
+    image product, a spec's server product and back), and listings report all four, as NCP's do.
+    """
+
+    cpu: int = 2
+    memory: int = 8 << 30
+    hypervisor: str = "KVM"
+    image_no: str = ""  # serverImageNo
+    image_product_code: str = ""  # serverImageProductCode
+    spec_code: str = ""  # serverSpecCode
+    product_code: str = ""  # serverProductCode
 
 
 @dataclass(slots=True)
@@ -71,10 +91,8 @@ class Server:
     visible_at: float  # monotonic: reads first show it (commit plus the listing lag)
     created_wall: float  # epoch seconds of the commit: createDate
     timeline: list[Step]
-    request: dict[str, str]  # image, spec and other echoed parameters
-    cpu: int = 2
-    memory: int = 8 << 30
-    hypervisor: str = "KVM"
+    request: dict[str, str]  # the create's other echoed parameters (login key, init script ...)
+    machine: Machine = Machine()  # changeServerInstanceSpec replaces it
     nics: tuple[str, ...] = ()  # catalog network interfaces it took
     public_ip_no: str = ""
     public_ip: str = ""
@@ -97,12 +115,14 @@ def describe(server: Server, status: ServerStatus, op: Operation) -> dict[str, A
     """Return a serverInstance record as NCP's Server API answers it."""
     created = ncp_date(server.created_wall)
     echo = server.request
+    machine = server.machine
+    disk = disk_type(machine.product_code) or "SSD"
     return {
         "serverInstanceNo": str(server.no),
         "serverName": server.name,
         "serverDescription": server.description,
-        "cpuCount": server.cpu,
-        "memorySize": server.memory,
+        "cpuCount": machine.cpu,
+        "memorySize": machine.memory,
         "platformType": {"code": "UBS64", "codeName": "Ubuntu Server 64 Bit"},
         "loginKeyName": echo.get("loginKeyName", ""),
         "publicIpInstanceNo": server.public_ip_no,
@@ -112,8 +132,8 @@ def describe(server: Server, status: ServerStatus, op: Operation) -> dict[str, A
         "serverInstanceStatusName": _STATUS_NAMES.get((status, op), status.lower()),
         "createDate": created,
         "uptime": created,
-        "serverImageProductCode": echo.get("serverImageProductCode", ""),
-        "serverProductCode": echo.get("serverProductCode", ""),
+        "serverImageProductCode": machine.image_product_code,
+        "serverProductCode": machine.product_code,
         "isProtectServerTermination": server.protect,
         "zoneCode": server.zone,
         "regionCode": server.region,
@@ -123,13 +143,13 @@ def describe(server: Server, status: ServerStatus, op: Operation) -> dict[str, A
         "initScriptNo": echo.get("initScriptNo", ""),
         "serverInstanceType": {"code": "STAND", "codeName": "Standard"},
         "baseBlockStorageDiskType": {"code": "NET", "codeName": "네트웍 스토리지"},
-        "baseBlockStorageDiskDetailType": {"code": "SSD", "codeName": "SSD"},
+        "baseBlockStorageDiskDetailType": {"code": disk, "codeName": disk},
         "placementGroupNo": echo.get("placementGroupNo", ""),
         "placementGroupName": "",
         "memberServerImageInstanceNo": echo.get("memberServerImageInstanceNo", ""),
-        "hypervisorType": {"code": server.hypervisor, "codeName": server.hypervisor},
-        "serverImageNo": echo.get("serverImageNo", ""),
-        "serverSpecCode": echo.get("serverSpecCode", ""),
+        "hypervisorType": {"code": machine.hypervisor, "codeName": machine.hypervisor},
+        "serverImageNo": machine.image_no,
+        "serverSpecCode": machine.spec_code,
         "eventList": [],
     }
 

@@ -2,8 +2,9 @@
 
 Every server's lifecycle is computed lazily from an injected monotonic clock:
 INIT -> CREAT (op SETUP) -> RUN; RUN (op SHTDN) -> NSTOP; NSTOP (op START) -> RUN;
-NSTOP (op TERMT) -> gone. Every server belongs to one region (and a zone of it), and every
-action acts on one region: the call's ``regionCode``, else the first region.
+NSTOP (op CHNG) -> NSTOP with a new spec (``resizing``); NSTOP (op TERMT) -> gone. Every server
+belongs to one region (and a zone of it), and every action acts on one region: the call's
+``regionCode``, else the first region.
 
 A server exists from its commit (at once, or ``late_commit_seconds`` after the call for a
 ``late_commit`` fault) but reads see it only ``list_lag`` (+ up to ``list_lag_jitter``) seconds
@@ -34,6 +35,7 @@ from fleet.simulator.errors import (
     raise_first,
 )
 from fleet.simulator.gateway import Clock
+from fleet.simulator.resizing import check_spec_params, resized
 from fleet.simulator.resources import Resources
 from fleet.simulator.servers import (
     Row,
@@ -84,6 +86,7 @@ class SimulatorState:
             "stopServerInstances": self.stop_server_instances,
             "startServerInstances": self.start_server_instances,
             "terminateServerInstances": self.terminate_server_instances,
+            "changeServerInstanceSpec": self.change_server_instance_spec,
             "setProtectServerTermination": self.set_protect_server_termination,
         }
 
@@ -189,9 +192,7 @@ class SimulatorState:
                 created_wall=self.wall_clock() + commit_delay,
                 timeline=list(timeline),
                 request=request.echo,
-                cpu=request.placement.cpu,
-                memory=request.placement.memory,
-                hypervisor=request.placement.hypervisor,
+                machine=request.placement.machine,
             )
             self.book.add(server)
             self.resources.attach(server, request.placement, server.created_wall)
@@ -277,6 +278,18 @@ class SimulatorState:
         return self._change(
             "terminateServerInstances", rows, step, None, self.config.terminate_seconds
         )
+
+    def change_server_instance_spec(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """Change a stopped server's spec in place: op CHNG for change_seconds, still NSTOP."""
+        no = check_spec_params(params)
+        row = self._find(no, self.catalog.region_of(params).code, self.clock())
+        self._check([row], ServerStatus.NSTOP, "change the spec")
+        machine = resized(row[0].no, row[0].machine, params, self.catalog)
+        # The answer shows the server as NCP's does: op CHNG, the spec it had when asked.
+        step, seconds = (ServerStatus.NSTOP, Operation.CHNG), self.config.change_seconds
+        answer = self._change("changeServerInstanceSpec", [row], step, ServerStatus.NSTOP, seconds)
+        row[0].machine = machine
+        return answer
 
     def set_protect_server_termination(self, params: Mapping[str, str]) -> dict[str, Any]:
         """Turn termination protection of one server on or off."""

@@ -17,7 +17,7 @@ from fleet.client import NcpClient, ServerInstance
 from fleet.converge import start
 from fleet.ledger import State
 from fleet.readiness import wait_running
-from fleet.reshape import Pace, destroy, replace
+from fleet.reshape import Pace, destroy, replace, resize
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
 from fleet.states import ServerStatus
@@ -188,3 +188,61 @@ async def test_an_image_change_replaces_under_the_same_name_new_before_old(
     assert servers_by_name(state) == {"web-001": [new.instance_no], "web-002": [old["web-002"]]}
     history = {i.instance_no: i.role for i in book.sync.instances("swap") if i.name == "web-001"}
     assert history == {old["web-001"]: "replaced", str(new.instance_no): "primary"}
+
+
+def with_spec(spec: ServerSpec, code: str) -> ServerSpec:
+    """The same server from an edited row: another server spec."""
+    params = tuple((k, code if k == "serverSpecCode" else v) for k, v in spec.params)
+    return ServerSpec(spec.name, spec.file, spec.line, params)
+
+
+async def test_a_spec_change_is_resized_in_place_and_a_refused_one_reported(
+    tmp_path: Path,
+) -> None:
+    """Same product type: stopped, changed, started, same number. Another type: NCP says no."""
+    plan = specs(2)
+    with running_simulator(sim_config(start_seconds=0.2, change_seconds=0.2)) as sim:
+        book = open_ledger(tmp_path / "l.db")
+        async with client_for(sim.url) as client:
+            await roll_out(client, book, "size", plan)
+            await wait_running(client, book, "size", interval=0.1, time_limit=30)
+            old = {r.name: str(r.instance_no) for r in book.sync.records("size")}
+            edited = [with_spec(plan[0], "s4-g3"), with_spec(plan[1], "c8-g3")]
+            found = await survey(client, book, "size", edited, owner=OWNER, pause=0.1)
+            changes = plan_changes(edited, book.sync.records("size"), found)
+            assert [(c.name, c.action, c.fields) for c in changes] == [
+                ("web-001", Action.RESIZE, (("serverSpecCode", "s2-g3", "s4-g3"),)),
+                ("web-002", Action.RESIZE, (("serverSpecCode", "s2-g3", "c8-g3"),)),
+            ]
+            pace = Pace(interval=0.1, time_limit=30)
+            done = await resize(client, book, "size", changes, edited, pace)
+            assert done.done == ["web-001"] and list(done.failed) == ["web-002"]
+            report = await wait_running(client, book, "size", interval=0.1, time_limit=30)
+            assert sorted(report.running) == ["web-001", "web-002"]  # both run again
+            live = {s.name: s.spec_code for s in await client.list_servers()}
+            after = await survey(client, book, "size", edited, owner=OWNER, pause=0.1)
+            left = plan_changes(edited, book.sync.records("size"), after)
+    assert live == {"web-001": "s4-g3", "web-002": "s2-g3"}
+    assert {r.name: str(r.instance_no) for r in book.sync.records("size")} == old
+    assert [(c.name, c.action) for c in left] == [("web-002", Action.RESIZE)]
+
+
+async def test_a_spec_changed_by_hand_is_drift_resized_back(tmp_path: Path) -> None:
+    """The console changed a server's spec: the plan resizes it back to the inventory's."""
+    plan = specs(1)
+    with running_simulator(sim_config(start_seconds=0.2, change_seconds=0.2)) as sim:
+        book = open_ledger(tmp_path / "l.db")
+        async with client_for(sim.url) as client:
+            await roll_out(client, book, "hand", plan)
+            await wait_running(client, book, "hand", interval=0.1, time_limit=30)
+            (record,) = book.sync.records("hand")
+            number = str(record.instance_no)
+            await stop_out_of_band(client, number)
+            await client.change_spec(number, spec_code="s4-g3")
+            await _until(client, number, lambda s: s[0].operation == "NULL")
+            await client.start_servers([number])
+            found = await survey(client, book, "hand", plan, owner=OWNER, pause=0.1)
+            changes = plan_changes(plan, book.sync.records("hand"), found)
+    assert [(c.name, c.action, c.fields) for c in changes] == [
+        ("web-001", Action.RESIZE, (("serverSpecCode", "s4-g3", "s2-g3"),))
+    ]

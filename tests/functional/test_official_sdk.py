@@ -244,3 +244,50 @@ def test_the_sdk_creates_lists_stops_and_terminates(sim: RunningSimulator, vserv
     vserver.terminate_server_instances(sdk.TerminateServerInstancesRequest(**numbers))
     until(lambda: status() is None)
     assert sim.state()["servers"] == []
+
+
+def test_the_sdk_changes_the_spec_of_a_stopped_server_and_starts_it(
+    sim: RunningSimulator, vserver: Any
+) -> None:
+    """Stop, changeServerInstanceSpec by product code, start: the SDK reads every answer."""
+    sdk = ncloud_vserver
+    sim.configure(change_seconds=0.2, start_seconds=0.2)
+    created = vserver.create_server_instances(
+        sdk.CreateServerInstancesRequest(
+            server_image_product_code=XEN_IMAGE,
+            server_product_code=XEN_PRODUCT,
+            vpc_no="75001",
+            subnet_no="75101",
+            server_name="sdk-002",
+            network_interface_list=[default_nic(sdk)],
+        )
+    )
+    number = created.server_instance_list[0].server_instance_no
+    wanted = sdk.GetServerInstanceListRequest(server_instance_no_list=[number])
+
+    def listed() -> Any:
+        return vserver.get_server_instance_list(wanted).server_instance_list[0]
+
+    def status() -> tuple[str, str]:
+        server = listed()
+        return server.server_instance_status.code, server.server_instance_operation.code
+
+    numbers = {"server_instance_no_list": [number]}
+    until(lambda: status() == ("RUN", "NULL"))
+    vserver.stop_server_instances(sdk.StopServerInstancesRequest(**numbers))
+    until(lambda: status() == ("NSTOP", "NULL"))
+    bigger = XEN_PRODUCT.replace("C002.M008", "C004.M016")
+    changing = vserver.change_server_instance_spec(
+        sdk.ChangeServerInstanceSpecRequest(server_instance_no=number, server_product_code=bigger)
+    )
+    assert isinstance(changing, sdk.ChangeServerInstanceSpecResponse)
+    assert changing.server_instance_list[0].server_instance_operation.code == "CHNG"
+    until(lambda: status() == ("NSTOP", "NULL"))
+    assert (listed().server_product_code, listed().cpu_count) == (bigger, 4)
+    started = vserver.start_server_instances(sdk.StartServerInstancesRequest(**numbers))
+    assert started.server_instance_list[0].server_instance_no == number
+    until(lambda: status() == ("RUN", "NULL"))
+    vserver.stop_server_instances(sdk.StopServerInstancesRequest(**numbers))
+    until(lambda: status() == ("NSTOP", "NULL"))
+    vserver.terminate_server_instances(sdk.TerminateServerInstancesRequest(**numbers))
+    until(lambda: not vserver.get_server_instance_list(wanted).server_instance_list)
