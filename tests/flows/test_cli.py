@@ -211,19 +211,26 @@ def test_wrong_keys_exit_2_with_ncps_answer(
 def test_refused_servers_are_listed_and_sent_again_only_when_asked(
     sim: RunningSimulator, tmp_path: Path
 ) -> None:
-    """Failures are not forever: plan lists them, --retry-failed sends them again."""
+    """A refusal for the account's limit clears by itself; a row's own waits for --retry-failed."""
     sim.configure(max_servers=2)
-    path = write(tmp_path / "quota.csv", ["q,4,25495367,s2-g3,75001,75101"])
-    first = runner.invoke(app, ["provision", path, "--endpoint", sim.url])
+    rows = ["q,4,25495367,s2-g3,75001,75101", "bad,1,25495367,s2-g2-s50,75001,75101"]
+    path = write(tmp_path / "quota.csv", rows)
+    args = ["--endpoint", sim.url, "--no-preflight"]
+    first = runner.invoke(app, ["provision", path, *args])
     assert first.exit_code == 1, first.output
     sim.configure(max_servers=None)  # the account's limit was raised meanwhile
-    plan = runner.invoke(app, ["plan", path, "--endpoint", sim.url])
-    assert re.search(r"failed permanently before \(--retry-failed\)\s*│\s*2\s*│", plan.output)
-    again = runner.invoke(app, ["provision", path, "--endpoint", sim.url])
-    assert again.exit_code == 1 and len(sim.state()["servers"]) == 2  # nothing sent
-    retried = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--retry-failed"])
-    assert retried.exit_code == 0, retried.output
+    plan = runner.invoke(app, ["plan", path, *args])
+    assert plan.exit_code == 3, plan.output
+    assert re.search(r"failed permanently before \(--retry-failed\)\s*│\s*1\s*│", plan.output)
+    assert "plan: 2 to create" in plan.output  # q-003 and q-004: the quota refused them
+    again = runner.invoke(app, ["provision", path, *args])
+    assert again.exit_code == 1  # bad-001 stays refused
     assert sorted(servers_by_name(sim.state())) == ["q-001", "q-002", "q-003", "q-004"]
+    retried = runner.invoke(app, ["provision", path, *args, "--retry-failed"])
+    assert "bad-001" in retried.output  # sent again, and refused again by NCP
+    assert (
+        sum(c["params"]["serverName"] == "bad-001" for c in sim.calls("createServerInstances")) == 2
+    )
 
 
 @pytest.mark.slow
