@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .client import NcpClient, ServerInstance
@@ -32,7 +32,15 @@ from .settling import CLAIM_HORIZON, epoch
 from .spec import ServerSpec
 from .states import ServerStatus
 
-__all__ = ["CLOCK_SKEW", "Survey", "in_send_window", "ours_of", "owned_instances", "survey"]
+__all__ = [
+    "CLOCK_SKEW",
+    "Survey",
+    "in_send_window",
+    "ours_of",
+    "owned_instances",
+    "refreshed",
+    "survey",
+]
 
 # How far NCP's createDate (its clock, second resolution) may be from our send times.
 CLOCK_SKEW = 120.0
@@ -275,8 +283,7 @@ async def _refreshed(
     book = ledger.sync
     records = {r.name: r for r in await ledger.run(book.records, rollout)}
     instances = await ledger.run(book.instances, rollout)
-    listed = {i.instance_no for i in instances if i.origin != "answer" or _listed(records, i.name)}
-    seen = await refresh(client, instances, listed=listed, pause=pause, sleep=sleep)
+    seen = await refreshed(client, records, instances, pause=pause, sleep=sleep)
     if owner is not None:
         gone = [s.instance_no for s in by_live(seen, Live.GONE)]
         terminated = TeardownState.TERMINATED
@@ -286,7 +293,20 @@ async def _refreshed(
     return seen
 
 
-def _listed(records: dict[str, Record], name: str) -> bool:
+async def refreshed(
+    client: NcpClient,
+    records: Mapping[str, Record],
+    instances: Sequence[Instance],
+    *,
+    pause: float = 3.0,
+    sleep: Sleep = asyncio.sleep,
+) -> dict[str, Seen]:
+    """Refresh the recorded servers (``converge.refresh``): only what NCP listed can be gone."""
+    listed = {i.instance_no for i in instances if i.origin != "answer" or _listed(records, i.name)}
+    return await refresh(client, instances, listed=listed, pause=pause, sleep=sleep)
+
+
+def _listed(records: Mapping[str, Record], name: str) -> bool:
     """Whether NCP has listed the server under this row before (a read saw it past INIT)."""
     rec = records.get(name)
     return rec is not None and rec.server_status not in (None, ServerStatus.INIT)

@@ -306,8 +306,14 @@ def status(
         bool, typer.Option("--simulator", help="Read the rehearsals' ledger (--simulator runs).")
     ] = False,
     json_: JsonFlag = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh", help="Read each recorded server from NCP too: running, stopped, gone."
+        ),
+    ] = False,
 ) -> None:
-    """Show the ledger: every rollout's counts, or one rollout's servers."""
+    """Show the ledger: every rollout's counts, or one rollout's servers (live with --refresh)."""
     from flows.commands import show_status
 
     rollout = rollout or rollout_
@@ -317,7 +323,7 @@ def status(
         ledger = str(REHEARSAL_LEDGER)
     options = _options(RunOptions, ledger=ledger, ledger_block=ledger_block)
     try:
-        code = show_status(options, rollout, as_json=json_)
+        code = show_status(options, rollout, as_json=json_, refresh=refresh)
     except FleetError as exc:
         raise _failed(exc) from None
     raise typer.Exit(code)

@@ -10,6 +10,7 @@ from typing import Any
 
 from fleet.changes import Change, plan_changes
 from fleet.config import LedgerLocation
+from fleet.converge import Seen
 from fleet.errors import ConfigError
 from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
@@ -18,9 +19,9 @@ from fleet.side import SideResource
 from fleet.spec import ServerSpec
 from fleet.staging import Size
 from fleet.summary import RolloutSummary
-from fleet.survey import Survey
+from fleet.survey import Survey, refreshed
 from fleet.teardown import TeardownReport, TeardownScope
-from flows import documents, ledgers, render
+from flows import documents, ledgers, planview, render
 from flows.approval import Approval
 from flows.exits import exit_code
 from flows.progress import progress_bar
@@ -136,7 +137,19 @@ def run_provision(
     return 0 if state.is_completed() else 1
 
 
-def show_status(options: RunOptions, rollout: str | None, *, as_json: bool = False) -> int:
+async def live_view(options: RunOptions, rollout: str, endpoint: str) -> dict[str, Seen]:
+    """Return what NCP says now of each server the rollout recorded (a refresh; writes nothing)."""
+    credentials = await resolve_credentials(options.credentials_block, options.profile)
+    at = options.model_copy(update={"endpoint": endpoint})
+    async with open_runtime(rollout, at, credentials, lease=False) as rt:
+        records = {r.name: r for r in await rt.ledger.run(rt.ledger.sync.records, rollout)}
+        instances = await rt.ledger.run(rt.ledger.sync.instances, rollout)
+        return await refreshed(rt.client, records, instances)
+
+
+def show_status(
+    options: RunOptions, rollout: str | None, *, as_json: bool = False, refresh: bool = False
+) -> int:
     """Print every rollout of the ledger, or one rollout's servers; return the exit code."""
     location = _status_ledger(options, rollout)
     say(err, ledgers.used(location))
@@ -153,16 +166,25 @@ def show_status(options: RunOptions, rollout: str | None, *, as_json: bool = Fal
         if not records:
             say(err, f"error: no rollout {rollout!r} in {where} {ledgers.hint(location, rollout)}")
             return 2
+        binding = book.binding(rollout)
+        live = None
+        if refresh and binding is not None and binding.endpoint:
+            live = asyncio.run(live_view(options, rollout, binding.endpoint))
         if as_json:
             seen = book.addresses(rollout)
             document = documents.servers_document(
                 where, rollout, records, book.counts(rollout), seen
             )
+            if live is not None:
+                document["live"] = {n: s.live.value for n, s in sorted(live.items())}
             documents.print_document(document)
             return 0
         duplicates = duplicates_by_name(book.instances(rollout))
         out.print(render.servers_table(rollout, records, duplicates))
         say(out, render.counts_line(rollout, book.counts(rollout)))
+        if live is not None:
+            for line in planview.live_lines(live):
+                say(out, line)
         lease = book.lease(rollout)
         if lease is not None:
             say(out, f"run by {lease.holder} (lease until {render.iso(lease.expires_at)})")

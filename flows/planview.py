@@ -6,9 +6,11 @@ The exit code tells the three outcomes apart, for scripts and schedulers:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
 from fleet.changes import Action, Change
+from fleet.converge import Live, Seen
 
 __all__ = ["CHANGES_PENDING", "lines", "summary_line"]
 
@@ -35,6 +37,17 @@ def summary_line(changes: Sequence[Change]) -> str:
         if n:
             parts.append(f"{n} {says}" + (f" [{flag}]" if flag else ""))
     return "plan: " + ", ".join(parts)
+
+
+def live_lines(live: Mapping[str, Seen]) -> list[str]:
+    """Return what a refresh found: one count line, then each server not running, and why."""
+    counted = Counter(s.live for s in live.values())
+    head = ", ".join(f"{counted[v]} {v.value}" for v in Live if counted[v])
+    out = [f"live (read from NCP now): {head or 'nothing recorded'}"]
+    for seen in sorted(live.values(), key=lambda s: s.name):
+        if seen.live != Live.RUNNING:
+            out.append(f"  {seen.name} ({seen.instance_no}): {seen.live.value}")
+    return out
 
 
 def lines(changes: Sequence[Change], *, full: bool = False, most: int = 20) -> list[str]:

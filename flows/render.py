@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fleet.errors import PreflightError, Problem
-from fleet.ledger import Binding, LeaseInfo, Record, RolloutCounts
+from fleet.errors import ACCOUNT_LIMIT_CODES, PreflightError, Problem
+from fleet.ledger import Binding, ErrorKind, LeaseInfo, Record, RolloutCounts, State
 from fleet.ledger.rows import iso
 from fleet.side import SideResource
 from fleet.spec import ServerSpec
@@ -201,6 +201,31 @@ def counts_line(rollout: str, c: RolloutCounts) -> str:
     return line
 
 
+def converge_lines(summary: RolloutSummary, records: Sequence[Record]) -> list[str]:
+    """Return what a run found drifted, left for a flag, and which refusals clear by themselves."""
+    lines = []
+    gone, stopped = summary.drifted.get("gone", 0), summary.drifted.get("stopped", 0)
+    if gone or stopped:
+        lines.append(f"drift: {gone} gone out of band (created again), {stopped} stopped (started)")
+    if summary.reshaped or summary.destroyed:
+        lines.append(
+            f"changed: {summary.reshaped} resized or replaced, {summary.destroyed} destroyed"
+        )
+    if summary.pending:
+        flags = {"resize": "--replace", "replace": "--replace", "destroy": "--prune"}
+        left = ", ".join(f"{n} to {a} ({flags.get(a, '')})" for a, n in summary.pending.items())
+        lines.append(f"left for a flag: {left}")
+    failed = [r for r in records if r.state == State.FAILED and r.error_kind == ErrorKind.PERMANENT]
+    account = sum(1 for r in failed if r.error_code in ACCOUNT_LIMIT_CODES)
+    if failed:
+        lines.append(
+            f"refused: {account} for the account's limits (sent again on the next run), "
+            f"{len(failed) - account} for the row itself (sent again when the row changes, or "
+            "with --retry-failed)"
+        )
+    return lines
+
+
 def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str) -> None:
     """Print how a run ended: what the API did, failures, then this run's work and the rollout's."""
     say(
@@ -228,6 +253,8 @@ def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str)
         )
     if len(failures) > 10:
         say(out, f"  … and {len(failures) - 10} more")
+    for line in converge_lines(summary, records):
+        say(out, line)
     say(out, f"results: {summary.results}\nledger:  {ledger}")
     say(out, summary.run.line)
     say(out, counts_line(f"rollout {summary.rollout}", summary.counts))

@@ -148,3 +148,24 @@ async def test_the_plan_only_flow_reports_drift_and_changes_nothing(
     seen = await _events("hourly")
     assert seen["fleet.rollout.drifted"]["stopped"] == ["hour-001"]
     assert [s["status"] for s in sim.state()["servers"]].count("NSTOP") == 1
+
+
+def test_status_refresh_shows_what_ncp_holds_now(sim: RunningSimulator) -> None:
+    """Status --refresh reads each recorded server: the one stopped and the one gone show so."""
+    path = write(Path("live.csv"), [("live", 3, GOOD)])
+    apply(sim, path)
+    with Ledger("l.db") as book:
+        numbers = {r.name: str(r.instance_no) for r in book.records("night")}
+
+    async def drift() -> None:
+        async with client_for(sim.url) as client:
+            await terminate_out_of_band(client, numbers["live-001"])
+            await stop_out_of_band(client, numbers["live-002"])
+
+    asyncio.run(drift())
+    shown = runner.invoke(app, ["status", "night", "--ledger", "l.db", "--refresh"])
+    assert shown.exit_code == 0, shown.output
+    assert "live (read from NCP now): 1 running, 1 stopped, 1 gone" in shown.stdout
+    as_json = runner.invoke(app, ["status", "night", "--ledger", "l.db", "--refresh", "--json"])
+    live = json.loads(as_json.stdout)["live"]
+    assert live == {"live-001": "gone", "live-002": "stopped", "live-003": "running"}
