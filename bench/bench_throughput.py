@@ -146,6 +146,12 @@ def ours(kind: str, url: str, n: int, **options: object) -> list[str]:
 
 def theirs(tree: Path, url: str, n: int, rate: float, burst: int, concurrency: int) -> list[str]:
     """Return the argv of a previous revision's engine, run by that revision's own bench."""
+    contenders = tree / "bench" / "contenders.py"
+    if contenders.exists():  # a revision since the contenders left this file: as ours() says
+        return [
+            *(str(contenders), "engine", "--url", url, "--servers", str(n)),
+            *("--rate", str(rate), "--burst", str(burst), "--concurrency", str(concurrency)),
+        ]
     script = tree / "bench" / "bench_throughput.py"
     return [
         *(str(script), "--contender", "engine", "--url", url, "--servers", str(n)),
