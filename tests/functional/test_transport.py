@@ -185,10 +185,11 @@ async def test_tls_is_checked_against_the_environments_authorities(
 
 async def test_waiting_too_long_for_a_connection_is_not_sent() -> None:
     """With the one connection busy, a request that cannot get it in time was never sent."""
-    release = asyncio.Event()
+    arrived, release = asyncio.Event(), asyncio.Event()
 
     async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while await read_request(reader):
+            arrived.set()
             await release.wait()
             writer.write(answer())
             await writer.drain()
@@ -197,7 +198,7 @@ async def test_waiting_too_long_for_a_connection_is_not_sent() -> None:
     async with serving(held) as server:
         async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(5.0, pool=0.05)) as http:
             first = asyncio.create_task(http.post(server.url, content=b"x"))
-            await asyncio.sleep(0.02)
+            await arrived.wait()  # the one connection is busy
             with (
                 pytest.raises(RetryableError, match="PoolTimeout"),
                 translate_transport_errors("createServerInstances"),
