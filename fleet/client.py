@@ -2,8 +2,10 @@
 
 Every request is ``POST <base>/vserver/v2/<action>?responseFormatType=json`` with the parameters in
 a form body, signed when it is sent (after any wait), so a retry carries a fresh signature.
-Only failures NCP did not process are retried here; an ambiguous failure of a create goes back to
-the caller, which must look before it creates again.
+Requests go through one long-lived ``httpx.AsyncClient`` (HTTP/1.1 on httpcore's pool, with
+the environment's proxies and CA bundles for the real NCP). Only failures NCP did not process
+are retried here; an ambiguous failure of a create goes back to the caller, which must look
+before it creates again.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from .ratelimit import Limiter
 from .retrying import RetryPolicy, retryable_errors, retrying_for
 from .signing import signed_headers
 from .states import Operation, ServerStatus
-from .transport import Poster
 
 __all__ = ["CreateResult", "NcpClient", "RetryPolicy", "ServerInstance"]
 
@@ -206,8 +207,15 @@ class NcpClient(_Changes):
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.stats = ClientStats()
-        self._poster = Poster(
-            self.endpoint, transport=transport, timeout=timeout, max_connections=max_connections
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),  # read, write, pool
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            # Proxies and CA bundles from the environment apply to the real NCP; the local
+            # simulator on loopback is always reached directly.
+            trust_env=self.endpoint.startswith("https://"),
         )
 
     def __repr__(self) -> str:
@@ -221,7 +229,7 @@ class NcpClient(_Changes):
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._poster.aclose()
+        await self._http.aclose()
 
     async def send_once(
         self,
@@ -252,7 +260,9 @@ class NcpClient(_Changes):
             headers["user-agent"] = USER_AGENT
             self.stats.calls[action] += 1
             with translate_transport_errors(action):
-                response = await self._poster.post(self._origin + uri, form_body(params), headers)
+                response = await self._http.post(
+                    self._origin + uri, content=form_body(params), headers=headers
+                )
             try:
                 result = parse_response(
                     action, response.status_code, response.content, response.headers

@@ -70,9 +70,8 @@ _UNSETTLED = sa.or_(
 )
 
 
-# The hot statements, built once with bound parameters and run on the driver's cursor (hot.py):
-# building a statement, and running it through SQLAlchemy, costs more than the database's work,
-# and these run for every server.
+# The hot statements, built once with bound parameters (hot.py): these run for every server, and
+# building a statement anew each time would cost more than the database's work.
 _B = sa.bindparam
 _THIS_ROW = sa.and_(servers.c.rollout == _B("b_rollout"), servers.c.name == _B("b_name"))
 _CLAIM = Hot(

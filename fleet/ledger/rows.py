@@ -83,7 +83,7 @@ def where_server(rollout: str, name: str) -> sa.ColumnElement[bool]:
 
 
 class Changed(Protocol):
-    """What a write tells: how many rows it changed (a SQLAlchemy result or a driver's cursor)."""
+    """What a write tells: how many rows it changed (a SQLAlchemy result)."""
 
     @property
     def rowcount(self) -> int:

@@ -112,8 +112,7 @@ class Database:
         try:
             yield
         except (sa.exc.DBAPIError, self._driver_error) as exc:
-            # The driver's own error: wrapped by SQLAlchemy, or raised by a statement run on the
-            # driver's cursor (fleet/ledger/hot.py).
+            # The driver's own error, wrapped by SQLAlchemy or not.
             cause: BaseException = exc
             if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
                 cause = exc.orig
@@ -163,9 +162,8 @@ def _sqlite_engine(path: Path) -> sa.Engine:
     @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         # Take the write lock at the start: a compare-and-set must not read a row that another
-        # process changes before this transaction writes. (On the driver itself: through
-        # SQLAlchemy this one statement cost as much as the rest of a claim.)
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+        # process changes before this transaction writes (SQLAlchemy's recipe for SQLite).
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -131,16 +131,19 @@ def test_closing_the_ledger_lets_go_of_the_file(tmp_path: Path) -> None:
     assert _open_handles(path) == 0
 
 
-def test_a_hot_statement_that_needs_type_conversion_is_refused() -> None:
-    """Statements run on the driver's cursor skip SQLAlchemy's conversions: only plain ones may."""
+def test_a_hot_statement_converts_values_as_any_statement_does() -> None:
+    """A hot statement runs through SQLAlchemy's public execute: its column types convert values."""
+    import datetime
+
     import sqlalchemy as sa
 
     from fleet.ledger.hot import Hot
 
-    stamps = sa.Table("stamps", sa.MetaData(), sa.Column("at", sa.DateTime))
+    stamps = sa.Table("stamps", sa.MetaData(), sa.Column("at", sa.Date))
     engine = sa.create_engine("sqlite://")
     hot = Hot(lambda _: stamps.insert().values(at=sa.bindparam("b_at")))
+    at = datetime.date(2026, 12, 6)  # stored by SQLite as text: converted both ways
     with engine.begin() as conn:
         stamps.create(conn)
-        with pytest.raises(TypeError, match="need conversion"):
-            hot.execute(conn, {"b_at": None})
+        assert hot.execute(conn, {"b_at": at}).rowcount == 1
+        assert conn.execute(sa.select(stamps.c.at)).scalar_one() == at
