@@ -17,13 +17,13 @@ from fleet import converge
 from fleet.changes import Action, Change
 from fleet.converge import Seen
 from fleet.options import ProvisionOptions
-from fleet.provisioner import Provisioner
 from fleet.reshape import Pace, Reshaped, destroy, replace, resize
 from fleet.spec import ServerSpec
 from fleet.survey import Survey
 from fleet.teardown import TeardownReport
 from flows import events
 from flows.runtime import runtime, teardown_options
+from flows.tasking import engine_for
 from flows.verdicts import verdicts
 
 __all__ = ["counts_of", "destroy_removed", "reshape_servers", "start_stopped", "tell_drift"]
@@ -81,16 +81,7 @@ async def reshape_servers(
     rt = runtime(key)
     pace = Pace(interval=options.poll_interval, time_limit=options.wait_timeout)
     resized = await resize(rt.client, rt.ledger, rt.rollout, changes, specs, pace)
-    engine = Provisioner(
-        rt.client,
-        rt.ledger,
-        rt.rollout,
-        rt.owner,
-        options,
-        progress=rt.progress,
-        rollout_id=rt.marker,
-        run=rt.run,
-    )
+    engine = engine_for(rt, options)
     replaced = await replace(engine, changes, specs, teardown_options(options), pace, protected)
     rt.lookups += engine.lookups
     rt.ambiguous += engine.ambiguous

@@ -19,7 +19,7 @@ from fleet.provisioner import Provisioner
 from fleet.spec import ServerSpec
 from flows.runtime import Runtime
 
-__all__ = ["CHUNK_TASK", "infrastructure_only", "provision_in", "unvisited"]
+__all__ = ["CHUNK_TASK", "engine_for", "infrastructure_only", "provision_in", "unvisited"]
 
 T = TypeVar("T")
 
@@ -62,6 +62,20 @@ CHUNK_TASK: Final[dict[str, Any]] = {
 }
 
 
+def engine_for(rt: Runtime, options: ProvisionOptions) -> Provisioner:
+    """Return an engine on a run's live objects: its lease, progress, and create markers."""
+    return Provisioner(
+        rt.client,
+        rt.ledger,
+        rt.rollout,
+        rt.owner,
+        options,
+        progress=rt.progress,
+        rollout_id=rt.marker,
+        run=rt.run,
+    )
+
+
 async def provision_in(
     rt: Runtime,
     specs: Sequence[ServerSpec],
@@ -73,16 +87,7 @@ async def provision_in(
 
     Per-server failures are recorded, not raised. Once ``stop()`` says so, nothing more is sent.
     """
-    engine = Provisioner(
-        rt.client,
-        rt.ledger,
-        rt.rollout,
-        rt.owner,
-        options,
-        progress=rt.progress,
-        rollout_id=rt.marker,
-        run=rt.run,
-    )
+    engine = engine_for(rt, options)
     try:
         await engine.provision(specs, stop=stop)
     finally:

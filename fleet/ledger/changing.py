@@ -25,17 +25,22 @@ from .schema import instances, servers
 __all__ = ["begin_replace", "record_resized", "restore_replaced"]
 
 
+def _created_as(rollout: str, name: str, instance_no: str) -> sa.ColumnElement[bool]:
+    """Select a server's row only while it is created as this instance (the compare-and-set)."""
+    return sa.and_(
+        where_server(rollout, name),
+        servers.c.state == State.CREATED.value,
+        servers.c.instance_no == instance_no,
+    )
+
+
 def record_resized(
     conn: sa.Connection, stamp: str, rollout: str, spec: ServerSpec, instance_no: str
 ) -> None:
     """Record that a created server now has the inventory's parameters (changed in place)."""
     result = conn.execute(
         servers.update()
-        .where(
-            where_server(rollout, spec.name),
-            servers.c.state == State.CREATED.value,
-            servers.c.instance_no == instance_no,
-        )
+        .where(_created_as(rollout, spec.name, instance_no))
         .values(
             params_hash=spec.params_hash,
             sent_params=json.dumps(spec.params, ensure_ascii=False),
@@ -62,11 +67,7 @@ def begin_replace(
     ).scalar_one_or_none()
     result = conn.execute(
         servers.update()
-        .where(
-            where_server(rollout, spec.name),
-            servers.c.state == State.CREATED.value,
-            servers.c.instance_no == instance_no,
-        )
+        .where(_created_as(rollout, spec.name, instance_no))
         .values(
             state=State.PLANNED.value,
             instance_no=None,

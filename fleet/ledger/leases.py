@@ -235,30 +235,18 @@ def read_binding(conn: sa.Connection, rollout: str) -> Binding | None:
 def bind(conn: sa.Connection, now: str, wanted: Binding, *, rebind: bool = False) -> Binding:
     """Bind the rollout to an endpoint and account, or check it is bound to them already."""
     current = read_binding(conn, wanted.rollout)
-    if current is not None and not current.endpoint:  # made by an engine run on its own
-        conn.execute(
-            rollouts.update()
-            .where(rollouts.c.rollout == wanted.rollout)
-            .values(
-                endpoint=wanted.endpoint,
-                account=wanted.account,
-                rehearsal=int(wanted.rehearsal),
-                bound_at=now,
-                updated_at=now,
-            )
-        )
-        return wanted
+    where = rollouts.c.rollout == wanted.rollout
+    values = {
+        "endpoint": wanted.endpoint,
+        "account": wanted.account,
+        "rehearsal": int(wanted.rehearsal),
+        "updated_at": now,
+    }
     if current is None:
-        conn.execute(
-            rollouts.insert().values(
-                rollout=wanted.rollout,
-                endpoint=wanted.endpoint,
-                account=wanted.account,
-                rehearsal=int(wanted.rehearsal),
-                bound_at=now,
-                updated_at=now,
-            )
-        )
+        conn.execute(rollouts.insert().values(rollout=wanted.rollout, bound_at=now, **values))
+        return wanted
+    if not current.endpoint:  # its row was made by an engine run on its own: bound now
+        conn.execute(rollouts.update().where(where).values(bound_at=now, **values))
         return wanted
     same = (current.endpoint, current.account) == (wanted.endpoint, wanted.account)
     if same and current.rehearsal == wanted.rehearsal:
@@ -274,14 +262,5 @@ def bind(conn: sa.Connection, now: str, wanted: Binding, *, rebind: bool = False
             " its servers cannot be seen from here, so nothing was sent. Pass --rebind if the"
             " rollout really moved."
         )
-    conn.execute(
-        rollouts.update()
-        .where(rollouts.c.rollout == wanted.rollout)
-        .values(
-            endpoint=wanted.endpoint,
-            account=wanted.account,
-            rehearsal=int(wanted.rehearsal),
-            updated_at=now,
-        )
-    )
+    conn.execute(rollouts.update().where(where).values(**values))
     return wanted
