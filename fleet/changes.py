@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .client import ServerInstance
-from .ledger import Record, State
+from .ledger import Record, State, TeardownState
 from .spec import ServerSpec
 from .survey import Survey
 
@@ -142,8 +142,11 @@ def plan_changes(
             out += [change] if change else []
     wanted = {s.name for s in specs}
     for rec in records:
-        if rec.name in wanted or rec.state != State.CREATED or rec.teardown is not None:
+        kept = rec.teardown in (None, TeardownState.PROTECTED)  # protected: still to destroy
+        if rec.name in wanted or rec.state != State.CREATED or not kept:
             continue
         note = "adopted: fleet did not create it" if rec.adopted else "not in the inventory"
+        if rec.teardown == TeardownState.PROTECTED:
+            note += "; termination protection is on"
         out.append(Change(rec.name, Action.DESTROY, rec.region, rec.instance_no, note=note))
     return out

@@ -98,6 +98,7 @@ class RolloutSummary:
     reshaped: int = 0  # servers resized or replaced by this run
     destroyed: int = 0  # servers taken down by this run as no longer in the inventory
     drifted: dict[str, int] = field(default_factory=dict)  # gone, stopped: found by the refresh
+    unchanged: dict[str, str] = field(default_factory=dict)  # name -> why not resized ... destroyed
 
     @property
     def created_per_second(self) -> float:

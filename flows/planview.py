@@ -50,7 +50,7 @@ def live_lines(live: Mapping[str, Seen]) -> list[str]:
     return out
 
 
-def lines(changes: Sequence[Change], *, full: bool = False, most: int = 20) -> list[str]:
+def lines(changes: Sequence[Change], *, full: bool = False, most: int = 10) -> list[str]:
     """Return one line per change (each field of a resize or replace as old -> new)."""
     out: list[str] = []
     shown = changes if full else changes[:most]

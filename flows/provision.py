@@ -370,6 +370,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             drifted={"gone": len(found.gone), "stopped": len(found.stopped)},
             reshaped=applied[0],
             destroyed=applied[1],
+            unchanged=applied[2],
         )
         get_run_logger().info("%s", summary.rate_line)
         decided(await record(rt.key, summary, unvisited(records)))
@@ -383,9 +384,13 @@ async def _apply(
     specs: Sequence[ServerSpec],
     found: Survey,
     options: ProvisionOptions,
-) -> tuple[int, int]:
-    """Resize and replace (``--replace``), destroy (``--prune``); return how many of each."""
+) -> tuple[int, int, dict[str, str]]:
+    """Resize and replace (``--replace``), destroy (``--prune``).
+
+    Returns how many were changed and destroyed, and why each other one was not.
+    """
     reshaped_n = destroyed_n = 0
+    unchanged: dict[str, str] = {}
     left = converging.pending(changes, options)
     if left:
         get_run_logger().warning("left for a flag: %s", left)
@@ -398,12 +403,17 @@ async def _apply(
             )
         )
         reshaped_n = len(reshaped.done)
-        for name, why in {**reshaped.failed, **reshaped.left}.items():
-            get_run_logger().warning("%s: %s", name, why)
+        unchanged.update({**reshaped.failed, **reshaped.left})
     if options.prune and any(c.action == Action.DESTROY for c in changes):
         report = decided(await converging.destroy_removed(rt.key, changes, options))
         destroyed_n = len(report.terminated)
-    return reshaped_n, destroyed_n
+        unchanged.update(
+            {n: "termination protection is on: not destroyed" for n in report.protected}
+        )
+        unchanged.update({n: f"not destroyed: {why}" for n, why in report.failed.items()})
+    for name, why in unchanged.items():
+        get_run_logger().warning("%s: %s", name, why)
+    return reshaped_n, destroyed_n, unchanged
 
 
 async def _roll_back(summary: RolloutSummary, options: ProvisionOptions) -> RolloutSummary:

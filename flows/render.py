@@ -211,6 +211,7 @@ def converge_lines(summary: RolloutSummary, records: Sequence[Record]) -> list[s
         lines.append(
             f"changed: {summary.reshaped} resized or replaced, {summary.destroyed} destroyed"
         )
+    lines += [f"  not changed: {name}: {why}" for name, why in summary.unchanged.items()]
     if summary.pending:
         flags = {"resize": "--replace", "replace": "--replace", "destroy": "--prune"}
         left = ", ".join(f"{n} to {a} ({flags.get(a, '')})" for a, n in summary.pending.items())

@@ -169,3 +169,25 @@ def test_status_refresh_shows_what_ncp_holds_now(sim: RunningSimulator) -> None:
     as_json = runner.invoke(app, ["status", "night", "--ledger", "l.db", "--refresh", "--json"])
     live = json.loads(as_json.stdout)["live"]
     assert live == {"live-001": "gone", "live-002": "stopped", "live-003": "running"}
+
+
+def test_a_protected_server_is_neither_replaced_nor_destroyed(sim: RunningSimulator) -> None:
+    """Termination protection on: --replace and --prune report the server and leave it be."""
+    path = write(Path("p.csv"), [("keep", 1, GOOD), ("drop", 1, GOOD)])
+    apply(sim, path)
+    with Ledger("l.db") as book:
+        numbers = {r.name: str(r.instance_no) for r in book.records("night")}
+
+    async def protect() -> None:
+        async with client_for(sim.url) as client:
+            for number in numbers.values():
+                await client.set_protection(number, True)
+
+    asyncio.run(protect())
+    edited = write(Path("p.csv"), [("keep", 1, OTHER_IMAGE)])  # drop-001 removed
+    assert actions(plan(sim, edited)[1]) == [("keep-001", "replace"), ("drop-001", "destroy")]
+    result = fleet(sim, "provision", edited, "--replace", "--prune", "--poll-interval", "0.2")
+    assert "not changed: keep-001: termination protection is on: not replaced" in result.output
+    assert "not changed: drop-001: termination protection is on: not destroyed" in result.output
+    assert servers_by_name(sim.state()) == {n: [no] for n, no in numbers.items()}
+    assert actions(plan(sim, edited)[1]) == [("keep-001", "replace"), ("drop-001", "destroy")]

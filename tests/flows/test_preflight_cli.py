@@ -49,13 +49,13 @@ def test_plan_names_every_bad_reference_and_creates_nothing(sim: RunningSimulato
 def test_plan_checks_a_good_inventory_and_no_preflight_skips_it(sim: RunningSimulator) -> None:
     """A good inventory passes with its read calls counted; --no-preflight warns and reads none."""
     checked = runner.invoke(app, ["plan", DEMO, "--endpoint", sim.url])
-    assert checked.exit_code == 0, checked.output
+    assert checked.exit_code == 3, checked.output  # a good inventory, 16 to create
     assert "preflight: 9 distinct references of 4 rows checked with 7 read calls" in (
         checked.output
     )
     sim.reset()
     skipped = runner.invoke(app, ["plan", BAD, "--endpoint", sim.url, "--no-preflight"])
-    assert skipped.exit_code == 0, skipped.output
+    assert skipped.exit_code == 3, skipped.output
     assert "warning: preflight skipped (--no-preflight)" in skipped.output
     assert {c["action"] for c in sim.calls()} == {"getServerInstanceList"}
 

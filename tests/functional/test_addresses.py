@@ -19,6 +19,7 @@ def test_addresses_are_replaced_per_instance_and_forgotten_with_a_rehearsal(
 ) -> None:
     """A server's addresses are kept by instance number, rewritten when seen again."""
     with Ledger(ledger_url) as book:
+        book.acquire("r", "run-1", "test run", ttl=60)  # every write is under the lease
         book.set_addresses("r", [Address("1", "10.0.1.6", None), Address("2", "10.0.1.7", "x")])
         book.set_addresses("r", [Address("1", "10.0.1.9", "198.18.0.2")])
         assert book.addresses("r") == {
