@@ -110,7 +110,8 @@ def _sent(record: Record) -> list[tuple[str, str]]:
 
 def _kept(record: Record, spec: ServerSpec, survey: Survey) -> Change | None:
     """Return the change a created server needs: its row edited, or its spec changed by hand."""
-    fields = field_changes(_sent(record), spec.params)
+    # An adopted server was never sent by fleet: only what NCP lists of it can differ.
+    fields = field_changes(_sent(record), spec.params) if record.sent_params else ()
     if not fields:
         seen = next((s for s in survey.seen if s.name == record.name), None)
         fields = live_drift(seen.server if seen else None, spec.params)
