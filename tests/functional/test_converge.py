@@ -246,3 +246,25 @@ async def test_a_spec_changed_by_hand_is_drift_resized_back(tmp_path: Path) -> N
     assert [(c.name, c.action, c.fields) for c in changes] == [
         ("web-001", Action.RESIZE, (("serverSpecCode", "s4-g3", "s2-g3"),))
     ]
+
+
+async def test_prune_never_takes_an_adopted_server(tmp_path: Path) -> None:
+    """A server fleet adopted but never made, removed from the inventory, is not destroyed."""
+    (theirs,) = specs(1, "theirs")
+    ours = specs(1)
+    with running_simulator(sim_config()) as sim:
+        book = open_ledger(tmp_path / "l.db", "adopt")
+        async with client_for(sim.url) as client:
+            await client.create_server(theirs.params)  # made by someone else, then adopted
+            await survey(client, book, "adopt", [theirs, *ours], owner=OWNER, adopt_existing=True)
+            await roll_out(client, book, "adopt", [theirs, *ours])
+            found = await survey(client, book, "adopt", [], owner=OWNER, pause=0.1)
+            changes = plan_changes([], book.sync.records("adopt"), found)
+            assert {(c.name, c.action) for c in changes} == {
+                ("theirs-001", Action.DESTROY),
+                ("web-001", Action.DESTROY),
+            }
+            report = await destroy(client, book, "adopt", changes, QUICK)
+        state = sim.state()
+    assert report.terminated == ["web-001"]
+    assert sorted(servers_by_name(state)) == ["theirs-001"]
