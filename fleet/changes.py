@@ -95,9 +95,10 @@ def live_drift(
     if server is None:
         return ()
     want = dict(wanted)
+    listed = {"serverProductCode": server.product_code, "serverSpecCode": server.spec_code}
     out = []
     for key in sorted(IN_PLACE):
-        live, desired = str(server.raw.get(key) or ""), want.get(key, "")
+        live, desired = listed[key], want.get(key, "")
         if live and desired and live != desired:
             out.append((key, live, desired))
     return tuple(out)

@@ -74,16 +74,18 @@ def _live(server: ServerInstance | None) -> Live:
 
 
 async def _read(client: NcpClient, wanted: Sequence[Instance]) -> dict[str, ServerInstance]:
-    """Read these instances by number, per region, a batch per call."""
+    """Read these instances by number, per region (``get_servers`` reads a batch per call).
+
+    Unlike ``polling.read_statuses``, a read that fails raises: a refresh that could not read is
+    never taken for servers gone.
+    """
     by_region: dict[str, list[str]] = defaultdict(list)
     for instance in wanted:
         by_region[instance.region].append(instance.instance_no)
     found: dict[str, ServerInstance] = {}
     for region, numbers in sorted(by_region.items()):
-        for i in range(0, len(numbers), BATCH_SIZE):
-            batch = numbers[i : i + BATCH_SIZE]
-            for server in await client.get_servers(batch, region=region):
-                found[server.instance_no] = server
+        for server in await client.get_servers(numbers, region=region):
+            found[server.instance_no] = server
     return found
 
 

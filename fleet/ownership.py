@@ -84,7 +84,7 @@ class Marker:
     @classmethod
     def of(cls, server: ServerInstance) -> Marker | None:
         """Return the marker of a server NCP listed, if it carries one."""
-        return cls.parse(str(server.raw.get("serverDescription") or ""))
+        return cls.parse(server.description)
 
 
 def describe(description: str, marker: Marker) -> str:
