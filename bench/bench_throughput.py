@@ -18,8 +18,8 @@ peak RSS are its own, and afterwards every planned name must exist exactly once.
    same ledger, starting from the rate that one remembered;
 3. overestimates, 1,000 servers: told 2R and 4R, the share of calls throttled (and, with
    ``--baseline-rev``, the same through that revision's limiter);
-4. ledgers at R=200/s, 2,000 servers: the engine on PostgreSQL (tests/pgserver.py, durable) and
-   on SQLite;
+4. ledgers at R=200/s, 2,000 servers: the engine on PostgreSQL (tests/support/pgserver.py,
+   durable) and on SQLite;
 5. memory: the engine and the flow at 2,000 and 10,000 servers, the growth of peak RSS per
    extra server.
 
@@ -235,7 +235,7 @@ def overestimate(arena: Arena, plan: Plan, tree: Path | None) -> list[Outcome]:
 
 def ledgers(arena: Arena, plan: Plan) -> list[Outcome]:
     """Section 4: the engine on a durable PostgreSQL ledger, and on SQLite, at R=200/s."""
-    from tests.pgserver import PostgresServer
+    from tests.support.pgserver import PostgresServer
 
     n, url = plan.discovery_servers, arena.sim.url
     fixed = {"rate": LEDGER_RATE, "burst": CLIENT_BURST, "concurrency": 16}

@@ -1,100 +1,23 @@
-"""Shared fixtures: asyncio for anyio tests, a fake clock, fake credentials, a real PostgreSQL."""
+"""Where the shared fixtures are registered: pytest reads ``pytest_plugins`` in this file only."""
 
 from __future__ import annotations
 
-import itertools
-import os
-import re
-from collections.abc import Iterator
-
 import pytest
 
-from fleet.config import Credentials
-from tests.pgserver import PostgresServer, PostgresUnavailable
+# The helpers' own asserts (assert_each_once, body_of...) explain their failures as a test's do.
+pytest.register_assert_rewrite("tests.support")
 
-ACCESS = "AKIAEXAMPLEACCESSKEY1"
-SECRET = "EXAMPLEsecretKEY0123456789abcdefghijklmn"
+# Each module's fixtures become available to every test: see tests/README.md for what they are.
+pytest_plugins = [
+    "tests.support.clock",
+    "tests.support.inventory",
+    "tests.support.postgres",
+    "tests.support.prefect_harness",
+    "tests.support.simulator",
+]
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     """Run async tests on asyncio only (Prefect and uvicorn are asyncio)."""
     return "asyncio"
-
-
-class FakeClock:
-    """A clock that moves only when slept on: async tests run instantly and repeatably."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += max(0.0, seconds)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """A fresh fake clock."""
-    return FakeClock()
-
-
-@pytest.fixture
-def credentials() -> Credentials:
-    """The test vectors' keys."""
-    return Credentials(ACCESS, SECRET, "test")
-
-
-# Why the PostgreSQL tests were skipped, for the banner at the end of the run.
-_postgres_skipped: list[str] = []
-_database_numbers = itertools.count(1)
-
-
-def _start_postgres() -> PostgresServer | str:
-    """Return a running server, or why PostgreSQL cannot run on this machine."""
-    try:
-        return PostgresServer().start()
-    except PostgresUnavailable as exc:
-        return f"PostgreSQL cannot run here: {exc}"
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """One throwaway PostgreSQL server for the session (tests/pgserver.py).
-
-    Where PostgreSQL cannot run at all (no binaries), its tests skip, loudly; under CI (env CI
-    set) they fail instead, since .ci/run installs it. A server that is here but fails to start
-    is always an error.
-    """
-    server = _start_postgres()
-    if isinstance(server, str):
-        if os.environ.get("CI"):
-            pytest.fail(f"{server} (CI must run these tests: see .ci/run)", pytrace=False)
-        _postgres_skipped.append(server)
-        pytest.skip(server)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def postgres_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh, empty database for this test alone: its ``postgresql://`` URL, password included."""
-    # The test's name in the database's, to find it in the server's log.
-    test = re.sub(r"[^a-z0-9_]+", "_", request.node.name.lower())[:40]
-    name = f"t{next(_database_numbers)}_{test}"
-    url = postgres.create_database(name)
-    yield url
-    postgres.drop_database(name)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say at the end of the run, not only in -rs, that the PostgreSQL tests did not run."""
-    if _postgres_skipped:
-        terminalreporter.write_sep("!", "PostgreSQL tests SKIPPED", red=True, bold=True)
-        terminalreporter.write_line(_postgres_skipped[0], red=True)

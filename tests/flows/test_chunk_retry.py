@@ -18,11 +18,9 @@ from fleet.ledger import AsyncLedger, Ledger
 from fleet.options import ProvisionOptions
 from fleet.simulator import RunningSimulator
 from flows.provision import provision_fleet
-from tests.flows.opskit import inventory, keyed_simulator
-from tests.functional.fleetkit import (
-    assert_each_once,
-    servers_by_name,
-)
+from tests.support.engine import assert_each_once
+from tests.support.prefect_harness import inventory, keyed_simulator
+from tests.support.simulator import servers_by_name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from fleet.simulator import RunningSimulator
 from flows.cli import app
-from tests.flows.opskit import keyed_simulator
-from tests.functional.fleetkit import servers_by_name
+from tests.support.prefect_harness import keyed_simulator
+from tests.support.simulator import servers_by_name
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

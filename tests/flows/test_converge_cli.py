@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from fleet.ledger import Ledger
 from fleet.simulator import RunningSimulator
 from flows.cli import app
-from tests.flows.opskit import keyed_simulator
-from tests.functional.fleetkit import client_for, servers_by_name
-from tests.functional.test_converge import stop_out_of_band, terminate_out_of_band
+from tests.support.engine import client_for, stop_out_of_band, terminate_out_of_band
+from tests.support.prefect_harness import keyed_simulator
+from tests.support.simulator import servers_by_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from fleet.simulator import RunningSimulator, running_simulator
-from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, sim_config
+from tests.support.keys import SIM_ACCESS, SIM_SECRET
+from tests.support.simulator import servers_by_name, sim_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -59,8 +60,8 @@ def test_deployment_runs_on_a_process_worker(sim: RunningSimulator, tmp_path: Pa
     env = {
         **os.environ,
         "PREFECT_API_URL": PREFECT_API_URL.value(),
-        "NCLOUD_ACCESS_KEY": ACCESS,
-        "NCLOUD_SECRET_KEY": SECRET,
+        "NCLOUD_ACCESS_KEY": SIM_ACCESS,
+        "NCLOUD_SECRET_KEY": SIM_SECRET,
     }
     worker = subprocess.run(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", "fleet-test", "--run-once"],
@@ -82,4 +83,4 @@ def test_deployment_runs_on_a_process_worker(sim: RunningSimulator, tmp_path: Pa
     on_ncp = servers_by_name(sim.state())
     assert len(on_ncp) == 16
     assert all(len(v) == 1 for v in on_ncp.values())
-    assert SECRET not in str(flow_run.parameters)
+    assert SIM_SECRET not in str(flow_run.parameters)

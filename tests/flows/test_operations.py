@@ -17,8 +17,8 @@ import pytest
 from fleet.ledger import Binding, Ledger, State
 from fleet.simulator import RunningSimulator, running_simulator
 from fleet.spec import ServerSpec
-from tests.flows.opskit import inventory, run, start
-from tests.functional.fleetkit import servers_by_name, sim_config
+from tests.support.prefect_harness import inventory, run, start
+from tests.support.simulator import servers_by_name, sim_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

@@ -19,8 +19,8 @@ import yaml
 
 from fleet.ledger import Ledger
 from fleet.simulator import RunningSimulator, running_simulator
-from tests.flows.opskit import ROOT, fleet_env, inventory, run
-from tests.functional.fleetkit import sim_config
+from tests.support.prefect_harness import ROOT, fleet_env, inventory, run
+from tests.support.simulator import sim_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

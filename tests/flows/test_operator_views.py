@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from fleet.simulator import RunningSimulator
 from flows.cli import app
-from tests.flows.opskit import ROOT, keyed_simulator
+from tests.support.prefect_harness import ROOT, keyed_simulator
 
 DEMO = str(ROOT / "inventories" / "demo.csv")
 runner = CliRunner()

@@ -19,9 +19,10 @@ import pytest
 
 from fleet.ledger import Ledger, State
 from fleet.simulator import RunningSimulator, running_simulator
-from tests.flows.opskit import ROOT, inventory, run, start
-from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, sim_config
-from tests.pgserver import PASSWORD, PostgresServer
+from tests.support.keys import SIM_ACCESS, SIM_SECRET
+from tests.support.pgserver import PASSWORD, PostgresServer
+from tests.support.prefect_harness import ROOT, inventory, run, start
+from tests.support.simulator import servers_by_name, sim_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -129,8 +130,8 @@ def isolated(args: list[str], home: Path, url: str) -> subprocess.Popen[str]:
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
-        NCLOUD_ACCESS_KEY=ACCESS,
-        NCLOUD_SECRET_KEY=SECRET,
+        NCLOUD_ACCESS_KEY=SIM_ACCESS,
+        NCLOUD_SECRET_KEY=SIM_SECRET,
         FLEET_LEDGER=url,
         PYTHONPATH=str(ROOT),
     )

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from fleet.simulator import RunningSimulator
 from flows.cli import app
-from tests.flows.opskit import keyed_simulator
+from tests.support.prefect_harness import keyed_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = str(ROOT / "inventories" / "bad-references.csv")

@@ -17,8 +17,10 @@ from fleet.simulator import RunningSimulator
 from fleet.summary import RolloutSummary
 from flows.provision import chunks, provision_fleet
 from flows.runtime import fingerprint
-from tests.flows.opskit import keyed_simulator
-from tests.functional.fleetkit import ACCESS, SECRET, servers_by_name, specs
+from tests.support.engine import specs
+from tests.support.keys import SIM_ACCESS, SIM_SECRET
+from tests.support.prefect_harness import keyed_simulator
+from tests.support.simulator import servers_by_name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -118,7 +120,7 @@ async def test_auto_rate_finds_the_gateways_limit_and_remembers_it(
     assert summary.rate_found == pytest.approx(40, rel=0.25)
     assert "the gateway allowed about" in summary.rate_line
     with Ledger(ledger) as book:
-        assert book.known_rate(sim.url, fingerprint(ACCESS)) == summary.rate_found
+        assert book.known_rate(sim.url, fingerprint(SIM_ACCESS)) == summary.rate_found
     markdown = await _artifact("auto-summary")
     assert "call rate the gateway allowed" in str(markdown.data)  # type: ignore[attr-defined]
 
@@ -140,8 +142,8 @@ async def test_secret_key_appears_nowhere(sim: RunningSimulator, tmp_path: Path)
         artifacts = await client.read_artifacts()
     texts = [str(run.parameters), *(log.message for log in logs), *(str(a.data) for a in artifacts)]
     texts += [p.read_bytes().decode("utf-8", "replace") for p in tmp_path.rglob("*") if p.is_file()]
-    assert os.environ["NCLOUD_SECRET_KEY"] == SECRET
-    assert not [t for t in texts if SECRET in t]
+    assert os.environ["NCLOUD_SECRET_KEY"] == SIM_SECRET
+    assert not [t for t in texts if SIM_SECRET in t]
 
 
 async def test_credentials_from_a_prefect_secret_block(
@@ -150,7 +152,7 @@ async def test_credentials_from_a_prefect_secret_block(
     """With no keys in the environment, a named Secret block supplies them."""
     from prefect.blocks.system import Secret
 
-    await Secret(value={"access_key": ACCESS, "secret_key": SECRET}).save(
+    await Secret(value={"access_key": SIM_ACCESS, "secret_key": SIM_SECRET}).save(
         "ncp-test-keys", overwrite=True
     )
     monkeypatch.delenv("NCLOUD_ACCESS_KEY")

@@ -19,8 +19,9 @@ from fleet.simulator import RunningSimulator, running_simulator
 from fleet.summary import RolloutSummary
 from flows.provision import provision_fleet
 from flows.runtime import fingerprint
-from tests.flows.opskit import inventory
-from tests.functional.fleetkit import ACCESS, SECRET, sim_config
+from tests.support.keys import SIM_ACCESS, SIM_SECRET
+from tests.support.prefect_harness import inventory
+from tests.support.simulator import sim_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -31,8 +32,8 @@ BIG = 1_000
 @pytest.fixture
 def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSimulator]:
     """A 100 calls/s gateway (a bucket of 10) whose servers boot in 5 s, keys in the env."""
-    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
-    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
+    monkeypatch.setenv("NCLOUD_ACCESS_KEY", SIM_ACCESS)
+    monkeypatch.setenv("NCLOUD_SECRET_KEY", SIM_SECRET)
     config = sim_config(rate=GATEWAY, burst=10, latency=0.02, create_seconds=2.0, setup_seconds=3.0)
     with running_simulator(config, process=True) as running:
         yield running
@@ -78,7 +79,7 @@ async def test_a_big_rollout_after_a_staged_one_goes_at_the_gateways_rate(
     first = await staged.aresult()
     assert isinstance(first, RolloutSummary) and first.counts.running == 30
     with Ledger(ledger) as book:
-        remembered = book.known_rate(sim.url, fingerprint(ACCESS))
+        remembered = book.known_rate(sim.url, fingerprint(SIM_ACCESS))
     # Within a factor of two of the gateway's, or nothing (a staged run may not measure it).
     assert remembered is None or GATEWAY / 2 <= remembered <= 2 * GATEWAY, first.rate_line
 
@@ -101,7 +102,7 @@ async def test_a_low_rate_remembered_is_left_behind_at_once(
     """A figure a fifth of the gateway's (as older runs left) still lets 1,000 go at >= 0.9 R."""
     ledger = tmp_path / "l.db"
     with Ledger(ledger) as book:
-        book.remember_rate(sim.url, fingerprint(ACCESS), GATEWAY / 5)
+        book.remember_rate(sim.url, fingerprint(SIM_ACCESS), GATEWAY / 5)
     big = await provision_fleet(
         inventories=[two_rows(tmp_path / "big.csv", BIG)],
         options=ProvisionOptions(endpoint=sim.url, ledger=str(ledger)),

@@ -12,7 +12,7 @@ from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions
 from fleet.ratelimit import START_RATE, AdaptiveRateLimiter
 from flows.runtime import fingerprint, open_runtime
-from tests.conftest import ACCESS, SECRET
+from tests.support.keys import ACCESS, SECRET
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,9 @@ from fleet.options import ProvisionOptions
 from fleet.simulator import RunningSimulator, running_simulator
 from fleet.summary import RolloutSummary
 from flows.provision import provision_fleet
-from tests.flows.opskit import inventory, keyed_simulator
-from tests.functional.fleetkit import ACCESS, SECRET, sim_config
+from tests.support.keys import SIM_ACCESS, SIM_SECRET
+from tests.support.prefect_harness import inventory, keyed_simulator
+from tests.support.simulator import sim_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -70,8 +71,8 @@ async def test_auto_rate_finds_a_gateway_slower_than_the_shared_limit(
     """Under a generous shared limit, --rate auto still finds the gateway's own lower rate."""
     from prefect import get_client
 
-    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
-    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
+    monkeypatch.setenv("NCLOUD_ACCESS_KEY", SIM_ACCESS)
+    monkeypatch.setenv("NCLOUD_SECRET_KEY", SIM_SECRET)
     async with get_client() as client:
         await client.upsert_global_concurrency_limit_by_name(
             "ncp-generous", limit=50, slot_decay_per_second=100.0

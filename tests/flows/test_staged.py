@@ -27,8 +27,9 @@ from fleet.simulator import RunningSimulator
 from fleet.summary import RolloutSummary
 from flows import approval
 from flows.provision import provision_fleet
-from tests.flows.opskit import keyed_simulator
-from tests.functional.fleetkit import client_for, servers_by_name, specs
+from tests.support.engine import client_for, specs
+from tests.support.prefect_harness import keyed_simulator
+from tests.support.simulator import servers_by_name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

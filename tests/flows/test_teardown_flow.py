@@ -17,8 +17,8 @@ from fleet.simulator import RunningSimulator
 from fleet.teardown import TeardownReport
 from flows.provision import provision_fleet
 from flows.teardown import teardown_fleet
-from tests.flows.opskit import keyed_simulator
-from tests.functional.fleetkit import servers_by_name
+from tests.support.prefect_harness import keyed_simulator
+from tests.support.simulator import servers_by_name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

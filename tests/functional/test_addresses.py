@@ -11,7 +11,8 @@ import pytest
 from fleet.ledger import Address, Ledger
 from fleet.readiness import wait_running
 from fleet.simulator import running_simulator
-from tests.functional.fleetkit import client_for, open_ledger, roll_out, sim_config, specs
+from tests.support.engine import client_for, open_ledger, roll_out, specs
+from tests.support.simulator import sim_config
 
 
 def test_addresses_are_replaced_per_instance_and_forgotten_with_a_rehearsal(

@@ -16,16 +16,9 @@ from fleet.options import ProvisionOptions
 from fleet.settling import CLAIM_HORIZON, Pending, Verdict, decide
 from fleet.simulator import running_simulator
 from fleet.survey import survey
-from tests.conftest import FakeClock
-from tests.functional.fleetkit import (
-    OWNER,
-    assert_each_once,
-    client_for,
-    engine,
-    open_ledger,
-    sim_config,
-    specs,
-)
+from tests.support.clock import FakeClock
+from tests.support.engine import OWNER, assert_each_once, client_for, engine, open_ledger, specs
+from tests.support.simulator import sim_config
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,8 @@ from fleet.client import NcpClient, ServerInstance
 from fleet.errors import AmbiguousError, PermanentError
 from fleet.simulator import RunningSimulator, running_simulator
 from fleet.states import Operation, ServerStatus
-from tests.functional.fleetkit import client_for, sim_config, specs
+from tests.support.engine import client_for, specs
+from tests.support.simulator import sim_config
 
 pytestmark = pytest.mark.anyio
 

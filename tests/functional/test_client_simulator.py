@@ -8,7 +8,8 @@ from fleet.client import NcpClient, RetryPolicy
 from fleet.config import Credentials
 from fleet.errors import AmbiguousError, PermanentError
 from fleet.simulator import running_simulator
-from tests.functional.fleetkit import client_for, sim_config, specs
+from tests.support.engine import client_for, specs
+from tests.support.simulator import sim_config
 
 pytestmark = pytest.mark.anyio
 

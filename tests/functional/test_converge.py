@@ -6,33 +6,31 @@ rollouts that keep the fleet at its inventory") on the simulator over loopback H
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fleet.changes import Action, plan_changes
-from fleet.client import NcpClient, ServerInstance
 from fleet.converge import start
 from fleet.ledger import State
 from fleet.readiness import wait_running
 from fleet.reshape import Pace, destroy, replace, resize
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
-from fleet.states import ServerStatus
 from fleet.survey import survey
-from tests.functional.fleetkit import (
+from tests.support.engine import (
     OWNER,
     QUICK,
     assert_each_once,
     client_for,
     open_ledger,
     roll_out,
-    servers_by_name,
-    sim_config,
     specs,
+    stop_out_of_band,
+    terminate_out_of_band,
+    until_server,
 )
+from tests.support.simulator import servers_by_name, sim_config
 
 pytestmark = pytest.mark.anyio
 
@@ -60,27 +58,6 @@ async def test_a_quota_refusal_clears_on_the_next_run_once_the_quota_allows(
     records = book.sync.records("quota")
     assert_each_once(state, [r for r in records if r.name != "bad-001"], n=5)
     assert next(r for r in records if r.name == "bad-001").state == State.FAILED
-
-
-async def _until(client: NcpClient, no: str, done: Callable[[list[ServerInstance]], bool]) -> None:
-    for _ in range(200):
-        if done(await client.get_servers([no])):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"server {no} never got there")
-
-
-async def stop_out_of_band(client: NcpClient, no: str) -> None:
-    """Stop a server as the console would, and wait until it is stopped."""
-    await client.stop_servers([no])
-    await _until(client, no, lambda s: bool(s) and s[0].status == ServerStatus.NSTOP)
-
-
-async def terminate_out_of_band(client: NcpClient, no: str) -> None:
-    """Terminate a server as another tool would, and wait until NCP no longer lists it."""
-    await stop_out_of_band(client, no)
-    await client.terminate_servers([no])
-    await _until(client, no, lambda s: not s)
 
 
 async def test_servers_terminated_or_stopped_out_of_band_are_recreated_and_started(
@@ -239,7 +216,7 @@ async def test_a_spec_changed_by_hand_is_drift_resized_back(tmp_path: Path) -> N
             number = str(record.instance_no)
             await stop_out_of_band(client, number)
             await client.change_spec(number, spec_code="s4-g3")
-            await _until(client, number, lambda s: s[0].operation == "NULL")
+            await until_server(client, number, lambda s: s[0].operation == "NULL")
             await client.start_servers([number])
             found = await survey(client, book, "hand", plan, owner=OWNER, pause=0.1)
             changes = plan_changes(plan, book.sync.records("hand"), found)

@@ -21,7 +21,7 @@ from fleet.readiness import wait_running
 from fleet.simulator import running_simulator
 from fleet.survey import survey
 from fleet.teardown import teardown, teardown_targets
-from tests.functional.fleetkit import (
+from tests.support.engine import (
     FAST,
     OWNER,
     QUICK,
@@ -30,10 +30,9 @@ from tests.functional.fleetkit import (
     engine,
     open_ledger,
     roll_out,
-    servers_by_name,
-    sim_config,
     specs,
 )
+from tests.support.simulator import servers_by_name, sim_config
 
 pytestmark = pytest.mark.anyio
 

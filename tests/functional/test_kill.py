@@ -13,15 +13,8 @@ import pytest
 
 from fleet.ledger import State
 from fleet.simulator import running_simulator
-from tests.functional.fleetkit import (
-    OWNER,
-    assert_each_once,
-    client_for,
-    open_ledger,
-    roll_out,
-    sim_config,
-    specs,
-)
+from tests.support.engine import OWNER, assert_each_once, client_for, open_ledger, roll_out, specs
+from tests.support.simulator import sim_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -30,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The victim: a plain engine run in its own process, so it can be killed at any instant.
 VICTIM = """
 import asyncio, sys
-from tests.functional.fleetkit import client_for, open_ledger, roll_out, specs
+from tests.support.engine import client_for, open_ledger, roll_out, specs
 
 async def main(url, ledger, n):
     book = open_ledger(ledger)

@@ -22,7 +22,7 @@ from fleet.ledger import AsyncLedger, Binding, Found, Ledger, State, TeardownSta
 from fleet.ledger.rows import iso
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, ServerStatus
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 
 OWNER = "run-1"
 

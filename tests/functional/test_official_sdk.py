@@ -17,7 +17,8 @@ import ncloud_vserver
 import pytest
 
 from fleet.simulator import RunningSimulator, running_simulator
-from tests.functional.fleetkit import ACCESS, SECRET, sim_config
+from tests.support.keys import SIM_ACCESS, SIM_SECRET
+from tests.support.simulator import sim_config
 
 XEN_IMAGE = "SW.VSVR.OS.LNX64.UBNTU.SVR2004.B050"
 XEN_PRODUCT = "SVR.VSVR.STAND.C002.M008.NET.SSD.B050.G002"
@@ -34,7 +35,7 @@ def sdk_api(sdk: Any, sim: RunningSimulator, path: str) -> Any:
     """Return an SDK's V2Api pointed at the simulator, with the simulator's keys."""
     configuration = sdk.Configuration()
     configuration.host = f"{sim.url}{path}"
-    configuration.access_key, configuration.secret_key = ACCESS, SECRET
+    configuration.access_key, configuration.secret_key = SIM_ACCESS, SIM_SECRET
     return sdk.V2Api(sdk.ApiClient(configuration))
 
 

@@ -23,7 +23,8 @@ from fleet.provisioner import Provisioner, marked
 from fleet.simulator import running_simulator
 from fleet.survey import survey
 from fleet.teardown import teardown, teardown_targets
-from tests.functional.fleetkit import (
+from tests.support.clock import FakeClock
+from tests.support.engine import (
     FAST,
     OWNER,
     QUICK,
@@ -31,10 +32,9 @@ from tests.functional.fleetkit import (
     client_for,
     open_ledger,
     roll_out,
-    servers_by_name,
-    sim_config,
     specs,
 )
+from tests.support.simulator import servers_by_name, sim_config
 
 pytestmark = pytest.mark.anyio
 
@@ -197,14 +197,14 @@ async def test_the_failure_budget_is_checked_at_the_send(tmp_path: Path) -> None
 async def test_a_run_that_lost_its_lease_writes_nothing(ledger_url: str) -> None:
     """A stalled run whose lease was taken over cannot record, fail or mark anything."""
     plan = specs(2)
-    now = [1000.0]
-    stale = Ledger(ledger_url, clock=lambda: now[0])
-    fresh = Ledger(ledger_url, clock=lambda: now[0])
+    clock = FakeClock(1000.0)
+    stale = Ledger(ledger_url, clock=clock)
+    fresh = Ledger(ledger_url, clock=clock)
     try:
         stale.acquire("fence", "stale-run", "stalled run", ttl=60)
         stale.plan("fence", plan, owner="stale-run")
         stale.claim("fence", plan[0], "stale-run")
-        now[0] += 120  # stalled past its lease: another run takes the rollout over
+        clock.advance(120)  # stalled past its lease: another run takes the rollout over
         fresh.acquire("fence", "fresh-run", "next run", ttl=60)
         found = Found("9001", "", "75001", "INIT", None, {})
         writes = [

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from fleet.config import LedgerLocation
-from tests.pgserver import PASSWORD, PostgresServer
+from tests.support.pgserver import PASSWORD, PostgresServer
 
 SETTINGS = "SELECT current_setting('listen_addresses'), host(inet_server_addr()), " + ", ".join(
     f"current_setting('{name}')" for name in ("fsync", "synchronous_commit", "full_page_writes")

@@ -14,7 +14,8 @@ from fleet.inventory import load_inventories
 from fleet.preflight import preflight
 from fleet.simulator import RunningSimulator, running_simulator
 from fleet.spec import ServerSpec
-from tests.functional.fleetkit import client_for, sim_config
+from tests.support.engine import client_for
+from tests.support.simulator import sim_config
 
 pytestmark = pytest.mark.anyio
 

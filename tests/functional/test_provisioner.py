@@ -13,7 +13,7 @@ from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind
 from fleet.survey import survey
-from tests.functional.fleetkit import (
+from tests.support.engine import (
     FAST,
     OWNER,
     assert_each_once,
@@ -21,9 +21,9 @@ from tests.functional.fleetkit import (
     engine,
     open_ledger,
     roll_out,
-    sim_config,
     specs,
 )
+from tests.support.simulator import sim_config
 
 pytestmark = pytest.mark.anyio
 

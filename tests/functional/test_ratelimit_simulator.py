@@ -10,7 +10,9 @@ from fleet.client import NcpClient, RetryPolicy
 from fleet.config import Credentials
 from fleet.ratelimit import AdaptiveRateLimiter
 from fleet.simulator import running_simulator
-from tests.functional.fleetkit import ACCESS, SECRET, open_ledger, roll_out, sim_config, specs
+from tests.support.engine import open_ledger, roll_out, specs
+from tests.support.keys import SIM_ACCESS, SIM_SECRET
+from tests.support.simulator import sim_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -34,7 +36,7 @@ async def test_the_limiter_finds_the_gateways_rate_without_hammering_it(
     with running_simulator(config, process=True) as sim:
         book = open_ledger(tmp_path / "ledger.db")
         client = NcpClient(
-            Credentials(ACCESS, SECRET, "test"),
+            Credentials(SIM_ACCESS, SIM_SECRET, "test"),
             sim.url,
             limiter=built,
             retry=RetryPolicy(base=0.1, cap=1.0, deadline=60),

@@ -10,7 +10,8 @@ import pytest
 from fleet.readiness import wait_running
 from fleet.simulator import running_simulator
 from fleet.states import ErrorKind, ServerStatus
-from tests.functional.fleetkit import client_for, open_ledger, roll_out, sim_config, specs
+from tests.support.engine import client_for, open_ledger, roll_out, specs
+from tests.support.simulator import sim_config
 
 pytestmark = pytest.mark.anyio
 

@@ -11,21 +11,16 @@ import pytest
 
 from fleet.signing import signed_headers
 from fleet.simulator import serve
-from tests.functional.simkit import (
-    ACCESS,
+from tests.support.keys import BASE_ACCESS, BASE_SECRET
+from tests.support.simulator import (
     BASE,
-    CLOCK,
     DEMO_VPC,
     NOON_KST_2024,
-    SECRET,
     VALID,
-    WALL,
     Api,
-    api_fixture,  # noqa: F401 (a fixture)
     body_of,
     call,
     server_error,
-    server_fixture,  # noqa: F401 (a fixture)
 )
 
 # -- gateway -----------------------------------------------------------------------------------
@@ -41,7 +36,7 @@ def test_signed_request_is_accepted(api: Api, method: str) -> None:
 def test_request_without_query_is_signed_without_question_mark(api: Api) -> None:
     """With no query string the signed URI is the bare path (no trailing '?')."""
     uri = "/vserver/v2/getServerInstanceList"
-    headers = signed_headers("POST", uri, int(WALL() * 1000), ACCESS, SECRET)
+    headers = signed_headers("POST", uri, int(api.wall() * 1000), BASE_ACCESS, BASE_SECRET)
     assert api.client.post(api.sim.url + uri, headers=headers).status_code == 200
 
 
@@ -57,7 +52,7 @@ def test_request_without_query_is_signed_without_question_mark(api: Api) -> None
 def test_signature_header_v1_or_v2(api: Api, names: tuple[str, ...], status: int) -> None:
     """The gateway reads the signature from either header name, and refuses a request with none."""
     uri = "/vserver/v2/getServerInstanceList?responseFormatType=json"
-    signed = signed_headers("GET", uri, int(WALL() * 1000), ACCESS, SECRET)
+    signed = signed_headers("GET", uri, int(api.wall() * 1000), BASE_ACCESS, BASE_SECRET)
     signature = signed.pop("x-ncp-apigw-signature-v2")
     headers = {**signed, **dict.fromkeys(names, signature)}
     assert api.client.get(api.sim.url + uri, headers=headers).status_code == status
@@ -110,7 +105,7 @@ def test_throttling_answers_429_and_processes_nothing(api: Api) -> None:
     assert response.headers["retry-after"] == "1"
     counters = api.sim.state()["counters"]
     assert (counters["throttled"], counters["created"]) == (1, 0)
-    CLOCK.advance(1.0)
+    api.clock.advance(1.0)
     assert len(api.create()) == 1
 
 
@@ -186,7 +181,7 @@ def test_create_success_body(api: Api) -> None:
 
 def test_create_date_is_ncp_format_from_the_wall_clock(api: Api) -> None:
     """The createDate and uptime are KST to the second, from the wall clock at the commit."""
-    WALL.now = NOON_KST_2024 + 0.75
+    api.wall.now = NOON_KST_2024 + 0.75
     (server,) = api.create()
     assert server["createDate"] == server["uptime"] == "2024-01-01T12:00:00+0900"
     listed = api.ok("getServerInstanceList")["serverInstanceList"][0]
@@ -214,25 +209,25 @@ def test_lifecycle_and_control_rules(api: Api) -> None:
     no = server["serverInstanceNo"]
     nos = {"serverInstanceNoList.1": no}
     assert api.status(no) == ("INIT", "NULL")
-    CLOCK.advance(BASE.create_seconds)
+    api.clock.advance(BASE.create_seconds)
     assert api.status(no) == ("CREAT", "SETUP")
     assert server_error(api.call("stopServerInstances", nos)) == "1100031"
-    CLOCK.advance(BASE.setup_seconds)
+    api.clock.advance(BASE.setup_seconds)
     assert api.status(no) == ("RUN", "NULL")
     assert server_error(api.call("terminateServerInstances", nos)) == "900010"
 
     stopped = api.ok("stopServerInstances", nos)
     assert stopped["serverInstanceList"][0]["serverInstanceOperation"]["code"] == "SHTDN"
     assert api.status(no) == ("RUN", "SHTDN")
-    CLOCK.advance(BASE.stop_seconds)
+    api.clock.advance(BASE.stop_seconds)
     assert api.status(no) == ("NSTOP", "NULL")
 
     api.ok("startServerInstances", nos)
     assert api.status(no) == ("NSTOP", "START")
-    CLOCK.advance(BASE.start_seconds)
+    api.clock.advance(BASE.start_seconds)
     assert api.status(no) == ("RUN", "NULL")
     api.ok("stopServerInstances", nos)
-    CLOCK.advance(BASE.stop_seconds)
+    api.clock.advance(BASE.stop_seconds)
 
     protect = {"serverInstanceNo": no, "isProtectServerTermination": "true"}
     api.ok("setProtectServerTermination", protect)
@@ -240,7 +235,7 @@ def test_lifecycle_and_control_rules(api: Api) -> None:
     api.ok("setProtectServerTermination", {**protect, "isProtectServerTermination": "false"})
     api.ok("terminateServerInstances", nos)
     assert api.status(no) == ("NSTOP", "TERMT")
-    CLOCK.advance(BASE.terminate_seconds)
+    api.clock.advance(BASE.terminate_seconds)
     assert api.ok("getServerInstanceList", nos)["totalRows"] == 0
     detail = api.call("getServerInstanceDetail", {"serverInstanceNo": no})
     assert server_error(detail) == "900012"
@@ -341,7 +336,7 @@ def test_serve_refuses_a_public_host() -> None:
 
 def test_secret_not_in_repr() -> None:
     """The config's repr never shows the secret key."""
-    assert SECRET not in repr(BASE)
+    assert BASE_SECRET not in repr(BASE)
 
 
 @pytest.mark.slow
@@ -357,6 +352,6 @@ def test_process_variant_serves_and_prints_keys() -> None:
         assert child.state()["config"] == BASE.public()
     export = process.banner[-1]
     assert export.startswith(f"export NCLOUD_API_GW={child.url} ")
-    assert f"NCLOUD_ACCESS_KEY={ACCESS}" in export
-    assert f"NCLOUD_SECRET_KEY={SECRET}" in export
+    assert f"NCLOUD_ACCESS_KEY={BASE_ACCESS}" in export
+    assert f"NCLOUD_SECRET_KEY={BASE_SECRET}" in export
     assert export.endswith(" FLEET_LEDGER=.fleet/rehearsal.db")

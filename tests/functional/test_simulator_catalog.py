@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +12,9 @@ import pytest
 from fleet.inventory import load_inventories
 from fleet.simulator import SimulatorConfig, running_simulator
 from fleet.simulator.server import main
-from tests.functional.simkit import (
-    ACCESS,
-    SECRET,
-    VALID,
-    Api,
-    api_fixture,  # noqa: F401 (a fixture)
-    server_error,
-    server_fixture,  # noqa: F401 (a fixture)
-)
+from tests.support.clock import FakeClock
+from tests.support.keys import BASE_ACCESS, BASE_SECRET
+from tests.support.simulator import NOON_KST_2024, VALID, Api, server_error
 
 ROOT = Path(__file__).resolve().parents[2]
 CREATE = "createServerInstances"
@@ -372,9 +365,13 @@ def test_a_catalog_file_replaces_the_built_in_one(tmp_path: Path) -> None:
     """With config.catalog naming a file, the simulator knows that catalog and nothing else."""
     path = tmp_path / "catalog.json"
     path.write_text(json.dumps(SMALL))
-    config = SimulatorConfig(access_key=ACCESS, secret_key=SECRET, catalog=str(path))
-    with running_simulator(config) as sim, httpx.Client(timeout=5) as http:
-        api = Api(http, sim, time.time)
+    config = SimulatorConfig(access_key=BASE_ACCESS, secret_key=BASE_SECRET, catalog=str(path))
+    clock, wall = FakeClock(1000.0), FakeClock(NOON_KST_2024)
+    with (
+        running_simulator(config, clock=clock, wall_clock=wall) as sim,
+        httpx.Client(timeout=5) as http,
+    ):
+        api = Api(http, sim, clock, wall)
         assert ids(api.ok("getRegionList"), "regionList", "regionCode") == ["KR"]
         params = {
             "vpcNo": "7",

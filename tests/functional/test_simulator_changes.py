@@ -11,18 +11,8 @@ import pytest
 from fleet.simulator import running_simulator
 from fleet.simulator.catalog_default import DEFAULT_CATALOG
 from fleet.simulator.catalog_file import catalog_from_json
-from tests.functional.simkit import (
-    BASE,
-    CLOCK,
-    VALID,
-    WALL,
-    Api,
-    FakeClock,
-    api_fixture,  # noqa: F401 (a fixture)
-    api_on,
-    server_error,
-    server_fixture,  # noqa: F401 (a fixture)
-)
+from tests.support.clock import FakeClock
+from tests.support.simulator import BASE, NOON_KST_2024, VALID, Api, api_on, server_error
 
 GIB = 1 << 30
 KVM = {"serverImageNo": "23214590", "serverSpecCode": "s2-g3"}
@@ -40,10 +30,10 @@ def made(
     (server,) = api.create(**changes)
     no: str = server["serverInstanceNo"]
     if running or stopped:
-        CLOCK.advance(BASE.create_seconds + BASE.setup_seconds)
+        api.clock.advance(BASE.create_seconds + BASE.setup_seconds)
     if stopped:
         api.ok("stopServerInstances", {"serverInstanceNoList.1": no})
-        CLOCK.advance(BASE.stop_seconds)
+        api.clock.advance(BASE.stop_seconds)
     return no
 
 
@@ -74,9 +64,9 @@ def test_start_boots_a_stopped_server_to_run(api: Api) -> None:
         "START",
     )
     assert listed(api, no)["serverInstanceStatusName"] == "booting"
-    CLOCK.advance(BASE.start_seconds - 0.5)
+    api.clock.advance(BASE.start_seconds - 0.5)
     assert api.status(no) == ("NSTOP", "START")
-    CLOCK.advance(0.5)
+    api.clock.advance(0.5)
     assert api.status(no) == ("RUN", "NULL")
 
 
@@ -96,12 +86,12 @@ def test_start_refuses_a_server_that_is_not_stopped(
     nos = {"serverInstanceNoList.1": made(api, running=setup != "in setup")}
     no = nos["serverInstanceNoList.1"]
     if setup == "in setup":
-        CLOCK.advance(BASE.create_seconds)
+        api.clock.advance(BASE.create_seconds)
     if setup == "stopping":
         api.ok("stopServerInstances", nos)
     if setup == "starting":
         api.ok("stopServerInstances", nos)
-        CLOCK.advance(BASE.stop_seconds)
+        api.clock.advance(BASE.stop_seconds)
         api.ok("startServerInstances", nos)
     response = api.call("startServerInstances", nos)
     assert server_error(response) == code
@@ -184,7 +174,7 @@ def test_change_spec_of_a_stopped_server_within_its_type(
     )
     assert codes_of(server) == codes_of(before)  # the answer shows it as it was asked, as NCP's
     assert api.status(no) == ("NSTOP", "CHNG")
-    CLOCK.advance(BASE.change_seconds)
+    api.clock.advance(BASE.change_seconds)
     assert api.status(no) == ("NSTOP", "NULL")
     now = listed(api, no)
     assert (now["serverSpecCode"], now["serverProductCode"]) == after
@@ -194,7 +184,7 @@ def test_change_spec_of_a_stopped_server_within_its_type(
     )
     assert (now["cpuCount"], now["memorySize"]) == (size[0], size[1] * GIB)
     api.ok("startServerInstances", {"serverInstanceNoList.1": no})
-    CLOCK.advance(BASE.start_seconds)
+    api.clock.advance(BASE.start_seconds)
     assert api.status(no) == ("RUN", "NULL")
     assert listed(api, no)["serverSpecCode"] == after[0]
 
@@ -212,7 +202,7 @@ def test_change_spec_refused_unless_stopped(api: Api, setup: str, code: str) -> 
     """A server not stopped with op NULL keeps its spec; NCP's error shape, HTTP 400."""
     no = made(api, running=setup != "in setup", stopped=setup == "changing")
     if setup == "in setup":
-        CLOCK.advance(BASE.create_seconds)
+        api.clock.advance(BASE.create_seconds)
     if setup == "stopping":
         api.ok("stopServerInstances", {"serverInstanceNoList.1": no})
     if setup == "changing":
@@ -221,7 +211,7 @@ def test_change_spec_refused_unless_stopped(api: Api, setup: str, code: str) -> 
         "changeServerInstanceSpec", {"serverInstanceNo": no, "serverSpecCode": "s2-g2-s50"}
     )
     assert server_error(response) == code
-    CLOCK.advance(BASE.change_seconds)
+    api.clock.advance(BASE.change_seconds)
     expected = "s4-g2-s50" if setup == "changing" else "s2-g2-s50"
     assert listed(api, no)["serverSpecCode"] == expected
 
@@ -293,11 +283,11 @@ def hdd_catalog() -> Any:
 
 def test_change_spec_refused_across_disk_types() -> None:
     """SSD and HDD specs of one product type do not change into each other; the HDD lists HDD."""
-    clock, wall = FakeClock(1000.0), FakeClock(WALL.now)
+    clock, wall = FakeClock(1000.0), FakeClock(NOON_KST_2024)
     hdd_product = XEN_PRODUCT.replace(".SSD.", ".HDD.")
     with (
         running_simulator(BASE, clock=clock, wall_clock=wall, catalog=hdd_catalog()) as sim,
-        api_on(sim, wall) as api,
+        api_on(sim, clock, wall) as api,
     ):
         nos = []
         for spec in ("s2-g2-s50", "s2-g2-h50"):

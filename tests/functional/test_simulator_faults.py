@@ -9,20 +9,15 @@ import httpx
 import pytest
 
 from fleet.simulator import FAULT_KINDS
-from tests.functional.simkit import (
-    ACCESS,
+from tests.support.keys import BASE_ACCESS, BASE_SECRET
+from tests.support.simulator import (
     BASE,
-    CLOCK,
     IN_JPN,
     NOON_KST_2024,
-    SECRET,
     VALID,
-    WALL,
     Api,
-    api_fixture,  # noqa: F401 (a fixture)
     gateway_error,
     server_error,
-    server_fixture,  # noqa: F401 (a fixture)
 )
 
 CREATE = "createServerInstances"
@@ -90,16 +85,16 @@ def test_late_commit_answers_504_then_commits_later_plus_the_lag(api: Api) -> No
     """A late_commit 504s at once; the server appears late_commit_seconds later, plus the lag."""
     api.sim.configure(list_lag=5.0)
     api.sim.faults({"action": CREATE, "fault": "late_commit"})
-    WALL.now = NOON_KST_2024
+    api.wall.now = NOON_KST_2024
     response = api.call(CREATE, VALID)
     assert gateway_error(response) == (504, "510")
     (record,) = api.sim.state()["servers"]
     assert (record["committed"], record["visible"]) == (False, False)
     no = record["serverInstanceNo"]
-    CLOCK.advance(BASE.late_commit_seconds)
+    api.clock.advance(BASE.late_commit_seconds)
     assert api.sim.state()["servers"][0]["committed"] is True
     assert api.ok("getServerInstanceList")["totalRows"] == 0  # still within the listing lag
-    CLOCK.advance(5.0)
+    api.clock.advance(5.0)
     (listed,) = api.ok("getServerInstanceList")["serverInstanceList"]
     assert listed["serverInstanceNo"] == no
     assert listed["createDate"] == "2024-01-01T12:00:20+0900"  # the commit, not the call
@@ -110,7 +105,7 @@ def test_never_ready_creates_a_server_that_never_boots(api: Api) -> None:
     """A never_ready create is answered as usual; its server stays CREAT/SETUP for good."""
     api.sim.faults({"action": CREATE, "fault": "never_ready"})
     created = api.ok(CREATE, VALID)["serverInstanceList"][0]
-    CLOCK.advance(BASE.create_seconds + BASE.setup_seconds + 3600)
+    api.clock.advance(BASE.create_seconds + BASE.setup_seconds + 3600)
     assert api.status(created["serverInstanceNo"]) == ("CREAT", "SETUP")
 
 
@@ -315,10 +310,12 @@ def test_refused_calls_are_logged_too(api: Api) -> None:
 
 def test_no_key_or_signature_is_ever_logged(api: Api) -> None:
     """The log holds no secret key or signature, even one sent as a parameter by mistake."""
-    api.call(CREATE, {**VALID, "x-ncp-apigw-signature-v2": "c2lnbmF0dXJl", "secretKey": SECRET})
+    api.call(
+        CREATE, {**VALID, "x-ncp-apigw-signature-v2": "c2lnbmF0dXJl", "secretKey": BASE_SECRET}
+    )
     text = api.client.get(f"{api.sim.url}/_admin/calls").text
-    assert SECRET not in text and "c2lnbmF0dXJl" not in text
-    assert ACCESS not in text  # the access key travels in headers, which are not logged
+    assert BASE_SECRET not in text and "c2lnbmF0dXJl" not in text
+    assert BASE_ACCESS not in text  # the access key travels in headers, which are not logged
 
 
 def test_the_call_log_is_bounded(api: Api) -> None:

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.functional.simkit import (
-    BASE,
-    CLOCK,
-    IN_JPN,
-    VALID,
-    Api,
-    api_fixture,  # noqa: F401 (a fixture)
-    server_error,
-    server_fixture,  # noqa: F401 (a fixture)
-)
+from tests.support.simulator import BASE, IN_JPN, VALID, Api, server_error
 
 # Every Server API action but create, with the parameters that name one server.
 ONE_SERVER_CALLS = [
@@ -129,14 +120,14 @@ def test_a_jpn_server_is_controlled_with_its_region(api: Api) -> None:
     (jpn,) = api.create(**IN_JPN)
     no = jpn["serverInstanceNo"]
     nos = {"serverInstanceNoList.1": no, "regionCode": "JPN"}
-    CLOCK.advance(BASE.create_seconds + BASE.setup_seconds)
+    api.clock.advance(BASE.create_seconds + BASE.setup_seconds)
     assert api.status(no, regionCode="JPN") == ("RUN", "NULL")
     protect = {"serverInstanceNo": no, "regionCode": "JPN", "isProtectServerTermination": "false"}
     api.ok("setProtectServerTermination", protect)
     api.ok("stopServerInstances", nos)
-    CLOCK.advance(BASE.stop_seconds)
+    api.clock.advance(BASE.stop_seconds)
     api.ok("terminateServerInstances", nos)
-    CLOCK.advance(BASE.terminate_seconds)
+    api.clock.advance(BASE.terminate_seconds)
     assert api.sim.state()["servers"] == []
 
 
@@ -149,9 +140,9 @@ def test_a_server_within_its_listing_lag_is_not_found(api: Api, action: str, key
     api.sim.configure(list_lag=30.0, create_seconds=0, setup_seconds=0)
     (server,) = api.create()
     no = server["serverInstanceNo"]
-    CLOCK.advance(29.9)
+    api.clock.advance(29.9)
     assert server_error(api.call(action, one_server_params(key, no))) == "900012"
-    CLOCK.advance(0.1)
+    api.clock.advance(0.1)
     response = api.call(action, one_server_params(key, no))
     assert response.status_code == 200 or server_error(response) == "900010"  # found: RUN
 
@@ -173,7 +164,7 @@ def test_a_server_within_its_listing_lag_is_in_no_list(api: Api, params: dict[st
     if "serverInstanceNoList.1" in params:
         params = {"serverInstanceNoList.1": server["serverInstanceNo"]}
     assert api.ok("getServerInstanceList", params)["totalRows"] == 0
-    CLOCK.advance(30.0)
+    api.clock.advance(30.0)
     assert api.ok("getServerInstanceList", params)["totalRows"] == 1
 
 
@@ -185,7 +176,7 @@ def test_a_lagging_server_exists_for_the_admin_and_the_account_limit(api: Api) -
     assert (record["visible"], record["committed"]) == (False, True)
     second = {**VALID, "serverName": "second"}
     assert server_error(api.call("createServerInstances", second)) == "1015009"
-    CLOCK.advance(30.0)
+    api.clock.advance(30.0)
     assert api.sim.state()["servers"][0]["visible"] is True
 
 
@@ -202,7 +193,7 @@ def test_listing_lag_jitter_is_seeded_and_bounded(api: Api) -> None:
                 no = record["serverInstanceNo"]
                 if no in nos and record["visible"] and no not in first_seen:
                     first_seen[no] = step
-            CLOCK.advance(1.0)
+            api.clock.advance(1.0)
         return [first_seen[s["serverInstanceNo"]] for s in servers]
 
     first = visible_after()

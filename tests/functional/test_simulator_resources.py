@@ -8,16 +8,8 @@ from typing import Any
 import pytest
 
 from fleet.simulator import RunningSimulator
-from tests.functional.simkit import (
-    BASE,
-    CLOCK,
-    IN_JPN,
-    WALL,
-    Api,
-    api_on,
-    server_error,
-    server_fixture,  # noqa: F401 (a fixture)
-)
+from tests.support.clock import FakeClock
+from tests.support.simulator import BASE, IN_JPN, Api, api_on, server_error
 
 CREATE = "createServerInstances"
 BASE_CALL = {
@@ -45,9 +37,11 @@ DISKS = {
 
 
 @pytest.fixture
-def api(server: RunningSimulator) -> Iterator[Api]:
+def api(
+    module_simulator: RunningSimulator, sim_clock: FakeClock, sim_wall: FakeClock
+) -> Iterator[Api]:
     """Give each test the module's simulator, servers RUN at once, with nothing in it."""
-    with api_on(server, WALL) as fresh_api:
+    with api_on(module_simulator, sim_clock, sim_wall) as fresh_api:
         fresh_api.sim.configure(create_seconds=0, setup_seconds=0)
         yield fresh_api
 
@@ -62,9 +56,9 @@ def terminate(api: Api, no: str, **params: str) -> None:
     """Stop and terminate a RUN server, and let the termination finish."""
     nos = {"serverInstanceNoList.1": no, **params}
     api.ok("stopServerInstances", nos)
-    CLOCK.advance(BASE.stop_seconds)
+    api.clock.advance(BASE.stop_seconds)
     api.ok("terminateServerInstances", nos)
-    CLOCK.advance(BASE.terminate_seconds)
+    api.clock.advance(BASE.terminate_seconds)
 
 
 def ips(api: Api, **params: str) -> list[dict[str, Any]]:
@@ -148,7 +142,7 @@ def test_a_late_commits_ip_appears_with_its_server(api: Api) -> None:
     api.sim.faults({"action": CREATE, "fault": "late_commit"})
     assert api.call(CREATE, WITH_IP).status_code == 504
     assert ips(api) == [] and billed(api) == (0, 0)
-    CLOCK.advance(BASE.late_commit_seconds)
+    api.clock.advance(BASE.late_commit_seconds)
     assert len(ips(api)) == 1 and billed(api) == (1, 0)
 
 

@@ -16,15 +16,8 @@ from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
 from fleet.survey import survey
 from fleet.teardown import ADOPTED_LEFT, teardown, teardown_targets
-from tests.functional.fleetkit import (
-    OWNER,
-    QUICK,
-    client_for,
-    open_ledger,
-    roll_out,
-    sim_config,
-    specs,
-)
+from tests.support.engine import OWNER, QUICK, client_for, open_ledger, roll_out, specs
+from tests.support.simulator import sim_config
 
 pytestmark = pytest.mark.anyio
 

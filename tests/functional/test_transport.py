@@ -26,7 +26,7 @@ from fleet.answers import translate_transport_errors
 from fleet.client import NcpClient
 from fleet.config import Credentials
 from fleet.errors import AmbiguousError, RetryableError
-from tests.conftest import ACCESS, SECRET
+from tests.support.keys import ACCESS, SECRET
 
 pytestmark = pytest.mark.anyio
 

@@ -13,15 +13,9 @@ from fleet.config import Credentials
 from fleet.ledger import State
 from fleet.ratelimit import AdaptiveRateLimiter
 from fleet.simulator import running_simulator
-from tests.functional.fleetkit import (
-    ACCESS,
-    SECRET,
-    open_ledger,
-    roll_out,
-    servers_by_name,
-    sim_config,
-    specs,
-)
+from tests.support.engine import open_ledger, roll_out, specs
+from tests.support.keys import SIM_ACCESS, SIM_SECRET
+from tests.support.simulator import servers_by_name, sim_config
 
 pytestmark = pytest.mark.anyio
 
@@ -62,7 +56,7 @@ async def test_an_error_after_sending_leaves_the_server_to_be_looked_up(
     with running_simulator(sim_config()) as sim:
         book = open_ledger(tmp_path / "l.db")
         client = NcpClient(
-            Credentials(ACCESS, SECRET, "test"),
+            Credentials(SIM_ACCESS, SIM_SECRET, "test"),
             sim.url,
             limiter=AdaptiveRateLimiter(500, 10, max_in_flight=8),
             transport=AfterSending("web-004", error),

@@ -15,8 +15,8 @@ import pytest
 from fleet.client import NcpClient
 from fleet.config import Credentials
 from fleet.errors import PermanentError
-from tests.conftest import SECRET
 from tests.functional.test_transport import CREATED, answer, create, ncp, read_request, serving
+from tests.support.keys import SECRET
 
 pytestmark = pytest.mark.anyio
 

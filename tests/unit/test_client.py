@@ -16,7 +16,8 @@ from fleet.config import Credentials
 from fleet.errors import AmbiguousError, PermanentError, RetryableError, ThrottledError
 from fleet.ratelimit import AdaptiveRateLimiter
 from fleet.signing import sign
-from tests.conftest import ACCESS, SECRET, FakeClock
+from tests.support.clock import FakeClock
+from tests.support.keys import ACCESS, SECRET
 
 pytestmark = pytest.mark.anyio
 

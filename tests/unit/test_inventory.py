@@ -1,27 +1,16 @@
-"""Inventories: reading and the expansion into one call per server; the shared helpers."""
+"""Inventories: reading and the expansion into one call per server."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fleet.inventory import load_inventories, validate_inventories
+from fleet.inventory import load_inventories
+from tests.support.inventory import Write, table
 
-INVENTORIES = Path(__file__).resolve().parents[2] / "inventories"
-
-# A valid row: every test changes only what it is about.
-BASE = {
-    "serverName": "web",
-    "serverImageNo": "1001",
-    "serverSpecCode": "s2-g3",
-    "vpcNo": "75001",
-    "subnetNo": "75101",
-}
+# VALID_ROW (tests/support/inventory.py) as the calls it expands to.
 BASE_PARAMS = (
     ("serverImageNo", "1001"),
     ("serverSpecCode", "s2-g3"),
@@ -31,41 +20,6 @@ BASE_PARAMS = (
     ("serverName", "web"),
     ("networkInterfaceList.1.networkInterfaceOrder", "0"),
 )
-
-
-def table(*rows: Mapping[str, str | None]) -> str:
-    """Return CSV text with BASE's cells overridden per row (None drops the column)."""
-    merged = [{**BASE, **row} for row in rows]
-    every = dict.fromkeys(key for row in merged for key in row)
-    columns = [c for c in every if any(row.get(c) is not None for row in merged)]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for row in merged:
-        writer.writerow([row.get(c) or "" for c in columns])
-    return out.getvalue()
-
-
-Write = Callable[..., str]
-
-
-@pytest.fixture
-def write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Write:
-    """Write text into a file in a fresh working directory; return the name as given."""
-    monkeypatch.chdir(tmp_path)
-
-    def _write(text: str | bytes, name: str = "inv.csv") -> str:
-        data = text.encode("utf-8") if isinstance(text, str) else text
-        Path(name).write_bytes(data)
-        return name
-
-    return _write
-
-
-def problems_of(*paths: str) -> list[str]:
-    """Return the problems of these inventories as the user sees them."""
-    return [str(problem) for problem in validate_inventories(list(paths))]
-
 
 # --- expansion ---------------------------------------------------------------------------------
 
@@ -81,9 +35,9 @@ def problems_of(*paths: str) -> list[str]:
         ({"serverCreateCount": "1", "serverCreateStartNo": "999"}, ["web-999"]),
     ],
 )
-def test_names(write: Write, cells: dict[str, str], names: list[str]) -> None:
+def test_names(write_file: Write, cells: dict[str, str], names: list[str]) -> None:
     """A row makes serverCreateCount servers named serverName-NNN from serverCreateStartNo."""
-    specs = load_inventories([write(table(cells))])
+    specs = load_inventories([write_file(table(cells))])
     assert [spec.name for spec in specs] == names
     assert all(dict(spec.params)["serverName"] == spec.name for spec in specs)
 
@@ -168,30 +122,30 @@ def test_names(write: Write, cells: dict[str, str], names: list[str]) -> None:
     ],
 )
 def test_params(
-    write: Write, cells: dict[str, str | None], expected: tuple[tuple[str, str], ...]
+    write_file: Write, cells: dict[str, str | None], expected: tuple[tuple[str, str], ...]
 ) -> None:
     """A row's cells become the wire parameters of one createServerInstances call."""
-    spec = load_inventories([write(table(cells))])[0]
+    spec = load_inventories([write_file(table(cells))])[0]
     assert spec.params == expected
 
 
-def test_column_order_does_not_matter(write: Write) -> None:
+def test_column_order_does_not_matter(write_file: Write) -> None:
     """The same row with its columns in another order makes the same call."""
     forward = "serverName,vpcNo,subnetNo,serverImageNo,serverSpecCode\nweb,1,2,3,s\n"
     backward = "serverSpecCode,serverImageNo,subnetNo,vpcNo,serverName\ns,3,2,1,web\n"
-    first = load_inventories([write(forward, "a.csv")])[0]
-    second = load_inventories([write(backward, "b.csv")])[0]
+    first = load_inventories([write_file(forward, "a.csv")])[0]
+    second = load_inventories([write_file(backward, "b.csv")])[0]
     assert first.params == second.params
     assert first.params_hash == second.params_hash
     assert first.vpc_no == "1"
 
 
-def test_order_and_sharing(write: Write) -> None:
+def test_order_and_sharing(write_file: Write) -> None:
     """Servers come in file, row, serial order; a row's servers share their parameter objects."""
-    one = write(
+    one = write_file(
         table({"serverName": "b", "serverCreateCount": "2"}, {"serverName": "aaa"}), "1.csv"
     )
-    two = write(table({"serverName": "abc", "serverCreateCount": "2"}), "2.csv")
+    two = write_file(table({"serverName": "abc", "serverCreateCount": "2"}), "2.csv")
     specs = load_inventories([one, two])
     assert [(s.name, s.file, s.line) for s in specs] == [
         ("b-001", "1.csv", 2),
@@ -234,16 +188,16 @@ def test_order_and_sharing(write: Write) -> None:
         ),
     ],
 )
-def test_reading(write: Write, text: str, names_lines: list[tuple[str, int]]) -> None:
+def test_reading(write_file: Write, text: str, names_lines: list[tuple[str, int]]) -> None:
     """Physical line numbers survive comments, blank rows, BOMs, CRLF and multi-line cells."""
-    specs = load_inventories([write(text)])
+    specs = load_inventories([write_file(text)])
     assert [(s.name, s.line) for s in specs] == names_lines
 
 
-def test_multiline_cell_keeps_its_text(write: Write) -> None:
+def test_multiline_cell_keeps_its_text(write_file: Write) -> None:
     """A multi-line quoted cell is sent with its inner line break."""
     text = table({"serverDescription": "two\nlines"})
-    assert ("serverDescription", "two\nlines") in load_inventories([write(text)])[0].params
+    assert ("serverDescription", "two\nlines") in load_inventories([write_file(text)])[0].params
 
 
 def test_inventories_are_parsed_once_per_process_unless_edited(

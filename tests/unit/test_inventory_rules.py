@@ -9,9 +9,7 @@ from fleet.inventory.report import Report
 from fleet.inventory.rules import RULES, Rows
 from fleet.inventory.sheets import read_sheets
 from fleet.parameters import LISTS
-from tests.unit.test_inventory import Write, problems_of, table
-from tests.unit.test_inventory import write as write  # the fixture, shared
-from tests.unit.test_inventory_validation import LONG
+from tests.support.inventory import LONG, Write, problems_of, table
 
 NAME_RULE = (
     "not a valid server name: 3-30 characters, lower-case letters, digits and '-', "
@@ -34,7 +32,7 @@ def problems_by_rule(path: str) -> dict[str, list[str]]:
 
 # --- the table ---------------------------------------------------------------------------------
 
-# Per rule, in RULES order: the smallest change to BASE's valid rows that breaks it, and the
+# Per rule, in RULES order: the smallest change to VALID_ROW's valid rows that breaks it, and the
 # column its problem is reported on.
 BREAKS: list[tuple[str, list[dict[str, str | None]], str]] = [
     ("check_types", [{"vpcNo": "75-001"}], "vpcNo"),
@@ -117,26 +115,26 @@ def test_the_table_covers_every_rule() -> None:
 
 @pytest.mark.parametrize(("rule", "rows", "column"), BREAKS, ids=[name for name, _, _ in BREAKS])
 def test_each_rule_fires_alone(
-    write: Write, rule: str, rows: list[dict[str, str | None]], column: str
+    write_file: Write, rule: str, rows: list[dict[str, str | None]], column: str
 ) -> None:
     """A rule's minimal bad row breaks that rule alone, and it reports on the column it is about."""
-    fired = problems_by_rule(write(table(*rows)))
+    fired = problems_by_rule(write_file(table(*rows)))
     assert list(fired) == [rule]
     assert all(f": {column}: " in problem for problem in fired[rule])
 
 
-def test_no_rule_fires_on_good_rows(write: Write) -> None:
+def test_no_rule_fires_on_good_rows(write_file: Write) -> None:
     """Valid rows using every checked column break no rule."""
-    assert problems_by_rule(write(table(*GOOD))) == {}  # type: ignore[arg-type]
+    assert problems_by_rule(write_file(table(*GOOD))) == {}  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("list_name", [name for name, spec in LISTS.items() if spec.required])
-def test_every_list_with_an_order_field_is_checked(write: Write, list_name: str) -> None:
+def test_every_list_with_an_order_field_is_checked(write_file: Write, list_name: str) -> None:
     """A list item without its order field is reported, for every list the table gives one."""
     spec = LISTS[list_name]
     other = next(field for field in spec.fields if field != spec.required)
     value = "true" if other.startswith(("no", "empty")) else "1"
-    assert problems_of(write(table({f"{list_name}.1.{other}": value}))) == [
+    assert problems_of(write_file(table({f"{list_name}.1.{other}": value}))) == [
         f"inv.csv:2: {list_name}.1.{spec.required}: required when any other {list_name}.1 field "
         "is set (empty)"
     ]
@@ -232,12 +230,14 @@ def test_every_list_with_an_order_field_is_checked(write: Write, list_name: str)
         ),
     ],
 )
-def test_every_problem_of_a_row(write: Write, cells: dict[str, str], expected: list[str]) -> None:
+def test_every_problem_of_a_row(
+    write_file: Write, cells: dict[str, str], expected: list[str]
+) -> None:
     """A row breaking several rules reports each of them, in the header's column order."""
-    assert problems_of(write(table(cells))) == expected
+    assert problems_of(write_file(table(cells))) == expected
 
 
-def test_an_interface_or_a_fixed_ip_goes_to_one_server(write: Write) -> None:
+def test_an_interface_or_a_fixed_ip_goes_to_one_server(write_file: Write) -> None:
     """A row of several servers, or two rows, may not share one NIC or one fixed IP."""
     rows = [
         {
@@ -261,7 +261,7 @@ def test_an_interface_or_a_fixed_ip_goes_to_one_server(write: Write) -> None:
             "networkInterfaceList.2.networkInterfaceNo": "777",
         },
     ]
-    assert problems_of(write(table(*rows))) == [
+    assert problems_of(write_file(table(*rows))) == [
         "inv.csv:2: networkInterfaceList.1.ip: a fixed IP goes to one server only, and this row "
         "makes several (found 3 servers)",
         "inv.csv:4: networkInterfaceList.1.ip: a fixed IP goes to one server only (found "

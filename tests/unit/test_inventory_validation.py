@@ -9,12 +9,9 @@ import pytest
 from fleet.errors import InventoryError
 from fleet.inventory import ServerSpec, load_inventories, validate_inventories
 from fleet.parameters import LISTS, SCALARS
-from tests.unit.test_inventory import INVENTORIES, Write, problems_of, table
-from tests.unit.test_inventory import write as write  # the fixture, shared
+from tests.support.inventory import INVENTORIES, LONG, Write, problems_of, table
 
 # --- validation: one row, one rule -------------------------------------------------------------
-
-LONG = "é" * 501  # 501 characters, 1002 bytes of UTF-8
 
 
 @pytest.mark.parametrize(
@@ -201,9 +198,9 @@ LONG = "é" * 501  # 501 characters, 1002 bytes of UTF-8
         ),
     ],
 )
-def test_row_rules(write: Write, cells: dict[str, str | None], expected: list[str]) -> None:
+def test_row_rules(write_file: Write, cells: dict[str, str | None], expected: list[str]) -> None:
     """Each broken rule is reported as FILE:LINE: COLUMN: what is wrong (what was found)."""
-    assert problems_of(write(table(cells))) == expected
+    assert problems_of(write_file(table(cells))) == expected
 
 
 # --- validation: the header --------------------------------------------------------------------
@@ -255,17 +252,17 @@ ROW = "web,1,s,2,3"
         ("vpcNo", "inv.csv:1: vpcNo: duplicate column (also column 4)"),
     ],
 )
-def test_header_rules(write: Write, extra: str, expected: str) -> None:
+def test_header_rules(write_file: Write, extra: str, expected: str) -> None:
     """A bad header cell is reported once, on the header's line, with a hint where there is one."""
-    assert problems_of(write(f"{HEADER},{extra}\n{ROW},\n")) == [expected]
+    assert problems_of(write_file(f"{HEADER},{extra}\n{ROW},\n")) == [expected]
 
 
-def test_unnamed_column(write: Write) -> None:
+def test_unnamed_column(write_file: Write) -> None:
     """A column with no name is an error only when some row has a value in it."""
-    assert problems_of(write(f"{HEADER},\n{ROW},\n{ROW.replace('web', 'api')},x\n")) == [
+    assert problems_of(write_file(f"{HEADER},\n{ROW},\n{ROW.replace('web', 'api')},x\n")) == [
         "inv.csv:1: column 6 has no name in the header (found a value on line 3)"
     ]
-    assert problems_of(write(f"{HEADER},\n{ROW},\n")) == []
+    assert problems_of(write_file(f"{HEADER},\n{ROW},\n")) == []
 
 
 # --- validation: files -------------------------------------------------------------------------
@@ -303,49 +300,49 @@ def test_unnamed_column(write: Write) -> None:
         ),
     ],
 )
-def test_file_problems(write: Write, content: bytes | None, expected: list[str]) -> None:
+def test_file_problems(write_file: Write, content: bytes | None, expected: list[str]) -> None:
     """Unreadable, empty, mis-encoded or malformed files are problems, never tracebacks."""
-    path = "inv.csv" if content is None else write(content)
+    path = "inv.csv" if content is None else write_file(content)
     assert problems_of(path) == expected
 
 
-def test_directory(write: Write, tmp_path: Path) -> None:
+def test_directory(write_file: Write, tmp_path: Path) -> None:
     """A directory given as an inventory is a problem."""
     (tmp_path / "dir.csv").mkdir()
     assert problems_of("dir.csv") == ["dir.csv: a directory, not an inventory file"]
 
 
-def test_same_file_twice(write: Write) -> None:
+def test_same_file_twice(write_file: Write) -> None:
     """A file given twice is one problem, not a duplicate report for each of its servers."""
-    path = write(table({"serverCreateCount": "3"}))
+    path = write_file(table({"serverCreateCount": "3"}))
     assert problems_of(path, f"./{path}") == ["./inv.csv: the same file as inv.csv, given twice"]
 
 
-def test_columns_differ_between_files(write: Write) -> None:
+def test_columns_differ_between_files(write_file: Write) -> None:
     """Files may have different columns; a required column missing is reported once per file."""
-    full = write(table({"serverDescription": "front"}), "full.csv")
-    lean = write(
+    full = write_file(table({"serverDescription": "front"}), "full.csv")
+    lean = write_file(
         "serverName,serverImageNo,serverSpecCode,subnetNo\napi,1,s,3\nweb2,1,s,3\n", "lean.csv"
     )
     assert problems_of(full, lean) == ["lean.csv:1: vpcNo: required column missing"]
-    specs = load_inventories([full, write(table({"serverName": "api"}), "other.csv")])
+    specs = load_inventories([full, write_file(table({"serverName": "api"}), "other.csv")])
     assert [dict(s.params).get("serverDescription") for s in specs] == ["front", None]
 
 
-def test_header_only_file_with_its_own_column(write: Write) -> None:
+def test_header_only_file_with_its_own_column(write_file: Write) -> None:
     """A header-only file whose columns no other file has is one problem, not a crash."""
-    empty = write(f"{HEADER},loginKeyName\n", "empty.csv")
-    full = write(table({}), "full.csv")
+    empty = write_file(f"{HEADER},loginKeyName\n", "empty.csv")
+    full = write_file(table({}), "full.csv")
     assert problems_of(empty, full) == ["empty.csv:1: no servers: the header has no rows under it"]
 
 
 # --- validation: across rows and files ---------------------------------------------------------
 
 
-def test_duplicates_across_files(write: Write) -> None:
+def test_duplicates_across_files(write_file: Write) -> None:
     """A name made twice is reported where it is made again, naming the first place."""
-    one = write(table({"serverName": "web", "serverCreateCount": "3"}), "one.csv")
-    other = write(
+    one = write_file(table({"serverName": "web", "serverCreateCount": "3"}), "one.csv")
+    other = write_file(
         "# the second file\n"
         + table(
             {"serverName": "web-002"},
@@ -359,10 +356,10 @@ def test_duplicates_across_files(write: Write) -> None:
     ]
 
 
-def test_every_problem_in_one_raise(write: Write) -> None:
+def test_every_problem_in_one_raise(write_file: Write) -> None:
     """load_inventories reads every file and raises once with every problem, in file order."""
-    bad = write(table({"vpcNo": ""}, {"serverCreateCount": "x"}), "bad.csv")
-    worse = write(f"{HEADER},colour\napi,1,s,2,3,red\n", "worse.csv")
+    bad = write_file(table({"vpcNo": ""}, {"serverCreateCount": "x"}), "bad.csv")
+    worse = write_file(f"{HEADER},colour\napi,1,s,2,3,red\n", "worse.csv")
     with pytest.raises(InventoryError) as caught:
         load_inventories([bad, "missing.csv", worse])
     assert [str(p) for p in caught.value.problems] == [

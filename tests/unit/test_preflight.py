@@ -17,7 +17,8 @@ from fleet.inventory import load_inventories
 from fleet.reads import Resource, Subnet, read
 from fleet.spec import ServerSpec
 from flows.exits import exit_code
-from tests.conftest import ACCESS, SECRET, FakeClock
+from tests.support.clock import FakeClock
+from tests.support.keys import ACCESS, SECRET
 
 RENUMBERED = (("networkInterfaceList.1", "networkInterfaceList.2"),)
 

@@ -10,8 +10,8 @@ import pytest
 
 from fleet.ratelimit import START_RATE, AdaptiveRateLimiter, Permit, RateControl
 from fleet.simulator.gateway import TokenBucket
-from tests.conftest import FakeClock
-from tests.unit.virtual_time import Rollout, roll_out, run_virtual
+from tests.support.clock import FakeClock
+from tests.support.virtual_time import Rollout, gateway_rollout, run_virtual
 
 
 async def _release_times(limiter: AdaptiveRateLimiter, clock: FakeClock, n: int) -> list[float]:
@@ -274,7 +274,7 @@ def test_rollouts_against_a_token_bucket(case: Case) -> None:
             limiter = AdaptiveRateLimiter(250, 5, discover=True, clock=clock)
         else:
             limiter = AdaptiveRateLimiter(case.told, 5, clock=clock)
-        return await roll_out(limiter, case.servers, gateway_rate=case.gateway)
+        return await gateway_rollout(limiter, case.servers, gateway_rate=case.gateway)
 
     done = run_virtual(main)
     assert done.per_second >= case.at_least * case.gateway, done
@@ -290,7 +290,7 @@ def test_a_known_rate_is_where_discovery_starts() -> None:
         clock = asyncio.get_running_loop().time
         limiter = AdaptiveRateLimiter(250, 5, discover=True, known=200, clock=clock)
         first = limiter.rate
-        return await roll_out(limiter, 1_000, gateway_rate=200), first
+        return await gateway_rollout(limiter, 1_000, gateway_rate=200), first
 
     done, first = run_virtual(main)
     assert first == pytest.approx(200)
@@ -313,7 +313,7 @@ def test_a_known_rate_is_a_hint_not_a_ceiling(known: float) -> None:
             return limiter.rate
 
         later = asyncio.create_task(rate_later())
-        return await roll_out(limiter, 1_000, gateway_rate=100), await later
+        return await gateway_rollout(limiter, 1_000, gateway_rate=100), await later
 
     done, rate_after_2s = run_virtual(main)
     assert RateControl(250, discover=True, known=known).rate == max(known, START_RATE)
@@ -335,10 +335,10 @@ def test_a_staged_rollout_finds_the_gateways_rate_or_nothing(
         limiter = AdaptiveRateLimiter(250, 16, discover=True, clock=clock)
         bucket = TokenBucket(gateway, 10, clock)
         for wave in waves:
-            await roll_out(limiter, wave, gateway_rate=gateway, bucket=bucket)
+            await gateway_rollout(limiter, wave, gateway_rate=gateway, bucket=bucket)
             for _ in range(10):  # waiting for the wave's servers to run
                 await asyncio.sleep(0.5)
-                await roll_out(limiter, 1, gateway_rate=gateway, workers=1, bucket=bucket)
+                await gateway_rollout(limiter, 1, gateway_rate=gateway, workers=1, bucket=bucket)
         return limiter.found_rate
 
     found = run_virtual(main)

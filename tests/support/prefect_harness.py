@@ -1,4 +1,8 @@
-"""Helpers for tests that run ``fleet`` as a user does: in processes of its own."""
+"""Prefect and fleet as a user runs them: one test API server a session, commands in processes.
+
+The fixture ``prefect_server``: a fresh Prefect API with its own database, shared by every flow
+test (each costs ~10 s to start).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,22 @@ from pathlib import Path
 import pytest
 
 from fleet.simulator import RunningSimulator, running_simulator
-from tests.functional.fleetkit import ACCESS, SECRET, sim_config
+from tests.support.keys import SIM_ACCESS, SIM_SECRET
+from tests.support.simulator import sim_config
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A fresh Prefect API with its own database, shared by every flow test."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
 
 
 def inventory(path: Path, name: str, count: int, vpc: str = "75001") -> str:
@@ -34,8 +51,8 @@ def keyed_simulator(
 
     As a worker's would be: the flows and commands read them from there.
     """
-    monkeypatch.setenv("NCLOUD_ACCESS_KEY", ACCESS)
-    monkeypatch.setenv("NCLOUD_SECRET_KEY", SECRET)
+    monkeypatch.setenv("NCLOUD_ACCESS_KEY", SIM_ACCESS)
+    monkeypatch.setenv("NCLOUD_SECRET_KEY", SIM_SECRET)
     with running_simulator(sim_config(**config)) as running:
         yield running
 
@@ -44,7 +61,7 @@ def fleet_env(**extra: str) -> dict[str, str]:
     """The environment of a fleet process: the simulator's keys, the session's Prefect API."""
     from prefect.settings import PREFECT_API_URL
 
-    env = {**os.environ, "NCLOUD_ACCESS_KEY": ACCESS, "NCLOUD_SECRET_KEY": SECRET}
+    env = {**os.environ, "NCLOUD_ACCESS_KEY": SIM_ACCESS, "NCLOUD_SECRET_KEY": SIM_SECRET}
     env["PYTHONPATH"] = str(ROOT)
     env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
     env.update(extra)

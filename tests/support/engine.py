@@ -1,42 +1,28 @@
-"""Helpers for functional tests: servers to create, and a client and a ledger for a simulator."""
+"""The engine in tests: servers to create, a client and a ledger on a simulator, a rollout."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fleet.client import NcpClient, RetryPolicy
+from fleet.client import NcpClient, RetryPolicy, ServerInstance
 from fleet.config import Credentials
 from fleet.ledger import AsyncLedger, Ledger, Record, State
 from fleet.options import ProvisionOptions, TeardownOptions
 from fleet.provisioner import Provisioner
 from fleet.ratelimit import AdaptiveRateLimiter
-from fleet.simulator import SimulatorConfig
 from fleet.spec import ServerSpec
+from fleet.states import ServerStatus
 from fleet.survey import Survey, survey
+from tests.support.keys import SIM_ACCESS, SIM_SECRET
+from tests.support.simulator import servers_by_name
 
-ACCESS = "sim-access"
-SECRET = "sim-secret-0123456789"
 OWNER = "test-run"
 # Quick settling for tests: trust 'not listed' 0.3 s after a send, look every 0.05 s.
 FAST = ProvisionOptions(settle=0.3, settle_poll=0.05, concurrency=16)
 # Quick teardowns for tests: poll every 0.1 s; gone after 3 reads without the server.
 QUICK = TeardownOptions(poll_interval=0.1, time_limit=30, gone_after=3)
-
-
-def sim_config(**overrides: object) -> SimulatorConfig:
-    """A simulator with the test keys and fast lifecycles."""
-    base: dict[str, object] = {
-        "access_key": ACCESS,
-        "secret_key": SECRET,
-        "create_seconds": 0.2,
-        "setup_seconds": 0.2,
-        "stop_seconds": 0.2,
-        "terminate_seconds": 0.2,
-        "seed": 11,
-    }
-    base.update(overrides)
-    return SimulatorConfig(**base)  # type: ignore[arg-type]
 
 
 # Where the simulator's default catalog has a VPC and a subnet, per region.
@@ -84,7 +70,7 @@ def client_for(
 ) -> NcpClient:
     """A client on the simulator with quick retries (tests must not idle in back-off)."""
     return NcpClient(
-        Credentials(ACCESS, SECRET, "test"),
+        Credentials(SIM_ACCESS, SIM_SECRET, "test"),
         url,
         limiter=AdaptiveRateLimiter(rate, burst, max_in_flight=concurrency),
         timeout=timeout,
@@ -98,14 +84,6 @@ def open_ledger(path: str | Path, rollout: str | None = None) -> AsyncLedger:
     if rollout is not None:
         book.sync.acquire(rollout, OWNER, "test run", ttl=600)
     return book
-
-
-def servers_by_name(state: dict[str, object]) -> dict[str, list[str]]:
-    """The simulator's servers, name -> instance numbers."""
-    out: dict[str, list[str]] = {}
-    for s in state["servers"]:  # type: ignore[attr-defined]
-        out.setdefault(s["serverName"], []).append(s["serverInstanceNo"])
-    return out
 
 
 def assert_each_once(
@@ -149,3 +127,27 @@ async def roll_out(
     found = await survey(client, book, rollout, plan, owner=OWNER)
     await worker.provision(found.work)
     return worker, found
+
+
+async def until_server(
+    client: NcpClient, no: str, done: Callable[[list[ServerInstance]], bool]
+) -> None:
+    """Read one server by number until ``done`` holds for what NCP lists (10 s at most)."""
+    for _ in range(200):
+        if done(await client.get_servers([no])):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"server {no} never got there")
+
+
+async def stop_out_of_band(client: NcpClient, no: str) -> None:
+    """Stop a server as the console would, and wait until it is stopped."""
+    await client.stop_servers([no])
+    await until_server(client, no, lambda s: bool(s) and s[0].status == ServerStatus.NSTOP)
+
+
+async def terminate_out_of_band(client: NcpClient, no: str) -> None:
+    """Terminate a server as another tool would, and wait until NCP no longer lists it."""
+    await stop_out_of_band(client, no)
+    await client.terminate_servers([no])
+    await until_server(client, no, lambda s: not s)

@@ -1,4 +1,9 @@
-"""Helpers for the simulator's tests: fake clocks, signed calls over loopback, answer readers."""
+"""The simulator in tests: its settings, signed calls over loopback, answer readers, fixtures.
+
+The fixtures: ``module_simulator``, one threaded simulator per test module on the module's fake
+clocks ``sim_clock`` (monotonic) and ``sim_wall`` (wall); ``api``, that simulator fresh for each
+test with an HTTP client.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,13 @@ import pytest
 
 from fleet.signing import signed_headers
 from fleet.simulator import ADMIN_FIELDS, RunningSimulator, SimulatorConfig, running_simulator
+from tests.support.clock import FakeClock
+from tests.support.keys import BASE_ACCESS, BASE_SECRET, SIM_ACCESS, SIM_SECRET
 
-ACCESS = "AKSIMTEST000000000001"
-SECRET = "SKsimtest0123456789abcdefghijklmnopqrst"
+# The settings of the simulator's own tests: slow lifecycles, stepped by hand on fake clocks.
 BASE = SimulatorConfig(
-    access_key=ACCESS,
-    secret_key=SECRET,
+    access_key=BASE_ACCESS,
+    secret_key=BASE_SECRET,
     create_seconds=10,
     setup_seconds=20,
     stop_seconds=5,
@@ -54,26 +60,6 @@ IN_JPN: dict[str, str] = {
 NOON_KST_2024 = 1_704_078_000.0  # 2024-01-01T12:00:00+0900
 
 
-class FakeClock:
-    """A clock the tests step by hand."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        """Return the current fake time."""
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the time forward."""
-        self.now += seconds
-
-
-# The fake monotonic and wall clocks every simulator test module runs its simulator on.
-CLOCK = FakeClock(1000.0)
-WALL = FakeClock(NOON_KST_2024)
-
-
 @contextlib.contextmanager
 def threaded(clock: FakeClock, wall: FakeClock) -> Iterator[RunningSimulator]:
     """Run a threaded simulator with the base settings on fake monotonic and wall clocks."""
@@ -97,8 +83,8 @@ def call(
     *,
     wall: Callable[[], float],
     method: str = "POST",
-    access: str = ACCESS,
-    secret: str = SECRET,
+    access: str = BASE_ACCESS,
+    secret: str = BASE_SECRET,
     skew_ms: int = 0,
     timeout: float | None = None,
     api: str = "vserver",
@@ -145,11 +131,12 @@ def gateway_error(response: httpx.Response) -> tuple[int, str]:
 
 @dataclass
 class Api:
-    """A test's view of one simulator: signed calls on the test's wall clock, and its admin."""
+    """A test's view of one simulator: signed calls on its wall clock, its clocks, its admin."""
 
     client: httpx.Client
     sim: RunningSimulator
-    wall: Callable[[], float]
+    clock: FakeClock
+    wall: FakeClock
 
     def call(
         self, action: str, params: Mapping[str, str] | None = None, **options: Any
@@ -176,24 +163,58 @@ class Api:
 
 
 @contextlib.contextmanager
-def api_on(server: RunningSimulator, wall: FakeClock) -> Iterator[Api]:
-    """Give a test the module's simulator, fresh, and an HTTP client."""
+def api_on(server: RunningSimulator, clock: FakeClock, wall: FakeClock) -> Iterator[Api]:
+    """Give a test a simulator running on these clocks, fresh, and an HTTP client."""
     with httpx.Client(timeout=5) as http:
-        yield Api(http, fresh(server, wall), wall)
+        yield Api(http, fresh(server, wall), clock, wall)
 
 
-# The fixtures ``server`` and ``api``: a test module takes them by importing these functions.
+@pytest.fixture(scope="module")
+def sim_clock() -> FakeClock:
+    """The monotonic clock of the module's simulator: servers move through states as it goes."""
+    return FakeClock(1000.0)
 
 
-@pytest.fixture(name="server", scope="module")
-def server_fixture() -> Iterator[RunningSimulator]:
-    """Run one threaded simulator on the fake clocks for the whole module."""
-    with threaded(CLOCK, WALL) as simulator:
+@pytest.fixture(scope="module")
+def sim_wall() -> FakeClock:
+    """The wall clock of the module's simulator (signature timestamps, createDate)."""
+    return FakeClock(NOON_KST_2024)
+
+
+@pytest.fixture(scope="module")
+def module_simulator(sim_clock: FakeClock, sim_wall: FakeClock) -> Iterator[RunningSimulator]:
+    """Run one threaded simulator on the module's fake clocks for the whole module."""
+    with threaded(sim_clock, sim_wall) as simulator:
         yield simulator
 
 
-@pytest.fixture(name="api")
-def api_fixture(server: RunningSimulator) -> Iterator[Api]:
+@pytest.fixture
+def api(
+    module_simulator: RunningSimulator, sim_clock: FakeClock, sim_wall: FakeClock
+) -> Iterator[Api]:
     """Give each test the module's simulator with the base settings and nothing in it."""
-    with api_on(server, WALL) as fresh_api:
+    with api_on(module_simulator, sim_clock, sim_wall) as fresh_api:
         yield fresh_api
+
+
+def sim_config(**overrides: object) -> SimulatorConfig:
+    """A simulator for the engine and fleet's commands: their keys, fast lifecycles."""
+    base: dict[str, object] = {
+        "access_key": SIM_ACCESS,
+        "secret_key": SIM_SECRET,
+        "create_seconds": 0.2,
+        "setup_seconds": 0.2,
+        "stop_seconds": 0.2,
+        "terminate_seconds": 0.2,
+        "seed": 11,
+    }
+    base.update(overrides)
+    return SimulatorConfig(**base)  # type: ignore[arg-type]
+
+
+def servers_by_name(state: dict[str, object]) -> dict[str, list[str]]:
+    """The simulator's servers, name -> instance numbers."""
+    out: dict[str, list[str]] = {}
+    for s in state["servers"]:  # type: ignore[attr-defined]
+        out.setdefault(s["serverName"], []).append(s["serverInstanceNo"])
+    return out

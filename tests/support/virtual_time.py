@@ -1,9 +1,10 @@
 """Rollouts against a token-bucket gateway in virtual time: the limiter's behaviour, exactly.
 
 ``run_virtual`` runs a coroutine on an event loop whose clock jumps to the next timer instead of
-waiting for it, so a 40-second rollout runs in a fraction of a second, the same way every time.
-``roll_out`` plays the client's part (send through the limiter, a 429 from the simulator's own
-``TokenBucket``, full-jitter retries as the client does) with a seeded random source.
+waiting for it (its time is a ``FakeClock``), so a 40-second rollout runs in a fraction of a
+second, the same way every time. ``gateway_rollout`` plays the client's part (send through the
+limiter, a 429 from the simulator's own ``TokenBucket``, full-jitter retries as the client does)
+with a seeded random source.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 from fleet.ratelimit import AdaptiveRateLimiter
 from fleet.simulator.gateway import TokenBucket
+from tests.support.clock import FakeClock
 
 T = TypeVar("T")
 
@@ -24,26 +26,28 @@ T = TypeVar("T")
 class _Selector(selectors.DefaultSelector):
     """A selector that, with nothing to read, moves the clock on instead of waiting."""
 
-    now = 1_000.0
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
 
     def select(self, timeout: float | None = None) -> list[Any]:
         events = super().select(0)
         if not events:
             if timeout is None:
                 raise RuntimeError("every task waits for something that never comes")
-            self.now += timeout
+            self.clock.advance(timeout)
         return events
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An event loop on virtual time: sleeping costs nothing, and order is deterministic."""
 
-    def __init__(self) -> None:
-        self._virtual = _Selector()
-        super().__init__(self._virtual)
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.clock = clock or FakeClock()
+        super().__init__(_Selector(self.clock))
 
     def time(self) -> float:
-        return self._virtual.now
+        return self.clock()
 
 
 def run_virtual(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -74,7 +78,7 @@ class Rollout:
         return self.throttled / self.calls
 
 
-async def roll_out(
+async def gateway_rollout(
     limiter: AdaptiveRateLimiter,
     servers: int,
     *,

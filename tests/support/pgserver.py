@@ -262,7 +262,7 @@ class PostgresServer:
         return self._base / "data"
 
     def _admin(self, statement: LiteralString, database: str) -> None:
-        # Imported here, so that `python3 tests/pgserver.py` runs without the virtualenv.
+        # Imported here, so that `python3 tests/support/pgserver.py` runs without the virtualenv.
         import psycopg
         from psycopg import sql
 
@@ -328,7 +328,7 @@ class PostgresServer:
         }
         # Appended, so these win over initdb's own lines; the file stays the server user's.
         with (self._data / "postgresql.conf").open("a", encoding="utf-8") as conf:
-            conf.write("\n# tests/pgserver.py\n")
+            conf.write("\n# tests/support/pgserver.py\n")
             conf.writelines(f"{key} = '{value}'\n" for key, value in settings.items())
 
     def _launch(self) -> None:
