@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .client import BATCH_SIZE, NcpClient, ServerInstance
 from .errors import NcpError
 from .ledger import AsyncLedger, ErrorKind, Instance, Role
+from .ncp.client import BATCH_SIZE, NcpClient, ServerInstance
 from .states import Operation, ServerStatus
 
 __all__ = ["GONE_MESSAGE", "Live", "Seen", "by_live", "refresh", "start"]

@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .client import ServerInstance
-from .parameters import MARKER_BYTES
+from .ncp.client import ServerInstance
+from .ncp.parameters import MARKER_BYTES
 
 __all__ = [
     "MARKER_BYTES",

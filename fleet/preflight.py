@@ -19,10 +19,10 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from .catalog import Catalog, Row, load, origin, region_known, rows_of, where, zone_of
-from .client import NcpClient
 from .errors import PreflightError, Problem
-from .reads import AccessControlGroup, NetworkInterface, Resource, Subnet
+from .ncp.catalog import Catalog, Row, load, origin, region_known, rows_of, where, zone_of
+from .ncp.client import NcpClient
+from .ncp.reads import AccessControlGroup, NetworkInterface, Resource, Subnet
 from .spec import ServerSpec
 
 __all__ = ["RULES", "SKIPPED", "Finding", "PreflightReport", "check", "preflight"]

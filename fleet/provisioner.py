@@ -28,9 +28,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from .claiming import Claims, WorkQueue
-from .client import NcpClient, Params, ServerInstance
 from .errors import AmbiguousError, FleetError, NcpError, PermanentError
 from .ledger import AsyncLedger, Found, Record
+from .ncp.client import NcpClient, Params, ServerInstance
 from .options import ProvisionOptions
 from .ownership import Marker, describe, new_rollout_id, new_run_tag
 from .settling import Pending, Settled, Settler, Verdict

@@ -13,8 +13,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from .addresses import addresses_of
-from .client import NcpClient, ServerInstance
 from .ledger import AsyncLedger, Record, State
+from .ncp.client import NcpClient, ServerInstance
 from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
 from .settling import epoch
 from .states import ErrorKind, ServerStatus

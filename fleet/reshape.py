@@ -22,9 +22,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from .changes import Action, Change
-from .client import NcpClient
 from .errors import NcpError
 from .ledger import AsyncLedger, Role, State
+from .ncp.client import NcpClient
 from .options import TeardownOptions
 from .polling import Clock, Poller, Sleep, read_statuses
 from .provisioner import Provisioner

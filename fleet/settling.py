@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from .client import NcpClient, ServerInstance
 from .errors import NcpError
 from .ledger import Record
+from .ncp.client import NcpClient, ServerInstance
 from .ownership import Evidence, judge
 from .spec import ServerSpec
 

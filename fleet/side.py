@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
-from .client import BATCH_SIZE, NcpClient, ServerInstance
 from .errors import NcpError
 from .ledger import AsyncLedger, Record
+from .ncp.client import BATCH_SIZE, NcpClient, ServerInstance
+from .ncp.reads import BlockStorage, Item, PublicIp, Resource, read
 from .polling import Clock, Poller, Sleep
-from .reads import BlockStorage, Item, PublicIp, Resource, read
 
 if TYPE_CHECKING:
     from .teardown import TeardownTarget

@@ -21,10 +21,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .client import NcpClient, ServerInstance
 from .converge import GONE_MESSAGE, Live, Seen, Sleep, by_live, refresh
 from .errors import RolloutError
 from .ledger import AsyncLedger, Instance, PlanDelta, Record, State, TeardownState
+from .ncp.client import NcpClient, ServerInstance
 from .options import ProvisionOptions
 from .ownership import Evidence, judge
 from .provisioner import found_from

@@ -27,14 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .client import BATCH_SIZE, NcpClient, ServerInstance
 from .errors import NcpError, PermanentError
 from .ledger import Aside, AsyncLedger, Instance, Record, State, TeardownState
+from .ncp.client import BATCH_SIZE, NcpClient, ServerInstance
+from .ncp.reads import Resource
 from .options import TeardownOptions
 from .ownership import Claim, Evidence, judge
 from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
 from .provisioner import found_from
-from .reads import Resource
 from .side import SideResource, return_side, side_of
 from .states import Operation, ServerStatus
 from .survey import DEFAULT_TIMEOUT, DEFAULT_WINDOW, in_send_window, owned_instances

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fleet.client import NcpClient
 from fleet.config import (
     Credentials,
     LedgerLocation,
@@ -34,10 +33,11 @@ from fleet.config import (
 )
 from fleet.errors import BindingError, ConfigError, LeaseHeld, LeaseLost, LedgerError
 from fleet.ledger import AsyncLedger, Binding, Ledger, Ownership
+from fleet.ncp.client import NcpClient
+from fleet.ncp.ratelimit import AdaptiveRateLimiter, Limiter
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.ownership import new_rollout_id, new_run_tag
 from fleet.provisioner import Progress
-from fleet.ratelimit import AdaptiveRateLimiter, Limiter
 from fleet.survey import DEFAULT_WINDOW
 
 __all__ = [

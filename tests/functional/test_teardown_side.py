@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fleet.ledger.model import Record
+from fleet.ncp.reads import BlockStorage, PublicIp, Resource
 from fleet.readiness import wait_running
-from fleet.reads import BlockStorage, PublicIp, Resource
 from fleet.side import Made, SideResource, Step, decide
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.client import ServerInstance
+from fleet.ncp.client import ServerInstance
 from fleet.options import TeardownOptions
 from fleet.states import Operation, ServerStatus
 from fleet.teardown import Action, decide

@@ -25,10 +25,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from ..errors import NcpError, PreflightError
+from ..spec import ServerSpec
 from .client import NcpClient
-from .errors import NcpError, PreflightError
 from .reads import READS, Item, MemberImage, NetworkInterface, Resource, Subnet, read
-from .spec import ServerSpec
 
 __all__ = [
     "PARAMETERS",
