@@ -137,8 +137,7 @@ async def start(
             except NcpError as exc:
                 log.warning("start of %d servers refused: %s", len(batch), exc)
                 for s in batch:
-                    await ledger.run(
-                        ledger.sync.note_error, rollout, s.name, ErrorKind.STATUS,
+                    await ledger.note_error(rollout, s.name, ErrorKind.STATUS,
                         f"stopped out of band; start refused: {exc.message}", exc.code,
                     )  # fmt: skip
                 continue

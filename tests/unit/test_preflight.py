@@ -12,8 +12,8 @@ import pytest
 from fleet.config import Credentials
 from fleet.errors import PreflightError, Problem
 from fleet.inventory import load_inventories
-from fleet.ncp.catalog import rows_of
 from fleet.ncp.client import NcpClient, RetryPolicy
+from fleet.ncp.listed import rows_of
 from fleet.ncp.reads import Resource, Subnet, read
 from fleet.spec import ServerSpec
 from flows.exits import exit_code
