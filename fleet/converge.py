@@ -137,9 +137,8 @@ async def start(
             except NcpError as exc:
                 log.warning("start of %d servers refused: %s", len(batch), exc)
                 for s in batch:
-                    await ledger.note_error(rollout, s.name, ErrorKind.STATUS,
-                        f"stopped out of band; start refused: {exc.message}", exc.code,
-                    )  # fmt: skip
+                    message = f"stopped out of band; start refused: {exc.message}"
+                    await ledger.note_error(rollout, s.name, ErrorKind.STATUS, message, exc.code)
                 continue
             started += [s.name for s in batch]
     return started
