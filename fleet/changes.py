@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .client import ServerInstance
 from .ledger import Record, State, TeardownState
+from .ncp.client import ServerInstance
 from .spec import ServerSpec
 from .survey import Survey
 

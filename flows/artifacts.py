@@ -26,8 +26,8 @@ async def publish_results(rt: Runtime, summary: RolloutSummary, records: Sequenc
 
     ``records`` are the rollout's ledger rows, as read once the creating (and waiting) ended.
     """
-    duplicates = duplicates_by_name(await rt.ledger.run(rt.ledger.sync.instances, rt.rollout))
-    seen = await rt.ledger.run(rt.ledger.sync.addresses, rt.rollout)
+    duplicates = duplicates_by_name(await rt.ledger.instances(rt.rollout))
+    seen = await rt.ledger.addresses(rt.rollout)
     write_results(summary.results, records, duplicates, seen)
     rows = [
         dict(

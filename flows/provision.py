@@ -336,7 +336,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
         await events.tag_run(name)
         found = decided(await plan(rt.key, unvisited(specs), options))
         _log_plan(name, specs, found)
-        records = await rt.ledger.run(rt.ledger.sync.records, name)
+        records = await rt.ledger.records(name)
         changes = plan_changes(specs, records, found)
         converging.tell_drift(name, found, changes)
         events.emit(
@@ -360,7 +360,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
-        records = await rt.ledger.run(rt.ledger.sync.records, name)
+        records = await rt.ledger.records(name)
         if not options.staged:
             events.failed_servers(name, records)  # a staged rollout told them wave by wave
         summary = replace(

@@ -1,7 +1,8 @@
 """A ledger that outlives the machine: fleet on a PostgreSQL ledger, as many workers run it.
 
-Real PostgreSQL (tests/pgserver.py), the simulator over loopback, and fleet in processes of its
-own that share nothing but the database's URL: other working directories, other PREFECT_HOMEs.
+Real PostgreSQL (tests/support/pgserver.py), the simulator over loopback, and fleet in processes
+of its own that share nothing but the database's URL: other working directories, other
+PREFECT_HOMEs.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Each server is a few lines of asyncio that fails as a real one might: nobody listening, a
 certificate nobody trusts, a connection held busy, a reset once the request is in, a close right
-after answering, no answer at all. ``fleet.answers`` reads httpx's exception into ours: a failure
-before any byte left is "not sent" (``RetryableError``, a create may go again), any later one "may
-have been sent" (``AmbiguousError``, the server is looked up before anything is created again).
+after answering, no answer at all. ``fleet.ncp.answers`` reads httpx's exception into ours: a
+failure before any byte left is "not sent" (``RetryableError``, a create may go again), any later
+one "may have been sent" (``AmbiguousError``, the server is looked up before anything is
+created again).
 """
 
 from __future__ import annotations
@@ -15,98 +16,23 @@ import ipaddress
 import socket
 import ssl
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from fleet.answers import translate_transport_errors
-from fleet.client import NcpClient
-from fleet.config import Credentials
 from fleet.errors import AmbiguousError, RetryableError
-from tests.support.keys import ACCESS, SECRET
-
-pytestmark = pytest.mark.anyio
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-CREATED = (
-    b'{"createServerInstancesResponse": {"returnCode": "0", "requestId": "r",'
-    b' "serverInstanceList": [{"serverInstanceNo": "1", "serverName": "web-1"}]}}'
+from fleet.ncp.answers import translate_transport_errors
+from tests.support.scripted_server import (
+    answer,
+    create,
+    keep_alive,
+    ncp,
+    read_request,
+    serving,
 )
 
-
-def answer(body: bytes = CREATED, *, extra: str = "") -> bytes:
-    """A whole HTTP/1.1 answer with a Content-Length."""
-    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}"
-    return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    """Read one request (head and Content-Length body); b'' once the client closed."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return b""
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return head + await reader.readexactly(length)
-
-
-class Server:
-    """A loopback server running ``handler`` per connection; counts the connections."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.connections = 0
-        self.open = 0
-        self.most_open = 0
-        self.url = ""
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.open += 1
-        self.most_open = max(self.most_open, self.open)
-        try:
-            await self.handler(reader, writer)
-        finally:
-            self.open -= 1
-            writer.close()
-
-
-@asynccontextmanager
-async def serving(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
-    """Run a scripted server on a free loopback port."""
-    server = Server(handler)
-    listener = await asyncio.start_server(server._serve, "127.0.0.1", 0, ssl=tls)
-    port = listener.sockets[0].getsockname()[1]
-    server.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-    async with listener:
-        yield server
-        listener.close()
-
-
-async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Answer every request on the connection until the client closes it."""
-    while await read_request(reader):
-        writer.write(answer())
-        await writer.drain()
-
-
-def ncp(url: str, *, timeout: float = 30.0, max_connections: int = 100) -> NcpClient:
-    """A client of ``url`` as a rollout makes one, with the test keys."""
-    credentials = Credentials(ACCESS, SECRET, "t")
-    return NcpClient(credentials, url, timeout=timeout, max_connections=max_connections)
-
-
-async def create(client: NcpClient) -> str:
-    """Send one create, with no retry; return the instance number of the server it made."""
-    created = await client.send_once("createServerInstances", [("serverName", "web-1")])
-    return str(created["serverInstanceList"][0]["serverInstanceNo"])
+pytestmark = pytest.mark.anyio
 
 
 async def test_nobody_listening_is_not_sent() -> None:

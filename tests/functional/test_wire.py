@@ -12,11 +12,11 @@ import gzip
 
 import pytest
 
-from fleet.client import NcpClient
 from fleet.config import Credentials
 from fleet.errors import PermanentError
-from tests.functional.test_transport import CREATED, answer, create, ncp, read_request, serving
+from fleet.ncp.client import NcpClient
 from tests.support.keys import SECRET
+from tests.support.scripted_server import CREATED, answer, create, ncp, read_request, serving
 
 pytestmark = pytest.mark.anyio
 

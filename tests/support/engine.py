@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fleet.client import NcpClient, RetryPolicy, ServerInstance
 from fleet.config import Credentials
 from fleet.ledger import AsyncLedger, Ledger, Record, State
+from fleet.ncp.client import NcpClient, RetryPolicy, ServerInstance
+from fleet.ncp.ratelimit import AdaptiveRateLimiter
 from fleet.options import ProvisionOptions, TeardownOptions
 from fleet.provisioner import Provisioner
-from fleet.ratelimit import AdaptiveRateLimiter
 from fleet.spec import ServerSpec
 from fleet.states import ServerStatus
 from fleet.survey import Survey, survey

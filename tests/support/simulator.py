@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from fleet.signing import signed_headers
+from fleet.ncp.signing import signed_headers
 from fleet.simulator import ADMIN_FIELDS, RunningSimulator, SimulatorConfig, running_simulator
 from tests.support.clock import FakeClock
 from tests.support.keys import BASE_ACCESS, BASE_SECRET, SIM_ACCESS, SIM_SECRET

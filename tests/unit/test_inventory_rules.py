@@ -8,7 +8,7 @@ from fleet.inventory.names import expand
 from fleet.inventory.report import Report
 from fleet.inventory.rules import RULES, Rows
 from fleet.inventory.sheets import read_sheets
-from fleet.parameters import LISTS
+from fleet.ncp.parameters import LISTS
 from tests.support.inventory import LONG, Write, problems_of, table
 
 NAME_RULE = (

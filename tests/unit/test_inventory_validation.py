@@ -8,7 +8,7 @@ import pytest
 
 from fleet.errors import InventoryError
 from fleet.inventory import ServerSpec, load_inventories, validate_inventories
-from fleet.parameters import LISTS, SCALARS
+from fleet.ncp.parameters import LISTS, SCALARS
 from tests.support.inventory import INVENTORIES, LONG, Write, problems_of, table
 
 # --- validation: one row, one rule -------------------------------------------------------------

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fleet.ratelimit import START_RATE, AdaptiveRateLimiter, Permit, RateControl
+from fleet.ncp.ratelimit import START_RATE, AdaptiveRateLimiter, Permit, RateControl
 from fleet.simulator.gateway import TokenBucket
 from tests.support.clock import FakeClock
 from tests.support.virtual_time import Rollout, gateway_rollout, run_virtual
