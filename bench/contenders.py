@@ -154,6 +154,7 @@ def run_flow(args: argparse.Namespace) -> dict[str, Any]:
     from flows.provision import provision_fleet
 
     imported = time.perf_counter() - imported
+    ledgers = _count_ledgers()
     with tempfile.TemporaryDirectory(prefix="bench-flow-") as tmp:
         # A ledger given is kept, and with it the rate this run remembers, for the next run.
         ledger = args.ledger or str(Path(tmp) / "ledger.db")
@@ -183,7 +184,23 @@ def run_flow(args: argparse.Namespace) -> dict[str, Any]:
         "rss_base_mb": base,
         "rss_run_peak_mb": peak,
         "artifact_bytes": artifacts,
+        "ledger_commits": sum(book.commits for book in ledgers),
     }
+
+
+def _count_ledgers() -> list[Any]:
+    """Keep every AsyncLedger the flow opens, to count its commits afterwards."""
+    from fleet.ledger import AsyncLedger
+
+    opened: list[Any] = []
+    init = AsyncLedger.__init__
+
+    def keep(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self)
+
+    AsyncLedger.__init__ = keep  # type: ignore[method-assign]
+    return opened
 
 
 async def _artifact_sizes() -> dict[str, int]:

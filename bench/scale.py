@@ -66,6 +66,7 @@ def report_scale(outcomes: Sequence[Outcome]) -> None:
         "x R while creating": [f"{_creating(o):.3f}" for o in done],
         "429s": [f"{o.throttled}" for o in done],
         "CPU ms/create": [f"{o.cpu_ms_per_create:.2f}" for o in done],
+        "commits/create": [f"{o.figures.get('ledger_commits', 0) / max(o.n, 1):.3f}" for o in done],
         "baseline RSS MB": [f"{o.figures.get('rss_base_mb', 0):.0f}" for o in done],
         "peak RSS MB": [f"{_peak(o):.0f}" for o in done],
         "KB/server over base": [f"{_kb(o):.2f}" for o in done],
