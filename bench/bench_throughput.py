@@ -108,6 +108,7 @@ class Plan:
     baseline_rev: str | None
     memory_sizes: tuple[int, int]
     scale_sizes: tuple[int, ...] = ()
+    scale_postgres: bool = False
 
 
 @dataclass
@@ -131,6 +132,7 @@ def parse(argv: Sequence[str] | None = None) -> Plan:
     parser.add_argument(
         "--scale", nargs="?", const="", help="run section 6 (sizes: 1000,20000,100000)"
     )
+    parser.add_argument("--scale-postgres", action="store_true", help="section 6 on PostgreSQL")
     args = parser.parse_args(argv)
     if args.scale is not None and not args.only:
         args.only = "scale"
@@ -145,6 +147,7 @@ def parse(argv: Sequence[str] | None = None) -> Plan:
         baseline_rev=args.baseline_rev,
         memory_sizes=(500, 2_500) if quick else MEMORY_SIZES,
         scale_sizes=parse_sizes(args.scale) if args.scale is not None else (),
+        scale_postgres=args.scale_postgres,
     )
 
 
@@ -334,7 +337,9 @@ def run(plan: Plan) -> Results:
             "overestimate": lambda: overestimate(ring, plan, tree),
             "ledgers": lambda: ledgers(ring, plan),
             "memory": lambda: memory(ring, plan),
-            "scale": lambda: scale(ring, plan.scale_sizes or parse_sizes(None), ours),
+            "scale": lambda: scale(
+                ring, plan.scale_sizes or parse_sizes(None), ours, postgres=plan.scale_postgres
+            ),
         }
         for name in SECTIONS:
             if name in plan.sections:

@@ -9,6 +9,7 @@ point: nothing on the path of a create may cost more as the rollout grows.
 
     .venv/bin/python bench/bench_throughput.py --scale                # 1,000, 20,000, 100,000
     .venv/bin/python bench/bench_throughput.py --scale 1000,5000      # a quick look
+    .venv/bin/python bench/bench_throughput.py --scale 20000 --scale-postgres   # on PostgreSQL
 """
 
 from __future__ import annotations
@@ -42,16 +43,30 @@ def parse_sizes(text: str | None) -> tuple[int, ...]:
     return tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
 
 
-def scale(arena: Arena, sizes: Sequence[int], ours: object) -> list[Outcome]:
-    """Run the flow at each size, told R, with enough requests in flight to cover R x latency."""
-    out = []
-    for n in sizes:
-        r = rate_for(n)
-        inventory = write_inventory(arena.tmp / f"scale-{n}.csv", n)
-        in_flight = max(16, math.ceil(1.5 * r * LATENCY))
-        argv = ours("flow", arena.sim.url, n, inventory=inventory, rate=r, concurrency=in_flight)  # type: ignore[operator]
-        out.append(arena.contend(f"flow at {n:,}", argv, n, r))
-    return out
+def scale(
+    arena: Arena, sizes: Sequence[int], ours: object, *, postgres: bool = False
+) -> list[Outcome]:
+    """Run the flow at each size, told R, with enough requests in flight to cover R x latency.
+
+    With ``postgres``, each size on a durable PostgreSQL ledger (tests/pgserver.py) instead.
+    """
+    if not postgres:
+        return [_one(arena, n, ours, None) for n in sizes]
+    from tests.pgserver import PostgresServer
+
+    with PostgresServer(durable=True) as pg:
+        return [_one(arena, n, ours, pg.create_database(f"scale{n}")) for n in sizes]
+
+
+def _one(arena: Arena, n: int, ours: object, ledger: str | None) -> Outcome:
+    r = rate_for(n)
+    inventory = write_inventory(arena.tmp / f"scale-{n}.csv", n)
+    in_flight = max(16, math.ceil(1.5 * r * LATENCY))
+    argv = ours(  # type: ignore[operator]
+        "flow", arena.sim.url, n, inventory=inventory, rate=r, concurrency=in_flight, ledger=ledger
+    )
+    where = ", PostgreSQL" if ledger else ""
+    return arena.contend(f"flow at {n:,}{where}", argv, n, r)
 
 
 def report_scale(outcomes: Sequence[Outcome]) -> None:
@@ -75,7 +90,8 @@ def report_scale(outcomes: Sequence[Outcome]) -> None:
         "largest artifact KB": [f"{_largest(o) / 1024:.1f}" for o in done],
         "dup/miss": [f"{o.duplicates}/{o.missing}" for o in done],
     }
-    print("\n6. scale: the flow, told R, one rollout per size")
+    ledger = "PostgreSQL" if "PostgreSQL" in done[0].label else "SQLite"
+    print(f"\n6. scale: the flow, told R, one rollout per size ({ledger} ledger)")
     for label, cells in rows.items():
         print(f"{label:<22}" + "".join(f"{c:>14}" for c in cells))
     for o in done:
