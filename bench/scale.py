@@ -24,8 +24,11 @@ SIZES = (1_000, 20_000, 100_000)
 # the sizes differ in nothing else (100,000 servers take about 9 minutes). On a 2-core machine
 # shared with the simulator and Prefect's server, the CPU would bound a much faster gateway.
 RATE = 200.0
-TARGET_X_R = 0.90
-TARGET_KB = 2.0  # peak RSS over the baseline, per server
+TARGET_X_R, X_R_FROM = 0.90, 20_000  # under 20,000 the flow's fixed ~1.5 s weighs (README)
+# Peak RSS per server over the baseline: the growth from the smallest size run, per server more;
+# and the issue's ceilings at its two sizes.
+TARGET_KB = 2.0
+TARGET_PEAK_MB = {20_000: 300.0, 100_000: 450.0}
 TARGET_ARTIFACT = 1_000_000  # bytes: "well under 1 MB each"
 LATENCY = 0.07  # the simulator's latency plus its jitter, for the requests in flight
 
@@ -86,7 +89,7 @@ def report_scale(outcomes: Sequence[Outcome]) -> None:
         "commits/create": [f"{o.figures.get('ledger_commits', 0) / max(o.n, 1):.3f}" for o in done],
         "baseline RSS MB": [f"{o.figures.get('rss_base_mb', 0):.0f}" for o in done],
         "peak RSS MB": [f"{_peak(o):.0f}" for o in done],
-        "KB/server over base": [f"{_kb(o):.2f}" for o in done],
+        "KB/server over imports": [f"{_kb(o):.2f}" for o in done],
         "largest artifact KB": [f"{_largest(o) / 1024:.1f}" for o in done],
         "dup/miss": [f"{o.duplicates}/{o.missing}" for o in done],
     }
@@ -97,18 +100,20 @@ def report_scale(outcomes: Sequence[Outcome]) -> None:
     for o in done:
         sizes = ", ".join(f"{k} {v / 1024:.1f} KB" for k, v in sorted(_artifacts(o).items()))
         print(f"  artifacts at {o.n:,}: {sizes}")
-    if len(done) > 1:
-        small, large = done[0], done[-1]
-        slope = (_peak(large) - _peak(small)) * 1024
-        slope /= max(large.n - small.n, 1)
-        print(f"  peak RSS growth from {small.n:,} to {large.n:,}: {slope:.2f} KB per server")
     print("targets:")
+    small = done[0]
     for o in done:
-        met = o.x_r >= TARGET_X_R
-        print(f"  {o.n:,} servers >= {TARGET_X_R} R: {o.x_r:.3f} R -> {verdict(met)}")
-        met = _kb(o) <= TARGET_KB
-        print(f"  {o.n:,} servers <= {TARGET_KB:g} KB/server over baseline: {_kb(o):.2f} -> "
-              f"{verdict(met)}")  # fmt: skip
+        if o.n >= X_R_FROM:
+            met = o.x_r >= TARGET_X_R
+            print(f"  {o.n:,} servers >= {TARGET_X_R} R: {o.x_r:.3f} R -> {verdict(met)}")
+        if o is not small and o.n > small.n:
+            slope = (_peak(o) - _peak(small)) * 1024 / (o.n - small.n)
+            print(f"  {o.n:,} servers, peak RSS over {small.n:,} servers' <= {TARGET_KB:g} KB a"
+                  f" server more: {slope:.2f} KB -> {verdict(slope <= TARGET_KB)}")  # fmt: skip
+        if o.n in TARGET_PEAK_MB:
+            cap = TARGET_PEAK_MB[o.n]
+            met = _peak(o) < cap
+            print(f"  {o.n:,} servers peak under {cap:g} MB: {_peak(o):.0f} MB -> {verdict(met)}")
         met = _largest(o) < TARGET_ARTIFACT
         print(f"  {o.n:,} servers, every artifact < 1 MB: {_largest(o):,} bytes -> {verdict(met)}")
 
@@ -125,6 +130,7 @@ def _peak(o: Outcome) -> float:
 
 
 def _kb(o: Outcome) -> float:
+    """Return the peak RSS over the child's RSS before the flow run, per server, in KB."""
     base = float(o.figures.get("rss_base_mb", 0.0))
     return (_peak(o) - base) * 1024 / max(o.n, 1)
 
