@@ -158,7 +158,11 @@ def run_flow(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-flow-") as tmp:
         # A ledger given is kept, and with it the rate this run remembers, for the next run.
         ledger = args.ledger or str(Path(tmp) / "ledger.db")
-        options = _options(args, endpoint=args.url, ledger=ledger)
+        where: dict[str, Any] = {"ledger": ledger}
+        if "://" in ledger:  # a URL with a password is never a flow parameter: the environment
+            os.environ["FLEET_LEDGER"] = ledger
+            where = {"results": str(Path(tmp) / "results.csv")}
+        options = _options(args, endpoint=args.url, **where)
         base = rss_mb()  # the process before the run: Python, fleet and Prefect imported
         started, cpu = time.perf_counter(), time.process_time()
         flow_run: Any = provision_fleet(
