@@ -19,10 +19,12 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/fleet provision inventories/demo.csv --simulator --wait
 
-# Lint, type-check and the whole test suite.
+# Lint, type-check, build the documentation site (--strict: a broken link fails) and run the
+# whole test suite. The site goes to site/, which git ignores.
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed

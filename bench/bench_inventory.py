@@ -33,7 +33,7 @@ from pathlib import Path
 from benchkit import peak_rss_mb  # bench/benchkit.py
 
 from fleet.errors import InventoryError, Problem
-from fleet.parameters import (
+from fleet.ncp.parameters import (
     FEE_SYSTEM_TYPE_CODES,
     IMAGE_CHOICES,
     LISTS,

@@ -80,7 +80,7 @@ async def run(calls: int) -> Figures:
     from prefect import get_client
     from prefect.concurrency.asyncio import rate_limit
 
-    from fleet.ratelimit import AdaptiveRateLimiter
+    from fleet.ncp.ratelimit import AdaptiveRateLimiter
     from flows.shared_limit import SharedRateLimiter
 
     async with get_client() as client:

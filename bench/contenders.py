@@ -45,7 +45,7 @@ def _keys() -> tuple[str, str]:
 
 def _script_create(client: Any, params: Sequence[tuple[str, str]], tally: Counter[str]) -> bool:
     """Create one server the way a script does: sign, POST, sleep 1 s and resend on a 429."""
-    from fleet.signing import signed_headers
+    from fleet.ncp.signing import signed_headers
 
     access, secret = _keys()
     body = urlencode(params)
@@ -98,9 +98,9 @@ def _options(args: argparse.Namespace, **more: Any) -> Any:
 
 async def _engine(args: argparse.Namespace, location: str) -> dict[str, Any]:
     """Survey and provision the servers through the engine; time both."""
-    from fleet.client import NcpClient
     from fleet.config import Credentials
     from fleet.ledger import AsyncLedger, Ledger, State
+    from fleet.ncp.client import NcpClient
     from fleet.provisioner import Provisioner
     from fleet.survey import survey
     from flows.runtime import build_limiter

@@ -7,7 +7,6 @@ create. The flows in ``flows/`` orchestrate it.
 
 from __future__ import annotations
 
-from fleet.client import CreateResult, NcpClient, RetryPolicy, ServerInstance
 from fleet.config import SITES, Credentials, load_credentials, resolve_endpoint
 from fleet.errors import (
     AmbiguousError,
@@ -30,13 +29,14 @@ from fleet.errors import (
 )
 from fleet.inventory import load_inventories, validate_inventories
 from fleet.ledger import DEFAULT_LEDGER, AsyncLedger, Ledger, Record
+from fleet.ncp.client import CreateResult, NcpClient, RetryPolicy, ServerInstance
+from fleet.ncp.ratelimit import AdaptiveRateLimiter, Limiter, Permit, RateControl
+from fleet.ncp.signing import sign, signed_headers
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.preflight import PreflightReport, preflight
 from fleet.provisioner import Progress, Provisioner
-from fleet.ratelimit import AdaptiveRateLimiter, Limiter, Permit, RateControl
 from fleet.readiness import wait_running
 from fleet.results import results_path, write_results
-from fleet.signing import sign, signed_headers
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, Operation, ServerStatus, State, TeardownState
 from fleet.summary import RolloutSummary

@@ -13,10 +13,10 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .client import NcpClient, ServerInstance
 from .errors import NcpError
 from .ledger import Address
-from .reads import Resource, read
+from .ncp.client import NcpClient, ServerInstance
+from .ncp.reads import Resource, read
 
 __all__ = ["addresses_of", "default_ip"]
 

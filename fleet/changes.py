@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .client import ServerInstance
 from .converge import Seen
 from .ledger import Record, State, TeardownState
+from .ncp.client import ServerInstance
 from .spec import ServerSpec
 from .survey import Survey
 

@@ -20,10 +20,14 @@ from itertools import chain, islice
 
 from .errors import LedgerConflict
 from .ledger import AsyncLedger
-from .settling import CLAIM_HORIZON
 from .spec import ServerSpec
 
-__all__ = ["Claims", "WorkQueue"]
+__all__ = ["CLAIM_HORIZON", "Claims", "WorkQueue"]
+
+# A claim's create goes out within this many seconds of the claim's stamp, or the claim is
+# stamped again first (the engine claims a few servers ahead of their creates, several in one
+# commit). So a create recorded as sent at T left between T and T + CLAIM_HORIZON.
+CLAIM_HORIZON = 1.0
 
 # At most this many servers claimed in one commit: beyond it the commit is shared thinly enough.
 MOST_AHEAD = 32
@@ -124,7 +128,7 @@ class Claims:
         unclaimed = (s for s in due if s.name not in self._ahead)
         others = list(islice(unclaimed, self._how_many() - 1))
         if not others:
-            return await self._ledger.run(book.claim, self._rollout, spec, self._owner, self._run)
+            return await self._ledger.claim(self._rollout, spec, self._owner, self._run)
         at = self._clock()  # before the commit: its stamp is this or later
         batch = self._ledger.start(
             book.claim_many, self._rollout, [spec, *others], self._owner, self._run
@@ -137,8 +141,7 @@ class Claims:
     async def _take(self, spec: ServerSpec, ahead: _Ahead) -> int:
         attempt = _attempt(await asyncio.shield(ahead.batch), ahead.index)
         if self._clock() - ahead.at > CLAIM_HORIZON:  # late: the stamp must not promise too much
-            book = self._ledger.sync
-            await self._ledger.run(book.restamp, self._rollout, spec.name, attempt, self._owner)
+            await self._ledger.restamp(self._rollout, spec.name, attempt, self._owner)
             self.restamps += 1
         return attempt
 
@@ -150,8 +153,7 @@ class Claims:
             return
         claimed = (await asyncio.shield(ahead.batch))[ahead.index]
         if isinstance(claimed, int):
-            book = self._ledger.sync
-            await self._ledger.run(book.unclaim, self._rollout, spec.name, claimed)
+            await self._ledger.unclaim(self._rollout, spec.name, claimed)
 
 
 def _attempt(claimed: Claimed, index: int) -> int:

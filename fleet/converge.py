@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .client import BATCH_SIZE, NcpClient, ServerInstance
 from .errors import NcpError
 from .ledger import AsyncLedger, ErrorKind, Instance, Role
+from .ncp.client import BATCH_SIZE, NcpClient, ServerInstance
 from .states import Operation, ServerStatus
 
 __all__ = ["GONE_MESSAGE", "Live", "Seen", "by_live", "refresh", "start"]
@@ -137,10 +137,8 @@ async def start(
             except NcpError as exc:
                 log.warning("start of %d servers refused: %s", len(batch), exc)
                 for s in batch:
-                    await ledger.run(
-                        ledger.sync.note_error, rollout, s.name, ErrorKind.STATUS,
-                        f"stopped out of band; start refused: {exc.message}", exc.code,
-                    )  # fmt: skip
+                    message = f"stopped out of band; start refused: {exc.message}"
+                    await ledger.note_error(rollout, s.name, ErrorKind.STATUS, message, exc.code)
                 continue
             started += [s.name for s in batch]
     return started

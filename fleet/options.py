@@ -29,7 +29,7 @@ __all__ = ["DEFAULT_MAX_RATE", "ProvisionOptions", "RunOptions", "TeardownOption
 M = TypeVar("M", bound=BaseModel)
 
 # The most calls/s --rate auto may reach: above what 16 calls in flight carry at NCP's latency,
-# so it rarely binds alone; lower it on an account others use too (see the README).
+# so it rarely binds alone; lower it on an account others use too (see docs/rate-limits.md).
 DEFAULT_MAX_RATE = 250.0
 
 

@@ -24,12 +24,13 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .client import ServerInstance
-from .parameters import MARKER_BYTES
+from .ledger import Found
+from .ncp.client import ServerInstance
+from .ncp.parameters import MARKER_BYTES
 
 __all__ = [
     "MARKER_BYTES",
@@ -39,6 +40,7 @@ __all__ = [
     "Marker",
     "Verdict",
     "describe",
+    "found_from",
     "judge",
     "new_rollout_id",
     "new_run_tag",
@@ -171,3 +173,20 @@ def judge(server: ServerInstance, evidence: Evidence) -> Verdict:
         if rule(server, evidence, marker):
             return Verdict(ours, claim, marker)
     raise AssertionError("the last rule always matches")  # pragma: no cover
+
+
+def found_from(
+    servers: Sequence[ServerInstance], region: str, vpc: str, rollout_id: str | None = None
+) -> list[Found]:
+    """Return NCP's servers as the ledger records them, in the region and VPC they were sent to.
+
+    A server carrying the create marker of ``rollout_id`` is recorded with the run that made it.
+    """
+    out = []
+    for s in servers:
+        marker = Marker.of(s)
+        run = marker.run if marker and rollout_id and marker.rollout_id == rollout_id else None
+        out.append(
+            Found(s.instance_no, region, s.vpc_no or vpc, s.status.value, s.create_date, s.raw, run)
+        )
+    return out

@@ -15,8 +15,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from .client import NcpClient, ServerInstance
 from .errors import NcpError
+from .ncp.client import NcpClient, ServerInstance
 
 __all__ = ["Clock", "Hook", "Poller", "Sleep", "notify", "read_statuses"]
 

@@ -19,10 +19,10 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from .catalog import Catalog, Row, load, origin, region_known, rows_of, where, zone_of
-from .client import NcpClient
 from .errors import PreflightError, Problem
-from .reads import AccessControlGroup, NetworkInterface, Resource, Subnet
+from .ncp.client import NcpClient
+from .ncp.listed import Listed, Row, load, origin, region_known, rows_of, where, zone_of
+from .ncp.reads import AccessControlGroup, NetworkInterface, Resource, Subnet
 from .spec import ServerSpec
 
 __all__ = ["RULES", "SKIPPED", "Finding", "PreflightReport", "check", "preflight"]
@@ -50,7 +50,7 @@ class Finding:
 class Fleet:
     """What rules read beyond the row: the catalog, already read."""
 
-    catalog: Catalog
+    catalog: Listed
 
 
 Rule = Callable[[Row, Fleet], Iterator[Finding]]
@@ -174,7 +174,7 @@ def _problem(row: Row, finding: Finding) -> Problem:
     return Problem(spec.file, spec.line, spec.column(finding.key), message)
 
 
-def check(rows: Sequence[Row], catalog: Catalog) -> list[Problem]:
+def check(rows: Sequence[Row], catalog: Listed) -> list[Problem]:
     """Return every problem of every row, in row order (pure: the catalog is already read)."""
     fleet = Fleet(catalog)
     problems: list[Problem] = []
@@ -219,7 +219,7 @@ async def preflight(client: NcpClient, specs: Sequence[ServerSpec]) -> Preflight
 
     """
     before = sum(client.stats.calls.values())
-    catalog = Catalog(client)
+    catalog = Listed(client)
     rows = await load(catalog, rows_of(specs))
     problems = check(rows, catalog)
     calls = sum(client.stats.calls.values()) - before

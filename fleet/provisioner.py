@@ -9,9 +9,9 @@ The rules that make a rollout safe to interrupt, retry and rerun:
   nothing more leaves but what is already on the wire;
 - only failures NCP did not process are retried blindly (inside the client);
 - after an ambiguous failure (timeout, lost connection, 5xx, an unreadable success, or any
-  unexpected error once sending began) the server is set aside and looked up by exact name where
-  it was sent, while the others go on; 'not listed' is trusted only a ``settle`` window after
-  the send (see ``settling``);
+  unexpected error once sending began) the server is handed to the settler and looked up by
+  exact name where it was sent, while the others go on; 'not listed' is trusted only a
+  ``settle`` window after the send (see ``settling``);
 - the workers of one call run in a task group: if one fails for a reason other than NCP's answer
   (the ledger lost, the lease lost), every sibling is cancelled and awaited before the error
   leaves, so a retried task never races its predecessor;
@@ -28,15 +28,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from .claiming import Claims, WorkQueue
-from .client import NcpClient, Params, ServerInstance
 from .errors import AmbiguousError, FleetError, NcpError, PermanentError
-from .ledger import AsyncLedger, Found, Record
+from .ledger import AsyncLedger, Record
+from .ncp.client import NcpClient, Params
 from .options import ProvisionOptions
-from .ownership import Marker, describe, new_rollout_id, new_run_tag
+from .ownership import Marker, describe, found_from, new_rollout_id, new_run_tag
 from .settling import Pending, Settled, Settler, Verdict
 from .spec import ServerSpec
 
-__all__ = ["Progress", "Provisioner", "found_from"]
+__all__ = ["Progress", "Provisioner"]
 
 log = logging.getLogger(__name__)
 
@@ -53,29 +53,12 @@ class Progress:
     created: int = 0
     failed: int = 0
     unknown: int = 0  # in flight and not settled: a rerun settles them
-    settling: int = 0  # set aside now, being looked up
+    settling: int = 0  # unsettled now, being looked up
     running: int = 0  # seen ready, when waiting for it
     waiting: bool = False  # creating is over; waiting for RUN
 
 
 ProgressHook = Callable[[Progress], Awaitable[None] | None]
-
-
-def found_from(
-    servers: Sequence[ServerInstance], region: str, vpc: str, rollout_id: str | None = None
-) -> list[Found]:
-    """Return NCP's servers as the ledger records them, in the region and VPC they were sent to.
-
-    A server carrying the create marker of ``rollout_id`` is recorded with the run that made it.
-    """
-    out = []
-    for s in servers:
-        marker = Marker.of(s)
-        run = marker.run if marker and rollout_id and marker.rollout_id == rollout_id else None
-        out.append(
-            Found(s.instance_no, region, s.vpc_no or vpc, s.status.value, s.create_date, s.raw, run)
-        )
-    return out
 
 
 def marked(params: Params, marker: Marker) -> Params:
@@ -139,19 +122,17 @@ class Provisioner:
         ``stop()`` says so (a failure budget spent), nothing more is sent; what is on its way
         is still settled, and the servers not sent stay planned.
         """
-        book = self.ledger.sync
         if self.rollout_id is None:
-            own = await self.ledger.run(
-                book.ownership,
+            own = await self.ledger.ownership(
                 self.rollout,
                 window=self.options.settle,
                 new_marker=new_rollout_id(),
             )
             self.rollout_id = own.marker
         names = [s.name for s in specs]  # this call's servers only: a chunk is not the rollout
-        by_name = {r.name: r for r in await self.ledger.run(book.records, self.rollout, names)}
-        known = [i.instance_no for i in await self.ledger.run(book.instances, self.rollout, names)]
-        ledger_now = await self.ledger.run(book.now)  # the clock the ledger's stamps are on
+        by_name = {r.name: r for r in await self.ledger.records(self.rollout, names)}
+        known = [i.instance_no for i in await self.ledger.instances(self.rollout, names)]
+        ledger_now = await self.ledger.now()  # the clock the ledger's stamps are on
         settler = Settler(
             self.client,
             window=self.options.settle,
@@ -170,7 +151,7 @@ class Provisioner:
             elif record.sendable:
                 queue.put_nowait(spec)
         await self._run(queue, settler, stop or _never)
-        return await self.ledger.run(book.records, self.rollout, names)
+        return await self.ledger.records(self.rollout, names)
 
     async def _run(self, queue: WorkQueue, settler: Settler, stop: Callable[[], bool]) -> None:
         """Work the queue and the settler in one task group until every server is settled."""
@@ -229,15 +210,15 @@ class Provisioner:
                 raise Withheld
             send.attempt = await state.claims.claim(spec, state.queue)
         else:
-            send.attempt = await self.ledger.run(
-                self.ledger.sync.resend, self.rollout, spec.name, send.attempt, self.owner
+            send.attempt = await self.ledger.resend(
+                self.rollout, spec.name, send.attempt, self.owner
             )
         send.sent_at = self._clock()
         assert self.rollout_id is not None
         return marked(spec.params, Marker(self.rollout_id, self.run, send.attempt))
 
     async def _create(self, spec: ServerSpec, settler: Settler, state: _RunState) -> bool:
-        """Send one server's create; return True once it is settled (False: set aside)."""
+        """Send one server's create; return True once it is settled (False: unsettled)."""
         book = self.ledger.sync
         send = _Send()
 
@@ -258,9 +239,9 @@ class Provisioner:
             return True
         except AmbiguousError as exc:
             self.ambiguous += 1
-            log.info("%s: create may have gone through (%s); setting it aside", spec.name, exc)
-            await self.ledger.run(book.note_ambiguous, self.rollout, spec.name, exc)
-            self._set_aside(spec, send, settler, exc.request_id)
+            log.info("%s: create may have gone through (%s); looking it up", spec.name, exc)
+            await self.ledger.note_ambiguous(self.rollout, spec.name, exc)
+            self._to_settler(spec, send, settler, exc.request_id)
             return False
         except NcpError as exc:
             state.later(self.ledger.later(book.record_failed, self.rollout, spec.name, exc))
@@ -273,8 +254,8 @@ class Provisioner:
                 raise  # failed before anything was claimed or sent
             # The create may have left: the server stays in flight and is looked up.
             self.ambiguous += 1
-            log.exception("%s: unexpected error after sending; setting it aside", spec.name)
-            self._set_aside(spec, send, settler, None)
+            log.exception("%s: unexpected error after sending; looking it up", spec.name)
+            self._to_settler(spec, send, settler, None)
             return False
         found = found_from([server], spec.region, spec.vpc_no)
         # Not awaited: nothing waits on an outcome to send, so outcomes share commits; the run
@@ -292,7 +273,7 @@ class Provisioner:
         await self._count("created")
         return True
 
-    def _set_aside(
+    def _to_settler(
         self, spec: ServerSpec, send: _Send, settler: Settler, request_id: str | None
     ) -> None:
         assert send.attempt is not None
@@ -316,7 +297,7 @@ class _Settling:
         self.engine = engine
 
     async def run(self, queue: WorkQueue, settler: Settler, state: _RunState) -> None:
-        """Look set-aside servers up every settle_poll seconds until none is left."""
+        """Look unsettled servers up every settle_poll seconds until none is left."""
         engine = self.engine
         while True:
             if settler.pending:
@@ -329,11 +310,10 @@ class _Settling:
     async def _apply(self, settled: Settled, queue: WorkQueue, state: _RunState) -> bool:
         """Act on a verdict; return True once the server is settled for this run."""
         engine, pending = self.engine, settled.pending
-        book, name = engine.ledger.sync, pending.spec.name
+        name = pending.spec.name
         if settled.verdict == Verdict.FOUND:
             found = found_from(settled.ours, pending.region, pending.vpc, engine.rollout_id)
-            await engine.ledger.run(
-                book.record_created,
+            await engine.ledger.record_created(
                 engine.rollout,
                 name,
                 found,
@@ -347,8 +327,9 @@ class _Settling:
         if settled.verdict == Verdict.ABSENT:
             return await self._absent(settled, queue, state)
         if settled.verdict == Verdict.UNKNOWN:
-            error = settler_error(pending)
-            log.warning("%s: could not be looked up; left in flight (%s)", name, error)
+            log.warning("%s: could not be looked up; left in flight (%s)", name, settled.error)
+            if settled.error is not None:  # NCP's answer to the look-up, kept for status
+                await engine.ledger.note_lookup_failed(engine.rollout, name, settled.error)
             await engine._count("unknown")
             return True
         return False
@@ -356,7 +337,7 @@ class _Settling:
     async def _absent(self, settled: Settled, queue: WorkQueue, state: _RunState) -> bool:
         """Send a surely absent server again, unless its name is taken or its tries ran out."""
         engine, pending = self.engine, settled.pending
-        book, name = engine.ledger.sync, pending.spec.name
+        name = pending.spec.name
         state.cycles[name] = state.cycles.get(name, 0) + 1
         if settled.others:
             # Our create made nothing, and someone else's server holds the name: sending again
@@ -368,22 +349,17 @@ class _Settling:
                 action="createServerInstances",
                 code="fleet-name-taken",
             )
-            await engine.ledger.run(book.record_failed, engine.rollout, name, error)
+            await engine.ledger.record_failed(engine.rollout, name, error)
             await engine._count("failed")
             return True
         if state.cycles[name] >= engine.options.max_create_attempts:
             message = f"no server after {state.cycles[name]} ambiguous creates"
-            await engine.ledger.run(book.give_up, engine.rollout, name, pending.attempt, message)
+            await engine.ledger.give_up(engine.rollout, name, pending.attempt, message)
             await engine._count("failed")
             return True
-        await engine.ledger.run(book.release_absent, engine.rollout, pending.spec, pending.attempt)
+        await engine.ledger.release_absent(engine.rollout, pending.spec, pending.attempt)
         queue.put_nowait(pending.spec)  # surely absent: sending again cannot duplicate it
         return False
-
-
-def settler_error(pending: Pending) -> str:
-    """Return why a pending server is left unsettled, for the log."""
-    return f"create sent at attempt {pending.attempt}, still not settled"
 
 
 @dataclass(slots=True)

@@ -13,8 +13,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from .addresses import addresses_of
-from .client import NcpClient, ServerInstance
 from .ledger import AsyncLedger, Record, State
+from .ncp.client import NcpClient, ServerInstance
 from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
 from .settling import epoch
 from .states import ErrorKind, ServerStatus
@@ -68,11 +68,10 @@ async def wait_running(
 
     Ends when every one is RUN with no operation under way, has failed, or time runs out.
     """
-    book = ledger.sync
     report = WaitReport()
     records = [
         r
-        for r in await ledger.run(book.records, rollout)
+        for r in await ledger.records(rollout)
         if r.state == State.CREATED and r.instance_no and (names is None or r.name in names)
     ]
     pending: dict[str, _Watch] = {}
@@ -89,15 +88,15 @@ async def wait_running(
                 ledger, rollout, pending, seen, report, settle, gone_after, wall_clock
             )
             # Where each server seen RUN can be reached, for the results and exports.
-            await ledger.run(book.set_addresses, rollout, await addresses_of(client, ready))
+            await ledger.set_addresses(rollout, await addresses_of(client, ready))
             await notify(on_progress, len(report.running), len(records))
         return not pending
 
     if pending and not await Poller(interval, time_limit, clock, sleep).run(round_):
         for watch in pending.values():
             message = f"not RUN after {time_limit:.0f} s (last status {watch.last})"
-            await ledger.run(
-                book.note_error, rollout, watch.record.name, ErrorKind.TIMEOUT, message, watch.last
+            await ledger.note_error(
+                rollout, watch.record.name, ErrorKind.TIMEOUT, message, watch.last
             )
             report.timed_out[watch.record.name] = watch.last
     return report
@@ -117,7 +116,6 @@ async def _observe(
 
     Returns the servers found ready this round, each with the region it is read in.
     """
-    book = ledger.sync
     updates: list[tuple[str, ServerStatus, float | None]] = []
     ready: list[tuple[str, ServerInstance]] = []
     now = wall_clock()
@@ -130,8 +128,7 @@ async def _observe(
             young = created is not None and now - created < settle
             if watch.misses < gone_after or young:
                 continue  # not listed (yet): NCP lists new servers late
-            await ledger.run(
-                book.note_error,
+            await ledger.note_error(
                 rollout,
                 rec.name,
                 ErrorKind.STATUS,
@@ -151,12 +148,12 @@ async def _observe(
         elif server.status in FAILURE_STATUSES:
             updates.append((rec.name, server.status, None))
             message = f"server ended in status {server.status}"
-            await ledger.run(
-                book.note_error, rollout, rec.name, ErrorKind.STATUS, message, server.status.value
+            await ledger.note_error(
+                rollout, rec.name, ErrorKind.STATUS, message, server.status.value
             )
             report.failed[rec.name] = server.status.value
             del pending[number]
         elif server.status != rec.server_status:
             updates.append((rec.name, server.status, None))
-    await ledger.run(book.set_status, rollout, updates)
+    await ledger.set_status(rollout, updates)
     return ready

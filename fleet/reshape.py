@@ -22,9 +22,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from .changes import Action, Change
-from .client import NcpClient
 from .errors import NcpError
 from .ledger import AsyncLedger, Role, State
+from .ncp.client import NcpClient
 from .options import TeardownOptions
 from .polling import Clock, Poller, Sleep, read_statuses
 from .provisioner import Provisioner
@@ -111,7 +111,7 @@ async def resize(
             log.warning("%s: resize failed: %s", change.name, exc)
             out.failed[change.name] = str(exc)
             continue
-        await ledger.run(ledger.sync.record_resized, rollout, spec, change.instance_no)
+        await ledger.record_resized(rollout, spec, change.instance_no)
         out.done.append(change.name)
     return out
 
@@ -134,9 +134,7 @@ async def replace(
             out.left[change.name] = "termination protection is on: not replaced"
     todo = [c for c in todo if c.name not in out.left]
     for change in todo:
-        await ledger.run(
-            ledger.sync.begin_replace, rollout, by_name[change.name], str(change.instance_no)
-        )
+        await ledger.begin_replace(rollout, by_name[change.name], str(change.instance_no))
     await engine.provision([by_name[c.name] for c in todo])
     ready = await wait_running(
         client,
@@ -169,10 +167,9 @@ async def retire(
     sleep: Sleep = asyncio.sleep,
 ) -> TeardownReport:
     """Take down the old instances of replaced servers (or of these names) whose successor runs."""
-    book = ledger.sync
-    rows = {r.name: r for r in await ledger.run(book.records, rollout)}
+    rows = {r.name: r for r in await ledger.records(rollout)}
     targets = []
-    for i in await ledger.run(book.instances, rollout):
+    for i in await ledger.instances(rollout):
         row = rows.get(i.name)
         if i.role != Role.REPLACED or i.teardown is not None or row is None:
             continue
@@ -191,7 +188,7 @@ async def destroy(
     options: TeardownOptions,
 ) -> TeardownReport:
     """Take down recorded servers no longer in the inventory (adopted ones only when asked)."""
-    adopted = {i.instance_no for i in await ledger.run(ledger.sync.instances, rollout)
+    adopted = {i.instance_no for i in await ledger.instances(rollout)
                if i.origin == "adopted"}  # fmt: skip
     targets = [
         TeardownTarget(c.name, str(c.instance_no), c.region, True)

@@ -2,8 +2,8 @@
 
 NCP lists a new server late (seconds, maybe tens of seconds, most of all after a slow or failed
 create), and its create has no client token, so ours carries one: the create marker
-(``ownership``). After an ambiguous answer the server is set aside and looked up by exact name,
-where its create was sent (region and VPC), every ``poll`` seconds:
+(``ownership``). After an ambiguous answer the server is handed to the settler and looked up by
+exact name, where its create was sent (region and VPC), every ``poll`` seconds:
 - found carrying this rollout's marker, it is recorded (a server under the name without it is
   someone else's, and proves nothing);
 - not found by a look-up that began at least ``window`` seconds after the create was sent, it
@@ -15,7 +15,7 @@ where its create was sent (region and VPC), every ``poll`` seconds:
 Every interval is measured on one clock: this process's own, from the send it made, or, for a
 send an earlier run made, from the age the ledger's clock gives its stamp.
 
-``decide`` is the whole rule, as a pure function; ``Settler`` does the looking.
+``verdict_of`` is the whole rule, as a pure function; ``Settler`` does the looking.
 """
 
 from __future__ import annotations
@@ -23,37 +23,33 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from .client import NcpClient, ServerInstance
+from .claiming import CLAIM_HORIZON
 from .errors import NcpError
 from .ledger import Record
+from .ncp.client import NcpClient, ServerInstance
 from .ownership import Evidence, judge
 from .spec import ServerSpec
 
 __all__ = [
-    "CLAIM_HORIZON",
     "FIRST_LOOK",
     "Pending",
     "Settled",
     "Settler",
     "Verdict",
-    "decide",
     "epoch",
+    "verdict_of",
 ]
 
 # Up to this many names of one (region, VPC) are looked up one by one; more, and one listing of
 # the whole VPC (paged) is cheaper.
 NAMES_PER_LISTING = 3
-# Seconds before the first look-up of a server just set aside: most ambiguous creates did make
-# their server, and NCP usually lists it at once, so the first look comes soon.
+# Seconds before the first look-up of a server just handed to the settler: most ambiguous creates
+# did make their server, and NCP usually lists it at once, so the first look comes soon.
 FIRST_LOOK = 1.0
-# A claim's create goes out within this many seconds of the claim's stamp, or the claim is
-# stamped again first (the engine claims a few servers ahead of their creates, several in one
-# commit). So a create recorded as sent at T left between T and T + CLAIM_HORIZON.
-CLAIM_HORIZON = 1.0
 
 
 class Verdict(StrEnum):
@@ -65,7 +61,7 @@ class Verdict(StrEnum):
     UNKNOWN = "unknown"  # look-ups kept failing: leave it in flight for a rerun
 
 
-def decide(
+def verdict_of(
     found: bool | None,
     looked_at: float,
     sent_at: float,
@@ -141,10 +137,11 @@ class Settled:
     verdict: Verdict
     ours: tuple[ServerInstance, ...]
     others: tuple[ServerInstance, ...]  # someone else's, under the same name
+    error: NcpError | None = None  # why its last look-up failed, if one did
 
 
 class Settler:
-    """Looks set-aside servers up, a (region, VPC) at a time, and judges each by ``decide``."""
+    """Looks unsettled servers up, a (region, VPC) at a time, and judges each by ``verdict_of``."""
 
     def __init__(
         self,
@@ -167,10 +164,11 @@ class Settler:
         self.pending: dict[str, Pending] = {}
         self._looked: set[str] = set()  # pending servers looked up at least once
         self.lookups = 0  # look-up calls made, for the run's summary
-        self.last_error: NcpError | None = None  # why the last failed look-up failed
+        # Why each pending server's last look-up failed: recorded if its look-ups run out.
+        self._failed: dict[str, NcpError] = {}
 
     def add(self, pending: Pending) -> None:
-        """Set a server aside until a look-up settles it."""
+        """Look a server up, round after round, until a look-up settles it."""
         self.pending[pending.spec.name] = pending
         self._looked.discard(pending.spec.name)
 
@@ -218,14 +216,14 @@ class Settler:
         servers = () if found is None else tuple(found.get(p.spec.name, ()))
         ours, others = self._split(p, servers)
         there = None if found is None else bool(ours)
-        verdict = decide(there, looked_at, p.sent_at, self._clock(), self.window, self.patience)
+        verdict = verdict_of(there, looked_at, p.sent_at, self._clock(), self.window, self.patience)
         if verdict == Verdict.ABSENT and not filtered:
             # A paged listing may have skipped it: only a read by its name says it is absent.
             try:
                 again = await self._by_name(p.spec.name, p.region, p.vpc)
             except NcpError as exc:
-                self.last_error = exc
-                return Settled(p, Verdict.WAIT, (), others)
+                self._failed[p.spec.name] = exc
+                return Settled(p, Verdict.WAIT, (), others, exc)
             return await self._judge(p, (looked_at, {p.spec.name: again}, True))
         return Settled(p, verdict, ours, others)
 
@@ -240,7 +238,8 @@ class Settler:
             try:
                 lookup = await self._look(region, vpc, [p.spec.name for p in members])
             except NcpError as exc:
-                self.last_error = exc
+                for p in members:
+                    self._failed[p.spec.name] = exc
                 lookup = None
             for p in members:
                 self._looked.add(p.spec.name)
@@ -248,5 +247,6 @@ class Settler:
                 if settled.verdict != Verdict.WAIT:
                     del self.pending[p.spec.name]
                     self._looked.discard(p.spec.name)
+                    settled = replace(settled, error=self._failed.pop(p.spec.name, None))
                 verdicts.append(settled)
         return verdicts

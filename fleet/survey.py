@@ -21,14 +21,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .client import NcpClient, ServerInstance
+from .claiming import CLAIM_HORIZON
 from .converge import GONE_MESSAGE, Live, Seen, Sleep, by_live, refresh
 from .errors import RolloutError
 from .ledger import AsyncLedger, Instance, PlanDelta, Record, State, TeardownState
+from .ncp.client import NcpClient, ServerInstance
 from .options import ProvisionOptions
-from .ownership import Evidence, judge
-from .provisioner import found_from
-from .settling import CLAIM_HORIZON, epoch
+from .ownership import Evidence, found_from, judge
+from .settling import epoch
 from .spec import ServerSpec
 from .states import ServerStatus
 
@@ -215,16 +215,16 @@ async def survey(
 
     """
     book = ledger.sync
-    own = await ledger.run(book.ownership, rollout, window=DEFAULT_WINDOW)
+    own = await ledger.ownership(rollout, window=DEFAULT_WINDOW)
     margin, rollout_id = request_timeout + own.window, own.marker
     seen = await _refreshed(client, ledger, rollout, owner, pause=pause, sleep=sleep)
     gone = frozenset(s.name for s in by_live(seen, Live.GONE))
     if owner is None:
-        delta = await ledger.run(book.compare, rollout, specs, retry_failed=retry_failed)
+        delta = await ledger.compare(rollout, specs, retry_failed=retry_failed)
     else:
-        delta = await ledger.run(book.plan, rollout, specs, owner=owner, retry_failed=retry_failed)
-    known = {r.name: r for r in await ledger.run(book.records, rollout)}
-    owned = owned_instances(await ledger.run(book.instances, rollout))
+        delta = await ledger.plan(rollout, specs, owner=owner, retry_failed=retry_failed)
+    known = {r.name: r for r in await ledger.records(rollout)}
+    owned = owned_instances(await ledger.instances(rollout))
     listing = await _listing(client, _groups(specs, known.values()), {s.name for s in specs})
     names = {s.name for s in specs}
     out = _sort(
@@ -280,16 +280,15 @@ async def _refreshed(
     sleep: Sleep,
 ) -> dict[str, Seen]:
     """Refresh every recorded server; with a lease, write down what was seen and what is gone."""
-    book = ledger.sync
-    records = {r.name: r for r in await ledger.run(book.records, rollout)}
-    instances = await ledger.run(book.instances, rollout)
+    records = {r.name: r for r in await ledger.records(rollout)}
+    instances = await ledger.instances(rollout)
     seen = await refreshed(client, records, instances, pause=pause, sleep=sleep)
     if owner is not None:
         gone = [s.instance_no for s in by_live(seen, Live.GONE)]
         terminated = TeardownState.TERMINATED
-        await ledger.run(book.set_teardown, rollout, gone, terminated, message=GONE_MESSAGE)
+        await ledger.set_teardown(rollout, gone, terminated, message=GONE_MESSAGE)
         found = [(s.name, s.server.status, None) for s in seen.values() if s.server is not None]
-        await ledger.run(book.set_status, rollout, found)
+        await ledger.set_status(rollout, found)
     return seen
 
 
@@ -327,11 +326,9 @@ def _conflicting(rollout: str, conflicts: Sequence[tuple[str, str]], ledger: str
 async def _record(
     ledger: AsyncLedger, rollout: str, owner: str, out: _Sorting, rollout_id: str | None
 ) -> None:
-    book = ledger.sync
     for spec, rec, servers in out.reconciled:
         found = found_from(servers, rec.sent_region, rec.sent_vpc, rollout_id)
-        await ledger.run(
-            book.record_created,
+        await ledger.record_created(
             rollout,
             spec.name,
             found,
@@ -340,14 +337,11 @@ async def _record(
             from_states=(State.IN_FLIGHT, State.FAILED, State.PLANNED),
         )
     for spec, servers in out.adopt:
-        await ledger.run(
-            book.adopt, rollout, spec.name, found_from(servers, spec.region, spec.vpc_no), owner
-        )
+        await ledger.adopt(rollout, spec.name, found_from(servers, spec.region, spec.vpc_no), owner)
     for rec, extra in out.duplicates:
         # The row is created: the extra servers join it as duplicates (record_created keeps a
         # number it did not know as a duplicate rather than dropping it).
-        await ledger.run(
-            book.record_created,
+        await ledger.record_created(
             rollout,
             rec.name,
             found_from(extra, rec.region, rec.vpc_no, rollout_id),

@@ -354,7 +354,7 @@ def teardown(
             return
         out.print(render.targets_table(rollout, targets))
         if side:
-            out.print(render.side_table(rollout, side))
+            out.print(render.extras_table(rollout, side))
         if options.dry_run:
             return
         if not yes:

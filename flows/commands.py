@@ -12,15 +12,14 @@ from fleet.changes import Change, plan_changes
 from fleet.config import LedgerLocation
 from fleet.converge import Seen
 from fleet.errors import ConfigError
-from fleet.ledger import Ledger
+from fleet.ledger import Extra, Ledger
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.results import duplicates_by_name, not_clean, pages
-from fleet.side import SideResource
 from fleet.spec import ServerSpec
 from fleet.staging import Size
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey, refreshed
-from fleet.teardown import TeardownReport, TeardownScope
+from fleet.teardown import TeardownReport, TeardownScope, extras_of
 from flows import documents, ledgers, planview, render
 from flows.approval import Approval
 from flows.exits import exit_code
@@ -95,7 +94,7 @@ async def survey_only(
         found = await plan_rollout(
             rt, specs, options, owner=None, tell=lambda report: say(out, report)
         )
-        records = await rt.ledger.run(rt.ledger.sync.records, name)
+        records = await rt.ledger.records(name)
         return found, plan_changes(specs, records, found)
 
 
@@ -143,8 +142,8 @@ async def live_view(options: RunOptions, rollout: str, endpoint: str) -> dict[st
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     at = options.model_copy(update={"endpoint": endpoint})
     async with open_runtime(rollout, at, credentials, lease=False) as rt:
-        records = {r.name: r for r in await rt.ledger.run(rt.ledger.sync.records, rollout)}
-        instances = await rt.ledger.run(rt.ledger.sync.instances, rollout)
+        records = {r.name: r for r in await rt.ledger.records(rollout)}
+        instances = await rt.ledger.instances(rollout)
         return await refreshed(rt.client, records, instances)
 
 
@@ -235,9 +234,9 @@ def export_servers(
 
 async def teardown_survey(
     rollout: str, options: TeardownOptions
-) -> tuple[TeardownScope, list[SideResource]]:
+) -> tuple[TeardownScope, list[Extra]]:
     """Return what a teardown would take down and leave alone, and the targets' IPs and disks."""
-    from flows.teardown import find_side_of, find_targets
+    from flows.teardown import find_targets
 
     location = _existing(await ledger_target(options), rollout)
     say(err, ledgers.used(location))
@@ -249,7 +248,7 @@ async def teardown_survey(
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=False) as rt:
         scope = await find_targets(rt, options)
-        return scope, await find_side_of(rt, scope.targets)
+        return scope, await extras_of(rt.client, rt.ledger, rt.rollout, scope.targets)
 
 
 def teardown_plan(rollout: str, options: TeardownOptions) -> int:

@@ -15,8 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from fleet.changes import Change
-from fleet.ledger import Address, Binding, LeaseInfo, Record, RolloutCounts
-from fleet.side import SideResource
+from fleet.ledger import Address, Binding, Extra, LeaseInfo, Record, RolloutCounts
 from fleet.spec import ServerSpec
 from fleet.survey import Survey
 from fleet.teardown import TeardownScope
@@ -140,7 +139,7 @@ def plan_document(
 
 
 def teardown_document(
-    ledger: str, rollout: str, scope: TeardownScope, side: Sequence[SideResource]
+    ledger: str, rollout: str, scope: TeardownScope, side: Sequence[Extra]
 ) -> dict[str, Any]:
     """Return what a teardown would take down and leave alone, and what it would return."""
     return {
@@ -161,7 +160,7 @@ def teardown_document(
         ],
         "returned": [
             {
-                "kind": r.kind.value,
+                "kind": r.kind,
                 "number": r.number,
                 "label": r.label,
                 "server": r.server,

@@ -39,7 +39,7 @@ async def plan_fleet(
             found = await plan_rollout(
                 rt, specs, options, owner=None, tell=lambda report: logger.info("%s", report)
             )
-            records = await rt.ledger.run(rt.ledger.sync.records, name)
+            records = await rt.ledger.records(name)
     except FleetError as exc:  # a verdict (bad input, a preflight problem ...): no traceback
         logger.error("%s", exc)
         return Failed(message=str(exc), data=exc)

@@ -341,7 +341,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
         await events.tag_run(name)
         found = decided(await plan(rt.key, unvisited(specs), options))
         _log_plan(name, specs, found)
-        records = await rt.ledger.run(rt.ledger.sync.records, name)
+        records = await rt.ledger.records(name)
         changes = plan_changes(specs, records, found)
         del records  # a record per server, not kept while creating
         converging.tell_drift(name, found, changes)

@@ -15,9 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from fleet.errors import ACCOUNT_LIMIT_CODES, PreflightError, Problem
-from fleet.ledger import Binding, ErrorKind, LeaseInfo, Record, RolloutCounts, State
+from fleet.ledger import Binding, ErrorKind, Extra, LeaseInfo, Record, RolloutCounts, State
 from fleet.ledger.rows import iso
-from fleet.side import SideResource
 from fleet.spec import ServerSpec
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey
@@ -27,6 +26,7 @@ __all__ = [
     "counts_line",
     "err",
     "expansion_table",
+    "extras_table",
     "failure",
     "iso",
     "out",
@@ -36,7 +36,6 @@ __all__ = [
     "rollouts_table",
     "run_summary",
     "servers_table",
-    "side_table",
     "targets_table",
     "teardown_summary",
 ]
@@ -288,14 +287,14 @@ def left_table(rollout: str, left: Sequence[LeftAlone]) -> Table:
     return table
 
 
-def side_table(rollout: str, side: Sequence[SideResource]) -> Table:
+def extras_table(rollout: str, side: Sequence[Extra]) -> Table:
     """Return the table of the public IPs and extra disks a teardown returns after the servers."""
     table = Table(title=f"Rollout {rollout}: {len(side)} public IPs and disks to return")
     for column in ("kind", "number", "address or name", "made with", "region"):
         table.add_column(column)
     for r in side:
         table.add_row(
-            r.kind.value,
+            r.kind,
             plain(r.number),
             plain(r.label),
             plain(r.server),
@@ -317,5 +316,5 @@ def teardown_summary(rollout: str, report: TeardownReport) -> None:
         say(out, f"  left alone: {alone.name} ({alone.instance_no}): {alone.reason}")
     for name, why in [*report.failed.items(), *report.timed_out.items()]:
         say(out, f"  {name}: {why}")
-    for resource, why in report.side_left.items():
+    for resource, why in report.extras_left.items():
         say(out, f"  still billed: {resource}: {why}")

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fleet.client import NcpClient
 from fleet.config import (
     Credentials,
     LedgerLocation,
@@ -34,10 +33,11 @@ from fleet.config import (
 )
 from fleet.errors import BindingError, ConfigError, LeaseHeld, LeaseLost, LedgerError
 from fleet.ledger import AsyncLedger, Binding, Ledger, Ownership
+from fleet.ncp.client import NcpClient
+from fleet.ncp.ratelimit import AdaptiveRateLimiter, Limiter
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.ownership import new_rollout_id, new_run_tag
 from fleet.provisioner import Progress
-from fleet.ratelimit import AdaptiveRateLimiter, Limiter
 from fleet.survey import DEFAULT_WINDOW
 
 __all__ = [
@@ -165,10 +165,9 @@ def _holder() -> str:
 
 
 async def _take_lease(ledger: AsyncLedger, rollout: str, owner: str, options: RunOptions) -> None:
-    book = ledger.sync
     while True:
         try:
-            await ledger.run(book.acquire, rollout, owner, _holder(), options.lease_ttl)
+            await ledger.acquire(rollout, owner, _holder(), options.lease_ttl)
             return
         except LeaseHeld as held:
             if not options.wait_for_lease:
@@ -184,7 +183,7 @@ async def _heartbeat(ledger: AsyncLedger, rollout: str, owner: str, ttl: float) 
     while True:
         await asyncio.sleep(ttl / 3)
         try:
-            await ledger.run(ledger.sync.renew, rollout, owner, ttl)
+            await ledger.renew(rollout, owner, ttl)
         except LeaseLost as exc:
             log.error("%s; this run stops sending", exc)  # every claim now fails on its own
             return
@@ -212,7 +211,7 @@ async def _known_rate(ledger: AsyncLedger, binding: Binding, options: RunOptions
     """Return the rate a previous run found at this endpoint for this account (auto only)."""
     if not options.auto_rate:
         return None
-    known = await ledger.run(ledger.sync.known_rate, binding.endpoint, binding.account)
+    known = await ledger.known_rate(binding.endpoint, binding.account)
     if known is not None:
         log.info("call rate: starting near %.1f calls/s, found by an earlier run", known)
     return known
@@ -237,9 +236,7 @@ async def _remember_rate(rt: Runtime, binding: Binding, options: RunOptions) -> 
         measure.seconds,
     )
     with contextlib.suppress(LedgerError):  # a lost ledger is reported by the run itself
-        await rt.ledger.run(
-            rt.ledger.sync.remember_rate, binding.endpoint, binding.account, measure.rate
-        )
+        await rt.ledger.remember_rate(binding.endpoint, binding.account, measure.rate)
 
 
 async def _check_binding(
@@ -247,9 +244,9 @@ async def _check_binding(
 ) -> None:
     """Bind the rollout (when writing), or check a read-only run looks where it lives."""
     if write:
-        await ledger.run(ledger.sync.bind, wanted, rebind=rebind)
+        await ledger.bind(wanted, rebind=rebind)
         return
-    bound = await ledger.run(ledger.sync.binding, wanted.rollout)
+    bound = await ledger.binding(wanted.rollout)
     if (
         bound is not None
         and bound.endpoint  # '' : made by an engine run on its own, never bound
@@ -271,12 +268,9 @@ async def _ownership(
     ledger: AsyncLedger, rollout: str, options: RunOptions, *, write: bool
 ) -> Ownership:
     """Return the rollout's marker id and window; a provisioning run keeps its own window."""
-    book = ledger.sync
     if write and isinstance(options, ProvisionOptions):
-        return await ledger.run(
-            book.ownership, rollout, window=options.settle, new_marker=new_rollout_id()
-        )
-    return await ledger.run(book.ownership, rollout, window=DEFAULT_WINDOW)
+        return await ledger.ownership(rollout, window=options.settle, new_marker=new_rollout_id())
+    return await ledger.ownership(rollout, window=DEFAULT_WINDOW)
 
 
 async def _runtime(
@@ -352,6 +346,6 @@ async def open_runtime(
                 await beat
         if lease:
             with contextlib.suppress(LedgerError):
-                await ledger.run(ledger.sync.release, rollout, owner)
+                await ledger.release(rollout, owner)
         ledger.close()
         ledger.sync.close()

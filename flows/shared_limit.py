@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 
 from prefect.concurrency.asyncio import rate_limit
 
-from fleet.ratelimit import AdaptiveRateLimiter, Limiter, Measure, Permit
+from fleet.ncp.ratelimit import AdaptiveRateLimiter, Limiter, Measure, Permit
 
 
 async def _prefect_rate_limit(name: str, slots: int) -> None:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from fleet.errors import FleetError
+from fleet.ledger import Extra
 from fleet.options import TeardownOptions
-from fleet.side import SideResource, side_of
 from fleet.teardown import (
     TeardownReport,
     TeardownScope,
     TeardownTarget,
+    extras_of,
     teardown,
     teardown_targets,
 )
@@ -37,11 +36,6 @@ async def find_targets(rt: Runtime, options: TeardownOptions) -> TeardownScope:
     )
 
 
-async def find_side_of(rt: Runtime, targets: Sequence[TeardownTarget]) -> list[SideResource]:
-    """List the public IPs and extra disks the targets' creates made, still there."""
-    return await side_of(rt.client, rt.ledger, rt.rollout, targets)
-
-
 @task(name="find-servers", cache_policy=NO_CACHE, persist_result=False)
 @verdicts
 async def find(key: str, options: TeardownOptions) -> TeardownScope:
@@ -49,11 +43,12 @@ async def find(key: str, options: TeardownOptions) -> TeardownScope:
     return await find_targets(runtime(key), options)
 
 
-@task(name="find-side-resources", cache_policy=NO_CACHE, persist_result=False)
+@task(name="find-extras", cache_policy=NO_CACHE, persist_result=False)
 @verdicts
-async def find_beside(key: str, targets: list[TeardownTarget]) -> list[SideResource]:
+async def find_extras(key: str, targets: list[TeardownTarget]) -> list[Extra]:
     """List the public IPs and extra disks the targets' creates made (a dry run's listing)."""
-    return await find_side_of(runtime(key), targets)
+    rt = runtime(key)
+    return await extras_of(rt.client, rt.ledger, rt.rollout, targets)
 
 
 @task(name="stop-and-terminate", cache_policy=NO_CACHE, persist_result=False)
@@ -92,7 +87,7 @@ def _rows(report: TeardownReport) -> list[dict[str, str]]:
         ]
         + [
             {"serverName": r.server, "outcome": "still billed", "detail": f"{r}: {why}"}
-            for r, why in report.side_left.items()
+            for r, why in report.extras_left.items()
         ]
     )
 
@@ -138,12 +133,12 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
                 alone.reason,
             )
         if options.dry_run:
-            await _publish_plan(rollout, targets, decided(await find_beside(rt.key, targets)))
+            await _publish_plan(rollout, targets, decided(await find_extras(rt.key, targets)))
             return TeardownReport()
         report = decided(await take_down(rt.key, targets, options))
         report.left_alone = list(scope.left)
         if options.only_run is not None:  # a rollback: replaced servers keep their old one
-            restored = await rt.ledger.run(rt.ledger.sync.restore_replaced, rollout)
+            restored = await rt.ledger.restore_replaced(rollout)
             if restored:
                 logger.info("kept the servers they replaced: %s", ", ".join(restored))
         counts = await _publish_report(rollout, report)
@@ -157,15 +152,13 @@ async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport |
         return Failed(
             message=f"{bad} of {len(targets)} servers not terminated: {counts}", data=report
         )
-    if report.side_left:
-        left = "; ".join(f"{r}: {why}" for r, why in report.side_left.items())
+    if report.extras_left:
+        left = "; ".join(f"{r}: {why}" for r, why in report.extras_left.items())
         return Failed(message=f"still billed, not returned: {left}", data=report)
     return report
 
 
-async def _publish_plan(
-    rollout: str, targets: list[TeardownTarget], side: list[SideResource]
-) -> None:
+async def _publish_plan(rollout: str, targets: list[TeardownTarget], side: list[Extra]) -> None:
     """Show what a teardown would take down, and what it would return with each server."""
     await acreate_table_artifact(
         [
@@ -193,7 +186,7 @@ async def _publish_report(rollout: str, report: TeardownReport) -> dict[str, int
         "failed": len(report.failed),
         "timed out": len(report.timed_out),
         "public IPs and disks returned": len(report.returned),
-        "public IPs and disks still billed": len(report.side_left),
+        "public IPs and disks still billed": len(report.extras_left),
     }
     await acreate_markdown_artifact(
         markdown_table(f"Teardown of `{rollout}`", dict(counts)),

@@ -79,7 +79,7 @@ async def run_wave(
         interval=options.poll_interval,
         settle=options.settle,
     )
-    records = await rt.ledger.run(rt.ledger.sync.records, rt.rollout, names)
+    records = await rt.ledger.records(rt.rollout, names)
     events.failed_servers(rt.rollout, records)
     outcome = _outcome(name, records, report)
     return replace(outcome, failed=outcome.failed + len(resized.failed))
@@ -92,9 +92,7 @@ async def _begin(
     by_name = {s.name: s for s in specs}
     for c in changes:
         if c.action == Action.REPLACE and c.instance_no is not None:
-            await rt.ledger.run(
-                rt.ledger.sync.begin_replace, rt.rollout, by_name[c.name], c.instance_no
-            )
+            await rt.ledger.begin_replace(rt.rollout, by_name[c.name], c.instance_no)
     return [c for c in changes if c.action == Action.RESIZE]
 
 

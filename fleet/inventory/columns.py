@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from fleet.parameters import LISTS, SCALARS, Type
+from fleet.ncp.parameters import LISTS, SCALARS, Type
 
 __all__ = ["Columns", "Ints", "Mask", "type_of"]
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from fleet.inventory.columns import Columns, Ints, type_of
 from fleet.inventory.names import COUNT, NAME, Expansion
-from fleet.parameters import LISTS, SCALARS, Type
+from fleet.ncp.parameters import LISTS, SCALARS, Type
 from fleet.spec import ServerSpec
 
 __all__ = ["encode"]

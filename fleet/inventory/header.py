@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from fleet.parameters import LISTS, SCALARS
+from fleet.ncp.parameters import LISTS, SCALARS
 
 __all__ = ["REQUIRED", "header_problem"]
 

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fleet.inventory.columns import Columns, Ints, Mask
-from fleet.parameters import MAX_CREATE_SERIAL
+from fleet.ncp.parameters import MAX_CREATE_SERIAL
 
 __all__ = ["COUNT", "NAME", "START", "Expansion", "Serials", "expand", "first_names", "serials"]
 

@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from fleet.errors import Problem
-from fleet.parameters import SCALARS
+from fleet.ncp.parameters import SCALARS
 
 if TYPE_CHECKING:
     from fleet.inventory.columns import Columns, Mask

@@ -20,7 +20,7 @@ from fleet.inventory.columns import Columns, Ints, Mask, type_of
 from fleet.inventory.header import REQUIRED
 from fleet.inventory.names import COUNT, NAME, START, Expansion, first_names
 from fleet.inventory.report import Report
-from fleet.parameters import (
+from fleet.ncp.parameters import (
     FEE_SYSTEM_TYPE_CODES,
     IMAGE_CHOICES,
     IMAGE_RULES,

@@ -20,8 +20,8 @@ from .addresses import Address
 from .aio import AsyncLedger
 from .ledger import DEFAULT_LEDGER, Ledger
 from .model import (
-    Aside,
     Binding,
+    Extra,
     Instance,
     LeaseInfo,
     Ownership,
@@ -37,10 +37,10 @@ __all__ = [
     "DEFAULT_LEDGER",
     "SCHEMA_VERSION",
     "Address",
-    "Aside",
     "AsyncLedger",
     "Binding",
     "ErrorKind",
+    "Extra",
     "Found",
     "Instance",
     "LeaseInfo",

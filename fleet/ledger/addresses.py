@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from .base import LedgerBase
 from .rows import insert_new
 from .schema import addresses
 
-__all__ = ["Address", "Addresses"]
+__all__ = ["Address", "known", "record"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,42 +26,34 @@ class Address:
     public_ip: str | None
 
 
-class Addresses(LedgerBase):
-    """Where each server can be reached, as last seen RUN."""
+def record(conn: sa.Connection, stamp: str, rollout: str, seen: Sequence[Address]) -> None:
+    """Record (or replace) the addresses of servers just seen RUN."""
+    numbers = [a.instance_no for a in seen]
+    conn.execute(
+        addresses.delete().where(
+            addresses.c.rollout == rollout, addresses.c.instance_no.in_(numbers)
+        )
+    )
+    conn.execute(
+        insert_new(conn.dialect.name, addresses),
+        [
+            {
+                "rollout": rollout,
+                "instance_no": a.instance_no,
+                "private_ip": a.private_ip,
+                "public_ip": a.public_ip,
+                "seen_at": stamp,
+            }
+            for a in seen
+        ],
+    )
 
-    def set_addresses(self, rollout: str, seen: Sequence[Address]) -> None:
-        """Record (or replace) the addresses of servers just seen RUN."""
-        if not seen:
-            return
-        with self.db.transaction() as conn:
-            self._fence(conn, rollout)
-            stamp = self._stamp(conn)
-            numbers = [a.instance_no for a in seen]
-            conn.execute(
-                addresses.delete().where(
-                    addresses.c.rollout == rollout, addresses.c.instance_no.in_(numbers)
-                )
-            )
-            conn.execute(
-                insert_new(conn.dialect.name, addresses),
-                [
-                    {
-                        "rollout": rollout,
-                        "instance_no": a.instance_no,
-                        "private_ip": a.private_ip,
-                        "public_ip": a.public_ip,
-                        "seen_at": stamp,
-                    }
-                    for a in seen
-                ],
-            )
 
-    def addresses(self, rollout: str) -> dict[str, Address]:
-        """Return the addresses known for a rollout's servers, by instance number."""
-        with self.db.transaction() as conn:
-            rows = conn.execute(
-                sa.select(
-                    addresses.c.instance_no, addresses.c.private_ip, addresses.c.public_ip
-                ).where(addresses.c.rollout == rollout)
-            ).all()
-        return {r.instance_no: Address(r.instance_no, r.private_ip, r.public_ip) for r in rows}
+def known(conn: sa.Connection, rollout: str) -> dict[str, Address]:
+    """Return the addresses known for a rollout's servers, by instance number."""
+    rows = conn.execute(
+        sa.select(addresses.c.instance_no, addresses.c.private_ip, addresses.c.public_ip).where(
+            addresses.c.rollout == rollout
+        )
+    ).all()
+    return {r.instance_no: Address(r.instance_no, r.private_ip, r.public_ip) for r in rows}

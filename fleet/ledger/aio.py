@@ -7,6 +7,10 @@ claim's await returns only once its transaction has committed, so a create never
 its ``in_flight`` mark is durable, and under load many marks share one commit. A write nothing
 waits on to send (``later``: a create's outcome) lingers for company, and its caller need not
 await it at once.
+
+``AsyncLedger`` has the Ledger's methods under the same names, awaited (as httpx's
+``AsyncClient`` mirrors ``Client``): ``await ledger.records(rollout)``. ``start`` and ``later``
+queue a Ledger method without awaiting it, for the engine's grouped writes.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from fleet.errors import LeaseLost, LedgerConflict
 
@@ -49,8 +53,69 @@ def _deliver(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
+class _Awaited(Generic[P, T]):
+    """A Ledger method as an AsyncLedger attribute: the same arguments, run on its thread."""
+
+    def __init__(self, method: Callable[Concatenate[Ledger, P], T]) -> None:
+        self.name = method.__name__
+        self.__doc__ = method.__doc__
+
+    def __get__(self, owner: AsyncLedger, kind: type | None = None) -> Callable[P, Awaitable[T]]:
+        method = getattr(owner.sync, self.name)
+
+        async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await owner._submit(method, args, kwargs, grouped=False)
+
+        return call
+
+
 class AsyncLedger:
     """Awaitable access to a Ledger: one worker thread, writes grouped into shared commits."""
+
+    # The Ledger's methods, by the same names (tests/unit/test_architecture.py checks that every
+    # public one is here).
+    compare = _Awaited(Ledger.compare)
+    plan = _Awaited(Ledger.plan)
+    claim = _Awaited(Ledger.claim)
+    resend = _Awaited(Ledger.resend)
+    claim_many = _Awaited(Ledger.claim_many)
+    restamp = _Awaited(Ledger.restamp)
+    unclaim = _Awaited(Ledger.unclaim)
+    record_created = _Awaited(Ledger.record_created)
+    adopt = _Awaited(Ledger.adopt)
+    record_failed = _Awaited(Ledger.record_failed)
+    note_ambiguous = _Awaited(Ledger.note_ambiguous)
+    note_lookup_failed = _Awaited(Ledger.note_lookup_failed)
+    release_absent = _Awaited(Ledger.release_absent)
+    give_up = _Awaited(Ledger.give_up)
+    record_resized = _Awaited(Ledger.record_resized)
+    begin_replace = _Awaited(Ledger.begin_replace)
+    restore_replaced = _Awaited(Ledger.restore_replaced)
+    set_status = _Awaited(Ledger.set_status)
+    note_error = _Awaited(Ledger.note_error)
+    set_teardown = _Awaited(Ledger.set_teardown)
+    bind = _Awaited(Ledger.bind)
+    binding = _Awaited(Ledger.binding)
+    acquire = _Awaited(Ledger.acquire)
+    renew = _Awaited(Ledger.renew)
+    release = _Awaited(Ledger.release)
+    lease = _Awaited(Ledger.lease)
+    ownership = _Awaited(Ledger.ownership)
+    remember_rate = _Awaited(Ledger.remember_rate)
+    known_rate = _Awaited(Ledger.known_rate)
+    forget = _Awaited(Ledger.forget)
+    keep_extras = _Awaited(Ledger.keep_extras)
+    extras = _Awaited(Ledger.extras)
+    extras_returned = _Awaited(Ledger.extras_returned)
+    set_addresses = _Awaited(Ledger.set_addresses)
+    addresses = _Awaited(Ledger.addresses)
+    records = _Awaited(Ledger.records)
+    names = _Awaited(Ledger.names)
+    record = _Awaited(Ledger.record)
+    instances = _Awaited(Ledger.instances)
+    counts = _Awaited(Ledger.counts)
+    rollouts = _Awaited(Ledger.rollouts)
+    now = _Awaited(Ledger.now)
 
     def __init__(self, ledger: Ledger) -> None:
         self.sync = ledger
@@ -63,10 +128,6 @@ class AsyncLedger:
 
     def __repr__(self) -> str:
         return f"AsyncLedger({self.sync.shown!r})"
-
-    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run one Ledger method on the worker thread; return once its transaction committed."""
-        return await self._submit(fn, args, kwargs, grouped=False)
 
     def start(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
         """Queue one Ledger method now; the future settles once its transaction committed.

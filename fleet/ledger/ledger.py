@@ -1,4 +1,10 @@
-"""The Ledger: one object for every read and write of a rollout's record, on either backend."""
+"""The Ledger: one object for every read and write of a rollout's record, on either backend.
+
+Each method is one transaction around one function of the modules beside it (``planning``,
+``outcomes``, ``changing``, ``tracking``, ``leases``, ``rollouts``, ``extras``, ``addresses``,
+``queries``), which hold the SQL; every write is fenced by the rollout's lease. ``AsyncLedger``
+(``aio``) offers the same methods, awaited, on a thread of their own.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +14,19 @@ from fleet.errors import LedgerConflict, NcpError
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, ServerStatus, State, TeardownState
 
-from . import changing, leases, outcomes, planning, tracking
-from .addresses import Addresses
-from .base import DEFAULT_LEDGER
-from .holds import Holds
-from .model import PlanDelta
+from . import addresses, changing, extras, leases, outcomes, planning, queries, rollouts, tracking
+from .addresses import Address
+from .base import DEFAULT_LEDGER, LedgerBase
+from .model import Binding, Extra, Instance, LeaseInfo, Ownership, PlanDelta, Record, RolloutCounts
 from .outcomes import Found
-from .reads import Reads
 from .rows import iso
 
 __all__ = ["DEFAULT_LEDGER", "Ledger"]
 
 
-class Ledger(Holds, Reads, Addresses):
+# One class for every operation, as its size says (the size rule names it as the exception): a
+# facade of one-transaction methods, each a few lines around a function that holds the SQL.
+class Ledger(LedgerBase):
     """A ledger of rollouts (SQLite file or PostgreSQL URL); safe to share between threads."""
 
     # -- planning ------------------------------------------------------------------------------
@@ -205,3 +211,140 @@ class Ledger(Holds, Reads, Addresses):
             self._fence(conn, rollout)
             stamp = self._stamp(conn)
             tracking.set_teardown(conn, stamp, rollout, instance_nos, state, message=message)
+
+    # -- bindings, leases, the rollout's own row --------------------------------------------
+
+    def bind(self, binding: Binding, *, rebind: bool = False) -> Binding:
+        """Bind a rollout to an endpoint and account, or check it is already bound to them."""
+        with self.db.transaction() as conn:
+            self._fence(conn, binding.rollout)
+            return leases.bind(conn, self._stamp(conn), binding, rebind=rebind)
+
+    def binding(self, rollout: str) -> Binding | None:
+        """Return where a rollout's servers live, if it was ever run."""
+        with self.db.transaction() as conn:
+            return leases.read_binding(conn, rollout)
+
+    def acquire(self, rollout: str, owner: str, holder: str, ttl: float) -> LeaseInfo:
+        """Take a rollout's lease (raise LeaseHeld, naming the holder, if another run has it)."""
+        with self.db.transaction() as conn:
+            lease = leases.acquire(conn, self._now(conn), rollout, owner, holder, ttl)
+        self._owners[rollout] = owner
+        return lease
+
+    def renew(self, rollout: str, owner: str, ttl: float) -> None:
+        """Push this run's lease expiry forward (raise LeaseLost if it was taken)."""
+        with self.db.transaction() as conn:
+            leases.renew(conn, self._now(conn), rollout, owner, ttl)
+
+    def release(self, rollout: str, owner: str) -> None:
+        """Give this run's lease up."""
+        if self._owners.get(rollout) == owner:
+            del self._owners[rollout]
+        with self.db.transaction() as conn:
+            leases.release(conn, rollout, owner)
+
+    def lease(self, rollout: str) -> LeaseInfo | None:
+        """Return who holds a rollout's lease, if anyone does (expired leases included)."""
+        with self.db.transaction() as conn:
+            return leases.read_lease(conn, rollout)
+
+    def ownership(self, rollout: str, *, window: float, new_marker: str | None = None) -> Ownership:
+        """Return the rollout's create-marker id and absence window, as its ledger keeps them.
+
+        With ``new_marker`` (a run holding the lease): the rollout gets that id if it has none
+        yet, and keeps this run's ``window``, which every later path that judges absence reads
+        (a teardown has no window of its own). Without: a read, ``window`` standing in for a
+        rollout that kept none.
+        """
+        with self.db.transaction() as conn:
+            if new_marker is not None:
+                self._fence(conn, rollout)
+            return rollouts.ownership(conn, rollout, window, new_marker)
+
+    def remember_rate(self, endpoint: str, account: str, rate: float) -> None:
+        """Keep the call rate a gateway allowed this account, for the next run to start near."""
+        with self.db.transaction() as conn:
+            rollouts.remember_rate(conn, self._stamp(conn), endpoint, account, rate)
+
+    def known_rate(self, endpoint: str, account: str) -> float | None:
+        """Return the rate the last run found for this endpoint and account, if any."""
+        with self.db.transaction() as conn:
+            return rollouts.known_rate(conn, endpoint, account)
+
+    def forget(self, rollout: str, *, unbound_is_rehearsal: bool = False) -> None:
+        """Delete a rehearsal rollout's records (its simulator, and servers, are gone).
+
+        ``unbound_is_rehearsal``: a rollout bound nowhere (from before bindings existed) counts
+        as a rehearsal; only for the rehearsal ledger itself.
+
+        Raises:
+            LedgerError: the rollout is not bound to a rehearsal: real servers are never forgotten.
+
+        """
+        with self.db.transaction() as conn:
+            rollouts.forget(conn, rollout, unbound_is_rehearsal=unbound_is_rehearsal)
+
+    # -- what creates made beside their servers, and where servers are reached --------------
+
+    def keep_extras(self, rollout: str, items: Sequence[Extra]) -> None:
+        """Write down public IPs and disks to return, before their servers are stopped."""
+        with self.db.transaction() as conn:
+            self._fence(conn, rollout)
+            extras.keep(conn, self._stamp(conn), rollout, items)
+
+    def extras(self, rollout: str) -> list[Extra]:
+        """Return what the rollout's creates made beside their servers, not yet returned."""
+        with self.db.transaction() as conn:
+            return extras.unreturned(conn, rollout)
+
+    def extras_returned(self, rollout: str, items: Sequence[Extra]) -> None:
+        """Record that these were returned (or were gone with their server)."""
+        if items:
+            with self.db.transaction() as conn:
+                self._fence(conn, rollout)
+                extras.returned(conn, self._stamp(conn), rollout, items)
+
+    def set_addresses(self, rollout: str, seen: Sequence[Address]) -> None:
+        """Record (or replace) the addresses of servers just seen RUN."""
+        if seen:
+            with self.db.transaction() as conn:
+                self._fence(conn, rollout)
+                addresses.record(conn, self._stamp(conn), rollout, seen)
+
+    def addresses(self, rollout: str) -> dict[str, Address]:
+        """Return the addresses known for a rollout's servers, by instance number."""
+        with self.db.transaction() as conn:
+            return addresses.known(conn, rollout)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def records(self, rollout: str, names: Sequence[str] | None = None) -> list[Record]:
+        """Return a rollout's servers (or only these ``names``), in inventory order."""
+        with self.db.transaction() as conn:
+            return queries.records(conn, rollout, names)
+
+    def names(self, rollout: str) -> list[str]:
+        """Return a rollout's server names, in inventory order (its rows, read page by page)."""
+        with self.db.transaction() as conn:
+            return queries.names_of(conn, rollout)
+
+    def record(self, rollout: str, name: str) -> Record | None:
+        """Return one server's row, if the rollout has it."""
+        with self.db.transaction() as conn:
+            return queries.record(conn, rollout, name)
+
+    def instances(self, rollout: str, names: Sequence[str] | None = None) -> list[Instance]:
+        """Return every NCP instance the rollout owns (or only these ``names``')."""
+        with self.db.transaction() as conn:
+            return queries.instances_of(conn, rollout, names)
+
+    def counts(self, rollout: str) -> RolloutCounts:
+        """Return a rollout's servers per state."""
+        with self.db.transaction() as conn:
+            return queries.counts(conn, rollout)
+
+    def rollouts(self) -> list[str]:
+        """Return the names of every rollout in the ledger."""
+        with self.db.transaction() as conn:
+            return queries.rollout_names(conn)

@@ -9,8 +9,8 @@ from typing import Any
 from fleet.states import ErrorKind, ServerStatus, State, TeardownState
 
 __all__ = [
-    "Aside",
     "Binding",
+    "Extra",
     "Instance",
     "LeaseInfo",
     "Ownership",
@@ -139,15 +139,18 @@ class Ownership:
 
 
 @dataclass(frozen=True, slots=True)
-class Aside:
-    """Something a create made beside its server (a public IP, an extra disk), still billed."""
+class Extra:
+    """A public IP or extra disk a create made beside its server: billed until returned."""
 
-    kind: str
+    kind: str  # an ``ncp.reads.Resource`` value: "public IP" or "block storage"
     number: str
     region: str
     server: str  # the name of the server it was made with
     server_no: str
     label: str  # the address, or the disk's name
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.number} ({self.label}) of {self.server}"
 
 
 @dataclass(frozen=True, slots=True)

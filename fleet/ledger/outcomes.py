@@ -7,7 +7,7 @@
         -- never sent -->       as it was   (unclaim: the run stopped first)
         -- answer or found -->  created     (every server under the name kept)
         -- refused -->          failed
-        -- ambiguous -->        in_flight   (set aside, looked up)
+        -- ambiguous -->        in_flight   (unsettled, looked up)
         -- surely absent -->    planned     (sent again)
 
 A change that finds the row in another state than the one it expects changes nothing and raises
@@ -209,7 +209,7 @@ def restamp(
 ) -> None:
     """Move a claim's send time to now, under the lease: its create goes out later than promised.
 
-    A claim promises its create leaves within ``settling.CLAIM_HORIZON`` of its stamp; one that
+    A claim promises its create leaves within ``claiming.CLAIM_HORIZON`` of its stamp; one that
     waited longer (the limiter slowed down) is stamped again before it goes.
     """
     leases.check(conn, now, rollout, owner)

@@ -20,7 +20,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TABLE_NAMES",
     "addresses",
-    "aside",
+    "extras",
     "instances",
     "leases",
     "meta",
@@ -29,7 +29,7 @@ __all__ = [
     "rates",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -136,9 +136,10 @@ rates = sa.Table(
 
 # What a rollout's creates made beside its servers (public IPs, extra disks), found before the
 # teardown stops them: billed until returned, and after its server is gone NCP no longer ties one
-# to the other, so a teardown interrupted there finds them here.
-aside = sa.Table(
-    "aside",
+# to the other, so a teardown interrupted there finds them here. Version 4 renamed it from "aside",
+# a word the engine used for something else.
+extras = sa.Table(
+    "extras",
     metadata,
     sa.Column("rollout", sa.String(100), primary_key=True),
     sa.Column("kind", sa.String(32), primary_key=True),
@@ -182,7 +183,7 @@ def _v1_to_v2(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE servers ADD COLUMN {column}")
     # v1 wrote sent_at at every send; the first send's time is the best we know of it.
     conn.execute(servers.update().values(first_sent_at=servers.c.sent_at))
-    for table in (instances, rollouts, leases, rates, aside, meta):
+    for table in (instances, rollouts, leases, rates, extras, meta):
         table.create(conn, checkfirst=True)
     for index in instances.indexes:
         index.create(conn, checkfirst=True)
@@ -247,8 +248,20 @@ def _v2_to_v3(conn: sa.Connection) -> None:
     addresses.create(conn, checkfirst=True)
 
 
+def _v3_to_v4(conn: sa.Connection) -> None:
+    # One name per idea: the public IPs and disks creates made are "extras" everywhere.
+    if sa.inspect(conn).has_table("aside"):
+        conn.exec_driver_sql("ALTER TABLE aside RENAME TO extras")
+    else:  # a ledger migrated from version 1 in the same pass made it under its new name
+        extras.create(conn, checkfirst=True)
+
+
 # version -> the step that brings a ledger of that version to the next one.
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+}
 
 
 def migrate(conn: sa.Connection, version: int) -> None:

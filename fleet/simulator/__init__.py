@@ -3,10 +3,11 @@
 Rooms: ``config`` (settings), ``errors`` (every code), ``gateway`` (throttle, signature),
 ``validation`` and ``references`` (a create's rules, then what it names), ``servers`` and
 ``state`` (servers and the Server API), ``catalog``, ``catalog_file`` and ``catalog_default``
-(regions, networks, images ...: the JSON format and the built-in one), ``records`` and ``reads``
-(the read APIs), ``resources`` and ``side`` (public IPs, extra disks, NICs taken), ``faults``
-(on-demand and random faults), ``calls`` (the request log), ``admin``, ``asgi``, ``app`` (the ASGI
-application: routing and faults) and ``server`` (uvicorn, the process, the command line).
+(regions, networks, images ...: the JSON format and the built-in one), ``records`` and
+``read_actions`` (the read APIs), ``resources`` and ``extras`` (public IPs, extra disks, NICs
+taken), ``faults`` (on-demand and random faults), ``calls`` (the request log), ``admin``,
+``asgi``, ``app`` (the ASGI application: routing and faults) and ``server`` (uvicorn, the
+process, the command line).
 """
 
 from __future__ import annotations

@@ -21,20 +21,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from fleet.config import is_loopback
 from fleet.simulator.asgi import Receive, Scope, Send, encode, read_body, send_json
+from fleet.simulator.calls import CallLog
+from fleet.simulator.config import SimulatorConfig
+from fleet.simulator.faults import FaultRule, Faults
 from fleet.simulator.gateway import MAX_BODY_BYTES
 
-if TYPE_CHECKING:
-    from fleet.simulator.app import SimulatorApp
-
-__all__ = ["serve_admin"]
+__all__ = ["Administered", "serve_admin"]
 
 
-async def serve_admin(app: SimulatorApp, scope: Scope, receive: Receive, send: Send) -> None:
+class Administered(Protocol):
+    """What the admin endpoints act on: the simulator app (it imports this module, not back)."""
+
+    faults: Faults
+    calls: CallLog
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return counters, config (no secret), servers and the fault rules left."""
+
+    def reconfigure(self, changes: Mapping[str, Any]) -> SimulatorConfig:
+        """Apply settings changes; return the new config."""
+
+    def reset(self) -> None:
+        """Forget servers, counters, calls and rules; refill; reseed."""
+
+    def add_faults(self, data: Any) -> list[FaultRule]:
+        """Add on-demand fault rules."""
+
+
+async def serve_admin(app: Administered, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one admin request."""
     body = await read_body(receive, MAX_BODY_BYTES)
     client = scope.get("client")
@@ -50,7 +69,7 @@ async def serve_admin(app: SimulatorApp, scope: Scope, receive: Receive, send: S
 
 
 def _route(
-    app: SimulatorApp, method: str, path: str, body: bytes | None, query: Mapping[str, str]
+    app: Administered, method: str, path: str, body: bytes | None, query: Mapping[str, str]
 ) -> tuple[int, dict[str, Any]]:
     route = (method, path)
     if route == ("GET", "/_admin/state"):

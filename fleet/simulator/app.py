@@ -8,8 +8,9 @@ Requests go through the same stages as at NCP, in this order:
    getSubnetList), parameters from the query string and an ``application/x-www-form-urlencoded``
    body, merged (the body wins on a clash);
 4. the fault, if one is due (see below), then the action: the Server API (``state``), a read of
-   the catalog (``reads``), or the public IP and block storage API (``side``). Every action takes
-   ``regionCode`` and acts on that region only, the first region (KR) when it is absent.
+   the catalog (``read_actions``), or the public IP and block storage API (``extras``). Every
+   action takes ``regionCode`` and acts on that region only, the first region (KR) when it is
+   absent.
 
 Answers are always JSON, whatever ``responseFormatType`` says (NCP's XML default is not simulated).
 Every answer, errors included, waits ``latency`` (+ up to ``latency_jitter``) seconds first.
@@ -82,10 +83,10 @@ from fleet.simulator.catalog import Catalog
 from fleet.simulator.catalog_file import default_catalog, load_catalog
 from fleet.simulator.config import SimulatorConfig
 from fleet.simulator.errors import ApiError
+from fleet.simulator.extras import ExtraActions
 from fleet.simulator.faults import CREATE, FaultRule, Faults, parse_rules
 from fleet.simulator.gateway import MAX_BODY_BYTES, Clock, Gateway
-from fleet.simulator.reads import VPC_ACTIONS, Reads
-from fleet.simulator.side import SideActions
+from fleet.simulator.read_actions import VPC_ACTIONS, ReadActions
 from fleet.simulator.state import SimulatorState
 from fleet.simulator.validation import validate_create
 
@@ -139,9 +140,9 @@ class SimulatorApp:
         self.state = SimulatorState(
             self.config, catalog=self.catalog, clock=clock, wall_clock=wall_clock
         )
-        self.reads = Reads(self.state)
-        self.side = SideActions(self.state.resources, self.catalog)
-        self.handlers = {**self.state.actions, **self.reads.actions, **self.side.actions}
+        self.reads = ReadActions(self.state)
+        self.extras = ExtraActions(self.state.resources, self.catalog)
+        self.handlers = {**self.state.actions, **self.reads.actions, **self.extras.actions}
         self.actions = frozenset({CREATE, *self.handlers})  # every API action it answers
         self.counters = _Counters()
         self.gateway = Gateway(self.config, clock, wall_clock)

@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from fleet.signing import sign
+from fleet.ncp.signing import sign
 from fleet.simulator.config import SimulatorConfig
 from fleet.simulator.errors import ApiError
 from fleet.simulator.wire import is_digits

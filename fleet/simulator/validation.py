@@ -1,8 +1,8 @@
 """createServerInstances checked as NCP checks it: every problem gathered, then one error raised.
 
 Two passes: the structure (names, types, counts, image/spec pairs), whose rules come from
-``fleet.parameters`` (the table the inventory validator reads too, so the simulator and the client
-cannot disagree about them); then, on a well-formed call, its references against the catalog
+``fleet.ncp.parameters`` (the table the inventory validator reads too, so the simulator and the
+client cannot disagree about them); then, on a well-formed call, its references against the catalog
 (``references``).
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from fleet.parameters import (
+from fleet.ncp.parameters import (
     FEE_SYSTEM_TYPE_CODES,
     IMAGE_CHOICES,
     IMAGE_RULES,

@@ -7,6 +7,7 @@ before Prefect sees it, and the retry settles what they left in flight.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,19 +35,26 @@ def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSimulator]:
         yield running
 
 
-def fail_once(monkeypatch: pytest.MonkeyPatch, method: str, at: int, error: Exception) -> None:
+def fail_once(
+    monkeypatch: pytest.MonkeyPatch, method: str, at: int, error: Exception
+) -> dict[str, int]:
     """Make the ``at``-th call of a Ledger method, through the async ledger, raise ``error``."""
-    real = AsyncLedger.run
+    real = AsyncLedger._submit
     seen = {"n": 0}
 
-    async def run(self: AsyncLedger, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def submit(
+        self: AsyncLedger, fn: Callable[..., Any], args: Any, kwargs: Any, grouped: bool
+    ) -> asyncio.Future[Any]:
         if getattr(fn, "__name__", "") == method:
             seen["n"] += 1
             if seen["n"] == at:
-                raise error
-        return await real(self, fn, *args, **kwargs)
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                failed.set_exception(error)
+                return failed
+        return real(self, fn, args, kwargs, grouped)
 
-    monkeypatch.setattr(AsyncLedger, "run", run)
+    monkeypatch.setattr(AsyncLedger, "_submit", submit)
+    return seen
 
 
 @pytest.mark.parametrize(
@@ -57,7 +65,7 @@ async def test_a_chunk_retried_after_an_unexpected_failure_creates_nothing_twice
     sim: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
     """The 20th answer's write fails; the chunk is retried; 60 servers, 60 creates."""
-    fail_once(monkeypatch, "record_created", at=20, error=error)
+    seen = fail_once(monkeypatch, "record_created", at=20, error=error)
     options = ProvisionOptions(
         endpoint=sim.url,
         ledger=str(tmp_path / "l.db"),
@@ -73,6 +81,7 @@ async def test_a_chunk_retried_after_an_unexpected_failure_creates_nothing_twice
         return_state=True,
     )
     assert state.is_completed(), state.message
+    assert seen["n"] >= 20  # the failure did happen
     on_sim = sim.state()
     counters = on_sim["counters"]
     assert counters["created"] == 60 and len(servers_by_name(on_sim)) == 60, counters

@@ -9,8 +9,8 @@ import pytest
 
 from fleet.config import Credentials
 from fleet.ledger import Ledger
+from fleet.ncp.ratelimit import START_RATE, AdaptiveRateLimiter
 from fleet.options import ProvisionOptions
-from fleet.ratelimit import START_RATE, AdaptiveRateLimiter
 from flows.runtime import fingerprint, open_runtime
 from tests.conftest import ACCESS, SECRET
 

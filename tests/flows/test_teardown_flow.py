@@ -11,8 +11,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
+from fleet.ncp.reads import Resource
 from fleet.options import ProvisionOptions, TeardownOptions
-from fleet.reads import Resource
 from fleet.simulator import RunningSimulator
 from fleet.teardown import TeardownReport
 from flows.provision import provision_fleet

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from fleet.client import NcpClient, RetryPolicy
 from fleet.config import Credentials
 from fleet.ledger import AsyncLedger, Ledger, Record, State
+from fleet.ncp.client import NcpClient, RetryPolicy
+from fleet.ncp.ratelimit import AdaptiveRateLimiter
 from fleet.options import ProvisionOptions, TeardownOptions
 from fleet.provisioner import Provisioner
-from fleet.ratelimit import AdaptiveRateLimiter
 from fleet.simulator import SimulatorConfig
 from fleet.spec import ServerSpec
 from fleet.survey import Survey, survey

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from fleet.signing import signed_headers
+from fleet.ncp.signing import signed_headers
 from fleet.simulator import ADMIN_FIELDS, RunningSimulator, SimulatorConfig, running_simulator
 
 ACCESS = "AKSIMTEST000000000001"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from fleet.claiming import Claims, WorkQueue
+from fleet.claiming import CLAIM_HORIZON, Claims, WorkQueue
 from fleet.errors import LedgerConflict
 from fleet.ledger import AsyncLedger, Ledger, State
 from fleet.ledger.rows import iso
 from fleet.options import ProvisionOptions
-from fleet.settling import CLAIM_HORIZON, Pending, Verdict, decide
+from fleet.settling import Pending, Verdict, verdict_of
 from fleet.simulator import running_simulator
 from fleet.survey import survey
 from tests.conftest import FakeClock
@@ -159,9 +159,9 @@ async def test_a_rerun_trusts_absence_only_a_window_after_the_latest_send_a_clai
     stamped = clock.now
     assert pending.sent_at == stamped + CLAIM_HORIZON
     window = 60.0
-    assert decide(False, stamped + window, pending.sent_at, stamped + window, window, 50) is (
+    assert verdict_of(False, stamped + window, pending.sent_at, stamped + window, window, 50) is (
         Verdict.WAIT
     )
-    assert decide(False, stamped + window + CLAIM_HORIZON, pending.sent_at, 0, window, 50) is (
+    assert verdict_of(False, stamped + window + CLAIM_HORIZON, pending.sent_at, 0, window, 50) is (
         Verdict.ABSENT
     )

@@ -7,8 +7,8 @@ from typing import Any
 import anyio
 import pytest
 
-from fleet.client import NcpClient, ServerInstance
 from fleet.errors import AmbiguousError, PermanentError
+from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.simulator import RunningSimulator, running_simulator
 from fleet.states import Operation, ServerStatus
 from tests.functional.fleetkit import client_for, sim_config, specs

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.client import NcpClient, RetryPolicy
 from fleet.config import Credentials
 from fleet.errors import AmbiguousError, PermanentError
+from fleet.ncp.client import NcpClient, RetryPolicy
 from fleet.simulator import running_simulator
 from tests.functional.fleetkit import client_for, sim_config, specs
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from fleet.changes import Action, plan_changes
-from fleet.client import NcpClient, ServerInstance
 from fleet.converge import start
 from fleet.ledger import State
+from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.readiness import wait_running
 from fleet.reshape import Pace, destroy, replace, resize
 from fleet.simulator import running_simulator

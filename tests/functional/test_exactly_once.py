@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.client import NcpClient, ServerInstance
 from fleet.ledger import AsyncLedger, Ledger, State
+from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.readiness import wait_running
 from fleet.simulator import running_simulator
 from fleet.survey import survey

@@ -294,7 +294,7 @@ async def test_concurrent_writes_share_commits_and_keep_their_own_outcomes(
     aio = AsyncLedger(book)
     try:
         results = await asyncio.gather(
-            *(aio.run(book.claim, "r", s, OWNER) for s in specs), return_exceptions=True
+            *(aio.claim("r", s, OWNER) for s in specs), return_exceptions=True
         )
     finally:
         aio.close()
@@ -323,11 +323,11 @@ async def test_an_outcome_shares_the_next_claims_commit_and_is_durable_when_awai
     planned(book, a, b)
     aio = AsyncLedger(book)
     try:
-        await aio.run(book.claim, "r", a, OWNER)
+        await aio.claim("r", a, OWNER)
         before = aio.commits
         recorded = aio.later(book.record_created, "r", "a", [found("1001")], request_id="q1")
         await asyncio.sleep(0.001)  # the record is queued, waiting for company
-        await aio.run(book.claim, "r", b, OWNER)  # a claim never waits: it takes the record along
+        await aio.claim("r", b, OWNER)  # a claim never waits: it takes the record along
         await recorded
         assert aio.commits == before + 1
         with Ledger(ledger_url) as other:  # another connection sees it: committed, not pending
@@ -408,7 +408,9 @@ def test_a_late_claim_is_stamped_again_under_the_lease(book: Ledger, clock: Fake
         book.restamp("r", "a", attempt, "run-2")
 
 
-def test_a_version_2_ledger_opens_as_version_3_with_every_row_kept(ledger_url: str) -> None:
+def test_a_version_2_ledger_opens_at_the_current_version_with_every_row_kept(
+    ledger_url: str,
+) -> None:
     """A ledger from before ownership: its rows kept, its in-flight ones settled as before."""
     from fleet.ledger.schema import _V3_COLUMNS, SCHEMA_VERSION
 
@@ -427,6 +429,21 @@ def test_a_version_2_ledger_opens_as_version_3_with_every_row_kept(ledger_url: s
                 "SELECT value FROM fleet_meta WHERE key = 'schema_version'"
             ).scalar()
         own = ledger.ownership("r", window=60.0)
-    assert version == str(SCHEMA_VERSION) == "3"
+    assert version == str(SCHEMA_VERSION) == "4"
     assert record.state == State.IN_FLIGHT and record.unsettled and not record.marked
     assert (own.marker, own.window) == (None, 60.0)
+
+
+def test_a_version_3_ledger_keeps_what_its_teardown_wrote_down_to_return(ledger_url: str) -> None:
+    """Version 4 renamed the table of public IPs and disks to return; none of them is lost."""
+    from fleet.ledger import Extra
+
+    ip = Extra("public IP", "20000001", "KR", "web-001", "101", "198.18.0.2")
+    with Ledger(ledger_url) as ledger:
+        ledger.acquire("r", OWNER, "test run", ttl=60)
+        ledger.keep_extras("r", [ip])
+        with ledger.db.transaction() as conn:  # back to version 3, as an older fleet left it
+            conn.exec_driver_sql("ALTER TABLE extras RENAME TO aside")
+            conn.exec_driver_sql("UPDATE fleet_meta SET value = '3' WHERE key = 'schema_version'")
+    with Ledger(ledger_url) as ledger:
+        assert ledger.extras("r") == [ip]

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from fleet.client import NcpClient, ServerInstance
 from fleet.errors import LeaseLost
 from fleet.ledger import AsyncLedger, Found, Ledger, State
 from fleet.ledger.leases import this_process
 from fleet.ledger.schema import leases
+from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.ownership import Claim, Marker
 from fleet.provisioner import Provisioner, marked
 from fleet.simulator import running_simulator

@@ -188,3 +188,24 @@ async def test_an_outcome_the_ledger_could_not_keep_fails_the_run_and_a_rerun_fi
         state = sim.state()
     assert state["counters"]["created"] == 6
     assert_each_once(state, book.sync.records("lost"), n=6)
+
+
+async def test_a_server_whose_look_ups_keep_failing_keeps_ncps_answer_to_them(
+    tmp_path: Path,
+) -> None:
+    """Left in flight when every look-up failed: its row says why, with NCP's code and message."""
+    with running_simulator(sim_config()) as sim:
+        book = open_ledger(tmp_path / "l.db")
+        async with client_for(sim.url) as client:
+            worker = engine(client, book, "blind")
+            found = await survey(client, book, "blind", specs(1), owner=OWNER)
+            sim.faults(
+                {"action": "createServerInstances", "fault": "drop_after", "serverName": "web-001"},
+                {"action": "getServerInstanceList", "fault": "fail_before", "times": 1000},
+            )
+            await worker.provision(found.work)
+    assert worker.progress.unknown == 1
+    record = book.sync.record("blind", "web-001")
+    assert record is not None and record.state == State.IN_FLIGHT
+    assert record.error_message is not None and record.error_message.startswith("look-up failed")
+    assert record.error_code is not None

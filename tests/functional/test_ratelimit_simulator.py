@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fleet.client import NcpClient, RetryPolicy
 from fleet.config import Credentials
-from fleet.ratelimit import AdaptiveRateLimiter
+from fleet.ncp.client import NcpClient, RetryPolicy
+from fleet.ncp.ratelimit import AdaptiveRateLimiter
 from fleet.simulator import running_simulator
 from tests.functional.fleetkit import ACCESS, SECRET, open_ledger, roll_out, sim_config, specs
 

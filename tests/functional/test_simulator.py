@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fleet.signing import signed_headers
+from fleet.ncp.signing import signed_headers
 from fleet.simulator import serve
 from tests.functional.simkit import (
     ACCESS,
@@ -157,7 +157,7 @@ def test_create_validation(api: Api, changes: dict[str, str], code: str) -> None
 def test_image_spec_rules_come_from_the_parameter_table(
     api: Api, changes: dict[str, str], message: str
 ) -> None:
-    """The image/spec pair rules are fleet.parameters' IMAGE_RULES and SPEC_CHOICES, worded so."""
+    """The image/spec pair rules are the parameter table's IMAGE_RULES and SPEC_CHOICES."""
     params = {k: v for k, v in {**VALID, **changes}.items() if v != ""}
     response = api.call("createServerInstances", params)
     assert server_error(response) == "900003"

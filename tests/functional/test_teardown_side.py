@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from fleet.ledger import Extra
 from fleet.ledger.model import Record
+from fleet.ncp.reads import BlockStorage, PublicIp, Resource
 from fleet.readiness import wait_running
-from fleet.reads import BlockStorage, PublicIp, Resource
-from fleet.side import Made, SideResource, Step, decide
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
 from fleet.survey import survey
-from fleet.teardown import ADOPTED_LEFT, teardown, teardown_targets
+from fleet.teardown import ADOPTED_LEFT, Made, Step, next_step, teardown, teardown_targets
 from tests.functional.fleetkit import (
     OWNER,
     QUICK,
@@ -67,7 +67,7 @@ async def test_teardown_returns_public_ips_and_extra_disks(tmp_path: Path, outli
     assert after["block_storages"] == []
     kinds = sorted(r.kind for r in report.returned)
     assert kinds == [Resource.BLOCK_STORAGE] * 6 + [Resource.PUBLIC_IP] * 3
-    assert report.side_left == {}
+    assert report.extras_left == {}
     assert calls.count("deletePublicIpInstance") == 3
     assert calls.count("deleteBlockStorageInstances") == (1 if outlives else 0)
     last_terminate = max(i for i, a in enumerate(calls) if a == "terminateServerInstances")
@@ -101,7 +101,7 @@ async def test_a_teardown_stopped_before_returning_them_leaves_them_to_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Killed after its servers went and before their IPs did: a rerun finds them in the ledger."""
-    module = sys.modules["fleet.teardown"]  # fleet.teardown, the name, is the function
+    module = sys.modules["fleet.teardown.takedown"]
 
     plan = with_params(specs(2, "ip"), PUBLIC_IP)
     with running_simulator(sim_config()) as sim:
@@ -115,7 +115,7 @@ async def test_a_teardown_stopped_before_returning_them_leaves_them_to_the_next(
                 raise asyncio.CancelledError  # the process died here
 
             with monkeypatch.context() as patch:
-                patch.setattr(module, "return_side", killed)
+                patch.setattr(module, "return_extras", killed)
                 with pytest.raises(asyncio.CancelledError):
                     await teardown(client, book, "k", targets, QUICK)
             assert sim.state()["servers"] == [] and len(sim.state()["public_ips"]) == 2
@@ -125,7 +125,7 @@ async def test_a_teardown_stopped_before_returning_them_leaves_them_to_the_next(
         after = sim.state()
     assert after["public_ips"] == []
     assert sorted(r.server for r in report.returned) == ["ip-001", "ip-002"]
-    assert book.sync.aside("k") == []
+    assert book.sync.extras("k") == []
 
 
 def test_what_a_create_made_beside_its_server() -> None:
@@ -140,8 +140,8 @@ def test_what_a_create_made_beside_its_server() -> None:
     assert Made.by(Record(**fields)) == Made(False, 0)  # type: ignore[arg-type]
 
 
-IP = SideResource(Resource.PUBLIC_IP, "20000001", "", "web-001", "101", "198.18.0.2")
-DISK = SideResource(Resource.BLOCK_STORAGE, "30000001", "", "web-001", "101", "data")
+IP = Extra(Resource.PUBLIC_IP, "20000001", "", "web-001", "101", "198.18.0.2")
+DISK = Extra(Resource.BLOCK_STORAGE, "30000001", "", "web-001", "101", "data")
 
 
 def _ip(server: str, op: str = "NULL") -> PublicIp:
@@ -167,6 +167,6 @@ def _disk(server: str, op: str = "NULL") -> BlockStorage:
         (DISK, _disk("999"), Step.LEAVE),
     ],
 )
-def test_decide_table(resource: SideResource, now: object, step: Step) -> None:
+def test_next_step_table(resource: Extra, now: object, step: Step) -> None:
     """What to do with a public IP or disk follows from what NCP lists of it now."""
-    assert decide(resource, now) == step  # type: ignore[arg-type]
+    assert next_step(resource, now) == step  # type: ignore[arg-type]

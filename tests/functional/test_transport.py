@@ -2,9 +2,10 @@
 
 Each server is a few lines of asyncio that fails as a real one might: nobody listening, a
 certificate nobody trusts, a connection held busy, a reset once the request is in, a close right
-after answering, no answer at all. ``fleet.answers`` reads httpx's exception into ours: a failure
-before any byte left is "not sent" (``RetryableError``, a create may go again), any later one "may
-have been sent" (``AmbiguousError``, the server is looked up before anything is created again).
+after answering, no answer at all. ``fleet.ncp.answers`` reads httpx's exception into ours: a
+failure before any byte left is "not sent" (``RetryableError``, a create may go again), any later
+one "may have been sent" (``AmbiguousError``, the server is looked up before anything is
+created again).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fleet.answers import translate_transport_errors
-from fleet.client import NcpClient
 from fleet.config import Credentials
 from fleet.errors import AmbiguousError, RetryableError
+from fleet.ncp.answers import translate_transport_errors
+from fleet.ncp.client import NcpClient
 from tests.conftest import ACCESS, SECRET
 
 pytestmark = pytest.mark.anyio

@@ -8,10 +8,10 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from fleet.client import NcpClient, RetryPolicy
 from fleet.config import Credentials
 from fleet.ledger import State
-from fleet.ratelimit import AdaptiveRateLimiter
+from fleet.ncp.client import NcpClient, RetryPolicy
+from fleet.ncp.ratelimit import AdaptiveRateLimiter
 from fleet.simulator import running_simulator
 from tests.functional.fleetkit import (
     ACCESS,

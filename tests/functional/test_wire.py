@@ -12,9 +12,9 @@ import gzip
 
 import pytest
 
-from fleet.client import NcpClient
 from fleet.config import Credentials
 from fleet.errors import PermanentError
+from fleet.ncp.client import NcpClient
 from tests.conftest import SECRET
 from tests.functional.test_transport import CREATED, answer, create, ncp, read_request, serving
 

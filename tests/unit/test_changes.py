@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from fleet.changes import Action, plan_changes
-from fleet.client import ServerInstance
 from fleet.converge import Live, Seen
 from fleet.ledger import PlanDelta, Record, State, TeardownState
+from fleet.ncp.client import ServerInstance
 from fleet.spec import ServerSpec
 from fleet.survey import Survey
 

@@ -11,11 +11,11 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from fleet.client import NcpClient, RetryPolicy
 from fleet.config import Credentials
 from fleet.errors import AmbiguousError, PermanentError, RetryableError, ThrottledError
-from fleet.ratelimit import AdaptiveRateLimiter
-from fleet.signing import sign
+from fleet.ncp.client import NcpClient, RetryPolicy
+from fleet.ncp.ratelimit import AdaptiveRateLimiter
+from fleet.ncp.signing import sign
 from tests.conftest import ACCESS, SECRET, FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -313,7 +313,7 @@ async def test_a_gateway_path_prefix_is_sent_and_signed_once(clock: FakeClock) -
 )
 def test_retry_after_is_read_as_seconds_or_ignored(header: str, expected: float | None) -> None:
     """Retry-After in seconds is honoured; an unreadable one falls back to our own back-off."""
-    from fleet.answers import retry_after
+    from fleet.ncp.answers import retry_after
 
     assert retry_after(httpx.Headers({"retry-after": header})) == expected
 
@@ -395,7 +395,7 @@ def test_the_form_body_is_what_urlencode_makes(value: str) -> None:
     """Plain names and values go as they are; anything else is quoted exactly as urlencode does."""
     from urllib.parse import urlencode
 
-    from fleet.client import form_body
+    from fleet.ncp.client import form_body
 
     params = [("serverName", value), ("networkInterfaceList.1.subnetNo", "75101"), (value, "1")]
     assert form_body(params) == urlencode(params)

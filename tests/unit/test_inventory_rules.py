@@ -8,7 +8,7 @@ from fleet.inventory.names import expand
 from fleet.inventory.report import Report
 from fleet.inventory.rules import RULES, Rows
 from fleet.inventory.sheets import read_sheets
-from fleet.parameters import LISTS
+from fleet.ncp.parameters import LISTS
 from tests.unit.test_inventory import Write, problems_of, table
 from tests.unit.test_inventory import write as write  # the fixture, shared
 from tests.unit.test_inventory_validation import LONG

@@ -8,7 +8,7 @@ import pytest
 
 from fleet.errors import InventoryError
 from fleet.inventory import ServerSpec, load_inventories, validate_inventories
-from fleet.parameters import LISTS, SCALARS
+from fleet.ncp.parameters import LISTS, SCALARS
 from tests.unit.test_inventory import INVENTORIES, Write, problems_of, table
 from tests.unit.test_inventory import write as write  # the fixture, shared
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from fleet.client import ServerInstance
+from fleet.ncp.client import ServerInstance
+from fleet.ncp.parameters import MARKER_BYTES
 from fleet.ownership import Claim, Evidence, Marker, describe, judge
-from fleet.parameters import MARKER_BYTES
 
 OURS = "k3v9x2m7q1"
 THEIRS = "z9y8x7w6v5"

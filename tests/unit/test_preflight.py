@@ -9,12 +9,12 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from fleet.catalog import rows_of
-from fleet.client import NcpClient, RetryPolicy
 from fleet.config import Credentials
 from fleet.errors import PreflightError, Problem
 from fleet.inventory import load_inventories
-from fleet.reads import Resource, Subnet, read
+from fleet.ncp.client import NcpClient, RetryPolicy
+from fleet.ncp.listed import rows_of
+from fleet.ncp.reads import Resource, Subnet, read
 from fleet.spec import ServerSpec
 from flows.exits import exit_code
 from tests.conftest import ACCESS, SECRET, FakeClock

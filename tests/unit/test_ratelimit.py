@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fleet.ratelimit import START_RATE, AdaptiveRateLimiter, Permit, RateControl
+from fleet.ncp.ratelimit import START_RATE, AdaptiveRateLimiter, Permit, RateControl
 from fleet.simulator.gateway import TokenBucket
 from tests.conftest import FakeClock
 from tests.unit.virtual_time import Rollout, roll_out, run_virtual

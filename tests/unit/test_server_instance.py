@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fleet.client import ServerInstance
+from fleet.ncp.client import ServerInstance
 from fleet.states import Operation, ServerStatus
 
 LISTED = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.settling import Verdict, decide, epoch
+from fleet.settling import Verdict, epoch, verdict_of
 
 WINDOW, PATIENCE = 60.0, 50.0
 SENT = 1_000.0
@@ -28,7 +28,7 @@ def test_not_listed_is_trusted_only_a_window_after_the_send(
     listed: bool | None, looked_at: float, now: float, verdict: Verdict
 ) -> None:
     """'Not listed' means 'not created' only for a look-up that began a window after the send."""
-    assert decide(listed, looked_at, SENT, now, WINDOW, PATIENCE) is verdict
+    assert verdict_of(listed, looked_at, SENT, now, WINDOW, PATIENCE) is verdict
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.signing import sign, signed_headers
+from fleet.ncp.signing import sign, signed_headers
 from tests.conftest import ACCESS, SECRET
 
 OTHER = ("ncp_iam_BPAMKR000000000000", "ncp_iam_BPKMKR0000000000000000000000000000")

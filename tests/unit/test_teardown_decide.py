@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.client import ServerInstance
+from fleet.ncp.client import ServerInstance
 from fleet.options import TeardownOptions
 from fleet.states import Operation, ServerStatus
-from fleet.teardown import Action, decide
+from fleet.teardown import Action, next_action
 
 KEEP = TeardownOptions()
 LIFT = TeardownOptions(lift_protection=True)
@@ -44,4 +44,4 @@ def test_each_status_calls_for_one_action(
     seen: ServerInstance | None, misses: int, options: TeardownOptions, action: Action
 ) -> None:
     """A teardown stops what runs, terminates what stopped, waits out operations, spares none."""
-    assert decide(seen, misses, options) is action
+    assert next_action(seen, misses, options) is action

@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fleet.ratelimit import AdaptiveRateLimiter
+from fleet.ncp.ratelimit import AdaptiveRateLimiter
 from fleet.simulator.gateway import TokenBucket
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""What a rollout's creates made beside its servers, and returning it: public IPs, extra disks.
+"""What a rollout's creates made beside its servers (extras), and returning them: public IPs, disks.
 
 Both are billed until returned, and both may outlive their server:
 
@@ -15,8 +15,8 @@ Only what this rollout's own creates asked for is taken, found from its servers 
 the public IP a server's record names if its create sent ``associateWithPublicIp=true``, and of
 the extra disks attached to it (never a root disk, type ``BASIC``) as many as its create asked
 for, oldest first; nothing of an adopted server. A public IP or disk that is found tied to
-another server by then is left alone, and said so. What to do with each is ``decide``: a pure
-table from what NCP lists of it now; ``return_side`` loops over it until all are gone.
+another server by then is left alone, and said so. What to do with each is ``next_step``: a
+pure table from what NCP lists of it now; ``return_extras`` loops over it until all are gone.
 """
 
 from __future__ import annotations
@@ -29,48 +29,23 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from .client import BATCH_SIZE, NcpClient, ServerInstance
-from .errors import NcpError
-from .ledger import AsyncLedger, Record
-from .polling import Clock, Poller, Sleep
-from .reads import BlockStorage, Item, PublicIp, Resource, read
+from fleet.errors import NcpError
+from fleet.ledger import AsyncLedger, Extra, Record
+from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
+from fleet.ncp.reads import BlockStorage, Item, PublicIp, Resource, read
+from fleet.polling import Clock, Poller, Sleep
 
-if TYPE_CHECKING:
-    from .teardown import TeardownTarget
+from .scope import TeardownTarget
 
-__all__ = [
-    "Made",
-    "SideReport",
-    "SideResource",
-    "Step",
-    "decide",
-    "find_side",
-    "return_side",
-    "side_of",
-]
+__all__ = ["ExtrasReport", "Made", "Step", "extras_of", "next_step", "return_extras"]
 
 log = logging.getLogger(__name__)
 
 # Up to this many servers with disks, their disks are read one server per call (the filter NCP
 # has); beyond, the region's listing is read once, a page per 100 disks.
 PER_SERVER_READS: Final = 10
-
-
-@dataclass(frozen=True, slots=True)
-class SideResource:
-    """A public IP or extra disk a create made beside its server: billed until returned."""
-
-    kind: Resource  # PUBLIC_IP or BLOCK_STORAGE
-    number: str
-    region: str
-    server: str  # the name of the server it was made with
-    server_no: str
-    label: str  # the address, or the disk's name
-
-    def __str__(self) -> str:
-        return f"{self.kind.value} {self.number} ({self.label}) of {self.server}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +75,7 @@ class Made:
 
 
 class Step(StrEnum):
-    """What a round does with one side resource."""
+    """What a round does with one extra."""
 
     WAIT = "wait"  # an operation is under way on it: look again
     DISASSOCIATE = "disassociate"
@@ -110,25 +85,29 @@ class Step(StrEnum):
     LEAVE = "leave"  # tied to a server that is not the one it was made with: not ours to take
 
 
-def decide(resource: SideResource, now: Item | None) -> Step:
-    """Return what to do with a side resource, given what NCP lists of it now (None: nothing)."""
+def _key(extra: Extra) -> tuple[Resource, str]:
+    return Resource(extra.kind), extra.number
+
+
+def next_step(extra: Extra, now: Item | None) -> Step:
+    """Return what to do with an extra, given what NCP lists of it now (None: nothing)."""
     if now is None:
         return Step.GONE
     if not isinstance(now, PublicIp | BlockStorage) or now.operation != "NULL":
         return Step.WAIT
     if not now.server_no:
         return Step.DELETE
-    if now.server_no != resource.server_no:
+    if now.server_no != extra.server_no:
         return Step.LEAVE
     return Step.DISASSOCIATE if isinstance(now, PublicIp) else Step.DETACH
 
 
 @dataclass(slots=True)
-class SideReport:
-    """What became of the side resources of the servers a teardown took down."""
+class ExtrasReport:
+    """What became of the extras of the servers a teardown took down."""
 
-    returned: list[SideResource] = field(default_factory=list)
-    left: dict[SideResource, str] = field(default_factory=dict)  # still billed, and why
+    returned: list[Extra] = field(default_factory=list)
+    left: dict[Extra, str] = field(default_factory=dict)  # still billed, and why
 
 
 async def _disks_of(
@@ -151,18 +130,25 @@ async def _disks_of(
     return by_server
 
 
-async def find_side(
-    client: NcpClient, servers: Iterable[tuple[str, str]], records: Sequence[Record]
-) -> list[SideResource]:
-    """Return the side resources of servers (region, instance number) that still exist.
+async def extras_of(
+    client: NcpClient, ledger: AsyncLedger, rollout: str, targets: Sequence[TeardownTarget]
+) -> list[Extra]:
+    """Return the extras of a teardown's targets that still exist.
 
-    ``records`` are the rollout's ledger rows: what each server's create asked for.
+    What each target's create asked for is read from the rollout's ledger rows.
     """
+    records = await ledger.records(rollout)
+    return await _extras(client, [(t.region, t.instance_no) for t in targets], records)
+
+
+async def _extras(
+    client: NcpClient, servers: Iterable[tuple[str, str]], records: Sequence[Record]
+) -> list[Extra]:
     by_name = {r.name: r for r in records}  # decoded only for the servers NCP still lists
     by_region: dict[str, list[str]] = defaultdict(list)
     for region, number in servers:
         by_region[region].append(number)
-    found: list[SideResource] = []
+    found: list[Extra] = []
     for region, numbers in sorted(by_region.items()):
         listed = await client.get_servers(numbers, region=region)
         asked = {
@@ -174,47 +160,33 @@ async def find_side(
             if asked[s.instance_no].public_ip and ip_no:
                 label = str(s.raw.get("publicIp") or "")
                 found.append(
-                    SideResource(Resource.PUBLIC_IP, ip_no, region, s.name, s.instance_no, label)
+                    Extra(Resource.PUBLIC_IP.value, ip_no, region, s.name, s.instance_no, label)
                 )
         with_disks = [s for s in listed if asked[s.instance_no].disks]
         disks = await _disks_of(client, region, with_disks) if with_disks else {}
         for s in with_disks:
             for disk in disks.get(s.instance_no, [])[: asked[s.instance_no].disks]:
-                found.append(
-                    SideResource(
-                        Resource.BLOCK_STORAGE, disk.key, region, s.name, s.instance_no, disk.name
-                    )
-                )
+                kind = Resource.BLOCK_STORAGE.value
+                found.append(Extra(kind, disk.key, region, s.name, s.instance_no, disk.name))
     return found
-
-
-async def side_of(
-    client: NcpClient, ledger: AsyncLedger, rollout: str, targets: Sequence[TeardownTarget]
-) -> list[SideResource]:
-    """Return the side resources of a teardown's targets that still exist.
-
-    What each target's create asked for is read from the rollout's ledger rows.
-    """
-    records = await ledger.run(ledger.sync.records, rollout)
-    return await find_side(client, [(t.region, t.instance_no) for t in targets], records)
 
 
 @dataclass(slots=True)
 class _Round:
     """A return's state between rounds."""
 
-    pending: dict[tuple[Resource, str], SideResource]
+    pending: dict[tuple[Resource, str], Extra]
     errors: dict[tuple[Resource, str], int] = field(default_factory=dict)
     last: dict[tuple[Resource, str], Step] = field(default_factory=dict)
 
 
 async def _listed(
-    client: NcpClient, pending: Iterable[SideResource]
+    client: NcpClient, pending: Iterable[Extra]
 ) -> dict[tuple[Resource, str], Item] | None:
-    """Read every pending resource by number, per kind and region; None when a read failed."""
+    """Read every pending extra by number, per kind and region; None when a read failed."""
     groups: dict[tuple[Resource, str], list[str]] = defaultdict(list)
     for r in pending:
-        groups[(r.kind, r.region)].append(r.number)
+        groups[(Resource(r.kind), r.region)].append(r.number)
     seen: dict[tuple[Resource, str], Item] = {}
     try:
         for (kind, region), numbers in sorted(groups.items()):
@@ -246,7 +218,7 @@ _CALLS: Final[Mapping[tuple[Resource, Step], tuple[str, str]]] = {
 
 
 async def _send(
-    client: NcpClient, step: Step, kind: Resource, region: str, batch: Sequence[SideResource]
+    client: NcpClient, step: Step, kind: Resource, region: str, batch: Sequence[Extra]
 ) -> None:
     """Send one step for a batch (a list action) or for one resource."""
     action, name = _CALLS[(kind, step)]
@@ -263,14 +235,14 @@ async def _act(
     client: NcpClient,
     state: _Round,
     seen: Mapping[tuple[Resource, str], Item],
-    report: SideReport,
+    report: ExtrasReport,
     max_errors: int,
 ) -> None:
     """Decide and do one round's steps; settled resources leave ``state.pending``."""
-    batches: dict[tuple[Step, Resource, str], list[SideResource]] = defaultdict(list)
+    batches: dict[tuple[Step, Resource, str], list[Extra]] = defaultdict(list)
     for key, resource in list(state.pending.items()):
         now = seen.get(key)
-        step = state.last[key] = decide(resource, now)
+        step = state.last[key] = next_step(resource, now)
         if step == Step.GONE:
             report.returned.append(resource)
             del state.pending[key]
@@ -279,7 +251,7 @@ async def _act(
             report.left[resource] = f"now tied to server {holder}, not this rollout's: left alone"
             del state.pending[key]
         elif step != Step.WAIT:
-            batches[(step, resource.kind, resource.region)].append(resource)
+            batches[(step, Resource(resource.kind), resource.region)].append(resource)
     for (step, kind, region), group in sorted(batches.items()):
         size = BATCH_SIZE if _CALLS[(kind, step)][1].endswith("List") else 1
         for i in range(0, len(group), size):
@@ -289,26 +261,26 @@ async def _act(
             except NcpError as exc:
                 log.warning("%s of %s failed: %s", step, ", ".join(map(str, batch)), exc)
                 for resource in batch:
-                    key = (resource.kind, resource.number)
+                    key = _key(resource)
                     state.errors[key] = state.errors.get(key, 0) + 1
                     if state.errors[key] >= max_errors and key in state.pending:
                         report.left[resource] = f"{step} refused: {exc}"
                         del state.pending[key]
 
 
-async def return_side(
+async def return_extras(
     client: NcpClient,
-    resources: Sequence[SideResource],
+    resources: Sequence[Extra],
     *,
     interval: float,
     time_limit: float,
     max_errors: int = 5,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
-) -> SideReport:
+) -> ExtrasReport:
     """Disassociate and delete public IPs, detach and delete extra disks, until all are gone."""
-    report = SideReport()
-    state = _Round({(r.kind, r.number): r for r in resources})
+    report = ExtrasReport()
+    state = _Round({_key(r): r for r in resources})
 
     async def round_() -> bool:
         seen = await _listed(client, state.pending.values())

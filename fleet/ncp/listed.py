@@ -25,14 +25,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from ..errors import NcpError, PreflightError
+from ..spec import ServerSpec
 from .client import NcpClient
-from .errors import NcpError, PreflightError
 from .reads import READS, Item, MemberImage, NetworkInterface, Resource, Subnet, read
-from .spec import ServerSpec
 
 __all__ = [
     "PARAMETERS",
-    "Catalog",
+    "Listed",
     "Row",
     "load",
     "origin",
@@ -119,7 +119,7 @@ Scope = tuple[Resource, str, str]  # (kind, region, what the listing is of: an i
 
 
 @dataclass
-class Catalog:
+class Listed:
     """The objects a run looked up, by kind, region and scope; each is read at most once."""
 
     client: NcpClient
@@ -176,7 +176,7 @@ class Catalog:
             self._whole.add(at)
 
 
-def origin(row: Row, catalog: Catalog) -> tuple[str, str] | None:
+def origin(row: Row, catalog: Listed) -> tuple[str, str] | None:
     """Return the row's (serverImageNo, serverImageProductCode), through its member image.
 
     None when the image named is not listed (the preflight reports that on its own).
@@ -195,7 +195,7 @@ def origin(row: Row, catalog: Catalog) -> tuple[str, str] | None:
     return image_no, product
 
 
-def zone_of(row: Row, catalog: Catalog) -> str:
+def zone_of(row: Row, catalog: Listed) -> str:
     """Return the zone of the row's subnet, or '' when the subnet is not one of its VPC's."""
     subnet = catalog.get(Resource.SUBNET, row.region, row.get("subnetNo"))
     if isinstance(subnet, Subnet) and subnet.vpc_no == row.get("vpcNo"):
@@ -203,7 +203,7 @@ def zone_of(row: Row, catalog: Catalog) -> str:
     return ""
 
 
-def fit_scopes(row: Row, catalog: Catalog) -> Iterator[tuple[Resource, str, list[tuple[str, str]]]]:
+def fit_scopes(row: Row, catalog: Listed) -> Iterator[tuple[Resource, str, list[tuple[str, str]]]]:
     """Yield (kind, scope, filters) of the spec or product listing the row's choice must be in."""
     found = origin(row, catalog)
     if found is None:
@@ -217,12 +217,12 @@ def fit_scopes(row: Row, catalog: Catalog) -> Iterator[tuple[Resource, str, list
         yield Resource.PRODUCT, f"{product}@{zone}", [("serverImageProductCode", product), *zoned]
 
 
-def region_known(row: Row, catalog: Catalog) -> bool:
+def region_known(row: Row, catalog: Listed) -> bool:
     """Return whether NCP lists the row's region (the default region always is)."""
     return not row.region or catalog.get(Resource.REGION, "", row.region) is not None
 
 
-async def load(catalog: Catalog, rows: Sequence[Row]) -> list[Row]:
+async def load(catalog: Listed, rows: Sequence[Row]) -> list[Row]:
     """Read everything the rows name; return the rows, the default region named by its code.
 
     Nothing is read for a row whose region NCP does not list.
@@ -238,7 +238,7 @@ async def load(catalog: Catalog, rows: Sequence[Row]) -> list[Row]:
     return list(rows)
 
 
-async def _named_objects(catalog: Catalog, rows: Sequence[Row]) -> None:
+async def _named_objects(catalog: Listed, rows: Sequence[Row]) -> None:
     """Round 1: every object the rows name, one read per kind and region."""
     wanted: dict[tuple[Resource, str], set[str]] = defaultdict(set)
     for row in rows:
@@ -248,7 +248,7 @@ async def _named_objects(catalog: Catalog, rows: Sequence[Row]) -> None:
         await catalog.load(kind, region, keys)
 
 
-async def _dependent_objects(catalog: Catalog, rows: Sequence[Row]) -> None:
+async def _dependent_objects(catalog: Listed, rows: Sequence[Row]) -> None:
     """Round 2: the subnets of the interfaces named; specs and products per image and zone."""
     nic_subnets: dict[str, set[str]] = defaultdict(set)
     fits: dict[tuple[Resource, str, str], list[tuple[str, str]]] = {}

@@ -34,7 +34,7 @@ from fleet.simulator.resources import Disk, PublicIp, Resources
 from fleet.simulator.servers import Server
 from fleet.simulator.wire import Action, index_list, is_digits, paged_response, response
 
-__all__ = ["SideActions"]
+__all__ = ["ExtraActions"]
 
 
 def _number(params: Mapping[str, str], name: str) -> int:
@@ -46,7 +46,7 @@ def _number(params: Mapping[str, str], name: str) -> int:
     return int(value)
 
 
-class SideActions:
+class ExtraActions:
     """The public IP and block storage actions on the account's ``Resources``."""
 
     def __init__(self, resources: Resources, catalog: Catalog) -> None:

@@ -51,7 +51,7 @@ from fleet.simulator.errors import (
 from fleet.simulator.state import SimulatorState
 from fleet.simulator.wire import Action, index_list, paged_response, response
 
-__all__ = ["VPC_ACTIONS", "Reads"]
+__all__ = ["VPC_ACTIONS", "ReadActions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +170,7 @@ def _matches(
     return keep
 
 
-class Reads:
+class ReadActions:
     """The read APIs on the catalog of one simulated account."""
 
     def __init__(self, state: SimulatorState) -> None:

@@ -24,13 +24,13 @@ from urllib.parse import quote_plus, urlsplit
 
 import httpx
 
+from ..config import Credentials
+from ..errors import NcpError, ThrottledError
+from ..states import Operation, ServerStatus
 from .answers import parse_response, translate_transport_errors
-from .config import Credentials
-from .errors import NcpError, ThrottledError
 from .ratelimit import Limiter
 from .retrying import RetryPolicy, retryable_errors, retrying_for
 from .signing import signed_headers
-from .states import Operation, ServerStatus
 
 __all__ = ["CreateResult", "NcpClient", "RetryPolicy", "ServerInstance"]
 

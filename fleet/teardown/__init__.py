@@ -1,0 +1,42 @@
+"""Taking a rollout back down: only what it can prove it made, each stopped, terminated, gone.
+
+- ``scope``: what a teardown takes (recorded instances, lost creates carrying our marker) and
+  what it leaves alone, each by ``ownership.judge``.
+- ``extras``: what the creates made beside the servers (public IPs, extra disks), found before
+  anything is stopped and returned once the servers they were made with are gone.
+- ``takedown``: the ``Teardown`` itself, round after round until every target is gone.
+"""
+
+from .extras import ExtrasReport, Made, Step, extras_of, next_step, return_extras
+from .scope import (
+    ADOPTED_LEFT,
+    OTHER_RUN,
+    LeftAlone,
+    TeardownScope,
+    TeardownTarget,
+    lost_create,
+    teardown_targets,
+)
+from .takedown import TERMINABLE, Action, Teardown, TeardownReport, next_action, teardown
+
+__all__ = [
+    "ADOPTED_LEFT",
+    "OTHER_RUN",
+    "TERMINABLE",
+    "Action",
+    "ExtrasReport",
+    "LeftAlone",
+    "Made",
+    "Step",
+    "Teardown",
+    "TeardownReport",
+    "TeardownScope",
+    "TeardownTarget",
+    "extras_of",
+    "lost_create",
+    "next_action",
+    "next_step",
+    "return_extras",
+    "teardown",
+    "teardown_targets",
+]
