@@ -52,7 +52,7 @@ MAX_CHUNKS = 20  # tens of task runs, never one per server: a task run costs 5-4
 MIN_CHUNK = 500
 # Chunk tasks creating at once, at any size. An engine claims ahead as many as its own pace allows
 # (claiming.py): 20 chunks at once claimed 1-2 per commit each, so commits per create grew with
-# the rollout (0.18 at 1,000 servers, 0.55 at 5,000). Several: one settling its last never stalls.
+# the rollout (0.18 at 1,000 servers, 0.55 at 5,000). Four: one waiting on look-ups leaves three.
 CHUNKS_AT_ONCE = 4
 
 
