@@ -21,13 +21,16 @@ peak RSS are its own, and afterwards every planned name must exist exactly once.
 4. ledgers at R=200/s, 2,000 servers: the engine on PostgreSQL (tests/support/pgserver.py,
    durable) and on SQLite;
 5. memory: the engine and the flow at 2,000 and 10,000 servers, the growth of peak RSS per
-   extra server.
+   extra server;
+6. scale (only with ``--scale``, it takes minutes): the flow told R at 1,000, 20,000 and 100,000
+   servers, side by side (``bench/scale.py``).
 
 A measurement, not a test: it always exits 0, and says MISSED where a target is missed.
 
     .venv/bin/python bench/bench_throughput.py --baseline-rev d2c8f5e   # about 12 minutes
     .venv/bin/python bench/bench_throughput.py --quick                  # about 4 minutes
     .venv/bin/python bench/bench_throughput.py --only discovery,overestimate
+    .venv/bin/python bench/bench_throughput.py --scale [1000,20000,100000]   # section 6 alone
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from benchkit import (
     write_inventory,
 )
 from prefect_server import prefect_server  # bench/prefect_server.py
+from scale import parse_sizes, report_scale, scale  # bench/scale.py
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -72,7 +76,7 @@ OLD_DEFAULT, OLD_DEFAULT_CAP = 10.0, 200  # the rate every run had before auto, 
 DISCOVERY = (50.0, 200.0)  # gateway limits the limiter is not told
 LEDGER_RATE = 200.0
 MEMORY_RATE, MEMORY_SIZES = 1000.0, (2_000, 10_000)  # a gateway that never holds them back
-SECTIONS = ("throughput", "discovery", "overestimate", "ledgers", "memory")
+SECTIONS = ("throughput", "discovery", "overestimate", "ledgers", "memory", "scale")
 
 TARGET_ENGINE = 0.95  # engine at a fixed rate R: servers/s >= 0.95 R
 TARGET_FLOW = 0.10  # flow wall <= 1.10 x engine wall (best of each)
@@ -103,6 +107,8 @@ class Plan:
     sections: set[str]
     baseline_rev: str | None
     memory_sizes: tuple[int, int]
+    scale_sizes: tuple[int, ...] = ()
+    scale_postgres: bool = False
 
 
 @dataclass
@@ -123,7 +129,13 @@ def parse(argv: Sequence[str] | None = None) -> Plan:
     parser.add_argument("--only", help=f"comma-separated sections of: {', '.join(SECTIONS)}")
     parser.add_argument("--quick", action="store_true", help="small sizes, one pair")
     parser.add_argument("--baseline-rev", help="also run this git revision's engine (1 and 3)")
+    parser.add_argument(
+        "--scale", nargs="?", const="", help="run section 6 (sizes: 1000,20000,100000)"
+    )
+    parser.add_argument("--scale-postgres", action="store_true", help="section 6 on PostgreSQL")
     args = parser.parse_args(argv)
+    if args.scale is not None and not args.only:
+        args.only = "scale"
     quick = args.quick
     return Plan(
         servers=min(args.servers, 500) if quick else args.servers,
@@ -131,9 +143,11 @@ def parse(argv: Sequence[str] | None = None) -> Plan:
         told_servers=300 if quick else 1_000,
         sequential_cap=100 if quick else SEQUENTIAL_CAP,
         pairs=1 if quick else args.pairs,
-        sections=set(args.only.split(",")) if args.only else set(SECTIONS),
+        sections=set(args.only.split(",")) if args.only else set(SECTIONS) - {"scale"},
         baseline_rev=args.baseline_rev,
         memory_sizes=(500, 2_500) if quick else MEMORY_SIZES,
+        scale_sizes=parse_sizes(args.scale) if args.scale is not None else (),
+        scale_postgres=args.scale_postgres,
     )
 
 
@@ -323,6 +337,9 @@ def run(plan: Plan) -> Results:
             "overestimate": lambda: overestimate(ring, plan, tree),
             "ledgers": lambda: ledgers(ring, plan),
             "memory": lambda: memory(ring, plan),
+            "scale": lambda: scale(
+                ring, plan.scale_sizes or parse_sizes(None), ours, postgres=plan.scale_postgres
+            ),
         }
         for name in SECTIONS:
             if name in plan.sections:
@@ -445,7 +462,8 @@ def report(plan: Plan, results: Results) -> None:
         "memory": f"5. memory (gateway and rate {MEMORY_RATE:g}/s, burst 5, 16 in flight)",
     }
     for name, outcomes in results.sections.items():
-        table(titles[name], outcomes)
+        if name != "scale":
+            table(titles[name], outcomes)
     print("\n* extrapolated from a capped run's rate")
     print(f"Prefect server start-up (not in any figure): {results.prefect_startup:.1f} s")
     print("\ntargets:")
@@ -459,6 +477,8 @@ def report(plan: Plan, results: Results) -> None:
             f" = {pg / lite:.1%} -> {verdict(pg / lite >= TARGET_POSTGRES)}"
         )
     judge_memory(results.sections.get("memory", []))
+    if "scale" in results.sections:
+        report_scale(results.sections["scale"])
     wrong = [o for o in everything if o.duplicates or o.missing or o.extra or o.error]
     print(f"  every name exactly once, every run complete: {verdict(not wrong)}")
     for o in wrong:

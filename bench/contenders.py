@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from benchkit import ROOT, build_specs, peak_rss_mb  # bench/benchkit.py
+from benchkit import ROOT, build_specs, peak_rss_mb, rss_mb  # bench/benchkit.py
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -154,10 +154,16 @@ def run_flow(args: argparse.Namespace) -> dict[str, Any]:
     from flows.provision import provision_fleet
 
     imported = time.perf_counter() - imported
+    ledgers = _count_ledgers()
     with tempfile.TemporaryDirectory(prefix="bench-flow-") as tmp:
         # A ledger given is kept, and with it the rate this run remembers, for the next run.
         ledger = args.ledger or str(Path(tmp) / "ledger.db")
-        options = _options(args, endpoint=args.url, ledger=ledger)
+        where: dict[str, Any] = {"ledger": ledger}
+        if "://" in ledger:  # a URL with a password is never a flow parameter: the environment
+            os.environ["FLEET_LEDGER"] = ledger
+            where = {"results": str(Path(tmp) / "results.csv")}
+        options = _options(args, endpoint=args.url, **where)
+        base = rss_mb()  # the process before the run: Python, fleet and Prefect imported
         started, cpu = time.perf_counter(), time.process_time()
         flow_run: Any = provision_fleet(
             inventories=[args.inventory], rollout=args.rollout, options=options, return_state=True
@@ -165,6 +171,8 @@ def run_flow(args: argparse.Namespace) -> dict[str, Any]:
         state = asyncio.run(flow_run)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         summary: Any = state.result(raise_on_failure=False)
+        peak = peak_rss_mb()  # before the artifacts are read back, which is the bench's own work
+        artifacts = asyncio.run(_artifact_sizes())
     if not isinstance(summary, RolloutSummary):
         return {"created": 0, "wall": wall, "cpu": cpu, "error": str(summary)}
     return {
@@ -177,6 +185,38 @@ def run_flow(args: argparse.Namespace) -> dict[str, Any]:
         "client_throttled": summary.throttled,
         "found_rate": summary.rate_found,
         "final_rate": summary.rate_final,
+        "rss_base_mb": base,
+        "rss_run_peak_mb": peak,
+        "artifact_bytes": artifacts,
+        "ledger_commits": sum(book.commits for book in ledgers),
+    }
+
+
+def _count_ledgers() -> list[Any]:
+    """Keep every AsyncLedger the flow opens, to count its commits afterwards."""
+    from fleet.ledger import AsyncLedger
+
+    opened: list[Any] = []
+    init = AsyncLedger.__init__
+
+    def keep(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self)
+
+    AsyncLedger.__init__ = keep  # type: ignore[method-assign]
+    return opened
+
+
+async def _artifact_sizes() -> dict[str, int]:
+    """Return the size in bytes (as JSON) of the latest artifact under each key on the server."""
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        latest = await client.read_latest_artifacts(limit=50)
+    return {
+        str(a.key): len(json.dumps(a.data, default=str)) + len(a.description or "")
+        for a in latest
+        if a.key
     }
 
 

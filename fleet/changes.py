@@ -9,10 +9,11 @@ default; resize and replace only with ``--replace``; destroy only with ``--prune
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .converge import Seen
 from .ledger import Record, State, TeardownState
 from .ncp.client import ServerInstance
 from .spec import ServerSpec
@@ -109,13 +110,13 @@ def _sent(record: Record) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in pairs]
 
 
-def _kept(record: Record, spec: ServerSpec, survey: Survey) -> Change | None:
+def _kept(record: Record, spec: ServerSpec, seen: Mapping[str, Seen]) -> Change | None:
     """Return the change a created server needs: its row edited, or its spec changed by hand."""
     # An adopted server was never sent by fleet: only what NCP lists of it can differ.
     fields = field_changes(_sent(record), spec.params) if record.sent_params else ()
     if not fields:
-        seen = next((s for s in survey.seen if s.name == record.name), None)
-        fields = live_drift(seen.server if seen else None, spec.params)
+        found = seen.get(record.name)
+        fields = live_drift(found.server if found else None, spec.params)
     if not fields:
         return None
     action = Action.RESIZE if in_place(fields) else Action.REPLACE
@@ -128,6 +129,9 @@ def plan_changes(
     """Return one change per server that needs one, in inventory order, then what goes."""
     known = {r.name: r for r in records}
     gone, stopped = set(survey.gone), {s.name: s for s in survey.stopped}
+    by_name: dict[str, Seen] = {}
+    for s in survey.seen:  # by name, once: not a scan of every server for each adopted one
+        by_name.setdefault(s.name, s)
     creating = {s.name for s in survey.to_create}
     out: list[Change] = []
     for spec in specs:
@@ -140,7 +144,7 @@ def plan_changes(
             seen = stopped[spec.name]
             out.append(Change(spec.name, Action.START, seen.region, seen.instance_no))
         elif rec is not None and rec.state == State.CREATED and rec.teardown is None:
-            change = _kept(rec, spec, survey)
+            change = _kept(rec, spec, by_name)
             out += [change] if change else []
     wanted = {s.name for s in specs}
     for rec in records:

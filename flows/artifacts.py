@@ -1,17 +1,23 @@
-"""What a run leaves in the Prefect UI and on disk: the results table, file and summary."""
+"""What a run leaves in the Prefect UI and on disk: the results file, and small artifacts.
+
+The results file has every server, written from the ledger a page at a time. The artifacts stay
+small at any size: counts, the first failures by name, and where the results file is; never a
+table of every server (at 20,000 servers that table was 11 MB, and the UI's to load).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
 
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
-from fleet.ledger import Record
-from fleet.results import COLUMNS, as_row, duplicates_by_name, write_results
+from fleet.results import FIRST_FAILURES, Tally, write_rollout_results
 from fleet.summary import RolloutSummary
 from flows.runtime import Runtime, artifact_key
 
-__all__ = ["markdown_table", "publish_results"]
+__all__ = ["markdown_table", "publish_results", "results_markdown"]
+
+MESSAGE_CHARS = 160  # of an error message, in the artifact (the results file has it whole)
 
 
 def markdown_table(title: str, facts: dict[str, object]) -> str:
@@ -21,26 +27,51 @@ def markdown_table(title: str, facts: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-async def publish_results(rt: Runtime, summary: RolloutSummary, records: Sequence[Record]) -> None:
-    """Write the results CSV, the results table artifact and the summary artifact.
+def _cell(value: object) -> str:
+    """Return a value as one markdown table cell: no pipes or line breaks, long text cut."""
+    text = " ".join(str(value or "").split()).replace("|", "/")
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
 
-    ``records`` are the rollout's ledger rows, as read once the creating (and waiting) ended.
-    """
-    duplicates = duplicates_by_name(await rt.ledger.instances(rt.rollout))
-    seen = await rt.ledger.addresses(rt.rollout)
-    write_results(summary.results, records, duplicates, seen)
-    rows = [
-        dict(
-            zip(
-                COLUMNS,
-                as_row(r, duplicates.get(r.name, ()), seen.get(r.instance_no or "")),
-                strict=True,
-            )
-        )
-        for r in records
+
+def results_markdown(rollout: str, summary: RolloutSummary, tally: Tally) -> str:
+    """Return the results artifact: counts, the first failures, and where every server is."""
+    c = summary.counts
+    lines = [
+        f"# Results of `{rollout}`",
+        "",
+        f"{c.created} created, {c.failed} failed, {c.in_flight} unknown, {c.planned} not sent, "
+        f"{c.running} running, of {c.total} servers. {summary.run.line}.",
+        "",
+        f"Every server, one row each: `{summary.results}`",
     ]
-    await acreate_table_artifact(
-        rows, key=artifact_key(rt.rollout, "results"), description=f"Servers of {rt.rollout}"
+    if tally.failures:
+        shown = len(tally.failures)
+        lines += [
+            "",
+            f"## Not cleanly created: {tally.not_clean}"
+            + (f" (the first {shown})" if tally.not_clean > shown else ""),
+            "",
+            "| server | state | error | code | message |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {_cell(r.name)} | {r.state.value} | {r.error_kind.value if r.error_kind else ''}"
+            f" | {_cell(r.error_code)} | {_cell(r.error_message)} |"
+            for r in tally.failures
+        ]
+        if tally.not_clean > shown:
+            lines += ["", f"... and {tally.not_clean - shown} more in the results file."]
+    return "\n".join(lines)
+
+
+async def publish_results(rt: Runtime, summary: RolloutSummary, tally: Tally) -> None:
+    """Write the results file, the results and summary artifacts (and, staged, the waves')."""
+    # On a thread of its own, a page of the ledger at a time: the event loop stays free.
+    await asyncio.to_thread(write_rollout_results, summary.results, rt.ledger.sync, rt.rollout)
+    await acreate_markdown_artifact(
+        results_markdown(rt.rollout, summary, tally),
+        key=artifact_key(rt.rollout, "results"),
+        description=f"Results of {rt.rollout} (first {FIRST_FAILURES} failures at most)",
     )
     if summary.waves:
         await acreate_table_artifact(

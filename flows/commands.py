@@ -14,7 +14,7 @@ from fleet.converge import Seen
 from fleet.errors import ConfigError
 from fleet.ledger import Extra, Ledger
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
-from fleet.results import duplicates_by_name
+from fleet.results import duplicates_by_name, not_clean, pages
 from fleet.spec import ServerSpec
 from fleet.staging import Size
 from fleet.summary import RolloutSummary
@@ -131,7 +131,8 @@ def run_provision(
         say(err, f"error: {state.message}")
         return 1
     with Ledger(target) as book:
-        records = book.records(name)
+        # Only the servers the summary names (failures), a page at a time: never every record.
+        records = [r for page in pages(book, name) for r in page if not_clean(r)]
     render.run_summary(summary, records, ledgers.shown(target))
     return 0 if state.is_completed() else 1
 

@@ -1,4 +1,8 @@
-"""A progress bar fed by reading the ledger, so it works whatever runs the flow."""
+"""A progress bar fed by reading the ledger, so it works whatever runs the flow.
+
+Each update reads the rollout's counts (one grouped query), never its records: at 100,000
+servers a read of every record took seconds and a few hundred MB, in the flow's own process.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fleet.config import LedgerLocation
 from fleet.errors import LedgerError
-from fleet.ledger import Ledger, Record
+from fleet.ledger import Ledger, Record, RolloutCounts
 from fleet.states import ServerStatus, State
 from flows.render import err
 
@@ -23,18 +27,20 @@ class _Share:
     def __init__(self, names: Sequence[str], before: Sequence[Record], retry_failed: bool) -> None:
         # A failed server is sent again only with --retry-failed: else it is not this run's.
         settled = (State.CREATED,) if retry_failed else (State.CREATED, State.FAILED)
-        self.names = set(names)
-        self.before = {r.name for r in before if r.state in settled}
+        done = [r for r in before if r.state in settled]
+        self.total = len(set(names) - {r.name for r in done})
+        # What was settled before stays so: the rollout's counts less these are this run's.
+        self.created = sum(1 for r in done if r.state == State.CREATED)
+        self.failed = sum(1 for r in done if r.state == State.FAILED)
+        self.running = sum(1 for r in done if r.server_status == ServerStatus.RUN)
 
-    def count(self, records: Sequence[Record]) -> tuple[int, int, str]:
+    def count(self, now: RolloutCounts) -> tuple[int, int, str]:
         """Return (done, total, detail) of this run's servers, never done past total."""
-        mine = [r for r in records if r.name in self.names and r.name not in self.before]
-        total = len(self.names - self.before)
-        created = sum(1 for r in mine if r.state == State.CREATED)
-        failed = sum(1 for r in mine if r.state == State.FAILED)
-        running = sum(1 for r in mine if r.server_status == ServerStatus.RUN)
+        created = max(0, now.created - self.created)
+        failed = max(0, now.failed - self.failed)
+        running = max(0, now.running - self.running)
         detail = f"{created} created, {failed} failed, {running} running (this run)"
-        return min(created + failed, total), total, detail
+        return min(created + failed, self.total), self.total, detail
 
 
 def _watch(target: LedgerLocation, rollout: str, share: _Share, stop: threading.Event) -> None:
@@ -51,9 +57,9 @@ def _watch(target: LedgerLocation, rollout: str, share: _Share, stop: threading.
     with bar:
         task = bar.add_task(rollout, total=None, detail="")
         finished = False
-        # Each read is every record of the rollout, in the flow's own process: a large rollout
-        # is read less often (10,000 servers: every 5 s), so the bar never slows the run.
-        every = max(0.5, len(share.names) / 2000)
+        # Still a scan of the rollout's rows, under the write lock on SQLite: a large rollout is
+        # counted less often (100,000 servers: every 5 s), so the bar never holds a claim up.
+        every = max(0.5, share.total / 20_000)
         while not finished:
             finished = stop.wait(every)  # one last read after the run ends
             try:
@@ -61,7 +67,7 @@ def _watch(target: LedgerLocation, rollout: str, share: _Share, stop: threading.
                     if target.missing:
                         continue  # the flow has not created it yet
                     book = Ledger(target)
-                done, total, detail = share.count(book.records(rollout))
+                done, total, detail = share.count(book.counts(rollout))
             except LedgerError:
                 continue  # the run reports ledger trouble itself
             bar.update(task, completed=done, total=total, detail=detail)

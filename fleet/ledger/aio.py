@@ -110,6 +110,7 @@ class AsyncLedger:
     set_addresses = _Awaited(Ledger.set_addresses)
     addresses = _Awaited(Ledger.addresses)
     records = _Awaited(Ledger.records)
+    names = _Awaited(Ledger.names)
     record = _Awaited(Ledger.record)
     instances = _Awaited(Ledger.instances)
     counts = _Awaited(Ledger.counts)

@@ -324,6 +324,11 @@ class Ledger(LedgerBase):
         with self.db.transaction() as conn:
             return queries.records(conn, rollout, names)
 
+    def names(self, rollout: str) -> list[str]:
+        """Return a rollout's server names, in inventory order (its rows, read page by page)."""
+        with self.db.transaction() as conn:
+            return queries.names_of(conn, rollout)
+
     def record(self, rollout: str, name: str) -> Record | None:
         """Return one server's row, if the rollout has it."""
         with self.db.transaction() as conn:

@@ -15,7 +15,7 @@ from .model import Instance, Record, RolloutCounts
 from .rows import RECORD_COLUMNS, to_instance, to_record, where_server
 from .schema import instances, servers
 
-__all__ = ["counts", "instances_of", "record", "records", "rollout_names"]
+__all__ = ["counts", "instances_of", "names_of", "record", "records", "rollout_names"]
 
 
 # Names per IN list: far under SQLite's and PostgreSQL's limits on bound parameters.
@@ -36,6 +36,16 @@ def records(conn: sa.Connection, rollout: str, names: Sequence[str] | None = Non
     out = [to_record(row) for row in found]
     out.sort(key=lambda r: (r.file, r.line, r.name))
     return out
+
+
+def names_of(conn: sa.Connection, rollout: str) -> list[str]:
+    """Return a rollout's server names alone, in inventory order: to read its rows page by page."""
+    query = (
+        sa.select(servers.c.name)
+        .where(servers.c.rollout == rollout)
+        .order_by(servers.c.file, servers.c.line, servers.c.name)
+    )
+    return list(conn.execute(query).scalars())
 
 
 def record(conn: sa.Connection, rollout: str, name: str) -> Record | None:
