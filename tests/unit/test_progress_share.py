@@ -7,7 +7,7 @@ from dataclasses import replace
 from fleet.ledger import RolloutCounts
 from fleet.states import ServerStatus, State
 from flows.progress import _Share
-from tests.unit.test_results import record
+from tests.support.records import record
 
 
 def test_a_run_counts_only_what_was_not_settled_before_it_began() -> None:

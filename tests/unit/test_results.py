@@ -6,44 +6,8 @@ import csv
 import stat
 from pathlib import Path
 
-from fleet.ledger import Record
 from fleet.results import COLUMNS, neutralise, results_path, write_results
-from fleet.states import ErrorKind, State
-
-
-def record(name: str, message: str | None = None) -> Record:
-    return Record(
-        rollout="r",
-        name=name,
-        file="a.csv",
-        line=2,
-        region="JPN",
-        vpc_no="3001",
-        params_hash="h",
-        state=State.FAILED if message else State.CREATED,
-        instance_no=None if message else "1001",
-        request_id="rid",
-        attempts=1,
-        ambiguous_sends=0,
-        error_kind=ErrorKind.PERMANENT if message else None,
-        error_code="1413" if message else None,
-        error_message=message,
-        http_status=None,
-        adopted=False,
-        server_status=None,
-        run_seconds=None,
-        response=None,
-        teardown=None,
-        sent_params=None,
-        sent_hash=None,
-        duplicates=0,
-        planned_at=None,
-        first_sent_at=None,
-        sent_at=None,
-        created_at=None,
-        updated_at=None,
-        terminated_at=None,
-    )
+from tests.support.records import record
 
 
 def test_formula_like_cells_are_shown_as_text() -> None:
