@@ -51,11 +51,11 @@ def scale(
 ) -> list[Outcome]:
     """Run the flow at each size, told R, with enough requests in flight to cover R x latency.
 
-    With ``postgres``, each size on a durable PostgreSQL ledger (tests/pgserver.py) instead.
+    With ``postgres``, each size on a durable PostgreSQL ledger (tests/support/pgserver.py) instead.
     """
     if not postgres:
         return [_one(arena, n, ours, None) for n in sizes]
-    from tests.pgserver import PostgresServer
+    from tests.support.pgserver import PostgresServer
 
     with PostgresServer(durable=True) as pg:
         return [_one(arena, n, ours, pg.create_database(f"scale{n}")) for n in sizes]

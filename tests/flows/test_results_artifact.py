@@ -14,7 +14,7 @@ from fleet.options import ProvisionOptions
 from fleet.results import FIRST_FAILURES
 from fleet.simulator import RunningSimulator
 from flows.provision import provision_fleet
-from tests.flows.opskit import inventory, keyed_simulator
+from tests.support.prefect_harness import inventory, keyed_simulator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
