@@ -76,6 +76,10 @@ def _never() -> bool:
     return False
 
 
+def _nothing() -> None:
+    return None
+
+
 class _Done(Exception):
     """Raised inside the task group once every server is settled, to stop the waiting workers."""
 
@@ -113,14 +117,19 @@ class Provisioner:
         self.run = run or new_run_tag()  # this run's tag in the markers
 
     async def provision(
-        self, specs: Sequence[ServerSpec], *, stop: Callable[[], bool] | None = None
+        self,
+        specs: Sequence[ServerSpec],
+        *,
+        stop: Callable[[], bool] | None = None,
+        drained: Callable[[], None] | None = None,
     ) -> list[Record]:
         """Create these servers (the client's limiter sets the pace); return their records.
 
         Safe to call again with the same servers (a retried task, a second call): what the
         ledger holds as created is skipped, what it holds in flight is settled first. Once
         ``stop()`` says so (a failure budget spent), nothing more is sent; what is on its way
-        is still settled, and the servers not sent stay planned.
+        is still settled, and the servers not sent stay planned. ``drained()`` is called once
+        nothing is left to send but what settling sends again: the rest is looking up.
         """
         if self.rollout_id is None:
             own = await self.ledger.ownership(
@@ -150,10 +159,16 @@ class Provisioner:
                 settler.add(Pending.from_record(spec, record, self._clock(), ledger_now))
             elif record.sendable:
                 queue.put_nowait(spec)
-        await self._run(queue, settler, stop or _never)
+        await self._run(queue, settler, stop or _never, drained or _nothing)
         return await self.ledger.records(self.rollout, names)
 
-    async def _run(self, queue: WorkQueue, settler: Settler, stop: Callable[[], bool]) -> None:
+    async def _run(
+        self,
+        queue: WorkQueue,
+        settler: Settler,
+        stop: Callable[[], bool],
+        drained: Callable[[], None],
+    ) -> None:
         """Work the queue and the settler in one task group until every server is settled."""
         outstanding = queue.qsize() + len(settler.pending)
         if not outstanding:
@@ -166,7 +181,7 @@ class Provisioner:
             rate=lambda: self.client.limiter.rate,
             run=self.run,
         )
-        state = _RunState(outstanding, {}, stop, queue, claims)
+        state = _RunState(outstanding, {}, stop, queue, claims, drained)
         workers = min(self.options.workers, max(1, queue.qsize()))
         try:
             async with asyncio.TaskGroup() as group:
@@ -190,6 +205,8 @@ class Provisioner:
 
     async def _worker(self, queue: WorkQueue, settler: Settler, state: _RunState) -> None:
         while True:
+            if queue.empty():
+                state.drain()
             spec = await state.claims.next(queue)
             if state.stop():
                 await state.claims.release(spec)  # never sent: as it was, if claimed ahead
@@ -379,7 +396,15 @@ class _RunState:
     stop: Callable[[], bool]  # once true, servers still queued are not sent
     queue: WorkQueue
     claims: Claims
+    drained: Callable[[], None]  # told once, when nothing is left to send
     writes: list[asyncio.Future[None]] = field(default_factory=list)
+    _told: bool = False
+
+    def drain(self) -> None:
+        """Say once that the queue ran dry: what is left is settling (and what it resends)."""
+        if not self._told:
+            self._told = True
+            self.drained()
 
     def later(self, write: asyncio.Future[None]) -> None:
         """Keep a write not awaited yet; a failed one stops the run at the next write."""

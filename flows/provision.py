@@ -50,10 +50,6 @@ MAX_CHUNKS = 20  # tens of task runs, never one per server: a task run costs 5-4
 # 20 chunks of 100 made a 2,000-server flow 17% slower than the engine alone, 4 of 500 about 5%
 # (bench_throughput, R=100/s).
 MIN_CHUNK = 500
-# Chunk tasks creating at once, at any size. An engine claims ahead as many as its own pace allows
-# (claiming.py): 20 chunks at once claimed 1-2 per commit each, so commits per create grew with
-# the rollout (0.18 at 1,000 servers, 0.55 at 5,000). Four: one waiting on look-ups leaves three.
-CHUNKS_AT_ONCE = 4
 
 
 def chunks(specs: Sequence[ServerSpec], size: int | None = None) -> list[list[ServerSpec]]:
@@ -196,18 +192,15 @@ async def _decided(run: Coroutine[Any, Any, T | Stopped]) -> T:
 
 
 async def _provision(key: str, work: Sequence[ServerSpec], options: ProvisionOptions) -> None:
-    """Run the chunk tasks, a few at a time; one failing (retried) cancels and awaits the rest."""
-    gate = asyncio.Semaphore(CHUNKS_AT_ONCE)
+    """Run the chunk tasks together; one failing (after its retry) cancels and awaits the rest.
 
-    async def gated(i: int, chunk: list[ServerSpec]) -> None:
-        async with gate:
-            task_ = provision_chunk.with_options(name=f"provision-chunk-{i:02d}")
-            await _decided(task_(key, unvisited(chunk), options))
-
+    A few of them send at once (``Runtime.sending``); the others wait for a slot.
+    """
     try:
         async with asyncio.TaskGroup() as group:
             for i, chunk in enumerate(chunks(work, options.chunk_size), 1):
-                group.create_task(gated(i, chunk))
+                task_ = provision_chunk.with_options(name=f"provision-chunk-{i:02d}")
+                group.create_task(_decided(task_(key, unvisited(chunk), options)))
     except BaseExceptionGroup as errors:
         first = errors.exceptions[0]
         raise RunAborted(

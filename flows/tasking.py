@@ -86,10 +86,23 @@ async def provision_in(
     """Create (or settle) servers with an engine on the run's live objects; count its lookups.
 
     Per-server failures are recorded, not raised. Once ``stop()`` says so, nothing more is sent.
+    The engine sends only while it holds one of the run's sending slots (``Runtime.sending``),
+    and gives it up once it has nothing left to send: looking up what is unsettled (60 s, for a
+    create whose answer was lost) never holds the next chunk back.
     """
     engine = engine_for(rt, options)
+    held = True
+    await rt.sending.acquire()
+
+    def drained() -> None:
+        nonlocal held
+        if held:
+            held = False
+            rt.sending.release()
+
     try:
-        await engine.provision(specs, stop=stop)
+        await engine.provision(specs, stop=stop, drained=drained)
     finally:
+        drained()
         rt.lookups += engine.lookups
         rt.ambiguous += engine.ambiguous

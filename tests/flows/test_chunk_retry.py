@@ -85,3 +85,28 @@ async def test_a_chunk_retried_after_an_unexpected_failure_creates_nothing_twice
     assert counters["created"] == 60 and len(servers_by_name(on_sim)) == 60, counters
     with Ledger(tmp_path / "l.db") as book:
         assert_each_once(on_sim, book.records("retry"), exact=True)
+
+
+async def test_more_chunks_than_sending_slots_take_turns_and_create_each_once(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """Ten chunks, four sending at a time: every server made once, and the run completes."""
+    options = ProvisionOptions(
+        endpoint=sim.url,
+        ledger=str(tmp_path / "l.db"),
+        rate=200,
+        concurrency=4,
+        settle=1.0,
+        settle_poll=0.2,
+        chunk_size=3,
+    )
+    state = await provision_fleet(
+        inventories=[inventory(tmp_path / "turns.csv", "turns", 30)],
+        options=options,
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    on_sim = sim.state()
+    assert len(servers_by_name(on_sim)) == 30
+    with Ledger(tmp_path / "l.db") as book:
+        assert_each_once(on_sim, book.records("turns"), exact=True)

@@ -209,3 +209,26 @@ async def test_a_server_whose_look_ups_keep_failing_keeps_ncps_answer_to_them(
     assert record is not None and record.state == State.IN_FLIGHT
     assert record.error_message is not None and record.error_message.startswith("look-up failed")
     assert record.error_code is not None
+
+
+async def test_the_engine_says_it_has_nothing_left_to_send_before_its_look_ups_end(
+    tmp_path: Path,
+) -> None:
+    """A lost answer's look-up does not hold the run's sending slot: drained comes first."""
+    with running_simulator(sim_config()) as sim:
+        sim.faults(
+            {"action": "createServerInstances", "fault": "drop_after", "serverName": "web-001"}
+        )
+        book = open_ledger(tmp_path / "l.db")
+        async with client_for(sim.url) as client:
+            worker = engine(client, book, "drain")
+            found = await survey(client, book, "drain", specs(3), owner=OWNER)
+            told: list[int] = []
+
+            def drained() -> None:
+                told.append(worker.progress.done)
+
+            await worker.provision(found.work, drained=drained)
+    assert len(told) == 1  # once
+    assert told[0] < 3  # web-001's lost answer was still to be looked up
+    assert worker.progress.created == 3 and worker.ambiguous == 1
