@@ -68,13 +68,19 @@ def verdict_of(
     now: float,
     window: float,
     patience: float,
+    since: float | None = None,
 ) -> Verdict:
-    """Return the verdict on one look-up (None: it failed) of a create sent at ``sent_at``."""
+    """Return the verdict on one look-up (None: it failed) of a create sent at ``sent_at``.
+
+    Look-ups are given up on only after failing for ``patience`` seconds past the window, and
+    past ``since``, when this run began looking: a rerun settling a create sent an hour ago
+    does not give up on its first failed look-up.
+    """
     if found:
         return Verdict.FOUND
     if found is False and looked_at - sent_at >= window:
         return Verdict.ABSENT
-    if now - sent_at >= window + patience:
+    if now >= max(sent_at + window, since if since is not None else sent_at) + patience:
         return Verdict.UNKNOWN
     return Verdict.WAIT
 
@@ -163,6 +169,7 @@ class Settler:
         self.known = frozenset(known)
         self.pending: dict[str, Pending] = {}
         self._looked: set[str] = set()  # pending servers looked up at least once
+        self._since: dict[str, float] = {}  # when this settler began looking each one up
         self.lookups = 0  # look-up calls made, for the run's summary
         # Why each pending server's last look-up failed: recorded if its look-ups run out.
         self._failed: dict[str, NcpError] = {}
@@ -171,6 +178,7 @@ class Settler:
         """Look a server up, round after round, until a look-up settles it."""
         self.pending[pending.spec.name] = pending
         self._looked.discard(pending.spec.name)
+        self._since[pending.spec.name] = self._clock()
 
     def next_round(self, poll: float) -> float:
         """Return the seconds until the next round: soon if a server is (or may be) new."""
@@ -216,7 +224,10 @@ class Settler:
         servers = () if found is None else tuple(found.get(p.spec.name, ()))
         ours, others = self._split(p, servers)
         there = None if found is None else bool(ours)
-        verdict = verdict_of(there, looked_at, p.sent_at, self._clock(), self.window, self.patience)
+        since = self._since.get(p.spec.name)
+        verdict = verdict_of(
+            there, looked_at, p.sent_at, self._clock(), self.window, self.patience, since
+        )
         if verdict == Verdict.ABSENT and not filtered:
             # A paged listing may have skipped it: only a read by its name says it is absent.
             try:
@@ -247,6 +258,7 @@ class Settler:
                 if settled.verdict != Verdict.WAIT:
                     del self.pending[p.spec.name]
                     self._looked.discard(p.spec.name)
+                    self._since.pop(p.spec.name, None)
                     settled = replace(settled, error=self._failed.pop(p.spec.name, None))
                 verdicts.append(settled)
         return verdicts

@@ -31,6 +31,23 @@ def test_not_listed_is_trusted_only_a_window_after_the_send(
     assert verdict_of(listed, looked_at, SENT, now, WINDOW, PATIENCE) is verdict
 
 
+# A rerun settling a create sent long ago began looking at SENT + 3,600: (listed?, now, verdict).
+RERUN = [
+    (None, SENT + 3_600, Verdict.WAIT),  # its first look-up failed: not given up at once
+    (None, SENT + 3_649.9, Verdict.WAIT),
+    (None, SENT + 3_650, Verdict.UNKNOWN),  # failing for the whole patience: given up
+    (False, SENT + 3_600, Verdict.ABSENT),
+]
+
+
+@pytest.mark.parametrize(("listed", "now", "verdict"), RERUN)
+def test_a_rerun_gives_look_ups_its_patience_from_when_it_began_looking(
+    listed: bool | None, now: float, verdict: Verdict
+) -> None:
+    """An old unsettled create is given up on only after its look-ups failed for the patience."""
+    assert verdict_of(listed, now, SENT, now, WINDOW, PATIENCE, since=SENT + 3_600) is verdict
+
+
 @pytest.mark.parametrize(
     ("stamp", "expected"),
     [
