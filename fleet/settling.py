@@ -146,6 +146,15 @@ class Settled:
     error: NcpError | None = None  # why its last look-up failed, if one did
 
 
+@dataclass(slots=True)
+class _Watch:
+    """How the looking up of one pending server goes, in this settler."""
+
+    since: float  # when this settler began looking it up (a rerun's patience runs from here)
+    looked: bool = False  # looked up at least once
+    failed: NcpError | None = None  # why its last look-up failed: recorded if look-ups run out
+
+
 class Settler:
     """Looks unsettled servers up, a (region, VPC) at a time, and judges each by ``verdict_of``."""
 
@@ -168,21 +177,17 @@ class Settler:
         # and our marker): never the outcome of a create being settled.
         self.known = frozenset(known)
         self.pending: dict[str, Pending] = {}
-        self._looked: set[str] = set()  # pending servers looked up at least once
-        self._since: dict[str, float] = {}  # when this settler began looking each one up
+        self._watch: dict[str, _Watch] = {}  # per pending server: how its looking up goes
         self.lookups = 0  # look-up calls made, for the run's summary
-        # Why each pending server's last look-up failed: recorded if its look-ups run out.
-        self._failed: dict[str, NcpError] = {}
 
     def add(self, pending: Pending) -> None:
         """Look a server up, round after round, until a look-up settles it."""
         self.pending[pending.spec.name] = pending
-        self._looked.discard(pending.spec.name)
-        self._since[pending.spec.name] = self._clock()
+        self._watch[pending.spec.name] = _Watch(self._clock())
 
     def next_round(self, poll: float) -> float:
         """Return the seconds until the next round: soon if a server is (or may be) new."""
-        if not self.pending or any(name not in self._looked for name in self.pending):
+        if not self.pending or any(not self._watch[name].looked for name in self.pending):
             return min(poll, FIRST_LOOK)
         return poll
 
@@ -224,16 +229,16 @@ class Settler:
         servers = () if found is None else tuple(found.get(p.spec.name, ()))
         ours, others = self._split(p, servers)
         there = None if found is None else bool(ours)
-        since = self._since.get(p.spec.name)
+        watch = self._watch[p.spec.name]
         verdict = verdict_of(
-            there, looked_at, p.sent_at, self._clock(), self.window, self.patience, since
+            there, looked_at, p.sent_at, self._clock(), self.window, self.patience, watch.since
         )
         if verdict == Verdict.ABSENT and not filtered:
             # A paged listing may have skipped it: only a read by its name says it is absent.
             try:
                 again = await self._by_name(p.spec.name, p.region, p.vpc)
             except NcpError as exc:
-                self._failed[p.spec.name] = exc
+                watch.failed = exc
                 return Settled(p, Verdict.WAIT, (), others, exc)
             return await self._judge(p, (looked_at, {p.spec.name: again}, True))
         return Settled(p, verdict, ours, others)
@@ -250,15 +255,14 @@ class Settler:
                 lookup = await self._look(region, vpc, [p.spec.name for p in members])
             except NcpError as exc:
                 for p in members:
-                    self._failed[p.spec.name] = exc
+                    self._watch[p.spec.name].failed = exc
                 lookup = None
             for p in members:
-                self._looked.add(p.spec.name)
+                self._watch[p.spec.name].looked = True
                 settled = await self._judge(p, lookup)
                 if settled.verdict != Verdict.WAIT:
                     del self.pending[p.spec.name]
-                    self._looked.discard(p.spec.name)
-                    self._since.pop(p.spec.name, None)
-                    settled = replace(settled, error=self._failed.pop(p.spec.name, None))
+                    watch = self._watch.pop(p.spec.name)
+                    settled = replace(settled, error=watch.failed)
                 verdicts.append(settled)
         return verdicts
