@@ -19,7 +19,7 @@ from fleet.spec import ServerSpec
 from fleet.states import State
 
 from .model import Role
-from .rows import require_one, where_server
+from .rows import planned_as, require_one, where_server
 from .schema import instances, servers
 
 __all__ = ["begin_replace", "record_resized", "restore_replaced"]
@@ -69,23 +69,13 @@ def begin_replace(
         servers.update()
         .where(_created_as(rollout, spec.name, instance_no))
         .values(
-            state=State.PLANNED.value,
             instance_no=None,
             request_id=None,
             server_status=None,
             run_seconds=None,
             response=None,
             duplicates=0,
-            params_hash=spec.params_hash,
-            file=spec.file,
-            line=spec.line,
-            region=spec.region,
-            vpc_no=spec.vpc_no,
-            error_kind=None,
-            error_code=None,
-            error_message=None,
-            http_status=None,
-            updated_at=stamp,
+            **planned_as(spec, stamp),
         )
     )
     require_one(conn, result, rollout, spec.name, f"created as {instance_no}")

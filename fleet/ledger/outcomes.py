@@ -31,7 +31,7 @@ from fleet.states import ErrorKind, State
 from . import leases
 from .hot import Hot
 from .model import Role
-from .rows import Changed, insert_new, require_one, states_in, where_server
+from .rows import NO_ERROR, Changed, insert_new, planned_as, require_one, states_in, where_server
 from .schema import instances, servers
 
 __all__ = [
@@ -109,10 +109,7 @@ def _created(condition: sa.ColumnElement[bool]) -> sa.Update:
             duplicates=_B("b_duplicates"),
             created_at=_B("b_stamp"),
             updated_at=_B("b_stamp"),
-            error_kind=None,
-            error_code=None,
-            error_message=None,
-            http_status=None,
+            **NO_ERROR,
         )
     )
 
@@ -445,19 +442,7 @@ def release_absent(
     result = conn.execute(
         servers.update()
         .where(where_server(rollout, spec.name), _UNSETTLED, servers.c.attempts == attempt)
-        .values(
-            state=State.PLANNED.value,
-            file=spec.file,
-            line=spec.line,
-            region=spec.region,
-            vpc_no=spec.vpc_no,
-            params_hash=spec.params_hash,
-            updated_at=stamp,
-            error_kind=None,
-            error_code=None,
-            http_status=None,
-            error_message=None,
-        )
+        .values(**planned_as(spec, stamp))
     )
     require_one(conn, result, rollout, spec.name, f"unsettled after attempt {attempt}")
 

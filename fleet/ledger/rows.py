@@ -5,28 +5,52 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet.errors import LedgerConflict
+from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, ServerStatus, State, TeardownState
 
 from .model import Instance, Record
 from .schema import servers
 
 __all__ = [
+    "NO_ERROR",
     "RECORD_COLUMNS",
     "Changed",
     "insert_new",
     "iso",
+    "planned_as",
     "require_one",
     "to_instance",
     "to_record",
 ]
 
 RECORD_COLUMNS = tuple(servers.c[name] for name in Record.__dataclass_fields__)
+# A row's error, cleared: once created, or planned again, an old error no longer describes it.
+NO_ERROR: Final[Mapping[str, None]] = {
+    "error_kind": None,
+    "error_code": None,
+    "error_message": None,
+    "http_status": None,
+}
+
+
+def planned_as(spec: ServerSpec, stamp: str) -> dict[str, Any]:
+    """Return the columns of a row planned again with the inventory's parameters, no error."""
+    return {
+        "state": State.PLANNED.value,
+        "params_hash": spec.params_hash,
+        "file": spec.file,
+        "line": spec.line,
+        "region": spec.region,
+        "vpc_no": spec.vpc_no,
+        "updated_at": stamp,
+        **NO_ERROR,
+    }
 
 
 def iso(epoch: float) -> str:
