@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect import State
 
 from fleet.errors import LedgerError
-from fleet.ledger import AsyncLedger, Ledger
+from fleet.ledger import AsyncLedger, Ledger, Record
 from fleet.options import ProvisionOptions
 from fleet.simulator import RunningSimulator
 from flows.provision import provision_fleet
@@ -55,6 +56,21 @@ def fail_once(
     return seen
 
 
+async def _provision(
+    sim: RunningSimulator, tmp_path: Path, rollout: str, count: int, **changes: Any
+) -> tuple[State[Any], dict[str, Any], list[Record]]:
+    """Run the flow on ``count`` servers in chunks; return its state, the simulator's, the rows."""
+    settings = {"rate": 200, "settle": 1.0, "settle_poll": 0.2, "chunk_size": count, **changes}
+    options = ProvisionOptions(endpoint=sim.url, ledger=str(tmp_path / "l.db"), **settings)
+    state = await provision_fleet(
+        inventories=[inventory(tmp_path / f"{rollout}.csv", rollout, count)],
+        options=options,
+        return_state=True,
+    )
+    with Ledger(tmp_path / "l.db") as book:
+        return state, sim.state(), book.records(rollout)
+
+
 @pytest.mark.parametrize(
     "error",
     [LedgerError("ledger l.db: OperationalError: database is locked"), RuntimeError("boom")],
@@ -64,49 +80,21 @@ async def test_a_chunk_retried_after_an_unexpected_failure_creates_nothing_twice
 ) -> None:
     """The 20th answer's write fails; the chunk is retried; 60 servers, 60 creates."""
     seen = fail_once(monkeypatch, "record_created", at=20, error=error)
-    options = ProvisionOptions(
-        endpoint=sim.url,
-        ledger=str(tmp_path / "l.db"),
-        rate=200,
-        concurrency=16,
-        settle=1.0,
-        settle_poll=0.2,
-        chunk_size=60,
-    )
-    state = await provision_fleet(
-        inventories=[inventory(tmp_path / "retry.csv", "retry", 60)],
-        options=options,
-        return_state=True,
-    )
+    state, on_sim, records = await _provision(sim, tmp_path, "retry", 60, concurrency=16)
     assert state.is_completed(), state.message
     assert seen["n"] >= 20  # the failure did happen
-    on_sim = sim.state()
     counters = on_sim["counters"]
     assert counters["created"] == 60 and len(servers_by_name(on_sim)) == 60, counters
-    with Ledger(tmp_path / "l.db") as book:
-        assert_each_once(on_sim, book.records("retry"), exact=True)
+    assert_each_once(on_sim, records, exact=True)
 
 
 async def test_more_chunks_than_sending_slots_take_turns_and_create_each_once(
     sim: RunningSimulator, tmp_path: Path
 ) -> None:
     """Ten chunks, four sending at a time: every server made once, and the run completes."""
-    options = ProvisionOptions(
-        endpoint=sim.url,
-        ledger=str(tmp_path / "l.db"),
-        rate=200,
-        concurrency=4,
-        settle=1.0,
-        settle_poll=0.2,
-        chunk_size=3,
-    )
-    state = await provision_fleet(
-        inventories=[inventory(tmp_path / "turns.csv", "turns", 30)],
-        options=options,
-        return_state=True,
+    state, on_sim, records = await _provision(
+        sim, tmp_path, "turns", 30, concurrency=4, chunk_size=3
     )
     assert state.is_completed(), state.message
-    on_sim = sim.state()
     assert len(servers_by_name(on_sim)) == 30
-    with Ledger(tmp_path / "l.db") as book:
-        assert_each_once(on_sim, book.records("turns"), exact=True)
+    assert_each_once(on_sim, records, exact=True)
