@@ -9,6 +9,13 @@
 | ``POST /_admin/faults`` | add rules: a JSON list of them (see ``faults``) |
 | ``DELETE /_admin/faults`` | drop every rule left |
 | ``GET /_admin/calls[?action=A]`` | the last ``call_log_size`` API calls (see ``calls``) |
+| ``POST /_admin/servers/<no>`` | change one server out of band: a JSON object (below) |
+
+A server changed out of band, as the console, another tool or NCP itself would change it:
+``{"action": "stop"}`` (stopped now), ``{"action": "terminate"}`` (gone now), ``{"action":
+"hold", "status": "CREAT", "operation": "SETUP"}`` (held in that status until changed again: a
+stuck server, which refuses stops and terminations while an operation is shown), ``{"action":
+"show"}`` (its listing lag ends now). It answers the server's admin record.
 
 ``GET /_admin/calls`` answers ``{"calls": [...], "total": N}``, N the calls received since the
 reset (the ones the bounded log dropped included).
@@ -33,6 +40,8 @@ from fleet.simulator.gateway import MAX_BODY_BYTES
 
 __all__ = ["Administered", "serve_admin"]
 
+_SERVERS = "/_admin/servers/"
+
 
 class Administered(Protocol):
     """What the admin endpoints act on: the simulator app (it imports this module, not back)."""
@@ -52,6 +61,9 @@ class Administered(Protocol):
     def add_faults(self, data: Any) -> list[FaultRule]:
         """Add on-demand fault rules."""
 
+    def out_of_band(self, no: str, change: Mapping[str, Any]) -> dict[str, Any]:
+        """Change one server as someone else would (stop, terminate, hold, show)."""
+
 
 async def serve_admin(app: Administered, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one admin request."""
@@ -68,6 +80,14 @@ async def serve_admin(app: Administered, scope: Scope, receive: Receive, send: S
     await send_json(send, status, encode(answer))
 
 
+def _object(body: bytes | None) -> dict[str, Any]:
+    """Return a request body that must be one JSON object (ValueError: answered 400)."""
+    value = json.loads(body or b"{}")
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
 def _route(
     app: Administered, method: str, path: str, body: bytes | None, query: Mapping[str, str]
 ) -> tuple[int, dict[str, Any]]:
@@ -78,16 +98,15 @@ def _route(
         app.reset()
         return 200, {"reset": True}
     if route == ("POST", "/_admin/config"):
-        changes = json.loads(body or b"{}")
-        if not isinstance(changes, dict):
-            raise ValueError("expected a JSON object")
-        return 200, {"config": app.reconfigure(changes).public()}
+        return 200, {"config": app.reconfigure(_object(body)).public()}
     if path == "/_admin/faults" and method in ("GET", "POST", "DELETE"):
         if method == "POST":
             app.add_faults(json.loads(body or b"[]"))
         elif method == "DELETE":
             app.faults.rules.clear()
         return 200, {"faults": [rule.public() for rule in app.faults.rules]}
+    if method == "POST" and path.startswith(_SERVERS):
+        return 200, {"server": app.out_of_band(path[len(_SERVERS) :], _object(body))}
     if route == ("GET", "/_admin/calls"):
         return 200, {"calls": app.calls.entries(query.get("action")), "total": app.calls.total}
     return 404, {"error": f"no admin endpoint {method} {path}"}

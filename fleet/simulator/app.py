@@ -49,7 +49,8 @@ the draw, and reaches any action (see ``faults``). What each kind does:
 Kinds after "done" fire only when the action succeeded; a refused call answers its own error and
 leaves the rule in place.
 
-Admin endpoints under ``/_admin/`` (state, config, reset, faults, calls): see ``admin``.
+Admin endpoints under ``/_admin/`` (state, config, reset, faults, calls, servers changed out of
+band): see ``admin``.
 
 Counters: ``requests`` and ``by_action`` count every API call received (throttled and rejected ones
 included), ``by_status`` counts answers per HTTP status, ``created`` counts servers created,
@@ -59,6 +60,7 @@ included), ``by_status`` counts answers per HTTP status, ``created`` counts serv
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -191,6 +193,10 @@ class SimulatorApp:
         self.faults = Faults(self.config)
         self.calls = CallLog(self.config.call_log_size)
 
+    def out_of_band(self, no: str, change: Mapping[str, Any]) -> dict[str, Any]:
+        """Change one server as someone else would (see ``admin``); raise ValueError if bad."""
+        return self.state.out_of_band(no, change)
+
     def add_faults(self, data: Any) -> list[FaultRule]:
         """Add on-demand fault rules from their JSON form; raise ValueError on a bad one."""
         regions = [region.code for region in self.catalog.regions]
@@ -224,7 +230,11 @@ class SimulatorApp:
         key = str(status)
         self.counters.by_status[key] = self.counters.by_status.get(key, 0) + 1
         request.log["status"] = status
-        await send_json(send, status, body, headers)
+        await send_json(send, status, body, (*headers, self._date()))
+
+    def _date(self) -> tuple[bytes, bytes]:
+        """Return the Date header of an answer: NCP's clock, as its gateway's answers carry it."""
+        return (b"date", email.utils.formatdate(self.wall_clock(), usegmt=True).encode())
 
     async def _delay(self) -> None:
         cfg = self.config
@@ -332,8 +342,7 @@ class SimulatorApp:
         await self._delay()
         request.log["status"] = 200
         length = (b"content-length", str(len(body)).encode())
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [*JSON_HEADERS, length]}
-        )
+        headers = [*JSON_HEADERS, length, self._date()]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         half = body[: len(body) // 2]
         await send({"type": "http.response.body", "body": half, "more_body": True})

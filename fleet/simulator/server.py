@@ -82,6 +82,7 @@ def _uvicorn_server(app: SimulatorApp) -> uvicorn.Server:
         access_log=False,
         proxy_headers=False,  # the admin endpoints trust the real peer address only
         server_header=False,
+        date_header=False,  # the app's own, on its clock (NCP's clock, as clients see it)
         timeout_graceful_shutdown=2,
     )
     error_logger = logging.getLogger("uvicorn.error")
@@ -178,6 +179,16 @@ class RunningSimulator:
         if response.status_code != 200:
             raise ValueError(response.json().get("error", response.text))
         result: list[dict[str, Any]] = response.json()["faults"]
+        return result
+
+    def server(self, no: str, action: str, **fields: str) -> dict[str, Any]:
+        """Change one server out of band (POST /_admin/servers/NO): stop, terminate, hold, show."""
+        response = httpx.post(
+            f"{self.url}/_admin/servers/{no}", json={"action": action, **fields}, timeout=10
+        )
+        if response.status_code != 200:
+            raise ValueError(response.json().get("error", response.text))
+        result: dict[str, Any] = response.json()["server"]
         return result
 
     def calls(self, action: str | None = None) -> list[dict[str, Any]]:

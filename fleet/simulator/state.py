@@ -291,6 +291,40 @@ class SimulatorState:
         row[0].machine = machine
         return answer
 
+    # -- out of band (the admin endpoints: what the console, another tool or NCP itself does) --
+
+    def out_of_band(self, no: str, change: Mapping[str, Any]) -> dict[str, Any]:
+        """Change a server as someone other than this API's caller would; return its record.
+
+        ``change["action"]``: ``stop`` (NSTOP now), ``terminate`` (gone now), ``hold`` (in
+        ``status``/``operation`` until changed again: a stuck server), or ``show`` (its
+        listing lag ends now). A server not listed yet may be changed too.
+        """
+        now = self.clock()
+        self.book.prune(now)
+        server = self.book.get(int(no)) if is_digits(no) else None
+        if server is None or server.at(now)[0] is None:
+            raise ValueError(f"no server {no}")
+        action = change.get("action")
+        if action == "stop":
+            server.timeline = [Step(now, ServerStatus.NSTOP, Operation.NULL)]
+        elif action == "terminate":
+            server.timeline = [Step(now, None, Operation.NULL)]
+            self.book.ends_at(server.no, now)
+        elif action == "hold":
+            if not change.get("status"):
+                raise ValueError("hold needs a status, for example CREAT")
+            status = ServerStatus(str(change["status"]))
+            operation = Operation(str(change.get("operation", "NULL")))
+            server.timeline = [Step(now, status, operation)]
+        elif action == "show":
+            server.visible_at = min(server.visible_at, now)
+        else:
+            raise ValueError(f"action {action!r}: use stop, terminate, hold or show")
+        record = admin_record(server, now)
+        self.book.prune(now)
+        return record
+
     def set_protect_server_termination(self, params: Mapping[str, str]) -> dict[str, Any]:
         """Turn termination protection of one server on or off."""
         no = params.get("serverInstanceNo")

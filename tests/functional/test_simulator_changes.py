@@ -307,3 +307,69 @@ def test_change_spec_refused_across_disk_types() -> None:
             response = api.call("changeServerInstanceSpec", {"serverInstanceNo": no, **change})
             assert server_error(response) == "900006"
         assert [listed(api, no)["serverSpecCode"] for no in nos] == ["s2-g2-s50", "s2-g2-h50"]
+
+
+# -- out of band (/_admin/servers/NO): drift and stuck servers for rehearsals and tests ----------
+
+
+def test_a_server_stopped_out_of_band_reads_stopped_and_starts_again(api: Api) -> None:
+    """Stopped as the console would: NSTOP at once, and NCP's own start brings it back."""
+    no = made(api)
+    record = api.sim.server(no, "stop")
+    assert (record["status"], record["operation"]) == ("NSTOP", "NULL")
+    assert api.status(no) == ("NSTOP", "NULL")
+    api.ok("startServerInstances", {"serverInstanceNoList.1": no})
+    api.clock.advance(BASE.start_seconds)
+    assert api.status(no) == ("RUN", "NULL")
+
+
+def test_a_server_terminated_out_of_band_is_gone_from_every_read(api: Api) -> None:
+    """Terminated by someone else: no longer listed, read by number or counted."""
+    no = made(api)
+    api.sim.server(no, "terminate")
+    body = api.ok("getServerInstanceList", {"serverInstanceNoList.1": no})
+    assert body["serverInstanceList"] == [] and body["totalRows"] == 0
+    assert api.sim.state()["servers"] == []
+
+
+def test_a_held_server_stays_in_its_status_and_refuses_control(api: Api) -> None:
+    """Held in RUN with a shutdown under way (stuck): stays so, and a stop is refused."""
+    no = made(api)
+    api.sim.server(no, "hold", status="RUN", operation="SHTDN")
+    api.clock.advance(3600)
+    assert api.status(no) == ("RUN", "SHTDN")
+    refused = api.call("stopServerInstances", {"serverInstanceNoList.1": no})
+    assert refused.status_code == 400 and server_error(refused) == "900010"
+
+
+def test_a_server_not_listed_yet_can_be_shown_at_once(api: Api) -> None:
+    """Its listing lag ends on demand: a test makes lag end when it chooses."""
+    api.sim.configure(list_lag=600.0)
+    (server,) = api.create()
+    no = server["serverInstanceNo"]
+    assert api.call("getServerInstanceDetail", {"serverInstanceNo": no}).status_code == 400
+    assert api.sim.server(no, "show")["visible"] is True
+    assert api.status(no) == ("INIT", "NULL")
+
+
+@pytest.mark.parametrize(
+    ("no", "change", "error"),
+    [
+        ("99999999", {"action": "stop"}, "no server 99999999"),
+        (None, {"action": "explode"}, "use stop, terminate, hold or show"),
+        (None, {"action": "hold"}, "hold needs a status"),
+    ],
+)
+def test_a_bad_out_of_band_change_is_refused_with_a_reason(
+    api: Api, no: str | None, change: dict[str, str], error: str
+) -> None:
+    """An unknown server or action answers 400 with what is wrong; nothing changes."""
+    target = no or made(api)
+    response = api.client.post(f"{api.sim.url}/_admin/servers/{target}", json=change)
+    assert response.status_code == 400 and error in response.json()["error"]
+
+
+def test_every_answer_carries_ncps_date_on_the_simulators_clock(api: Api) -> None:
+    """The Date header is the simulator's wall clock (NCP's clock), as a client sees it."""
+    response = api.call("getRegionList")
+    assert response.headers["date"] == "Mon, 01 Jan 2024 03:00:00 GMT"
