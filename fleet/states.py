@@ -1,4 +1,4 @@
-"""The states of things, as types: a ledger row's, an NCP server's, a teardown's.
+"""The states of things, as types: a server's life in the ledger, an NCP server's status.
 
 Each is a ``StrEnum`` so it is stored and shown as its plain value. NCP's own codes (server
 statuses and operations) are open sets: a code this module does not name still parses, as a
@@ -10,7 +10,18 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Self
 
-__all__ = ["ErrorKind", "Operation", "ServerStatus", "State", "TeardownState"]
+__all__ = [
+    "ENDED",
+    "INTENTS",
+    "KEPT",
+    "LIVE",
+    "MOVES",
+    "ErrorKind",
+    "Operation",
+    "ServerStatus",
+    "State",
+    "is_gone",
+]
 
 
 class _OpenCodes(StrEnum):
@@ -27,12 +38,105 @@ class _OpenCodes(StrEnum):
 
 
 class State(StrEnum):
-    """Where one server of a rollout stands in the ledger."""
+    """Where one server of a rollout stands: one state from this closed set, its whole life.
 
-    PLANNED = "planned"  # known, not sent (or looked for after a send, and surely absent)
-    IN_FLIGHT = "in_flight"  # a create went out; outcome unknown until answered or looked up
-    CREATED = "created"  # NCP returned (or we found) its instance number
-    FAILED = "failed"  # NCP refused it, or retries ran out; see error_kind
+    Every report (status, ``--json``, the last lines, artifacts, results, export, events) reads
+    it, and nothing else; every move is a compare-and-set in the ledger. A state that names a
+    change (``starting``, ``resizing``, ``deposed``, ``terminating``) is an intent: written before
+    the change's first call, it tells any later run what to finish.
+    """
+
+    PLANNED = "planned"  # in the inventory, not sent (or looked for after a send: surely absent)
+    IN_FLIGHT = "in_flight"  # a create went out; its outcome is unknown until answered or found
+    FAILED = "failed"  # NCP refused its create, or retries ran out: no server (see error_kind)
+    CREATED = "created"  # NCP made it (its number recorded); not seen running (yet)
+    RUNNING = "running"  # seen RUN with no operation under way
+    STOPPED = "stopped"  # seen stopped, and not by a change of ours: to start
+    STARTING = "starting"  # intent: start it
+    RESIZING = "resizing"  # intent: stop it, change its spec, start it
+    DEPOSED = "deposed"  # intent: take it down once its replacement runs (a replace's old server)
+    TERMINATING = "terminating"  # intent: stop and terminate it (teardown, prune, rollback)
+    TERMINATED = "terminated"  # gone after our terminate was accepted
+    GONE = "gone"  # gone, and not by us (terminated out of band): created anew by the next run
+
+    @property
+    def made(self) -> bool:
+        """Whether a create made its server (whatever became of it since)."""
+        return self not in (State.PLANNED, State.IN_FLIGHT, State.FAILED)
+
+    @property
+    def live(self) -> bool:
+        """Whether a server exists in this state (billed, until it is gone)."""
+        return self in LIVE
+
+    @property
+    def kept(self) -> bool:
+        """Whether this is the server its name keeps: it exists, and no run is taking it down."""
+        return self in KEPT
+
+    @property
+    def ended(self) -> bool:
+        """Whether the server is gone for good: terminated by us, or gone out of band."""
+        return self in ENDED
+
+
+# A server exists: NCP holds (and bills) it.
+LIVE = frozenset(
+    {
+        State.CREATED,
+        State.RUNNING,
+        State.STOPPED,
+        State.STARTING,
+        State.RESIZING,
+        State.DEPOSED,
+        State.TERMINATING,
+    }
+)
+# The server a name keeps (what the inventory wants): it exists and is not being taken down.
+KEPT = frozenset({State.CREATED, State.RUNNING, State.STOPPED, State.STARTING, State.RESIZING})
+ENDED = frozenset({State.TERMINATED, State.GONE})
+# Intents: a change a run began, which any later run finishes.
+INTENTS = frozenset({State.STARTING, State.RESIZING, State.DEPOSED, State.TERMINATING})
+
+
+# Every move of a recorded server's life: the state it goes to -> the states it may come from.
+# The ledger's compare-and-set reads this table; a server in any other state is left as it is.
+# (planned, in_flight and failed, before a server exists, are the engine's: ``ledger.outcomes``.)
+MOVES: dict[State, frozenset[State]] = {
+    # Seen running: made, started (ours or out of band), resized, or kept after all (restored,
+    # or left by a teardown: termination protection).
+    State.RUNNING: frozenset(
+        {
+            State.CREATED,
+            State.STOPPED,
+            State.STARTING,
+            State.RESIZING,
+            State.DEPOSED,
+            State.TERMINATING,
+        }
+    ),
+    State.STOPPED: frozenset({State.CREATED, State.RUNNING, State.DEPOSED, State.TERMINATING}),
+    State.CREATED: frozenset({State.DEPOSED, State.TERMINATING}),
+    State.STARTING: frozenset({State.STOPPED, State.CREATED, State.RUNNING}),
+    State.RESIZING: frozenset({State.CREATED, State.RUNNING, State.STOPPED, State.STARTING}),
+    State.DEPOSED: frozenset(KEPT),
+    State.TERMINATING: frozenset(LIVE - {State.TERMINATING}),
+    State.TERMINATED: frozenset({State.TERMINATING}),
+    State.GONE: frozenset(LIVE),
+}
+
+
+def is_gone(*, listed: bool, terminate_accepted: bool, misses: int) -> bool:
+    """Return whether a server is gone: the one rule, read by refresh, waiting and teardown.
+
+    A server is gone only if our own terminate was accepted and a read by its number then misses
+    it, or if NCP listed or read it before and two reads by its number, a pause apart, then miss
+    it. A server NCP never showed (a create's answer came long before its listing) is never
+    gone: it exists, not listed yet. ``misses`` counts the reads in a row that missed it.
+    """
+    if terminate_accepted:
+        return misses >= 1
+    return listed and misses >= 2
 
 
 class ErrorKind(StrEnum):
@@ -71,13 +175,3 @@ class Operation(_OpenCodes):
     SETUP = "SETUP"
     CHNG = "CHNG"
     COPY = "COPY"
-
-
-class TeardownState(StrEnum):
-    """How far the teardown of one server has come."""
-
-    STOPPING = "stopping"
-    TERMINATING = "terminating"
-    TERMINATED = "terminated"
-    PROTECTED = "protected"  # left alone: termination protection is on
-    FAILED = "failed"

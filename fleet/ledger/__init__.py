@@ -6,7 +6,10 @@ crash, a kill or a power cut every server is either known created (with its inst
 known not sent, or ``in_flight``: to be looked up, with the region and VPC it was sent to, before
 anything is sent again. Every change is a compare-and-set on the row's state; a create is claimed
 only under the rollout's lease, which one run holds at a time, and every other write only while
-the run still holds it (fencing). Every time it keeps is on one clock, the database's.
+the run still holds it (fencing). Every time it keeps is on one clock, the database's; a
+create's send is also stamped with NCP's own clock. After its create, each server lives one
+life in one state (``fleet.states.State``): every change of it a compare-and-set, every change
+that takes several calls an intent first (``lifecycle``).
 
 Two backends with the same semantics: a SQLite file (the default, ``.fleet/ledger.db``) or a
 PostgreSQL database (``postgresql://...``) that many workers share.
@@ -14,11 +17,12 @@ PostgreSQL database (``postgresql://...``) that many workers share.
 
 from __future__ import annotations
 
-from fleet.states import ErrorKind, State, TeardownState
+from fleet.states import ErrorKind, State
 
 from .addresses import Address
 from .aio import AsyncLedger
 from .ledger import DEFAULT_LEDGER, Ledger
+from .lifecycle import Observed
 from .model import (
     Binding,
     Extra,
@@ -45,11 +49,11 @@ __all__ = [
     "Instance",
     "LeaseInfo",
     "Ledger",
+    "Observed",
     "Ownership",
     "PlanDelta",
     "Record",
     "Role",
     "RolloutCounts",
     "State",
-    "TeardownState",
 ]

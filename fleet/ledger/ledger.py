@@ -8,15 +8,29 @@ Each method is one transaction around one function of the modules beside it (``p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from fleet.errors import LedgerConflict, NcpError
 from fleet.spec import ServerSpec
-from fleet.states import ErrorKind, ServerStatus, State, TeardownState
+from fleet.states import ErrorKind, State
 
-from . import addresses, changing, extras, leases, outcomes, planning, queries, rollouts, tracking
+from . import (
+    addresses,
+    changing,
+    extras,
+    leases,
+    lifecycle,
+    names,
+    outcomes,
+    planning,
+    queries,
+    rollouts,
+    tracking,
+)
 from .addresses import Address
 from .base import DEFAULT_LEDGER, LedgerBase
+from .lifecycle import Observed
 from .model import Binding, Extra, Instance, LeaseInfo, Ownership, PlanDelta, Record, RolloutCounts
 from .outcomes import Found
 from .rows import iso
@@ -53,34 +67,51 @@ class Ledger(LedgerBase):
 
     # -- the engine's state changes (each a compare-and-set) ------------------------------
 
-    def claim(self, rollout: str, spec: ServerSpec, owner: str, run: str | None = None) -> int:
+    def claim(
+        self,
+        rollout: str,
+        spec: ServerSpec,
+        owner: str,
+        run: str | None = None,
+        ncp: float | None = None,
+    ) -> int:
         """Mark a server in flight before its create goes out; return its attempt number.
 
-        ``run`` is the tag its create marker carries (None: sent without one).
+        ``run`` is the tag its create marker carries (None: sent without one); ``ncp`` is NCP's
+        clock now, as its answers' Date gave it (None: no answer came yet).
         """
         with self.db.transaction() as conn:
             now = self._now(conn)
-            return outcomes.claim(conn, now, iso(now), rollout, spec, owner, run)
+            return outcomes.claim(conn, now, iso(now), rollout, spec, owner, run, ncp)
 
-    def resend(self, rollout: str, name: str, attempt: int, owner: str) -> int:
+    def resend(
+        self, rollout: str, name: str, attempt: int, owner: str, ncp: float | None = None
+    ) -> int:
         """Record that an in-flight create goes out again; return the new attempt number."""
         with self.db.transaction() as conn:
             now = self._now(conn)
-            return outcomes.resend(conn, now, iso(now), rollout, name, attempt, owner)
+            return outcomes.resend(conn, now, iso(now), rollout, name, attempt, owner, ncp)
 
     def claim_many(
-        self, rollout: str, specs: Sequence[ServerSpec], owner: str, run: str | None = None
+        self,
+        rollout: str,
+        specs: Sequence[ServerSpec],
+        owner: str,
+        run: str | None = None,
+        ncp: float | None = None,
     ) -> list[int | LedgerConflict]:
         """Claim several servers in one commit, ahead of their creates (see outcomes.claim_many)."""
         with self.db.transaction() as conn:
             now = self._now(conn)
-            return outcomes.claim_many(conn, now, iso(now), rollout, specs, owner, run)
+            return outcomes.claim_many(conn, now, iso(now), rollout, specs, owner, run, ncp)
 
-    def restamp(self, rollout: str, name: str, attempt: int, owner: str) -> None:
+    def restamp(
+        self, rollout: str, name: str, attempt: int, owner: str, ncp: float | None = None
+    ) -> None:
         """Stamp a claim's send time anew: its create goes out later than its claim promised."""
         with self.db.transaction() as conn:
             now = self._now(conn)
-            outcomes.restamp(conn, now, iso(now), rollout, name, attempt, owner)
+            outcomes.restamp(conn, now, iso(now), rollout, name, attempt, owner, ncp)
 
     def unclaim(self, rollout: str, name: str, attempt: int) -> None:
         """Undo a claim whose create never went out (the run stopped first)."""
@@ -156,6 +187,12 @@ class Ledger(LedgerBase):
             self._fence(conn, rollout)
             outcomes.release_absent(conn, self._stamp(conn), rollout, spec, attempt)
 
+    def clear_absent(self, rollout: str, name: str, attempt: int) -> None:
+        """Record that a create surely made nothing (a teardown's look-up): planned again."""
+        with self.db.transaction() as conn:
+            self._fence(conn, rollout)
+            outcomes.clear_absent(conn, self._stamp(conn), rollout, name, attempt)
+
     def give_up(self, rollout: str, name: str, attempt: int, message: str) -> None:
         """Record that every create of a server was ambiguous and none was found."""
         with self.db.transaction() as conn:
@@ -168,27 +205,67 @@ class Ledger(LedgerBase):
             self._fence(conn, rollout)
             changing.record_resized(conn, self._stamp(conn), rollout, spec, instance_no)
 
-    def begin_replace(self, rollout: str, spec: ServerSpec, instance_no: str) -> None:
-        """Plan a server anew under its name; its old instance stays recorded as replaced."""
-        with self.db.transaction() as conn:
-            self._fence(conn, rollout)
-            changing.begin_replace(conn, self._stamp(conn), rollout, spec, instance_no)
-
-    def restore_replaced(self, rollout: str) -> list[str]:
-        """Give servers whose replacement was rolled back their old instance again."""
-        with self.db.transaction() as conn:
-            self._fence(conn, rollout)
-            return changing.restore_replaced(conn, self._stamp(conn), rollout)
-
-    # -- after creation ----------------------------------------------------------------------
-
-    def set_status(
-        self, rollout: str, updates: Iterable[tuple[str, ServerStatus, float | None]]
+    def begin_replace(
+        self, rollout: str, spec: ServerSpec, instance_no: str, run: str | None = None
     ) -> None:
-        """Record servers' NCP status (name, status, seconds from created to ready or None)."""
+        """Plan a server anew under its name; its old instance is deposed (the intent)."""
         with self.db.transaction() as conn:
             self._fence(conn, rollout)
-            tracking.set_status(conn, self._stamp(conn), rollout, updates)
+            changing.begin_replace(conn, self._stamp(conn), rollout, spec, instance_no, run)
+
+    def restore(self, rollout: str, instance_no: str) -> bool:
+        """Make a deposed server its name's own again (its replacement failed or went)."""
+        with self.db.transaction() as conn:
+            self._fence(conn, rollout)
+            return changing.restore(conn, self._stamp(conn), rollout, instance_no)
+
+    # -- after creation: each server's life ------------------------------------------------
+
+    def observe(self, rollout: str, seen: Iterable[Observed]) -> None:
+        """Record what reads showed of recorded servers: status, first seen, life moved."""
+        with self.db.transaction() as conn:
+            self._fence(conn, rollout)
+            lifecycle.observe(conn, self._stamp(conn), rollout, list(seen))
+
+    def move(
+        self,
+        rollout: str,
+        numbers: Sequence[str],
+        to: State,
+        *,
+        intent: Mapping[str, Any] | None = None,
+        message: str | None = None,
+    ) -> list[str]:
+        """Move recorded servers to ``to`` where their state allows; return the numbers moved."""
+        with self.db.transaction() as conn:
+            self._fence(conn, rollout)
+            stamp = self._stamp(conn)
+            return lifecycle.move(
+                conn, stamp, rollout, numbers, to, intent=intent, message=message
+            )
+
+    def accepted_terminate(self, rollout: str, numbers: Sequence[str]) -> None:
+        """Record that NCP accepted our terminate of these servers."""
+        with self.db.transaction() as conn:
+            self._fence(conn, rollout)
+            lifecycle.accepted_terminate(conn, self._stamp(conn), rollout, numbers)
+
+    def missed(self, rollout: str, numbers: Sequence[str]) -> None:
+        """Count one more read in a row that did not show these servers."""
+        with self.db.transaction() as conn:
+            self._fence(conn, rollout)
+            lifecycle.missed(conn, rollout, numbers)
+
+    def intents(self, rollout: str) -> list[Instance]:
+        """Return the rollout's servers with a change under way, for a run to finish."""
+        with self.db.transaction() as conn:
+            return lifecycle.intents(conn, rollout)
+
+    def release_names(self, rollout: str) -> None:
+        """Release the names under which the rollout holds no live server (it was torn down)."""
+        with self.db.transaction() as conn:
+            self._fence(conn, rollout)
+            names.release_idle(conn, rollout)
 
     def note_error(
         self, rollout: str, name: str, kind: ErrorKind, message: str, code: str | None = None
@@ -197,20 +274,6 @@ class Ledger(LedgerBase):
         with self.db.transaction() as conn:
             self._fence(conn, rollout)
             tracking.note_error(conn, self._stamp(conn), rollout, name, kind, message, code)
-
-    def set_teardown(
-        self,
-        rollout: str,
-        instance_nos: Sequence[str],
-        state: TeardownState,
-        *,
-        message: str | None = None,
-    ) -> None:
-        """Record how far the teardown of these instances has come."""
-        with self.db.transaction() as conn:
-            self._fence(conn, rollout)
-            stamp = self._stamp(conn)
-            tracking.set_teardown(conn, stamp, rollout, instance_nos, state, message=message)
 
     # -- bindings, leases, the rollout's own row --------------------------------------------
 

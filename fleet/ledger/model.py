@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from fleet.states import ErrorKind, ServerStatus, State, TeardownState
+from fleet.states import ErrorKind, ServerStatus, State
 
 __all__ = [
     "Binding",
@@ -48,7 +48,6 @@ class Record:
     server_status: ServerStatus | None
     run_seconds: float | None
     response: str | None  # NCP's record of the server as the create (or a look-up) returned it
-    teardown: TeardownState | None
     sent_params: str | None  # the last create's parameters as sent (JSON), never any key
     sent_hash: str | None  # params_hash of what was sent last
     duplicates: int  # other servers found under this name (each kept in the instances table)
@@ -59,6 +58,7 @@ class Record:
     updated_at: str | None
     terminated_at: str | None
     sent_run: str | None = None  # the run whose create marker the last create carried
+    sent_ncp: float | None = None  # NCP's clock (its answers' Date) when the last create left
 
     @property
     def marked(self) -> bool:
@@ -105,7 +105,7 @@ class Role:
 
     PRIMARY = "primary"  # the server's recorded instance
     DUPLICATE = "duplicate"  # a second server found under the same name: ours too, flagged
-    REPLACED = "replaced"  # the server's previous instance, until its replacement's teardown
+    REPLACED = "replaced"  # the server's previous instance (deposed, then taken down)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +121,20 @@ class Instance:
     origin: str  # answer | lookup | adopted | lost
     create_date: str | None  # NCP's createDate, as NCP wrote it
     server_status: ServerStatus | None
-    teardown: TeardownState | None
-    gone_reads: int  # consecutive status reads that did not show it (teardown)
+    state: State  # its life; a primary's is its row's
+    gone_reads: int  # consecutive status reads that did not show it
     found_at: str | None
     terminated_at: str | None
     run: str | None = None  # the run that created it (its create marker's), when fleet did
     params: str | None = None  # what it was created with (JSON), kept once it is replaced
+    seen_at: str | None = None  # when a read of NCP's first showed it: only then can it be gone
+    terminate_at: str | None = None  # when NCP accepted our terminate of it
+    intent: str | None = None  # the change under way (JSON: why, run, target parameters)
+
+    @property
+    def listed(self) -> bool:
+        """Whether NCP has shown it in a read (a create's answer alone is not a listing)."""
+        return self.seen_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,22 +198,46 @@ class LeaseInfo:
 
 @dataclass(frozen=True, slots=True)
 class RolloutCounts:
-    """A rollout's servers per state, and how many were seen running or torn down."""
+    """A rollout's servers per state (each name counted once), and the other servers it holds.
+
+    Read from the ledger's one state of each server: a terminated server is never counted as
+    running, a server being taken down is counted as such.
+    """
 
     planned: int = 0
     in_flight: int = 0
-    created: int = 0
     failed: int = 0
+    created: int = 0  # made, not seen running (yet)
     running: int = 0
+    stopped: int = 0
+    starting: int = 0
+    resizing: int = 0
+    terminating: int = 0
     terminated: int = 0
-    duplicates: int = 0
+    gone: int = 0
+    deposed: int = 0  # old servers of replaces, not taken down yet (not names: instances)
+    duplicates: int = 0  # second servers found under names, ours (instances)
 
     @property
     def total(self) -> int:
-        """Return the number of servers in the rollout."""
-        return self.planned + self.in_flight + self.created + self.failed
+        """Return the number of server names in the rollout."""
+        return sum(getattr(self, state.value) for state in State if state != State.DEPOSED)
+
+    @property
+    def made(self) -> int:
+        """Return how many of its names a create made a server for (whatever became of it)."""
+        return self.total - self.planned - self.in_flight - self.failed
+
+    @property
+    def live(self) -> int:
+        """Return how many of its names have a server on NCP now (billed)."""
+        return sum(getattr(self, s.value) for s in State if s.live and s != State.DEPOSED)
 
     @property
     def not_done(self) -> int:
         """Return how many servers are not created (failed, unknown or never sent)."""
         return self.failed + self.in_flight + self.planned
+
+    def of(self, state: State) -> int:
+        """Return the count of one state."""
+        return int(getattr(self, state.value))

@@ -5,7 +5,8 @@
     in_flight
         -- restamp -->          in_flight   (its create goes out later than the claim promised)
         -- never sent -->       as it was   (unclaim: the run stopped first)
-        -- answer or found -->  created     (every server under the name kept)
+        -- answer or found -->  created     (every server under the name kept; running or
+                                            stopped at once when a read found it so)
         -- refused -->          failed
         -- ambiguous -->        in_flight   (unsettled, looked up)
         -- surely absent -->    planned     (sent again)
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 
 from fleet.errors import LedgerConflict, NcpError
 from fleet.spec import ServerSpec
-from fleet.states import ErrorKind, State
+from fleet.states import ErrorKind, ServerStatus, State
 
 from . import leases
 from .hot import Hot
@@ -38,6 +39,7 @@ __all__ = [
     "Found",
     "claim",
     "claim_many",
+    "clear_absent",
     "give_up",
     "note_ambiguous",
     "note_lookup_failed",
@@ -86,6 +88,7 @@ _CLAIM = Hot(
             sent_params=_B("b_params"),
             sent_hash=_B("b_hash"),
             sent_run=_B("b_run"),
+            sent_ncp=_B("b_ncp"),
             updated_at=_B("b_stamp"),
         )
         .returning(servers.c.attempts)
@@ -98,7 +101,7 @@ def _created(condition: sa.ColumnElement[bool]) -> sa.Update:
         servers.update()
         .where(_THIS_ROW, condition)
         .values(
-            state=State.CREATED.value,
+            state=_B("b_state"),
             instance_no=_B("b_no"),
             request_id=sa.func.coalesce(_B("b_request"), servers.c.request_id),
             response=_B("b_response"),
@@ -117,13 +120,22 @@ def _created(condition: sa.ColumnElement[bool]) -> sa.Update:
 _CREATED = Hot(lambda _: _created(_UNSETTLED))
 _INSTANCE_KEYS = (
     "rollout", "instance_no", "name", "region", "vpc_no", "role", "origin", "create_date",
-    "server_status", "raw", "found_at", "run",
+    "server_status", "state", "raw", "found_at", "seen_at", "run",
 )  # fmt: skip
 _INSERT_INSTANCE = Hot(
     lambda dialect: insert_new(dialect, instances).values(
         {key: _B(f"i_{key}") for key in _INSTANCE_KEYS}
     )
 )
+
+
+def life_of(status: str | None) -> State:
+    """Return the state a server starts its life in, by the status NCP gave with it."""
+    if status == ServerStatus.RUN:
+        return State.RUNNING
+    if status == ServerStatus.NSTOP:
+        return State.STOPPED
+    return State.CREATED
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +159,16 @@ def claim(
     spec: ServerSpec,
     owner: str,
     run: str | None = None,
+    ncp: float | None = None,
 ) -> int:
     """Mark a server in flight before its create goes out; return its attempt number.
 
     Only a server that may be sent, with these parameters, under this run's live lease.
-    ``run`` is the run tag its create marker carries.
+    ``run`` is the run tag its create marker carries; ``ncp`` NCP's clock now (its answers'
+    Date), by which a later run judges how long ago the create left.
     """
     leases.check(conn, now, rollout, owner)
-    return _claim_row(conn, stamp, rollout, spec, run)
+    return _claim_row(conn, stamp, rollout, spec, run, ncp)
 
 
 def claim_many(
@@ -165,6 +179,7 @@ def claim_many(
     specs: Sequence[ServerSpec],
     owner: str,
     run: str | None = None,
+    ncp: float | None = None,
 ) -> list[int | LedgerConflict]:
     """Claim several servers at once, ahead of their creates: each one's attempt, or its conflict.
 
@@ -175,14 +190,19 @@ def claim_many(
     claimed: list[int | LedgerConflict] = []
     for spec in specs:
         try:
-            claimed.append(_claim_row(conn, stamp, rollout, spec, run))
+            claimed.append(_claim_row(conn, stamp, rollout, spec, run, ncp))
         except LedgerConflict as exc:
             claimed.append(exc)
     return claimed
 
 
 def _claim_row(
-    conn: sa.Connection, stamp: str, rollout: str, spec: ServerSpec, run: str | None
+    conn: sa.Connection,
+    stamp: str,
+    rollout: str,
+    spec: ServerSpec,
+    run: str | None,
+    ncp: float | None,
 ) -> int:
     cursor = _CLAIM.execute(
         conn,
@@ -193,6 +213,7 @@ def _claim_row(
             "b_stamp": stamp,
             "b_params": json.dumps(spec.params, ensure_ascii=False),
             "b_run": run,
+            "b_ncp": ncp,
         },
     )
     attempts = [row[0] for row in cursor.fetchall()]
@@ -202,7 +223,14 @@ def _claim_row(
 
 
 def restamp(
-    conn: sa.Connection, now: float, stamp: str, rollout: str, name: str, attempt: int, owner: str
+    conn: sa.Connection,
+    now: float,
+    stamp: str,
+    rollout: str,
+    name: str,
+    attempt: int,
+    owner: str,
+    ncp: float | None = None,
 ) -> None:
     """Move a claim's send time to now, under the lease: its create goes out later than promised.
 
@@ -213,7 +241,7 @@ def restamp(
     result = conn.execute(
         servers.update()
         .where(_this_claim(rollout, name, attempt))
-        .values(sent_at=stamp, updated_at=stamp)
+        .values(sent_at=stamp, sent_ncp=ncp, updated_at=stamp)
     )
     require_one(conn, result, rollout, name, f"in flight at attempt {attempt}")
 
@@ -247,7 +275,14 @@ def _this_claim(rollout: str, name: str, attempt: int) -> sa.ColumnElement[bool]
 
 
 def resend(
-    conn: sa.Connection, now: float, stamp: str, rollout: str, name: str, attempt: int, owner: str
+    conn: sa.Connection,
+    now: float,
+    stamp: str,
+    rollout: str,
+    name: str,
+    attempt: int,
+    owner: str,
+    ncp: float | None = None,
 ) -> int:
     """Record that an in-flight create is sent again (NCP did not process the last one).
 
@@ -258,7 +293,7 @@ def resend(
     result = conn.execute(
         servers.update()
         .where(_this_claim(rollout, name, attempt))
-        .values(attempts=servers.c.attempts + 1, sent_at=stamp, updated_at=stamp)
+        .values(attempts=servers.c.attempts + 1, sent_at=stamp, sent_ncp=ncp, updated_at=stamp)
         .returning(servers.c.attempts)
     )
     attempts = result.scalars().all()
@@ -290,8 +325,11 @@ def _add_instance(
             "i_origin": origin,
             "i_create_date": found.create_date,
             "i_server_status": found.status,
+            "i_state": life_of(found.status).value,
             "i_raw": json.dumps(dict(found.raw), ensure_ascii=False),
             "i_found_at": stamp,
+            # A create's answer is not a listing: only a read that showed it makes it listed.
+            "i_seen_at": None if origin == "answer" else stamp,
             "i_run": found.run or run,
         },
     )
@@ -327,6 +365,7 @@ def record_created(
         "b_request": request_id,
         "b_response": json.dumps(response, ensure_ascii=False),
         "b_status": primary.status,
+        "b_state": life_of(primary.status).value,
         "b_adopted": int(origin == "adopted"),
         "b_region": primary.region,
         "b_vpc": primary.vpc_no,
@@ -359,7 +398,7 @@ def _keep_late(
     row = conn.execute(
         sa.select(servers.c.state, servers.c.instance_no).where(where_server(rollout, name))
     ).first()
-    if row is None or row.state != State.CREATED.value:
+    if row is None or not State(row.state).kept:
         require_one(conn, result, rollout, name, "in flight")
         return
     extra = [f for f in ordered if f.instance_no != row.instance_no]
@@ -445,6 +484,19 @@ def release_absent(
         .values(**planned_as(spec, stamp))
     )
     require_one(conn, result, rollout, spec.name, f"unsettled after attempt {attempt}")
+
+
+def clear_absent(conn: sa.Connection, stamp: str, rollout: str, name: str, attempt: int) -> None:
+    """Record that a create surely made nothing, without an inventory: planned again, as it was.
+
+    A teardown settles what an earlier run left in flight; nothing to take, nothing to resend.
+    """
+    result = conn.execute(
+        servers.update()
+        .where(where_server(rollout, name), _UNSETTLED, servers.c.attempts == attempt)
+        .values(state=State.PLANNED.value, updated_at=stamp, **NO_ERROR)
+    )
+    require_one(conn, result, rollout, name, f"unsettled after attempt {attempt}")
 
 
 def give_up(

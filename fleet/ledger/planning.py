@@ -1,8 +1,11 @@
 """Entering an inventory into the ledger, and saying how it differs from what is recorded.
 
 The rules, per server already in the ledger:
-- created, parameters unchanged: done; changed: reported, never redone (NCP has no update here);
-- torn down by this rollout's teardown: planned anew (the old instance stays in ``instances``);
+- its server kept, parameters unchanged: done; changed: reported, never redone here (a resize
+  or a replace is a change of its own, ``changing``);
+- its server ended (terminated by this rollout, or gone out of band): planned anew, a new life
+  (the old instance stays in ``instances``);
+- its server being taken down (an unfinished teardown or prune): left to finish first;
 - a create may be out (in flight, or failed ambiguous): left as it is even if the inventory row
   changed. The engine settles it with the region and VPC it was sent to, and only then, if the
   server is surely absent, accepts the edited row;
@@ -20,11 +23,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from fleet.errors import ACCOUNT_LIMIT_CODES
+from fleet.errors import ACCOUNT_LIMIT_CODES, RolloutError
 from fleet.spec import ServerSpec
-from fleet.states import ErrorKind, State, TeardownState
+from fleet.states import ErrorKind, State
 
 from .model import PlanDelta
+from .names import claim_names
 from .schema import servers
 
 __all__ = ["compare", "plan"]
@@ -59,10 +63,13 @@ class _Sorted:
 
 def _bucket(row: Any, same: bool, moved: bool, retry_failed: bool) -> str | None:
     """Return which list of _Sorted a known server goes to (None: nothing to do)."""
-    if row.state == State.CREATED:
-        if row.teardown == TeardownState.TERMINATED:
-            return "renewed"
+    state = State(row.state)
+    if state.ended:
+        return "renewed"
+    if state.kept:
         return "changed" if not same else "moved" if moved else None
+    if state.live:
+        return None  # being taken down: the intent is finished first
     if _unsettled(row):
         return None if same else "held"
     if row.state == State.FAILED and row.error_kind not in _UNPROCESSED:
@@ -102,7 +109,6 @@ def _sorted(
                 servers.c.state,
                 servers.c.error_kind,
                 servers.c.error_code,
-                servers.c.teardown,
                 servers.c.file,
                 servers.c.line,
                 servers.c.region,
@@ -119,6 +125,18 @@ def _sorted(
             _sort(row, spec, retry_failed, out)
     names = {spec.name for spec in specs}
     return out, tuple(sorted(n for n in rows if n not in names))
+
+
+def _claimed(rollout: str, taken: Sequence[tuple[str, str]]) -> RolloutError:
+    holders = sorted({holder for _, holder in taken})
+    shown = ", ".join(f"{name} (claimed by rollout {holder!r})" for name, holder in taken[:10])
+    more = f" and {len(taken) - 10} more" if len(taken) > 10 else ""
+    return RolloutError(
+        f"{len(taken)} server name(s) of rollout {rollout!r} are claimed by rollout(s) "
+        f"{', '.join(map(repr, holders))} of this ledger: {shown}{more}. Two rollouts never "
+        "send one name; rename them in the inventory, or tear the other rollout down first. "
+        "Nothing was sent."
+    )
 
 
 def compare(
@@ -148,7 +166,6 @@ _RENEWED: dict[str, Any] = {
     "server_status": None,
     "run_seconds": None,
     "response": None,
-    "teardown": None,
     "sent_params": None,
     "sent_hash": None,
     "duplicates": 0,
@@ -198,7 +215,15 @@ def plan(
     *,
     retry_failed: bool = False,
 ) -> PlanDelta:
-    """Enter the rollout's servers (new ones as planned) and apply the rules above."""
+    """Enter the rollout's servers (new ones as planned) and apply the rules above.
+
+    Raises:
+        RolloutError: another rollout of this ledger holds some of the names; nothing is planned.
+
+    """
+    taken = claim_names(conn, now, rollout, [(s.region, s.name) for s in specs])
+    if taken:
+        raise _claimed(rollout, taken)
     out, removed = _sorted(conn, rollout, specs, retry_failed)
     if out.new:
         conn.execute(

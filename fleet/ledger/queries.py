@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from fleet.states import ServerStatus, State, TeardownState
+from fleet.states import State
 
 from .model import Instance, Record, RolloutCounts
 from .rows import RECORD_COLUMNS, to_instance, to_record, where_server
@@ -72,34 +72,25 @@ def instances_of(
 
 
 def counts(conn: sa.Connection, rollout: str) -> RolloutCounts:
-    """Return a rollout's servers per state, running and torn down."""
-    rows = conn.execute(
-        sa.select(
-            servers.c.state,
-            servers.c.server_status,
-            servers.c.teardown,
-            servers.c.duplicates,
-            sa.func.count(),
-        )
-        .where(servers.c.rollout == rollout)
-        .group_by(
-            servers.c.state, servers.c.server_status, servers.c.teardown, servers.c.duplicates
-        )
-    )
+    """Return a rollout's servers per state (each name once), and its deposed and duplicates."""
     per_state: Counter[str] = Counter()
-    running = terminated = duplicates = 0
-    for state, status, teardown, dups, n in rows:
+    duplicates = 0
+    rows = conn.execute(
+        sa.select(servers.c.state, servers.c.duplicates, sa.func.count())
+        .where(servers.c.rollout == rollout)
+        .group_by(servers.c.state, servers.c.duplicates)
+    )
+    for state, dups, n in rows:
         per_state[state] += n
-        running += n if status == ServerStatus.RUN else 0
-        terminated += n if teardown == TeardownState.TERMINATED else 0
-        duplicates += n * (dups or 0)
+        duplicates += n * (dups or 0) if State(state).live else 0
+    deposed = conn.execute(
+        sa.select(sa.func.count()).where(
+            instances.c.rollout == rollout, instances.c.state == State.DEPOSED.value
+        )
+    ).scalar_one()
     return RolloutCounts(
-        planned=per_state[State.PLANNED],
-        in_flight=per_state[State.IN_FLIGHT],
-        created=per_state[State.CREATED],
-        failed=per_state[State.FAILED],
-        running=running,
-        terminated=terminated,
+        **{s.value: per_state[s.value] for s in State if s != State.DEPOSED},
+        deposed=int(deposed),
         duplicates=duplicates,
     )
 

@@ -11,7 +11,7 @@ from fleet.errors import LedgerError
 
 from . import leases
 from .model import Ownership
-from .schema import addresses, extras, instances, rates, rollouts, servers
+from .schema import addresses, extras, instances, name_claims, rates, rollouts, servers
 from .schema import leases as lease_table
 
 __all__ = ["forget", "known_rate", "ownership", "remember_rate"]
@@ -71,5 +71,5 @@ def forget(conn: sa.Connection, rollout: str, *, unbound_is_rehearsal: bool) -> 
     rehearsal = unbound_is_rehearsal if binding is None else binding.rehearsal
     if known is not None and not rehearsal:
         raise LedgerError(f"rollout {rollout!r} is not a rehearsal: its record is never deleted")
-    for table in (servers, instances, rollouts, lease_table, extras, addresses):
+    for table in (servers, instances, rollouts, lease_table, extras, addresses, name_claims):
         conn.execute(table.delete().where(table.c.rollout == rollout))

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet.errors import LedgerConflict
 from fleet.spec import ServerSpec
-from fleet.states import ErrorKind, ServerStatus, State, TeardownState
+from fleet.states import ErrorKind, ServerStatus, State
 
 from .model import Instance, Record
 from .schema import servers
@@ -70,7 +70,6 @@ _CONVERT = tuple(
         ("state", State),
         ("error_kind", functools.partial(_enum, ErrorKind)),
         ("server_status", functools.partial(_enum, ServerStatus)),
-        ("teardown", functools.partial(_enum, TeardownState)),
         ("adopted", bool),
     )
 )
@@ -90,7 +89,7 @@ def to_instance(row: sa.Row[Any]) -> Instance:
     values = dict(row._mapping)
     values.pop("raw", None)
     values["server_status"] = _enum(ServerStatus, values["server_status"])
-    values["teardown"] = _enum(TeardownState, values["teardown"])
+    values["state"] = State(values["state"])
     return Instance(**values)
 
 

@@ -6,13 +6,17 @@ owns, duplicates included), rollout bindings, leases, the rates gateways allowed
 creates made beside their servers (public IPs, disks). Version 3 adds ownership (each rollout's
 create-marker id and absence window, the run that sent each server's last create and recorded each
 instance, what a replaced instance was created with, the process that holds a lease) and each
-server's addresses as seen when it ran (``addresses``: private and public IP). A ledger newer than
+server's addresses as seen when it ran (``addresses``: private and public IP). Version 4 renamed
+"aside" to ``extras``. Version 5 gives every server one life (``fleet.states.State``): the
+``teardown`` columns are folded into ``state`` (servers and instances alike), each instance keeps
+when NCP first showed it, when our terminate was accepted and the change under way (its intent),
+each send NCP's clock, and ``name_claims`` holds which rollout sends a name. A ledger newer than
 this code is refused; an older one is migrated in one transaction on first open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
@@ -26,10 +30,11 @@ __all__ = [
     "meta",
     "metadata",
     "migrate",
+    "name_claims",
     "rates",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = sa.MetaData()
 
@@ -63,7 +68,6 @@ servers = sa.Table(
     sa.Column("server_status", sa.String(16)),
     sa.Column("run_seconds", sa.Float),
     sa.Column("response", sa.Text),
-    sa.Column("teardown", sa.String(16)),
     sa.Column("sent_params", sa.Text),
     sa.Column("sent_hash", sa.String(32)),
     sa.Column("duplicates", sa.Integer, nullable=False, server_default="0"),
@@ -74,6 +78,7 @@ servers = sa.Table(
     sa.Column("updated_at", sa.String(40)),
     sa.Column("terminated_at", sa.String(40)),
     sa.Column("sent_run", sa.String(16)),  # the run whose marker the last create carried
+    sa.Column("sent_ncp", sa.Float),  # NCP's clock (its Date) when the last create left
 )
 sa.Index("servers_instance", servers.c.instance_no)
 
@@ -89,13 +94,16 @@ instances = sa.Table(
     sa.Column("origin", sa.String(16), nullable=False),
     sa.Column("create_date", sa.String(40)),
     sa.Column("server_status", sa.String(16)),
-    sa.Column("teardown", sa.String(16)),
+    sa.Column("state", sa.String(16), nullable=False, server_default="created"),
     sa.Column("gone_reads", sa.Integer, nullable=False, server_default="0"),
     sa.Column("raw", sa.Text),
     sa.Column("found_at", sa.String(40)),
     sa.Column("terminated_at", sa.String(40)),
     sa.Column("run", sa.String(16)),  # the run that created it (its marker's), if fleet did
     sa.Column("params", sa.Text),  # what it was created with, kept once it is being replaced
+    sa.Column("seen_at", sa.String(40)),  # when a read first showed it (only then can it be gone)
+    sa.Column("terminate_at", sa.String(40)),  # when NCP accepted our terminate
+    sa.Column("intent", sa.Text),  # the change under way: JSON (why, run, target parameters)
 )
 sa.Index("instances_name", instances.c.rollout, instances.c.name)
 
@@ -165,6 +173,20 @@ addresses = sa.Table(
     sa.Column("seen_at", sa.String(40)),
 )
 
+# Version 5: which rollout of this ledger sends a name, where (endpoint, account, region). A
+# primary key, so two rollouts planning the same name at once cannot both hold it, on SQLite and
+# on PostgreSQL alike; released when the rollout's server under it is gone for good.
+name_claims = sa.Table(
+    "name_claims",
+    metadata,
+    sa.Column("endpoint", sa.Text, primary_key=True),
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("rollout", sa.String(100), nullable=False),
+    sa.Column("claimed_at", sa.String(40)),
+)
+
 TABLE_NAMES = frozenset(metadata.tables)
 
 # Columns version 2 added to version 1's servers table, as SQLite DDL (v1 existed only there).
@@ -187,20 +209,12 @@ def _v1_to_v2(conn: sa.Connection) -> None:
         table.create(conn, checkfirst=True)
     for index in instances.indexes:
         index.create(conn, checkfirst=True)
-    rows = conn.execute(
-        sa.select(
-            servers.c.rollout,
-            servers.c.instance_no,
-            servers.c.name,
-            servers.c.vpc_no,
-            servers.c.adopted,
-            servers.c.server_status,
-            servers.c.teardown,
-            servers.c.response,
-            servers.c.created_at,
-            servers.c.terminated_at,
-        ).where(servers.c.instance_no.is_not(None))
-    ).all()
+    old = sa.table(
+        "servers", *(sa.column(n) for n in ("rollout", "instance_no", "name", "vpc_no",
+                                             "adopted", "server_status", "teardown", "response",
+                                             "created_at", "terminated_at"))
+    )  # fmt: skip
+    rows = conn.execute(sa.select(old).where(old.c.instance_no.is_not(None))).all()
     if rows:
         conn.execute(
             instances.insert(),
@@ -214,7 +228,7 @@ def _v1_to_v2(conn: sa.Connection) -> None:
                     "role": "primary",
                     "origin": "adopted" if r.adopted else "answer",
                     "server_status": r.server_status,
-                    "teardown": r.teardown,
+                    "state": _life("created", r.teardown, r.server_status, None, False),
                     "raw": r.response,
                     "found_at": r.created_at,
                     "terminated_at": r.terminated_at,
@@ -256,11 +270,103 @@ def _v3_to_v4(conn: sa.Connection) -> None:
         extras.create(conn, checkfirst=True)
 
 
+# What version 5 adds, by table.
+_V5_COLUMNS = (
+    (servers, "sent_ncp"),
+    (instances, "state"),
+    (instances, "seen_at"),
+    (instances, "terminate_at"),
+    (instances, "intent"),
+)
+# The version 4 teardown columns' states, as version 5's lives ("failed": gave up part-way,
+# so the teardown is still to finish; "protected": left, and kept).
+_TEARDOWN_LIFE = {
+    "stopping": "terminating",
+    "terminating": "terminating",
+    "failed": "terminating",
+    "terminated": "terminated",
+}
+
+
+def _life(
+    state: str, teardown: str | None, status: str | None, message: str | None, replaced: bool
+) -> str:
+    """Return a version 4 row's (or instance's) one state in version 5."""
+    if state != "created":
+        return state
+    if teardown == "terminated" and message and message.startswith("gone:"):
+        return "gone"  # terminated out of band, as a refresh found it
+    if teardown in _TEARDOWN_LIFE:
+        return _TEARDOWN_LIFE[teardown]
+    if replaced:
+        return "deposed"
+    return {"RUN": "running", "NSTOP": "stopped"}.get(status or "", "created")
+
+
+def _add_columns(conn: sa.Connection, wanted: Sequence[tuple[sa.Table, str]]) -> None:
+    """Add the columns a table lacks (a ledger migrated from version 1 has them already)."""
+    inspector = sa.inspect(conn)
+    for table, name in wanted:
+        if any(c["name"] == name for c in inspector.get_columns(table.name)):
+            continue
+        column = table.c[name]
+        kind = column.type.compile(dialect=conn.dialect)
+        default = f" NOT NULL DEFAULT '{column.server_default.arg}'" if name == "state" else ""  # type: ignore[union-attr]
+        conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {kind}{default}')
+
+
+def _v4_to_v5(conn: sa.Connection) -> None:
+    """One life per server: fold the teardown columns into the state, then drop them."""
+    _add_columns(conn, _V5_COLUMNS)
+    name_claims.create(conn, checkfirst=True)
+    inspector = sa.inspect(conn)
+    if any(c["name"] == "teardown" for c in inspector.get_columns("servers")):
+        old = sa.table("servers", *(sa.column(n) for n in (
+            "rollout", "name", "state", "teardown", "server_status", "error_message")))  # fmt: skip
+        for r in conn.execute(sa.select(old)).all():
+            life = _life(r.state, r.teardown, r.server_status, r.error_message, False)
+            if life != r.state:
+                conn.execute(
+                    servers.update()
+                    .where(servers.c.rollout == r.rollout, servers.c.name == r.name)
+                    .values(state=life)
+                )
+        conn.exec_driver_sql("ALTER TABLE servers DROP COLUMN teardown")
+    if any(c["name"] == "teardown" for c in inspector.get_columns("instances")):
+        _v5_instances(conn)
+        conn.exec_driver_sql("ALTER TABLE instances DROP COLUMN teardown")
+
+
+def _v5_instances(conn: sa.Connection) -> None:
+    """Give every version 4 instance its state (a primary's is its row's), and when it was seen."""
+    old = sa.table("instances", *(sa.column(n) for n in (
+        "rollout", "instance_no", "name", "role", "origin", "teardown", "server_status",
+        "found_at")))  # fmt: skip
+    rows = {
+        (r.rollout, r.name): (r.state, r.instance_no)
+        for r in conn.execute(sa.select(servers.c.rollout, servers.c.name, servers.c.state,
+                                        servers.c.instance_no))
+    }  # fmt: skip
+    for i in conn.execute(sa.select(old)).all():
+        row_state, primary = rows.get((i.rollout, i.name), ("created", None))
+        if i.role == "primary" and primary == i.instance_no and i.teardown is None:
+            life = row_state
+        else:
+            life = _life("created", i.teardown, i.server_status, None, i.role == "replaced")
+        seen = i.origin != "answer" or i.server_status not in (None, "INIT")
+        conn.execute(
+            instances.update()
+            .where(instances.c.rollout == i.rollout, instances.c.instance_no == i.instance_no)
+            .values(state=life, seen_at=i.found_at if seen else None)
+        )
+
+
 # version -> the step that brings a ledger of that version to the next one.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
     3: _v3_to_v4,
+    4: _v4_to_v5,
 }
 
 

@@ -18,7 +18,7 @@ from fleet.errors import (
     PermanentError,
     RetryableError,
 )
-from fleet.ledger import AsyncLedger, Binding, Found, Ledger, State, TeardownState
+from fleet.ledger import AsyncLedger, Binding, Found, Ledger, Observed, State
 from fleet.ledger.rows import iso
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, ServerStatus
@@ -105,7 +105,9 @@ def test_a_torn_down_server_is_created_anew_on_the_next_plan(book: Ledger) -> No
     planned(book, spec("a"))
     book.claim("r", spec("a"), OWNER)
     book.record_created("r", "a", [found("1001")], request_id="rid")
-    book.set_teardown("r", ["1001"], TeardownState.TERMINATED)
+    book.move("r", ["1001"], State.TERMINATING, intent={"why": "teardown"})
+    book.accepted_terminate("r", ["1001"])
+    assert book.move("r", ["1001"], State.TERMINATED) == ["1001"]
     delta = book.plan("r", [spec("a")], owner=OWNER)
     assert delta.renewed == ("a",)
     row = book.record("r", "a")
@@ -115,7 +117,8 @@ def test_a_torn_down_server_is_created_anew_on_the_next_plan(book: Ledger) -> No
         0,
     )
     (old,) = book.instances("r")
-    assert (old.instance_no, old.teardown) == ("1001", TeardownState.TERMINATED)
+    assert (old.instance_no, old.state) == ("1001", State.TERMINATED)
+    assert old.terminate_at is not None and old.terminated_at is not None
 
 
 def test_claim_is_a_compare_and_set(book: Ledger) -> None:
@@ -249,7 +252,7 @@ def test_only_rehearsals_are_forgotten(book: Ledger) -> None:
     with pytest.raises(LedgerError, match="not a rehearsal"):
         book.forget("r")
     book.acquire("s", OWNER, "t", ttl=60)
-    book.plan("s", [spec("a")], owner=OWNER)
+    book.plan("s", [spec("b")], owner=OWNER)  # a name of its own: "a" is r's
     book.bind(Binding("s", "http://127.0.0.1:1", "k", rehearsal=True))
     book.forget("s")
     assert book.rollouts() == ["r"]
@@ -260,10 +263,10 @@ def test_statuses_and_counts(book: Ledger) -> None:
     planned(book, spec("a"), spec("b"))
     book.claim("r", spec("a"), OWNER)
     book.record_created("r", "a", [found("1001")], request_id=None)
-    book.set_status("r", [("a", ServerStatus.RUN, 12.5)])
+    book.observe("r", [Observed("1001", ServerStatus.RUN, run_seconds=12.5)])
     book.note_error("r", "b", ErrorKind.TIMEOUT, "not RUN", code="INIT")
     counts = book.counts("r")
-    assert (counts.created, counts.planned, counts.running, counts.total) == (1, 1, 1, 2)
+    assert (counts.created, counts.planned, counts.running, counts.total) == (0, 1, 1, 2)
     a = book.record("r", "a")
     assert a is not None and a.server_status is ServerStatus.RUN and a.run_seconds == 12.5
 
@@ -429,9 +432,42 @@ def test_a_version_2_ledger_opens_at_the_current_version_with_every_row_kept(
                 "SELECT value FROM fleet_meta WHERE key = 'schema_version'"
             ).scalar()
         own = ledger.ownership("r", window=60.0)
-    assert version == str(SCHEMA_VERSION) == "4"
+    assert version == str(SCHEMA_VERSION) == "5"
     assert record.state == State.IN_FLIGHT and record.unsettled and not record.marked
     assert (own.marker, own.window) == (None, 60.0)
+
+
+def test_a_version_4_ledger_gives_each_server_one_state(ledger_url: str) -> None:
+    """Version 5 folds the teardown column into one state: terminated is never running again."""
+    with Ledger(ledger_url) as ledger:
+        ledger.acquire("r", OWNER, "test run", ttl=60)
+        planned(ledger, spec("a"), spec("b"), spec("c"))
+        for name, number in (("a", "1001"), ("b", "1002"), ("c", "1003")):
+            ledger.claim("r", spec(name), OWNER)
+            ledger.record_created("r", name, [found(number)], request_id=None)
+        with ledger.db.transaction() as conn:  # back to version 4, as an older fleet left it
+            for table in ("servers", "instances"):
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN teardown VARCHAR(16)")
+            for column in ("state", "seen_at", "terminate_at", "intent"):
+                conn.exec_driver_sql(f'ALTER TABLE instances DROP COLUMN "{column}"')
+            conn.exec_driver_sql('ALTER TABLE servers DROP COLUMN "sent_ncp"')
+            conn.exec_driver_sql("DROP TABLE name_claims")
+            conn.exec_driver_sql("UPDATE servers SET state = 'created', server_status = 'RUN'")
+            conn.exec_driver_sql("UPDATE servers SET teardown = 'terminated' WHERE name = 'a'")
+            conn.exec_driver_sql("UPDATE instances SET teardown = 'terminated' WHERE name = 'a'")
+            conn.exec_driver_sql("UPDATE servers SET teardown = 'stopping' WHERE name = 'b'")
+            conn.exec_driver_sql("UPDATE instances SET teardown = 'stopping' WHERE name = 'b'")
+            conn.exec_driver_sql("UPDATE fleet_meta SET value = '4' WHERE key = 'schema_version'")
+    with Ledger(ledger_url) as ledger:
+        states = {r.name: r.state for r in ledger.records("r")}
+        lives = {i.name: i.state for i in ledger.instances("r")}
+        counts = ledger.counts("r")
+    assert states == lives == {
+        "a": State.TERMINATED,
+        "b": State.TERMINATING,  # a teardown left part-way: the next run finishes it
+        "c": State.RUNNING,
+    }
+    assert (counts.running, counts.terminating, counts.terminated) == (1, 1, 1)
 
 
 def test_a_version_3_ledger_keeps_what_its_teardown_wrote_down_to_return(ledger_url: str) -> None:
