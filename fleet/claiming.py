@@ -79,11 +79,13 @@ class Claims:
         clock: Callable[[], float],
         rate: Callable[[], float | None],
         run: str | None = None,
+        ncp: Callable[[], float | None] = lambda: None,
     ) -> None:
         self._ledger = ledger
         self._rollout = rollout
         self._owner = owner
         self._run = run  # the run tag each claim records: its create marker carries it
+        self._ncp = ncp  # NCP's clock now, at least: each claim's send is stamped with it too
         self._clock = clock
         self._rate = rate
         self._ahead: dict[str, _Ahead] = {}
@@ -128,10 +130,12 @@ class Claims:
         unclaimed = (s for s in due if s.name not in self._ahead)
         others = list(islice(unclaimed, self._how_many() - 1))
         if not others:
-            return await self._ledger.claim(self._rollout, spec, self._owner, self._run)
+            return await self._ledger.claim(
+                self._rollout, spec, self._owner, self._run, self._ncp()
+            )
         at = self._clock()  # before the commit: its stamp is this or later
         batch = self._ledger.start(
-            book.claim_many, self._rollout, [spec, *others], self._owner, self._run
+            book.claim_many, self._rollout, [spec, *others], self._owner, self._run, self._ncp()
         )
         self.batches += 1
         for index, other in enumerate(others, start=1):
@@ -141,7 +145,9 @@ class Claims:
     async def _take(self, spec: ServerSpec, ahead: _Ahead) -> int:
         attempt = _attempt(await asyncio.shield(ahead.batch), ahead.index)
         if self._clock() - ahead.at > CLAIM_HORIZON:  # late: the stamp must not promise too much
-            await self._ledger.restamp(self._rollout, spec.name, attempt, self._owner)
+            await self._ledger.restamp(
+                self._rollout, spec.name, attempt, self._owner, self._ncp()
+            )
             self.restamps += 1
         return attempt
 

@@ -33,7 +33,7 @@ from .ledger import AsyncLedger, Record
 from .ncp.client import NcpClient, Params
 from .options import ProvisionOptions
 from .ownership import Marker, describe, found_from, new_rollout_id, new_run_tag
-from .settling import Pending, Settled, Settler, Verdict
+from .settling import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Verdict
 from .spec import ServerSpec
 
 __all__ = ["Progress", "Provisioner"]
@@ -95,7 +95,7 @@ class Provisioner:
         owner: str,
         options: ProvisionOptions | None = None,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_progress: ProgressHook | None = None,
         progress: Progress | None = None,
@@ -141,26 +141,39 @@ class Provisioner:
         names = [s.name for s in specs]  # this call's servers only: a chunk is not the rollout
         by_name = {r.name: r for r in await self.ledger.records(self.rollout, names)}
         known = [i.instance_no for i in await self.ledger.instances(self.rollout, names)]
-        ledger_now = await self.ledger.now()  # the clock the ledger's stamps are on
         settler = Settler(
             self.client,
             window=self.options.settle,
-            patience=max(self.options.settle, 10 * self.options.settle_poll),
+            patience=LOOKUP_PATIENCE,
             clock=self._clock,
             rollout_id=self.rollout_id,
             known=known,
         )
         queue = WorkQueue()
+        unsettled = [r for r in by_name.values() if r.unsettled]
+        clocks = await self._clocks(unsettled)
         for spec in specs:
             record = by_name.get(spec.name)
             if record is None:
                 continue  # not planned: never sent
             if record.unsettled:
-                settler.add(Pending.from_record(spec, record, self._clock(), ledger_now))
+                settler.add(Pending.from_record(spec, record, self._clock(), clocks))
             elif record.sendable:
                 queue.put_nowait(spec)
         await self._run(queue, settler, stop or _never, drained or _nothing)
         return await self.ledger.records(self.rollout, names)
+
+    async def _clocks(self, unsettled: Sequence[Record]) -> SendClocks:
+        """Return the clocks an earlier run's sends are judged by: NCP's, else the ledger's.
+
+        NCP's clock (its answers' Date) is asked only when some send stamped with it waits to be
+        settled; the ledger's clock stands in for sends stamped before NCP's was known.
+        """
+        ncp = None
+        if any(r.sent_ncp is not None for r in unsettled):
+            ncp = await self.client.ncp_now()
+        ledger = await self.ledger.now() if unsettled else 0.0
+        return SendClocks(ncp=ncp, ledger=ledger)
 
     async def _run(
         self,
@@ -180,6 +193,7 @@ class Provisioner:
             clock=self._clock,
             rate=lambda: self.client.limiter.rate,
             run=self.run,
+            ncp=self.client.ncp_clock.latest,
         )
         state = _RunState(outstanding, {}, stop, queue, claims, drained)
         workers = min(self.options.workers, max(1, queue.qsize()))
@@ -228,7 +242,7 @@ class Provisioner:
             send.attempt = await state.claims.claim(spec, state.queue)
         else:
             send.attempt = await self.ledger.resend(
-                self.rollout, spec.name, send.attempt, self.owner
+                self.rollout, spec.name, send.attempt, self.owner, self.client.ncp_clock.latest()
             )
         send.sent_at = self._clock()
         assert self.rollout_id is not None

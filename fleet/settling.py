@@ -10,10 +10,14 @@ exact name, where its create was sent (region and VPC), every ``poll`` seconds:
   surely does not exist and may be sent again. Absence is only ever read from a filtered read by
   name: a paged listing of a VPC can skip a server (one terminated between two pages shifts the
   rest), so a name missing from a listing is read again by name before it counts as absent;
-- look-ups that keep failing give up after ``patience``: the server stays in flight for a rerun.
+- look-ups that keep failing give up after ``patience`` of them in a row (look-ups that ran and
+  failed: a busy machine whose look-ups did not run yet, or ran long, gives up on nothing); the
+  server stays in flight for a rerun.
 
-Every interval is measured on one clock: this process's own, from the send it made, or, for a
-send an earlier run made, from the age the ledger's clock gives its stamp.
+Every interval is measured on one clock: this process's monotonic one, from the send it made,
+or, for a send an earlier run made, from the age NCP's clock gives it (its answers' Date, which
+the send was stamped with: ``ncp.clock``). Only a send stamped before NCP's clock was known is
+aged by the ledger's clock. A step of this machine's clock changes no verdict.
 
 ``verdict_of`` is the whole rule, as a pure function; ``Settler`` does the looking.
 """
@@ -36,7 +40,9 @@ from .spec import ServerSpec
 
 __all__ = [
     "FIRST_LOOK",
+    "LOOKUP_PATIENCE",
     "Pending",
+    "SendClocks",
     "Settled",
     "Settler",
     "Verdict",
@@ -50,6 +56,8 @@ NAMES_PER_LISTING = 3
 # Seconds before the first look-up of a server just handed to the settler: most ambiguous creates
 # did make their server, and NCP usually lists it at once, so the first look comes soon.
 FIRST_LOOK = 1.0
+# Failed look-ups in a row, each one run, before a server is left in flight for a rerun.
+LOOKUP_PATIENCE = 10
 
 
 class Verdict(StrEnum):
@@ -65,24 +73,21 @@ def verdict_of(
     found: bool | None,
     looked_at: float,
     sent_at: float,
-    now: float,
     window: float,
-    patience: float,
-    since: float | None = None,
+    failures: int,
+    patience: int,
 ) -> Verdict:
     """Return the verdict on one look-up (None: it failed) of a create sent at ``sent_at``.
 
-    Look-ups are given up on only after failing for ``patience`` seconds past the window, and
-    past ``since``, when this run began looking: a rerun settling a create sent an hour ago
-    does not give up on its first failed look-up.
+    ``failures`` counts this server's failed look-ups in a row, this one included: only
+    ``patience`` of them give it up, however long they took. A 'not listed' read that began
+    before the window is never trusted, and never counted against it: it is looked up again.
     """
     if found:
         return Verdict.FOUND
-    if found is False and looked_at - sent_at >= window:
-        return Verdict.ABSENT
-    if now >= max(sent_at + window, since if since is not None else sent_at) + patience:
-        return Verdict.UNKNOWN
-    return Verdict.WAIT
+    if found is False:
+        return Verdict.ABSENT if looked_at - sent_at >= window else Verdict.WAIT
+    return Verdict.UNKNOWN if failures >= patience else Verdict.WAIT
 
 
 def epoch(stamp: str | None) -> float | None:
@@ -109,17 +114,16 @@ class Pending:
 
     @classmethod
     def from_record(
-        cls, spec: ServerSpec, record: Record, now: float, ledger_now: float
+        cls, spec: ServerSpec, record: Record, now: float, clocks: SendClocks
     ) -> Pending:
         """Return the pending look-up of a server an earlier run left unsettled.
 
-        The ledger stamped its send on the ledger's clock, which is not this process's: the
-        stamp's age on the ledger's clock (``ledger_now``) says how long ago, on ours (``now``),
-        it went out. It may have left as late as CLAIM_HORIZON after the stamp: the window runs
-        from then.
+        How long ago its create left is its stamp's age on NCP's clock (``clocks.ncp``), or, for
+        a send stamped before NCP's clock was known, on the ledger's; ``now`` is where that
+        puts the send on this process's clock. It may have left as late as CLAIM_HORIZON after
+        the stamp: the window runs from then.
         """
-        sent = epoch(record.sent_at)
-        age = 0.0 if sent is None else max(0.0, ledger_now - sent)
+        age = clocks.age(record)
         return cls(
             spec,
             record.attempts,
@@ -129,6 +133,21 @@ class Pending:
             record.request_id,
             record.marked,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SendClocks:
+    """The clocks an earlier run's sends are aged by: NCP's now (None: unknown), the ledger's."""
+
+    ncp: float | None
+    ledger: float
+
+    def age(self, record: Record) -> float:
+        """Return how long ago a row's last create left, by NCP's clock where it was stamped."""
+        if self.ncp is not None and record.sent_ncp is not None:
+            return max(0.0, self.ncp - record.sent_ncp)
+        sent = epoch(record.sent_at)
+        return 0.0 if sent is None else max(0.0, self.ledger - sent)
 
 
 # When a look-up began, what it found per name, and whether it read by name (filtered).
@@ -150,8 +169,8 @@ class Settled:
 class _Watch:
     """How the looking up of one pending server goes, in this settler."""
 
-    since: float  # when this settler began looking it up (a rerun's patience runs from here)
     looked: bool = False  # looked up at least once
+    failures: int = 0  # look-ups in a row that failed
     failed: NcpError | None = None  # why its last look-up failed: recorded if look-ups run out
 
 
@@ -163,8 +182,8 @@ class Settler:
         client: NcpClient,
         *,
         window: float,
-        patience: float,
-        clock: Callable[[], float] = time.time,
+        patience: int = LOOKUP_PATIENCE,
+        clock: Callable[[], float] = time.monotonic,
         rollout_id: str | None = None,
         known: Collection[str] = (),
     ) -> None:
@@ -183,7 +202,7 @@ class Settler:
     def add(self, pending: Pending) -> None:
         """Look a server up, round after round, until a look-up settles it."""
         self.pending[pending.spec.name] = pending
-        self._watch[pending.spec.name] = _Watch(self._clock())
+        self._watch[pending.spec.name] = _Watch()
 
     def next_round(self, poll: float) -> float:
         """Return the seconds until the next round: soon if a server is (or may be) new."""
@@ -230,15 +249,16 @@ class Settler:
         ours, others = self._split(p, servers)
         there = None if found is None else bool(ours)
         watch = self._watch[p.spec.name]
-        verdict = verdict_of(
-            there, looked_at, p.sent_at, self._clock(), self.window, self.patience, watch.since
-        )
+        watch.failures = watch.failures + 1 if there is None else 0
+        failures, patience = watch.failures, self.patience
+        verdict = verdict_of(there, looked_at, p.sent_at, self.window, failures, patience)
         if verdict == Verdict.ABSENT and not filtered:
             # A paged listing may have skipped it: only a read by its name says it is absent.
             try:
                 again = await self._by_name(p.spec.name, p.region, p.vpc)
             except NcpError as exc:
                 watch.failed = exc
+                watch.failures += 1
                 return Settled(p, Verdict.WAIT, (), others, exc)
             return await self._judge(p, (looked_at, {p.spec.name: again}, True))
         return Settled(p, verdict, ours, others)

@@ -28,6 +28,7 @@ from ..config import Credentials
 from ..errors import NcpError, ThrottledError
 from ..states import Operation, ServerStatus
 from .answers import parse_response, translate_transport_errors
+from .clock import NcpClock
 from .ratelimit import Limiter
 from .retrying import RetryPolicy, retryable_errors, retrying_for
 from .signing import signed_headers
@@ -207,6 +208,8 @@ class NcpClient(_Changes):
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.stats = ClientStats()
+        # NCP's own clock, from its answers' Date: a send's age is judged by it, never by ours.
+        self.ncp_clock = NcpClock(clock)
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),  # read, write, pool
@@ -259,10 +262,12 @@ class NcpClient(_Changes):
             headers["content-type"] = "application/x-www-form-urlencoded"
             headers["user-agent"] = USER_AGENT
             self.stats.calls[action] += 1
+            left = self._clock()
             with translate_transport_errors(action):
                 response = await self._http.post(
                     self._origin + uri, content=form_body(params), headers=headers
                 )
+            self.ncp_clock.observe(response.headers.get("date"), left)
             try:
                 result = parse_response(
                     action, response.status_code, response.content, response.headers
@@ -317,6 +322,18 @@ class NcpClient(_Changes):
         )
         result: dict[str, Any] = await retrying(attempt)
         return result
+
+    async def ncp_now(self) -> float | None:
+        """Return NCP's clock now (at most), asking it with one read if no answer told it yet.
+
+        None if that read fails: the caller falls back to its own clock.
+        """
+        if not self.ncp_clock.known:
+            try:
+                await self.call("getRegionList", [], idempotent=True)
+            except NcpError as exc:
+                log.warning("NCP's clock unknown (getRegionList failed: %s)", exc)
+        return self.ncp_clock.now()
 
     async def create_server(
         self, params: Params, before_send: BeforeSend | None = None

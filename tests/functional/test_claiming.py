@@ -13,7 +13,7 @@ from fleet.errors import LedgerConflict
 from fleet.ledger import AsyncLedger, Ledger, State
 from fleet.ledger.rows import iso
 from fleet.options import ProvisionOptions
-from fleet.settling import Pending, Verdict, verdict_of
+from fleet.settling import Pending, SendClocks, Verdict, verdict_of
 from fleet.simulator import running_simulator
 from fleet.survey import survey
 from tests.support.clock import FakeClock
@@ -148,13 +148,10 @@ async def test_a_rerun_trusts_absence_only_a_window_after_the_latest_send_a_clai
     aio.sync.claim("r", spec, OWNER)
     record = aio.sync.record("r", spec.name)
     assert record is not None
-    pending = Pending.from_record(spec, record, clock.now, ledger_now=clock.now)
+    pending = Pending.from_record(spec, record, clock.now, SendClocks(None, clock.now))
     stamped = clock.now
     assert pending.sent_at == stamped + CLAIM_HORIZON
     window = 60.0
-    assert verdict_of(False, stamped + window, pending.sent_at, stamped + window, window, 50) is (
-        Verdict.WAIT
-    )
-    assert verdict_of(False, stamped + window + CLAIM_HORIZON, pending.sent_at, 0, window, 50) is (
-        Verdict.ABSENT
-    )
+    assert verdict_of(False, stamped + window, pending.sent_at, window, 0, 10) is Verdict.WAIT
+    late = stamped + window + CLAIM_HORIZON
+    assert verdict_of(False, late, pending.sent_at, window, 0, 10) is Verdict.ABSENT

@@ -2,50 +2,58 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from fleet.settling import Verdict, epoch, verdict_of
+from fleet.errors import RetryableError
+from fleet.settling import Pending, SendClocks, Settler, Verdict, epoch, verdict_of
+from tests.support.clock import FakeClock
+from tests.support.engine import specs
+from tests.support.records import record
 
-WINDOW, PATIENCE = 60.0, 50.0
+WINDOW, PATIENCE = 60.0, 3
 SENT = 1_000.0
 
-# (listed?, look-up began at, now, verdict). None: the look-up failed.
+# (listed?, look-up began at, failed look-ups in a row, verdict). None: the look-up failed.
 ROWS = [
-    (True, SENT + 1, SENT + 1, Verdict.FOUND),  # listed: found, whenever
-    (True, SENT + 500, SENT + 500, Verdict.FOUND),
-    (False, SENT + 1, SENT + 2, Verdict.WAIT),  # not listed yet, too early to trust it
-    (False, SENT + 59.9, SENT + 61, Verdict.WAIT),  # began a moment too early: not trusted
-    (False, SENT + 60, SENT + 61, Verdict.ABSENT),  # began a window after the send: trusted
-    (None, SENT + 70, SENT + 70, Verdict.WAIT),  # the look-up failed: try again
-    (None, SENT + 109.9, SENT + 109.9, Verdict.WAIT),
-    (None, SENT + 110, SENT + 110, Verdict.UNKNOWN),  # failing past window + patience: give up
-    (False, SENT + 30, SENT + 110, Verdict.UNKNOWN),  # a stale early 'no' is never trusted
+    (True, SENT + 1, 0, Verdict.FOUND),  # listed: found, whenever
+    (True, SENT + 500, 0, Verdict.FOUND),
+    (False, SENT + 1, 0, Verdict.WAIT),  # not listed yet, too early to trust it
+    (False, SENT + 59.9, 0, Verdict.WAIT),  # began a moment too early: not trusted
+    (False, SENT + 60, 0, Verdict.ABSENT),  # began a window after the send: trusted
+    (False, SENT + 30, 0, Verdict.WAIT),  # an early 'no', however late it is read: look again
+    (None, SENT + 70, 1, Verdict.WAIT),  # the look-up failed: try again
+    (None, SENT + 70, 2, Verdict.WAIT),
+    (None, SENT + 70, 3, Verdict.UNKNOWN),  # the third failure in a row: given up
+    (None, SENT + 99_999, 1, Verdict.WAIT),  # hours later, one failure is still one failure
 ]
 
 
-@pytest.mark.parametrize(("listed", "looked_at", "now", "verdict"), ROWS)
+@pytest.mark.parametrize(("listed", "looked_at", "failures", "verdict"), ROWS)
 def test_not_listed_is_trusted_only_a_window_after_the_send(
-    listed: bool | None, looked_at: float, now: float, verdict: Verdict
+    listed: bool | None, looked_at: float, failures: int, verdict: Verdict
 ) -> None:
-    """'Not listed' means 'not created' only for a look-up that began a window after the send."""
-    assert verdict_of(listed, looked_at, SENT, now, WINDOW, PATIENCE) is verdict
+    """'Not listed' means 'not created' only for a look-up begun a window after the send."""
+    assert verdict_of(listed, looked_at, SENT, WINDOW, failures, PATIENCE) is verdict
 
 
-# A rerun settling a create sent long ago began looking at SENT + 3,600: (listed?, now, verdict).
-RERUN = [
-    (None, SENT + 3_600, Verdict.WAIT),  # its first look-up failed: not given up at once
-    (None, SENT + 3_649.9, Verdict.WAIT),
-    (None, SENT + 3_650, Verdict.UNKNOWN),  # failing for the whole patience: given up
-    (False, SENT + 3_600, Verdict.ABSENT),
+# A rerun settling a create the ledger stamped: NCP's clock ages it, else the ledger's.
+AGES = [
+    (SendClocks(ncp=5_000.0, ledger=9_999.0), 4_990.0, "2024-01-01T00:00:00+00:00", 10.0),
+    (SendClocks(ncp=None, ledger=1_704_067_230.0), 4_990.0, "2024-01-01T00:00:00+00:00", 30.0),
+    (SendClocks(ncp=5_000.0, ledger=1_704_067_230.0), None, "2024-01-01T00:00:00+00:00", 30.0),
+    (SendClocks(ncp=4_000.0, ledger=0.0), 4_990.0, None, 0.0),  # never older than now
 ]
 
 
-@pytest.mark.parametrize(("listed", "now", "verdict"), RERUN)
-def test_a_rerun_gives_look_ups_its_patience_from_when_it_began_looking(
-    listed: bool | None, now: float, verdict: Verdict
+@pytest.mark.parametrize(("clocks", "sent_ncp", "sent_at", "age"), AGES)
+def test_an_earlier_runs_send_is_aged_by_ncps_clock_where_it_was_stamped(
+    clocks: SendClocks, sent_ncp: float | None, sent_at: str | None, age: float
 ) -> None:
-    """An old unsettled create is given up on only after its look-ups failed for the patience."""
-    assert verdict_of(listed, now, SENT, now, WINDOW, PATIENCE, since=SENT + 3_600) is verdict
+    """A send stamped with NCP's Date is aged by NCP's clock: this machine's clock never counts."""
+    r = replace(record("web-001"), sent_ncp=sent_ncp, sent_at=sent_at)
+    assert clocks.age(r) == age
 
 
 @pytest.mark.parametrize(
@@ -63,3 +71,48 @@ def test_times_from_ncp_and_the_ledger_read_alike(
 ) -> None:
     """NCP's createDate and the ledger's ISO times are compared on one scale."""
     assert epoch(stamp) == expected
+
+
+class SlowLookups:
+    """A client whose look-ups by name find nothing and take ``busy`` seconds of the clock."""
+
+    def __init__(self, clock: FakeClock, busy: float, fail: bool = False) -> None:
+        self.clock, self.busy, self.fail = clock, busy, fail
+        self.calls = 0
+
+    async def find_by_name(self, name: str, **_: object) -> list[object]:
+        self.calls += 1
+        self.clock.advance(self.busy)  # a busy machine: the answer is read long after it left
+        if self.fail:
+            raise RetryableError("busy", action="getServerInstanceList")
+        return []
+
+
+def pending(sent_at: float) -> Pending:
+    (spec,) = specs(1)
+    return Pending(spec, 1, sent_at, "", "75001")
+
+
+@pytest.mark.anyio
+async def test_a_busy_machine_never_gives_up_on_a_server_its_look_ups_never_judged() -> None:
+    """A look-up begun before the window, read back long after: looked up again, never unknown."""
+    clock = FakeClock(SENT)
+    client = SlowLookups(clock, busy=500.0)
+    settler = Settler(client, window=WINDOW, patience=3, clock=clock)  # type: ignore[arg-type]
+    settler.add(pending(SENT))
+    (first,) = await settler.round()
+    assert first.verdict is Verdict.WAIT  # began at SENT, judged at SENT + 500: too early to trust
+    (second,) = await settler.round()
+    assert second.verdict is Verdict.ABSENT  # this one began after the window
+
+
+@pytest.mark.anyio
+async def test_look_ups_are_given_up_on_after_so_many_failures_however_long_they_took() -> None:
+    """Patience counts failed look-ups: three failures, whatever the clock did meanwhile."""
+    clock = FakeClock(SENT + WINDOW)
+    client = SlowLookups(clock, busy=10_000.0, fail=True)
+    settler = Settler(client, window=WINDOW, patience=3, clock=clock)  # type: ignore[arg-type]
+    settler.add(pending(SENT))
+    verdicts = [(await settler.round())[0].verdict for _ in range(3)]
+    assert verdicts == [Verdict.WAIT, Verdict.WAIT, Verdict.UNKNOWN]
+    assert client.calls == 3
