@@ -38,7 +38,7 @@ from fleet.provisioner import Progress, Provisioner
 from fleet.readiness import wait_running
 from fleet.results import results_path, write_results
 from fleet.spec import ServerSpec
-from fleet.states import ErrorKind, Operation, ServerStatus, State, TeardownState
+from fleet.states import ErrorKind, Operation, ServerStatus, State
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey, survey
 from fleet.teardown import teardown, teardown_targets
@@ -87,7 +87,6 @@ __all__ = [
     "State",
     "Survey",
     "TeardownOptions",
-    "TeardownState",
     "ThrottledError",
     "load_credentials",
     "load_inventories",

@@ -3,7 +3,11 @@
 ``plan_changes`` is a pure function of the inventory, the ledger's records and the refresh (the
 survey): ``fleet plan`` prints it (``--json`` too) and ``provision`` takes the same actions.
 Servers that need nothing are left out. Create, recreate and start are what a run does by
-default; resize and replace only with ``--replace``; destroy only with ``--prune``.
+default; resize and replace only with ``--replace``; destroy only with ``--prune``. A change an
+earlier run began and did not finish (an intent in the ledger: ``fleet.states``) is shown too,
+and every run finishes it first, asked or not: ``retire`` (a replaced server, deposed, taken down
+once its replacement runs), ``terminate`` (a teardown or prune that stopped part-way), and a
+``resize`` or ``start`` marked ``resuming``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .converge import Seen
-from .ledger import Record, State, TeardownState
+from .ledger import Instance, Record, State
 from .ncp.client import ServerInstance
 from .spec import ServerSpec
 from .survey import Survey
@@ -25,6 +29,7 @@ __all__ = [
     "Change",
     "field_changes",
     "in_place",
+    "intended",
     "live_drift",
     "plan_changes",
 ]
@@ -39,6 +44,8 @@ class Action(StrEnum):
     RESIZE = "resize"  # its spec changed within what NCP changes in place (stop, change, start)
     REPLACE = "replace"  # anything else changed: a new server under the name, then the old goes
     DESTROY = "destroy"  # no longer in the inventory (a row removed, a count lowered)
+    RETIRE = "retire"  # a replaced server, deposed: taken down once its replacement runs
+    TERMINATE = "terminate"  # a teardown or prune an earlier run began: finished
 
 
 Fields = tuple[tuple[str, str, str], ...]  # (field, old, new)
@@ -59,6 +66,7 @@ class Change:
     instance_no: str | None = None
     fields: Fields = ()  # (field, old, new)
     note: str = ""
+    resuming: bool = False  # an earlier run began it: finished by every run, asked or not
 
     def as_dict(self) -> dict[str, object]:
         """Return the change as plain data (``fleet plan --json``)."""
@@ -70,6 +78,8 @@ class Change:
             out["fields"] = [{"field": f, "old": o, "new": n} for f, o, n in self.fields]
         if self.note:
             out["note"] = self.note
+        if self.resuming:
+            out["resuming"] = True
         return out
 
 
@@ -111,7 +121,7 @@ def _sent(record: Record) -> list[tuple[str, str]]:
 
 
 def _kept(record: Record, spec: ServerSpec, seen: Mapping[str, Seen]) -> Change | None:
-    """Return the change a created server needs: its row edited, or its spec changed by hand."""
+    """Return the change a kept server needs: its row edited, or its spec changed by hand."""
     # An adopted server was never sent by fleet: only what NCP lists of it can differ.
     fields = field_changes(_sent(record), spec.params) if record.sent_params else ()
     if not fields:
@@ -120,20 +130,48 @@ def _kept(record: Record, spec: ServerSpec, seen: Mapping[str, Seen]) -> Change 
     if not fields:
         return None
     action = Action.RESIZE if in_place(fields) else Action.REPLACE
-    return Change(record.name, action, record.region, record.instance_no, fields)
+    resuming = record.state == State.RESIZING
+    note = "resuming: an earlier run began it" if resuming else ""
+    return Change(record.name, action, record.region, record.instance_no, fields, note, resuming)
+
+
+# What an unfinished intent is shown (and finished) as, and its note.
+_INTENDED = {
+    State.DEPOSED: (Action.RETIRE, "deposed: taken down once its replacement runs"),
+    State.TERMINATING: (Action.TERMINATE, "an earlier run began taking it down"),
+    State.STARTING: (Action.START, "resuming: an earlier run began starting it"),
+}
+
+
+def intended(instances: Sequence[Instance]) -> list[Change]:
+    """Return the changes earlier runs began and did not finish (their intents), by name."""
+    out = []
+    for i in instances:
+        if i.state not in _INTENDED:
+            continue  # a resize is shown by its row (``_kept``)
+        action, note = _INTENDED[i.state]
+        why = json.loads(i.intent).get("why") if i.intent else None
+        if i.state == State.TERMINATING and why:
+            note = f"an earlier {why} began taking it down"
+        out.append(Change(i.name, action, i.region, i.instance_no, note=note, resuming=True))
+    return out
 
 
 def plan_changes(
     specs: Sequence[ServerSpec], records: Sequence[Record], survey: Survey
 ) -> list[Change]:
-    """Return one change per server that needs one, in inventory order, then what goes."""
+    """Return one change per server that needs one, in inventory order, then what goes.
+
+    The unfinished intents of earlier runs (``survey.intents``) come first: they are finished
+    before anything else.
+    """
     known = {r.name: r for r in records}
     gone, stopped = set(survey.gone), {s.name: s for s in survey.stopped}
     by_name: dict[str, Seen] = {}
     for s in survey.seen:  # by name, once: not a scan of every server for each adopted one
         by_name.setdefault(s.name, s)
     creating = {s.name for s in survey.to_create}
-    out: list[Change] = []
+    out = intended(survey.intents)
     for spec in specs:
         rec = known.get(spec.name)
         if spec.name in gone:
@@ -143,16 +181,16 @@ def plan_changes(
         elif spec.name in stopped:
             seen = stopped[spec.name]
             out.append(Change(spec.name, Action.START, seen.region, seen.instance_no))
-        elif rec is not None and rec.state == State.CREATED and rec.teardown is None:
+        elif rec is not None and rec.state.kept and rec.state != State.STARTING:
             change = _kept(rec, spec, by_name)
             out += [change] if change else []
     wanted = {s.name for s in specs}
     for rec in records:
-        kept = rec.teardown in (None, TeardownState.PROTECTED)  # protected: still to destroy
-        if rec.name in wanted or rec.state != State.CREATED or not kept:
+        if rec.name in wanted or not rec.state.kept:
             continue
         note = "adopted: fleet did not create it" if rec.adopted else "not in the inventory"
-        if rec.teardown == TeardownState.PROTECTED:
+        listed = by_name.get(rec.name)
+        if listed is not None and listed.server is not None and listed.server.protected:
             note += "; termination protection is on"
         out.append(Change(rec.name, Action.DESTROY, rec.region, rec.instance_no, note=note))
     return out

@@ -4,11 +4,13 @@ A scheduled rollout is a desired-state loop. Before each plan and each run, ever
 rollout recorded is read by its instance number (filtered reads, a batch per call):
 - running, or on its way (created, booting, an operation under way): nothing to do;
 - stopped (``NSTOP``) out of band: **start** it;
-- missing from a read, read again ``pause`` seconds later: missing twice, it is **gone**
-  (terminated out of band) and is **recreated** under its name (its old number stays in the
-  ledger's history, as a torn-down one does). A server that was listed does not vanish by lag,
-  so two reads by number a few seconds apart are enough; one row missing from a paged listing is
-  never enough.
+- missing from a read, read again ``pause`` seconds later: missing twice, and listed before, it
+  is **gone** (terminated out of band; ``fleet.states.is_gone``, the one rule) and is
+  **recreated** under its name (its old number stays in the ledger's history, as a torn-down
+  one does). A server that was listed does not vanish by lag, so two reads by number a few
+  seconds apart are enough; one row missing from a paged listing is never enough, and a server
+  NCP never showed (a create's answer comes long before its listing) is never gone;
+- with a change of ours under way (starting, resizing): nothing here; the change finishes it.
 
 Only numbers the rollout recorded are read, so only proven servers (``ownership``) are ever
 started. What to do per server is ``changes``: a pure function of the inventory, the ledger and
@@ -20,14 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from .errors import NcpError
 from .ledger import AsyncLedger, ErrorKind, Instance, Role
 from .ncp.client import BATCH_SIZE, NcpClient, ServerInstance
-from .states import Operation, ServerStatus
+from .states import Operation, ServerStatus, State, is_gone
 
 __all__ = ["GONE_MESSAGE", "Live", "Seen", "by_live", "refresh", "start"]
 
@@ -43,7 +45,7 @@ class Live(StrEnum):
 
     RUNNING = "running"  # RUN with no operation under way
     STOPPED = "stopped"  # NSTOP with no operation under way: to start
-    BUSY = "busy"  # being made, or an operation under way: nothing to do now
+    BUSY = "busy"  # being made, an operation or a change of ours under way: nothing to do now
     FAILED = "failed"  # a failure status (FSTOP, SD_FL ...): reported, not acted on
     GONE = "gone"  # missing from two reads by its number: to recreate
 
@@ -93,26 +95,32 @@ async def refresh(
     client: NcpClient,
     instances: Sequence[Instance],
     *,
-    listed: Collection[str],
     pause: float = 3.0,
     sleep: Sleep = asyncio.sleep,
 ) -> dict[str, Seen]:
-    """Return what NCP says now of each recorded server (its primary instance), by name.
+    """Return what NCP says now of each recorded server its name keeps (its primary), by name.
 
-    Only servers not being torn down are read. ``listed`` are the numbers NCP has listed before:
-    only those can be gone (a create's answer may come long before NCP lists the server).
+    Servers being taken down (or deposed) are not read: their change reads them. Only a server
+    NCP listed before can be gone (``is_gone``); the rest may just not be listed yet.
     """
-    wanted = [i for i in instances if i.role == Role.PRIMARY and i.teardown is None]
+    wanted = [i for i in instances if i.role == Role.PRIMARY and i.state.kept]
     found = await _read(client, wanted)
-    # Only what NCP listed before can be gone; the rest may just not be listed yet.
-    missing = [i for i in wanted if i.instance_no not in found and i.instance_no in listed]
+    missing = [i for i in wanted if i.instance_no not in found and i.listed]
+    read_twice = {i.instance_no for i in missing}
     if missing:  # a second read by number, a moment later, before anything is called gone
         await sleep(pause)
         found.update(await _read(client, missing))
     out = {}
     for i in wanted:
         server = found.get(i.instance_no)
-        live = _live(server) if server or i.instance_no in listed else Live.BUSY
+        misses = 0 if server is not None else 1 + (i.instance_no in read_twice)
+        if server is None:
+            gone = is_gone(listed=i.listed, terminate_accepted=False, misses=misses)
+            live = Live.GONE if gone else Live.BUSY
+        elif i.state in (State.STARTING, State.RESIZING):
+            live = Live.BUSY  # a change of ours is under way: it reads and finishes it
+        else:
+            live = _live(server)
         out[i.name] = Seen(i.name, i.instance_no, i.region, live, server)
     return out
 
@@ -122,8 +130,9 @@ async def start(
 ) -> list[str]:
     """Start servers stopped out of band, a batch per region; return the names started.
 
-    Only servers the refresh read by a number the rollout recorded: proven its own. A refused
-    start is noted on the server's row, and the others go on.
+    Only servers the refresh read by a number the rollout recorded: proven its own. Each is
+    written ``starting`` (the intent) before its start goes out, so a run that dies here is
+    finished by the next; a refused start is noted on the server's row, and the others go on.
     """
     by_region: dict[str, list[Seen]] = defaultdict(list)
     for seen in stopped:
@@ -131,7 +140,12 @@ async def start(
     started: list[str] = []
     for region, group in sorted(by_region.items()):
         for i in range(0, len(group), BATCH_SIZE):
-            batch = group[i : i + BATCH_SIZE]
+            numbers = [s.instance_no for s in group[i : i + BATCH_SIZE]]
+            intent = {"why": "start"}
+            moved = set(await ledger.move(rollout, numbers, State.STARTING, intent=intent))
+            batch = [s for s in group[i : i + BATCH_SIZE] if s.instance_no in moved]
+            if not batch:
+                continue
             try:
                 await client.start_servers([s.instance_no for s in batch], region=region)
             except NcpError as exc:

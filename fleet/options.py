@@ -228,9 +228,6 @@ class TeardownOptions(RunOptions):
     )
     dry_run: bool = Field(False, description="List what would go; change nothing.")
     time_limit: float = Field(1800.0, gt=0, description="Seconds to wait for servers to go.")
-    gone_after: int = Field(
-        3, ge=1, description="Consecutive status reads without a server before it counts as gone."
-    )
     include_adopted: bool = Field(
         False, description="Take down adopted servers too (fleet did not create them)."
     )

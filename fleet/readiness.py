@@ -1,8 +1,8 @@
 """After the creates: wait until every created server runs, with no operation under way.
 
-A server NCP does not list is not yet taken for gone: NCP lists new servers late. It counts as
-gone only after ``gone_after`` reads in a row without it, and not before ``settle`` seconds from
-its creation.
+A server NCP does not list is not taken for gone by waiting's own rule: only by the one rule
+(``fleet.states.is_gone``): listed before, then missing from two polls in a row. A server NCP has
+not listed yet (its create's answer came first) is waited for, to the time limit.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from .addresses import addresses_of
-from .ledger import AsyncLedger, Record, State
+from .ledger import AsyncLedger, Observed, Record
 from .ncp.client import NcpClient, ServerInstance
 from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
 from .settling import epoch
-from .states import ErrorKind, ServerStatus
+from .states import ErrorKind, ServerStatus, State, is_gone
 
 __all__ = ["FAILURE_STATUSES", "WaitReport", "wait_running"]
 
@@ -46,6 +46,7 @@ class WaitReport:
 class _Watch:
     record: Record
     last: str
+    listed: bool  # NCP showed it in a read: only then can it be gone
     misses: int = 0
 
 
@@ -56,8 +57,6 @@ async def wait_running(
     *,
     time_limit: float = 1800.0,
     interval: float = 10.0,
-    settle: float = 60.0,
-    gone_after: int = 3,
     names: Collection[str] | None = None,
     clock: Clock = time.monotonic,
     wall_clock: Clock = time.time,
@@ -72,21 +71,21 @@ async def wait_running(
     records = [
         r
         for r in await ledger.records(rollout)
-        if r.state == State.CREATED and r.instance_no and (names is None or r.name in names)
+        if r.state.kept and r.instance_no and (names is None or r.name in names)
     ]
+    listed = {i.instance_no for i in await ledger.instances(rollout) if i.listed}
     pending: dict[str, _Watch] = {}
     for r in records:
-        if r.server_status == ServerStatus.RUN and r.run_seconds is not None:
+        if r.state == State.RUNNING and r.run_seconds is not None:
             report.running.append(r.name)
         else:
-            pending[r.instance_no or ""] = _Watch(r, r.server_status or "unknown")
+            number = r.instance_no or ""
+            pending[number] = _Watch(r, r.server_status or "unknown", number in listed)
 
     async def round_() -> bool:
         seen = await read_statuses(client, ((w.record.region, n) for n, w in pending.items()))
         if seen is not None:
-            ready = await _observe(
-                ledger, rollout, pending, seen, report, settle, gone_after, wall_clock
-            )
+            ready = await _observe(ledger, rollout, pending, seen, report, wall_clock)
             # Where each server seen RUN can be reached, for the results and exports.
             await ledger.set_addresses(rollout, await addresses_of(client, ready))
             await notify(on_progress, len(report.running), len(records))
@@ -94,7 +93,8 @@ async def wait_running(
 
     if pending and not await Poller(interval, time_limit, clock, sleep).run(round_):
         for watch in pending.values():
-            message = f"not RUN after {time_limit:.0f} s (last status {watch.last})"
+            last = watch.last if watch.listed else "not listed by NCP yet"
+            message = f"not RUN after {time_limit:.0f} s (last status {last})"
             await ledger.note_error(
                 rollout, watch.record.name, ErrorKind.TIMEOUT, message, watch.last
             )
@@ -108,52 +108,43 @@ async def _observe(
     pending: dict[str, _Watch],
     seen: dict[str, ServerInstance],
     report: WaitReport,
-    settle: float,
-    gone_after: int,
     wall_clock: Clock,
 ) -> list[tuple[str, ServerInstance]]:
     """Record one round's statuses and take settled servers out of ``pending``.
 
     Returns the servers found ready this round, each with the region it is read in.
     """
-    updates: list[tuple[str, ServerStatus, float | None]] = []
+    reads: list[Observed] = []
     ready: list[tuple[str, ServerInstance]] = []
     now = wall_clock()
     for number, watch in list(pending.items()):
         rec, server = watch.record, seen.get(number)
-        # From the send, not from our record of the answer: the record may lag the answer.
-        created = epoch(rec.sent_at or rec.created_at)
         if server is None:
             watch.misses += 1
-            young = created is not None and now - created < settle
-            if watch.misses < gone_after or young:
+            if not is_gone(listed=watch.listed, terminate_accepted=False, misses=watch.misses):
                 continue  # not listed (yet): NCP lists new servers late
-            await ledger.note_error(
-                rollout,
-                rec.name,
-                ErrorKind.STATUS,
-                "server no longer exists",
-                GONE,
-            )
+            await ledger.move(rollout, [number], State.GONE, message="server no longer exists")
             report.failed[rec.name] = GONE
             del pending[number]
             continue
-        watch.misses, watch.last = 0, server.status.value
+        watch.misses, watch.last, watch.listed = 0, server.status.value, True
         if server.ready:
+            # From the send, not from our record of the answer: the record may lag the answer.
+            created = epoch(rec.sent_at or rec.created_at)
             secs = None if created is None else max(0.0, now - created)
-            updates.append((rec.name, server.status, secs))
+            reads.append(Observed(number, server.status, server.operation, secs))
             ready.append((rec.region, server))
             report.running.append(rec.name)
             del pending[number]
         elif server.status in FAILURE_STATUSES:
-            updates.append((rec.name, server.status, None))
+            reads.append(Observed(number, server.status, server.operation))
             message = f"server ended in status {server.status}"
             await ledger.note_error(
                 rollout, rec.name, ErrorKind.STATUS, message, server.status.value
             )
             report.failed[rec.name] = server.status.value
             del pending[number]
-        elif server.status != rec.server_status:
-            updates.append((rec.name, server.status, None))
-    await ledger.set_status(rollout, updates)
+        else:
+            reads.append(Observed(number, server.status, server.operation))
+    await ledger.observe(rollout, reads)
     return ready

@@ -1,14 +1,18 @@
 """Changing servers that exist to match the inventory: resize in place, replace, destroy.
 
-Every action here takes a ``changes.Change`` whose instance number the rollout recorded (proof,
-``ownership``): nothing else is ever stopped, changed or terminated.
+Every action here takes a server whose instance number the rollout recorded (proof,
+``ownership``): nothing else is ever stopped, changed or terminated. Each writes its intent
+before its first call (``fleet.states``), so a run that dies part-way is finished by the next
+(``fleet.intents``):
 - **resize**: NCP changes a spec (or product) only on a stopped server, within its product
-  type and disk type: stop, ``changeServerInstanceSpec``, start. The row then holds the
-  inventory's parameters. A refusal (another type, say) leaves the server started again as it
-  was, and is reported.
-- **replace**: a new server is created under the same name (with a create marker, exactly once,
-  through the engine), and only once it runs is the old one stopped and terminated; the ledger
-  keeps both numbers. A server with termination protection is reported and left alone.
+  type and disk type: ``resizing`` (with the parameters it goes to), then stop, change, start.
+  Each step is read off what NCP shows (``resize_step``), so a resize resumes where it stopped.
+  The row then holds the inventory's parameters. A refusal (another type, say) leaves the
+  server started again as it was, and is reported.
+- **replace**: the old server is ``deposed`` and a new one created under the same name (with a
+  create marker, exactly once, through the engine); only once the new one runs is the old one
+  taken down (``retire``); the ledger keeps both numbers. If the new one fails, the old one is
+  the name's again. A server with termination protection is reported and left alone.
 - **destroy**: the teardown of servers no longer in the inventory, with all its rules (adopted
   servers only when asked; protected ones left alone).
 """
@@ -20,20 +24,31 @@ import logging
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .changes import Action, Change
 from .errors import NcpError
-from .ledger import AsyncLedger, Role, State
-from .ncp.client import NcpClient
+from .ledger import AsyncLedger, Observed, State
+from .ncp.client import NcpClient, ServerInstance
 from .options import TeardownOptions
 from .polling import Clock, Poller, Sleep, read_statuses
 from .provisioner import Provisioner
 from .readiness import wait_running
 from .spec import ServerSpec
 from .states import Operation, ServerStatus
-from .teardown import TeardownReport, TeardownTarget, teardown
+from .teardown import TeardownReport, TeardownTarget, Tell, teardown
 
-__all__ = ["Pace", "Reshaped", "destroy", "replace", "resize", "retire"]
+__all__ = [
+    "Pace",
+    "Reshaped",
+    "ResizeStep",
+    "destroy",
+    "replace",
+    "resize",
+    "resize_one",
+    "resize_step",
+    "retire",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,37 +72,109 @@ class Pace:
     sleep: Sleep = asyncio.sleep
 
 
-async def _settled(client: NcpClient, change: Change, status: ServerStatus, pace: Pace) -> bool:
-    """Wait until the server is in ``status`` with no operation under way."""
+class ResizeStep(StrEnum):
+    """What a resize does next, read off what NCP shows of the server."""
 
-    async def round_() -> bool:
-        seen = await read_statuses(client, [(change.region, str(change.instance_no))])
-        server = None if seen is None else seen.get(str(change.instance_no))
-        return (
-            server is not None and server.status == status and (server.operation == Operation.NULL)
-        )
-
-    return await Poller(pace.interval, pace.time_limit, pace.clock, pace.sleep).run(round_)
+    STOP = "stop"  # running on the old spec
+    CHANGE = "change"  # stopped on the old spec
+    START = "start"  # stopped on the new spec
+    DONE = "done"  # running on the new spec
+    WAIT = "wait"  # an operation under way, or not shown: look again
 
 
-async def _resize_one(client: NcpClient, change: Change, spec: ServerSpec, pace: Pace) -> None:
-    """Stop, change, start one server; raise NcpError or TimeoutError if NCP will not."""
-    no, region = str(change.instance_no), change.region
-    await client.stop_servers([no], region=region)
-    if not await _settled(client, change, ServerStatus.NSTOP, pace):
-        raise TimeoutError("not stopped in time")
-    new = dict(spec.params)
-    try:
+def _spec_of(server: ServerInstance, spec: ServerSpec) -> bool:
+    """Whether the server runs on the spec (or product) the inventory names."""
+    want = dict(spec.params)
+    if want.get("serverSpecCode"):
+        return server.spec_code == want["serverSpecCode"]
+    return bool(want.get("serverProductCode")) and (
+        server.product_code == want["serverProductCode"]
+    )
+
+
+def resize_step(server: ServerInstance | None, spec: ServerSpec) -> ResizeStep:
+    """Return the next step of a resize to ``spec``, from the server as NCP shows it now."""
+    if server is None or server.operation != Operation.NULL:
+        return ResizeStep.WAIT
+    changed = _spec_of(server, spec)
+    if server.status == ServerStatus.RUN:
+        return ResizeStep.DONE if changed else ResizeStep.STOP
+    if server.status == ServerStatus.NSTOP:
+        return ResizeStep.START if changed else ResizeStep.CHANGE
+    return ResizeStep.WAIT
+
+
+async def _read(client: NcpClient, region: str, number: str) -> ServerInstance | None:
+    seen = await read_statuses(client, [(region, number)])
+    return None if seen is None else seen.get(number)
+
+
+async def _take(
+    client: NcpClient, step: ResizeStep, no: str, region: str, spec: ServerSpec
+) -> None:
+    """Make one resize step's call."""
+    if step == ResizeStep.STOP:
+        await client.stop_servers([no], region=region)
+    elif step == ResizeStep.START:
+        await client.start_servers([no], region=region)
+    elif step == ResizeStep.CHANGE:
+        new = dict(spec.params)
         await client.change_spec(
             no,
             spec_code=new.get("serverSpecCode") or None,
             product_code=new.get("serverProductCode") or None,
             region=region,
         )
-        if not await _settled(client, change, ServerStatus.NSTOP, pace):
-            raise TimeoutError("spec change not done in time")
-    finally:
-        await client.start_servers([no], region=region)  # changed or not, it runs again
+
+
+async def resize_one(
+    client: NcpClient,
+    ledger: AsyncLedger,
+    rollout: str,
+    target: TeardownTarget,
+    spec: ServerSpec,
+    pace: Pace,
+) -> str | None:
+    """Bring one server (already ``resizing``) to ``spec``; return why not, or None once done.
+
+    Stop, change, start, each read off NCP's status (``resize_step``): a rerun resumes here.
+    A refused change starts the server again as it was and drops the intent.
+    """
+    no, region = target.instance_no, target.region
+    refusal: NcpError | None = None
+
+    async def round_() -> bool:
+        nonlocal refusal
+        server = await _read(client, region, no)
+        step = resize_step(server, spec)
+        if step == ResizeStep.DONE or (refusal is not None and _running(server)):
+            return True
+        if step == ResizeStep.CHANGE and refusal is not None:
+            step = ResizeStep.START  # refused: start it again on its old spec
+        try:
+            await _take(client, step, no, region, spec)
+        except NcpError as exc:
+            if step != ResizeStep.CHANGE:
+                raise
+            refusal = exc
+        return False
+
+    try:
+        done = await Poller(pace.interval, pace.time_limit, pace.clock, pace.sleep).run(round_)
+    except NcpError as exc:
+        return f"refused: {exc}"
+    if not done:
+        return f"not done in {pace.time_limit:.0f} s: a later run resumes it"
+    if refusal is not None:
+        await ledger.move(rollout, [no], State.RUNNING, message=f"resize refused: {refusal}")
+        return f"resize refused: {refusal}"
+    await ledger.observe(rollout, [Observed(no, ServerStatus.RUN)])
+    await ledger.record_resized(rollout, spec, no)
+    return None
+
+
+def _running(server: ServerInstance | None) -> bool:
+    return server is not None and server.ready
 
 
 async def resize(
@@ -97,22 +184,30 @@ async def resize(
     changes: Sequence[Change],
     specs: Sequence[ServerSpec],
     pace: Pace = Pace(),
+    tell: Tell | None = None,
 ) -> Reshaped:
-    """Change recorded servers' spec in place, one at a time; record each one changed."""
+    """Change recorded servers' spec in place, one at a time: intent first, then each step."""
     by_name = {s.name: s for s in specs}
     out = Reshaped()
     for change in changes:
         if change.action != Action.RESIZE or change.instance_no is None:
             continue
         spec = by_name[change.name]
-        try:
-            await _resize_one(client, change, spec, pace)
-        except (NcpError, TimeoutError) as exc:
-            log.warning("%s: resize failed: %s", change.name, exc)
-            out.failed[change.name] = str(exc)
+        intent = {"why": "resize", "file": spec.file, "line": spec.line,
+                  "params": [list(p) for p in spec.params]}  # fmt: skip
+        moved = await ledger.move(rollout, [change.instance_no], State.RESIZING, intent=intent)
+        if not moved:
+            out.left[change.name] = "not kept any more: not resized"
             continue
-        await ledger.record_resized(rollout, spec, change.instance_no)
-        out.done.append(change.name)
+        target = TeardownTarget(change.name, change.instance_no, change.region, True)
+        why = await resize_one(client, ledger, rollout, target, spec, pace)
+        if why is None:
+            out.done.append(change.name)
+        else:
+            log.warning("%s: resize: %s", change.name, why)
+            out.failed[change.name] = why
+        if tell is not None:
+            tell(f"{change.name} ({change.instance_no}): " + ("resized" if why is None else why))
     return out
 
 
@@ -123,8 +218,9 @@ async def replace(
     options: TeardownOptions,
     pace: Pace = Pace(),
     protected: Sequence[str] = (),
+    tell: Tell | None = None,
 ) -> Reshaped:
-    """Replace recorded servers: the new one created and running before the old one goes."""
+    """Replace recorded servers: the old deposed, the new created and running, then the old goes."""
     client, ledger, rollout = engine.client, engine.ledger, engine.rollout
     by_name = {s.name: s for s in specs}
     out = Reshaped()
@@ -134,27 +230,11 @@ async def replace(
             out.left[change.name] = "termination protection is on: not replaced"
     todo = [c for c in todo if c.name not in out.left]
     for change in todo:
-        await ledger.begin_replace(rollout, by_name[change.name], str(change.instance_no))
+        spec, number = by_name[change.name], str(change.instance_no)
+        await ledger.begin_replace(rollout, spec, number, engine.run)
     await engine.provision([by_name[c.name] for c in todo])
-    ready = await wait_running(
-        client,
-        ledger,
-        rollout,
-        names={c.name for c in todo},
-        time_limit=pace.time_limit,
-        interval=pace.interval,
-        clock=pace.clock,
-        sleep=pace.sleep,
-    )
-    report = await retire(client, ledger, rollout, options, ready.running, pace.sleep)
-    out.done = sorted(report.terminated)
-    for c in todo:
-        if c.name not in ready.running:
-            why = ready.failed.get(c.name) or ready.timed_out.get(c.name) or "not created"
-            out.failed[c.name] = f"the new server is not running ({why}); the old one stays"
-    out.failed.update(
-        {n: f"the old server was not taken down: {w}" for n, w in report.failed.items()}
-    )
+    retired = await retire(client, ledger, rollout, options, pace, {c.name for c in todo}, tell)
+    out.done, out.failed = retired.done, retired.failed
     return out
 
 
@@ -163,21 +243,51 @@ async def retire(
     ledger: AsyncLedger,
     rollout: str,
     options: TeardownOptions,
+    pace: Pace = Pace(),
     names: Collection[str] | None = None,
-    sleep: Sleep = asyncio.sleep,
-) -> TeardownReport:
-    """Take down the old instances of replaced servers (or of these names) whose successor runs."""
-    rows = {r.name: r for r in await ledger.records(rollout)}
+    tell: Tell | None = None,
+) -> Reshaped:
+    """Finish replaces: take each deposed server down once its replacement runs.
+
+    A replacement that failed (or ended) gives the name its old server back; one still on its
+    way is waited for (to ``pace.time_limit``) and, if not running by then, its old server stays
+    deposed: a later run finishes it.
+    """
+    deposed = [i for i in await ledger.intents(rollout)
+               if i.state == State.DEPOSED and (names is None or i.name in names)]  # fmt: skip
+    out = Reshaped()
+    if not deposed:
+        return out
+    rows = {r.name: r for r in await ledger.records(rollout, sorted({i.name for i in deposed}))}
+    waiting = {n for n, r in rows.items() if r.state.kept and r.state != State.RUNNING}
+    if waiting:
+        await wait_running(
+            client,
+            ledger,
+            rollout,
+            names=waiting,
+            time_limit=pace.time_limit,
+            interval=pace.interval,
+            clock=pace.clock,
+            sleep=pace.sleep,
+        )
+        rows.update({r.name: r for r in await ledger.records(rollout, sorted(waiting))})
     targets = []
-    for i in await ledger.instances(rollout):
+    for i in deposed:
         row = rows.get(i.name)
-        if i.role != Role.REPLACED or i.teardown is not None or row is None:
-            continue
-        if names is not None and i.name not in names:
-            continue
-        if row.state == State.CREATED and row.server_status == ServerStatus.RUN:
+        if row is not None and row.state == State.RUNNING:
             targets.append(TeardownTarget(i.name, i.instance_no, i.region, True))
-    return await teardown(client, ledger, rollout, targets, options, sleep=sleep)
+        elif await ledger.restore(rollout, i.instance_no):
+            out.failed[i.name] = "its replacement failed: the old server is kept"
+        else:
+            out.failed[i.name] = "the new server is not running yet; the old one stays deposed"
+    report = await teardown(
+        client, ledger, rollout, targets, options, why="retire", sleep=pace.sleep, tell=tell
+    )
+    out.done = sorted(report.terminated)
+    out.failed.update({n: f"the old server was not taken down: {w}"
+                       for n, w in report.left_live.items()})  # fmt: skip
+    return out
 
 
 async def destroy(
@@ -186,6 +296,7 @@ async def destroy(
     rollout: str,
     changes: Sequence[Change],
     options: TeardownOptions,
+    tell: Tell | None = None,
 ) -> TeardownReport:
     """Take down recorded servers no longer in the inventory (adopted ones only when asked)."""
     adopted = {i.instance_no for i in await ledger.instances(rollout)
@@ -197,4 +308,5 @@ async def destroy(
         and c.instance_no is not None
         and (options.include_adopted or c.instance_no not in adopted)
     ]
-    return await teardown(client, ledger, rollout, targets, options)
+    return await teardown(client, ledger, rollout, targets, options, why="prune", tell=tell)
+

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .ledger import Address, Instance, Ledger, Record, Role, RolloutCounts
-from .states import ErrorKind, ServerStatus, State, TeardownState
+from .states import ErrorKind, State
 from .summary import RunCounts
 
 __all__ = [
@@ -59,7 +59,6 @@ COLUMNS = (
     "adopted",
     "secondsToRun",
     "duplicateInstanceNos",
-    "teardown",
     "privateIp",
     "publicIp",
 )
@@ -112,7 +111,6 @@ def as_row(
         "yes" if r.adopted else "",
         "" if r.run_seconds is None else f"{r.run_seconds:.1f}",
         " ".join(duplicates),
-        r.teardown.value if r.teardown else "",
         (address.private_ip if address else None) or "",
         (address.public_ip if address else None) or "",
     )
@@ -130,17 +128,16 @@ def write_results(
 
 
 def counts(records: Sequence[Record]) -> RolloutCounts:
-    """Count servers per outcome: created, failed, in flight (unknown), planned, running."""
+    """Count servers per state (the ledger's one state of each), and their duplicates."""
     per_state = Counter(r.state for r in records)
     return RolloutCounts(
-        created=per_state[State.CREATED],
-        failed=per_state[State.FAILED],
-        in_flight=per_state[State.IN_FLIGHT],
-        planned=per_state[State.PLANNED],
-        running=sum(1 for r in records if r.server_status == ServerStatus.RUN),
-        terminated=sum(1 for r in records if r.teardown == TeardownState.TERMINATED),
-        duplicates=sum(r.duplicates for r in records),
+        **{s.value: per_state[s] for s in State if s != State.DEPOSED},
+        duplicates=sum(r.duplicates for r in records if r.state.live),
     )
+
+
+# Before a server exists: the states a create has not made one in (yet).
+_NOT_MADE = frozenset({State.PLANNED, State.IN_FLIGHT, State.FAILED})
 
 
 def run_counts(
@@ -150,11 +147,12 @@ def run_counts(
     created = failed = settled = unknown = 0
     for r in records:
         ours = r.name in sent or r.name in settling
+        made = r.state not in _NOT_MADE
         unknown += ours and r.state == State.IN_FLIGHT
         if r.name in settling:
-            settled += r.state in (State.CREATED, State.FAILED)
+            settled += made or r.state == State.FAILED
         elif r.name in sent:
-            created += r.state == State.CREATED
+            created += made
             failed += r.state == State.FAILED
     return RunCounts(len(sent) + len(settling), created, settled, failed, unknown, skipped)
 
@@ -210,21 +208,27 @@ class Tally:
     failed: tuple[Record, ...]  # every failed one, and every one with a status or timeout error
 
 
+# States a run leaves work in: not made (yet), or a change not finished.
+_UNFINISHED = _NOT_MADE | {State.STARTING, State.RESIZING, State.TERMINATING}
+
+
 def not_clean(r: Record) -> bool:
-    """Whether a server is one to show by name: not created, or created with an error."""
-    return r.state != State.CREATED or r.error_kind is not None
+    """Whether a server is one to show by name: not made, a change unfinished, or an error.
+
+    A server a run meant to take down (terminated, pruned) is done, not a failure.
+    """
+    return r.state in _UNFINISHED or (r.state.kept and r.error_kind is not None)
 
 
 def tally(
     book: Ledger, rollout: str, sent: Collection[str], settling: Collection[str], skipped: int
 ) -> Tally:
     """Count a rollout's records (and one run's share) a page at a time, keeping only failures."""
-    total, run = RolloutCounts(), RunCounts(len(sent) + len(settling), skipped=skipped)
+    run = RunCounts(len(sent) + len(settling), skipped=skipped)
     first: list[Record] = []
     failed: list[Record] = []
     bad = 0
     for page in pages(book, rollout):
-        total = _plus(total, counts(page))
         mine = run_counts(page, sent, settling, 0)
         run = dataclasses.replace(
             run,
@@ -240,6 +244,8 @@ def tally(
                     first.append(r)
             if r.state == State.FAILED or r.error_kind in (ErrorKind.STATUS, ErrorKind.TIMEOUT):
                 failed.append(r)
+    # The rollout's counts as status shows them: one grouped read of the ledger's states.
+    total = book.counts(rollout)
     return Tally(total, run, tuple(first), bad, tuple(failed))
 
 

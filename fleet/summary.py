@@ -6,7 +6,29 @@ from dataclasses import asdict, dataclass, field
 
 from .ledger import RolloutCounts
 
-__all__ = ["WAVE_COLUMNS", "RolloutSummary", "RunCounts", "WaveOutcome"]
+__all__ = ["WAVE_COLUMNS", "RolloutSummary", "RunCounts", "WaveOutcome", "counts_words"]
+
+
+def counts_words(c: RolloutCounts) -> str:
+    """Return a rollout's counts in words: every state one of its servers is in, and the total.
+
+    The one wording of the counts, read off the ledger's one state of each server: status, the
+    last lines, the artifacts and the flow's final message all say it so.
+    """
+    words = f"{c.running} running, {c.failed} failed, {c.in_flight} unknown (in flight)"
+    rest = [
+        (c.created, "made, not running yet"),
+        (c.planned, "not sent"),
+        (c.stopped, "stopped"),
+        (c.starting, "starting"),
+        (c.resizing, "resizing"),
+        (c.terminating, "being taken down"),
+        (c.terminated, "terminated"),
+        (c.gone, "gone out of band"),
+        (c.deposed, "replaced, old server still up"),
+    ]
+    words += "".join(f", {n} {what}" for n, what in rest if n)
+    return words + f", of {c.total}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +109,8 @@ class RolloutSummary:
     waves: tuple[WaveOutcome, ...] = ()  # a staged rollout's stages, in order
     stopped: str | None = None  # why a staged rollout stopped before its last stage
     rolled_back: bool = False  # whether what it made was torn down after it stopped
+    taken_back: tuple[str, ...] = ()  # what the rollback took down
+    rollback_left: dict[str, str] = field(default_factory=dict)  # ... and left billed: name -> why
     rate_asked: float | None = None  # calls/s the user named; None: --rate auto
     rate_found: float | None = None  # calls/s the gateway allowed, measured between throttles
     rate_seconds: float = 0.0  # of steady sending between throttles that measure spans
@@ -99,20 +123,28 @@ class RolloutSummary:
     destroyed: int = 0  # servers taken down by this run as no longer in the inventory
     drifted: dict[str, int] = field(default_factory=dict)  # gone, stopped: found by the refresh
     unchanged: dict[str, str] = field(default_factory=dict)  # name -> why not resized ... destroyed
+    # Changes earlier runs began (intents): finished by this run (name -> what), or left (-> why).
+    finished: dict[str, str] = field(default_factory=dict)
+    unfinished: dict[str, str] = field(default_factory=dict)
+    # Second live servers under names the rollout holds, not its own: said, never silent.
+    twins: tuple[str, ...] = ()
 
     @property
     def created_per_second(self) -> float:
-        """Return the rate servers were created at, over the creating phase."""
-        return round(self.counts.created / self.seconds, 2) if self.seconds else 0.0
+        """Return the rate this run created servers at, over the creating phase."""
+        return round(self.run.created / self.seconds, 2) if self.seconds else 0.0
 
     @property
     def not_done(self) -> int:
-        """Return how many servers are not done: not created, or not running when waiting."""
-        if self.stopped:
-            return max(1, self.counts.total - self.counts.running)
-        if self.waited:
-            return self.counts.total - self.counts.running
-        return self.counts.not_done
+        """Return how many servers are not done: not made, changing, or made and not running.
+
+        Made and not running counts only when the run waited for RUN (or stopped).
+        """
+        c = self.counts
+        left = c.not_done + c.terminating + c.deposed
+        if self.waited or self.stopped:
+            left += c.created + c.stopped + c.starting + c.resizing
+        return max(1, left) if self.stopped else left
 
     @property
     def rate_line(self) -> str:
@@ -145,11 +177,17 @@ class RolloutSummary:
             "this run: failed": self.run.failed,
             "this run: unknown": self.run.unknown,
             "this run: skipped (done or failed before)": self.run.skipped,
-            "created": c.created,
+            "running": c.running,
+            "made, not running yet": c.created,
             "failed": c.failed,
             "unknown (in flight)": c.in_flight,
             "not sent": c.planned,
-            "running": c.running,
+            "stopped": c.stopped,
+            "starting or resizing": c.starting + c.resizing,
+            "being taken down": c.terminating,
+            "terminated": c.terminated,
+            "gone out of band": c.gone,
+            "replaced, old server still up": c.deposed,
             "servers under one name twice (duplicates)": c.duplicates,
             "sent this run": self.sent,
             "settled from an earlier run": self.settled,

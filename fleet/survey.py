@@ -18,28 +18,29 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from .claiming import CLAIM_HORIZON
 from .converge import GONE_MESSAGE, Live, Seen, Sleep, by_live, refresh
 from .errors import RolloutError
-from .ledger import AsyncLedger, Instance, PlanDelta, Record, State, TeardownState
+from .ledger import AsyncLedger, Instance, Observed, PlanDelta, Record, State
 from .ncp.client import NcpClient, ServerInstance
 from .options import ProvisionOptions
-from .ownership import Evidence, found_from, judge
+from .ownership import Claim, Evidence, found_from, judge
 from .settling import epoch
 from .spec import ServerSpec
-from .states import ServerStatus
 
 __all__ = [
     "CLOCK_SKEW",
     "Survey",
+    "Twin",
     "in_send_window",
     "ours_of",
     "owned_instances",
     "refreshed",
     "survey",
+    "twins_of",
 ]
 
 # How far NCP's createDate (its clock, second resolution) may be from our send times.
@@ -68,6 +69,8 @@ class Survey:
     gone: tuple[str, ...] = ()  # recorded, terminated out of band: created again (recreate)
     stopped: tuple[Seen, ...] = ()  # recorded, stopped out of band: started again
     seen: tuple[Seen, ...] = ()  # every recorded server as the refresh found it
+    intents: tuple[Instance, ...] = ()  # changes earlier runs began and did not finish
+    twins: tuple[Twin, ...] = ()  # second servers under names held, not the rollout's
 
     @property
     def work(self) -> tuple[ServerSpec, ...]:
@@ -105,6 +108,8 @@ class _Sorting:
     conflicts: list[tuple[str, str]]
     skipped: list[str]
     duplicates: list[tuple[Record, list[ServerInstance]]]
+    theirs: list[tuple[str, str]] = field(default_factory=list)  # another rollout's: never adopted
+    twins: list[Twin] = field(default_factory=list)  # not ours, under a name we hold a server of
 
 
 def _numbers(servers: Sequence[ServerInstance]) -> str:
@@ -125,6 +130,46 @@ def ours_of(
         window = legacy and rec is not None and in_send_window(rec, server, margin)
         if judge(server, Evidence(rollout_id, recorded, legacy, window)).ours:
             out.append(server)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Twin:
+    """A second live server under a name the rollout holds a server of: not the rollout's."""
+
+    name: str
+    instance_no: str
+    why: str  # why it is not the rollout's (another rollout's marker, or none of ours)
+
+    def __str__(self) -> str:
+        return f"{self.name}: a second server under this name, {self.instance_no} ({self.why})"
+
+
+def _twins(name: str, servers: Sequence[ServerInstance], rollout_id: str | None) -> list[Twin]:
+    """Return the servers under a name that are not the rollout's, with why (never silent)."""
+    return [
+        Twin(name, s.instance_no, judge(s, Evidence(rollout_id, {})).claim.value)
+        for s in servers
+    ]
+
+
+async def twins_of(
+    client: NcpClient, ledger: AsyncLedger, rollout: str, names: Collection[str]
+) -> list[Twin]:
+    """Return the live servers under these names, held by the rollout, that are not its own.
+
+    NCP does not refuse a second server under a name: another ledger's rollout (or a person)
+    may have made one. Read after a run, so it is reported, not found by surprise later.
+    """
+    own = await ledger.ownership(rollout, window=DEFAULT_WINDOW)
+    records = [r for r in await ledger.records(rollout, sorted(names)) if r.state.kept]
+    owned = owned_instances(await ledger.instances(rollout, [r.name for r in records]))
+    listing = await _listing(client, {(r.region, r.vpc_no) for r in records}, set(names))
+    out: list[Twin] = []
+    for r in records:
+        found = _unknown(listing.get((r.region, r.vpc_no), {}).get(r.name, []), owned[r.name])
+        ours = ours_of(found, r, own.marker, owned[r.name], 0.0)
+        out += _twins(r.name, [s for s in found if s not in ours], own.marker)
     return out
 
 
@@ -153,14 +198,14 @@ def _sort(
         there = _unknown(listing.get((spec.region, spec.vpc_no), {}).get(spec.name, []), recorded)
         if (
             rec is not None
-            and rec.state == State.CREATED
-            and rec.teardown != TeardownState.TERMINATED
+            and rec.state.live  # kept, or being taken down (that intent is finished first)
             and spec.name not in gone  # a dry plan: the ledger's row is not planned again yet
         ):
             out.done.append(spec.name)
             mine = _unknown(listing.get((rec.region, rec.vpc_no), {}).get(spec.name, []), recorded)
             extra = ours_of(mine, rec, rollout_id, recorded, margin)
             out.duplicates.extend([(rec, extra)] if extra else [])
+            out.twins.extend(_twins(spec.name, [m for m in mine if m not in extra], rollout_id))
         elif rec is not None and rec.unsettled:
             sent = _unknown(
                 listing.get((rec.sent_region, rec.sent_vpc), {}).get(spec.name, []), recorded
@@ -174,10 +219,14 @@ def _sort(
         elif rec is not None and (ours := ours_of(there, None, rollout_id, recorded, margin)):
             out.reconciled.append((spec, rec, ours))  # made after all, late: ours, never resent
         elif there:
-            if adopt_existing:
+            # Never adopted: a server another rollout made (its create marker says so).
+            theirs = [t for t in there if judge(t, Evidence(rollout_id, {})).claim
+                      == Claim.OTHER_MARKER]  # fmt: skip
+            if adopt_existing and not theirs:
                 out.adopt.append((spec, there))
             else:
                 out.conflicts.append((spec.name, _numbers(there)))
+                out.theirs.extend((spec.name, t.instance_no) for t in theirs)
         elif rec is not None and rec.state == State.FAILED and not rec.sendable:
             if spec.name in retried:  # a dry plan: the ledger's row is not planned again yet
                 out.to_create.append(spec)
@@ -239,13 +288,20 @@ async def survey(
         gone=gone,
     )
     if out.conflicts and owner is not None:
-        raise _conflicting(rollout, out.conflicts, book.shown)
+        raise _conflicting(rollout, out.conflicts, book.shown, out.theirs)
     if owner is not None:
         await _record(ledger, rollout, owner, out, rollout_id)
-    return _result(out, delta, gone & names, [s for s in seen.values() if s.name in names])
+    found = [s for s in seen.values() if s.name in names]
+    return _result(out, delta, gone & names, found, await ledger.intents(rollout))
 
 
-def _result(out: _Sorting, delta: PlanDelta, gone: Iterable[str], seen: Sequence[Seen]) -> Survey:
+def _result(
+    out: _Sorting,
+    delta: PlanDelta,
+    gone: Iterable[str],
+    seen: Sequence[Seen],
+    intents: Sequence[Instance] = (),
+) -> Survey:
     return Survey(
         tuple(out.to_create),
         tuple(out.unsettled),
@@ -259,6 +315,8 @@ def _result(out: _Sorting, delta: PlanDelta, gone: Iterable[str], seen: Sequence
         gone=tuple(sorted(gone)),
         stopped=tuple(s for s in seen if s.live == Live.STOPPED),
         seen=tuple(seen),
+        intents=tuple(intents),
+        twins=tuple(out.twins),
     )
 
 
@@ -280,40 +338,45 @@ async def _refreshed(
     sleep: Sleep,
 ) -> dict[str, Seen]:
     """Refresh every recorded server; with a lease, write down what was seen and what is gone."""
-    records = {r.name: r for r in await ledger.records(rollout)}
-    instances = await ledger.instances(rollout)
-    seen = await refreshed(client, records, instances, pause=pause, sleep=sleep)
+    seen = await refresh(client, await ledger.instances(rollout), pause=pause, sleep=sleep)
     if owner is not None:
         gone = [s.instance_no for s in by_live(seen, Live.GONE)]
-        terminated = TeardownState.TERMINATED
-        await ledger.set_teardown(rollout, gone, terminated, message=GONE_MESSAGE)
-        found = [(s.name, s.server.status, None) for s in seen.values() if s.server is not None]
-        await ledger.set_status(rollout, found)
+        await ledger.move(rollout, gone, State.GONE, message=GONE_MESSAGE)
+        reads = [
+            Observed(s.instance_no, s.server.status, s.server.operation)
+            for s in seen.values()
+            if s.server is not None
+        ]
+        await ledger.observe(rollout, reads)
     return seen
 
 
 async def refreshed(
     client: NcpClient,
-    records: Mapping[str, Record],
     instances: Sequence[Instance],
     *,
     pause: float = 3.0,
     sleep: Sleep = asyncio.sleep,
 ) -> dict[str, Seen]:
     """Refresh the recorded servers (``converge.refresh``): only what NCP listed can be gone."""
-    listed = {i.instance_no for i in instances if i.origin != "answer" or _listed(records, i.name)}
-    return await refresh(client, instances, listed=listed, pause=pause, sleep=sleep)
+    return await refresh(client, instances, pause=pause, sleep=sleep)
 
 
-def _listed(records: Mapping[str, Record], name: str) -> bool:
-    """Whether NCP has listed the server under this row before (a read saw it past INIT)."""
-    rec = records.get(name)
-    return rec is not None and rec.server_status not in (None, ServerStatus.INIT)
-
-
-def _conflicting(rollout: str, conflicts: Sequence[tuple[str, str]], ledger: str) -> RolloutError:
+def _conflicting(
+    rollout: str,
+    conflicts: Sequence[tuple[str, str]],
+    ledger: str,
+    theirs: Sequence[tuple[str, str]] = (),
+) -> RolloutError:
     shown = ", ".join(f"{n} ({nos})" for n, nos in conflicts[:10])
     more = f" and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+    if theirs:
+        made = ", ".join(f"{n} ({no})" for n, no in theirs[:10])
+        return RolloutError(
+            f"{len(theirs)} server(s) under this rollout's names carry another rollout's create "
+            f"marker and are never adopted: {made}. Rename the servers in the inventory, or "
+            f"tear that rollout down first. (Ledger in use: {ledger}.)"
+        )
     return RolloutError(
         f"{len(conflicts)} server name(s) already exist where this rollout creates them "
         f"and are not part of rollout {rollout!r}: {shown}{more}. Rename them in the "

@@ -1,10 +1,12 @@
 """Taking a rollout back down: only what it can prove it made, each stopped, terminated, gone.
 
-- ``scope``: what a teardown takes (recorded instances, lost creates carrying our marker) and
-  what it leaves alone, each by ``ownership.judge``.
+- ``scope``: the teardown's plan, the dry run's too: what it takes (recorded instances, lost
+  creates carrying our marker), what protection keeps, what it looks up, and what it leaves
+  alone, each by ``ownership.judge``.
 - ``extras``: what the creates made beside the servers (public IPs, extra disks), found before
   anything is stopped and returned once the servers they were made with are gone.
-- ``takedown``: the ``Teardown`` itself, round after round until every target is gone.
+- ``takedown``: the ``Teardown`` itself: the intent first, then round after round until every
+  target is gone by the one rule (``fleet.states.is_gone``).
 """
 
 from .extras import ExtrasReport, Made, Step, extras_of, next_step, return_extras
@@ -17,10 +19,20 @@ from .scope import (
     lost_create,
     teardown_targets,
 )
-from .takedown import TERMINABLE, Action, Teardown, TeardownReport, next_action, teardown
+from .takedown import (
+    NOT_LISTED,
+    TERMINABLE,
+    Action,
+    Teardown,
+    TeardownReport,
+    Tell,
+    next_action,
+    teardown,
+)
 
 __all__ = [
     "ADOPTED_LEFT",
+    "NOT_LISTED",
     "OTHER_RUN",
     "TERMINABLE",
     "Action",
@@ -32,6 +44,7 @@ __all__ = [
     "TeardownReport",
     "TeardownScope",
     "TeardownTarget",
+    "Tell",
     "extras_of",
     "lost_create",
     "next_action",

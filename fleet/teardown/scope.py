@@ -1,25 +1,30 @@
 """What a teardown takes, and what it finds but leaves alone: proof, never a name and a time.
 
-What a teardown takes (``teardown_targets``), each by ``ownership.judge``:
-- the instances the ledger recorded (duplicates included); adopted ones only when asked
-  (``include_adopted``: fleet did not create them);
-- lost creates: a server whose create went out but whose answer never came (a row in flight, or
-  one that had an ambiguous send), listed under the row's exact name where it was sent, and
-  carrying this rollout's create marker (a row last sent before markers: made while its creates
-  went out, within the rollout's window).
-Everything else found under the rollout's names is listed as left alone, with the reason: a
-server of another rollout (its marker), or of nobody we know. A rollback (``only_run``) takes
-only what that run created: never an earlier run's server.
+``teardown_targets`` is the teardown's own plan, computed once by the same code for the dry run
+and for the teardown, which prints it and takes exactly it:
+- **targets**: the rollout's live recorded servers (duplicates and deposed ones included;
+  adopted ones only when asked, ``include_adopted``: fleet did not create them), and lost
+  creates: a server whose create went out but whose answer never came (a row in flight, or one
+  that had an ambiguous send), listed under the row's exact name where it was sent, carrying
+  this rollout's create marker (a row last sent before markers: made while its creates went
+  out, within the rollout's window). Each by ``ownership.judge``.
+- **protected**: targets with termination protection on, as NCP lists them now: left, unless
+  the teardown lifts it.
+- **pending**: rows whose create may be out and that NCP does not list yet: the teardown looks
+  them up (``settling``) and takes what carries our marker, once the window says so.
+- **left alone**: every other server under the rollout's names, with the reason (another
+  rollout's marker, no marker of ours, adopted, another run's for a rollback).
+A rollback (``only_run``) narrows it all to what that run created: never an earlier run's server.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from fleet.ledger import AsyncLedger, Instance, Record, TeardownState
-from fleet.ncp.client import NcpClient
+from fleet.ledger import AsyncLedger, Instance, Record
+from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.ownership import Claim, Evidence, judge
 from fleet.survey import DEFAULT_TIMEOUT, DEFAULT_WINDOW, in_send_window, owned_instances
 
@@ -42,6 +47,7 @@ class TeardownTarget:
     instance_no: str
     region: str
     recorded: bool
+    protected: bool = False  # termination protection on, as NCP listed it for the plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +62,20 @@ class LeftAlone:
 
 @dataclass(frozen=True, slots=True)
 class TeardownScope:
-    """What a teardown takes down, and what it found but leaves alone."""
+    """A teardown's plan: what it takes, what is protected, what it looks up, what it leaves."""
 
     targets: list[TeardownTarget]
     left: list[LeftAlone]
+    pending: list[str] = field(default_factory=list)  # names whose create may be out, unlisted
+
+    def taken(self, *, lift_protection: bool = False) -> list[TeardownTarget]:
+        """Return the servers the teardown stops and terminates (protected ones if lifting)."""
+        return [t for t in self.targets if lift_protection or not t.protected]
+
+    @property
+    def protected(self) -> list[TeardownTarget]:
+        """Return the targets termination protection keeps (unless lifted)."""
+        return [t for t in self.targets if t.protected]
 
 
 # Why a recorded instance is left alone, beside ``ownership.Claim``'s reasons.
@@ -72,6 +88,17 @@ def lost_create(record: Record) -> bool:
     return record.instance_no is None and (record.unsettled or record.ambiguous_sends > 0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Own:
+    """What judges a server found under the rollout's names: its id, window, rows, numbers."""
+
+    rollout_id: str | None
+    margin: float
+    rows: dict[str, Record]
+    recorded: dict[str, dict[str, str]]  # name -> instance number -> origin
+    only_run: str | None
+
+
 async def teardown_targets(
     client: NcpClient,
     ledger: AsyncLedger,
@@ -81,26 +108,34 @@ async def teardown_targets(
     include_adopted: bool = False,
     only_run: str | None = None,
 ) -> TeardownScope:
-    """Return what a teardown takes down (recorded instances, lost creates of ours) and leaves.
+    """Return the teardown's plan (see the module's docstring); it changes nothing.
 
     The rollout's marker id and window are its ledger's. A row sent before create markers is
     judged by the old rule: a server made within the request timeout and the window of its
     sends. ``only_run`` (a rollback) narrows it all to what that run created.
     """
-    own = await ledger.ownership(rollout, window=DEFAULT_WINDOW)
-    margin, rollout_id = request_timeout + own.window, own.marker
+    own_row = await ledger.ownership(rollout, window=DEFAULT_WINDOW)
     instances = await ledger.instances(rollout)
+    rows = {r.name: r for r in await ledger.records(rollout)}
+    own = _Own(
+        own_row.marker,
+        request_timeout + own_row.window,
+        rows,
+        owned_instances(instances),
+        only_run,
+    )
     scope = TeardownScope([], [])
     for i in instances:
-        if i.teardown == TeardownState.TERMINATED:
+        if not i.state.live:
             continue
         reason = _leave_recorded(i.origin, i.run, include_adopted, only_run)
         if reason is None:
             scope.targets.append(TeardownTarget(i.name, i.instance_no, i.region, True))
         else:
             scope.left.append(LeftAlone(i.name, i.instance_no, i.region, reason))
-    await _lost_creates(client, ledger, rollout, scope, margin, rollout_id, only_run, instances)
-    return scope
+    listed = await _listing(client, rows.values(), instances)
+    _found_under_names(scope, listed, own)
+    return _with_protection(scope, listed)
 
 
 def _leave_recorded(
@@ -114,37 +149,76 @@ def _leave_recorded(
     return None
 
 
-async def _lost_creates(
-    client: NcpClient,
-    ledger: AsyncLedger,
-    rollout: str,
-    scope: TeardownScope,
-    margin: float,
-    rollout_id: str | None,
-    only_run: str | None,
-    instances: Sequence[Instance],
+async def _listing(
+    client: NcpClient, rows: Iterable[Record], instances: Sequence[Instance]
+) -> dict[str, list[tuple[str, ServerInstance]]]:
+    """List every (region, VPC) the rollout's names live in; return what is there, by name."""
+    groups: set[tuple[str, str]] = set()
+    for r in rows:
+        groups.add((r.region, r.vpc_no))
+        if r.attempts:
+            groups.add((r.sent_region, r.sent_vpc))
+    groups |= {(i.region, i.vpc_no) for i in instances if i.state.live}
+    names = {r.name for r in rows}
+    found: dict[str, list[tuple[str, ServerInstance]]] = defaultdict(list)
+    seen: set[str] = set()
+    for region, vpc in sorted(groups):
+        for server in await client.list_servers(region=region, vpc_no=vpc or None):
+            if server.name in names and server.instance_no not in seen:
+                seen.add(server.instance_no)
+                found[server.name].append((region, server))
+    return found
+
+
+def _found_under_names(
+    scope: TeardownScope, listed: dict[str, list[tuple[str, ServerInstance]]], own: _Own
 ) -> None:
-    """Add the lost creates found where they were sent: ours to take, the others left alone."""
-    lost = [r for r in await ledger.records(rollout) if lost_create(r)]
-    if only_run is not None:
-        lost = [r for r in lost if r.sent_run == only_run]
-    recorded = owned_instances(instances)
-    groups: dict[tuple[str, str], dict[str, Record]] = defaultdict(dict)
-    for r in lost:
-        groups[(r.sent_region, r.sent_vpc)][r.name] = r
-    for (region, vpc), rows in sorted(groups.items()):
-        for server in await client.list_servers(region=region, vpc_no=vpc):
-            rec = rows.get(server.name)
-            if rec is None or server.instance_no in recorded.get(server.name, {}):
-                continue
-            legacy = not rec.marked
-            window = legacy and in_send_window(rec, server, margin)
-            verdict = judge(server, Evidence(rollout_id, {}, legacy, window))
-            theirs = only_run is not None and (
-                verdict.marker is None or verdict.marker.run != only_run
+    """Sort the servers listed under the rollout's names that it never recorded."""
+    looked_for: set[str] = set()
+    for name, found in sorted(listed.items()):
+        rec = own.rows.get(name)
+        recorded = own.recorded.get(name, {})
+        for region, server in found:
+            if server.instance_no in recorded:
+                continue  # recorded: a target or left above
+            # A lost create of a row sent before markers: judged by when it was made.
+            lost = (
+                rec is not None
+                and lost_create(rec)
+                and region == rec.sent_region
+                and server.vpc_no in ("", rec.sent_vpc)
+            )
+            verdict = judge(server, _evidence(rec, server, own, lost))
+            theirs = own.only_run is not None and (
+                verdict.marker is None or verdict.marker.run != own.only_run
             )
             if verdict.ours and not theirs:
-                scope.targets.append(TeardownTarget(server.name, server.instance_no, region, False))
+                scope.targets.append(TeardownTarget(name, server.instance_no, region, False))
+                looked_for.add(name)
             else:
                 why = OTHER_RUN if verdict.ours else verdict.claim.value
-                scope.left.append(LeftAlone(server.name, server.instance_no, region, why))
+                scope.left.append(LeftAlone(name, server.instance_no, region, why))
+    for name, rec in sorted(own.rows.items()):
+        wanted = own.only_run is None or rec.sent_run == own.only_run
+        if rec.unsettled and name not in looked_for and wanted:
+            scope.pending.append(name)
+
+
+def _evidence(rec: Record | None, server: ServerInstance, own: _Own, lost: bool) -> Evidence:
+    legacy = lost and rec is not None and not rec.marked
+    window = legacy and rec is not None and in_send_window(rec, server, own.margin)
+    return Evidence(own.rollout_id, {}, legacy, window)
+
+
+def _with_protection(
+    scope: TeardownScope, listed: dict[str, list[tuple[str, ServerInstance]]]
+) -> TeardownScope:
+    """Mark the targets NCP lists with termination protection on."""
+    shown = {server.instance_no: server for found in listed.values() for _, server in found}
+    targets = [
+        TeardownTarget(t.name, t.instance_no, t.region, t.recorded, protected=True)
+        if t.instance_no in shown and shown[t.instance_no].protected
+        else t
+        for t in scope.targets
+    ]
+    return TeardownScope(targets, scope.left, scope.pending)

@@ -1,7 +1,16 @@
-"""Taking targets down: stop, then terminate, each; wait until each is gone; return its extras.
+"""Taking targets down: the intent first, then stop and terminate each until it is gone.
 
-What to do with each server is ``next_action``: a pure table from what NCP says of it now. A
-``Teardown`` holds one teardown's client, ledger, options and report; ``teardown`` runs one.
+Before its first call, a teardown writes each target ``terminating`` (the intent, with why and
+which run): a teardown, prune, retire or rollback that dies part-way is finished by the next run
+that finds it. Then, round after round, every target is read by its number and ``next_action``
+(a pure table from what NCP says of it now) says what to do: stop what runs, terminate what
+stopped, wait out an operation. A target missing from a read is gone only by the one rule
+(``fleet.states.is_gone``): our terminate was accepted and it then disappeared, or NCP listed it
+before and two reads in a row missed it. A server NCP has not listed yet (its create's answer
+came first) is waited for, to the time limit, and then reported live, never marked terminated.
+Creates whose outcome is unknown (``pending``) are looked up as the engine settles them, and a
+server found carrying our marker is taken too. A ``Teardown`` holds one teardown's client,
+ledger, options and report; ``teardown`` runs one.
 """
 
 from __future__ import annotations
@@ -10,22 +19,34 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from fleet.errors import NcpError, PermanentError
-from fleet.ledger import AsyncLedger, Extra, State, TeardownState
+from fleet.ledger import AsyncLedger, ErrorKind, Extra, Observed, State
 from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
 from fleet.options import TeardownOptions
 from fleet.ownership import found_from
 from fleet.polling import Clock, Hook, Poller, Sleep, notify, read_statuses
-from fleet.states import Operation, ServerStatus
+from fleet.settling import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Verdict
+from fleet.spec import ServerSpec
+from fleet.states import Operation, ServerStatus, is_gone
+from fleet.survey import DEFAULT_WINDOW
 
 from .extras import extras_of, return_extras
 from .scope import LeftAlone, TeardownTarget
 
-__all__ = ["TERMINABLE", "Action", "Teardown", "TeardownReport", "next_action", "teardown"]
+__all__ = [
+    "NOT_LISTED",
+    "TERMINABLE",
+    "Action",
+    "Teardown",
+    "TeardownReport",
+    "Tell",
+    "next_action",
+    "teardown",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +60,10 @@ TERMINABLE = frozenset(
         ServerStatus.RS_FL,
     }
 )
+# What a target NCP never showed is reported as, when time runs out: it exists, unlisted.
+NOT_LISTED = "not listed by NCP yet: it exists (its create was answered), still billed"
+# A line at least this often while a teardown waits, saying what it waits for.
+TELL_EVERY = 30.0
 
 
 class Action(StrEnum):
@@ -49,14 +74,26 @@ class Action(StrEnum):
     TERMINATE = "terminate"
     LIFT_PROTECTION = "lift-protection"
     LEAVE = "leave"  # termination protection is on and may not be lifted: left alone
-    MISSING = "missing"  # not listed this round: not yet taken for gone
-    GONE = "gone"  # not listed several rounds in a row: terminated
+    MISSING = "missing"  # not in this read, and not gone by the rule: look again
+    GONE = "gone"  # gone by the rule: terminated
 
 
-def next_action(server: ServerInstance | None, misses: int, options: TeardownOptions) -> Action:
-    """Return what to do with a server, given its status now (None: not listed this round)."""
+def next_action(
+    server: ServerInstance | None,
+    options: TeardownOptions,
+    *,
+    listed: bool = True,
+    accepted: bool = False,
+    misses: int = 0,
+) -> Action:
+    """Return what to do with a server, given its status now (None: not in this read).
+
+    ``listed``: NCP showed it before; ``accepted``: NCP accepted our terminate of it;
+    ``misses``: reads in a row without it (this one included).
+    """
     if server is None:
-        return Action.GONE if misses >= options.gone_after else Action.MISSING
+        gone = is_gone(listed=listed, terminate_accepted=accepted, misses=misses)
+        return Action.GONE if gone else Action.MISSING
     if server.operation != Operation.NULL:
         return Action.WAIT
     if server.protected:
@@ -75,23 +112,39 @@ class TeardownReport:
     terminated: list[str] = field(default_factory=list)
     protected: list[str] = field(default_factory=list)  # left alone: termination protection
     failed: dict[str, str] = field(default_factory=dict)  # name -> why
-    timed_out: dict[str, str] = field(default_factory=dict)  # name -> last status
+    timed_out: dict[str, str] = field(default_factory=dict)  # name -> last status, or unlisted
     # Public IPs and extra disks of the terminated servers: returned, or still billed and why.
     returned: list[Extra] = field(default_factory=list)
     extras_left: dict[Extra, str] = field(default_factory=dict)
     # Found under the rollout's names, not provably its own (or adopted): never touched.
     left_alone: list[LeftAlone] = field(default_factory=list)
+    # Creates whose outcome was unknown: found (and taken), or still unknown and why.
+    found: list[str] = field(default_factory=list)
+    unsettled: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def left_live(self) -> dict[str, str]:
+        """Return the servers this teardown meant to take and left on NCP (billed), and why."""
+        return {**self.failed, **self.timed_out}
 
 
 @dataclass(slots=True)
-class _Round:
-    """One teardown's state between rounds."""
+class _Watch:
+    """One target between rounds: what the ledger and the reads told of it."""
 
-    pending: dict[str, TeardownTarget]
-    gone: set[str] = field(default_factory=set)  # instance numbers taken for terminated
-    misses: dict[str, int] = field(default_factory=dict)
-    errors: dict[str, int] = field(default_factory=dict)
-    last: dict[str, str] = field(default_factory=dict)
+    target: TeardownTarget
+    listed: bool
+    accepted: bool
+    misses: int = 0
+    errors: int = 0
+    last: str = "unknown"
+
+
+Tell = Callable[[str], None]
+
+
+def _quiet(line: str) -> None:
+    log.info("%s", line)
 
 
 class Teardown:
@@ -104,49 +157,74 @@ class Teardown:
         rollout: str,
         options: TeardownOptions | None = None,
         *,
+        why: str = "teardown",
         max_errors: int = 5,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         on_progress: Hook | None = None,
+        tell: Tell | None = None,
     ) -> None:
         self.client, self.ledger, self.rollout = client, ledger, rollout
         self.options = options or TeardownOptions()
+        self.why = why  # teardown, prune, retire or rollback: kept with the intent
         self.max_errors = max_errors
         self._clock, self._sleep, self._on_progress = clock, sleep, on_progress
+        self._tell = tell or _quiet  # a line per server changed, and what it waits for
         self.report = TeardownReport()
+        self._watched: dict[str, _Watch] = {}
+        self._gone: set[str] = set()  # instance numbers taken for gone
+        self._told = 0.0
 
-    async def run(self, targets: Sequence[TeardownTarget]) -> TeardownReport:
+    async def run(
+        self, targets: Sequence[TeardownTarget], pending: Sequence[str] = ()
+    ) -> TeardownReport:
         """Stop, then terminate, each target; wait until each is gone; return their extras."""
-        options, report = self.options, self.report
         await self._write_down_lost(targets)
-        # Before anything is stopped: a server's record is the only place that names its public IP.
+        await self._intend([t.instance_no for t in targets])
+        # Before anything is stopped: a server's record is the only place that names its IP.
         extras = await self._extras_to_return(targets)
-        state = _Round({t.instance_no: t for t in targets})
+        await self._watch(targets)
+        settler = await self._settler(pending)
+        self._told = self._clock()
+        total = len(targets) + len(pending)
 
         async def round_() -> bool:
-            keys = ((t.region, n) for n, t in state.pending.items())
-            seen = await read_statuses(self.client, keys)
-            if seen is not None:
-                await self._act(state, seen)
-                done = len(report.terminated) + len(report.protected) + len(report.failed)
-                await notify(self._on_progress, done, len(targets))
-            return not state.pending
-
-        poller = Poller(options.poll_interval, options.time_limit, self._clock, self._sleep)
-        if state.pending and not await poller.run(round_):
-            for number, target in state.pending.items():
-                report.timed_out[target.name] = state.last.get(number, "unknown")
-            message = f"not gone after {options.time_limit:.0f} s"
-            await self.ledger.set_teardown(
-                self.rollout, list(state.pending), TeardownState.FAILED, message=message
+            await self._settle(settler)
+            seen = await read_statuses(
+                self.client, ((w.target.region, n) for n, w in self._watched.items())
             )
-        report.terminated = sorted(set(report.terminated))
-        # Returned once their server is gone (this run, or an earlier one that stopped before it
-        # returned them); the others stay with their server, for a rerun.
+            if seen is not None:
+                await self._act(seen)
+            done = total - len(self._watched) - len(settler.pending)
+            await notify(self._on_progress, done, total)
+            self._tell_waiting(settler)
+            return not self._watched and not settler.pending
+
+        options = self.options
+        poller = Poller(options.poll_interval, options.time_limit, self._clock, self._sleep)
+        if (self._watched or settler.pending) and not await poller.run(round_):
+            self._ran_out(settler)
+        self.report.terminated = sorted(set(self.report.terminated))
+        # Returned once their server is gone (this run, or an earlier one that stopped before
+        # it returned them); the others stay with their server, for a rerun.
         taken = {t.instance_no for t in targets}
-        gone = [e for e in extras if e.server_no in state.gone or e.server_no not in taken]
+        gone = [e for e in extras if e.server_no in self._gone or e.server_no not in taken]
         await self._return_extras(gone)
-        return report
+        return self.report
+
+    async def _intend(self, numbers: Sequence[str]) -> None:
+        """Write the intent before the first call: any later run finishes what this one began."""
+        intent = {"why": self.why, "run": self.options.only_run}
+        await self.ledger.move(self.rollout, numbers, State.TERMINATING, intent=intent)
+
+    async def _watch(self, targets: Sequence[TeardownTarget]) -> None:
+        """Watch each target, with what the ledger knows: listed before, terminate accepted."""
+        known = {i.instance_no: i for i in await self.ledger.instances(self.rollout)}
+        for t in targets:
+            i = known.get(t.instance_no)
+            listed = i is not None and i.listed
+            accepted = i is not None and i.terminate_at is not None
+            self._watched[t.instance_no] = _Watch(t, listed or not t.recorded, accepted)
 
     async def _write_down_lost(self, targets: Sequence[TeardownTarget]) -> None:
         """Record each lost create found by name before touching it, so its number is known."""
@@ -155,16 +233,184 @@ class Teardown:
             if not t.recorded:
                 by_name[t.name].append(t)
         for name, found in by_name.items():
-            region = found[0].region
-            servers = await self.client.get_servers([t.instance_no for t in found], region=region)
-            await self.ledger.record_created(
-                self.rollout,
-                name,
-                found_from(servers, region, ""),
-                request_id=None,
-                origin="lost",
-                from_states=(State.PLANNED, State.IN_FLIGHT, State.FAILED),
+            await self._record_lost(name, found[0].region, [t.instance_no for t in found])
+
+    async def _record_lost(self, name: str, region: str, numbers: Sequence[str]) -> None:
+        servers = await self.client.get_servers(numbers, region=region)
+        await self.ledger.record_created(
+            self.rollout,
+            name,
+            found_from(servers, region, ""),
+            request_id=None,
+            origin="lost",
+            from_states=(State.PLANNED, State.IN_FLIGHT, State.FAILED),
+        )
+
+    async def _settler(self, pending: Sequence[str]) -> Settler:
+        """Look up the creates whose outcome is unknown, as the engine settles them."""
+        own = await self.ledger.ownership(self.rollout, window=DEFAULT_WINDOW)
+        settler = Settler(
+            self.client,
+            window=own.window,
+            patience=LOOKUP_PATIENCE,
+            clock=self._clock,
+            rollout_id=own.marker,
+            known=list(self._watched),
+        )
+        if not pending:
+            return settler
+        rows = {r.name: r for r in await self.ledger.records(self.rollout, list(pending))}
+        clocks = SendClocks(await self.client.ncp_now(), await self.ledger.now())
+        for name in pending:
+            rec = rows.get(name)
+            if rec is not None and rec.unsettled:
+                spec = ServerSpec(rec.name, rec.file, rec.line, ())
+                settler.add(Pending.from_record(spec, rec, self._clock(), clocks))
+        return settler
+
+    async def _settle(self, settler: Settler) -> None:
+        """Look the unknown creates up once; take what carries our marker, free what is absent."""
+        if not settler.pending:
+            return
+        for settled in await settler.round():
+            await self._settled(settled)
+
+    async def _settled(self, settled: Settled) -> None:
+        name, pending = settled.pending.spec.name, settled.pending
+        if settled.verdict == Verdict.FOUND:
+            numbers = [s.instance_no for s in settled.ours]
+            await self._record_lost(name, pending.region, numbers)
+            await self._intend(numbers)
+            for number in numbers:
+                target = TeardownTarget(name, number, pending.region, True)
+                self._watched[number] = _Watch(target, True, False)
+            self.report.found.append(name)
+            self._tell(f"{name}: found its create's server ({', '.join(numbers)}): taking it down")
+        elif settled.verdict == Verdict.ABSENT:
+            await self.ledger.clear_absent(self.rollout, name, pending.attempt)
+        elif settled.verdict == Verdict.UNKNOWN:
+            why = f"could not be looked up ({settled.error})"
+            self.report.unsettled[name] = why
+            self._tell(f"{name}: its create may have made a server: {why}; a rerun looks again")
+
+    async def _act(self, seen: dict[str, ServerInstance]) -> None:
+        """Decide and do one round's actions; settled servers leave the watch."""
+        await self.ledger.observe(
+            self.rollout,
+            [Observed(n, s.status, s.operation) for n, s in seen.items() if n in self._watched],
+        )
+        batches: dict[tuple[Action, str], list[str]] = defaultdict(list)
+        for number, watch in list(self._watched.items()):
+            server = seen.get(number)
+            watch.misses = 0 if server is not None else watch.misses + 1
+            if server is not None:
+                watch.listed, watch.last = True, f"{server.status}/{server.operation}"
+            action = next_action(
+                server,
+                self.options,
+                listed=watch.listed,
+                accepted=watch.accepted,
+                misses=watch.misses,
             )
+            if action == Action.GONE:
+                await self._ended(number, watch)
+            elif action == Action.LEAVE:
+                await self._left_protected(number, watch, server)
+            elif action == Action.LIFT_PROTECTION:
+                await self._lift(number, watch)
+            elif action in (Action.STOP, Action.TERMINATE):
+                batches[(action, watch.target.region)].append(number)
+        for (action, region), numbers in sorted(batches.items()):
+            await self._control(action, region, numbers)
+
+    async def _ended(self, number: str, watch: _Watch) -> None:
+        """Record a target gone: terminated, if our terminate was accepted; else gone."""
+        to = State.TERMINATED if watch.accepted else State.GONE
+        await self.ledger.move(self.rollout, [number], to)
+        self.report.terminated.append(watch.target.name)
+        self._gone.add(number)
+        del self._watched[number]
+        self._tell(f"{watch.target.name} ({number}): terminated")
+
+    async def _left_protected(
+        self, number: str, watch: _Watch, server: ServerInstance | None
+    ) -> None:
+        """Leave a protected server: its intent is dropped, its life is what NCP shows."""
+        status = server.status if server is not None else None
+        to = State.RUNNING if status == ServerStatus.RUN else State.STOPPED
+        if status not in (ServerStatus.RUN, ServerStatus.NSTOP):
+            to = State.CREATED
+        message = "termination protection is on: left (pass lift_protection to take it)"
+        await self.ledger.move(self.rollout, [number], to, message=message)
+        self.report.protected.append(watch.target.name)
+        del self._watched[number]
+        self._tell(f"{watch.target.name} ({number}): left, termination protection is on")
+
+    async def _lift(self, number: str, watch: _Watch) -> None:
+        try:
+            await self.client.set_protection(number, False, region=watch.target.region)
+        except NcpError as exc:
+            final = isinstance(exc, PermanentError)  # NCP will refuse it again
+            await self._refused(number, exc, final=final)
+
+    async def _control(self, action: Action, region: str, numbers: list[str]) -> None:
+        """Stop or terminate servers of a region, a batch per call."""
+        stopping = action == Action.STOP
+        call = self.client.stop_servers if stopping else self.client.terminate_servers
+        for i in range(0, len(numbers), BATCH_SIZE):
+            batch = numbers[i : i + BATCH_SIZE]
+            try:
+                await call(batch, region=region)
+            except NcpError as exc:
+                # Whatever happened, the next round reads the status again and acts on it; only
+                # repeated refusals end the attempt for these servers.
+                log.warning("%s of %d servers failed: %s", action, len(batch), exc)
+                for number in batch:
+                    await self._refused(number, exc)
+                continue
+            if not stopping:
+                await self.ledger.accepted_terminate(self.rollout, batch)
+            verb = "stopping" if stopping else "terminating"
+            for number in batch:
+                watch = self._watched[number]
+                watch.accepted = watch.accepted or not stopping
+                self._tell(f"{watch.target.name} ({number}): {verb}")
+
+    async def _refused(self, number: str, error: NcpError, *, final: bool = False) -> None:
+        """Count a refusal for one server; after too many (or a ``final`` one), give it up."""
+        watch = self._watched.get(number)
+        if watch is None:
+            return
+        watch.errors += 1
+        if not (final or watch.errors >= self.max_errors):
+            return
+        why = f"refused: {error}"
+        self.report.failed[watch.target.name] = why
+        await self.ledger.note_error(
+            self.rollout, watch.target.name, ErrorKind.STATUS, why, error.code
+        )
+        del self._watched[number]
+        self._tell(f"{watch.target.name} ({number}): not taken down: {why}")
+
+    def _ran_out(self, settler: Settler) -> None:
+        """Report what time left: live, still intended to go (the next run finishes it)."""
+        for number, watch in self._watched.items():
+            why = watch.last if watch.listed else NOT_LISTED
+            self.report.timed_out[watch.target.name] = why
+            self._tell(f"{watch.target.name} ({number}): not gone after "
+                       f"{self.options.time_limit:.0f} s ({why})")  # fmt: skip
+        for name in settler.pending:
+            self.report.unsettled[name] = "its create's outcome is still unknown"
+
+    def _tell_waiting(self, settler: Settler) -> None:
+        """Say, at least every TELL_EVERY seconds, what the teardown waits for."""
+        if self._clock() - self._told < TELL_EVERY or not (self._watched or settler.pending):
+            return
+        self._told = self._clock()
+        names = sorted(w.target.name for w in self._watched.values())
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        looked = f"; looking up {len(settler.pending)} unknown creates" if settler.pending else ""
+        self._tell(f"waiting for {len(names)} servers to go: {shown}{looked}")
 
     async def _extras_to_return(self, targets: Sequence[TeardownTarget]) -> list[Extra]:
         """Return the public IPs and extra disks to return: the targets', and any left before.
@@ -194,68 +440,6 @@ class Teardown:
         self.report.returned, self.report.extras_left = returned.returned, returned.left
         await self.ledger.extras_returned(self.rollout, returned.returned)
 
-    async def _act(self, state: _Round, seen: dict[str, ServerInstance]) -> None:
-        """Decide and do one round's actions; settled servers leave ``state.pending``."""
-        report, rollout = self.report, self.rollout
-        batches: dict[tuple[Action, str], list[str]] = defaultdict(list)
-        for number, target in list(state.pending.items()):
-            server = seen.get(number)
-            state.misses[number] = 0 if server is not None else state.misses.get(number, 0) + 1
-            if server is not None:
-                state.last[number] = f"{server.status}/{server.operation}"
-            action = next_action(server, state.misses[number], self.options)
-            if action == Action.GONE:
-                report.terminated.append(target.name)
-                state.gone.add(number)
-                await self.ledger.set_teardown(rollout, [number], TeardownState.TERMINATED)
-                del state.pending[number]
-            elif action == Action.LEAVE:
-                report.protected.append(target.name)
-                await self.ledger.set_teardown(rollout, [number], TeardownState.PROTECTED)
-                del state.pending[number]
-            elif action == Action.LIFT_PROTECTION:
-                try:
-                    await self.client.set_protection(number, False, region=target.region)
-                except NcpError as exc:
-                    final = isinstance(exc, PermanentError)  # NCP will refuse it again
-                    await self._refused(state, number, exc, final=final)
-            elif action in (Action.STOP, Action.TERMINATE):
-                batches[(action, target.region)].append(number)
-        for (action, region), numbers in sorted(batches.items()):
-            await self._control(state, action, region, numbers)
-
-    async def _control(
-        self, state: _Round, action: Action, region: str, numbers: list[str]
-    ) -> None:
-        """Stop or terminate servers of a region, a batch per call."""
-        call = self.client.stop_servers if action == Action.STOP else self.client.terminate_servers
-        mark = TeardownState.STOPPING if action == Action.STOP else TeardownState.TERMINATING
-        for i in range(0, len(numbers), BATCH_SIZE):
-            batch = numbers[i : i + BATCH_SIZE]
-            try:
-                await call(batch, region=region)
-            except NcpError as exc:
-                # Whatever happened, the next round reads the status again and acts on it; only
-                # repeated refusals end the attempt for these servers.
-                log.warning("%s of %d servers failed: %s", action, len(batch), exc)
-                for number in batch:
-                    await self._refused(state, number, exc)
-                continue
-            await self.ledger.set_teardown(self.rollout, batch, mark)
-
-    async def _refused(
-        self, state: _Round, number: str, error: NcpError, *, final: bool = False
-    ) -> None:
-        """Count a refusal for one server; after too many (or a ``final`` one), give it up."""
-        state.errors[number] = state.errors.get(number, 0) + 1
-        target = state.pending.get(number)
-        if target is None or not (final or state.errors[number] >= self.max_errors):
-            return
-        why = f"refused: {error}"
-        self.report.failed[target.name] = why
-        await self.ledger.set_teardown(self.rollout, [number], TeardownState.FAILED, message=why)
-        del state.pending[number]
-
 
 async def teardown(
     client: NcpClient,
@@ -264,10 +448,13 @@ async def teardown(
     targets: Sequence[TeardownTarget],
     options: TeardownOptions | None = None,
     *,
+    pending: Sequence[str] = (),
+    why: str = "teardown",
     max_errors: int = 5,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
     on_progress: Hook | None = None,
+    tell: Tell | None = None,
 ) -> TeardownReport:
     """Stop, then terminate, each target; wait until each is gone. Safe to rerun."""
     down = Teardown(
@@ -275,9 +462,11 @@ async def teardown(
         ledger,
         rollout,
         options,
+        why=why,
         max_errors=max_errors,
         clock=clock,
         sleep=sleep,
         on_progress=on_progress,
+        tell=tell,
     )
-    return await down.run(targets)
+    return await down.run(targets, pending)

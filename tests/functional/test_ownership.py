@@ -210,7 +210,7 @@ async def test_a_run_that_lost_its_lease_writes_nothing(ledger_url: str) -> None
         writes = [
             lambda: stale.record_created("fence", "web-001", [found], request_id=None),
             lambda: stale.note_error("fence", "web-001", State.FAILED, "late"),  # type: ignore[arg-type]
-            lambda: stale.set_teardown("fence", ["9001"], "stopping"),  # type: ignore[arg-type]
+            lambda: stale.move("fence", ["9001"], State.TERMINATING),
             lambda: stale.unclaim("fence", "web-001", 1),
         ]
         for write in writes:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.ledger import TeardownState
+from fleet.ledger import State
 from fleet.readiness import wait_running
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
@@ -41,7 +41,7 @@ async def test_teardown_stops_terminates_and_finds_lost_creates(tmp_path: Path) 
     assert sorted(report.terminated) == [s.name for s in plan]
     assert [s["serverName"] for s in state["servers"]] == ["web-006"]
     records = [r for r in book.sync.records("t") if r.name != "web-006"]
-    assert {r.teardown for r in records} == {TeardownState.TERMINATED}
+    assert {r.state for r in records} == {State.TERMINATED}
     assert all(r.instance_no and r.terminated_at for r in records)
 
 

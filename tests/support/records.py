@@ -7,7 +7,7 @@ from fleet.states import ErrorKind, State
 
 
 def record(name: str, message: str | None = None) -> Record:
-    """A ledger record of rollout r: created as 1001, or failed with ``message``."""
+    """A ledger record of rollout r: running as 1001, or failed with ``message``."""
     return Record(
         rollout="r",
         name=name,
@@ -16,7 +16,7 @@ def record(name: str, message: str | None = None) -> Record:
         region="JPN",
         vpc_no="3001",
         params_hash="h",
-        state=State.FAILED if message else State.CREATED,
+        state=State.FAILED if message else State.RUNNING,
         instance_no=None if message else "1001",
         request_id="rid",
         attempts=1,
@@ -29,7 +29,6 @@ def record(name: str, message: str | None = None) -> Record:
         server_status=None,
         run_seconds=None,
         response=None,
-        teardown=None,
         sent_params=None,
         sent_hash=None,
         duplicates=0,

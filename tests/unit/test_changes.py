@@ -9,7 +9,7 @@ import pytest
 
 from fleet.changes import Action, plan_changes
 from fleet.converge import Live, Seen
-from fleet.ledger import PlanDelta, Record, State, TeardownState
+from fleet.ledger import Instance, PlanDelta, Record, State
 from fleet.ncp.client import ServerInstance
 from fleet.spec import ServerSpec
 from fleet.survey import Survey
@@ -24,8 +24,8 @@ def spec(name: str, **changed: str) -> ServerSpec:
 
 def record(name: str, *, sent: ServerSpec | None = None, **fields: object) -> Record:
     base = Record(
-        "r", name, "inv.csv", 2, "", "7", "h", State.CREATED, f"9{name[-1]}", None, 1, 0,
-        None, None, None, None, False, None, None, None, None,
+        "r", name, "inv.csv", 2, "", "7", "h", State.RUNNING, f"9{name[-1]}", None, 1, 0,
+        None, None, None, None, False, None, None, None,
         json.dumps((sent or spec(name)).params), None, 0, None, None, None, None, None, None,
     )  # fmt: skip
     return replace(base, **fields)  # type: ignore[arg-type]
@@ -36,9 +36,17 @@ def survey(**fields: object) -> Survey:
     return replace(empty, **fields)  # type: ignore[arg-type]
 
 
-def live(name: str, state: Live, spec_code: str = "s2-g3") -> Seen:
-    raw = {"serverInstanceNo": "91", "serverName": name, "serverSpecCode": spec_code}
+def live(name: str, state: Live, spec_code: str = "s2-g3", protected: bool = False) -> Seen:
+    raw = {"serverInstanceNo": "91", "serverName": name, "serverSpecCode": spec_code,
+           "isProtectServerTermination": protected}  # fmt: skip
     return Seen(name, "91", "", state, ServerInstance.from_api(raw))
+
+
+def intent(name: str, state: State, why: str = "") -> Instance:
+    """An instance with a change an earlier run began."""
+    kept = json.dumps({"why": why}) if why else None
+    return Instance("r", "80", name, "", "7", "replaced", "answer", None, None, state, 0,
+                    None, None, intent=kept)  # fmt: skip
 
 
 CASES = [
@@ -88,14 +96,36 @@ CASES = [
     ),
     ("removed", [], [record("a-1")], survey(), [("a-1", Action.DESTROY)]),
     (
-        "removed, protected",
+        "removed, protected",  # still shown: a protected server is destroyed once lifted
         [],
-        [record("a-1", teardown=TeardownState.PROTECTED)],
-        survey(),
+        [record("a-1")],
+        survey(seen=(live("a-1", Live.RUNNING, protected=True),)),
         [("a-1", Action.DESTROY)],
     ),
-    ("removed, torn down", [], [record("a-1", teardown=TeardownState.TERMINATED)], survey(), []),
+    ("removed, torn down", [], [record("a-1", state=State.TERMINATED)], survey(), []),
+    ("removed, being taken down", [], [record("a-1", state=State.TERMINATING)], survey(), []),
     ("removed, never made", [], [record("a-1", state=State.FAILED)], survey(), []),
+    (
+        "replaced, its old server deposed",  # an earlier run's replace: finished first
+        [spec("a-1")],
+        [record("a-1")],
+        survey(intents=(intent("a-1", State.DEPOSED, "replace"),)),
+        [("a-1", Action.RETIRE)],
+    ),
+    (
+        "a teardown left part-way",
+        [],
+        [record("a-1", state=State.TERMINATING)],
+        survey(intents=(intent("a-1", State.TERMINATING, "prune"),)),
+        [("a-1", Action.TERMINATE)],
+    ),
+    (
+        "a resize left part-way",  # shown as the resize it is, resumed by any run
+        [spec("a-1", serverSpecCode="s4-g3")],
+        [record("a-1", state=State.RESIZING)],
+        survey(),
+        [("a-1", Action.RESIZE)],
+    ),
 ]
 
 
@@ -104,6 +134,20 @@ CASES = [
 def test_plan_changes(specs, records, found, expected) -> None:
     """Each situation of a server gives the one action the plan shows and the run takes."""
     assert [(c.name, c.action) for c in plan_changes(specs, records, found)] == expected
+
+
+def test_a_change_an_earlier_run_began_is_shown_resuming_with_its_old_number() -> None:
+    """Plan shows an unfinished intent as what it is: retire web's old server, resuming."""
+    found = survey(intents=(intent("a-1", State.DEPOSED, "replace"),))
+    (change,) = plan_changes([spec("a-1")], [record("a-1")], found)
+    assert change.as_dict() == {
+        "name": "a-1",
+        "action": "retire",
+        "region": "",
+        "instance_no": "80",
+        "note": "deposed: taken down once its replacement runs",
+        "resuming": True,
+    }
 
 
 def test_a_resize_and_a_replace_say_each_field_old_and_new() -> None:

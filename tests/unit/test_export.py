@@ -8,7 +8,7 @@ from dataclasses import fields
 import yaml
 
 from fleet.ledger import Address, Record
-from fleet.states import ServerStatus, State, TeardownState
+from fleet.states import ServerStatus, State
 from flows.export import ansible_inventory, running_hosts, ssh_config
 
 
@@ -17,7 +17,7 @@ def record(name: str, line: int, no: str, **changes: object) -> Record:
     values: dict[str, object] = {f.name: None for f in fields(Record)}
     values.update(
         rollout="r", name=name, file="inv.csv", line=line, region="", vpc_no="7",
-        params_hash="h", state=State.CREATED, instance_no=no, attempts=1, ambiguous_sends=0,
+        params_hash="h", state=State.RUNNING, instance_no=no, attempts=1, ambiguous_sends=0,
         adopted=False, duplicates=0, server_status=ServerStatus.RUN,
         response=json.dumps({"regionCode": "KR", "zoneCode": "KR-2"}),
     )  # fmt: skip
@@ -26,13 +26,14 @@ def record(name: str, line: int, no: str, **changes: object) -> Record:
 
 
 def test_hosts_are_grouped_by_row_and_only_running_ones_exported() -> None:
-    """Rows become groups by their names' stem; servers not RUN or torn down are left out."""
+    """Rows become groups by their names' stem; only running servers are exported."""
     records = [
         record("web-001", 2, "1"),
-        record("web-002", 2, "2", server_status=ServerStatus.INIT),
+        record("web-002", 2, "2", state=State.CREATED, server_status=ServerStatus.INIT),
         record("web-10", 3, "3"),  # another row with the same stem: a group of its own
         record("9lives", 4, "4"),  # no stem an Ansible group may start with
-        record("gone", 5, "5", teardown=TeardownState.TERMINATED),
+        record("gone", 5, "5", state=State.TERMINATED),
+        record("stopping", 6, "6", state=State.TERMINATING),  # being taken down: not handed on
     ]
     hosts, not_seen = running_hosts(records, {"1": Address("1", "10.0.1.6", "198.18.0.9")})
     assert not_seen == 1

@@ -19,7 +19,7 @@ def test_a_run_counts_only_what_was_not_settled_before_it_began() -> None:
     ]
     names = ["a", "b", "c", "d"]
     share = _Share(names, before, retry_failed=False)
-    now = RolloutCounts(created=2, failed=2, running=2)  # c created, d failed, c running
+    now = RolloutCounts(failed=2, running=2)  # a and c running, b and d failed
     assert share.count(now) == (2, 2, "1 created, 1 failed, 1 running (this run)")
     again = _Share(names, before, retry_failed=True)
     assert again.count(now)[:2] == (3, 3)
