@@ -99,7 +99,7 @@ def _options(args: argparse.Namespace, **more: Any) -> Any:
 async def _engine(args: argparse.Namespace, location: str) -> dict[str, Any]:
     """Survey and provision the servers through the engine; time both."""
     from fleet.config import Credentials
-    from fleet.ledger import AsyncLedger, Ledger, State
+    from fleet.ledger import AsyncLedger, Ledger
     from fleet.ncp.client import NcpClient
     from fleet.provisioner import Provisioner
     from fleet.survey import survey
@@ -128,7 +128,7 @@ async def _engine(args: argparse.Namespace, location: str) -> dict[str, Any]:
         book.close()
         book.sync.close()
     return {
-        "created": sum(1 for r in records if r.state == State.CREATED),
+        "created": sum(1 for r in records if r.state.made),
         "wall": end - started,
         "provision_wall": end - sending,
         "cpu": cpu,
@@ -176,7 +176,7 @@ def run_flow(args: argparse.Namespace) -> dict[str, Any]:
     if not isinstance(summary, RolloutSummary):
         return {"created": 0, "wall": wall, "cpu": cpu, "error": str(summary)}
     return {
-        "created": summary.counts.created,
+        "created": summary.counts.made,
         "wall": wall,
         "provision_wall": summary.seconds,
         "cpu": cpu,

@@ -12,7 +12,7 @@ import asyncio
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
 from fleet.results import FIRST_FAILURES, Tally, write_rollout_results
-from fleet.summary import RolloutSummary
+from fleet.summary import RolloutSummary, counts_words
 from flows.runtime import Runtime, artifact_key
 
 __all__ = ["markdown_table", "publish_results", "results_markdown"]
@@ -39,8 +39,7 @@ def results_markdown(rollout: str, summary: RolloutSummary, tally: Tally) -> str
     lines = [
         f"# Results of `{rollout}`",
         "",
-        f"{c.created} created, {c.failed} failed, {c.in_flight} unknown, {c.planned} not sent, "
-        f"{c.running} running, of {c.total} servers. {summary.run.line}.",
+        f"{counts_words(c)} servers. {summary.run.line}.",
         "",
         f"Every server, one row each: `{summary.results}`",
     ]

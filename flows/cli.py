@@ -346,23 +346,15 @@ def teardown(
         raise typer.Exit(_teardown_json(rollout, options))
     try:
         scope, side = asyncio.run(teardown_survey(rollout, options))
-        targets = scope.targets
-        if scope.left:
-            out.print(render.left_table(rollout, scope.left))
-        if not targets:
-            out.print(f"rollout {rollout}: nothing to take down")
-            return
-        out.print(render.targets_table(rollout, targets))
-        if side:
-            out.print(render.extras_table(rollout, side))
-        if options.dry_run:
+        taken = scope.taken(lift_protection=options.lift_protection)
+        if not render.teardown_plan(rollout, scope, side) or options.dry_run:
             return
         if not yes:
             if not sys.stdin.isatty():
                 raise _fail(2, "error: not a terminal; pass --yes to confirm the teardown")
-            if not typer.confirm(f"Terminate these {len(targets)} servers?", default=False):
+            if not typer.confirm(f"Terminate these {len(taken)} servers?", default=False):
                 raise _fail(1, "nothing done")
-        code = run_teardown(rollout, options)
+        code = run_teardown(rollout, options, scope)
     except FleetError as exc:
         raise _failed(exc) from None
     raise typer.Exit(code)

@@ -11,7 +11,7 @@ from typing import Any
 from fleet.changes import Change, plan_changes
 from fleet.config import LedgerLocation
 from fleet.converge import Seen
-from fleet.errors import ConfigError
+from fleet.errors import ConfigError, FleetError
 from fleet.ledger import Extra, Ledger
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.results import duplicates_by_name, not_clean, pages
@@ -142,9 +142,7 @@ async def live_view(options: RunOptions, rollout: str, endpoint: str) -> dict[st
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     at = options.model_copy(update={"endpoint": endpoint})
     async with open_runtime(rollout, at, credentials, lease=False) as rt:
-        records = {r.name: r for r in await rt.ledger.records(rollout)}
-        instances = await rt.ledger.instances(rollout)
-        return await refreshed(rt.client, records, instances)
+        return await refreshed(rt.client, await rt.ledger.instances(rollout))
 
 
 def show_status(
@@ -257,24 +255,31 @@ def teardown_plan(rollout: str, options: TeardownOptions) -> int:
 
     with document_mode(True):
         scope, side = asyncio.run(teardown_survey(rollout, options))
-    print_document(teardown_document(ledger_shown(options), rollout, scope, side))
+    lift = options.lift_protection
+    print_document(teardown_document(ledger_shown(options), rollout, scope, side, lift=lift))
     return 0
 
 
-def run_teardown(rollout: str, options: TeardownOptions) -> int:
-    """Run the teardown-fleet flow here; print the outcome; return the exit code."""
+def run_teardown(rollout: str, options: TeardownOptions, plan: TeardownScope | None) -> int:
+    """Run the teardown-fleet flow here on the plan printed; print the outcome; exit code."""
     from flows.teardown import teardown_fleet
 
     async def flow_run() -> Any:
-        return await teardown_fleet(rollout=rollout, options=options, return_state=True)
+        return await teardown_fleet(
+            rollout=rollout, options=options, plan=plan, return_state=True
+        )
 
     state = asyncio.run(flow_run())
     report, error = _ended(state)
-    if error is not None:
+    if isinstance(error, FleetError):
         say(err, f"error: {error}")
         return exit_code(error)
+    report = report if isinstance(report, TeardownReport) else getattr(state, "data", None)
     if isinstance(report, TeardownReport):
         render.teardown_summary(rollout, report)
+    elif error is not None:
+        say(err, f"error: {error}")
+        return exit_code(error)
     return 0 if state.is_completed() else 1
 
 

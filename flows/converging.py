@@ -16,8 +16,9 @@ from prefect.cache_policies import NO_CACHE
 from fleet import converge
 from fleet.changes import Action, Change
 from fleet.converge import Seen
+from fleet.intents import Finished, finish
 from fleet.options import ProvisionOptions
-from fleet.reshape import Pace, Reshaped, destroy, replace, resize
+from fleet.reshape import Pace, Reshaped, destroy, replace, resize, retire
 from fleet.spec import ServerSpec
 from fleet.survey import Survey
 from fleet.teardown import TeardownReport
@@ -26,7 +27,15 @@ from flows.runtime import runtime, teardown_options
 from flows.tasking import engine_for
 from flows.verdicts import verdicts
 
-__all__ = ["counts_of", "destroy_removed", "reshape_servers", "start_stopped", "tell_drift"]
+__all__ = [
+    "counts_of",
+    "destroy_removed",
+    "finish_intents",
+    "reshape_servers",
+    "retire_deposed",
+    "start_stopped",
+    "tell_drift",
+]
 
 # Actions a run takes only when asked, and the flag that asks.
 ASKED = {Action.RESIZE: "--replace", Action.REPLACE: "--replace", Action.DESTROY: "--prune"}
@@ -58,6 +67,42 @@ def _row_edited(change: Change, found: Survey) -> bool:
     return change.name in found.delta.changed
 
 
+def _pace(options: ProvisionOptions) -> Pace:
+    return Pace(interval=options.poll_interval, time_limit=options.wait_timeout)
+
+
+def _tell(line: str) -> None:
+    get_run_logger().info("%s", line)
+
+
+@task(name="finish-intents", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
+async def finish_intents(key: str, options: ProvisionOptions) -> Finished:
+    """Finish the changes earlier runs began and did not end (teardowns, resizes, starts)."""
+    rt = runtime(key)
+    done = await finish(
+        rt.client, rt.ledger, rt.rollout, teardown_options(options), _pace(options), _tell
+    )
+    for name, what in done.done.items():
+        get_run_logger().info("%s: %s (an earlier run began it)", name, what)
+    for name, why in done.left.items():
+        get_run_logger().warning("%s: not finished: %s", name, why)
+    return done
+
+
+@task(name="retire-deposed", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
+async def retire_deposed(key: str, options: ProvisionOptions) -> Finished:
+    """Take down what earlier replaces left deposed, once their new servers run."""
+    rt = runtime(key)
+    retired = await retire(
+        rt.client, rt.ledger, rt.rollout, teardown_options(options), _pace(options), None, _tell
+    )
+    return Finished(
+        dict.fromkeys(retired.done, "retired: its replacement runs"), dict(retired.failed)
+    )
+
+
 @task(name="start-stopped", cache_policy=NO_CACHE, persist_result=False)
 @verdicts
 async def start_stopped(key: str, stopped: list[Seen]) -> list[str]:
@@ -79,10 +124,12 @@ async def reshape_servers(
 ) -> Reshaped:
     """Resize in place, then replace (new before old), the rollout's servers that changed."""
     rt = runtime(key)
-    pace = Pace(interval=options.poll_interval, time_limit=options.wait_timeout)
-    resized = await resize(rt.client, rt.ledger, rt.rollout, changes, specs, pace)
+    pace = _pace(options)
+    resized = await resize(rt.client, rt.ledger, rt.rollout, changes, specs, pace, _tell)
     engine = engine_for(rt, options)
-    replaced = await replace(engine, changes, specs, teardown_options(options), pace, protected)
+    replaced = await replace(
+        engine, changes, specs, teardown_options(options), pace, protected, _tell
+    )
     rt.lookups += engine.lookups
     rt.ambiguous += engine.ambiguous
     return Reshaped(
@@ -99,7 +146,9 @@ async def destroy_removed(
 ) -> TeardownReport:
     """Take down the rollout's servers no longer in the inventory (made by fleet only)."""
     rt = runtime(key)
-    return await destroy(rt.client, rt.ledger, rt.rollout, changes, teardown_options(options))
+    return await destroy(
+        rt.client, rt.ledger, rt.rollout, changes, teardown_options(options), _tell
+    )
 
 
 def staged_reshaping(
@@ -122,7 +171,10 @@ def pending(changes: Sequence[Change], options: ProvisionOptions) -> dict[str, i
     skipped = [
         c
         for c in changes
-        if (c.action in (Action.RESIZE, Action.REPLACE) and not options.replace)
-        or (c.action == Action.DESTROY and not options.prune)
+        if not c.resuming  # an earlier run's change: finished by every run
+        and (
+            (c.action in (Action.RESIZE, Action.REPLACE) and not options.replace)
+            or (c.action == Action.DESTROY and not options.prune)
+        )
     ]
     return counts_of(skipped)

@@ -18,7 +18,7 @@ from fleet.changes import Change
 from fleet.ledger import Address, Binding, Extra, LeaseInfo, Record, RolloutCounts
 from fleet.spec import ServerSpec
 from fleet.survey import Survey
-from fleet.teardown import TeardownScope
+from fleet.teardown import TeardownScope, TeardownTarget
 from flows import render
 
 __all__ = [
@@ -51,7 +51,7 @@ def print_document(document: Mapping[str, Any]) -> None:
 
 
 def _counts(c: RolloutCounts) -> dict[str, int]:
-    return {**asdict(c), "total": c.total}
+    return {**asdict(c), "total": c.total, "live": c.live}
 
 
 def rollouts_document(
@@ -96,7 +96,6 @@ def servers_document(
                 "error_kind": r.error_kind.value if r.error_kind else None,
                 "error_code": r.error_code,
                 "error_message": r.error_message,
-                "teardown": r.teardown.value if r.teardown else None,
                 "private_ip": seen.private_ip if seen else None,
                 "public_ip": seen.public_ip if seen else None,
                 "file": r.file,
@@ -138,22 +137,31 @@ def plan_document(
     }
 
 
+def _target(t: TeardownTarget) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "instance_no": t.instance_no,
+        "region": t.region,
+        "recorded": t.recorded,
+    }
+
+
 def teardown_document(
-    ledger: str, rollout: str, scope: TeardownScope, side: Sequence[Extra]
+    ledger: str, rollout: str, scope: TeardownScope, side: Sequence[Extra], *, lift: bool = False
 ) -> dict[str, Any]:
-    """Return what a teardown would take down and leave alone, and what it would return."""
+    """Return the teardown's own plan: what it takes, keeps, looks up, leaves, and returns.
+
+    ``servers`` are exactly the instance numbers a teardown stops and terminates; ``protected``
+    those termination protection keeps (unless lifted); ``pending`` the names whose create may
+    have made a server NCP does not list yet: the teardown looks them up, and takes what
+    carries the rollout's marker.
+    """
     return {
         "ledger": ledger,
         "rollout": rollout,
-        "servers": [
-            {
-                "name": t.name,
-                "instance_no": t.instance_no,
-                "region": t.region,
-                "recorded": t.recorded,
-            }
-            for t in scope.targets
-        ],
+        "servers": [_target(t) for t in scope.taken(lift_protection=lift)],
+        "protected": [] if lift else [_target(t) for t in scope.protected],
+        "pending": list(scope.pending),
         "left_alone": [
             {"name": a.name, "instance_no": a.instance_no, "region": a.region, "why": a.reason}
             for a in scope.left

@@ -7,6 +7,7 @@ watch one rollout or all of them:
     fleet.wave.completed     wave, sent, created, failed, not ready, ready
     fleet.rollout.paused     after which wave, the counts so far
     fleet.server.failed      a batch of failed servers: name, code, message (100 per event)
+    fleet.rollout.twins      second servers under the rollout's names, not its own (100 shown)
     fleet.rollout.finished   outcome (completed, failed, stopped) and the counts; the outcome
                              is also the resource's label fleet.outcome, to match on
 """

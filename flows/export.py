@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from fleet.ledger import Address, Record
-from fleet.states import ServerStatus, State
+from fleet.states import State
 
 __all__ = ["FORMATS", "Host", "ansible_inventory", "export_json", "running_hosts", "ssh_config"]
 
@@ -79,12 +79,12 @@ def _common_prefix(names: Sequence[str]) -> str:
 def running_hosts(
     records: Sequence[Record], addresses: Mapping[str, Address]
 ) -> tuple[list[Host], int]:
-    """Return the servers seen RUN (and not torn down), and how many created ones were not."""
-    live = [r for r in records if r.state == State.CREATED and r.instance_no and not r.teardown]
+    """Return the servers running now (their state, from the ledger), and how many kept are not."""
+    live = [r for r in records if r.state.kept and r.instance_no]
     groups = _group_names(live)
     hosts: list[Host] = []
     for r in live:
-        if r.server_status != ServerStatus.RUN:
+        if r.state != State.RUNNING:
             continue
         seen = addresses.get(r.instance_no or "")
         region, zone = _where(r)

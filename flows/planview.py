@@ -18,6 +18,8 @@ CHANGES_PENDING = 3  # not 2, which means bad input
 
 # How a summary line names each action, and the flag it waits for (if any).
 _SAYS = {
+    Action.RETIRE: ("to retire (an earlier replace's old server)", ""),
+    Action.TERMINATE: ("to take down (an earlier teardown or prune, unfinished)", ""),
     Action.CREATE: ("to create", ""),
     Action.RECREATE: ("to recreate (gone out of band)", ""),
     Action.START: ("to start (stopped out of band)", ""),
@@ -31,12 +33,18 @@ def summary_line(changes: Sequence[Change]) -> str:
     """Return one line: N to create, N to recreate ... (or that nothing changes)."""
     if not changes:
         return "no changes: NCP matches the inventory"
-    parts = []
+    # A resize or start an earlier run began is finished by every run, asked or not.
+    resumed = [c for c in changes if c.resuming and c.action not in _FINISHING]
+    parts = [f"{len(resumed)} to finish (an earlier run began them)"] if resumed else []
     for action, (says, flag) in _SAYS.items():
-        n = sum(1 for c in changes if c.action == action)
+        n = sum(1 for c in changes if c.action == action and c not in resumed)
         if n:
             parts.append(f"{n} {says}" + (f" [{flag}]" if flag else ""))
     return "plan: " + ", ".join(parts)
+
+
+# Actions that exist only to finish what an earlier run began.
+_FINISHING = frozenset({Action.RETIRE, Action.TERMINATE})
 
 
 def live_lines(live: Mapping[str, Seen]) -> list[str]:

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fleet.config import LedgerLocation
 from fleet.errors import LedgerError
 from fleet.ledger import Ledger, Record, RolloutCounts
-from fleet.states import ServerStatus, State
+from fleet.states import State
 from flows.render import err
 
 __all__ = ["progress_bar"]
@@ -26,17 +26,18 @@ class _Share:
 
     def __init__(self, names: Sequence[str], before: Sequence[Record], retry_failed: bool) -> None:
         # A failed server is sent again only with --retry-failed: else it is not this run's.
-        settled = (State.CREATED,) if retry_failed else (State.CREATED, State.FAILED)
-        done = [r for r in before if r.state in settled]
+        done = [
+            r for r in before if r.state.kept or (r.state == State.FAILED and not retry_failed)
+        ]
         self.total = len(set(names) - {r.name for r in done})
         # What was settled before stays so: the rollout's counts less these are this run's.
-        self.created = sum(1 for r in done if r.state == State.CREATED)
+        self.created = sum(1 for r in done if r.state.kept)
         self.failed = sum(1 for r in done if r.state == State.FAILED)
-        self.running = sum(1 for r in done if r.server_status == ServerStatus.RUN)
+        self.running = sum(1 for r in done if r.state == State.RUNNING)
 
     def count(self, now: RolloutCounts) -> tuple[int, int, str]:
         """Return (done, total, detail) of this run's servers, never done past total."""
-        created = max(0, now.created - self.created)
+        created = max(0, now.made - now.terminated - now.gone - self.created)
         failed = max(0, now.failed - self.failed)
         running = max(0, now.running - self.running)
         detail = f"{created} created, {failed} failed, {running} running (this run)"

@@ -18,21 +18,24 @@ from prefect.states import Failed
 from fleet import results
 from fleet.changes import Action, Change, plan_changes
 from fleet.errors import FleetError, RunAborted
+from fleet.intents import Finished
 from fleet.inventory import load_inventories
+from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions
 from fleet.preflight import SKIPPED, preflight
 from fleet.provisioner import Progress
 from fleet.readiness import WaitReport, wait_running
 from fleet.results import Tally, results_path
 from fleet.spec import ServerSpec
-from fleet.summary import RolloutSummary, WaveOutcome
-from fleet.survey import Survey, survey
+from fleet.summary import RolloutSummary, WaveOutcome, counts_words
+from fleet.survey import Survey, Twin, survey, twins_of
 from fleet.teardown import TeardownReport
 from flows import converging, events
 from flows.artifacts import publish_results
 from flows.runtime import (
     Runtime,
     artifact_key,
+    ledger_target,
     open_runtime,
     resolve_credentials,
     rollout_name,
@@ -130,7 +133,6 @@ async def wait_for_run(key: str, options: ProvisionOptions) -> WaitReport:
         rt.rollout,
         time_limit=options.wait_timeout,
         interval=options.poll_interval,
-        settle=options.settle,
         on_progress=report,
     )
     get_run_logger().info(
@@ -140,6 +142,22 @@ async def wait_for_run(key: str, options: ProvisionOptions) -> WaitReport:
         len(result.timed_out),
     )
     return result
+
+
+@task(name="find-twins", cache_policy=NO_CACHE, persist_result=False)
+@verdicts
+async def find_twins(key: str, names: list[str], before: list[Twin]) -> list[Twin]:
+    """Read again the names this run created: a second server under one is said, never silent."""
+    rt = runtime(key)
+    after = await twins_of(rt.client, rt.ledger, rt.rollout, names) if names else []
+    twins = list({(t.name, t.instance_no): t for t in [*before, *after]}.values())
+    for twin in twins:
+        get_run_logger().warning("%s", twin)
+    if twins:
+        shown = [{"name": t.name, "instance_no": t.instance_no, "why": t.why} for t in twins]
+        shown = shown[: events.BATCH]
+        events.emit("fleet.rollout.twins", rt.rollout, servers=shown, count=len(twins))
+    return twins
 
 
 @task(name="record-results", cache_policy=NO_CACHE, persist_result=False)
@@ -319,10 +337,8 @@ async def _create(
 def _final(summary: RolloutSummary) -> str:
     """Return the progress artifact's last words: this run's work, then the rollout's counts."""
     c = summary.counts
-    return (
-        f"{summary.run.line}. Rollout: {c.created} created, {c.failed} failed, "
-        f"{c.in_flight} unknown, {c.running} running of {c.total}"
-        + (f"; stopped: {summary.stopped}" if summary.stopped else "")
+    return f"{summary.run.line}. Rollout: {counts_words(c)}" + (
+        f"; stopped: {summary.stopped}" if summary.stopped else ""
     )
 
 
@@ -332,6 +348,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials) as rt:
         await events.tag_run(name)
+        finished = decided(await converging.finish_intents(rt.key, options))
         found = decided(await plan(rt.key, unvisited(specs), options))
         _log_plan(name, specs, found)
         records = await rt.ledger.records(name)
@@ -354,7 +371,11 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
         try:
             staged = converging.staged_reshaping(changes, found, options)
             created = await _create(rt, found, options, staged, specs)
-            applied = await _apply(rt, changes, specs, found, options)
+            # A run that stopped and rolls back leaves its replaces' old servers to the rollback.
+            keep_deposed = bool(created.stopped) and options.on_failure == "rollback"
+            applied = await _apply(rt, changes, specs, found, options, keep_deposed)
+            touched = [s.name for s in found.work]
+            twins = decided(await find_twins(rt.key, touched, list(found.twins)))
         finally:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -378,6 +399,9 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             reshaped=applied[0],
             destroyed=applied[1],
             unchanged=applied[2],
+            finished={**finished.done, **applied[3].done},
+            unfinished={**finished.left, **applied[3].left},
+            twins=tuple(str(t) for t in twins),
         )
         get_run_logger().info("%s", summary.rate_line)
         decided(await record(rt.key, summary, tally))
@@ -391,13 +415,19 @@ async def _apply(
     specs: Sequence[ServerSpec],
     found: Survey,
     options: ProvisionOptions,
-) -> tuple[int, int, dict[str, str]]:
-    """Resize and replace (``--replace``), destroy (``--prune``).
+    keep_deposed: bool = False,
+) -> tuple[int, int, dict[str, str], Finished]:
+    """Retire what replaces left deposed, resize and replace (``--replace``), destroy (``--prune``).
 
-    Returns how many were changed and destroyed, and why each other one was not.
+    Returns how many were changed and destroyed, why each other one was not, and which earlier
+    replaces this run finished.
     """
     reshaped_n = destroyed_n = 0
     unchanged: dict[str, str] = {}
+    # Replaces an earlier run began, whose new servers this run made or waited for.
+    retired = Finished()
+    if not keep_deposed:
+        retired = decided(await converging.retire_deposed(rt.key, options))
     left = converging.pending(changes, options)
     if left:
         get_run_logger().warning("left for a flag: %s", left)
@@ -420,7 +450,7 @@ async def _apply(
         unchanged.update({n: f"not destroyed: {why}" for n, why in report.failed.items()})
     for name, why in unchanged.items():
         get_run_logger().warning("%s: %s", name, why)
-    return reshaped_n, destroyed_n, unchanged
+    return reshaped_n, destroyed_n, unchanged, retired
 
 
 async def _roll_back(summary: RolloutSummary, options: ProvisionOptions) -> RolloutSummary:
@@ -429,12 +459,27 @@ async def _roll_back(summary: RolloutSummary, options: ProvisionOptions) -> Roll
 
     get_run_logger().warning("rolling %s back: %s", summary.rollout, summary.stopped)
     # Only what this run created: never an earlier run's servers, nor an adopted one; a server
-    # it was replacing keeps its old instance.
-    scope = teardown_options(options).model_copy(update={"only_run": summary.run_tag})
+    # it was replacing keeps its old instance. Its time limit is the run's own wait.
+    scope = teardown_options(options).model_copy(
+        update={"only_run": summary.run_tag, "time_limit": options.wait_timeout}
+    )
     state = await teardown_fleet(rollout=summary.rollout, options=scope, return_state=True)
-    report = await state.aresult(raise_on_failure=False) if state.is_completed() else None
-    done = isinstance(report, TeardownReport) and not (report.failed or report.timed_out)
-    return replace(summary, rolled_back=done)
+    report = await state.aresult(raise_on_failure=False)
+    if not isinstance(report, TeardownReport):
+        report = TeardownReport(failed={"rollback": str(state.message)})
+    for name, why in report.left_live.items():
+        get_run_logger().warning("%s: left by the rollback, still billed: %s", name, why)
+    # The counts after the rollback, as the ledger has them now: never before it.
+    target = await ledger_target(options)
+    with Ledger(target) as book:
+        counts = book.counts(summary.rollout)
+    return replace(
+        summary,
+        counts=counts,
+        rolled_back=not (report.left_live or report.unsettled),
+        taken_back=tuple(sorted(report.terminated)),
+        rollback_left={**report.left_live, **report.unsettled},
+    )
 
 
 @flow(
@@ -472,7 +517,7 @@ async def provision_fleet(
         name,
         labels={"outcome": outcome},
         outcome=outcome,
-        created=c.created,
+        created=c.made,
         failed=c.failed,
         unknown=c.in_flight,
         running=c.running,
@@ -484,9 +529,15 @@ async def provision_fleet(
         why = f"stopped: {summary.stopped}; " if summary.stopped else ""
         return Failed(
             message=(
-                f"{why}{summary.not_done} of {c.total} servers not done: {c.created} created, "
-                f"{c.failed} failed, {c.in_flight} unknown; see {summary.results}"
+                f"{why}{summary.not_done} of {c.total} servers not done: {counts_words(c)}; "
+                f"see {summary.results}"
             ),
+            data=summary,
+        )
+    if summary.twins:
+        return Failed(
+            message=f"{len(summary.twins)} second server(s) under this rollout's names, not its "
+            f"own: {'; '.join(summary.twins[:5])}",
             data=summary,
         )
     return summary

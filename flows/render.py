@@ -17,10 +17,11 @@ from rich.text import Text
 from fleet.errors import ACCOUNT_LIMIT_CODES, PreflightError, Problem
 from fleet.ledger import Binding, ErrorKind, Extra, LeaseInfo, Record, RolloutCounts, State
 from fleet.ledger.rows import iso
+from fleet.results import not_clean
 from fleet.spec import ServerSpec
-from fleet.summary import RolloutSummary
+from fleet.summary import RolloutSummary, counts_words
 from fleet.survey import Survey
-from fleet.teardown import LeftAlone, TeardownReport, TeardownTarget
+from fleet.teardown import LeftAlone, TeardownReport, TeardownScope, TeardownTarget
 
 __all__ = [
     "counts_line",
@@ -128,30 +129,24 @@ def rollouts_table(
 ) -> Table:
     """Return the table of every rollout in a ledger."""
     table = Table(title=f"Rollouts in {shown}")
-    for column in (
-        "rollout",
-        "planned",
-        "in_flight",
-        "created",
-        "failed",
-        "running",
-        "where",
-        "run by",
-    ):
-        table.add_column(column, justify="right" if column[0] in "picfr" else "left")
+    numbers = ("running", "not running", "terminating", "terminated", "failed", "in flight",
+               "planned", "of")  # fmt: skip
+    for column in ("rollout", *numbers, "where", "run by"):
+        table.add_column(column, justify="right" if column in numbers else "left")
     for name, c, binding, lease in rows:
         where = "" if binding is None else binding.endpoint
         run_by = "" if lease is None else f"{lease.holder} since {iso(lease.acquired_at)}"
-        table.add_row(
-            plain(name),
-            str(c.planned),
-            str(c.in_flight),
-            str(c.created),
-            str(c.failed),
-            str(c.running),
-            plain(where),
-            plain(run_by),
+        counts = (
+            c.running,
+            c.created + c.stopped + c.starting + c.resizing,
+            c.terminating,
+            c.terminated + c.gone,
+            c.failed,
+            c.in_flight,
+            c.planned,
+            c.total,
         )
+        table.add_row(plain(name), *map(str, counts), plain(where), plain(run_by))
     return table
 
 
@@ -168,7 +163,6 @@ def servers_table(
         "status",
         "attempts",
         "error",
-        "teardown",
     ):
         table.add_column(column)
     for r in records:
@@ -184,17 +178,13 @@ def servers_table(
             plain(r.server_status or ""),
             str(r.attempts),
             plain(error),
-            plain(r.teardown or ""),
         )
     return table
 
 
 def counts_line(rollout: str, c: RolloutCounts) -> str:
-    """Return one line of a rollout's counts."""
-    line = (
-        f"{rollout}: {c.created} created, {c.failed} failed, {c.in_flight} unknown (in flight), "
-        f"{c.running} running, of {c.total}"
-    )
+    """Return one line of a rollout's counts: every state one of its servers is in."""
+    line = f"{rollout}: {counts_words(c)}"
     if c.duplicates:
         line += f"; {c.duplicates} extra server(s) under names already used (see results)"
     return line
@@ -235,16 +225,10 @@ def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str)
         f"{summary.ambiguous} ambiguous (looked up by name, {summary.lookups} look-ups), "
         f"{summary.settled} settled from an earlier run",
     )
-    for wave in summary.waves:
-        say(
-            out,
-            f"  {wave.name}: {wave.sent} sent, {wave.created} created, {wave.failed} failed, "
-            f"{wave.not_ready} not ready, {wave.ready} ready, of {wave.servers}",
-        )
-    if summary.stopped:
-        say(out, f"stopped: {summary.stopped}" + (" (rolled back)" if summary.rolled_back else ""))
+    for line in _stage_lines(summary):
+        say(out, line)
     say(out, summary.rate_line)
-    failures = [r for r in records if r.state.value != "created" or r.error_kind]
+    failures = [r for r in records if not_clean(r)]
     for r in failures[:10]:
         say(
             out,
@@ -253,24 +237,55 @@ def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str)
         )
     if len(failures) > 10:
         say(out, f"  … and {len(failures) - 10} more")
-    for line in converge_lines(summary, records):
+    for line in [*converge_lines(summary, records), *_change_lines(summary)]:
         say(out, line)
     say(out, f"results: {summary.results}\nledger:  {ledger}")
     say(out, summary.run.line)
     say(out, counts_line(f"rollout {summary.rollout}", summary.counts))
 
 
+def _stage_lines(summary: RolloutSummary) -> list[str]:
+    """Return a staged run's stages, why it stopped, and what its rollback took and left."""
+    lines = [
+        f"  {w.name}: {w.sent} sent, {w.created} created, {w.failed} failed, "
+        f"{w.not_ready} not ready, {w.ready} ready, of {w.servers}"
+        for w in summary.waves
+    ]
+    if summary.stopped:
+        lines.append(f"stopped: {summary.stopped}")
+    if summary.taken_back or summary.rollback_left:
+        took = ", ".join(summary.taken_back[:10])
+        n = len(summary.taken_back)
+        line = f"rollback: took back {n} server{'' if n == 1 else 's'} this run made"
+        line += f": {took}" if took else ""
+        left = len(summary.rollback_left)
+        lines.append(line + (f"; left {left}, still billed" if left else ""))
+        lines += [f"  {n}: left by the rollback: {why}" for n, why in summary.rollback_left.items()]
+    return lines
+
+
+def _change_lines(summary: RolloutSummary) -> list[str]:
+    """Return what this run finished of earlier runs' changes, what it left, and any twins."""
+    return [
+        *(f"  {name}: {what} (an earlier run began it)" for name, what in summary.finished.items()),
+        *(f"  {name}: not finished yet: {why}" for name, why in summary.unfinished.items()),
+        *(f"  {twin}" for twin in summary.twins),
+    ]
+
+
 def targets_table(rollout: str, targets: Sequence[TeardownTarget]) -> Table:
-    """Return the table of what a teardown takes down."""
-    table = Table(title=f"Rollout {rollout}: {len(targets)} servers to stop and terminate")
+    """Return the table of what a teardown takes down (and what protection keeps)."""
+    taken = [t for t in targets if not t.protected]
+    table = Table(title=f"Rollout {rollout}: {len(taken)} servers to stop and terminate")
     for column in ("server", "region", "instance", "in ledger"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for t in targets:
+        recorded = "yes" if t.recorded else "no: lost create, with our marker"
         table.add_row(
             plain(t.name),
             plain(t.region or "default"),
             plain(t.instance_no),
-            "yes" if t.recorded else "no: lost create, with our marker",
+            recorded + ("; protected: left" if t.protected else ""),
         )
     return table
 
@@ -303,18 +318,43 @@ def extras_table(rollout: str, side: Sequence[Extra]) -> Table:
     return table
 
 
+def teardown_plan(rollout: str, scope: TeardownScope, side: Sequence[Extra]) -> bool:
+    """Print a teardown's plan (the dry run's, and the teardown's own); False: nothing to do."""
+    if scope.left:
+        out.print(left_table(rollout, scope.left))
+    for name in scope.pending:
+        say(
+            out,
+            f"{name}: a create may have made it, and NCP does not list it yet: looked up first, "
+            "and taken if it carries this rollout's marker",
+        )
+    if not scope.targets and not scope.pending:
+        out.print(f"rollout {rollout}: nothing to take down")
+        return False
+    if scope.targets:
+        out.print(targets_table(rollout, scope.targets))
+    if side:
+        out.print(extras_table(rollout, side))
+    return True
+
+
 def teardown_summary(rollout: str, report: TeardownReport) -> None:
-    """Print how a teardown ended."""
+    """Print how a teardown ended: what it took, and what it left on NCP (still billed)."""
     say(
         out,
         f"{rollout}: {len(report.terminated)} terminated, {len(report.protected)} protected, "
-        f"{len(report.failed)} failed, {len(report.timed_out)} timed out; "
+        f"{len(report.left_live)} not taken down (still billed), "
+        f"{len(report.unsettled)} creates still unknown; "
         f"{len(report.returned)} public IPs and disks returned; "
         f"{len(report.left_alone)} left alone (not this rollout's)",
     )
     for alone in report.left_alone:
         say(out, f"  left alone: {alone.name} ({alone.instance_no}): {alone.reason}")
-    for name, why in [*report.failed.items(), *report.timed_out.items()]:
+    for name in report.found:
+        say(out, f"  {name}: its create's server was found by its marker, and taken down")
+    for name, why in [*report.left_live.items(), *report.unsettled.items()]:
         say(out, f"  {name}: {why}")
+    if report.left_live or report.unsettled:
+        say(out, "  run the teardown again to finish: the ledger keeps what is still to go")
     for resource, why in report.extras_left.items():
         say(out, f"  still billed: {resource}: {why}")

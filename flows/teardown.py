@@ -1,14 +1,19 @@
-"""The teardown-fleet flow: find the rollout's servers -> stop -> terminate -> record."""
+"""The teardown-fleet flow: plan (the dry run's own) -> the intent -> stop -> terminate -> record.
+
+The plan is ``fleet.teardown.teardown_targets``: the dry run prints it, and a teardown takes
+exactly it (handed in by the command that printed it, or made here for a deployment's run).
+"""
 
 from __future__ import annotations
 
-from prefect import State, flow, get_run_logger, task
+from prefect import State as PrefectState
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from fleet.errors import FleetError
-from fleet.ledger import Extra
+from fleet.ledger import Extra, State
 from fleet.options import TeardownOptions
 from fleet.teardown import (
     TeardownReport,
@@ -53,12 +58,29 @@ async def find_extras(key: str, targets: list[TeardownTarget]) -> list[Extra]:
 
 @task(name="stop-and-terminate", cache_policy=NO_CACHE, persist_result=False)
 @verdicts
-async def take_down(
-    key: str, targets: list[TeardownTarget], options: TeardownOptions
-) -> TeardownReport:
+async def take_down(key: str, scope: TeardownScope, options: TeardownOptions) -> TeardownReport:
     """Stop, terminate and wait until gone, in batches, through the rollout's limiter."""
     rt = runtime(key)
-    return await teardown(rt.client, rt.ledger, rt.rollout, targets, options)
+    logger = get_run_logger()
+    why = "rollback" if options.only_run else "teardown"
+    report = await teardown(
+        rt.client,
+        rt.ledger,
+        rt.rollout,
+        scope.taken(lift_protection=options.lift_protection),
+        options,
+        pending=scope.pending,
+        why=why,
+        tell=lambda line: logger.info("%s", line),
+    )
+    if options.only_run is not None:
+        # A rollback: a server its run was replacing is the name's own again.
+        for i in await rt.ledger.intents(rt.rollout):
+            if i.state == State.DEPOSED and await rt.ledger.restore(rt.rollout, i.instance_no):
+                logger.info("%s: kept the server it replaced (%s)", i.name, i.instance_no)
+    elif not report.left_live and not report.unsettled:
+        await rt.ledger.release_names(rt.rollout)  # another rollout may send them now
+    return report
 
 
 def _rows(report: TeardownReport) -> list[dict[str, str]]:
@@ -89,6 +111,10 @@ def _rows(report: TeardownReport) -> list[dict[str, str]]:
             {"serverName": r.server, "outcome": "still billed", "detail": f"{r}: {why}"}
             for r, why in report.extras_left.items()
         ]
+        + [
+            {"serverName": n, "outcome": "create unknown", "detail": why}
+            for n, why in report.unsettled.items()
+        ]
     )
 
 
@@ -100,62 +126,81 @@ def _rows(report: TeardownReport) -> list[dict[str, str]]:
 async def teardown_fleet(
     rollout: str,
     options: TeardownOptions = TeardownOptions(),  # noqa: B008 (frozen: shared safely)
-) -> TeardownReport | State:
-    """Take a rollout back down; safe to rerun after a crash."""
+    plan: TeardownScope | None = None,
+) -> TeardownReport | PrefectState:
+    """Take a rollout back down; safe to rerun after a crash.
+
+    ``plan``: the plan a dry run printed (``fleet teardown`` hands it in): exactly that is taken.
+    """
     try:
-        return await _take_down(rollout, options)
+        return await _take_down(rollout, options, plan)
     except FleetError as exc:
         # A verdict (another endpoint, another run holding the rollout ...), not a crash.
         get_run_logger().error("%s", exc)
         return Failed(message=str(exc), data=exc)
 
 
-async def _take_down(rollout: str, options: TeardownOptions) -> TeardownReport | State:
-    """Find, stop, terminate and record: the flow's body."""
+async def _take_down(
+    rollout: str, options: TeardownOptions, plan: TeardownScope | None
+) -> TeardownReport | PrefectState:
+    """Plan (or take the plan given), stop, terminate and record: the flow's body."""
     logger = get_run_logger()
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(rollout, options, credentials, lease=not options.dry_run) as rt:
         await events.tag_run(rollout)
-        scope = decided(await find(rt.key, options))
-        targets = scope.targets
-        lost = [t.name for t in targets if not t.recorded]
-        logger.info(
-            "rollout %s: %d servers to take down (%d lost creates found by their marker)",
-            rollout,
-            len(targets),
-            len(lost),
-        )
-        for alone in scope.left:
-            logger.warning(
-                "left alone, not this rollout's to take: %s (%s): %s",
-                alone.name,
-                alone.instance_no,
-                alone.reason,
-            )
+        scope = plan or decided(await find(rt.key, options))
+        _log_plan(rollout, scope, options)
+        taken = scope.taken(lift_protection=options.lift_protection)
         if options.dry_run:
-            await _publish_plan(rollout, targets, decided(await find_extras(rt.key, targets)))
+            await _publish_plan(rollout, taken, decided(await find_extras(rt.key, taken)))
             return TeardownReport()
-        report = decided(await take_down(rt.key, targets, options))
+        report = decided(await take_down(rt.key, scope, options))
         report.left_alone = list(scope.left)
-        if options.only_run is not None:  # a rollback: replaced servers keep their old one
-            restored = await rt.ledger.restore_replaced(rollout)
-            if restored:
-                logger.info("kept the servers they replaced: %s", ", ".join(restored))
+        report.protected = sorted({*report.protected, *_kept_protected(scope, options)})
         counts = await _publish_report(rollout, report)
     if report.protected:
         logger.warning(
             "left alone (termination protection): %s; rerun with lift_protection to remove them",
             ", ".join(report.protected),
         )
-    if report.failed or report.timed_out:
-        bad = len(report.failed) + len(report.timed_out)
+    if report.left_live or report.unsettled:
+        bad = len(report.left_live) + len(report.unsettled)
         return Failed(
-            message=f"{bad} of {len(targets)} servers not terminated: {counts}", data=report
+            message=f"{bad} of {len(taken) + len(scope.pending)} servers not taken down "
+            f"(still billed, or unknown): {counts}",
+            data=report,
         )
     if report.extras_left:
         left = "; ".join(f"{r}: {why}" for r, why in report.extras_left.items())
         return Failed(message=f"still billed, not returned: {left}", data=report)
     return report
+
+
+def _kept_protected(scope: TeardownScope, options: TeardownOptions) -> list[str]:
+    """Return the names the plan leaves for termination protection (unless it is lifted)."""
+    return [] if options.lift_protection else [t.name for t in scope.protected]
+
+
+def _log_plan(rollout: str, scope: TeardownScope, options: TeardownOptions) -> None:
+    logger = get_run_logger()
+    taken = scope.taken(lift_protection=options.lift_protection)
+    lost = [t.name for t in taken if not t.recorded]
+    logger.info(
+        "rollout %s: %d servers to take down (%d lost creates found by their marker), "
+        "%d protected, %d creates to look up first",
+        rollout,
+        len(taken),
+        len(lost),
+        len(_kept_protected(scope, options)),
+        len(scope.pending),
+    )
+    for alone in scope.left:
+        logger.warning(
+            "left alone, not this rollout's to take: %s (%s): %s",
+            alone.name,
+            alone.instance_no,
+            alone.reason,
+        )
 
 
 async def _publish_plan(rollout: str, targets: list[TeardownTarget], side: list[Extra]) -> None:
@@ -184,7 +229,8 @@ async def _publish_report(rollout: str, report: TeardownReport) -> dict[str, int
         "protected": len(report.protected),
         "left alone (not this rollout's)": len(report.left_alone),
         "failed": len(report.failed),
-        "timed out": len(report.timed_out),
+        "timed out (still billed)": len(report.timed_out),
+        "creates still unknown": len(report.unsettled),
         "public IPs and disks returned": len(report.returned),
         "public IPs and disks still billed": len(report.extras_left),
     }

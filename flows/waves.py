@@ -33,8 +33,8 @@ def _outcome(name: str, records: Sequence[Record], report: WaitReport) -> WaveOu
     return WaveOutcome(
         name=name,
         servers=len(records),
-        sent=sum(1 for r in records if r.attempts or r.state == State.CREATED),
-        created=sum(1 for r in records if r.state == State.CREATED),
+        sent=sum(1 for r in records if r.attempts or r.state.made),
+        created=sum(1 for r in records if r.state.made),
         failed=sum(1 for r in records if r.state == State.FAILED),
         not_ready=len(report.failed) + len(report.timed_out),
         ready=len(report.running),
@@ -77,7 +77,6 @@ async def run_wave(
         names=set(names),
         time_limit=options.wait_timeout,
         interval=options.poll_interval,
-        settle=options.settle,
     )
     records = await rt.ledger.records(rt.rollout, names)
     events.failed_servers(rt.rollout, records)
@@ -92,7 +91,7 @@ async def _begin(
     by_name = {s.name: s for s in specs}
     for c in changes:
         if c.action == Action.REPLACE and c.instance_no is not None:
-            await rt.ledger.begin_replace(rt.rollout, by_name[c.name], c.instance_no)
+            await rt.ledger.begin_replace(rt.rollout, by_name[c.name], c.instance_no, rt.run)
     return [c for c in changes if c.action == Action.RESIZE]
 
 
@@ -101,8 +100,9 @@ async def _begin(
 async def retire_replaced(key: str, names: list[str], options: ProvisionOptions) -> int:
     """Take down the old instances of a passed stage's replaced servers; return how many."""
     rt = runtime(key)
-    report = await retire(rt.client, rt.ledger, rt.rollout, teardown_options(options), names)
-    return len(report.terminated)
+    pace = Pace(interval=options.poll_interval, time_limit=options.wait_timeout)
+    report = await retire(rt.client, rt.ledger, rt.rollout, teardown_options(options), pace, names)
+    return len(report.done)
 
 
 def _so_far(rollout: str, outcomes: Sequence[WaveOutcome], next_stage: Stage) -> str:

@@ -33,6 +33,20 @@ def write(path: Path, rows: list[str]) -> str:
     return str(path)
 
 
+def made_elsewhere(sim: RunningSimulator, prefix: str, count: int) -> None:
+    """Create servers as someone else would, outside fleet: no create marker in them."""
+    import asyncio
+
+    from tests.support.engine import client_for, specs
+
+    async def create() -> None:
+        async with client_for(sim.url) as client:
+            for spec in specs(count, prefix):
+                await client.create_server(spec.params)
+
+    asyncio.run(create())
+
+
 def test_validate_lists_every_problem_with_file_line_and_column() -> None:
     """A broken inventory exits 2 with one line per problem, each FILE:LINE: COLUMN: ..."""
     result = runner.invoke(app, ["validate", str(ROOT / "inventories" / "broken.csv")])
@@ -95,7 +109,7 @@ def test_provision_status_plan_and_teardown(sim: RunningSimulator, tmp_path: Pat
         app, ["provision", path, "--endpoint", sim.url, "--wait", "--poll-interval", "0.2"]
     )
     assert result.exit_code == 0, result.output
-    assert "shop: 3 created, 0 failed" in result.output
+    assert "shop: 3 running, 0 failed" in result.output
     assert "call rate auto: " in result.output
     with open(tmp_path / ".fleet" / "results" / "shop.csv", newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
@@ -129,7 +143,7 @@ def test_exit_1_when_some_servers_fail(sim: RunningSimulator, tmp_path: Path) ->
     path = write(tmp_path / "quota.csv", ["q,4,25495367,s2-g3,75001,75101"])
     result = runner.invoke(app, ["provision", path, "--endpoint", sim.url])
     assert result.exit_code == 1, result.output
-    assert "2 created, 2 failed" in result.output
+    assert "quota: 0 running, 2 failed, 0 unknown (in flight), 2 made" in result.output
     assert "1015009" in result.output
 
 
@@ -140,11 +154,25 @@ def test_someone_elses_server_stops_the_rollout_with_exit_2(
 ) -> None:
     """A planned name that already exists and is not ours exits 2 and creates nothing."""
     path = write(tmp_path / "taken.csv", ["taken,2,25495367,s2-g3,75001,75101"])
+    made_elsewhere(sim, "taken", 2)  # by hand, in the console: no create marker
+    result = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--rollout", "theirs"])
+    assert result.exit_code == 2, result.output
+    assert "--adopt-existing" in result.output
+    assert all(len(v) == 1 for v in servers_by_name(sim.state()).values())
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_names_another_rollout_of_the_ledger_holds_stop_the_rollout_with_exit_2(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """A second rollout of one ledger planning the first's names exits 2, naming it."""
+    path = write(tmp_path / "taken.csv", ["taken,2,25495367,s2-g3,75001,75101"])
     first = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--rollout", "mine"])
     assert first.exit_code == 0, first.output
     result = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--rollout", "theirs"])
     assert result.exit_code == 2, result.output
-    assert "--adopt-existing" in result.output
+    assert "claimed by rollout 'mine'" in result.output and "Nothing was sent" in result.output
     assert all(len(v) == 1 for v in servers_by_name(sim.state()).values())
 
 
@@ -161,8 +189,7 @@ def test_plan_with_adopt_existing_plans_to_adopt_the_existing_servers(
     from flows.commands import survey_only
 
     path = write(tmp_path / "taken.csv", ["taken,2,25495367,s2-g3,75001,75101"])
-    first = runner.invoke(app, ["provision", path, "--endpoint", sim.url, "--rollout", "mine"])
-    assert first.exit_code == 0, first.output
+    made_elsewhere(sim, "taken", 2)  # by hand, in the console: no create marker
     args = ["plan", path, "--endpoint", sim.url, "--rollout", "theirs"]
     refused = runner.invoke(app, args)
     assert refused.exit_code == 0, refused.output

@@ -144,7 +144,7 @@ def test_a_teardown_pointed_at_another_endpoint_changes_nothing(
     assert "lives at" in result.stderr and "--rebind" in result.stderr
     assert len(sim.state()["servers"]) == 3
     with Ledger(tmp_path / "l.db") as book:
-        assert {r.teardown for r in book.records("home")} == {None}
+        assert {r.state for r in book.records("home")} == {State.CREATED}
 
 
 @pytest.mark.parametrize(

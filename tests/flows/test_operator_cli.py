@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import ipaddress
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -71,13 +72,18 @@ def test_a_rerun_counts_its_own_work_then_the_rollouts(
     last = grown.stdout.strip().splitlines()[-2:]
     assert last[0].startswith("this run: 2 created, 0 settled, 0 failed, 0 unknown, of 2 to do")
     assert "3 skipped" in last[0]
-    assert last[1].startswith("rollout grow: 5 created, 0 failed")
+    counted = re.fullmatch(
+        r"rollout grow: (\d+) running, 0 failed, 0 unknown \(in flight\)"
+        r"(?:, (\d+) made, not running yet)?, of 5",
+        last[1],
+    )
+    assert counted and int(counted[1]) + int(counted[2] or 0) == 5, last[1]
     assert " 2/2 " in grown.stderr and "/5 " not in grown.stderr  # the bar: this run's 2
     again = run(["provision", str(tmp_path / "grow.csv"), *common, "--wait"], tmp_path)
     assert again.returncode == 0, again.stderr
     last = again.stdout.strip().splitlines()[-2:]
     assert last[0].startswith("this run: 0 created, 0 settled, 0 failed, 0 unknown, of 0 to do")
-    assert last[1].startswith("rollout grow: 5 created, 0 failed") and "5 running" in last[1]
+    assert last[1] == "rollout grow: 5 running, 0 failed, 0 unknown (in flight), of 5"
 
 
 @pytest.mark.parametrize(
@@ -128,7 +134,7 @@ def test_an_unknown_rollout_and_names_that_exist_name_the_ledger_in_use(
     assert first.returncode == 0, first.stderr
     other = run(["provision", path, "--endpoint", sim.url, "--ledger", "b.db"], tmp_path)
     assert other.returncode == 2, other.stderr
-    assert "already exist" in other.stderr
+    assert "carry another rollout's create marker" in other.stderr
     assert "Ledger in use: b.db" in other.stderr
     missing = run(["status", "nosuch", "--ledger", "a.db"], tmp_path)
     assert missing.returncode == 2

@@ -62,7 +62,7 @@ def test_every_command_works_on_a_postgresql_ledger(
     elsewhere.mkdir()
     status = run(["status", "--rollout", "pg"], elsewhere, PREFECT_HOME=str(elsewhere), **env)
     outputs.append(status)
-    assert status.returncode == 0 and "pg-004" in status.stdout and "4 created" in status.stdout
+    assert status.returncode == 0 and "pg-004" in status.stdout and "4 running" in status.stdout
     down = run(
         ["teardown", "--rollout", "pg", "--endpoint", sim.url, "--yes", "--poll-interval", "0.2"],
         work,

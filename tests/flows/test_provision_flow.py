@@ -67,7 +67,7 @@ async def test_demo_rollout_completes_with_results_and_artifacts(
     summary = await state.aresult()
     assert isinstance(summary, RolloutSummary)
     c = summary.counts
-    assert c.created == c.total == c.running == 16
+    assert c.made == c.total == c.running == 16
     on_ncp = servers_by_name(sim.state())
     assert len(on_ncp) == 16
     assert all(len(nos) == 1 for nos in on_ncp.values())
@@ -94,7 +94,9 @@ async def test_flow_ends_failed_with_counts_when_servers_fail(
     state = await provision_fleet(inventories=[path], options=options, return_state=True)
     assert state.is_failed()
     assert "3 of 8 servers not done" in (state.message or "")
-    assert "5 created, 3 failed" in (state.message or "")
+    assert "3 failed" in (state.message or "") and "5 made, not running yet" in (
+        state.message or ""
+    )
     with open(tmp_path / "results" / "big.csv", newline="", encoding="utf-8-sig") as fh:
         failed = [r for r in csv.DictReader(fh) if r["state"] == "failed"]
     assert len(failed) == 3

@@ -90,7 +90,7 @@ async def test_a_big_rollout_after_a_staged_one_goes_at_the_gateways_rate(
     )
     assert big.is_completed(), big.message
     second = await big.aresult()
-    assert isinstance(second, RolloutSummary) and second.counts.created == BIG
+    assert isinstance(second, RolloutSummary) and second.counts.made == BIG
     # Its own pace, from its own stamps: BIG creates at R take BIG / R seconds, first to last.
     share = share_of_r(ledger, "big")
     assert share >= 0.9, (share, first.rate_line, second.rate_line)
@@ -110,6 +110,6 @@ async def test_a_low_rate_remembered_is_left_behind_at_once(
     )
     assert big.is_completed(), big.message
     summary = await big.aresult()
-    assert isinstance(summary, RolloutSummary) and summary.counts.created == BIG
+    assert isinstance(summary, RolloutSummary) and summary.counts.made == BIG
     share = share_of_r(ledger, "big")
     assert share >= 0.9, (share, summary.rate_line)

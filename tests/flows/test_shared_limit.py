@@ -86,7 +86,7 @@ async def test_auto_rate_finds_a_gateway_slower_than_the_shared_limit(
         )
         counters = slow.state()["counters"]
     assert isinstance(summary, RolloutSummary)
-    assert summary.counts.created == 150 and summary.rate_asked is None  # auto, the default
+    assert summary.counts.made == 150 and summary.rate_asked is None  # auto, the default
     # The shared limit (100/s) never binds; the gateway's 15/s is found from its throttles.
     assert summary.rate_found == pytest.approx(15, rel=0.3), summary.rate_line
     assert counters["throttled"] <= 0.1 * counters["requests"], counters

@@ -136,7 +136,10 @@ async def test_rollback_leaves_no_server_of_the_rollout(
     assert state.is_failed()
     summary = await state.aresult(raise_on_failure=False)
     assert isinstance(summary, RolloutSummary)
-    assert summary.rolled_back and summary.counts.created == 2
+    # The canary's two servers were made, then taken back: terminated, none running.
+    c = summary.counts
+    assert summary.rolled_back and (c.made, c.terminated, c.running) == (2, 2, 0)
+    assert sorted(summary.taken_back) == ["app-001", "app-002"]
     assert sim.state()["servers"] == []
 
 
@@ -146,7 +149,7 @@ async def test_rollback_after_an_extension_takes_only_what_this_run_made(
     """Extended with an adopted server, new rows and a refused one: rollback takes the new only."""
     first = inventory(tmp_path / "ext.csv", [("app", 4, GOOD)])
     done = await provision_fleet(inventories=[first], options=options(sim, tmp_path))
-    assert isinstance(done, RolloutSummary) and done.counts.created == 4
+    assert isinstance(done, RolloutSummary) and done.counts.made == 4
     (keep,) = specs(1, "keep")  # a server fleet never made, then adopted into the rollout
     async with client_for(sim.url) as client:
         await client.create_server(keep.params)
@@ -352,7 +355,7 @@ async def test_a_staged_replace_rolls_back_to_the_old_servers(
     """A replace wave refused past the budget: the new servers go, the old ones are theirs again."""
     first = inventory(tmp_path / "swap.csv", [("swap", 3, GOOD)])
     done = await provision_fleet(inventories=[first], options=options(sim, tmp_path))
-    assert isinstance(done, RolloutSummary) and done.counts.created == 3
+    assert isinstance(done, RolloutSummary) and done.counts.made == 3
     before = servers_by_name(sim.state())
     sim.configure(max_servers=5)  # room for two new servers beside the three old ones
     edited = inventory(tmp_path / "swap.csv", [("swap", 3, OTHER)])
