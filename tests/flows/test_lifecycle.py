@@ -21,8 +21,11 @@ import pytest
 from typer.testing import CliRunner
 
 from fleet.ncp.client import ServerInstance
+from fleet.options import ProvisionOptions
 from fleet.simulator import RunningSimulator
+from fleet.summary import RolloutSummary
 from flows.cli import app
+from flows.provision import provision_fleet
 from tests.support.engine import client_for, specs
 from tests.support.prefect_harness import keyed_simulator, start
 from tests.support.simulator import servers_by_name
@@ -366,6 +369,38 @@ def test_two_rollouts_of_one_ledger_started_together_never_both_send_a_name(
     refused = next(out for code, out in outcomes if code == 2)
     assert "claimed by rollout" in refused[1], refused
     assert {n: len(nos) for n, nos in on_ncp.items()} == {f"web-00{i}": 1 for i in range(1, 7)}
+
+
+def test_a_second_server_under_our_names_from_another_ledger_is_said_with_exit_1(
+    monkeypatch: pytest.MonkeyPatch, chdir: Path
+) -> None:
+    """Two ledgers, one name each, at once: each run says the other's server, and ends failed."""
+    with keyed_simulator(monkeypatch, list_lag=1.0, create_seconds=0.5, setup_seconds=1.0) as sim:
+        path = inventory(chdir / "web.csv", 2)
+
+        async def both() -> list[Any]:
+            runs = [
+                provision_fleet(
+                    inventories=[path],
+                    rollout="web",
+                    options=ProvisionOptions(endpoint=sim.url, ledger=f"{n}.db", wait=True,
+                                             poll_interval=0.2, preflight=False),
+                    return_state=True,
+                )
+                for n in "ab"
+            ]  # fmt: skip
+            return list(await asyncio.gather(*runs))
+
+        states = asyncio.run(both())
+        on_ncp = servers_by_name(sim.state())
+    assert {n: len(nos) for n, nos in on_ncp.items()} == {"web-001": 2, "web-002": 2}
+    for state in states:
+        assert state.is_failed()
+        summary = state.result(raise_on_failure=False)
+        assert isinstance(summary, RolloutSummary)
+        said = "\n".join(summary.twins)
+        assert "web-001: a second server under this name" in said
+        assert "another rollout's create marker" in said, said
 
 
 def test_adoption_never_takes_a_server_that_carries_another_rollouts_marker(
