@@ -175,7 +175,21 @@ class _Changes:
         return ServerInstance.from_api(listed[0])
 
 
-class NcpClient(_Changes):
+class _Answers:
+    """Watch NCP's answers as they arrive: a method of NcpClient."""
+
+    _http: httpx.AsyncClient  # NcpClient's own
+
+    def on_answer(self, hook: Callable[[Mapping[str, str]], None]) -> None:
+        """Have ``hook`` see the headers of every answer as it arrives (the probe reads Date)."""
+
+        async def seen(response: httpx.Response) -> None:
+            hook(response.headers)
+
+        self._http.event_hooks["response"].append(seen)
+
+
+class NcpClient(_Changes, _Answers):
     """Calls NCP's VPC Server API; one instance per rollout, shared by all its tasks."""
 
     def __init__(
