@@ -181,8 +181,9 @@ async def test_a_profile_makes_the_simulator_behave_as_measured(clock, tmp_path)
 
 
 @pytest.mark.anyio
-async def test_an_earlier_probes_leftovers_are_found_by_marker_and_removed(clock, tmp_path):
-    """A probe killed after sending (its answer never recorded): the next one removes its server."""
+@pytest.mark.parametrize("answered", [False, True])
+async def test_an_earlier_probes_leftovers_are_found_and_removed(clock, tmp_path, answered):
+    """A probe killed after a create (its answer recorded or not): the next one removes it."""
     run = "0badc0de"
     with simulated(known(list_lag=3.0, duplicate_names="allowed"), clock) as sim:
         client = NcpClient(
@@ -193,7 +194,11 @@ async def test_an_earlier_probes_leftovers_are_found_by_marker_and_removed(clock
         intent = Intent(sim.url, run, "", window=30.0).sending(probe_name(run), clock())
         write_intent(tmp_path / "intent.json", intent)
         async with client:
-            await client.create_server(params)  # made; the intent still says "unanswered"
+            made = await client.create_server(params)
+            if answered:  # else the intent still says "unanswered": found by name and marker
+                write_intent(
+                    tmp_path / "intent.json", intent.answered((made.servers[0].instance_no,))
+                )
             # Someone else's server under the same name, without the probe's marker: left alone.
             await client.create_server([*params[:-1], ("serverDescription", "mine")])
         result = await probed(sim, clock, tmp_path, create=False, rate_probe=False)
