@@ -79,6 +79,9 @@ def probe_command(options: ProbeOptions, *, as_json: bool) -> int:
     except InventoryError as exc:
         problems(exc.problems)
         return 2
+    except KeyboardInterrupt:
+        say(err, f"interrupted: the next fleet probe removes what {options.intent} records")
+        return 1
     except FleetError as exc:
         failure(exc)
         return exit_code(exc)

@@ -270,12 +270,18 @@ class CreateProbe:
             try:
                 result = await self._send(description.text)
             except PermanentError as exc:
+                if exc.code in ACCOUNT_LIMIT_CODES:  # no description will pass it
+                    notes["create"] = f"the account's limit refused the create: {exc}"
+                    return None
                 refusals.append(f"{exc.code or exc.status}: {exc.message}")
                 continue
             except NcpError as exc:
                 notes["create"] = f"the create failed, nothing more was sent: {exc}"
                 return None
             answered = self.clock()
+            if not result.servers:
+                notes["create"] = "NCP answered the create with no server in it"
+                return None
             self.found.unit = description.taken
             seen = f" (refused: {'; '.join(refusals)})" if refusals else ""
             notes["description_unit"] = description.meaning + seen

@@ -101,6 +101,9 @@ async def probe(
         found, made = await _creates(client, options, row, seams)
     figures = _figures(offset, rate, found)
     notes.update(_notes(options, row, offset, rate, found))
+    for figure in _attempted(options, row):  # every null figure says why
+        if figures[figure] is None and figure not in notes:
+            notes[figure] = f"not measured: {notes.get('create') or 'see the other notes'}"
     left = {**(earlier.left if earlier else {}), **(made.left if made else {})}
     if left:
         notes["left"] = f"not removed: {_listed(left)}; the next probe removes them"
@@ -272,7 +275,11 @@ def _notes(
     else:
         notes.update(rate.notes)
     if found is None:
-        why = "not measured: needs --create ROW" if row is None else "not measured: no create"
+        why = (
+            "not measured: needs --create ROW"
+            if row is None
+            else "not measured: an earlier probe's servers are not all removed; nothing created"
+        )
         notes.update(dict.fromkeys(CREATE_FIGURES, why))
     else:
         notes.update(found.notes)

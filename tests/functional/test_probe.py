@@ -229,6 +229,7 @@ async def test_a_row_ncp_refuses_makes_nothing_and_says_why(clock, tmp_path):
         assert sim.state()["counters"]["created"] == 0
     assert "list_lag_s" in result.unmeasured and not result.complete
     assert "refused every create" in result.profile.notes["create"]
+    assert all("refused every create" in result.profile.notes[f] for f in result.unmeasured)
 
 
 @pytest.mark.anyio
@@ -241,6 +242,7 @@ async def test_an_unlimited_gateway_leaves_rate_and_burst_null_with_the_reason(c
     assert (p.rate_per_s, p.burst, p.throttle) == (None, None, None)
     assert "no read was throttled" in p.notes["rate_per_s"]
     assert set(result.unmeasured) == {"rate_per_s", "burst", "throttle"}
+    assert all(p.notes[f] for f in result.unmeasured)  # each null says why
     assert calls <= ProbeOptions().max_reads + 20  # the budget, and a few reads of its own
 
 
