@@ -29,11 +29,12 @@ from fleet.probe import (
     Seams,
     probe,
     probe_row,
+    write_profile,
 )
 from fleet.probe.create import probe_name
 from fleet.probe.intent import Intent, read_intent, write_intent
 from fleet.simulator import RunningSimulator, SimulatorConfig, running_simulator
-from fleet.simulator.profile import profile_settings
+from fleet.simulator.profile import load_profile_settings
 from tests.support.clock import FakeClock
 from tests.support.engine import specs
 from tests.support.keys import SIM_ACCESS, SIM_SECRET
@@ -151,7 +152,7 @@ async def test_allowed_duplicates_make_the_second_server_and_both_go(clock, tmp_
 
 @pytest.mark.anyio
 async def test_a_profile_makes_the_simulator_behave_as_measured(clock, tmp_path):
-    """Probe A; a simulator from A's profile, probed, gives back A's figures."""
+    """Probe A and write its profile; a simulator from that file, probed, gives back A's figures."""
     first = known(
         list_lag=4.0,
         create_seconds=4.0,
@@ -165,7 +166,8 @@ async def test_a_profile_makes_the_simulator_behave_as_measured(clock, tmp_path)
     )
     with simulated(first, clock) as sim:
         measured = (await probed(sim, clock, tmp_path / "a")).profile
-    again = dataclasses.replace(sim_config(), **profile_settings(measured.document()))
+    write_profile(measured, tmp_path / "measured.json")
+    again = dataclasses.replace(sim_config(), **load_profile_settings(tmp_path / "measured.json"))
     with simulated(again, clock) as sim:
         replayed = (await probed(sim, clock, tmp_path / "b")).profile
     assert replayed.list_lag_s == pytest.approx(measured.list_lag_s, abs=POLL)
