@@ -32,8 +32,9 @@ from fleet.ledger import DEFAULT_LEDGER, AsyncLedger, Ledger, Record
 from fleet.ncp.client import CreateResult, NcpClient, RetryPolicy, ServerInstance
 from fleet.ncp.ratelimit import AdaptiveRateLimiter, Limiter, Permit, RateControl
 from fleet.ncp.signing import sign, signed_headers
-from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
+from fleet.options import ProbeOptions, ProvisionOptions, RunOptions, TeardownOptions
 from fleet.preflight import PreflightReport, preflight
+from fleet.probe import ProbeResult, probe
 from fleet.provisioner import Progress, Provisioner
 from fleet.readiness import wait_running
 from fleet.results import results_path, write_results
@@ -70,6 +71,8 @@ __all__ = [
     "Permit",
     "PreflightError",
     "PreflightReport",
+    "ProbeOptions",
+    "ProbeResult",
     "Problem",
     "Progress",
     "ProvisionOptions",
@@ -91,6 +94,7 @@ __all__ = [
     "load_credentials",
     "load_inventories",
     "preflight",
+    "probe",
     "resolve_endpoint",
     "results_path",
     "sign",

@@ -7,7 +7,9 @@ bad value is refused here with a message naming the option.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import (
@@ -24,7 +26,17 @@ from .errors import ConfigError
 from .spec import ServerSpec
 from .staging import Budget, Size, Stage, parse_sizes, plan_stages
 
-__all__ = ["DEFAULT_MAX_RATE", "ProvisionOptions", "RunOptions", "TeardownOptions", "options_from"]
+__all__ = [
+    "DEFAULT_MAX_RATE",
+    "ProbeOptions",
+    "ProvisionOptions",
+    "RunOptions",
+    "Taken",
+    "TargetOptions",
+    "TeardownOptions",
+    "options_from",
+    "profile_defaults",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -33,8 +45,8 @@ M = TypeVar("M", bound=BaseModel)
 DEFAULT_MAX_RATE = 250.0
 
 
-class RunOptions(BaseModel):
-    """What every run against NCP takes: where, with which keys, how fast, which ledger."""
+class TargetOptions(BaseModel):
+    """Where a command speaks to NCP, and with which keys."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -48,6 +60,18 @@ class RunOptions(BaseModel):
     credentials_block: str | None = Field(
         None, description="Prefect Secret block holding the NCP keys."
     )
+
+    @field_validator("site")
+    @classmethod
+    def _known_site(cls, value: str) -> str:
+        if value not in SITES:
+            raise ValueError(f"unknown site {value!r} (choose one of {', '.join(SITES)})")
+        return value
+
+
+class RunOptions(TargetOptions):
+    """What every run against NCP takes: where, with which keys, how fast, which ledger."""
+
     ledger: str | None = Field(
         None,
         description="Ledger: a file path or postgresql:// URL without a password (default: "
@@ -62,6 +86,12 @@ class RunOptions(BaseModel):
     )
     max_rate: float = Field(
         DEFAULT_MAX_RATE, gt=0, description="With rate 'auto': the most calls/s it may reach."
+    )
+    start_rate: float | None = Field(
+        None,
+        gt=0,
+        description="With rate 'auto': calls/s to start from when no earlier run here "
+        "remembered a rate (a probe's rate_per_s, say).",
     )
     burst: int = Field(5, ge=1, description="Calls allowed at once above the rate.")
     concurrency: int = Field(16, ge=1, le=1000, description="Calls in flight at most.")
@@ -108,13 +138,6 @@ class RunOptions(BaseModel):
     def auto_rate(self) -> bool:
         """Whether the rate is to be found (``--rate auto``) rather than named."""
         return self.rate == "auto"
-
-    @field_validator("site")
-    @classmethod
-    def _known_site(cls, value: str) -> str:
-        if value not in SITES:
-            raise ValueError(f"unknown site {value!r} (choose one of {', '.join(SITES)})")
-        return value
 
 
 class ProvisionOptions(RunOptions):
@@ -235,6 +258,76 @@ class TeardownOptions(RunOptions):
         None,
         description="Take down only what this run (its create-marker tag) created: a rollback.",
     )
+
+
+class ProbeOptions(TargetOptions):
+    """How far ``fleet probe`` may go: what it reads, what it may create, how long it waits."""
+
+    create: str | None = Field(
+        None,
+        description="Also create at most two of the smallest servers this inventory row allows "
+        "(FILE, its first row, or FILE:LINE), measure, then remove them.",
+    )
+    output: str = Field(".fleet/probe-profile.json", description="Where to write the profile.")
+    intent: str = Field(
+        ".fleet/probe-intent.json",
+        description="Where the probe records its creates before sending them (the next probe "
+        "removes what an interrupted one left, from it).",
+    )
+    rate_probe: bool = Field(
+        True, description="Measure the read rate and burst (throttled on purpose, on a budget)."
+    )
+    max_reads: int = Field(
+        300, ge=20, le=1000, description="Reads the rate and burst measurement may send at most."
+    )
+    rate_seconds: float = Field(
+        10.0, gt=0, le=120, description="Seconds the rate may be counted over at most."
+    )
+    poll_interval: float = Field(
+        1.0, gt=0, description="Seconds between listings while waiting (the lag's resolution)."
+    )
+    lag_limit: float = Field(
+        300.0, gt=0, description="Seconds to wait for a created server to be listed."
+    )
+    time_limit: float = Field(
+        1800.0, gt=0, description="Seconds to wait for RUN, and again for the removal."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A default a run took from a probe's profile: the option, its value, the figure behind it."""
+
+    option: str
+    value: float
+    figure: str
+    measured: float
+
+    def __str__(self) -> str:
+        return f"{self.option} {self.value:g} (from {self.figure} {self.measured:g})"
+
+
+# Seconds the settle window keeps above a measured listing lag, at least: a lag measured on one
+# create is no bound on the next (most of all after a slow or failed one).
+SETTLE_MARGIN = 30.0
+
+
+def profile_defaults(lag: float | None, rate: float | None, boot: float | None) -> list[Taken]:
+    """Return what a probe's figures give a rollout: settle window, starting rate, status poll.
+
+    The settle window is twice the lag, and at least SETTLE_MARGIN above it; the starting rate
+    is the read rate measured; the status poll a tenth of the boot time, within 1-10 s.
+    """
+    taken = []
+    if lag is not None:
+        settle = float(math.ceil(max(2 * lag, lag + SETTLE_MARGIN)))
+        taken.append(Taken("settle", settle, "list_lag_s", lag))
+    if rate is not None and rate > 0:
+        taken.append(Taken("start_rate", round(rate, 1), "rate_per_s", rate))
+    if boot is not None:
+        poll = min(10.0, max(1.0, round(boot / 10, 1)))
+        taken.append(Taken("poll_interval", poll, "boot_s", boot))
+    return taken
 
 
 def options_from(model: type[M], values: dict[str, Any]) -> M:

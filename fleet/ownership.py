@@ -13,6 +13,14 @@ Together the run and the attempt are a nonce: no two sends carry the same marker
 secret, and it is ASCII letters, digits and hyphens only. The user's own description stays as
 written, before it, separated by one space.
 
+``fleet probe``'s own servers carry a **probe marker** in the same place instead,
+
+    fleetprobe-<run>                        e.g.  fleetprobe-5f3a9c2e
+
+which never parses as a create marker (another prefix, no attempt), and ``judge`` holds a server
+carrying one to be no rollout's (its number aside: a recorded number outranks any description).
+Their names begin ``fleetprobe-``, which no inventory may plan.
+
 A server found under a name is this rollout's when ``judge`` says so, by the first matching row
 of ``RULES``. Every path that settles, reconciles, flags a duplicate, or stops, terminates,
 resizes or replaces a server asks ``judge`` first; a server it does not own is left alone, with
@@ -24,7 +32,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -38,12 +46,14 @@ __all__ = [
     "Claim",
     "Evidence",
     "Marker",
+    "ProbeMarker",
     "Verdict",
     "describe",
     "found_from",
     "judge",
     "new_rollout_id",
     "new_run_tag",
+    "probe_owns",
 ]
 
 # A marker is 6 + 10 + 1 + 8 + 1 + attempt digits bytes (about 30): MARKER_BYTES (the room the
@@ -51,6 +61,7 @@ __all__ = [
 
 _ALPHABET = string.ascii_lowercase + string.digits
 _MARKER = re.compile(r"fleet-([a-z0-9]{10})-([0-9a-f]{8})-([0-9]{1,9})")
+_PROBE_MARKER = re.compile(r"fleetprobe-([0-9a-f]{8})")
 
 
 def new_rollout_id() -> str:
@@ -89,6 +100,34 @@ class Marker:
         return cls.parse(server.description)
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeMarker:
+    """The marker of a server ``fleet probe`` made: which probe run made it."""
+
+    run: str
+
+    def __str__(self) -> str:
+        return f"fleetprobe-{self.run}"
+
+    @classmethod
+    def parse(cls, description: str | None) -> ProbeMarker | None:
+        """Return the probe marker a description ends with, if it carries one."""
+        words = (description or "").split()
+        found = _PROBE_MARKER.fullmatch(words[-1]) if words else None
+        return cls(found.group(1)) if found else None
+
+    @classmethod
+    def of(cls, server: ServerInstance) -> ProbeMarker | None:
+        """Return the probe marker of a server NCP listed, if it carries one."""
+        return cls.parse(server.description)
+
+
+def probe_owns(server: ServerInstance, run: str, numbers: Collection[str]) -> bool:
+    """Return whether a probe run may remove a server: its number or its marker is that run's."""
+    marker = ProbeMarker.of(server)
+    return server.instance_no in numbers or (marker is not None and marker.run == run)
+
+
 def describe(description: str, marker: Marker) -> str:
     """Return the description a create sends: the user's own, as written, then the marker."""
     return f"{description} {marker}" if description else str(marker)
@@ -102,6 +141,7 @@ class Claim(StrEnum):
     MARKED = "it carries this rollout's create marker"
     SENT_BEFORE_MARKERS = "sent before create markers, and made while its creates went out"
     OTHER_MARKER = "it carries another rollout's create marker"
+    PROBE = "it carries fleet probe's marker: a probe's server, never a rollout's"
     UNMARKED = "no create marker of this rollout, and its number is not recorded"
 
 
@@ -141,6 +181,10 @@ def _marked(s: ServerInstance, e: Evidence, m: Marker | None) -> bool:
     return m is not None and e.rollout_id is not None and m.rollout_id == e.rollout_id
 
 
+def _probe(s: ServerInstance, e: Evidence, m: Marker | None) -> bool:
+    return ProbeMarker.of(s) is not None
+
+
 def _other_marker(s: ServerInstance, e: Evidence, m: Marker | None) -> bool:
     return m is not None
 
@@ -158,6 +202,7 @@ Rule = Callable[[ServerInstance, Evidence, "Marker | None"], bool]
 # First match wins. A recorded number outranks any description: a user may edit it by hand.
 RULES: tuple[tuple[Rule, Claim, bool], ...] = (
     (_recorded, Claim.RECORDED, True),
+    (_probe, Claim.PROBE, False),  # before adoption: a probe's server is never taken over
     (_adopted, Claim.ADOPTED, True),
     (_marked, Claim.MARKED, True),
     (_other_marker, Claim.OTHER_MARKER, False),  # another rollout's (or run's ledger's) create

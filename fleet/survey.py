@@ -112,6 +112,14 @@ class _Sorting:
     twins: list[Twin] = field(default_factory=list)  # not ours, under a name we hold a server of
 
 
+# What a server's own marker says of it that no adoption overrides.
+_MADE_ELSEWHERE = frozenset({Claim.OTHER_MARKER, Claim.PROBE})
+
+
+def _made_elsewhere(server: ServerInstance, rollout_id: str | None) -> bool:
+    return judge(server, Evidence(rollout_id, {})).claim in _MADE_ELSEWHERE
+
+
 def _numbers(servers: Sequence[ServerInstance]) -> str:
     return " ".join(s.instance_no for s in servers)
 
@@ -219,9 +227,8 @@ def _sort(
         elif rec is not None and (ours := ours_of(there, None, rollout_id, recorded, margin)):
             out.reconciled.append((spec, rec, ours))  # made after all, late: ours, never resent
         elif there:
-            # Never adopted: a server another rollout made (its create marker says so).
-            theirs = [t for t in there if judge(t, Evidence(rollout_id, {})).claim
-                      == Claim.OTHER_MARKER]  # fmt: skip
+            # Never adopted: a server another rollout (or a probe) made, as its marker says.
+            theirs = [t for t in there if _made_elsewhere(t, rollout_id)]
             if adopt_existing and not theirs:
                 out.adopt.append((spec, there))
             else:

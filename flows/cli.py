@@ -1,4 +1,4 @@
-"""The ``fleet`` command line: validate, plan, provision, status, teardown, serve, simulator.
+"""The ``fleet`` command line: validate, plan, provision, status, teardown, serve, probe, simulator.
 
 Commands only: options are gathered into one validated options object (fleet.options), output
 is in ``render``, rehearsals in ``rehearsal``, the progress bar in ``progress``, exit codes in
@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from fleet.config import resolve_ledger
 from fleet.errors import FleetError, InventoryError
 from fleet.inventory import load_inventories
-from fleet.options import ProvisionOptions, RunOptions, TeardownOptions, options_from
+from fleet.options import ProbeOptions, ProvisionOptions, RunOptions, TeardownOptions, options_from
 from fleet.preflight import SKIPPED
 from fleet.spec import ServerSpec
 from flows import planview, render
@@ -66,6 +66,7 @@ Simulator = Annotated[
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout (messages: stderr).")
 ]
+ProbeProfile = Annotated[Path | None, typer.Option(help="Take defaults from a probe's profile.")]
 # What `fleet plan` reads: where to look and what counts as to create; nothing about sending.
 PLAN_FLAGS = (
     "site", "endpoint", "profile", "credentials_block", "ledger", "ledger_block", "rebind",
@@ -219,13 +220,16 @@ def provision(
     rollout: Rollout = None,
     yes: Annotated[bool, typer.Option("--yes", help="Approve every stage without asking.")] = False,
     simulator: Simulator = False,
+    probe_profile: ProbeProfile = None,
     *,
     values: dict[str, Any],
 ) -> None:
     """Create the inventories' servers through the provision-fleet flow."""
     specs = _validated(inventories)
     name = _name(rollout, inventories)
-    options = _options(ProvisionOptions, **values)
+    from flows.probing import with_profile
+
+    options = _options(ProvisionOptions, **with_profile(values, probe_profile, simulator=simulator))
     _preflight_flag(options)
     if simulator and options.poll_interval == ProvisionOptions().poll_interval:
         options = options.model_copy(update={"poll_interval": 1.0})  # a local simulator
@@ -403,12 +407,8 @@ def serve(
     from flows.ledgers import shown
 
     block = options.ledger_block if not options.ledger else None
-    say(
-        err,
-        f"ledger: Prefect Secret block {block}"
-        if block
-        else f"ledger: {shown(resolve_ledger(options.ledger))}",
-    )
+    where = f"Prefect Secret block {block}" if block else shown(resolve_ledger(options.ledger))
+    say(err, f"ledger: {where}")
     out.print(
         f"serving provision-fleet/{name} ({cron}, {timezone}) and teardown-fleet/{name}, one run "
         "of each at a time; Ctrl-C stops (and pauses the schedule)"
@@ -454,16 +454,19 @@ def shared_limit_cmd(
     """Create or update the Prefect global limit that rollouts share with --shared-limit."""
     if not _prefect_api_url():
         raise _fail(2, "error: a shared limit lives on a Prefect server: set PREFECT_API_URL")
-    from prefect.client.orchestration import get_client
+    from flows.shared_limit import upsert_limit
 
-    async def upsert() -> None:
-        async with get_client() as client:
-            await client.upsert_global_concurrency_limit_by_name(
-                name, limit=burst, slot_decay_per_second=rate
-            )
-
-    asyncio.run(upsert())
+    asyncio.run(upsert_limit(name, rate, burst))
     out.print(f"global limit {name}: {rate}/s, burst {burst}")
+
+
+@app.command()
+@with_options(ProbeOptions)
+def probe(json_: JsonFlag = False, *, values: dict[str, Any]) -> None:
+    """Measure the account (keys, clock, read rate); with --create, what only creates show."""
+    from flows.probing import probe_command
+
+    raise typer.Exit(probe_command(_options(ProbeOptions, **values), as_json=json_))
 
 
 @app.command(

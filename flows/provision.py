@@ -350,19 +350,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
         await events.tag_run(name)
         finished = decided(await converging.finish_intents(rt.key, options))
         found = decided(await plan(rt.key, unvisited(specs), options))
-        _log_plan(name, specs, found)
-        records = await rt.ledger.records(name)
-        changes = plan_changes(specs, records, found)
-        del records  # a record per server, not kept while creating
-        converging.tell_drift(name, found, changes)
-        events.emit(
-            "fleet.rollout.started",
-            name,
-            servers=len(specs),
-            to_create=len(found.to_create),
-            to_settle=len(found.unsettled),
-            staged=options.staged,
-        )
+        changes = await _changes(rt, specs, found, options)
         rt.progress.total = len(found.work)
         progress_id = await acreate_progress_artifact(
             0.0, key=artifact_key(name, "progress"), description=f"Provisioning {name}"
@@ -374,8 +362,6 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             # A run that stopped and rolls back leaves its replaces' old servers to the rollback.
             keep_deposed = bool(created.stopped) and options.on_failure == "rollback"
             applied = await _apply(rt, changes, specs, found, options, keep_deposed)
-            touched = [s.name for s in found.work]
-            twins = decided(await find_twins(rt.key, touched, list(found.twins)))
         finally:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -396,17 +382,48 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             planned=converging.counts_of(changes),
             pending=converging.pending(changes, options),
             drifted={"gone": len(found.gone), "stopped": len(found.stopped)},
-            reshaped=applied[0],
-            destroyed=applied[1],
-            unchanged=applied[2],
-            finished={**finished.done, **applied[3].done},
-            unfinished={**finished.left, **applied[3].left},
-            twins=tuple(str(t) for t in twins),
+            reshaped=applied.reshaped,
+            destroyed=applied.destroyed,
+            unchanged=applied.unchanged,
+            finished={**finished.done, **applied.retired.done},
+            unfinished={**finished.left, **applied.retired.left},
+            twins=applied.twins,
         )
         get_run_logger().info("%s", summary.rate_line)
         decided(await record(rt.key, summary, tally))
         await aupdate_progress_artifact(progress_id, 100.0, description=_final(summary))
     return summary
+
+
+async def _changes(
+    rt: Runtime, specs: Sequence[ServerSpec], found: Survey, options: ProvisionOptions
+) -> list[Change]:
+    """Say what the plan found, and return its one change per server; tell the run started."""
+    _log_plan(rt.rollout, specs, found)
+    records = await rt.ledger.records(rt.rollout)
+    changes = plan_changes(specs, records, found)
+    del records  # a record per server, not kept while creating
+    converging.tell_drift(rt.rollout, found, changes)
+    events.emit(
+        "fleet.rollout.started",
+        rt.rollout,
+        servers=len(specs),
+        to_create=len(found.to_create),
+        to_settle=len(found.unsettled),
+        staged=options.staged,
+    )
+    return changes
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    """What a run changed after its creates, and what it found under its names."""
+
+    reshaped: int  # resized or replaced
+    destroyed: int  # taken down as no longer in the inventory
+    unchanged: dict[str, str]  # name -> why not resized, replaced or destroyed
+    retired: Finished  # earlier replaces this run finished (or left)
+    twins: tuple[str, ...]  # second servers under its names, not its own
 
 
 async def _apply(
@@ -416,11 +433,10 @@ async def _apply(
     found: Survey,
     options: ProvisionOptions,
     keep_deposed: bool = False,
-) -> tuple[int, int, dict[str, str], Finished]:
+) -> _Applied:
     """Retire what replaces left deposed, resize and replace (``--replace``), destroy (``--prune``).
 
-    Returns how many were changed and destroyed, why each other one was not, and which earlier
-    replaces this run finished.
+    Then read again the names this run created, for second servers not its own.
     """
     reshaped_n = destroyed_n = 0
     unchanged: dict[str, str] = {}
@@ -450,7 +466,9 @@ async def _apply(
         unchanged.update({n: f"not destroyed: {why}" for n, why in report.failed.items()})
     for name, why in unchanged.items():
         get_run_logger().warning("%s: %s", name, why)
-    return reshaped_n, destroyed_n, unchanged, retired
+    touched = [s.name for s in found.work]
+    twins = decided(await find_twins(rt.key, touched, list(found.twins)))
+    return _Applied(reshaped_n, destroyed_n, unchanged, retired, tuple(str(t) for t in twins))
 
 
 async def _roll_back(summary: RolloutSummary, options: ProvisionOptions) -> RolloutSummary:

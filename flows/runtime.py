@@ -221,6 +221,9 @@ async def _known_rate(ledger: AsyncLedger, binding: Binding, options: RunOptions
     known = await ledger.known_rate(binding.endpoint, binding.account)
     if known is not None:
         log.info("call rate: starting near %.1f calls/s, found by an earlier run", known)
+    elif options.start_rate is not None:  # none remembered: the one given (a probe's)
+        known = options.start_rate
+        log.info("call rate: starting near %.1f calls/s, as given", known)
     return known
 
 

@@ -23,6 +23,16 @@ from prefect.concurrency.asyncio import rate_limit
 from fleet.ncp.ratelimit import AdaptiveRateLimiter, Limiter, Measure, Permit
 
 
+async def upsert_limit(name: str, rate: float, burst: int) -> None:
+    """Create or update the Prefect global limit that runs share: ``burst`` slots, ``rate``/s."""
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        await client.upsert_global_concurrency_limit_by_name(
+            name, limit=burst, slot_decay_per_second=rate
+        )
+
+
 async def _prefect_rate_limit(name: str, slots: int) -> None:
     # strict=True: a limit that does not exist must fail the run, not silently let all through.
     await rate_limit(name, occupy=slots, strict=True)

@@ -29,6 +29,7 @@ from fleet.ncp.parameters import (
     MAX_CREATE_SERIAL,
     MAX_DESCRIPTION_BYTES,
     MAX_NICS,
+    PROBE_NAME_PREFIX,
     SERVER_NAME_RE,
     SPEC_CHOICES,
     Type,
@@ -54,6 +55,7 @@ _NAME_RULE = (
     "not a valid server name: 3-30 characters, lower-case letters, digits and '-', "
     "starting with a letter and ending with a letter or digit"
 )
+_PROBE_RULE = f"a name starting {PROBE_NAME_PREFIX!r} is kept for fleet probe's own servers"
 _SERIAL_LIMIT = f"{COUNT} + {START} must be at most {MAX_CREATE_SERIAL}, so serials fit 3 digits"
 
 
@@ -350,8 +352,12 @@ def check_names(rows: Rows, report: Report) -> None:
     """Check that every server name a row makes follows NCP's name rule."""
     columns = rows.columns
     first, known = first_names(columns, rows.expansion.serials)
-    valid = pd.Series(first, dtype=str).str.fullmatch(SERVER_NAME_RE.pattern).to_numpy(dtype=bool)
+    names = pd.Series(first, dtype=str)
+    valid = names.str.fullmatch(SERVER_NAME_RE.pattern).to_numpy(dtype=bool)
     report.flag(columns, known & ~valid, NAME, _NAME_RULE, first)
+    # fleet probe's servers are named so: a rollout planning such a name could meet one.
+    probe = names.str.startswith(PROBE_NAME_PREFIX).to_numpy(dtype=bool)
+    report.flag(columns, known & valid & probe, NAME, _PROBE_RULE, first)
 
 
 def check_duplicates(rows: Rows, report: Report) -> None:

@@ -25,7 +25,13 @@ from ..errors import (
     error_for,
 )
 
-__all__ = ["NOT_SENT", "parse_response", "retry_after", "translate_transport_errors"]
+__all__ = [
+    "NOT_SENT",
+    "answer_date",
+    "parse_response",
+    "retry_after",
+    "translate_transport_errors",
+]
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -42,6 +48,20 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None  # unreadable: fall back to our own back-off
     return max(0.0, when.timestamp() - time.time())
+
+
+def answer_date(headers: Mapping[str, str]) -> float | None:
+    """Return the gateway's clock as its answer's Date header gives it (epoch seconds), if any.
+
+    HTTP dates are whole seconds: the gateway's clock was somewhere in [date, date + 1).
+    """
+    value = headers.get("date")
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 def parse_response(

@@ -27,7 +27,7 @@ import httpx
 from ..config import Credentials
 from ..errors import NcpError, ThrottledError
 from ..states import Operation, ServerStatus
-from .answers import parse_response, translate_transport_errors
+from .answers import answer_date, parse_response, translate_transport_errors
 from .clock import NcpClock
 from .ratelimit import Limiter
 from .retrying import RetryPolicy, retryable_errors, retrying_for
@@ -267,7 +267,7 @@ class NcpClient(_Changes):
                 response = await self._http.post(
                     self._origin + uri, content=form_body(params), headers=headers
                 )
-            self.ncp_clock.observe(response.headers.get("date"), left)
+            self.ncp_clock.observe(answer_date(response.headers), left)
             try:
                 result = parse_response(
                     action, response.status_code, response.content, response.headers

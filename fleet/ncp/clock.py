@@ -13,7 +13,6 @@ trip of the call that brought the Date). A send is stamped ``latest``, and its a
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,17 +28,20 @@ class NcpClock:
     _date: float | None = None  # the last Date read (epoch seconds)
     _at: float = 0.0  # our monotonic clock when that answer came
     _trip: float = 0.0  # how long that call took, there and back
+    dated: int = 0  # answers that carried a readable Date
 
-    def observe(self, header: str | None, sent_at: float) -> None:
-        """Read one answer's Date; ``sent_at`` is when its request left (monotonic)."""
-        if not header:
-            return
-        try:
-            date = email.utils.parsedate_to_datetime(header).timestamp()
-        except (TypeError, ValueError):
-            return  # unreadable: the last good one stands
+    def observe(self, date: float | None, sent_at: float) -> None:
+        """Take one answer's Date (None: none, or unreadable); ``sent_at``: when it left."""
+        if date is None:
+            return  # the last good one stands
         now = self.clock()
         self._date, self._at, self._trip = date, now, max(0.0, now - sent_at)
+        self.dated += 1
+
+    @property
+    def last_date(self) -> float | None:
+        """Return the Date of the last answer that carried one, as NCP wrote it."""
+        return self._date
 
     @property
     def known(self) -> bool:

@@ -32,6 +32,7 @@ __all__ = [
     "Read",
     "Resource",
     "Subnet",
+    "count_servers",
     "read",
 ]
 
@@ -327,3 +328,11 @@ async def read(
         )
         found.extend(spec.make(raw) for raw in raws)
     return found
+
+
+async def count_servers(client: NcpClient, *, region: str = "") -> int:
+    """Return how many servers a region holds, as NCP's totalRows counts them (one call)."""
+    params = [("regionCode", region)] if region else []
+    params += [("pageNo", "1"), ("pageSize", "1")]
+    payload = await client.call("getServerInstanceList", params, idempotent=True)
+    return int(payload.get("totalRows") or 0)

@@ -6,8 +6,8 @@ Rooms: ``config`` (settings), ``errors`` (every code), ``gateway`` (throttle, si
 (regions, networks, images ...: the JSON format and the built-in one), ``records`` and
 ``read_actions`` (the read APIs), ``resources`` and ``extras`` (public IPs, extra disks, NICs
 taken), ``faults`` (on-demand and random faults), ``calls`` (the request log), ``admin``,
-``asgi``, ``app`` (the ASGI application: routing and faults) and ``server`` (uvicorn, the
-process, the command line).
+``asgi``, ``app`` (the ASGI application: routing and faults), ``profile`` (a probe's figures as
+settings) and ``server`` (uvicorn, the process, the command line).
 """
 
 from __future__ import annotations

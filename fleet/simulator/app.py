@@ -13,7 +13,9 @@ Requests go through the same stages as at NCP, in this order:
    absent.
 
 Answers are always JSON, whatever ``responseFormatType`` says (NCP's XML default is not simulated).
-Every answer, errors included, waits ``latency`` (+ up to ``latency_jitter``) seconds first.
+Every answer, errors included, waits ``latency`` (+ up to ``latency_jitter``) seconds first, and
+carries a ``Date`` header from the gateway's clock: the wall clock plus ``clock_offset``, the
+clock the signature window and ``createDate`` read too.
 
 Gateway errors, ``{"error": {"errorCode", "message"[, "details"]}}`` (see ``gateway`` for 401,
 413 and 429):
@@ -136,21 +138,25 @@ class SimulatorApp:
             path = self.config.catalog
             catalog = load_catalog(path) if path is not None else default_catalog()
         self.catalog = catalog
-        self.wall_clock = wall_clock
+        self._machine_clock = wall_clock
         self.clock = clock
         self.sleep = sleep
         self.state = SimulatorState(
-            self.config, catalog=self.catalog, clock=clock, wall_clock=wall_clock
+            self.config, catalog=self.catalog, clock=clock, wall_clock=self.wall_clock
         )
         self.reads = ReadActions(self.state)
         self.extras = ExtraActions(self.state.resources, self.catalog)
         self.handlers = {**self.state.actions, **self.reads.actions, **self.extras.actions}
         self.actions = frozenset({CREATE, *self.handlers})  # every API action it answers
         self.counters = _Counters()
-        self.gateway = Gateway(self.config, clock, wall_clock)
+        self.gateway = Gateway(self.config, clock, self.wall_clock)
         self.faults = Faults(self.config)
         self.calls = CallLog(self.config.call_log_size)
         self._jitter = random.Random()
+
+    def wall_clock(self) -> float:
+        """Return the gateway's clock: this machine's, plus the configured offset."""
+        return self._machine_clock() + self.config.clock_offset
 
     def snapshot(self) -> dict[str, Any]:
         """Return the counters, the public config, every server and the rules left."""

@@ -17,6 +17,7 @@ from typing import Any, Final, TypeVar, cast, get_args, get_type_hints
 
 __all__ = [
     "ADMIN_FIELDS",
+    "CHOICES",
     "CLI_SETTINGS",
     "FAULT_KINDS",
     "CliSetting",
@@ -63,6 +64,13 @@ class SimulatorConfig:
     rate: float | None = _setting(None, "gateway rate limit, calls/s (unset: unlimited)")
     burst: float | None = _setting(None, "token bucket size (unset: max(1, rate))")
     retry_after: bool = _setting(False, "send Retry-After (whole seconds) on 429")
+    throttle_status: int = _setting(429, "HTTP status of a throttled call")
+    throttle_code: str = _setting(
+        "410", "errorCode of a throttled call (410 Throttle Limited, 420 Rate Limited)"
+    )
+    clock_offset: float = _setting(
+        0.0, "seconds the gateway's clock is ahead of this machine's (Date, signature window)"
+    )
     latency: float = _setting(0.0, "seconds added to every answer")
     latency_jitter: float = _setting(0.0, "up to this many more seconds, uniformly drawn")
     create_seconds: float = _setting(2.0, "INIT -> CREAT (op SETUP)")
@@ -89,6 +97,13 @@ class SimulatorConfig:
     late_commit_seconds: float = _setting(20.0, "delay before a late_commit create commits")
     list_lag: float = _setting(0.0, "seconds before a committed server shows in any read")
     list_lag_jitter: float = _setting(0.0, "up to this many more seconds per server (seeded)")
+    # UNKNOWN at NCP (a probe measures them): NCP's documents say neither.
+    name_filter: str = _setting(
+        "substring", "how getServerInstanceList's serverName matches: substring or exact"
+    )
+    duplicate_names: str = _setting(
+        "allowed", "a create naming a server that exists: allowed, or refused (400)"
+    )
     seed: int | None = _setting(None, "seed of the fault and listing-lag RNGs (unset: random)")
     max_servers: int | None = _setting(
         None, "the account's server limit, 1015009 beyond it (unset: none)"
@@ -106,7 +121,12 @@ class SimulatorConfig:
     )
 
     def __post_init__(self) -> None:
-        problems = [*_key_problems(self), *_number_problems(self), *_fault_problems(self)]
+        problems = [
+            *_key_problems(self),
+            *_number_problems(self),
+            *_fault_problems(self),
+            *_choice_problems(self),
+        ]
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -148,8 +168,8 @@ def _number_problems(cfg: SimulatorConfig) -> list[str]:
         problems.append("burst must be at least 1 or None")
     for name, kind in _KINDS.items():
         value = getattr(cfg, name)
-        if kind is not float or name in (*FAULT_KINDS, "rate", "burst"):
-            continue  # fractions and the gateway's limits have checks of their own
+        if kind is not float or name in (*FAULT_KINDS, "rate", "burst", "clock_offset"):
+            continue  # fractions, the gateway's limits and its clock have checks of their own
         if not (isinstance(value, int | float) and 0 <= value < math.inf):
             problems.append(f"{name} must be a finite number >= 0")
     if cfg.max_servers is not None and cfg.max_servers < 0:
@@ -158,6 +178,26 @@ def _number_problems(cfg: SimulatorConfig) -> list[str]:
         problems.append("call_log_size must be >= 0")
     if not 1 <= cfg.page_size <= cfg.max_page_size:
         problems.append("need 1 <= page_size <= max_page_size")
+    return problems
+
+
+# The settings that take one of a few words, and those words.
+CHOICES: Final = {
+    "name_filter": ("substring", "exact"),
+    "duplicate_names": ("allowed", "refused"),
+}
+
+
+def _choice_problems(cfg: SimulatorConfig) -> list[str]:
+    problems = [
+        f"{name} must be one of {', '.join(words)}"
+        for name, words in CHOICES.items()
+        if getattr(cfg, name) not in words
+    ]
+    if not 400 <= cfg.throttle_status <= 599:
+        problems.append("throttle_status must be an HTTP error status (400-599)")
+    if not math.isfinite(cfg.clock_offset):
+        problems.append("clock_offset must be a finite number")
     return problems
 
 

@@ -34,6 +34,11 @@ simulator's (NCP publishes no exhaustive list: a client classifies by HTTP statu
 | 1100031 | NCP's: the server's operation is SETUP; wait for operation NULL, then retry |
 | 1015009 | NCP's: the account's server limit (``max_servers``) would be exceeded |
 | 1413 | NCP's: the spec or server product does not fit the image (or is not offered) |
+| 1104010 | OUR ASSUMPTION of NCP's code for a duplicate serverName (``duplicate_names``) |
+
+Whether NCP refuses a create naming a server that exists, and with which code, is not published
+(``fleet probe --create`` finds out): with ``duplicate_names="refused"`` the simulator answers
+400 with 1104010, a code of the Server API's shape that nobody has seen from NCP.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 __all__ = [
+    "DUPLICATE_NAME",
     "INVALID_COMBINATION",
     "INVALID_PARAMETER",
     "INVALID_SERVER_NAME",
@@ -92,6 +98,9 @@ IN_USE: Final = "900030"
 SETUP_IN_PROGRESS: Final = "1100031"  # NCP's: operation SETUP, wait for NULL
 PRODUCT_LIMIT: Final = "1015009"  # NCP's: the account's product limit
 SPEC_MISMATCH: Final = "1413"  # NCP's: product code does not match the image
+# OUR ASSUMPTION, not NCP's: the code NCP gives a duplicate serverName is unknown (if it refuses
+# one at all); a 7-digit code like its other Server API codes, and a 400 like theirs.
+DUPLICATE_NAME: Final = "1104010"
 
 # (returnCode, message) pairs gathered by a validator, raised together.
 Problems = list[tuple[str, str]]

@@ -8,6 +8,9 @@ The gateway answers before any backend work, with ``{"error": {...}}`` bodies:
 | 413 | 430 | Request Entity Too Large | body over 1 MiB |
 | 429 | 410 | Throttle Limited | token bucket empty (``Retry-After`` if configured) |
 
+A probe's profile may give the throttle another status and code (``throttle_status``,
+``throttle_code``): the answer then carries those, with NCP's message for the code.
+
 The signature is checked from ``x-ncp-apigw-signature-v2`` or, when that is absent,
 ``x-ncp-apigw-signature-v1``: the same algorithm under two names, and the official SDKs send v1.
 """
@@ -36,6 +39,12 @@ Clock = Callable[[], float]
 
 MAX_BODY_BYTES: Final = 1 << 20
 TIMESTAMP_WINDOW_MS: Final = 5 * 60 * 1000
+# NCP's messages for the gateway's codes a throttled call may carry.
+THROTTLE_MESSAGES: Final = {
+    "400": "Quota Exceeded",
+    "410": "Throttle Limited",
+    "420": "Rate Limited",
+}
 # The header names the gateway reads a signature from, in order of preference.
 SIGNATURE_HEADERS: Final = (b"x-ncp-apigw-signature-v2", b"x-ncp-apigw-signature-v1")
 
@@ -81,13 +90,15 @@ class Gateway:
         )
 
     def throttle(self) -> None:
-        """Take a token, or raise 429 410 (with Retry-After when configured)."""
+        """Take a token, or raise 429 410 (as configured; with Retry-After when configured)."""
         if self._bucket is None:
             return
         wait = self._bucket.take()
         if wait > 0:
             self.throttled += 1
-            error = ApiError.gateway(429, "410", "Throttle Limited")
+            cfg = self.config
+            message = THROTTLE_MESSAGES.get(cfg.throttle_code, "Throttle Limited")
+            error = ApiError.gateway(cfg.throttle_status, cfg.throttle_code, message)
             if self.config.retry_after:
                 error.headers = ((b"retry-after", str(max(1, math.ceil(wait))).encode()),)
             raise error

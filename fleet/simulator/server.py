@@ -34,6 +34,7 @@ from fleet.simulator.catalog import Catalog
 from fleet.simulator.catalog_file import load_catalog
 from fleet.simulator.config import CLI_SETTINGS, SimulatorConfig
 from fleet.simulator.gateway import Clock
+from fleet.simulator.profile import load_profile_settings
 
 __all__ = [
     "REHEARSAL_LEDGER",
@@ -42,6 +43,7 @@ __all__ = [
     "build_parser",
     "config_from_args",
     "main",
+    "profiled",
     "running_simulator",
     "serve",
     "settings_argv",
@@ -392,6 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fleet simulator",
         description="Run a local NCP VPC Server API simulator (loopback only) for rehearsals.",
+        allow_abbrev=False,  # a flag given is a flag named in full: it wins over --profile
+    )
+    p.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="a profile `fleet probe` wrote: behave as measured (flags given win over it)",
     )
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     p.add_argument("--port", type=int, default=0, help="port (0 = any free port)")
@@ -442,12 +450,28 @@ def config_from_args(
     return SimulatorConfig(**values)
 
 
+def _named(argv: list[str]) -> set[str]:
+    """Return the settings whose flags the command line names."""
+    flags = {setting.flag: setting.name for setting in CLI_SETTINGS}
+    flags |= {"--no-" + s.flag[2:]: s.name for s in CLI_SETTINGS if s.kind is bool}
+    return {flags[arg.split("=", 1)[0]] for arg in argv if arg.split("=", 1)[0] in flags}
+
+
+def profiled(config: SimulatorConfig, path: str, keep: set[str]) -> SimulatorConfig:
+    """Return the config with the settings a probe's profile gives, except those in ``keep``."""
+    settings = load_profile_settings(path)
+    return replace(config, **{k: v for k, v in settings.items() if k not in keep})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator from the command line; print its URL, keys and export line; return 0."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
+        if args.profile:
+            config = profiled(config, args.profile, _named(argv))
         _check_loopback(args.host)
         # Read once: a bad file is refused before serving, a good one is what is served.
         catalog = load_catalog(config.catalog) if config.catalog is not None else None
@@ -457,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     def ready(url: str) -> None:
         # A local rehearsal tool: printing the keys is the point, so a user can paste them.
         print(f"fleet simulator serving on {url}", flush=True)
+        if args.profile:
+            print(f"behaving as measured in {args.profile}", flush=True)
         print(f"access key: {config.access_key}", flush=True)
         print(f"secret key: {config.secret_key}", flush=True)
         print(

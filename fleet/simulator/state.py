@@ -23,6 +23,7 @@ from fleet.simulator.catalog import Catalog
 from fleet.simulator.catalog_file import default_catalog
 from fleet.simulator.config import SimulatorConfig
 from fleet.simulator.errors import (
+    DUPLICATE_NAME,
     INVALID_PARAMETER,
     MISSING_PARAMETER,
     NOT_FOUND,
@@ -59,6 +60,21 @@ def _created_name(request: CreateRequest, no: int, i: int) -> str:
     if request.count > 1:
         return f"{request.name}-{request.start_no + i:03d}"
     return request.name
+
+
+def _name_matches(name: str, wanted: str, mode: str) -> bool:
+    """Return whether serverName=``wanted`` lists ``name``: exactly, or as a substring."""
+    return name == wanted if mode == "exact" else wanted in name
+
+
+def _refuse_duplicates(book: ServerBook, request: CreateRequest) -> None:
+    """Refuse a create naming a server the region holds (listed yet or not: the backend's)."""
+    if request.name is None:
+        return  # NCP names them
+    names = {_created_name(request, 0, i) for i in range(request.count)}
+    taken = sorted(s.name for s in book.in_region(request.region) if s.name in names)
+    if taken:
+        raise ApiError.server(DUPLICATE_NAME, f"server name already in use: {taken[0]}")
 
 
 class SimulatorState:
@@ -137,7 +153,7 @@ class SimulatorState:
             for row in (visible_row(server, region, now) for server in candidates)
             if row is not None
             and (not vpc or row[0].vpc_no == vpc)
-            and (not name or name in row[0].name)
+            and (not name or _name_matches(row[0].name, name, self.config.name_filter))
             and (not status_code or row[1] == status_code)
         ]
         rows = [describe(*row) for row in page(matches, page_no, size)]
@@ -169,6 +185,8 @@ class SimulatorState:
             raise ApiError.server(
                 PRODUCT_LIMIT, f"the account's server limit ({cfg.max_servers}) would be exceeded"
             )
+        if cfg.duplicate_names == "refused":
+            _refuse_duplicates(self.book, request)
         commit = now + commit_delay
         timeline = [
             Step(commit, ServerStatus.INIT, Operation.NULL),

@@ -70,6 +70,9 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # The simulator plays NCP for any client: it shares the fields' table and the signature
     # (to check it), never our client.
     "fleet.simulator": ("fleet.ncp.parameters", "fleet.ncp.signing"),
+    # The probe speaks NCP through the client only, and knows no ledger and no engine: the
+    # ownership rule (its marker), the polling loop and its own options.
+    "fleet.probe": ("fleet.ncp", "fleet.ownership", "fleet.polling", "fleet.options"),
 }
 
 

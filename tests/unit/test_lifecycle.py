@@ -49,10 +49,10 @@ def test_ncps_clock_is_read_off_its_answers_and_never_overstated() -> None:
     assert ncp.now() is None and ncp.latest() is None
     sent = clock.now
     clock.advance(0.2)  # the call's round trip
-    ncp.observe("Mon, 01 Jan 2024 03:00:00 GMT", sent)
+    ncp.observe(1_704_078_000.0, sent)  # an answer's Date: Mon, 01 Jan 2024 03:00:00 GMT
     assert ncp.now() == 1_704_078_000.0
     assert ncp.latest() == pytest.approx(1_704_078_000.0 + 1.0 + 0.2)
     clock.advance(30.0)  # this machine's wall clock may step; the monotonic one does not
     assert ncp.now() == pytest.approx(1_704_078_030.0)
-    ncp.observe("not a date", clock.now)  # unreadable: the last good one stands
+    ncp.observe(None, clock.now)  # no Date, or an unreadable one: the last good one stands
     assert ncp.now() == pytest.approx(1_704_078_030.0)
