@@ -4,6 +4,7 @@
     ├── ConfigError          bad configuration: missing keys, unknown site, unsafe endpoint
     ├── InventoryError       an inventory failed validation; carries every problem found
     ├── RolloutError         a rollout cannot start safely (a name someone else owns, ...)
+    │   ├── RolloutRetired   the rollout was torn down: created again only when revived
     │   ├── LeaseHeld        another run holds the rollout: says who, and since when
     │   ├── BindingError     the rollout lives at another endpoint or in another account
     │   └── PreflightError   references NCP would refuse (every one listed), or a read that failed
@@ -45,6 +46,7 @@ __all__ = [
     "Problem",
     "RetryableError",
     "RolloutError",
+    "RolloutRetired",
     "RunAborted",
     "ThrottledError",
     "classify",
@@ -71,6 +73,10 @@ class ConfigError(FleetError):
 
 class RolloutError(FleetError):
     """A rollout cannot proceed safely; nothing more is sent."""
+
+
+class RolloutRetired(RolloutError):
+    """The rollout was torn down: no run creates it again unless it is revived."""
 
 
 class LeaseHeld(RolloutError):

@@ -157,6 +157,11 @@ class ProvisionOptions(RunOptions):
     prune: bool = Field(
         False, description="Also destroy the rollout's servers no longer in the inventory."
     )
+    revive: bool = Field(
+        False,
+        description="Create a rollout that was torn down again (a torn-down rollout is retired: "
+        "runs, scheduled ones too, create nothing of it until revived).",
+    )
     wait: bool = Field(False, description="Wait until every created server is RUN.")
     wait_timeout: float = Field(1800.0, gt=0, description="Seconds to wait for RUN.")
     settle: float = Field(

@@ -95,6 +95,13 @@ async def survey_only(
             rt, specs, options, owner=None, tell=lambda report: say(out, report)
         )
         records = await rt.ledger.records(name)
+        retired = await rt.ledger.retired(name)
+        if retired is not None:
+            say(
+                out,
+                f"rollout {name} is retired (torn down {retired}): provision creates nothing of "
+                "it unless --revive is given; what follows is what --revive would do",
+            )
         return found, plan_changes(specs, records, found)
 
 

@@ -17,7 +17,7 @@ from prefect.states import Failed
 
 from fleet import results
 from fleet.changes import Action, Change, plan_changes
-from fleet.errors import FleetError, RunAborted
+from fleet.errors import FleetError, RolloutRetired, RunAborted
 from fleet.intents import Finished
 from fleet.inventory import load_inventories
 from fleet.ledger import Ledger
@@ -348,6 +348,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials) as rt:
         await events.tag_run(name)
+        await _unless_retired(rt, options)
         finished = decided(await converging.finish_intents(rt.key, options))
         found = decided(await plan(rt.key, unvisited(specs), options))
         changes = await _changes(rt, specs, found, options)
@@ -393,6 +394,26 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
         decided(await record(rt.key, summary, tally))
         await aupdate_progress_artifact(progress_id, 100.0, description=_final(summary))
     return summary
+
+
+async def _unless_retired(rt: Runtime, options: ProvisionOptions) -> None:
+    """Refuse a torn-down rollout (nothing sent), or revive it when asked.
+
+    Raises:
+        RolloutRetired: the rollout was torn down and ``--revive`` was not given.
+
+    """
+    retired = await rt.ledger.retired(rt.rollout)
+    if retired is None:
+        return
+    if not options.revive:
+        raise RolloutRetired(
+            f"rollout {rt.rollout!r} was torn down ({retired}): it is retired, and no run (a "
+            "scheduled one included) creates it again. Pass --revive to create it anew; "
+            "nothing was sent."
+        )
+    await rt.ledger.retire(rt.rollout, revive=True)
+    get_run_logger().warning("rollout %s revived: torn down %s, created anew", rt.rollout, retired)
 
 
 async def _changes(

@@ -63,6 +63,11 @@ async def take_down(key: str, scope: TeardownScope, options: TeardownOptions) ->
     rt = runtime(key)
     logger = get_run_logger()
     why = "rollback" if options.only_run else "teardown"
+    if options.only_run is None:
+        # The rollout is retired before anything is stopped: no run, a scheduled one included,
+        # creates it again (even if this teardown is cut short) unless it is revived.
+        await rt.ledger.retire(rt.rollout)
+        logger.info("rollout %s retired: runs create nothing of it until --revive", rt.rollout)
     report = await teardown(
         rt.client,
         rt.ledger,

@@ -106,6 +106,8 @@ class AsyncLedger:
     release = _Awaited(Ledger.release)
     lease = _Awaited(Ledger.lease)
     ownership = _Awaited(Ledger.ownership)
+    retire = _Awaited(Ledger.retire)
+    retired = _Awaited(Ledger.retired)
     remember_rate = _Awaited(Ledger.remember_rate)
     known_rate = _Awaited(Ledger.known_rate)
     forget = _Awaited(Ledger.forget)

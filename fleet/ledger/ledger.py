@@ -325,6 +325,17 @@ class Ledger(LedgerBase):
                 self._fence(conn, rollout)
             return rollouts.ownership(conn, rollout, window, new_marker)
 
+    def retire(self, rollout: str, *, revive: bool = False) -> None:
+        """Mark a rollout torn down (no run creates it again), or, with ``revive``, alive again."""
+        with self.db.transaction() as conn:
+            self._fence(conn, rollout)
+            rollouts.retire(conn, self._stamp(conn), rollout, revive=revive)
+
+    def retired(self, rollout: str) -> str | None:
+        """Return when a rollout was torn down, if it is retired."""
+        with self.db.transaction() as conn:
+            return rollouts.retired(conn, rollout)
+
     def remember_rate(self, endpoint: str, account: str, rate: float) -> None:
         """Keep the call rate a gateway allowed this account, for the next run to start near."""
         with self.db.transaction() as conn:

@@ -14,7 +14,24 @@ from .model import Ownership
 from .schema import addresses, extras, instances, name_claims, rates, rollouts, servers
 from .schema import leases as lease_table
 
-__all__ = ["forget", "known_rate", "ownership", "remember_rate"]
+__all__ = ["forget", "known_rate", "ownership", "remember_rate", "retire", "retired"]
+
+
+def retire(conn: sa.Connection, stamp: str, rollout: str, *, revive: bool = False) -> None:
+    """Mark a rollout torn down (no run creates it again), or, with ``revive``, alive again."""
+    conn.execute(
+        rollouts.update()
+        .where(rollouts.c.rollout == rollout)
+        .values(retired_at=None if revive else sa.func.coalesce(rollouts.c.retired_at, stamp))
+    )
+
+
+def retired(conn: sa.Connection, rollout: str) -> str | None:
+    """Return when a rollout was torn down, if it was and was not revived since."""
+    row = conn.execute(
+        sa.select(rollouts.c.retired_at).where(rollouts.c.rollout == rollout)
+    ).scalar_one_or_none()
+    return None if row is None else str(row)
 
 
 def ownership(

@@ -10,7 +10,8 @@ server's addresses as seen when it ran (``addresses``: private and public IP). V
 "aside" to ``extras``. Version 5 gives every server one life (``fleet.states.State``): the
 ``teardown`` columns are folded into ``state`` (servers and instances alike), each instance keeps
 when NCP first showed it, when our terminate was accepted and the change under way (its intent),
-each send NCP's clock, and ``name_claims`` holds which rollout sends a name. A ledger newer than
+each send NCP's clock, ``name_claims`` holds which rollout sends a name, and a rollout's row when
+it was torn down (retired). A ledger newer than
 this code is refused; an older one is migrated in one transaction on first open.
 """
 
@@ -118,6 +119,7 @@ rollouts = sa.Table(
     sa.Column("updated_at", sa.String(40)),
     sa.Column("marker", sa.String(16)),  # the rollout id its create markers carry
     sa.Column("window", sa.Float),  # seconds after a send before 'not listed' means absent
+    sa.Column("retired_at", sa.String(40)),  # torn down: no run creates it again unless revived
 )
 
 leases = sa.Table(
@@ -277,6 +279,7 @@ _V5_COLUMNS = (
     (instances, "seen_at"),
     (instances, "terminate_at"),
     (instances, "intent"),
+    (rollouts, "retired_at"),
 )
 # The version 4 teardown columns' states, as version 5's lives ("failed": gave up part-way,
 # so the teardown is still to finish; "protected": left, and kept).

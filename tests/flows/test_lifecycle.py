@@ -140,6 +140,15 @@ def test_a_teardown_under_a_lagging_list_takes_down_what_ncp_has_not_listed_yet(
     document = status(lagging)
     assert {s["state"] for s in document["servers"]} == {"terminated"}
     assert document["counts"]["terminated"] == 4 and document["counts"]["running"] == 0
+    # Torn down is retired: the next run (a nightly one) creates nothing, and says why.
+    again = fleet(lagging, "provision", path, "--no-preflight")
+    assert again.exit_code == 2 and "retired" in again.output, again.output
+    assert "retired" in fleet(lagging, "plan", path, "--no-preflight").output
+    assert lagging.state()["servers"] == []
+    ok(fleet(lagging, "provision", path, "--no-preflight", "--revive"))
+    assert {n: len(nos) for n, nos in servers_by_name(lagging.state()).items()} == {
+        f"web-00{i}": 1 for i in range(1, 5)
+    }
 
 
 def test_a_teardown_out_of_time_never_marks_an_unlisted_server_terminated(
