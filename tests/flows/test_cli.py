@@ -97,7 +97,7 @@ def test_provision_status_plan_and_teardown(sim: RunningSimulator, tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert "shop: 3 created, 0 failed" in result.output
     assert "call rate auto: " in result.output
-    with open(tmp_path / ".fleet" / "results" / "shop.csv", newline="", encoding="utf-8-sig") as fh:
+    with open(tmp_path / ".fleet" / "results" / "shop.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["serverInstanceStatus"] for r in rows] == ["RUN"] * 3
 

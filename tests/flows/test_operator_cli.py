@@ -172,7 +172,7 @@ def test_addresses_documents_and_exports_as_the_next_tool_reads_them(
     path = _two_rows(tmp_path / "app.csv", 2)
     made = run(["provision", path, *common, "--wait", "--poll-interval", "0.2"], tmp_path)
     assert made.returncode == 0, made.stderr
-    with open(tmp_path / "results" / "app.csv", encoding="utf-8-sig", newline="") as fh:
+    with open(tmp_path / "results" / "app.csv", encoding="utf-8", newline="") as fh:
         rows = {r["serverName"]: r for r in csv.DictReader(fh)}
     assert all(ipaddress.ip_address(r["privateIp"]) in subnet for r in rows.values())
     assert rows["web-001"]["publicIp"] and not rows["db-001"]["publicIp"]

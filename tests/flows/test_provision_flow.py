@@ -71,7 +71,7 @@ async def test_demo_rollout_completes_with_results_and_artifacts(
     on_ncp = servers_by_name(sim.state())
     assert len(on_ncp) == 16
     assert all(len(nos) == 1 for nos in on_ncp.values())
-    with open(summary.results, newline="", encoding="utf-8-sig") as fh:
+    with open(summary.results, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 16
     assert {r["serverName"]: [r["serverInstanceNo"]] for r in rows} == on_ncp
@@ -95,7 +95,7 @@ async def test_flow_ends_failed_with_counts_when_servers_fail(
     assert state.is_failed()
     assert "3 of 8 servers not done" in (state.message or "")
     assert "5 created, 3 failed" in (state.message or "")
-    with open(tmp_path / "results" / "big.csv", newline="", encoding="utf-8-sig") as fh:
+    with open(tmp_path / "results" / "big.csv", newline="", encoding="utf-8") as fh:
         failed = [r for r in csv.DictReader(fh) if r["state"] == "failed"]
     assert len(failed) == 3
     assert {r["errorCode"] for r in failed} == {"1015009"}
