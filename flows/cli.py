@@ -436,19 +436,29 @@ def export(
     public: Annotated[
         bool, typer.Option("--public", help="Connect by public IP where a server has one.")
     ] = False,
-    user: Annotated[str | None, typer.Option(help="SSH user (ssh format).")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="User to log in as (ssh and ansible; default: root).")
+    ] = None,
+    identity_file: Annotated[
+        str | None,
+        typer.Option(
+            help="Private key file to log in with; {key} stands for the row's loginKeyName "
+            "(default: ~/.ssh/{key}.pem)."
+        ),
+    ] = None,
     ledger: LedgerAt = None,
     ledger_block: LedgerBlock = None,
 ) -> None:
     """Write a rollout's running servers for Ansible, SSH or another tool."""
     from flows.commands import export_servers
-    from flows.export import FORMATS
+    from flows.export import FORMATS, Login
 
     if format_ not in FORMATS:
         raise _fail(2, f"error: --format {format_!r}: use one of {', '.join(FORMATS)}")
     options = _options(RunOptions, ledger=ledger, ledger_block=ledger_block)
     try:
-        raise typer.Exit(export_servers(options, rollout, format_, output, public, user))
+        login = Login(**{k: v for k, v in (("user", user), ("identity", identity_file)) if v})
+        raise typer.Exit(export_servers(options, rollout, format_, output, public, login))
     except FleetError as exc:
         raise _failed(exc) from None
 

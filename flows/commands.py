@@ -20,7 +20,7 @@ from fleet.staging import Size
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey, refreshed
 from fleet.teardown import TeardownReport, TeardownScope, extras_of
-from flows import documents, ledgers, planview, render
+from flows import documents, export, ledgers, planview, render
 from flows.approval import Approval
 from flows.exits import exit_code
 from flows.progress import progress_bar
@@ -197,11 +197,9 @@ def export_servers(
     format_: str,
     output: Path | None,
     public: bool,
-    user: str | None,
+    login: export.Login,
 ) -> int:
     """Write a rollout's running servers as an Ansible inventory, an ssh_config or JSON."""
-    from flows import export
-
     location = _status_ledger(options, rollout)
     say(err, ledgers.used(location))
     with Ledger(location) as book:
@@ -212,9 +210,9 @@ def export_servers(
             return 2
         hosts, not_seen = export.running_hosts(records, book.addresses(rollout))
     if format_ == "ansible":
-        text = export.ansible_inventory(rollout, hosts, public=public)
+        text = export.ansible_inventory(rollout, hosts, public=public, login=login)
     elif format_ == "ssh":
-        text = export.ssh_config(rollout, hosts, public=public, user=user)
+        text = export.ssh_config(rollout, hosts, public=public, login=login)
     else:
         text = export.export_json(rollout, hosts)
     if output is None:
