@@ -27,7 +27,7 @@ from fleet.preflight import SKIPPED
 from fleet.spec import ServerSpec
 from flows import planview, render
 from flows.exits import exit_code
-from flows.flags import FlagsGroup, optional_values, with_options
+from flows.flags import FlagsGroup, optional_values, with_options, with_parser
 from flows.render import err, out, say
 
 
@@ -340,43 +340,13 @@ def teardown(
 ) -> None:
     """Stop and terminate every server a rollout created (and its lost creates, found by name)."""
     options = _options(TeardownOptions, **values)
-    from flows.commands import run_teardown, teardown_survey
+    from flows.commands import teardown_command
 
-    if json_:
-        raise typer.Exit(_teardown_json(rollout, options))
     try:
-        scope, side = asyncio.run(teardown_survey(rollout, options))
-        targets = scope.targets
-        if scope.left:
-            out.print(render.left_table(rollout, scope.left))
-        if not targets:
-            out.print(f"rollout {rollout}: nothing to take down")
-            return
-        out.print(render.targets_table(rollout, targets))
-        if side:
-            out.print(render.extras_table(rollout, side))
-        if options.dry_run:
-            return
-        if not yes:
-            if not sys.stdin.isatty():
-                raise _fail(2, "error: not a terminal; pass --yes to confirm the teardown")
-            if not typer.confirm(f"Terminate these {len(targets)} servers?", default=False):
-                raise _fail(1, "nothing done")
-        code = run_teardown(rollout, options)
+        code = teardown_command(rollout, options, yes=yes, as_json=json_)
     except FleetError as exc:
         raise _failed(exc) from None
     raise typer.Exit(code)
-
-
-def _teardown_json(rollout: str, options: TeardownOptions) -> int:
-    if not options.dry_run:
-        raise _fail(2, "error: --json shows a plan: give it with --dry-run")
-    from flows.commands import teardown_plan
-
-    try:
-        return teardown_plan(rollout, options)
-    except FleetError as exc:
-        raise _failed(exc) from None
 
 
 @app.command()
@@ -484,15 +454,22 @@ def shared_limit_cmd(
     out.print(f"global limit {name}: {rate}/s, burst {burst}")
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def simulator(ctx: typer.Context) -> None:
-    """Run the local NCP simulator (all flags: fleet simulator --help)."""
-    from fleet.simulator.server import main as simulator_main
+def _simulator_parser() -> Any:  # an argparse.ArgumentParser: the simulator's own flags
+    from fleet.simulator.server import build_parser
 
-    raise typer.Exit(simulator_main(list(ctx.args)))
+    return build_parser()
+
+
+@app.command("simulator")
+@with_parser(_simulator_parser())
+def simulator(*, argv: list[str]) -> None:
+    """Run the local NCP simulator on loopback; print its URL, keys and the export line."""
+    from fleet.simulator.server import run
+
+    try:
+        raise typer.Exit(run(_simulator_parser().parse_args(argv)))
+    except ValueError as exc:
+        raise _fail(2, f"error: {exc}") from None
 
 
 def main() -> None:

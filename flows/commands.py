@@ -35,6 +35,7 @@ __all__ = [
     "serve_deployments",
     "show_status",
     "survey_only",
+    "teardown_command",
     "teardown_plan",
     "teardown_survey",
     "terminal_approver",
@@ -247,6 +248,34 @@ async def teardown_survey(
     async with open_runtime(rollout, options, credentials, lease=False) as rt:
         scope = await find_targets(rt, options)
         return scope, await extras_of(rt.client, rt.ledger, rt.rollout, scope.targets)
+
+
+def teardown_command(rollout: str, options: TeardownOptions, *, yes: bool, as_json: bool) -> int:
+    """Show what a teardown takes (``--json``: as one document), confirm, run it; exit code."""
+    if as_json:
+        if not options.dry_run:
+            raise ConfigError("--json shows a plan: give it with --dry-run")
+        return teardown_plan(rollout, options)
+    scope, side = asyncio.run(teardown_survey(rollout, options))
+    if scope.left:
+        out.print(render.left_table(rollout, scope.left))
+    if not scope.targets:
+        out.print(f"rollout {rollout}: nothing to take down")
+        return 0
+    out.print(render.targets_table(rollout, scope.targets))
+    if side:
+        out.print(render.extras_table(rollout, side))
+    if options.dry_run:
+        return 0
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("not a terminal; pass --yes to confirm the teardown")
+        import typer
+
+        if not typer.confirm(f"Terminate these {len(scope.targets)} servers?", default=False):
+            say(err, "nothing done")
+            return 1
+    return run_teardown(rollout, options)
 
 
 def teardown_plan(rollout: str, options: TeardownOptions) -> int:

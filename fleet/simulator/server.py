@@ -42,6 +42,7 @@ __all__ = [
     "build_parser",
     "config_from_args",
     "main",
+    "run",
     "running_simulator",
     "serve",
     "settings_argv",
@@ -436,12 +437,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        config = config_from_args(args)
-        _check_loopback(args.host)
-        # Read once: a bad file is refused before serving, a good one is what is served.
-        catalog = load_catalog(config.catalog) if config.catalog is not None else None
+        return run(args)
     except ValueError as error:
         parser.error(str(error))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve as the parsed flags say until interrupted; return 0.
+
+    Raises:
+        ValueError: a bad setting, a host not on loopback or an unreadable catalog, before
+            anything is served.
+
+    """
+    config = config_from_args(args)
+    _check_loopback(args.host)
+    # Read once: a bad file is refused before serving, a good one is what is served.
+    catalog = load_catalog(config.catalog) if config.catalog is not None else None
 
     def ready(url: str) -> None:
         # A local rehearsal tool: printing the keys is the point, so a user can paste them.

@@ -74,6 +74,9 @@ def test_every_host_says_how_to_log_in_with_its_rows_login_key() -> None:
     ]
     mine = Login(user="ops", identity="/keys/{key}")
     assert "    IdentityFile /keys/ops-key" in ssh_config("r", hosts, login=mine).splitlines()
-    assert yaml.safe_load(ansible_inventory("r", hosts, login=mine))["all"]["children"]["db"][
-        "hosts"
-    ]["db-001"]["ansible_user"] == "ops"
+    assert (
+        yaml.safe_load(ansible_inventory("r", hosts, login=mine))["all"]["children"]["db"]["hosts"][
+            "db-001"
+        ]["ansible_user"]
+        == "ops"
+    )
