@@ -26,6 +26,7 @@ from flows.exits import exit_code
 from flows.progress import progress_bar
 from flows.render import err, out, say
 from flows.runtime import ledger_target, open_runtime, resolve_credentials
+from flows.waves import set_stage_listener
 
 __all__ = [
     "export_servers",
@@ -122,8 +123,12 @@ def run_provision(
     say(err, ledgers.used(target))
     Ledger(target).close()  # unreadable, foreign or unreachable: exit 2 now, before Prefect
     names = [s.name for s in specs]
-    with progress_bar(target, name, names, retry_failed=options.retry_failed):
-        state = asyncio.run(flow_run())
+    set_stage_listener(lambda line: say(out, f"  {line}"))  # each stage's line as it ends
+    try:
+        with progress_bar(target, name, names, retry_failed=options.retry_failed):
+            state = asyncio.run(flow_run())
+    finally:
+        set_stage_listener(None)
     summary, error = _ended(state)
     if error is not None:
         render.failure(error)

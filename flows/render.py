@@ -235,12 +235,7 @@ def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str)
         f"{summary.ambiguous} ambiguous (looked up by name, {summary.lookups} look-ups), "
         f"{summary.settled} settled from an earlier run",
     )
-    for wave in summary.waves:
-        say(
-            out,
-            f"  {wave.name}: {wave.sent} sent, {wave.created} created, {wave.failed} failed, "
-            f"{wave.not_ready} not ready, {wave.ready} ready, of {wave.servers}",
-        )
+    # Each stage's line was printed as the stage ended (flows.waves.set_stage_listener).
     if summary.stopped:
         say(out, f"stopped: {summary.stopped}" + (" (rolled back)" if summary.rolled_back else ""))
     say(out, summary.rate_line)
