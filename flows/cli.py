@@ -26,6 +26,7 @@ from fleet.options import ProvisionOptions, RunOptions, TeardownOptions, options
 from fleet.preflight import SKIPPED
 from fleet.spec import ServerSpec
 from flows import planview, render
+from flows.documents import documented
 from flows.exits import exit_code
 from flows.flags import FlagsGroup, optional_values, with_options, with_parser
 from flows.render import err, out, say
@@ -69,14 +70,14 @@ JsonFlag = Annotated[
 # What `fleet plan` reads: where to look and what counts as to create; nothing about sending.
 PLAN_FLAGS = (
     "site", "endpoint", "profile", "credentials_block", "ledger", "ledger_block", "rebind",
-    "retry_failed", "adopt_existing", "preflight",
+    "retry_failed", "adopt_existing", "preflight", "replace", "prune",
 )  # fmt: skip
 # A served deployment runs unattended: no approvals to wait for, no results path of one machine.
 NOT_SERVED = ("approve", "approve_patience", "results", "wait_for_lease")
 
 
 def _fail(code: int, message: str) -> typer.Exit:
-    say(err, message)
+    render.report(message)
     return typer.Exit(code)
 
 
@@ -177,6 +178,7 @@ def validate(inventories: Inventories) -> None:
 
 @app.command()
 @with_options(ProvisionOptions, only=PLAN_FLAGS)
+@documented
 def plan(
     inventories: Inventories,
     rollout: Rollout = None,
@@ -186,30 +188,33 @@ def plan(
     *,
     values: dict[str, Any],
 ) -> None:
-    """Refresh, then show what a run would do per server; exit 0 no changes, 3 changes pending."""
+    """Refresh, then show what provision with these flags would do; exit 3 if anything differs."""
     specs = _validated(inventories)
     name = _name(rollout, inventories)
     options = _options(ProvisionOptions, **values)
     from flows.commands import ledger_shown, survey_only
-    from flows.documents import document_mode, plan_document, print_document
+    from flows.documents import plan_document, print_document
 
-    with document_mode(json_):
-        _preflight_flag(options)
-        try:
-            with _target(options, name, simulator, values.get("ledger")) as opts:
-                found, changes = asyncio.run(survey_only(name, specs, opts))
-                where = ledger_shown(opts)
-        except FleetError as exc:
-            raise _failed(exc) from None
+    _preflight_flag(options)
+    try:
+        with _target(options, name, simulator, values.get("ledger")) as opts:
+            seen = asyncio.run(survey_only(name, specs, opts, regions=json_))
+            where = ledger_shown(opts)
+    except FleetError as exc:
+        raise _failed(exc) from None
+    ahead = planview.forecast(seen.changes, seen.found, seen.records, options, seen.protected)
     if json_:
-        print_document(plan_document(where, name, specs, found, changes))
+        region, found = seen.default_region, seen.found
+        print_document(
+            plan_document(where, name, specs, found, ahead, default_region=region, options=options)
+        )
     else:
-        out.print(render.plan_table(name, len(specs), found, full=full))
-        for line in [planview.summary_line(changes), *planview.lines(changes, full=full)]:
+        out.print(render.plan_table(name, len(specs), seen.found, ahead, full=full))
+        for line in planview.lines(ahead, full=full):
             say(out, line)
-        if found.conflicts:
+        if seen.found.conflicts:
             out.print("Existing names stop a rollout unless --adopt-existing is given.")
-    raise typer.Exit(planview.CHANGES_PENDING if changes else 0)
+    raise typer.Exit(planview.CHANGES_PENDING if ahead.differs else 0)
 
 
 @app.command()
@@ -297,6 +302,7 @@ def _answer(rollout: str, go_on: bool, next_wave: str | None) -> int:
 
 
 @app.command()
+@documented
 def status(
     rollout_: Annotated[str | None, typer.Argument(metavar="ROLLOUT", show_default=False)] = None,
     rollout: Rollout = None,
@@ -331,6 +337,7 @@ def status(
 
 @app.command()
 @with_options(TeardownOptions)
+@documented
 def teardown(
     rollout: Annotated[str, typer.Option("--rollout", help="The rollout to take down.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
@@ -395,6 +402,7 @@ def serve(
 
 
 @app.command()
+@documented
 def export(
     rollout: Annotated[str, typer.Argument(help="The rollout whose running servers to write.")],
     format_: Annotated[

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from prefect import tags
 
 from fleet.changes import Change, plan_changes
 from fleet.config import LedgerLocation
 from fleet.converge import Seen
 from fleet.errors import ConfigError
-from fleet.ledger import Extra, Ledger
+from fleet.ledger import Extra, Ledger, Record
+from fleet.ncp.reads import Resource, read
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.results import duplicates_by_name, not_clean, pages
 from fleet.spec import ServerSpec
@@ -79,13 +83,24 @@ def ledger_shown(options: RunOptions) -> str:
     return ledgers.shown(asyncio.run(ledger_target(options)))
 
 
+@dataclass(frozen=True, slots=True)
+class Surveyed:
+    """What a dry plan found: the survey, its changes, the rollout's records, the default region."""
+
+    found: Survey
+    changes: list[Change]
+    records: list[Record]
+    default_region: str  # the code of the region a create without regionCode goes to ('' unread)
+    protected: set[str]  # servers to replace or destroy with termination protection on
+
+
 async def survey_only(
-    name: str, specs: Sequence[ServerSpec], options: ProvisionOptions
-) -> tuple[Survey, list[Change]]:
+    name: str, specs: Sequence[ServerSpec], options: ProvisionOptions, *, regions: bool = False
+) -> Surveyed:
     """Check references, refresh, compare with the ledger and NCP, writing nothing.
 
-    Returns the survey and the changes a run would make. Takes no lease; a bad reference raises
-    PreflightError listing every one.
+    Takes no lease; a bad reference raises PreflightError listing every one. ``regions``: read
+    the default region's code too (one call), for a document that writes no region as ''.
     """
     from flows.provision import plan_rollout
 
@@ -97,7 +112,14 @@ async def survey_only(
             rt, specs, options, owner=None, tell=lambda report: say(out, report)
         )
         records = await rt.ledger.records(name)
-        return found, plan_changes(specs, records, found)
+        changes = plan_changes(specs, records, found)
+        default = ""
+        if regions and (any(not s.region for s in specs) or any(not r.region for r in records)):
+            # Written as NCP's code in the plan, never '': the first region NCP lists.
+            listed = await read(rt.client, Resource.REGION)
+            default = listed[0].key if listed else ""
+        on = await planview.protected(rt.client, found, changes)
+        return Surveyed(found, changes, records, default, on)
 
 
 def _ended(state: Any) -> tuple[Any, BaseException | None]:
@@ -115,9 +137,10 @@ def run_provision(
     from flows.provision import provision_fleet
 
     async def flow_run() -> Any:
-        return await provision_fleet(
-            inventories=inventories, rollout=name, options=options, return_state=True
-        )
+        with tags(name):  # on the run from its start: the runs list filters by rollout
+            return await provision_fleet(
+                inventories=inventories, rollout=name, options=options, return_state=True
+            )
 
     target = asyncio.run(ledger_target(options))
     say(err, ledgers.used(target))
@@ -170,7 +193,8 @@ def show_status(
             return 0
         records = book.records(rollout)
         if not records:
-            say(err, f"error: no rollout {rollout!r} in {where} {ledgers.hint(location, rollout)}")
+            hint = ledgers.hint(location, rollout)
+            render.report(f"error: no rollout {rollout!r} in {where} {hint}")
             return 2
         binding = book.binding(rollout)
         live = None
@@ -212,7 +236,7 @@ def export_servers(
         records = book.records(rollout)
         if not records:
             hint = ledgers.hint(location, rollout)
-            say(err, f"error: no rollout {rollout!r} in {ledgers.shown(location)} {hint}")
+            render.report(f"error: no rollout {rollout!r} in {ledgers.shown(location)} {hint}")
             return 2
         hosts, not_seen = export.running_hosts(records, book.addresses(rollout))
     if format_ == "ansible":
@@ -298,7 +322,8 @@ def run_teardown(rollout: str, options: TeardownOptions) -> int:
     from flows.teardown import teardown_fleet
 
     async def flow_run() -> Any:
-        return await teardown_fleet(rollout=rollout, options=options, return_state=True)
+        with tags(rollout):  # on the run from its start: the runs list filters by rollout
+            return await teardown_fleet(rollout=rollout, options=options, return_state=True)
 
     state = asyncio.run(flow_run())
     report, error = _ended(state)
@@ -336,6 +361,7 @@ def serve_deployments(
         schedules=[CronSchedule(cron=cron, timezone=timezone)],
         # One run at a time: a slow 03:00 rollout must not meet the 03:00 of the next day.
         concurrency_limit=1,
+        tags=[rollout],
         parameters={
             "inventories": inventories,
             "rollout": rollout,
@@ -343,7 +369,10 @@ def serve_deployments(
         },
     )
     take_down: RunnerDeployment = teardown_fleet.to_deployment(  # type: ignore[assignment]
-        name=name, concurrency_limit=1, parameters={"rollout": rollout, "options": common}
+        name=name,
+        concurrency_limit=1,
+        tags=[rollout],
+        parameters={"rollout": rollout, "options": common},
     )
     serve(provision, take_down)
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 
 from fleet import results
 from fleet.changes import Action, Change, plan_changes
@@ -331,13 +331,12 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
     specs = decided(load(inventories))
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials) as rt:
-        await events.tag_run(name)
         found = decided(await plan(rt.key, unvisited(specs), options))
         _log_plan(name, specs, found)
         records = await rt.ledger.records(name)
         changes = plan_changes(specs, records, found)
         del records  # a record per server, not kept while creating
-        converging.tell_drift(name, found, changes)
+        drift = converging.tell_drift(name, found, changes)
         events.emit(
             "fleet.rollout.started",
             name,
@@ -374,7 +373,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             _summary(rt, specs, found, created, options, tally),
             planned=converging.counts_of(changes),
             pending=converging.pending(changes, options),
-            drifted={"gone": len(found.gone), "stopped": len(found.stopped)},
+            drifted=drift.counts() if drift else {},
             reshaped=applied[0],
             destroyed=applied[1],
             unchanged=applied[2],
@@ -447,8 +446,13 @@ async def provision_fleet(
     rollout: str | None = None,
     options: ProvisionOptions = ProvisionOptions(),  # noqa: B008 (frozen: shared safely)
 ) -> RolloutSummary | State:
-    """Create every server of the inventories once, recording each instance number."""
+    """Create every server of the inventories once, recording each instance number.
+
+    A run that found drift (servers gone, stopped or changed by hand) ends ``Completed`` under
+    the name ``Drifted``, which the runs list shows.
+    """
     name = rollout or rollout_name(inventories)
+    await events.tag_run(name)  # first: a run that stops at once is found by its rollout too
     try:
         summary = await _roll_out(name, inventories, options)
     except FleetError as exc:
@@ -489,4 +493,7 @@ async def provision_fleet(
             ),
             data=summary,
         )
+    if any(summary.drifted.values()):
+        drifted = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in summary.drifted.items())
+        return Completed(message=f"drift found: {drifted}", name="Drifted", data=summary)
     return summary

@@ -71,7 +71,8 @@ def test_a_wave_the_stages_before_it_cover_is_named_not_silently_dropped(
 ) -> None:
     """Waves keep the names asked; one with nothing left to send is no stage, and is named."""
     sizes = parse_sizes(waves)
-    planned = plan_stages(rows(100 if canary == "10" else 16), canary and Size.parse(canary), sizes)
+    first = Size.parse(canary) if canary else None
+    planned = plan_stages(rows(100 if canary == "10" else 16), first, sizes)
     assert [(s.name, len(s.specs)) for s in planned] == stages
     assert covered(planned, sizes) == skipped
 
