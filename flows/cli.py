@@ -342,10 +342,17 @@ def teardown(
     rollout: Annotated[str, typer.Option("--rollout", help="The rollout to take down.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     json_: JsonFlag = False,
+    simulator: Annotated[
+        bool, typer.Option("--simulator", help="A rehearsal's rollout, while its simulator runs.")
+    ] = False,
     *,
     values: dict[str, Any],
 ) -> None:
     """Stop and terminate every server a rollout created (and its lost creates, found by name)."""
+    if simulator and values.get("ledger") is None:
+        from fleet.simulator import REHEARSAL_LEDGER
+
+        values["ledger"] = str(REHEARSAL_LEDGER)
     options = _options(TeardownOptions, **values)
     from flows.commands import teardown_command
 

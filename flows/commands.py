@@ -15,7 +15,7 @@ from fleet.changes import Change, plan_changes
 from fleet.config import LedgerLocation
 from fleet.converge import Seen
 from fleet.errors import ConfigError
-from fleet.ledger import Extra, Ledger, Record
+from fleet.ledger import Binding, Extra, Ledger, Record
 from fleet.ncp.reads import Resource, read
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.results import duplicates_by_name, not_clean, pages
@@ -24,7 +24,7 @@ from fleet.staging import Size
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey, refreshed
 from fleet.teardown import TeardownReport, TeardownScope, extras_of
-from flows import documents, export, ledgers, planview, render
+from flows import documents, export, ledgers, planview, rehearsal, render
 from flows.approval import Approval
 from flows.exits import exit_code
 from flows.progress import progress_bar
@@ -176,6 +176,18 @@ async def live_view(options: RunOptions, rollout: str, endpoint: str) -> dict[st
         return await refreshed(rt.client, records, instances)
 
 
+def _refreshed(
+    options: RunOptions, location: LedgerLocation, binding: Binding | None
+) -> dict[str, Seen] | None:
+    """Return what NCP holds now of a rollout's servers, read where it lives (None: nowhere)."""
+    if binding is None or not binding.endpoint:
+        return None
+    if location.path is not None and not ledgers.pinned(options):  # the ledger found elsewhere
+        options = options.model_copy(update={"ledger": str(location.path)})
+    with rehearsal.reach(options, binding) as at:  # a rehearsal: at its simulator, its keys
+        return asyncio.run(live_view(at, binding.rollout, binding.endpoint))
+
+
 def show_status(
     options: RunOptions, rollout: str | None, *, as_json: bool = False, refresh: bool = False
 ) -> int:
@@ -197,9 +209,7 @@ def show_status(
             render.report(f"error: no rollout {rollout!r} in {where} {hint}")
             return 2
         binding = book.binding(rollout)
-        live = None
-        if refresh and binding is not None and binding.endpoint:
-            live = asyncio.run(live_view(options, rollout, binding.endpoint))
+        live = _refreshed(options, location, binding) if refresh else None
         if as_json:
             seen = book.addresses(rollout)
             document = documents.servers_document(
@@ -238,6 +248,7 @@ def export_servers(
             hint = ledgers.hint(location, rollout)
             render.report(f"error: no rollout {rollout!r} in {ledgers.shown(location)} {hint}")
             return 2
+        rehearsal.still_running(book.binding(rollout))  # else its servers are gone
         hosts, not_seen = export.running_hosts(records, book.addresses(rollout))
     if format_ == "ansible":
         text = export.ansible_inventory(rollout, hosts, public=public, login=login)
@@ -280,7 +291,20 @@ async def teardown_survey(
 
 
 def teardown_command(rollout: str, options: TeardownOptions, *, yes: bool, as_json: bool) -> int:
-    """Show what a teardown takes (``--json``: as one document), confirm, run it; exit code."""
+    """Show what a teardown takes (``--json``: as one document), confirm, run it; exit code.
+
+    A rehearsal's rollout is reached at its simulator, with its keys, while that runs.
+    """
+    location = asyncio.run(ledger_target(options))
+    binding = None
+    if _holds(location, rollout):
+        with Ledger(location) as book:
+            binding = book.binding(rollout)
+    with rehearsal.reach(options, binding) as reached:
+        return _teardown(rollout, reached, yes=yes, as_json=as_json)
+
+
+def _teardown(rollout: str, options: TeardownOptions, *, yes: bool, as_json: bool) -> int:
     if as_json:
         if not options.dry_run:
             raise ConfigError("--json shows a plan: give it with --dry-run")
