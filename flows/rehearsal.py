@@ -95,11 +95,13 @@ def _keys(binding: Binding) -> dict[str, str] | None:
 def reach(options: Opts, binding: Binding | None) -> Iterator[Opts]:
     """Yield the options that reach a rehearsal rollout's simulator (the rollout's own endpoint).
 
-    A rollout that is no rehearsal gets its options as they are. A rehearsal's simulator must
-    still run (else ConfigError, one line); the keys it recorded are exported while the body
-    runs, in place of any other (a profile, a Secret block), since only they open it.
+    A rollout that is no rehearsal gets its options as they are, and so does a command pointed
+    at another endpoint (``--endpoint``): the rollout's binding refuses it, as for any rollout.
+    A rehearsal's simulator must still run (else ConfigError, one line); the keys it recorded are
+    exported while the body runs, in place of any other (a profile, a Secret block), since only
+    they open it.
     """
-    if binding is None or not binding.rehearsal:
+    if binding is None or not binding.rehearsal or options.endpoint not in (None, binding.endpoint):
         yield options
         return
     still_running(binding)
