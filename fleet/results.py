@@ -1,8 +1,10 @@
 """Results files and summaries: what a rollout did, one row per server, for people and scripts.
 
-The file is UTF-8 with a byte order mark (so Excel shows NCP's Korean messages), private (0600),
-and written atomically. A cell that starts like a formula (``=``, ``+``, ``-``, ``@``, a tab or
-a carriage return) is prefixed with ``'``, so a spreadsheet shows NCP's text instead of running it.
+The file is plain UTF-8, without a byte order mark: a script's CSV reader, ``cut`` or ``awk`` reads
+its first column as ``serverName`` (with a BOM it read U+FEFF and ``serverName``), and a
+spreadsheet shows NCP's Korean messages once UTF-8 is picked on import. It is private (0600) and
+written atomically. A cell that starts like a formula (``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return) is prefixed with ``'``, so a spreadsheet shows NCP's text instead of running it.
 """
 
 from __future__ import annotations
@@ -186,7 +188,7 @@ def _write_rows(
         path.parent.mkdir(parents=True, mode=0o700)
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with open(fd, "w", newline="", encoding="utf-8-sig") as fh:
+    with open(fd, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
         writer.writerows(

@@ -4,7 +4,10 @@
              up to its size in inventory order; any failure of it stops the rollout
     waves    cumulative sizes of the whole rollout ("10%,50%,100%" or counts "5,50,200"); each
              wave is created and waited for (RUN, no operation) before the next starts; a list
-             that stops short of the whole rollout gets a last wave with the rest
+             that stops short of the whole rollout gets a last wave with the rest. A wave is
+             named by its place in the list (wave-01 is the first size asked, canary or not); one
+             the stages before it already cover (a canary of 5 holds a first wave of 10% of 16)
+             is no stage, and ``covered`` names it, for the run to say so
     budget   how many failures (refused creates, servers never ready) the waves may cost, as a
              count or a share of what was sent so far; past it nothing more is sent
 
@@ -19,7 +22,17 @@ from dataclasses import dataclass
 
 from .spec import ServerSpec
 
-__all__ = ["CANARY", "Budget", "Size", "Stage", "parse_sizes", "plan_stages", "resize_next"]
+__all__ = [
+    "CANARY",
+    "Budget",
+    "Size",
+    "Stage",
+    "covered",
+    "parse_sizes",
+    "plan_stages",
+    "resize_next",
+    "wave_name",
+]
 
 CANARY = "canary"
 
@@ -91,12 +104,17 @@ def _canary(work: Sequence[ServerSpec], size: Size, total: int) -> list[ServerSp
     return [spec for spec in work if spec.name in chosen]
 
 
+def wave_name(place: int) -> str:
+    """Return the name of the wave at this place (1 for the first) in the sizes asked."""
+    return f"wave-{place:02d}"
+
+
 def plan_stages(
     work: Sequence[ServerSpec], canary: Size | None, waves: Sequence[Size] = ()
 ) -> list[Stage]:
     """Split the servers to create into a canary and waves; one stage when neither is asked."""
     if canary is None and not waves:
-        return [Stage("wave-01", tuple(work))]
+        return [Stage(wave_name(1), tuple(work))]
     total = len(work)
     stages: list[Stage] = []
     left = list(work)
@@ -109,12 +127,18 @@ def plan_stages(
     targets = [size.of(total) for size in waves]
     if not targets or targets[-1] < total:
         targets.append(total)  # the rest, in a last wave
-    for target in targets:
+    for place, target in enumerate(targets, 1):
         count = max(0, target - sent)
         if count:
-            stages.append(Stage(f"wave-{len(stages) + 1:02d}", tuple(left[:count])))
+            stages.append(Stage(wave_name(place), tuple(left[:count])))
             left, sent = left[count:], sent + count
     return stages
+
+
+def covered(stages: Sequence[Stage], waves: Sequence[Size]) -> list[str]:
+    """Return the waves asked for that are no stage: the stages before them hold their servers."""
+    made = {stage.name for stage in stages}
+    return [wave_name(place) for place in range(1, len(waves) + 1) if wave_name(place) not in made]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,5 +174,6 @@ def resize_next(stages: Sequence[Stage], index: int, size: Size) -> list[Stage]:
             out.append(Stage(stage.name, tuple(left[:take])))
             left = left[take:]
     if left:
-        out.append(Stage(f"wave-{len(out) + 1:02d}", tuple(left)))
+        places = [int(s.name.removeprefix("wave-")) for s in out if s.name.startswith("wave-")]
+        out.append(Stage(wave_name(max(places, default=0) + 1), tuple(left)))
     return out

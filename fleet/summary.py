@@ -75,6 +75,14 @@ class WaveOutcome:
         """Return the failures this stage spends from the budget."""
         return self.failed + self.not_ready
 
+    @property
+    def line(self) -> str:
+        """Return what the stage did, in one line (printed as the stage ends)."""
+        return (
+            f"{self.name}: {self.sent} sent, {self.created} created, {self.failed} failed, "
+            f"{self.not_ready} not ready, {self.ready} ready, of {self.servers}"
+        )
+
     def row(self) -> dict[str, object]:
         """Return the stage as a row of the stages table, under the labels people read."""
         counts = (self.servers, self.sent, self.created, self.failed, self.not_ready, self.ready)

@@ -2,12 +2,17 @@
 
 The results file has every server, written from the ledger a page at a time. The artifacts stay
 small at any size: counts, the first failures by name, and where the results file is; never a
-table of every server (at 20,000 servers that table was 11 MB, and the UI's to load).
+table of every server (at 20,000 servers that table was 11 MB, and the UI's to load). The file is
+on the machine that ran the flow (a worker, often): the results artifact says which, and the
+command that shows the same rows from anywhere the ledger is reachable. The summary artifact
+leaves out what is zero (most of 40 facts, on most runs), but the rollout's main counts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+from pathlib import Path
 
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
@@ -15,9 +20,20 @@ from fleet.results import FIRST_FAILURES, Tally, write_rollout_results
 from fleet.summary import RolloutSummary, counts_words
 from flows.runtime import Runtime, artifact_key
 
-__all__ = ["markdown_table", "publish_results", "results_markdown"]
+__all__ = ["markdown_table", "publish_results", "results_markdown", "shown_facts"]
 
 MESSAGE_CHARS = 160  # of an error message, in the artifact (the results file has it whole)
+# Facts of the summary artifact shown even when zero: what a reader looks for first.
+ALWAYS = frozenset({"servers in inventory", "running", "failed", "unknown (in flight)"})
+
+
+def shown_facts(facts: dict[str, object]) -> dict[str, object]:
+    """Return the facts worth a row: none that is zero, but the main counts."""
+    return {k: v for k, v in facts.items() if k in ALWAYS or not _zero(v)}
+
+
+def _zero(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == 0
 
 
 def markdown_table(title: str, facts: dict[str, object]) -> str:
@@ -33,16 +49,24 @@ def _cell(value: object) -> str:
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
 
 
-def results_markdown(rollout: str, summary: RolloutSummary, tally: Tally) -> str:
+def results_markdown(
+    rollout: str, summary: RolloutSummary, tally: Tally, ledger: str = "", host: str = ""
+) -> str:
     """Return the results artifact: counts, the first failures, and where every server is."""
     c = summary.counts
+    results = Path(summary.results).absolute()
+    on = f" on `{host}`" if host else ""
     lines = [
         f"# Results of `{rollout}`",
         "",
         f"{counts_words(c)} servers. {summary.run.line}.",
         "",
-        f"Every server, one row each: `{summary.results}`",
+        f"Every server, one row each: `{results}`{on}, the machine that ran this flow. From "
+        f"anywhere the ledger is reachable, `fleet status {rollout} --ledger {ledger or '...'}` "
+        "shows the same servers (`--json` for a script).",
     ]
+    if not tally.failures:
+        lines += ["", "No server failed."]
     if tally.failures:
         shown = len(tally.failures)
         lines += [
@@ -68,7 +92,7 @@ async def publish_results(rt: Runtime, summary: RolloutSummary, tally: Tally) ->
     # On a thread of its own, a page of the ledger at a time: the event loop stays free.
     await asyncio.to_thread(write_rollout_results, summary.results, rt.ledger.sync, rt.rollout)
     await acreate_markdown_artifact(
-        results_markdown(rt.rollout, summary, tally),
+        results_markdown(rt.rollout, summary, tally, rt.ledger.sync.shown, socket.gethostname()),
         key=artifact_key(rt.rollout, "results"),
         description=f"Results of {rt.rollout} (first {FIRST_FAILURES} failures at most)",
     )
@@ -79,7 +103,7 @@ async def publish_results(rt: Runtime, summary: RolloutSummary, tally: Tally) ->
             description=f"Stages of {rt.rollout}",
         )
     await acreate_markdown_artifact(
-        markdown_table(f"Rollout `{rt.rollout}`", summary.facts()),
+        markdown_table(f"Rollout `{rt.rollout}`", shown_facts(summary.facts())),
         key=artifact_key(rt.rollout, "summary"),
         description=f"Summary of {rt.rollout}",
     )

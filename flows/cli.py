@@ -26,8 +26,9 @@ from fleet.options import ProbeOptions, ProvisionOptions, RunOptions, TeardownOp
 from fleet.preflight import SKIPPED
 from fleet.spec import ServerSpec
 from flows import planview, render
+from flows.documents import documented
 from flows.exits import exit_code
-from flows.flags import FlagsGroup, optional_values, with_options
+from flows.flags import FlagsGroup, optional_values, with_options, with_parser
 from flows.render import err, out, say
 
 
@@ -70,14 +71,14 @@ ProbeProfile = Annotated[Path | None, typer.Option(help="Take defaults from a pr
 # What `fleet plan` reads: where to look and what counts as to create; nothing about sending.
 PLAN_FLAGS = (
     "site", "endpoint", "profile", "credentials_block", "ledger", "ledger_block", "rebind",
-    "retry_failed", "adopt_existing", "preflight",
+    "retry_failed", "adopt_existing", "preflight", "replace", "prune",
 )  # fmt: skip
 # A served deployment runs unattended: no approvals to wait for, no results path of one machine.
 NOT_SERVED = ("approve", "approve_patience", "results", "wait_for_lease")
 
 
 def _fail(code: int, message: str) -> typer.Exit:
-    say(err, message)
+    render.report(message)
     return typer.Exit(code)
 
 
@@ -178,6 +179,7 @@ def validate(inventories: Inventories) -> None:
 
 @app.command()
 @with_options(ProvisionOptions, only=PLAN_FLAGS)
+@documented
 def plan(
     inventories: Inventories,
     rollout: Rollout = None,
@@ -187,30 +189,33 @@ def plan(
     *,
     values: dict[str, Any],
 ) -> None:
-    """Refresh, then show what a run would do per server; exit 0 no changes, 3 changes pending."""
+    """Refresh, then show what provision with these flags would do; exit 3 if anything differs."""
     specs = _validated(inventories)
     name = _name(rollout, inventories)
     options = _options(ProvisionOptions, **values)
     from flows.commands import ledger_shown, survey_only
-    from flows.documents import document_mode, plan_document, print_document
+    from flows.documents import plan_document, print_document
 
-    with document_mode(json_):
-        _preflight_flag(options)
-        try:
-            with _target(options, name, simulator, values.get("ledger")) as opts:
-                found, changes = asyncio.run(survey_only(name, specs, opts))
-                where = ledger_shown(opts)
-        except FleetError as exc:
-            raise _failed(exc) from None
+    _preflight_flag(options)
+    try:
+        with _target(options, name, simulator, values.get("ledger")) as opts:
+            seen = asyncio.run(survey_only(name, specs, opts, regions=json_))
+            where = ledger_shown(opts)
+    except FleetError as exc:
+        raise _failed(exc) from None
+    ahead = planview.forecast(seen.changes, seen.found, seen.records, options, seen.protected)
     if json_:
-        print_document(plan_document(where, name, specs, found, changes))
+        region, found = seen.default_region, seen.found
+        print_document(
+            plan_document(where, name, specs, found, ahead, default_region=region, options=options)
+        )
     else:
-        out.print(render.plan_table(name, len(specs), found, full=full))
-        for line in [planview.summary_line(changes), *planview.lines(changes, full=full)]:
+        out.print(render.plan_table(name, len(specs), seen.found, ahead, full=full))
+        for line in planview.lines(ahead, full=full):
             say(out, line)
-        if found.conflicts:
+        if seen.found.conflicts:
             out.print("Existing names stop a rollout unless --adopt-existing is given.")
-    raise typer.Exit(planview.CHANGES_PENDING if changes else 0)
+    raise typer.Exit(planview.CHANGES_PENDING if ahead.differs else 0)
 
 
 @app.command()
@@ -301,6 +306,7 @@ def _answer(rollout: str, go_on: bool, next_wave: str | None) -> int:
 
 
 @app.command()
+@documented
 def status(
     rollout_: Annotated[str | None, typer.Argument(metavar="ROLLOUT", show_default=False)] = None,
     rollout: Rollout = None,
@@ -335,44 +341,30 @@ def status(
 
 @app.command()
 @with_options(TeardownOptions)
+@documented
 def teardown(
     rollout: Annotated[str, typer.Option("--rollout", help="The rollout to take down.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     json_: JsonFlag = False,
+    simulator: Annotated[
+        bool, typer.Option("--simulator", help="A rehearsal's rollout, while its simulator runs.")
+    ] = False,
     *,
     values: dict[str, Any],
 ) -> None:
     """Stop and terminate every server a rollout created (and its lost creates, found by name)."""
-    options = _options(TeardownOptions, **values)
-    from flows.commands import run_teardown, teardown_survey
+    if simulator and values.get("ledger") is None:
+        from fleet.simulator import REHEARSAL_LEDGER
 
-    if json_:
-        raise typer.Exit(_teardown_json(rollout, options))
+        values["ledger"] = str(REHEARSAL_LEDGER)
+    options = _options(TeardownOptions, **values)
+    from flows.commands import teardown_command
+
     try:
-        scope, side = asyncio.run(teardown_survey(rollout, options))
-        taken = scope.taken(lift_protection=options.lift_protection)
-        if not render.teardown_plan(rollout, scope, side) or options.dry_run:
-            return
-        if not yes:
-            if not sys.stdin.isatty():
-                raise _fail(2, "error: not a terminal; pass --yes to confirm the teardown")
-            if not typer.confirm(f"Terminate these {len(taken)} servers?", default=False):
-                raise _fail(1, "nothing done")
-        code = run_teardown(rollout, options, scope)
+        code = teardown_command(rollout, options, yes=yes, as_json=json_)
     except FleetError as exc:
         raise _failed(exc) from None
     raise typer.Exit(code)
-
-
-def _teardown_json(rollout: str, options: TeardownOptions) -> int:
-    if not options.dry_run:
-        raise _fail(2, "error: --json shows a plan: give it with --dry-run")
-    from flows.commands import teardown_plan
-
-    try:
-        return teardown_plan(rollout, options)
-    except FleetError as exc:
-        raise _failed(exc) from None
 
 
 @app.command()
@@ -417,6 +409,7 @@ def serve(
 
 
 @app.command()
+@documented
 def export(
     rollout: Annotated[str, typer.Argument(help="The rollout whose running servers to write.")],
     format_: Annotated[
@@ -428,19 +421,29 @@ def export(
     public: Annotated[
         bool, typer.Option("--public", help="Connect by public IP where a server has one.")
     ] = False,
-    user: Annotated[str | None, typer.Option(help="SSH user (ssh format).")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="User to log in as (ssh and ansible; default: root).")
+    ] = None,
+    identity_file: Annotated[
+        str | None,
+        typer.Option(
+            help="Private key file to log in with; {key} stands for the row's loginKeyName "
+            "(default: ~/.ssh/{key}.pem)."
+        ),
+    ] = None,
     ledger: LedgerAt = None,
     ledger_block: LedgerBlock = None,
 ) -> None:
     """Write a rollout's running servers for Ansible, SSH or another tool."""
     from flows.commands import export_servers
-    from flows.export import FORMATS
+    from flows.export import FORMATS, Login
 
     if format_ not in FORMATS:
         raise _fail(2, f"error: --format {format_!r}: use one of {', '.join(FORMATS)}")
     options = _options(RunOptions, ledger=ledger, ledger_block=ledger_block)
     try:
-        raise typer.Exit(export_servers(options, rollout, format_, output, public, user))
+        login = Login(**{k: v for k, v in (("user", user), ("identity", identity_file)) if v})
+        raise typer.Exit(export_servers(options, rollout, format_, output, public, login))
     except FleetError as exc:
         raise _failed(exc) from None
 
@@ -469,15 +472,22 @@ def probe(json_: JsonFlag = False, *, values: dict[str, Any]) -> None:
     raise typer.Exit(probe_command(_options(ProbeOptions, **values), as_json=json_))
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def simulator(ctx: typer.Context) -> None:
-    """Run the local NCP simulator (all flags: fleet simulator --help)."""
-    from fleet.simulator.server import main as simulator_main
+def _simulator_parser() -> Any:  # an argparse.ArgumentParser: the simulator's own flags
+    from fleet.simulator.server import build_parser
 
-    raise typer.Exit(simulator_main(list(ctx.args)))
+    return build_parser()
+
+
+@app.command("simulator")
+@with_parser(_simulator_parser())
+def simulator(*, argv: list[str]) -> None:
+    """Run the local NCP simulator on loopback; print its URL, keys and the export line."""
+    from fleet.simulator.server import run
+
+    try:
+        raise typer.Exit(run(_simulator_parser().parse_args(argv), argv))
+    except ValueError as exc:
+        raise _fail(2, f"error: {exc}") from None
 
 
 def main() -> None:

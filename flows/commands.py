@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from prefect import tags
 
 from fleet.changes import Change, plan_changes
 from fleet.config import LedgerLocation
 from fleet.converge import Seen
 from fleet.errors import ConfigError, FleetError
-from fleet.ledger import Extra, Ledger
+from fleet.ledger import Binding, Extra, Ledger, Record
+from fleet.ncp.reads import Resource, read
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
 from fleet.results import duplicates_by_name, not_clean, pages
 from fleet.spec import ServerSpec
@@ -20,12 +24,13 @@ from fleet.staging import Size
 from fleet.summary import RolloutSummary
 from fleet.survey import Survey, refreshed
 from fleet.teardown import TeardownReport, TeardownScope, extras_of
-from flows import documents, ledgers, planview, render
+from flows import documents, export, ledgers, planview, rehearsal, render
 from flows.approval import Approval
 from flows.exits import exit_code
 from flows.progress import progress_bar
 from flows.render import err, out, say
 from flows.runtime import ledger_target, open_runtime, resolve_credentials
+from flows.waves import set_stage_listener
 
 __all__ = [
     "export_servers",
@@ -35,6 +40,7 @@ __all__ = [
     "serve_deployments",
     "show_status",
     "survey_only",
+    "teardown_command",
     "teardown_plan",
     "teardown_survey",
     "terminal_approver",
@@ -77,13 +83,24 @@ def ledger_shown(options: RunOptions) -> str:
     return ledgers.shown(asyncio.run(ledger_target(options)))
 
 
+@dataclass(frozen=True, slots=True)
+class Surveyed:
+    """What a dry plan found: the survey, its changes, the rollout's records, the default region."""
+
+    found: Survey
+    changes: list[Change]
+    records: list[Record]
+    default_region: str  # the code of the region a create without regionCode goes to ('' unread)
+    protected: set[str]  # servers to replace or destroy with termination protection on
+
+
 async def survey_only(
-    name: str, specs: Sequence[ServerSpec], options: ProvisionOptions
-) -> tuple[Survey, list[Change]]:
+    name: str, specs: Sequence[ServerSpec], options: ProvisionOptions, *, regions: bool = False
+) -> Surveyed:
     """Check references, refresh, compare with the ledger and NCP, writing nothing.
 
-    Returns the survey and the changes a run would make. Takes no lease; a bad reference raises
-    PreflightError listing every one.
+    Takes no lease; a bad reference raises PreflightError listing every one. ``regions``: read
+    the default region's code too (one call), for a document that writes no region as ''.
     """
     from flows.provision import plan_rollout
 
@@ -102,7 +119,14 @@ async def survey_only(
                 f"rollout {name} is retired (torn down {retired}): provision creates nothing of "
                 "it unless --revive is given; what follows is what --revive would do",
             )
-        return found, plan_changes(specs, records, found)
+        changes = plan_changes(specs, records, found)
+        default = ""
+        if regions and (any(not s.region for s in specs) or any(not r.region for r in records)):
+            # Written as NCP's code in the plan, never '': the first region NCP lists.
+            listed = await read(rt.client, Resource.REGION)
+            default = listed[0].key if listed else ""
+        on = await planview.protected(rt.client, found, changes)
+        return Surveyed(found, changes, records, default, on)
 
 
 def _ended(state: Any) -> tuple[Any, BaseException | None]:
@@ -120,16 +144,21 @@ def run_provision(
     from flows.provision import provision_fleet
 
     async def flow_run() -> Any:
-        return await provision_fleet(
-            inventories=inventories, rollout=name, options=options, return_state=True
-        )
+        with tags(name):  # on the run from its start: the runs list filters by rollout
+            return await provision_fleet(
+                inventories=inventories, rollout=name, options=options, return_state=True
+            )
 
     target = asyncio.run(ledger_target(options))
     say(err, ledgers.used(target))
     Ledger(target).close()  # unreadable, foreign or unreachable: exit 2 now, before Prefect
     names = [s.name for s in specs]
-    with progress_bar(target, name, names, retry_failed=options.retry_failed):
-        state = asyncio.run(flow_run())
+    set_stage_listener(lambda line: say(out, f"  {line}"))  # each stage's line as it ends
+    try:
+        with progress_bar(target, name, names, retry_failed=options.retry_failed):
+            state = asyncio.run(flow_run())
+    finally:
+        set_stage_listener(None)
     summary, error = _ended(state)
     if error is not None:
         render.failure(error)
@@ -152,6 +181,18 @@ async def live_view(options: RunOptions, rollout: str, endpoint: str) -> dict[st
         return await refreshed(rt.client, await rt.ledger.instances(rollout))
 
 
+def _refreshed(
+    options: RunOptions, location: LedgerLocation, binding: Binding | None
+) -> dict[str, Seen] | None:
+    """Return what NCP holds now of a rollout's servers, read where it lives (None: nowhere)."""
+    if binding is None or not binding.endpoint:
+        return None
+    if location.path is not None and not ledgers.pinned(options):  # the ledger found elsewhere
+        options = options.model_copy(update={"ledger": str(location.path)})
+    with rehearsal.reach(options, binding) as at:  # a rehearsal: at its simulator, its keys
+        return asyncio.run(live_view(at, binding.rollout, binding.endpoint))
+
+
 def show_status(
     options: RunOptions, rollout: str | None, *, as_json: bool = False, refresh: bool = False
 ) -> int:
@@ -169,12 +210,11 @@ def show_status(
             return 0
         records = book.records(rollout)
         if not records:
-            say(err, f"error: no rollout {rollout!r} in {where} {ledgers.hint(location, rollout)}")
+            hint = ledgers.hint(location, rollout)
+            render.report(f"error: no rollout {rollout!r} in {where} {hint}")
             return 2
         binding = book.binding(rollout)
-        live = None
-        if refresh and binding is not None and binding.endpoint:
-            live = asyncio.run(live_view(options, rollout, binding.endpoint))
+        live = _refreshed(options, location, binding) if refresh else None
         if as_json:
             seen = book.addresses(rollout)
             document = documents.servers_document(
@@ -202,24 +242,23 @@ def export_servers(
     format_: str,
     output: Path | None,
     public: bool,
-    user: str | None,
+    login: export.Login,
 ) -> int:
     """Write a rollout's running servers as an Ansible inventory, an ssh_config or JSON."""
-    from flows import export
-
     location = _status_ledger(options, rollout)
     say(err, ledgers.used(location))
     with Ledger(location) as book:
         records = book.records(rollout)
         if not records:
             hint = ledgers.hint(location, rollout)
-            say(err, f"error: no rollout {rollout!r} in {ledgers.shown(location)} {hint}")
+            render.report(f"error: no rollout {rollout!r} in {ledgers.shown(location)} {hint}")
             return 2
+        rehearsal.still_running(book.binding(rollout))  # else its servers are gone
         hosts, not_seen = export.running_hosts(records, book.addresses(rollout))
     if format_ == "ansible":
-        text = export.ansible_inventory(rollout, hosts, public=public)
+        text = export.ansible_inventory(rollout, hosts, public=public, login=login)
     elif format_ == "ssh":
-        text = export.ssh_config(rollout, hosts, public=public, user=user)
+        text = export.ssh_config(rollout, hosts, public=public, login=login)
     else:
         text = export.export_json(rollout, hosts)
     if output is None:
@@ -256,6 +295,40 @@ async def teardown_survey(
         return scope, await extras_of(rt.client, rt.ledger, rt.rollout, scope.targets)
 
 
+def teardown_command(rollout: str, options: TeardownOptions, *, yes: bool, as_json: bool) -> int:
+    """Show what a teardown takes (``--json``: as one document), confirm, run it; exit code.
+
+    A rehearsal's rollout is reached at its simulator, with its keys, while that runs.
+    """
+    location = asyncio.run(ledger_target(options))
+    binding = None
+    if _holds(location, rollout):
+        with Ledger(location) as book:
+            binding = book.binding(rollout)
+    with rehearsal.reach(options, binding) as reached:
+        return _teardown(rollout, reached, yes=yes, as_json=as_json)
+
+
+def _teardown(rollout: str, options: TeardownOptions, *, yes: bool, as_json: bool) -> int:
+    if as_json:
+        if not options.dry_run:
+            raise ConfigError("--json shows a plan: give it with --dry-run")
+        return teardown_plan(rollout, options)
+    scope, side = asyncio.run(teardown_survey(rollout, options))
+    taken = scope.taken(lift_protection=options.lift_protection)
+    if not render.teardown_plan(rollout, scope, side) or options.dry_run:
+        return 0
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("not a terminal; pass --yes to confirm the teardown")
+        import typer
+
+        if not typer.confirm(f"Terminate these {len(taken)} servers?", default=False):
+            say(err, "nothing done")
+            return 1
+    return run_teardown(rollout, options, scope)
+
+
 def teardown_plan(rollout: str, options: TeardownOptions) -> int:
     """Print what a teardown would take down as one JSON document (``--dry-run --json``)."""
     from flows.documents import document_mode, print_document, teardown_document
@@ -272,9 +345,10 @@ def run_teardown(rollout: str, options: TeardownOptions, plan: TeardownScope | N
     from flows.teardown import teardown_fleet
 
     async def flow_run() -> Any:
-        return await teardown_fleet(
-            rollout=rollout, options=options, plan=plan, return_state=True
-        )
+        with tags(rollout):  # on the run from its start: the runs list filters by rollout
+            return await teardown_fleet(
+                rollout=rollout, options=options, plan=plan, return_state=True
+            )
 
     state = asyncio.run(flow_run())
     report, error = _ended(state)
@@ -316,6 +390,7 @@ def serve_deployments(
         schedules=[CronSchedule(cron=cron, timezone=timezone)],
         # One run at a time: a slow 03:00 rollout must not meet the 03:00 of the next day.
         concurrency_limit=1,
+        tags=[rollout],
         parameters={
             "inventories": inventories,
             "rollout": rollout,
@@ -323,7 +398,10 @@ def serve_deployments(
         },
     )
     take_down: RunnerDeployment = teardown_fleet.to_deployment(  # type: ignore[assignment]
-        name=name, concurrency_limit=1, parameters={"rollout": rollout, "options": common}
+        name=name,
+        concurrency_limit=1,
+        tags=[rollout],
+        parameters={"rollout": rollout, "options": common},
     )
     serve(provision, take_down)
 

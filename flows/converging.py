@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -28,8 +29,10 @@ from flows.tasking import engine_for
 from flows.verdicts import verdicts
 
 __all__ = [
+    "Drift",
     "counts_of",
     "destroy_removed",
+    "drift_of",
     "finish_intents",
     "reshape_servers",
     "retire_deposed",
@@ -47,20 +50,71 @@ def counts_of(changes: Sequence[Change]) -> dict[str, int]:
     return {a.value: counted[a] for a in Action if counted[a]}
 
 
-def tell_drift(rollout: str, found: Survey, changes: Sequence[Change]) -> None:
-    """Emit fleet.rollout.drifted when NCP no longer matches what the rollout recorded."""
-    drifted = [c for c in changes if c.action in (Action.RECREATE, Action.START)]
-    by_hand = [c for c in changes if c.action == Action.RESIZE and not _row_edited(c, found)]
-    if not drifted and not by_hand:
-        return
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """What NCP no longer holds as the rollout recorded it, by server: the drift a run found."""
+
+    gone: tuple[Change, ...]  # terminated out of band
+    stopped: tuple[Change, ...]  # stopped out of band
+    by_hand: tuple[Change, ...]  # spec changed in the console, not in the inventory
+
+    @property
+    def line(self) -> str:
+        """Return the drift in one line, naming the first servers of each kind."""
+
+        def names(changes: Sequence[Change]) -> str:
+            shown = ", ".join(c.name for c in changes[:10])
+            return f" ({shown}{', ...' if len(changes) > 10 else ''})" if changes else ""
+
+        return (
+            f"drift: {len(self.gone)} gone out of band{names(self.gone)}, "
+            f"{len(self.stopped)} stopped out of band{names(self.stopped)}, "
+            f"{len(self.by_hand)} changed by hand{names(self.by_hand)}"
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Return how many servers drifted each way."""
+        return {
+            "gone": len(self.gone),
+            "stopped": len(self.stopped),
+            "changed_by_hand": len(self.by_hand),
+        }
+
+
+def drift_of(found: Survey, changes: Sequence[Change]) -> Drift | None:
+    """Return what drifted (None: nothing): servers gone, stopped, or resized by hand."""
+    # A change an earlier run began (resuming) is not drift: it is this project's own, unfinished.
+    ours = [c for c in changes if not c.resuming]
+    drift = Drift(
+        tuple(c for c in ours if c.action == Action.RECREATE),
+        tuple(c for c in ours if c.action == Action.START),
+        tuple(c for c in ours if c.action == Action.RESIZE and not _row_edited(c, found)),
+    )
+    return drift if drift.gone or drift.stopped or drift.by_hand else None
+
+
+def tell_drift(rollout: str, found: Survey, changes: Sequence[Change]) -> Drift | None:
+    """Emit fleet.rollout.drifted, naming each server in its related resources; return the drift.
+
+    The event feed shows related resources as links: each server that drifted (100 at most) is
+    one, its role saying how (``gone``, ``stopped``, ``changed-by-hand``).
+    """
+    drift = drift_of(found, changes)
+    if drift is None:
+        return None
+    roles = (("gone", drift.gone), ("stopped", drift.stopped), ("changed-by-hand", drift.by_hand))
+    servers = [events.server_resource(rollout, c.name, role, c.instance_no)
+               for role, kind in roles for c in kind]  # fmt: skip
     events.emit(
         "fleet.rollout.drifted",
         rollout,
-        gone=[c.name for c in drifted if c.action == Action.RECREATE][:100],
-        stopped=[c.name for c in drifted if c.action == Action.START][:100],
-        changed_by_hand=[c.name for c in by_hand][:100],
+        related=servers[:100],
+        gone=[c.name for c in drift.gone][:100],
+        stopped=[c.name for c in drift.stopped][:100],
+        changed_by_hand=[c.name for c in drift.by_hand][:100],
         counts=counts_of(changes),
     )
+    return drift
 
 
 def _row_edited(change: Change, found: Survey) -> bool:

@@ -1,28 +1,40 @@
 """The JSON documents of ``status --json``, ``plan --json`` and ``teardown --dry-run --json``.
 
 Each command prints one document, alone on stdout (every other line goes to stderr), so that
-``fleet status --json | jq`` works. Keys are snake_case; absent values are null.
+``fleet status --json | jq`` works. Keys are snake_case; absent values are null. A command that
+stops on an error prints, in its document's place, an error document
+(``schemas/error.schema.json``): ``{"error": {"message", "exit_code", "problems"}}``, its exit
+code unchanged; so does ``export --format json``. The shapes are JSON Schemas in ``schemas/``,
+which the tests hold the output to.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
+
+import typer
 
 from fleet.changes import Change
 from fleet.ledger import Address, Binding, Extra, LeaseInfo, Record, RolloutCounts
+from fleet.options import ProvisionOptions
 from fleet.spec import ServerSpec
 from fleet.survey import Survey
 from fleet.teardown import TeardownScope, TeardownTarget
 from flows import render
+from flows.exits import exit_code
+from flows.planview import SETTLE, Forecast
 
 __all__ = [
     "document_mode",
+    "documented",
+    "error_document",
     "plan_document",
     "print_document",
     "rollouts_document",
@@ -30,24 +42,77 @@ __all__ = [
     "teardown_document",
 ]
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 @contextmanager
 def document_mode(on: bool) -> Iterator[None]:
-    """While on, send everything the command prints to stderr: stdout is the document's."""
-    if not on:
+    """While on, stdout is the document's; an error that stops the command is printed as one.
+
+    Every other line goes to stderr. The error document is printed unless a document was already.
+    """
+    if not on or render.stopped is not None:  # off, or on already (an outer command's)
         yield
         return
     render.out.file = sys.stderr
+    render.stopped = said = render.Stopped()
+    _printed.clear()
     try:
         yield
+    except BaseException as exc:
+        code = _exit_of(exc)
+        if code and not _printed:
+            if not said.messages and not isinstance(exc, typer.Exit):
+                said.messages.append(str(exc))
+            print_document(error_document(said, code))
+        raise
     finally:
+        render.stopped = None
         render.out.file = None  # type: ignore[assignment]  # back to the current sys.stdout
+
+
+_printed: list[bool] = []  # one entry once a document is on stdout
+
+
+def _exit_of(exc: BaseException) -> int:
+    """Return the exit code an exception ends the command with (0: none, a clean exit)."""
+    if isinstance(exc, typer.Exit):
+        return exc.exit_code
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else 1
+    return exit_code(exc)
+
+
+def documented(command: F) -> F:
+    """Run a command in document mode when it prints a document (--json, --format json)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with document_mode(bool(kwargs.get("json_")) or kwargs.get("format_") == "json"):
+            return command(*args, **kwargs)
+
+    return typing.cast(F, wrapper)
+
+
+def error_document(said: render.Stopped, code: int) -> dict[str, Any]:
+    """Return why a command stopped as one document (``schemas/error.schema.json``)."""
+    return {
+        "error": {
+            "message": "\n".join(said.messages) or f"stopped with exit code {code}",
+            "exit_code": code,
+            "problems": [
+                {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
+                for p in said.problems
+            ],
+        }
+    }
 
 
 def print_document(document: Mapping[str, Any]) -> None:
     """Print one JSON document on stdout."""
     sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+    _printed.append(True)
 
 
 def _counts(c: RolloutCounts) -> dict[str, int]:
@@ -105,8 +170,28 @@ def servers_document(
     return {"ledger": ledger, "rollout": rollout, "counts": _counts(counts), "servers": servers}
 
 
-def _settle(spec: ServerSpec) -> dict[str, Any]:
-    return {"name": spec.name, "action": "settle", "region": spec.region}
+def _change(c: Change, default_region: str, **extra: str) -> dict[str, Any]:
+    """Return one change as the plan document writes it: every key, absent values null."""
+    return {
+        "name": c.name,
+        "action": c.action.value,
+        "region": c.region or default_region,
+        "instance_no": c.instance_no,
+        "fields": [{"field": f, "old": o, "new": n} for f, o, n in c.fields],
+        "note": c.note or None,
+        **extra,
+    }
+
+
+def _settle(spec: ServerSpec, default_region: str) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "action": SETTLE,
+        "region": spec.region or default_region,
+        "instance_no": None,
+        "fields": [],
+        "note": "in flight when an earlier run stopped: looked up first, created only if absent",
+    }
 
 
 def plan_document(
@@ -114,21 +199,29 @@ def plan_document(
     rollout: str,
     specs: Sequence[ServerSpec],
     found: Survey,
-    changes: Sequence[Change],
+    seen: Forecast,
+    *,
+    default_region: str,
+    options: ProvisionOptions,
 ) -> dict[str, Any]:
-    """Return what a run would do: ``changes``, one action per server that needs one.
+    """Return what ``provision`` with these flags would do (``schemas/plan.schema.json``).
 
-    Actions: ``create``, ``recreate``, ``start``, ``resize``, ``replace``, ``destroy``
-    (``fleet.changes``), and ``settle``: a create an earlier run left in flight, looked up first
-    and created only if surely absent. Servers needing nothing are left out.
+    ``changes``: one action per server the run changes: ``settle`` (a create an earlier run
+    left in flight, looked up first), ``create``, ``recreate``, ``start``, ``resize``,
+    ``replace``, ``destroy`` (``fleet.changes``); ``counts`` has every action, zeros included.
+    ``pending``: changes left for a flag not given (``flag``); ``withheld``: changes the flags
+    ask for that the run would still not make (``why``). A region is always NCP's code.
     """
-    counts = Counter(c.action.value for c in changes)
     return {
         "ledger": ledger,
         "rollout": rollout,
         "servers": len(specs),
-        "changes": [_settle(s) for s in found.unsettled] + [c.as_dict() for c in changes],
-        "counts": dict(counts),
+        "flags": {"replace": options.replace, "prune": options.prune},
+        "changes": [_settle(s, default_region) for s in seen.settle]
+        + [_change(c, default_region) for c in seen.changes],
+        "counts": seen.counts(),
+        "pending": [_change(c, default_region, flag=flag) for c, flag in seen.pending],
+        "withheld": [_change(c, default_region, why=why) for c, why in seen.withheld],
         "done": list(found.done),
         "conflicts": [{"name": n, "instance_nos": nos} for n, nos in found.conflicts],
         "failed_before": list(found.skipped_failed),

@@ -10,6 +10,13 @@ watch one rollout or all of them:
     fleet.rollout.twins      second servers under the rollout's names, not its own (100 shown)
     fleet.rollout.finished   outcome (completed, failed, stopped) and the counts; the outcome
                              is also the resource's label fleet.outcome, to match on
+    fleet.rollout.drifted    servers gone, stopped or changed by hand: each one also a related
+                             resource (``fleet.server.<rollout>.<name>``, its role how it drifted),
+                             which the event feed shows as a link
+    fleet.rollout.planned    what the next run would do, per action
+
+Every flow run is named after its rollout (``web-20261127-030000``, ``plan-web-...``,
+``teardown-web-...``) and tagged with it, so the runs list filters by rollout.
 """
 
 from __future__ import annotations
@@ -25,7 +32,16 @@ from prefect.events import emit_event
 from fleet.ledger import Record
 from fleet.states import ErrorKind, State
 
-__all__ = ["BATCH", "emit", "failed_servers", "run_name", "tag_run", "teardown_run_name"]
+__all__ = [
+    "BATCH",
+    "emit",
+    "failed_servers",
+    "plan_run_name",
+    "run_name",
+    "server_resource",
+    "tag_run",
+    "teardown_run_name",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +58,37 @@ def resource(rollout: str, **labels: str) -> dict[str, str]:
     }
 
 
-def emit(event: str, rollout: str, labels: dict[str, str] | None = None, **payload: Any) -> None:
+def server_resource(
+    rollout: str, name: str, role: str, instance_no: str | None = None
+) -> dict[str, str]:
+    """Return a related resource that stands for one server of a rollout, in a role."""
+    return {
+        "prefect.resource.id": f"fleet.server.{rollout}.{name}",
+        "prefect.resource.name": name,
+        "prefect.resource.role": role,
+        **({"fleet.instance-no": instance_no} if instance_no else {}),
+    }
+
+
+def emit(
+    event: str,
+    rollout: str,
+    labels: dict[str, str] | None = None,
+    related: list[dict[str, str]] | None = None,
+    **payload: Any,
+) -> None:
     """Emit one event about a rollout (never fails the run: events are news, not state).
 
-    ``labels`` go on the resource, where automations can match them (``fleet.outcome``).
+    ``labels`` go on the resource, where automations can match them (``fleet.outcome``);
+    ``related`` resources (servers) show as links in the event feed.
     """
     try:
-        emit_event(event=event, resource=resource(rollout, **(labels or {})), payload=payload)
+        emit_event(
+            event=event,
+            resource=resource(rollout, **(labels or {})),
+            related=related or None,
+            payload=payload,
+        )
     except Exception:  # a full queue or a closed client must not stop a rollout
         log.warning("could not emit %s for %s", event, rollout, exc_info=True)
 
@@ -79,6 +119,11 @@ def run_name() -> str:
 def teardown_run_name() -> str:
     """Return a teardown run's name: what it takes down, and when."""
     return f"teardown-{run_name()}"
+
+
+def plan_run_name() -> str:
+    """Return a plan-fleet run's name: the rollout it plans, and when."""
+    return f"plan-{run_name()}"
 
 
 async def tag_run(rollout: str) -> None:

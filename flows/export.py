@@ -2,7 +2,13 @@
 
 Read from the ledger alone: the servers a rollout created and saw RUN (``provision --wait`` or a
 staged rollout), with the addresses NCP showed then. Hosts are grouped by their inventory row,
-so an Ansible play can target ``web`` or ``db`` as the inventory wrote them.
+so an Ansible play can target ``web`` or ``db`` as the inventory wrote them: a group is the
+rows' names' common stem, made a valid Ansible group name (letters, digits and ``_``: the rows
+``front-end-001``... make the group ``front_end``).
+
+Every host says how to log in: the user (``--user``, else ``root``, as NCP's Linux images have
+it) and the private key of the row's ``loginKeyName`` (``~/.ssh/<loginKeyName>.pem``, the file
+NCP's console hands out; ``--identity-file`` names another, ``{key}`` standing for the key name).
 """
 
 from __future__ import annotations
@@ -18,9 +24,35 @@ import yaml
 from fleet.ledger import Address, Record
 from fleet.states import State
 
-__all__ = ["FORMATS", "Host", "ansible_inventory", "export_json", "running_hosts", "ssh_config"]
+__all__ = [
+    "DEFAULT_IDENTITY",
+    "DEFAULT_USER",
+    "FORMATS",
+    "Host",
+    "Login",
+    "ansible_inventory",
+    "export_json",
+    "running_hosts",
+    "ssh_config",
+]
 
 FORMATS = ("ansible", "ssh", "json")
+DEFAULT_USER = "root"  # NCP's Linux images: root, with the login key's private key
+DEFAULT_IDENTITY = "~/.ssh/{key}.pem"  # {key}: the row's loginKeyName
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """How the next tool logs in: a user, and where the private key of a login key lies."""
+
+    user: str = DEFAULT_USER
+    identity: str = DEFAULT_IDENTITY  # a path; {key} stands for the host's loginKeyName
+
+    def identity_file(self, host: Host) -> str | None:
+        """Return the host's private key file, or None when no login key is known for it."""
+        if "{key}" not in self.identity:
+            return self.identity
+        return self.identity.replace("{key}", host.login_key) if host.login_key else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +68,20 @@ class Host:
     public_ip: str | None
     file: str
     line: int
+    login_key: str | None = None  # the row's loginKeyName, as its create sent it
+
+
+def _login_key(record: Record) -> str | None:
+    """Return the login key the server's create named (or NCP's answer, for an adopted one)."""
+    for text in (record.sent_params, record.response):
+        try:
+            raw: Any = json.loads(text or "null")
+        except ValueError:
+            continue
+        found = dict(raw).get("loginKeyName") if isinstance(raw, list | dict) else None
+        if found:
+            return str(found)
+    return None
 
 
 def _where(record: Record) -> tuple[str, str]:
@@ -99,6 +145,7 @@ def running_hosts(
                 seen.public_ip if seen else None,
                 r.file,
                 r.line,
+                _login_key(r),
             )
         )
     return hosts, len(live) - len(hosts)
@@ -108,7 +155,9 @@ def _address(host: Host, public: bool) -> str | None:
     return (host.public_ip if public else None) or host.private_ip or host.public_ip
 
 
-def ansible_inventory(rollout: str, hosts: Sequence[Host], *, public: bool = False) -> str:
+def ansible_inventory(
+    rollout: str, hosts: Sequence[Host], *, public: bool = False, login: Login = Login()
+) -> str:
     """Return an Ansible YAML inventory: a group per inventory row, host vars for each server."""
     children: dict[str, Any] = {}
     for h in hosts:
@@ -116,6 +165,10 @@ def ansible_inventory(rollout: str, hosts: Sequence[Host], *, public: bool = Fal
         address = _address(h, public)
         if address:
             host_vars["ansible_host"] = address
+        host_vars["ansible_user"] = login.user
+        key_file = login.identity_file(h)
+        if key_file:
+            host_vars["ansible_ssh_private_key_file"] = key_file
         host_vars.update(
             fleet_instance_no=h.instance_no,
             fleet_region=h.region,
@@ -130,7 +183,7 @@ def ansible_inventory(rollout: str, hosts: Sequence[Host], *, public: bool = Fal
 
 
 def ssh_config(
-    rollout: str, hosts: Sequence[Host], *, public: bool = False, user: str | None = None
+    rollout: str, hosts: Sequence[Host], *, public: bool = False, login: Login = Login()
 ) -> str:
     """Return an ssh_config fragment: one Host block per server that has an address."""
     lines = [f"# fleet rollout {rollout}: Include this file from ~/.ssh/config"]
@@ -138,9 +191,10 @@ def ssh_config(
         address = _address(h, public)
         if not address:
             continue
-        lines += ["", f"Host {h.name}", f"    HostName {address}"]
-        if user:
-            lines.append(f"    User {user}")
+        lines += ["", f"Host {h.name}", f"    HostName {address}", f"    User {login.user}"]
+        key_file = login.identity_file(h)
+        if key_file:
+            lines.append(f"    IdentityFile {key_file}")
     return "\n".join(lines) + "\n"
 
 

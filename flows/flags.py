@@ -10,12 +10,18 @@ A field whose ``json_schema_extra`` names an ``alone`` value is a flag with an o
 spells the value out before click parses: the value may follow as ``--approve=waves`` or, like
 every other option's, as its own word (``--approve waves``), taken when it is one of the field's
 values, else the flag stands alone and the word is the next argument.
+
+``with_parser`` does the same for a command whose flags an argparse parser holds (the
+simulator's, which ``python -m fleet.simulator`` reads too): each flag becomes a typer option, so
+its help looks like every other command's, and the flags given go back to the parser as argv.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -25,7 +31,18 @@ import typer
 from pydantic import BaseModel
 from typer.core import TyperGroup
 
-__all__ = ["FlagsGroup", "optional_values", "spell_out", "with_options"]
+from flows.render import err, say
+
+__all__ = [
+    "FlagsGroup",
+    "optional_values",
+    "parser_argv",
+    "parser_flags",
+    "spell_out",
+    "usage_error",
+    "with_options",
+    "with_parser",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -106,13 +123,49 @@ def spell_out(
 
 
 class FlagsGroup(TyperGroup):
-    """The commands' group: flags with an optional value are spelt out before click reads them."""
+    """The commands' group: optional values spelt out; usage errors said as every error is."""
 
     optional: Mapping[str, tuple[str, Collection[str]]] = {}
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # click's Context, typer's copy
         """Parse the arguments once optional values are made one word with their flags."""
         return super().parse_args(ctx, spell_out(args, self.optional))
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run a command; a usage error is one ``error:`` line, as every other error (exit 2)."""
+        run = functools.partial(
+            super().main, args, prog_name, complete_var, False, windows_expand_args, **extra
+        )
+        if not standalone_mode:
+            return run()
+        try:
+            code = run()
+        except typer.TyperException as exc:  # typer's click errors: usage, bad parameters
+            sys.exit(usage_error(exc))
+        except typer.Abort:
+            say(err, "error: aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_error(exc: typer.TyperException) -> int:
+    """Print a usage error as the usage, then one ``error:`` line (typer boxes it); its exit."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `fleet` alone: the help is printed already
+        return exc.exit_code
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        say(err, ctx.get_usage())
+        say(err, f"Try '{ctx.command_path} --help' for help.")
+    say(err, f"error: {getattr(exc, 'format_message', exc.__str__)()}")
+    return exc.exit_code
 
 
 def with_options(
@@ -134,6 +187,70 @@ def with_options(
             return command(values=values, **kwargs)
 
         params = [*own, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in extra)]
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return typing.cast(F, wrapper)
+
+    return decorate
+
+
+def _parser_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Return the parser's flags (its --help aside), each a typer option to be."""
+    return [
+        a
+        for a in parser._actions  # argparse keeps its flags only there (no public listing)
+        if a.option_strings and not isinstance(a, argparse._HelpAction)
+    ]
+
+
+def parser_flags(parser: argparse.ArgumentParser) -> list[inspect.Parameter]:
+    """Return one keyword-only, unset-by-default typer option per flag of an argparse parser."""
+    out = []
+    for action in _parser_options(parser):
+        boolean = isinstance(action, argparse.BooleanOptionalAction)
+        flag = action.option_strings[0]
+        if boolean:
+            flag = f"{flag}/--no-{flag.removeprefix('--')}"
+        help_ = action.help or ""
+        if action.default not in (None, False) and "default" not in help_:  # else said already
+            help_ += f" (default: {action.default})"
+        kind: Any = bool if boolean else (action.type if isinstance(action.type, type) else str)
+        out.append(
+            inspect.Parameter(
+                action.dest,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[kind | None, typer.Option(flag, help=help_)],
+            )
+        )
+    return out
+
+
+def parser_argv(parser: argparse.ArgumentParser, values: Mapping[str, Any]) -> list[str]:
+    """Return the argparse arguments that set the flags given (a value of None: not given)."""
+    argv: list[str] = []
+    for action in _parser_options(parser):
+        value = values.get(action.dest)
+        flag = action.option_strings[0]
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            argv.append(flag if value else f"--no-{flag.removeprefix('--')}")
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def with_parser(parser: argparse.ArgumentParser) -> Callable[[F], F]:
+    """Give a command an argparse parser's flags; it receives the argv they make as ``argv``."""
+
+    def decorate(command: F) -> F:
+        params = parser_flags(parser)
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            return command(argv=parser_argv(parser, kwargs))
+
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         return typing.cast(F, wrapper)

@@ -74,10 +74,10 @@ def hint(current: LedgerLocation, rollout: str, *, teardown: bool = False) -> st
         )
     if not _same(other, REHEARSAL_LEDGER):
         return f"({where}; rollout {rollout!r} is recorded in {other}: pass --ledger {other})"
-    if teardown:  # its simulator stopped with the rehearsal: no server of it is left anywhere
+    if teardown:  # its servers live as long as its simulator runs
         return (
-            f"({where}; rollout {rollout!r} is a rehearsal's, recorded in {other}: nothing real "
-            f"to take down; `fleet status {rollout} --simulator` shows it)"
+            f"({where}; rollout {rollout!r} is a rehearsal's, recorded in {other}: pass "
+            "--simulator to take it down while its simulator runs)"
         )
     return (
         f"({where}; rollout {rollout!r} is a rehearsal's, recorded in {other}: pass "

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 
 from fleet import results
 from fleet.changes import Action, Change, plan_changes
@@ -347,11 +347,10 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
     specs = decided(load(inventories))
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     async with open_runtime(name, options, credentials) as rt:
-        await events.tag_run(name)
         await _unless_retired(rt, options)
         finished = decided(await converging.finish_intents(rt.key, options))
         found = decided(await plan(rt.key, unvisited(specs), options))
-        changes = await _changes(rt, specs, found, options)
+        changes, drift = await _changes(rt, specs, found, options)
         rt.progress.total = len(found.work)
         progress_id = await acreate_progress_artifact(
             0.0, key=artifact_key(name, "progress"), description=f"Provisioning {name}"
@@ -382,7 +381,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             _summary(rt, specs, found, created, options, tally),
             planned=converging.counts_of(changes),
             pending=converging.pending(changes, options),
-            drifted={"gone": len(found.gone), "stopped": len(found.stopped)},
+            drifted=drift.counts() if drift else {},
             reshaped=applied.reshaped,
             destroyed=applied.destroyed,
             unchanged=applied.unchanged,
@@ -418,13 +417,13 @@ async def _unless_retired(rt: Runtime, options: ProvisionOptions) -> None:
 
 async def _changes(
     rt: Runtime, specs: Sequence[ServerSpec], found: Survey, options: ProvisionOptions
-) -> list[Change]:
-    """Say what the plan found, and return its one change per server; tell the run started."""
+) -> tuple[list[Change], converging.Drift | None]:
+    """Say what the plan found; return its one change per server and the drift; tell the start."""
     _log_plan(rt.rollout, specs, found)
     records = await rt.ledger.records(rt.rollout)
     changes = plan_changes(specs, records, found)
     del records  # a record per server, not kept while creating
-    converging.tell_drift(rt.rollout, found, changes)
+    drift = converging.tell_drift(rt.rollout, found, changes)
     events.emit(
         "fleet.rollout.started",
         rt.rollout,
@@ -433,7 +432,7 @@ async def _changes(
         to_settle=len(found.unsettled),
         staged=options.staged,
     )
-    return changes
+    return changes, drift
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,8 +530,13 @@ async def provision_fleet(
     rollout: str | None = None,
     options: ProvisionOptions = ProvisionOptions(),  # noqa: B008 (frozen: shared safely)
 ) -> RolloutSummary | State:
-    """Create every server of the inventories once, recording each instance number."""
+    """Create every server of the inventories once, recording each instance number.
+
+    A run that found drift (servers gone, stopped or changed by hand) ends ``Completed`` under
+    the name ``Drifted``, which the runs list shows.
+    """
     name = rollout or rollout_name(inventories)
+    await events.tag_run(name)  # first: a run that stops at once is found by its rollout too
     try:
         summary = await _roll_out(name, inventories, options)
     except FleetError as exc:
@@ -579,4 +583,7 @@ async def provision_fleet(
             f"own: {'; '.join(summary.twins[:5])}",
             data=summary,
         )
+    if any(summary.drifted.values()):
+        drifted = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in summary.drifted.items())
+        return Completed(message=f"drift found: {drifted}", name="Drifted", data=summary)
     return summary

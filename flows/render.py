@@ -8,7 +8,8 @@ through ``plain``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.table import Table
@@ -22,6 +23,7 @@ from fleet.spec import ServerSpec
 from fleet.summary import RolloutSummary, counts_words
 from fleet.survey import Survey
 from fleet.teardown import LeftAlone, TeardownReport, TeardownScope, TeardownTarget
+from flows.planview import SAYS, SETTLE, Forecast
 
 __all__ = [
     "counts_line",
@@ -34,6 +36,7 @@ __all__ = [
     "plain",
     "plan_table",
     "problems",
+    "report",
     "rollouts_table",
     "run_summary",
     "servers_table",
@@ -57,11 +60,32 @@ def say(console: Console, message: str) -> None:
     console.print(message, markup=False, highlight=False)
 
 
+@dataclass
+class Stopped:
+    """Why a command stopped, as it said it on stderr: kept for a JSON document of the error."""
+
+    messages: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+# Set while a command's stdout is a JSON document (flows.documents): what stopped it, if anything.
+stopped: Stopped | None = None
+
+
+def report(message: str) -> None:
+    """Print the line a command stops on (``error: ...``); keep it for a JSON error document."""
+    say(err, message)
+    if stopped is not None:
+        stopped.messages.append(message.removeprefix("error: "))
+
+
 def problems(found: Sequence[Problem]) -> None:
     """Print inventory problems, one per line, and the count."""
     for problem in found:
         say(err, str(problem))
-    say(err, f"{len(found)} problem(s) found; nothing was sent.")
+    if stopped is not None:
+        stopped.problems += found
+    report(f"{len(found)} problem(s) found; nothing was sent.")
 
 
 def failure(error: BaseException) -> None:
@@ -69,7 +93,7 @@ def failure(error: BaseException) -> None:
     if isinstance(error, PreflightError) and error.problems:
         problems(error.problems)
     else:
-        say(err, f"error: {error}")
+        report(f"error: {error}")
 
 
 def _names(names: Sequence[str], shown: int | None = 6) -> Text:
@@ -99,27 +123,40 @@ def expansion_table(specs: Sequence[ServerSpec]) -> Table:
     return table
 
 
-def plan_table(rollout: str, total: int, found: Survey, *, full: bool = False) -> Table:
-    """Return the table of what a rollout would do (``full``: every name, never cut)."""
+def plan_table(
+    rollout: str, total: int, found: Survey, seen: Forecast, *, full: bool = False
+) -> Table:
+    """Return the one summary of what a run with these flags would do, and what it found.
+
+    Every row reads the forecast (what the run changes, leaves for a flag, or will not do) or
+    the survey (what is up to date, what stops or is skipped): a server shows under one action.
+    """
     table = Table(title=f"Rollout {rollout}: {total} servers")
     for column, justify in (("what", "left"), ("servers", "right"), ("names", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    rows: Iterable[tuple[str, list[str]]] = (
-        ("to create", [s.name for s in found.to_create]),
-        ("in flight before: looked up first", [s.name for s in found.unsettled]),
-        ("created by an earlier run", list(found.done)),
+    touched = {c.name for c in seen.changes} | {c.name for c, _ in (*seen.pending, *seen.withheld)}
+    by_action = {a: [c.name for c in seen.changes if c.action.value == a] for a in SAYS}
+    by_action[SETTLE] = [s.name for s in seen.settle]
+    rows: list[tuple[str, list[str]]] = [(SAYS[a], names) for a, names in by_action.items()]
+    for flag in sorted({flag for _, flag in seen.pending}):
+        left = [f"{c.name} ({c.action.value})" for c, f in seen.pending if f == flag]
+        rows.append((f"left for {flag}", left))
+    rows += [
+        ("not done: " + why, [c.name for c, w in seen.withheld if w == why])
+        for why in sorted({why for _, why in seen.withheld})
+    ]
+    rows += [
+        ("up to date (created by an earlier run)", [n for n in found.done if n not in touched]),
         ("in flight before, found", list(found.reconciled)),
         ("exist, not this rollout's", [f"{n} ({nos})" for n, nos in found.conflicts]),
         ("failed permanently before (--retry-failed)", list(found.skipped_failed)),
         ("failed before, sent again", list(found.delta.retried)),
         ("torn down before, created anew", list(found.delta.renewed)),
-        ("created, inventory changed since", list(found.delta.changed)),
         ("changed while in flight: settled first", list(found.delta.held)),
         ("several servers under one name", [f"{n} ({nos})" for n, nos in found.duplicates]),
-        ("in the ledger, not in the inventory", list(found.delta.removed)),
-    )
+    ]
     for label, names in rows:
-        if names or label in ("to create", "created by an earlier run"):
+        if names or label in ("to create", "up to date (created by an earlier run)"):
             table.add_row(label, str(len(names)), _names(names, None if full else 6))
     return table
 
@@ -225,6 +262,7 @@ def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str)
         f"{summary.ambiguous} ambiguous (looked up by name, {summary.lookups} look-ups), "
         f"{summary.settled} settled from an earlier run",
     )
+    # Each stage's line was printed as the stage ended (flows.waves.set_stage_listener).
     for line in _stage_lines(summary):
         say(out, line)
     say(out, summary.rate_line)
@@ -245,12 +283,8 @@ def run_summary(summary: RolloutSummary, records: Sequence[Record], ledger: str)
 
 
 def _stage_lines(summary: RolloutSummary) -> list[str]:
-    """Return a staged run's stages, why it stopped, and what its rollback took and left."""
-    lines = [
-        f"  {w.name}: {w.sent} sent, {w.created} created, {w.failed} failed, "
-        f"{w.not_ready} not ready, {w.ready} ready, of {w.servers}"
-        for w in summary.waves
-    ]
+    """Return why a staged run stopped, and what its rollback took back and left."""
+    lines = []
     if summary.stopped:
         lines.append(f"stopped: {summary.stopped}")
     if summary.taken_back or summary.rollback_left:

@@ -3,14 +3,18 @@
 One task run per stage (``canary``, ``wave-02`` ...), never one per server. After each stage
 its failures (refused creates, servers never ready) are counted against the budget; the canary
 may fail nothing. Between stages the rollout may pause for approval (flows.approval).
+
+Each stage's line goes to the run's log as the stage ends, and to whoever listens in this process
+(the command line prints it then, not at the end); so does a line naming any wave asked for that
+the stages before it cover (``staging.covered``), never dropped silently.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from fleet.changes import Action, Change
@@ -19,14 +23,43 @@ from fleet.options import ProvisionOptions
 from fleet.readiness import WaitReport, wait_running
 from fleet.reshape import Pace, resize, retire
 from fleet.spec import ServerSpec
-from fleet.staging import Budget, Size, Stage, resize_next
+from fleet.staging import Budget, Size, Stage, covered, parse_sizes, resize_next
 from fleet.summary import WAVE_COLUMNS, WaveOutcome
 from flows import approval, events
 from flows.runtime import Runtime, runtime, teardown_options
 from flows.tasking import CHUNK_TASK, provision_in, unvisited
 from flows.verdicts import decided, verdicts
 
-__all__ = ["run_stages", "run_wave"]
+__all__ = ["run_stages", "run_wave", "set_stage_listener"]
+
+# Who hears, in this process, each stage's line as it ends: the command line, which prints it.
+StageListener = Callable[[str], None]
+_LISTENERS: list[StageListener] = []
+
+
+def set_stage_listener(listener: StageListener | None) -> None:
+    """Hear each stage's line as the stage ends (None: stop listening)."""
+    _LISTENERS.clear()
+    if listener is not None:
+        _LISTENERS.append(listener)
+
+
+def _tell(line: str) -> None:
+    """Log a stage's line in the run, and hand it to the listener, now."""
+    get_run_logger().info("%s", line)
+    for listener in _LISTENERS:
+        listener(line)
+
+
+def _tell_covered(stages: Sequence[Stage], options: ProvisionOptions) -> None:
+    """Say which waves asked for are no stage, and why: the stages before them hold theirs."""
+    if not options.waves:
+        return
+    sizes = parse_sizes(options.waves)
+    for name in covered(stages, sizes):
+        size = sizes[int(name.removeprefix("wave-")) - 1]
+        before = "the canary" if stages and stages[0].canary else "the waves before it"
+        _tell(f"{name} ({size}): nothing left to send in it, {before} already holds its servers")
 
 
 def _outcome(name: str, records: Sequence[Record], report: WaitReport) -> WaveOutcome:
@@ -147,6 +180,7 @@ async def run_stages(
     creates: a replaced server's old instance is taken down only once its stage passed.
     """
     stages = options.stages(_in_order(work, reshaping, specs))
+    _tell_covered(stages, options)
     outcomes: list[WaveOutcome] = []
     failed = sent = 0
     index = 0
@@ -161,6 +195,7 @@ async def run_stages(
             )
         )
         outcomes.append(outcome)
+        _tell(outcome.line)
         failed, sent = failed + outcome.failures, sent + outcome.sent
         events.emit("fleet.wave.completed", rt.rollout, **asdict(outcome))
         reason = _stop_reason(stage, outcome, options, (failed, sent))

@@ -44,6 +44,7 @@ __all__ = [
     "config_from_args",
     "main",
     "profiled",
+    "run",
     "running_simulator",
     "serve",
     "settings_argv",
@@ -469,14 +470,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        config = config_from_args(args)
-        if args.profile:
-            config = profiled(config, args.profile, _named(argv))
-        _check_loopback(args.host)
-        # Read once: a bad file is refused before serving, a good one is what is served.
-        catalog = load_catalog(config.catalog) if config.catalog is not None else None
+        return run(args, argv)
     except ValueError as error:
         parser.error(str(error))
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Serve as the parsed flags (``argv``, as given) say until interrupted; return 0.
+
+    A probe's profile (``--profile``) gives the settings the command line does not name.
+
+    Raises:
+        ValueError: a bad setting, a host not on loopback or an unreadable catalog, before
+            anything is served.
+
+    """
+    config = config_from_args(args)
+    if args.profile:
+        config = profiled(config, args.profile, _named(argv))
+    _check_loopback(args.host)
+    # Read once: a bad file is refused before serving, a good one is what is served.
+    catalog = load_catalog(config.catalog) if config.catalog is not None else None
 
     def ready(url: str) -> None:
         # A local rehearsal tool: printing the keys is the point, so a user can paste them.

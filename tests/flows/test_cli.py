@@ -111,7 +111,7 @@ def test_provision_status_plan_and_teardown(sim: RunningSimulator, tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert "shop: 3 running, 0 failed" in result.output
     assert "call rate auto: " in result.output
-    with open(tmp_path / ".fleet" / "results" / "shop.csv", newline="", encoding="utf-8-sig") as fh:
+    with open(tmp_path / ".fleet" / "results" / "shop.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["serverInstanceStatus"] for r in rows] == ["RUN"] * 3
 
@@ -121,7 +121,7 @@ def test_provision_status_plan_and_teardown(sim: RunningSimulator, tmp_path: Pat
 
     plan = runner.invoke(app, ["plan", path, "--endpoint", sim.url])
     assert plan.exit_code == 0
-    assert re.search(r"created by an earlier run\s*│\s*3\s*│", plan.output), plan.output
+    assert re.search(r"up to date \(created by an earlier run\)\s*│\s*3\s*│", plan.output)
 
     refused = runner.invoke(app, ["teardown", "--rollout", "shop", "--endpoint", sim.url])
     assert refused.exit_code == 2  # no terminal to confirm on, and no --yes
@@ -202,7 +202,7 @@ def test_plan_with_adopt_existing_plans_to_adopt_the_existing_servers(
     assert "--adopt-existing is given" not in adopting.output
     assert re.search(r"to create\s*│\s*0\s*│", adopting.output), adopting.output
     options = ProvisionOptions(endpoint=sim.url, adopt_existing=True)
-    found, _ = asyncio.run(survey_only("theirs", load_inventories([path]), options))
+    found = asyncio.run(survey_only("theirs", load_inventories([path]), options)).found
     assert found.adopted == ("taken-001", "taken-002") and not found.conflicts
     assert all(len(v) == 1 for v in servers_by_name(sim.state()).values())
 
@@ -249,7 +249,7 @@ def test_refused_servers_are_listed_and_sent_again_only_when_asked(
     plan = runner.invoke(app, ["plan", path, *args])
     assert plan.exit_code == 3, plan.output
     assert re.search(r"failed permanently before \(--retry-failed\)\s*│\s*1\s*│", plan.output)
-    assert "plan: 2 to create" in plan.output  # q-003 and q-004: the quota refused them
+    assert re.search(r"to create\s*│\s*2\s*│ q-003, q-004", plan.output)  # the quota refused them
     again = runner.invoke(app, ["provision", path, *args])
     assert again.exit_code == 1  # bad-001 stays refused
     assert sorted(servers_by_name(sim.state())) == ["q-001", "q-002", "q-003", "q-004"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from fleet.simulator import RunningSimulator
 from flows.cli import app
 from tests.support.engine import client_for, stop_out_of_band, terminate_out_of_band
 from tests.support.prefect_harness import keyed_simulator
+from tests.support.schemas import conforms
 from tests.support.simulator import servers_by_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -49,13 +51,14 @@ def fleet(sim: RunningSimulator, *args: str) -> Any:
     return runner.invoke(app, [*args, *common])
 
 
-def plan(sim: RunningSimulator, path: str) -> tuple[int, dict[str, Any]]:
-    result = fleet(sim, "plan", path, "--json", "--no-preflight")
-    return result.exit_code, json.loads(result.stdout)
+def plan(sim: RunningSimulator, path: str, *flags: str) -> tuple[int, dict[str, Any]]:
+    """`fleet plan --json` with these flags: its exit code and document (held to the schema)."""
+    result = fleet(sim, "plan", path, "--json", "--no-preflight", *flags)
+    return result.exit_code, conforms("plan", result.stdout)
 
 
-def actions(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(c["name"], c["action"]) for c in doc["changes"]]
+def actions(doc: dict[str, Any], key: str = "changes") -> list[tuple[str, str]]:
+    return [(c["name"], c["action"]) for c in doc[key]]
 
 
 def apply(sim: RunningSimulator, path: str, *flags: str) -> None:
@@ -68,6 +71,11 @@ def test_a_nightly_rollout_plans_applies_and_converges(sim: RunningSimulator) ->
     path = write(Path("inv.csv"), [("web", 4, GOOD)])
     code, doc = plan(sim, path)
     assert (code, actions(doc)) == (3, [(f"web-00{i}", "create") for i in range(1, 5)])
+    assert {c["region"] for c in doc["changes"]} == {"KR"}  # the default region, by its code
+    assert doc["counts"] == {
+        "settle": 0, "create": 4, "recreate": 0, "start": 0, "resize": 0, "replace": 0,
+        "destroy": 0,
+    }  # fmt: skip
     apply(sim, path)
     assert plan(sim, path) == (0, plan(sim, path)[1]) and plan(sim, path)[1]["changes"] == []
 
@@ -82,22 +90,32 @@ def test_a_nightly_rollout_plans_applies_and_converges(sim: RunningSimulator) ->
     asyncio.run(drift())
     code, doc = plan(sim, path)
     assert (code, actions(doc)) == (3, [("web-002", "recreate"), ("web-003", "start")])
+    text = fleet(sim, "plan", path, "--no-preflight").stdout  # one summary: each server once
+    assert re.search(r"to start \(stopped out of band\)\s*│\s*1\s*│ web-003", text), text
+    assert re.search(r"up to date \(created by an earlier run\)\s*│\s*2\s*│ web-001, web-004", text)
+    assert "plan:" not in text
     apply(sim, path)
     assert plan(sim, path)[0] == 0
 
     lowered = write(Path("inv.csv"), [("web", 3, GOOD), ("db", 1, OTHER_IMAGE)])
-    code, doc = plan(sim, lowered)
-    assert (code, actions(doc)) == (3, [("db-001", "create"), ("web-004", "destroy")])
+    code, doc = plan(sim, lowered)  # as provision without --prune would: web-004 left for it
+    assert (code, actions(doc), actions(doc, "pending")) == (
+        3, [("db-001", "create")], [("web-004", "destroy")]
+    )  # fmt: skip
+    assert doc["pending"][0]["flag"] == "--prune" and doc["pending"][0]["instance_no"]
+    code, doc = plan(sim, lowered, "--prune")  # as provision --prune would
+    assert actions(doc) == [("db-001", "create"), ("web-004", "destroy")] and not doc["pending"]
     apply(sim, lowered)  # without --prune: web-004 stays, and the plan still says so
-    assert actions(plan(sim, lowered)[1]) == [("web-004", "destroy")]
+    assert actions(plan(sim, lowered)[1], "pending") == [("web-004", "destroy")]
     apply(sim, lowered, "--prune")
     assert plan(sim, lowered)[0] == 0
 
     edited = write(Path("inv.csv"), [("web", 3, GOOD), ("db", 1, GOOD)])
-    code, doc = plan(sim, edited)
+    code, doc = plan(sim, edited, "--replace")
     (change,) = doc["changes"]
-    assert (code, change["action"]) == (3, "replace")
+    assert (code, change["action"], doc["counts"]["replace"]) == (3, "replace", 1)
     assert change["fields"] == [{"field": "serverImageNo", "old": OTHER_IMAGE, "new": GOOD}]
+    assert plan(sim, edited)[1]["pending"][0]["flag"] == "--replace"
     apply(sim, edited, "--replace")
     assert plan(sim, edited) == (0, plan(sim, edited)[1])
     on_ncp = servers_by_name(sim.state())
@@ -105,12 +123,12 @@ def test_a_nightly_rollout_plans_applies_and_converges(sim: RunningSimulator) ->
     assert all(len(nos) == 1 for nos in on_ncp.values())
 
 
-async def _events(resource: str) -> dict[str, dict[str, Any]]:
+async def _events(resource: str) -> dict[str, Any]:
     """The fleet events the Prefect server holds for a rollout, once they arrive."""
     from prefect import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
-    seen: dict[str, dict[str, Any]] = {}
+    seen: dict[str, Any] = {}
     async with get_client() as client:
         for _ in range(50):  # events reach the server a moment after they are emitted
             found = await client.read_events(
@@ -120,7 +138,7 @@ async def _events(resource: str) -> dict[str, dict[str, Any]]:
                 ),
                 limit=50,
             )
-            seen = {e.event: e.payload for e in found.events}
+            seen = {e.event: e for e in found.events}
             if "fleet.rollout.drifted" in seen:
                 break
             await asyncio.sleep(0.2)
@@ -143,11 +161,55 @@ async def test_the_plan_only_flow_reports_drift_and_changes_nothing(
         number = str(book.record("hourly", "hour-001").instance_no)  # type: ignore[union-attr]
     async with client_for(sim.url) as client:
         await stop_out_of_band(client, number)
-    counts = await plan_fleet(inventories=[path], rollout="hourly", options=options)
-    assert counts == {"start": 1}
+    state = await plan_fleet(
+        inventories=[path], rollout="hourly", options=options, return_state=True
+    )
+    assert await state.aresult() == {"start": 1}
     seen = await _events("hourly")
-    assert seen["fleet.rollout.drifted"]["stopped"] == ["hour-001"]
+    assert seen["fleet.rollout.drifted"].payload["stopped"] == ["hour-001"]
     assert [s["status"] for s in sim.state()["servers"]].count("NSTOP") == 1
+    await _drift_shows_in_the_runs_list(state, seen["fleet.rollout.drifted"], number)
+    repaired = await provision_fleet(
+        inventories=[path], rollout="hourly", options=options, return_state=True
+    )  # the next run starts it, and says in the runs list that it found drift
+    assert (repaired.type.value, repaired.name) == ("COMPLETED", "Drifted")
+    assert [s["status"] for s in sim.state()["servers"]] == ["RUN", "RUN"]
+
+
+async def _drift_shows_in_the_runs_list(state: Any, event: Any, number: str) -> None:
+    """The run: named and tagged after its rollout, Completed as Drifted, drift logged as WARNING.
+
+    Its event names the server as a related resource, which the event feed links.
+    """
+    import logging
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    assert (state.type.value, state.name) == ("COMPLETED", "Drifted")
+    assert "1 stopped out of band (hour-001)" in (state.message or "")
+    async with get_client() as client:
+        run = await client.read_flow_run(state.state_details.flow_run_id)
+        warned: list[str] = []
+        for _ in range(50):  # logs reach the server in batches, a moment after the run
+            logs = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id]))
+            )
+            warned = [log.message for log in logs if log.level == logging.WARNING]
+            if warned:
+                break
+            await asyncio.sleep(0.2)
+    assert run.name.startswith("plan-hourly-") and "hourly" in run.tags
+    assert run.state is not None and run.state.name == "Drifted"
+    assert any(m.startswith("drift: 0 gone out of band, 1 stopped") for m in warned), warned
+    # Prefect adds its own (the flow run, its tags ...): ours are the servers.
+    (server,) = [r for r in event.related if r.id.startswith("fleet.server.")]
+    assert (server.name, server.role, server.id) == (
+        "hour-001",
+        "stopped",
+        "fleet.server.hourly.hour-001",
+    )
+    assert server["fleet.instance-no"] == number
 
 
 def test_status_refresh_shows_what_ncp_holds_now(sim: RunningSimulator) -> None:
@@ -185,9 +247,15 @@ def test_a_protected_server_is_neither_replaced_nor_destroyed(sim: RunningSimula
 
     asyncio.run(protect())
     edited = write(Path("p.csv"), [("keep", 1, OTHER_IMAGE)])  # drop-001 removed
-    assert actions(plan(sim, edited)[1]) == [("keep-001", "replace"), ("drop-001", "destroy")]
+    code, doc = plan(sim, edited, "--replace", "--prune")  # what that provision would do: nothing
+    assert (code, doc["changes"], doc["flags"]) == (3, [], {"replace": True, "prune": True})
+    assert [(c["name"], c["action"], c["why"]) for c in doc["withheld"]] == [
+        ("keep-001", "replace", "termination protection is on: not replaced"),
+        ("drop-001", "destroy", "termination protection is on: not destroyed"),
+    ]
     result = fleet(sim, "provision", edited, "--replace", "--prune", "--poll-interval", "0.2")
     assert "not changed: keep-001: termination protection is on: not replaced" in result.output
     assert "not changed: drop-001: termination protection is on: not destroyed" in result.output
     assert servers_by_name(sim.state()) == {n: [no] for n, no in numbers.items()}
-    assert actions(plan(sim, edited)[1]) == [("keep-001", "replace"), ("drop-001", "destroy")]
+    pending = actions(plan(sim, edited)[1], "pending")  # without the flags: left for them
+    assert pending == [("keep-001", "replace"), ("drop-001", "destroy")]

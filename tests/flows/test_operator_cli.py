@@ -21,6 +21,7 @@ import yaml
 from fleet.ledger import Ledger
 from fleet.simulator import RunningSimulator, running_simulator
 from tests.support.prefect_harness import ROOT, fleet_env, inventory, run
+from tests.support.schemas import conforms
 from tests.support.simulator import sim_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -178,7 +179,7 @@ def test_addresses_documents_and_exports_as_the_next_tool_reads_them(
     path = _two_rows(tmp_path / "app.csv", 2)
     made = run(["provision", path, *common, "--wait", "--poll-interval", "0.2"], tmp_path)
     assert made.returncode == 0, made.stderr
-    with open(tmp_path / "results" / "app.csv", encoding="utf-8-sig", newline="") as fh:
+    with open(tmp_path / "results" / "app.csv", encoding="utf-8", newline="") as fh:
         rows = {r["serverName"]: r for r in csv.DictReader(fh)}
     assert all(ipaddress.ip_address(r["privateIp"]) in subnet for r in rows.values())
     assert rows["web-001"]["publicIp"] and not rows["db-001"]["publicIp"]
@@ -192,8 +193,10 @@ def test_addresses_documents_and_exports_as_the_next_tool_reads_them(
     grown = _two_rows(tmp_path / "app.csv", 3)
     plan = run(["plan", grown, "--rollout", "app", *common, "--json"], tmp_path)
     assert plan.returncode == 3, plan.stderr  # a change pending
-    document = json.loads(plan.stdout)
-    assert [(c["name"], c["action"]) for c in document["changes"]] == [("web-003", "create")]
+    document = conforms("plan", plan.stdout)
+    assert [(c["name"], c["action"], c["region"]) for c in document["changes"]] == [
+        ("web-003", "create", "KR")  # the default region by its code, as export writes it
+    ]
     assert "preflight:" in plan.stderr  # the messages went to stderr
 
     down = run(["teardown", "--rollout", "app", *common, "--dry-run", "--json"], tmp_path)
@@ -227,7 +230,10 @@ def test_addresses_documents_and_exports_as_the_next_tool_reads_them(
     )  # no public IP: the private one
 
     as_json = run(["export", "app", "--format", "json", "--ledger", "ledger.db"], tmp_path)
-    exported = {h["name"]: h for h in json.loads(as_json.stdout)["servers"]}
+    document = conforms("export", as_json.stdout)
+    assert document["rollout"] == "app"  # one object, its servers a list under it
+    exported = {h["name"]: h for h in document["servers"]}
+    assert {h["region"] for h in exported.values()} == {"KR"}
     assert (
         exported["db-001"]["group"] == "db"
         and exported["db-001"]["private_ip"] == rows["db-001"]["privateIp"]

@@ -29,10 +29,11 @@ def deployments() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["name"])
 def test_each_deployment_is_valid_and_runs_one_at_a_time(deployment: dict[str, Any]) -> None:
-    """Its parameters pass the flow's own validation, and its concurrency limit is 1."""
+    """Its parameters pass the flow's validation, one run at a time, its runs tagged by rollout."""
     flow = FLOWS[deployment["entrypoint"]]
     flow.validate_parameters(deployment["parameters"])
     assert deployment["concurrency_limit"] == 1
+    assert deployment["tags"] == [deployment["parameters"]["rollout"]]
 
 
 def test_no_deployment_carries_a_secret_as_a_parameter() -> None:
@@ -44,11 +45,44 @@ def test_no_deployment_carries_a_secret_as_a_parameter() -> None:
     assert "{{ prefect.blocks.secret.fleet-ledger }}" in text
 
 
-def test_the_example_automation_is_one_prefect_accepts() -> None:
-    """automations/notify-failed-rollout.yaml validates as a Prefect automation on our event."""
+@pytest.mark.parametrize(
+    ("file", "event"),
+    [
+        ("notify-failed-rollout.yaml", "fleet.rollout.finished"),
+        ("notify-drifted-rollout.yaml", "fleet.rollout.drifted"),
+    ],
+)
+def test_each_example_automation_is_one_prefect_accepts(file: str, event: str) -> None:
+    """Each file of automations/ validates as a Prefect automation on the event it names."""
     from prefect.events import AutomationCore
 
-    with (ROOT / "automations" / "notify-failed-rollout.yaml").open() as fh:
+    with (ROOT / "automations" / file).open() as fh:
         (spec,) = yaml.safe_load(fh)["automations"]
     automation = AutomationCore.model_validate(spec)
-    assert automation.trigger.expect == {"fleet.rollout.finished"}  # type: ignore[union-attr]
+    assert automation.trigger.expect == {event}  # type: ignore[union-attr]
+
+
+def test_the_drift_notification_names_the_servers_from_the_event() -> None:
+    """The drift automation's message, rendered by Prefect, names each server the event relates."""
+    from prefect.events import Event
+    from prefect.server.utilities.user_templates import render_user_template_sync
+
+    from flows.events import resource, server_resource
+
+    with (ROOT / "automations" / "notify-drifted-rollout.yaml").open() as fh:
+        (spec,) = yaml.safe_load(fh)["automations"]
+    event = Event(
+        event="fleet.rollout.drifted",
+        resource=resource("web"),
+        related=[
+            server_resource("web", "web-002", "gone"),
+            server_resource("web", "web-003", "stopped", "10000003"),
+            {"prefect.resource.id": "prefect.flow-run.x", "prefect.resource.role": "flow-run"},
+        ],
+        payload={"gone": ["web-002"], "stopped": ["web-003"], "changed_by_hand": []},
+    )
+    (action,) = spec["actions"]
+    subject = render_user_template_sync(action["subject"], {"event": event})
+    body = render_user_template_sync(action["body"], {"event": event})
+    assert subject == "Rollout web drifted"
+    assert "1 gone, 1 stopped, 0 changed by hand: web-002 (gone), web-003 (stopped)." in body

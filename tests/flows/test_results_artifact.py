@@ -47,7 +47,7 @@ async def test_results_artifact_holds_counts_first_failures_and_the_file_not_eve
     state = await provision_fleet(inventories=[path], options=options, return_state=True)
     assert state.is_failed()
     results = tmp_path / "results" / "wide.csv"
-    with results.open(newline="", encoding="utf-8-sig") as fh:
+    with results.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["serverName"] for r in rows] == [f"wide-{i:03d}" for i in range(1, SERVERS + 1)]
     created = {r["serverName"] for r in rows if r["state"] == "created"}

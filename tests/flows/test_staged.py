@@ -195,8 +195,8 @@ async def test_approval_resumes_with_the_next_waves_size(
     summary = await state.aresult()
     assert [(w.name, w.servers) for w in summary.waves] == [
         ("canary", 2),
-        ("wave-02", 5),
-        ("wave-03", 3),
+        ("wave-01", 5),  # named as asked: the first of --waves, resized at the approval
+        ("wave-02", 3),
     ]
     assert len(servers_by_name(sim.state())) == 10
     async with get_client() as client:
@@ -205,12 +205,12 @@ async def test_approval_resumes_with_the_next_waves_size(
         )
         tasks = {t.name.rsplit("-", 1)[0] for t in await client.read_task_runs()}
     assert flow_run.name.startswith("okay-") and "okay" in flow_run.tags
-    assert {"canary", "wave-02", "wave-03"} <= tasks
+    assert {"canary", "wave-01", "wave-02"} <= tasks
     async with get_client() as client:
         found = await client.read_artifacts()
     stages = next(a for a in found if a.key == "okay-waves")
     rows: Any = json.loads(stages.data) if isinstance(stages.data, str) else stages.data
-    assert [row["stage"] for row in rows] == ["canary", "wave-02", "wave-03"]
+    assert [row["stage"] for row in rows] == ["canary", "wave-01", "wave-02"]
 
 
 async def test_abort_at_approval_sends_nothing_more(sim: RunningSimulator, tmp_path: Path) -> None:
@@ -344,9 +344,19 @@ def test_the_terminal_asks_when_no_prefect_server_shows_a_form(
     asked = runner.invoke(cli.app, args, input="no\n")
     assert asked.exit_code == 1 and "approve the next wave" in asked.output
     assert sorted(creates(sim)) == ["term-001", "term-002"]
-    approved = runner.invoke(cli.app, [*args, "--yes"])
+    approved = runner.invoke(cli.app, [*args, "--yes", "--waves", "10%,100%"])
     assert approved.exit_code == 0, approved.output
     assert len(servers_by_name(sim.state())) == 6
+    lines = approved.stdout.splitlines()
+
+    def at(start: str) -> int:
+        return next(i for i, line in enumerate(lines) if line.lstrip().startswith(start))
+
+    # Each stage's line as the stage ends: the canary's before the approval that follows it,
+    # the last wave's before the run's summary; the 10% wave the canary holds is named.
+    assert at("canary: 2 sent") < at("t: approved with --yes") < at("wave-02: 2 sent")
+    assert at("wave-02: 2 sent") < at("creating took")
+    assert "wave-01 (10%): nothing left to send in it, the canary already holds" in approved.stdout
 
 
 async def test_a_staged_replace_rolls_back_to_the_old_servers(
@@ -374,7 +384,7 @@ async def test_a_staged_replace_rolls_back_to_the_old_servers(
     assert isinstance(summary, RolloutSummary) and summary.rolled_back, summary
     assert [(w.name, w.created, w.failed) for w in summary.waves] == [
         ("canary", 1, 0),
-        ("wave-02", 1, 1),
+        ("wave-01", 1, 1),
     ]
     assert servers_by_name(sim.state()) == before  # both new servers went; the old ones stay
     with Ledger(tmp_path / "l.db") as book:
@@ -395,7 +405,7 @@ async def test_a_staged_replace_goes_wave_by_wave_new_before_old(
     assert isinstance(summary, RolloutSummary), summary
     assert [(w.name, w.servers, w.ready) for w in summary.waves] == [
         ("canary", 1, 1),
-        ("wave-02", 2, 2),
+        ("wave-01", 2, 2),
     ]
     after = servers_by_name(sim.state())
     assert sorted(after) == sorted(before)

@@ -50,7 +50,7 @@ def test_results_file_written_page_by_page_has_every_server_in_inventory_order(
     """Pages of 3 rows make the same file as one read: inventory order, duplicates named."""
     monkeypatch.setattr(results, "PAGE", 3)
     path = results.write_rollout_results(tmp_path / "r.csv", book, "r")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    with path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["serverName"] for r in rows] == NAMES
     assert [r["state"] for r in rows[:4]] == ["created", "created", "failed", "planned"]

@@ -9,7 +9,7 @@ import yaml
 
 from fleet.ledger import Address, Record
 from fleet.states import ServerStatus, State
-from flows.export import ansible_inventory, running_hosts, ssh_config
+from flows.export import Login, ansible_inventory, running_hosts, ssh_config
 
 
 def record(name: str, line: int, no: str, **changes: object) -> Record:
@@ -51,4 +51,33 @@ def test_hosts_are_grouped_by_row_and_only_running_ones_exported() -> None:
         "",
         "Host web-001",
         "    HostName 198.18.0.9",
+        "    User root",
     ]
+
+
+def test_every_host_says_how_to_log_in_with_its_rows_login_key() -> None:
+    """ansible_user and IdentityFile: root and ~/.ssh/<loginKeyName>.pem unless told otherwise."""
+    sent = json.dumps([["serverName", "web-001"], ["loginKeyName", "ops-key"]])
+    hosts, _ = running_hosts(
+        [record("web-001", 2, "1", sent_params=sent), record("db-001", 3, "2")],
+        {"1": Address("1", "10.0.1.6", None), "2": Address("2", "10.0.2.7", None)},
+    )
+    parsed = yaml.safe_load(ansible_inventory("r", hosts))["all"]["children"]
+    web, db = parsed["web"]["hosts"]["web-001"], parsed["db"]["hosts"]["db-001"]
+    assert web["ansible_user"] == "root"
+    assert web["ansible_ssh_private_key_file"] == "~/.ssh/ops-key.pem"
+    assert "ansible_ssh_private_key_file" not in db  # no login key known: none guessed
+    assert ssh_config("r", hosts).splitlines()[2:6] == [
+        "Host web-001",
+        "    HostName 10.0.1.6",
+        "    User root",
+        "    IdentityFile ~/.ssh/ops-key.pem",
+    ]
+    mine = Login(user="ops", identity="/keys/{key}")
+    assert "    IdentityFile /keys/ops-key" in ssh_config("r", hosts, login=mine).splitlines()
+    assert (
+        yaml.safe_load(ansible_inventory("r", hosts, login=mine))["all"]["children"]["db"]["hosts"][
+            "db-001"
+        ]["ansible_user"]
+        == "ops"
+    )

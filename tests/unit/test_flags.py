@@ -40,3 +40,18 @@ def test_the_help_says_what_the_flag_alone_means() -> None:
     assert result.exit_code == 0
     words = " ".join(result.output.replace("│", " ").split())  # the help, unwrapped
     assert "Alone, it means canary; a value may follow as its own word or after =" in words
+
+
+def test_the_simulators_flags_go_back_to_its_parser_as_given() -> None:
+    """Flags drawn from an argparse parser return to it as argv: unset ones stay its defaults."""
+    from fleet.simulator.server import build_parser, config_from_args
+    from flows.flags import parser_argv
+
+    parser = build_parser()
+    argv = parser_argv(
+        parser, {"rate": 5.0, "storage_outlives_server": False, "seed": 7, "latency": None}
+    )
+    assert argv == ["--rate", "5.0", "--seed", "7", "--no-storage-outlives-server"]
+    config = config_from_args(parser.parse_args(argv), env={})
+    assert (config.rate, config.seed, config.storage_outlives_server) == (5.0, 7, False)
+    assert config.latency == 0.0

@@ -23,14 +23,14 @@ def test_formula_like_cells_are_shown_as_text() -> None:
     ]
 
 
-def test_results_are_utf8_with_a_bom_private_and_keep_korean_text(tmp_path: Path) -> None:
-    """Excel shows NCP's Korean messages (BOM), formulas never run, and the file is 0600."""
+def test_results_are_utf8_without_a_bom_private_and_keep_korean_text(tmp_path: Path) -> None:
+    """Plain UTF-8 (no BOM: the first column reads serverName), formulas never run, 0600."""
     path = tmp_path / "results" / "r.csv"
     message = '=HYPERLINK("x") 서버 이미지와 스펙이 맞지 않습니다'
     write_results(path, [record("web-001"), record("web-002", message)], {"web-001": ["1009"]})
     raw = path.read_bytes()
-    assert raw.startswith(b"\xef\xbb\xbf")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    assert raw.startswith(b"serverName,")
+    with path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == list(COLUMNS)
     assert rows[0]["duplicateInstanceNos"] == "1009" and rows[0]["regionCode"] == "JPN"

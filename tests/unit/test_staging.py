@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleet.spec import ServerSpec
-from fleet.staging import Budget, Size, parse_sizes, plan_stages, resize_next
+from fleet.staging import Budget, Size, covered, parse_sizes, plan_stages, resize_next
 
 
 def rows(*counts: int) -> list[ServerSpec]:
@@ -48,18 +48,33 @@ def test_waves_are_cumulative_and_the_rest_comes_last() -> None:
     stages = plan_stages(rows(100), Size.parse("5"), parse_sizes("10%,50%"))
     assert [(s.name, len(s.specs)) for s in stages] == [
         ("canary", 5),
-        ("wave-02", 5),
-        ("wave-03", 40),
-        ("wave-04", 50),
+        ("wave-01", 5),  # named as asked: the first size given, after the canary
+        ("wave-02", 40),
+        ("wave-03", 50),
     ]
     names = [s.name for stage in stages for s in stage.specs]
     assert len(names) == len(set(names)) == 100
 
 
-def test_a_wave_the_canary_already_covers_is_skipped() -> None:
-    """A first wave of 5% after a canary of 10 adds nothing, and is not a stage."""
-    stages = plan_stages(rows(100), Size.parse("10"), parse_sizes("5%,100%"))
-    assert [(s.name, len(s.specs)) for s in stages] == [("canary", 10), ("wave-02", 90)]
+@pytest.mark.parametrize(
+    ("canary", "waves", "stages", "skipped"),
+    [
+        ("10", "5%,100%", [("canary", 10), ("wave-02", 90)], ["wave-01"]),
+        # The issue's case, on the demo's 16 servers: 10% is 2, within the canary's 5.
+        ("5", "10%,50%,100%", [("canary", 5), ("wave-02", 3), ("wave-03", 8)], ["wave-01"]),
+        (None, "50%,50%,100%", [("wave-01", 8), ("wave-03", 8)], ["wave-02"]),
+        ("1", "50%,100%", [("canary", 1), ("wave-01", 7), ("wave-02", 8)], []),
+    ],
+)
+def test_a_wave_the_stages_before_it_cover_is_named_not_silently_dropped(
+    canary: str | None, waves: str, stages: list[tuple[str, int]], skipped: list[str]
+) -> None:
+    """Waves keep the names asked; one with nothing left to send is no stage, and is named."""
+    sizes = parse_sizes(waves)
+    first = Size.parse(canary) if canary else None
+    planned = plan_stages(rows(100 if canary == "10" else 16), first, sizes)
+    assert [(s.name, len(s.specs)) for s in planned] == stages
+    assert covered(planned, sizes) == skipped
 
 
 def test_without_a_canary_or_waves_there_is_one_stage() -> None:
@@ -94,11 +109,17 @@ def test_an_approval_may_resize_the_next_wave() -> None:
     bigger = resize_next(stages, 1, Size.parse("20%"))
     assert [(s.name, len(s.specs)) for s in bigger] == [
         ("canary", 5),
-        ("wave-02", 20),
-        ("wave-03", 40),
-        ("wave-04", 35),
+        ("wave-01", 20),
+        ("wave-02", 40),
+        ("wave-03", 35),
     ]
     everything = resize_next(stages, 1, Size.parse("100%"))
-    assert [(s.name, len(s.specs)) for s in everything] == [("canary", 5), ("wave-02", 95)]
+    assert [(s.name, len(s.specs)) for s in everything] == [("canary", 5), ("wave-01", 95)]
+    smaller = resize_next(plan_stages(rows(10), Size.parse("1"), ()), 1, Size.parse("2"))
+    assert [(s.name, len(s.specs)) for s in smaller] == [
+        ("canary", 1),
+        ("wave-01", 2),
+        ("wave-02", 7),  # the rest, named after the last wave
+    ]
     names = [s.name for stage in bigger for s in stage.specs]
     assert len(names) == len(set(names)) == 100
