@@ -68,20 +68,6 @@ class Change:
     note: str = ""
     resuming: bool = False  # an earlier run began it: finished by every run, asked or not
 
-    def as_dict(self) -> dict[str, object]:
-        """Return the change as plain data (``fleet plan --json``)."""
-        out: dict[str, object] = {"name": self.name, "action": self.action.value}
-        out["region"] = self.region
-        if self.instance_no:
-            out["instance_no"] = self.instance_no
-        if self.fields:
-            out["fields"] = [{"field": f, "old": o, "new": n} for f, o, n in self.fields]
-        if self.note:
-            out["note"] = self.note
-        if self.resuming:
-            out["resuming"] = True
-        return out
-
 
 def field_changes(
     sent: Sequence[tuple[str, str]], wanted: Sequence[tuple[str, str]]

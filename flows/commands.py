@@ -208,31 +208,45 @@ def show_status(
             else:
                 out.print(render.rollouts_table(book.shown, rows))
             return 0
-        records = book.records(rollout)
-        if not records:
-            hint = ledgers.hint(location, rollout)
-            render.report(f"error: no rollout {rollout!r} in {where} {hint}")
-            return 2
-        binding = book.binding(rollout)
-        live = _refreshed(options, location, binding) if refresh else None
-        if as_json:
-            seen = book.addresses(rollout)
-            document = documents.servers_document(
-                where, rollout, records, book.counts(rollout), seen
-            )
-            if live is not None:
-                document["live"] = {n: s.live.value for n, s in sorted(live.items())}
-            documents.print_document(document)
-            return 0
-        duplicates = duplicates_by_name(book.instances(rollout))
-        out.print(render.servers_table(rollout, records, duplicates))
-        say(out, render.counts_line(rollout, book.counts(rollout)))
+        return _show_rollout(book, options, location, rollout, as_json=as_json, refresh=refresh)
+
+
+def _show_rollout(
+    book: Ledger,
+    options: RunOptions,
+    location: LedgerLocation,
+    rollout: str,
+    *,
+    as_json: bool,
+    refresh: bool,
+) -> int:
+    """Print one rollout's servers (a table, or one JSON document); return the exit code."""
+    where = ledgers.shown(location)
+    records = book.records(rollout)
+    if not records:
+        render.report(f"error: no rollout {rollout!r} in {where} {ledgers.hint(location, rollout)}")
+        return 2
+    live = _refreshed(options, location, book.binding(rollout)) if refresh else None
+    retired = book.retired(rollout)
+    if as_json:
+        document = documents.servers_document(
+            where, rollout, records, book.counts(rollout), book.addresses(rollout)
+        )
+        document["retired_at"] = retired
         if live is not None:
-            for line in planview.live_lines(live):
-                say(out, line)
-        lease = book.lease(rollout)
-        if lease is not None:
-            say(out, f"run by {lease.holder} (lease until {render.iso(lease.expires_at)})")
+            document["live"] = {n: s.live.value for n, s in sorted(live.items())}
+        documents.print_document(document)
+        return 0
+    duplicates = duplicates_by_name(book.instances(rollout))
+    out.print(render.servers_table(rollout, records, duplicates))
+    say(out, render.counts_line(rollout, book.counts(rollout)))
+    if retired is not None:
+        say(out, f"retired: torn down {retired}; provision --revive creates it anew")
+    for line in planview.live_lines(live) if live is not None else []:
+        say(out, line)
+    lease = book.lease(rollout)
+    if lease is not None:
+        say(out, f"run by {lease.holder} (lease until {render.iso(lease.expires_at)})")
     return 0
 
 

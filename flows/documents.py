@@ -145,14 +145,18 @@ def servers_document(
     counts: RolloutCounts,
     addresses: Mapping[str, Address],
 ) -> dict[str, Any]:
-    """Return one rollout's servers as the ledger records them, with their addresses."""
+    """Return one rollout's servers as the ledger records them (``schemas/status.schema.json``).
+
+    Each server's ``state`` is its one state in the ledger, which ``counts`` count; its region
+    is NCP's code (null: not made yet, and sent to NCP's default region).
+    """
     servers = []
     for r in records:
         seen = addresses.get(r.instance_no or "")
         servers.append(
             {
                 "name": r.name,
-                "region": r.region,
+                "region": _region(r),
                 "vpc_no": r.vpc_no,
                 "instance_no": r.instance_no,
                 "state": r.state.value,
@@ -170,6 +174,14 @@ def servers_document(
     return {"ledger": ledger, "rollout": rollout, "counts": _counts(counts), "servers": servers}
 
 
+def _region(r: Record) -> str | None:
+    """Return a server's region as NCP's code: the row's, or the one NCP gave it (None: unknown)."""
+    if r.region:
+        return r.region
+    listed = json.loads(r.response).get("regionCode") if r.response else None
+    return str(listed) if listed else None
+
+
 def _change(c: Change, default_region: str, **extra: str) -> dict[str, Any]:
     """Return one change as the plan document writes it: every key, absent values null."""
     return {
@@ -179,6 +191,7 @@ def _change(c: Change, default_region: str, **extra: str) -> dict[str, Any]:
         "instance_no": c.instance_no,
         "fields": [{"field": f, "old": o, "new": n} for f, o, n in c.fields],
         "note": c.note or None,
+        "resuming": c.resuming,
         **extra,
     }
 
@@ -191,6 +204,7 @@ def _settle(spec: ServerSpec, default_region: str) -> dict[str, Any]:
         "instance_no": None,
         "fields": [],
         "note": "in flight when an earlier run stopped: looked up first, created only if absent",
+        "resuming": False,
     }
 
 
@@ -208,7 +222,9 @@ def plan_document(
 
     ``changes``: one action per server the run changes: ``settle`` (a create an earlier run
     left in flight, looked up first), ``create``, ``recreate``, ``start``, ``resize``,
-    ``replace``, ``destroy`` (``fleet.changes``); ``counts`` has every action, zeros included.
+    ``replace``, ``destroy``, and what earlier runs began and every run finishes: ``retire``,
+    ``terminate``, a ``resize`` or ``start`` with ``resuming`` (``fleet.changes``); ``counts``
+    has every action, zeros included.
     ``pending``: changes left for a flag not given (``flag``); ``withheld``: changes the flags
     ask for that the run would still not make (``why``). A region is always NCP's code.
     """
@@ -234,7 +250,7 @@ def _target(t: TeardownTarget) -> dict[str, Any]:
     return {
         "name": t.name,
         "instance_no": t.instance_no,
-        "region": t.region,
+        "region": t.region or None,
         "recorded": t.recorded,
     }
 
@@ -256,7 +272,8 @@ def teardown_document(
         "protected": [] if lift else [_target(t) for t in scope.protected],
         "pending": list(scope.pending),
         "left_alone": [
-            {"name": a.name, "instance_no": a.instance_no, "region": a.region, "why": a.reason}
+            {"name": a.name, "instance_no": a.instance_no, "region": a.region or None,
+             "why": a.reason}
             for a in scope.left
         ],
         "returned": [
@@ -266,7 +283,7 @@ def teardown_document(
                 "label": r.label,
                 "server": r.server,
                 "server_no": r.server_no,
-                "region": r.region,
+                "region": r.region or None,
             }
             for r in side
         ],

@@ -553,11 +553,16 @@ async def provision_fleet(
         return Failed(message=str(exc), data=exc)
     if summary.stopped and options.on_failure == "rollback":
         summary = await _roll_back(summary, options)
+    return _ended_as(summary)
+
+
+def _ended_as(summary: RolloutSummary) -> RolloutSummary | State:
+    """Tell how the run ended (an event), and return the state it ends in, with why."""
     c = summary.counts
     outcome = "stopped" if summary.stopped else "failed" if summary.not_done else "completed"
     events.emit(
         "fleet.rollout.finished",
-        name,
+        summary.rollout,
         labels={"outcome": outcome},
         outcome=outcome,
         created=c.made,

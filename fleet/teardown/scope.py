@@ -192,12 +192,14 @@ def _found_under_names(
             theirs = own.only_run is not None and (
                 verdict.marker is None or verdict.marker.run != own.only_run
             )
+            # Where NCP says it is (its own code, the default region's too): the same region.
+            where = server.region or region
             if verdict.ours and not theirs:
-                scope.targets.append(TeardownTarget(name, server.instance_no, region, False))
+                scope.targets.append(TeardownTarget(name, server.instance_no, where, False))
                 looked_for.add(name)
             else:
                 why = OTHER_RUN if verdict.ours else verdict.claim.value
-                scope.left.append(LeftAlone(name, server.instance_no, region, why))
+                scope.left.append(LeftAlone(name, server.instance_no, where, why))
     for name, rec in sorted(own.rows.items()):
         wanted = own.only_run is None or rec.sent_run == own.only_run
         if rec.unsettled and name not in looked_for and wanted:
@@ -213,12 +215,14 @@ def _evidence(rec: Record | None, server: ServerInstance, own: _Own, lost: bool)
 def _with_protection(
     scope: TeardownScope, listed: dict[str, list[tuple[str, ServerInstance]]]
 ) -> TeardownScope:
-    """Mark the targets NCP lists with termination protection on."""
+    """Mark the targets NCP lists with termination protection on, each in NCP's region code."""
     shown = {server.instance_no: server for found in listed.values() for _, server in found}
-    targets = [
-        TeardownTarget(t.name, t.instance_no, t.region, t.recorded, protected=True)
-        if t.instance_no in shown and shown[t.instance_no].protected
-        else t
-        for t in scope.targets
-    ]
+    targets = []
+    for t in scope.targets:
+        server = shown.get(t.instance_no)
+        if server is None:
+            targets.append(t)  # not listed (yet): as the ledger has it
+            continue
+        where = t.region or server.region  # the default region's own code, as NCP gives it
+        targets.append(TeardownTarget(t.name, t.instance_no, where, t.recorded, server.protected))
     return TeardownScope(targets, scope.left, scope.pending)

@@ -28,6 +28,7 @@ from flows.cli import app
 from flows.provision import provision_fleet
 from tests.support.engine import client_for, specs
 from tests.support.prefect_harness import keyed_simulator, start
+from tests.support.schemas import conforms
 from tests.support.simulator import servers_by_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -73,11 +74,10 @@ def ok(result: Any) -> Any:
 
 
 def status(sim: RunningSimulator, rollout: str = "life") -> dict[str, Any]:
-    """Return ``fleet status ROLLOUT --json``."""
+    """Return ``fleet status ROLLOUT --json``, held to its schema."""
     result = runner.invoke(app, ["status", rollout, "--ledger", "l.db", "--json"])
     assert result.exit_code == 0, result.output
-    document: dict[str, Any] = json.loads(result.stdout)
-    return document
+    return conforms("status", result.stdout)
 
 
 def until(check: Callable[[], bool], seconds: float = 30.0) -> None:
@@ -311,6 +311,10 @@ def test_after_a_teardown_no_count_or_row_says_running(
     assert "RUN" not in table and "0 running" in table and "4 terminated" in table
     overview = ok(runner.invoke(app, ["status", "--ledger", "l.db"])).output
     assert "terminated" in overview
+    listing = ok(runner.invoke(app, ["status", "--ledger", "l.db", "--json"]))
+    every = conforms("status", listing.stdout)
+    (life,) = every["rollouts"]
+    assert (life["counts"]["running"], life["counts"]["terminated"]) == (0, 4)
     document = status(lagging)
     assert document["counts"]["running"] == 0 and document["counts"]["terminated"] == 4
     exported = ok(runner.invoke(app, ["export", "life", "--ledger", "l.db", "--format", "json"]))
@@ -454,7 +458,7 @@ def test_the_dry_run_lists_exactly_what_the_teardown_takes_and_what_it_leaves(
 
         asyncio.run(stranger())
         dry = fleet(sim, "teardown", "--dry-run", "--json")
-        plan = json.loads(dry.stdout)
+        plan = conforms("teardown-plan", dry.stdout)
         taken = sorted(s["instance_no"] for s in plan["servers"])
         protected = [s["name"] for s in plan["protected"]]
         left = {a["name"]: a["why"] for a in plan["left_alone"]}
