@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from .errors import NcpError
 from .ncp.client import NcpClient, ServerInstance
 
-__all__ = ["Clock", "Hook", "Poller", "Sleep", "notify", "read_statuses"]
+__all__ = ["TELL_EVERY", "Clock", "Hook", "Poller", "Sleep", "Told", "notify", "read_statuses"]
+
+# A loop that waits says what it waits for at least this often: never a silent wait.
+TELL_EVERY = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +74,21 @@ class Poller:
             if self.clock() >= deadline:
                 return False
             await self.sleep(self.interval)
+
+
+@dataclass(slots=True)
+class Told:
+    """Says, at least every ``every`` seconds, what a loop waits for (the first time: at once)."""
+
+    tell: Callable[[str], None]
+    clock: Clock = time.monotonic
+    every: float = TELL_EVERY
+    _last: float | None = None
+
+    def __call__(self, line: Callable[[], str]) -> None:
+        """Say ``line()`` if it is time to (it is only made then)."""
+        now = self.clock()
+        if self._last is not None and now - self._last < self.every:
+            return
+        self._last = now
+        self.tell(line())

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from .addresses import addresses_of
 from .ledger import AsyncLedger, Observed, Record
 from .ncp.client import NcpClient, ServerInstance
-from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
+from .polling import Clock, Hook, Poller, Sleep, Told, notify, read_statuses
 from .settling import epoch
 from .states import ErrorKind, ServerStatus, State, is_gone
 
@@ -62,10 +62,12 @@ async def wait_running(
     wall_clock: Clock = time.time,
     sleep: Sleep = asyncio.sleep,
     on_progress: Hook | None = None,
+    tell: Callable[[str], None] | None = None,
 ) -> WaitReport:
     """Poll the rollout's created servers (or these ``names``) until each is ready or failed.
 
     Ends when every one is RUN with no operation under way, has failed, or time runs out.
+    ``tell`` hears, at least every 30 s, how many run and which are awaited, and each failure.
     """
     report = WaitReport()
     records = [
@@ -82,13 +84,21 @@ async def wait_running(
             number = r.instance_no or ""
             pending[number] = _Watch(r, r.server_status or "unknown", number in listed)
 
+    told = Told(tell, clock) if tell is not None else None
+
     async def round_() -> bool:
         seen = await read_statuses(client, ((w.record.region, n) for n, w in pending.items()))
         if seen is not None:
+            failed = len(report.failed)
             ready = await _observe(ledger, rollout, pending, seen, report, wall_clock)
             # Where each server seen RUN can be reached, for the results and exports.
             await ledger.set_addresses(rollout, await addresses_of(client, ready))
             await notify(on_progress, len(report.running), len(records))
+            for name in list(report.failed)[failed:]:
+                if tell is not None:
+                    tell(f"{name}: failed ({report.failed[name]})")
+        if told is not None and pending:
+            told(lambda: _waiting(report, pending, len(records)))
         return not pending
 
     if pending and not await Poller(interval, time_limit, clock, sleep).run(round_):
@@ -100,6 +110,16 @@ async def wait_running(
             )
             report.timed_out[watch.record.name] = watch.last
     return report
+
+
+def _waiting(report: WaitReport, pending: dict[str, _Watch], total: int) -> str:
+    """Say how many run, and which are awaited (the first few, with their status)."""
+    shown = [f"{w.record.name} ({w.last})" for w in list(pending.values())[:5]]
+    more = f" and {len(pending) - 5} more" if len(pending) > 5 else ""
+    return (
+        f"{len(report.running)} of {total} running; waiting for {len(pending)}: "
+        f"{', '.join(shown)}{more}"
+    )
 
 
 async def _observe(

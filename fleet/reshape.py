@@ -31,7 +31,7 @@ from .errors import NcpError
 from .ledger import AsyncLedger, Observed, State
 from .ncp.client import NcpClient, ServerInstance
 from .options import TeardownOptions
-from .polling import Clock, Poller, Sleep, read_statuses
+from .polling import Clock, Poller, Sleep, Told, read_statuses
 from .provisioner import Provisioner
 from .readiness import wait_running
 from .spec import ServerSpec
@@ -134,6 +134,7 @@ async def resize_one(
     target: TeardownTarget,
     spec: ServerSpec,
     pace: Pace,
+    tell: Tell | None = None,
 ) -> str | None:
     """Bring one server (already ``resizing``) to ``spec``; return why not, or None once done.
 
@@ -142,11 +143,13 @@ async def resize_one(
     """
     no, region = target.instance_no, target.region
     refusal: NcpError | None = None
+    told = Told(tell or log.info, pace.clock)
 
     async def round_() -> bool:
         nonlocal refusal
         server = await _read(client, region, no)
         step = resize_step(server, spec)
+        told(lambda: f"{target.name} ({no}): resizing: {step}")
         if step == ResizeStep.DONE or (refusal is not None and _running(server)):
             return True
         if step == ResizeStep.CHANGE and refusal is not None:
@@ -200,7 +203,7 @@ async def resize(
             out.left[change.name] = "not kept any more: not resized"
             continue
         target = TeardownTarget(change.name, change.instance_no, change.region, True)
-        why = await resize_one(client, ledger, rollout, target, spec, pace)
+        why = await resize_one(client, ledger, rollout, target, spec, pace, tell)
         if why is None:
             out.done.append(change.name)
         else:

@@ -134,6 +134,7 @@ async def wait_for_run(key: str, options: ProvisionOptions) -> WaitReport:
         time_limit=options.wait_timeout,
         interval=options.poll_interval,
         on_progress=report,
+        tell=lambda line: get_run_logger().info("%s", line),
     )
     get_run_logger().info(
         "%d running, %d failed, %d timed out",

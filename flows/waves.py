@@ -101,7 +101,8 @@ async def run_wave(
     resized_names = {c.name for c in resizing}
     await provision_in(rt, [s for s in specs if s.name not in resized_names], options, stop=stop)
     pace = Pace(interval=options.poll_interval, time_limit=options.wait_timeout)
-    resized = await resize(rt.client, rt.ledger, rt.rollout, resizing, specs, pace)
+    logger = get_run_logger()
+    resized = await resize(rt.client, rt.ledger, rt.rollout, resizing, specs, pace, logger.info)
     names = [s.name for s in specs]  # this wave's servers only: a wave is not the rollout
     report = await wait_running(
         rt.client,
@@ -110,6 +111,7 @@ async def run_wave(
         names=set(names),
         time_limit=options.wait_timeout,
         interval=options.poll_interval,
+        tell=logger.info,
     )
     records = await rt.ledger.records(rt.rollout, names)
     events.failed_servers(rt.rollout, records)

@@ -28,7 +28,7 @@ from fleet.ledger import AsyncLedger, ErrorKind, Extra, Observed, State
 from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
 from fleet.options import TeardownOptions
 from fleet.ownership import found_from
-from fleet.polling import Clock, Hook, Poller, Sleep, notify, read_statuses
+from fleet.polling import Clock, Hook, Poller, Sleep, Told, notify, read_statuses
 from fleet.settling import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Verdict
 from fleet.spec import ServerSpec
 from fleet.states import Operation, ServerStatus, is_gone
@@ -62,8 +62,6 @@ TERMINABLE = frozenset(
 )
 # What a target NCP never showed is reported as, when time runs out: it exists, unlisted.
 NOT_LISTED = "not listed by NCP yet: it exists (its create was answered), still billed"
-# A line at least this often while a teardown waits, saying what it waits for.
-TELL_EVERY = 30.0
 
 
 class Action(StrEnum):
@@ -173,7 +171,7 @@ class Teardown:
         self.report = TeardownReport()
         self._watched: dict[str, _Watch] = {}
         self._gone: set[str] = set()  # instance numbers taken for gone
-        self._told = 0.0
+        self._told = Told(self._tell, clock)
 
     async def run(
         self, targets: Sequence[TeardownTarget], pending: Sequence[str] = ()
@@ -185,7 +183,6 @@ class Teardown:
         extras = await self._extras_to_return(targets)
         await self._watch(targets)
         settler = await self._settler(pending)
-        self._told = self._clock()
         total = len(targets) + len(pending)
 
         async def round_() -> bool:
@@ -403,14 +400,15 @@ class Teardown:
             self.report.unsettled[name] = "its create's outcome is still unknown"
 
     def _tell_waiting(self, settler: Settler) -> None:
-        """Say, at least every TELL_EVERY seconds, what the teardown waits for."""
-        if self._clock() - self._told < TELL_EVERY or not (self._watched or settler.pending):
-            return
-        self._told = self._clock()
-        names = sorted(w.target.name for w in self._watched.values())
+        """Say, at least every 30 seconds, what the teardown waits for."""
+        if self._watched or settler.pending:
+            self._told(lambda: self._waiting(settler))
+
+    def _waiting(self, settler: Settler) -> str:
+        names = sorted(f"{w.target.name} ({w.last})" for w in self._watched.values())
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         looked = f"; looking up {len(settler.pending)} unknown creates" if settler.pending else ""
-        self._tell(f"waiting for {len(names)} servers to go: {shown}{looked}")
+        return f"waiting for {len(names)} servers to go: {shown}{looked}"
 
     async def _extras_to_return(self, targets: Sequence[TeardownTarget]) -> list[Extra]:
         """Return the public IPs and extra disks to return: the targets', and any left before.

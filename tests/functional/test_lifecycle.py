@@ -19,6 +19,7 @@ from fleet.provisioner import Provisioner
 from fleet.readiness import wait_running
 from fleet.simulator import running_simulator
 from fleet.survey import survey
+from tests.support.clock import FakeClock
 from tests.support.engine import (
     FAST,
     OWNER,
@@ -27,6 +28,7 @@ from tests.support.engine import (
     open_ledger,
     roll_out,
     specs,
+    until_server,
 )
 from tests.support.simulator import servers_by_name, sim_config
 
@@ -110,3 +112,29 @@ async def test_waiting_for_run_never_takes_a_server_not_listed_yet_for_gone(
         state = sim.state()
     assert sorted(report.running) == [s.name for s in plan] and not report.failed
     assert_each_once(state, book.sync.records("late"), n=3, exact=True)
+
+
+async def test_waiting_for_run_says_what_it_waits_for_and_each_failure(tmp_path: Path) -> None:
+    """A stuck server: a line every 30 s naming it, and the line when time runs out."""
+    plan = specs(2)
+    clock = FakeClock(0.0)
+    said: list[str] = []
+    with running_simulator(sim_config()) as sim:
+        book = open_ledger(tmp_path / "l.db")
+        async with client_for(sim.url) as client:
+            await roll_out(client, book, "stuck", plan)
+            numbers = {r.name: str(r.instance_no) for r in book.sync.records("stuck")}
+            sim.server(numbers["web-002"], "hold", status="CREAT", operation="SETUP")
+            await until_server(client, numbers["web-001"], lambda s: bool(s) and s[0].ready)
+
+            async def tick(seconds: float) -> None:
+                clock.advance(seconds)
+                await asyncio.sleep(0.05)  # the real simulator moves on meanwhile
+
+            report = await wait_running(
+                client, book, "stuck", interval=10.0, time_limit=65.0, clock=clock,
+                sleep=tick, tell=said.append,
+            )  # fmt: skip
+    assert report.timed_out == {"web-002": "CREAT"}
+    # At 0, 30 and 60 s of the wait: never a silent one.
+    assert said == ["1 of 2 running; waiting for 1: web-002 (CREAT)"] * 3

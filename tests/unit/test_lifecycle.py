@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleet.ncp.clock import NcpClock
+from fleet.polling import Told
 from fleet.states import ENDED, INTENTS, KEPT, LIVE, MOVES, State
 from tests.support.clock import FakeClock
 
@@ -56,3 +57,13 @@ def test_ncps_clock_is_read_off_its_answers_and_never_overstated() -> None:
     assert ncp.now() == pytest.approx(1_704_078_030.0)
     ncp.observe(None, clock.now)  # no Date, or an unreadable one: the last good one stands
     assert ncp.now() == pytest.approx(1_704_078_030.0)
+
+
+def test_a_wait_says_what_it_waits_for_at_least_every_30_seconds() -> None:
+    """The first round says it at once; then no more often than every 30 s, never less."""
+    clock, said = FakeClock(0.0), []
+    told = Told(said.append, clock)
+    for _ in range(7):  # a round every 10 s, for a minute
+        told(lambda: f"waiting at {clock.now:.0f}")
+        clock.advance(10.0)
+    assert said == ["waiting at 0", "waiting at 30", "waiting at 60"]
