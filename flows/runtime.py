@@ -107,9 +107,16 @@ def check_rollout_name(rollout: str) -> None:
 
 
 def teardown_options(options: RunOptions) -> TeardownOptions:
-    """Return a teardown's options with a run's own settings (endpoint, ledger, rate ...)."""
+    """Return a teardown's options with a run's own settings (endpoint, ledger, rate ...).
+
+    A provisioning run's teardowns (prune, retire, rollback, finishing an earlier one) wait no
+    longer than it waits for RUN (``--wait-timeout``): the operator's limit.
+    """
     shared = set(TeardownOptions.model_fields) & set(type(options).model_fields)
-    return TeardownOptions(**options.model_dump(include=shared))
+    values = options.model_dump(include=shared)
+    if isinstance(options, ProvisionOptions):
+        values["time_limit"] = options.wait_timeout
+    return TeardownOptions(**values)
 
 
 def artifact_key(rollout: str, what: str) -> str:

@@ -262,10 +262,10 @@ def test_refused_servers_are_listed_and_sent_again_only_when_asked(
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
-def test_a_rollout_torn_down_is_created_anew_by_the_next_provision(
+def test_a_rollout_torn_down_is_created_anew_only_when_revived(
     sim: RunningSimulator, tmp_path: Path
 ) -> None:
-    """Provision, teardown, provision: the servers exist again, with new numbers."""
+    """Provision, teardown: retired (exit 2, nothing sent); --revive: again, with new numbers."""
     path = write(tmp_path / "again.csv", ["again,2,25495367,s2-g3,75001,75101"])
     args = ["--endpoint", sim.url, "--poll-interval", "0.2"]
     assert runner.invoke(app, ["provision", path, "--wait", *args]).exit_code == 0
@@ -273,7 +273,10 @@ def test_a_rollout_torn_down_is_created_anew_by_the_next_provision(
     down = runner.invoke(app, ["teardown", "--rollout", "again", "--yes", *args])
     assert down.exit_code == 0, down.output
     assert sim.state()["servers"] == []
-    anew = runner.invoke(app, ["provision", path, *args])
+    retired = runner.invoke(app, ["provision", path, *args])
+    assert retired.exit_code == 2 and "retired" in retired.output, retired.output
+    assert sim.state()["servers"] == []
+    anew = runner.invoke(app, ["provision", path, "--revive", *args])
     assert anew.exit_code == 0, anew.output
     second = servers_by_name(sim.state())
     assert sorted(second) == sorted(first) and second != first

@@ -74,7 +74,7 @@ def test_a_nightly_rollout_plans_applies_and_converges(sim: RunningSimulator) ->
     assert {c["region"] for c in doc["changes"]} == {"KR"}  # the default region, by its code
     assert doc["counts"] == {
         "settle": 0, "create": 4, "recreate": 0, "start": 0, "resize": 0, "replace": 0,
-        "destroy": 0,
+        "destroy": 0, "retire": 0, "terminate": 0,
     }  # fmt: skip
     apply(sim, path)
     assert plan(sim, path) == (0, plan(sim, path)[1]) and plan(sim, path)[1]["changes"] == []

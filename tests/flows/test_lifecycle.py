@@ -165,7 +165,9 @@ def test_a_teardown_out_of_time_never_marks_an_unlisted_server_terminated(
         assert "terminated" not in {s["state"] for s in document["servers"]}
         assert document["counts"]["terminated"] == 0
         # The next run makes no second server under any name.
-        fleet(sim, "provision", path, "--no-preflight", "--revive")
+        # Revived: the teardown it left is finished first (within --wait-timeout), and no name
+        # gets a second server while its first one is still on NCP.
+        fleet(sim, "provision", path, "--no-preflight", "--revive", "--wait-timeout", "1.5")
         assert {n: len(nos) for n, nos in servers_by_name(sim.state()).items()} == {
             "web-001": 1,
             "web-002": 1,
@@ -388,8 +390,14 @@ def test_a_second_server_under_our_names_from_another_ledger_is_said_with_exit_1
     monkeypatch: pytest.MonkeyPatch, chdir: Path
 ) -> None:
     """Two ledgers, one name each, at once: each run says the other's server, and ends failed."""
-    with keyed_simulator(monkeypatch, list_lag=1.0, create_seconds=0.5, setup_seconds=1.0) as sim:
+    # NCP lists nothing until both runs made their servers: neither run's survey sees the other's.
+    with keyed_simulator(monkeypatch, list_lag=600.0) as sim:
         path = inventory(chdir / "web.csv", 2)
+
+        def both_made_then_listed() -> None:
+            until(lambda: len(sim.state()["servers"]) == 4, 120)
+            for server in sim.state()["servers"]:
+                sim.server(server["serverInstanceNo"], "show")
 
         async def both() -> list[Any]:
             runs = [
@@ -402,7 +410,8 @@ def test_a_second_server_under_our_names_from_another_ledger_is_said_with_exit_1
                 )
                 for n in "ab"
             ]  # fmt: skip
-            return list(await asyncio.gather(*runs))
+            shown = asyncio.to_thread(both_made_then_listed)
+            return list(await asyncio.gather(*runs, shown))[:2]
 
         states = asyncio.run(both())
         on_ncp = servers_by_name(sim.state())
