@@ -175,6 +175,20 @@ def test_a_teardown_out_of_time_never_marks_an_unlisted_server_terminated(
         }
 
 
+def test_waiting_for_run_waits_for_servers_ncp_lists_later_than_the_settle_window(
+    monkeypatch: pytest.MonkeyPatch, chdir: Path
+) -> None:
+    """NCP lists new servers 2 s late, past a 0.5 s --settle: waited for, all RUN, none 'gone'."""
+    with keyed_simulator(monkeypatch, list_lag=2.0, create_seconds=0.1, setup_seconds=0.1) as sim:
+        path = inventory(chdir / "life.csv", 3)
+        ok(fleet(sim, "provision", path, "--wait", "--settle", "0.5", "--poll-interval", "0.2",
+                 "--no-preflight"))  # fmt: skip
+        document = status(sim)
+        on_ncp = servers_by_name(sim.state())
+    assert {s["state"] for s in document["servers"]} == {"running"}
+    assert {n: len(nos) for n, nos in on_ncp.items()} == {"web-001": 1, "web-002": 1, "web-003": 1}
+
+
 # -- replace and resize, killed between two steps, finished by the next run --------------------
 
 
