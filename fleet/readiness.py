@@ -1,5 +1,8 @@
 """After the creates: wait until every created server runs, with no operation under way.
 
+Looks are batched (a call per hundred numbers, per region) and timed by a ``Cadence``: seldom
+while servers boot, every FASTEST_POLL seconds once they are due, within a share of the rate.
+
 A server NCP does not list is not yet taken for gone: NCP lists new servers late. It counts as
 gone only after ``gone_after`` reads in a row without it, and not before ``settle`` seconds from
 its creation.
@@ -14,8 +17,8 @@ from dataclasses import dataclass, field
 
 from .addresses import addresses_of
 from .ledger import AsyncLedger, Record, State
-from .ncp.client import NcpClient, ServerInstance
-from .polling import Clock, Hook, Poller, Sleep, notify, read_statuses
+from .ncp.client import BATCH_SIZE, NcpClient, ServerInstance
+from .polling import Cadence, Clock, Hook, Poller, Sleep, notify, read_statuses
 from .settling import epoch
 from .states import ErrorKind, ServerStatus
 
@@ -31,6 +34,9 @@ FAILURE_STATUSES = frozenset(
     }
 )
 GONE = "GONE"  # what a server never listed again is reported as
+# Seconds between looks once servers are due (see polling.Cadence); the poll interval is the
+# longest wait, while they boot.
+FASTEST_POLL = 0.5
 
 
 @dataclass(slots=True)
@@ -81,9 +87,12 @@ async def wait_running(
         else:
             pending[r.instance_no or ""] = _Watch(r, r.server_status or "unknown")
 
+    looks = _Looks(pending, client, wall_clock, Cadence(min(FASTEST_POLL, interval), interval))
+
     async def round_() -> bool:
         seen = await read_statuses(client, ((w.record.region, n) for n, w in pending.items()))
         if seen is not None:
+            looks.note(seen)
             ready = await _observe(
                 ledger, rollout, pending, seen, report, settle, gone_after, wall_clock
             )
@@ -92,7 +101,8 @@ async def wait_running(
             await notify(on_progress, len(report.running), len(records))
         return not pending
 
-    if pending and not await Poller(interval, time_limit, clock, sleep).run(round_):
+    poller = Poller(interval, time_limit, clock, sleep, cadence=looks.next_wait)
+    if pending and not await poller.run(round_):
         for watch in pending.values():
             message = f"not RUN after {time_limit:.0f} s (last status {watch.last})"
             await ledger.note_error(
@@ -100,6 +110,36 @@ async def wait_running(
             )
             report.timed_out[watch.record.name] = watch.last
     return report
+
+
+@dataclass(slots=True)
+class _Looks:
+    """When to look at the pending servers again: a Cadence fed with what each round saw."""
+
+    pending: dict[str, _Watch]
+    client: NcpClient
+    wall_clock: Clock
+    cadence: Cadence
+
+    def _ages(self) -> list[float]:
+        """Return each pending server's seconds since its create was sent (0: not known)."""
+        now = self.wall_clock()
+        sent = (epoch(w.record.sent_at or w.record.created_at) for w in self.pending.values())
+        return [now - at if at is not None else 0.0 for at in sent]
+
+    def note(self, seen: dict[str, ServerInstance]) -> None:
+        """Tell the cadence how old each server seen this round was, and whether it was ready."""
+        for number, age in zip(list(self.pending), self._ages(), strict=True):
+            if number in seen:
+                self.cadence.seen(age, seen[number].ready)
+
+    def next_wait(self) -> float:
+        """Return the seconds until the next round (its calls: a batch per region)."""
+        regions: dict[str, int] = {}
+        for watch in self.pending.values():
+            regions[watch.record.region] = regions.get(watch.record.region, 0) + 1
+        calls = sum(-(-n // BATCH_SIZE) for n in regions.values())
+        return self.cadence.wait(self._ages(), calls, self.client.limiter.rate)
 
 
 async def _observe(

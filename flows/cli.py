@@ -25,7 +25,7 @@ from fleet.inventory import load_inventories
 from fleet.options import ProvisionOptions, RunOptions, TeardownOptions, options_from
 from fleet.preflight import SKIPPED
 from fleet.spec import ServerSpec
-from flows import planview, render
+from flows import localserver, planview, render
 from flows.exits import exit_code
 from flows.flags import FlagsGroup, optional_values, with_options
 from flows.render import err, out, say
@@ -223,6 +223,7 @@ def provision(
     values: dict[str, Any],
 ) -> None:
     """Create the inventories' servers through the provision-fleet flow."""
+    localserver.start_soon()  # boots while the inventory is read (see flows/localserver.py)
     specs = _validated(inventories)
     name = _name(rollout, inventories)
     options = _options(ProvisionOptions, **values)
@@ -260,6 +261,14 @@ def _approver(options: ProvisionOptions, yes: bool) -> Iterator[None]:
 def _interactive() -> bool:
     """Whether someone is at a terminal to answer questions."""
     return sys.stdin.isatty()
+
+
+@app.command()
+def server(stop: Annotated[bool, typer.Option("--stop", help="Stop it.")] = False) -> None:
+    """Show (or stop) the local Prefect server that one-off commands share."""
+    code, message = localserver.tell(stopping=stop)
+    out.print(message)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -411,12 +420,8 @@ def serve(
     from flows.ledgers import shown
 
     block = options.ledger_block if not options.ledger else None
-    say(
-        err,
-        f"ledger: Prefect Secret block {block}"
-        if block
-        else f"ledger: {shown(resolve_ledger(options.ledger))}",
-    )
+    where = f"Prefect Secret block {block}" if block else shown(resolve_ledger(options.ledger))
+    say(err, f"ledger: {where}")
     out.print(
         f"serving provision-fleet/{name} ({cron}, {timezone}) and teardown-fleet/{name}, one run "
         "of each at a time; Ctrl-C stops (and pauses the schedule)"

@@ -23,6 +23,7 @@ from fleet.teardown import TeardownReport, TeardownScope, extras_of
 from flows import documents, ledgers, planview, render
 from flows.approval import Approval
 from flows.exits import exit_code
+from flows.localserver import serving
 from flows.progress import progress_bar
 from flows.render import err, out, say
 from flows.runtime import ledger_target, open_runtime, resolve_credentials
@@ -121,7 +122,7 @@ def run_provision(
     say(err, ledgers.used(target))
     Ledger(target).close()  # unreadable, foreign or unreachable: exit 2 now, before Prefect
     names = [s.name for s in specs]
-    with progress_bar(target, name, names, retry_failed=options.retry_failed):
+    with progress_bar(target, name, names, retry_failed=options.retry_failed), serving():
         state = asyncio.run(flow_run())
     summary, error = _ended(state)
     if error is not None:
@@ -268,7 +269,8 @@ def run_teardown(rollout: str, options: TeardownOptions) -> int:
     async def flow_run() -> Any:
         return await teardown_fleet(rollout=rollout, options=options, return_state=True)
 
-    state = asyncio.run(flow_run())
+    with serving():
+        state = asyncio.run(flow_run())
     report, error = _ended(state)
     if error is not None:
         say(err, f"error: {error}")
