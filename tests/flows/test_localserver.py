@@ -54,13 +54,13 @@ def test_commands_share_one_local_server_whose_ui_keeps_their_runs(
     sim: RunningSimulator, tmp_path: Path, home: Path
 ) -> None:
     """Two provisions start one server between them; it keeps both runs; --stop stops it."""
+    server = None
     for name in ("first", "second"):
         path = inventory(tmp_path / f"{name}.csv", name, 2)
         done = _fleet(["provision", path, "--endpoint", sim.url], tmp_path, home)
         assert done.returncode == 0, done.stderr
-        if name == "first":
-            server = localserver.found(home)
-            assert server is not None and server.healthy()
+        server = server or localserver.found(home)
+        assert server is not None and server.healthy()
     assert localserver.found(home) == server  # the second found the first's
     runs = httpx.post(f"{server.url}/flow_runs/filter", json={}, timeout=10).json()
     assert sorted(r["parameters"]["rollout"] for r in runs) == ["first", "second"]
