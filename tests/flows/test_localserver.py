@@ -61,7 +61,7 @@ def test_commands_share_one_local_server_whose_ui_keeps_their_runs(
         assert done.returncode == 0, done.stderr
         server = server or localserver.found(home)
         assert server is not None and server.healthy()
-    assert localserver.found(home) == server  # the second found the first's
+    assert server is not None and localserver.found(home) == server  # the second found it
     runs = httpx.post(f"{server.url}/flow_runs/filter", json={}, timeout=10).json()
     assert sorted(r["parameters"]["rollout"] for r in runs) == ["first", "second"]
     assert f"View at {server.ui}" in done.stderr  # the command names its run's page in the UI
