@@ -74,9 +74,10 @@ class AdaptiveRateLimiter(Limiter):
     rate even after the event loop stalls. ``depart`` then lets each request leave one interval
     after the last, with no burst: what happened between the two (a claim committed for several
     at once, a busy loop) would otherwise send them in a clump, and a gateway whose own burst is
-    small answers a clump with 429s. So the gateway's burst stays a reserve for jitter on the
-    way. ``rate`` is the ceiling; with ``discover`` the limiter finds the gateway's limit under it
-    (from ``known``, the rate a previous run found, if any).
+    small answers a clump with 429s. A caller woken late makes up the turns it missed, but no
+    more than half the burst at once: the other half of the gateway's stays a reserve for the
+    jitter on the way. ``rate`` is the ceiling; with ``discover`` the limiter finds the gateway's
+    limit under it (from ``known``, the rate a previous run found, if any).
     """
 
     def __init__(
@@ -98,6 +99,9 @@ class AdaptiveRateLimiter(Limiter):
             rate, discover=discover, known=known, min_rate=min_rate, adaptive=adaptive, clock=clock
         )
         self.burst = burst
+        # Half the burst at the send, at most: the other half of the gateway's is left for the
+        # jitter on the way (a clump that reaches it faster than it was sent).
+        self.leave_burst = -(-burst // 2)
         self._clock = clock
         self._sleep = sleep
         self._tat = clock()  # theoretical arrival time of the next call (GCRA) ...
@@ -210,8 +214,9 @@ class AdaptiveRateLimiter(Limiter):
             while True:
                 now = self._clock()
                 interval = 1.0 / self.control.rate_at(now)
-                # As in _acquire: a little late keeps its turn, a stall does not bank turns.
-                at = self._leave_at if now - self._leave_at < interval else now
+                # Woken late (a busy loop), the turns missed are made up at once, up to the
+                # leaving burst: the gateway's bucket refilled as much meanwhile.
+                at = max(self._leave_at, now - (self.leave_burst - 1) * interval)
                 if at <= now:
                     self._leave_at = at + interval
                     break

@@ -100,17 +100,30 @@ async def test_waking_a_little_late_does_not_lower_the_rate(clock: FakeClock) ->
 
 @pytest.mark.anyio
 async def test_requests_admitted_together_leave_one_interval_apart(clock: FakeClock) -> None:
-    """A burst admitted at once (then held up together, say by one commit) leaves evenly paced."""
-    limiter = AdaptiveRateLimiter(100, burst=5, clock=clock, sleep=clock.sleep)
-    admitted = [await limiter.acquire() for _ in range(5)]
+    """A burst admitted at once and held up together (one commit) leaves at most half at once."""
+    limiter = AdaptiveRateLimiter(100, burst=6, clock=clock, sleep=clock.sleep)
+    admitted = [await limiter.acquire() for _ in range(6)]
     assert {p.sent_at for p in admitted} == {1_000.0}  # the burst is admitted at once
-    clock.advance(0.02)  # the work between admission and the send took 20 ms, for all five
+    clock.advance(0.05)  # the work between admission and the send took 50 ms, for all six
     left = []
     for permit in admitted:
         sent = await limiter.depart(permit)
         assert sent is not None
         left.append(round(sent.sent_at - 1_000.0, 9))
-    assert left == [0.02, 0.03, 0.04, 0.05, 0.06]
+    assert left == [0.05, 0.05, 0.05, 0.06, 0.07, 0.08]
+
+
+@pytest.mark.anyio
+async def test_leaving_late_makes_up_the_turns_missed(clock: FakeClock) -> None:
+    """Each wake 3 ms late (a busy loop) at 200/s: 201 requests still leave within ~1 s."""
+
+    async def late_sleep(seconds: float) -> None:
+        await clock.sleep(seconds + 0.003)
+
+    limiter = AdaptiveRateLimiter(200, burst=5, clock=clock, sleep=late_sleep)
+    for _ in range(201):
+        await limiter.depart(None)
+    assert clock.now - 1_000.0 == pytest.approx(1.0, abs=0.01)
 
 
 def test_a_sparse_throttle_costs_little_and_a_dense_one_cuts(clock: FakeClock) -> None:
