@@ -109,6 +109,7 @@ class AdaptiveRateLimiter(Limiter):
         self._turn = asyncio.Lock()  # FIFO: callers leave in the order they came
         self._leave_at = self._tat  # when the next request may leave (``depart``) ...
         self._leaving = asyncio.Lock()  # ... one at a time, in order
+        self._out: set[int] = set()  # permits of the requests on their way (left, not done)
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._queued = 0  # callers waiting for a place in flight or for the rate
         self._idle_from = self._tat  # when the last of them left
@@ -198,6 +199,7 @@ class AdaptiveRateLimiter(Limiter):
         """Wait for a place in flight and for the rate, then hold the place until done."""
         self._queue(1)  # waiting for a place in flight is waiting too
         queued = True
+        permit: Permit | None = None
         try:
             async with self._in_flight:
                 permit = await self.acquire()
@@ -207,9 +209,15 @@ class AdaptiveRateLimiter(Limiter):
         finally:
             if queued:
                 self._queue(-1)
+            if permit is not None:
+                self._out.discard(permit.number)
 
     async def depart(self, permit: Permit | None) -> Permit | None:
-        """Wait until one interval after the last request left; return the permit stamped then."""
+        """Wait until one interval after the last request left; return the permit stamped then.
+
+        A request with none other on its way leaves at once: one alone makes no clump, and its
+        admission kept the rate (calls one after another, a preflight's reads, go as before).
+        """
         async with self._leaving:
             while True:
                 now = self._clock()
@@ -217,11 +225,14 @@ class AdaptiveRateLimiter(Limiter):
                 # Woken late (a busy loop), the turns missed are made up at once, up to the
                 # leaving burst: the gateway's bucket refilled as much meanwhile.
                 at = max(self._leave_at, now - (self.leave_burst - 1) * interval)
-                if at <= now:
+                if at <= now or (permit is not None and not self._out):
                     self._leave_at = at + interval
                     break
                 await self._sleep(at - now)
-        return None if permit is None else dataclasses.replace(permit, sent_at=now)
+        if permit is None:
+            return None
+        self._out.add(permit.number)
+        return dataclasses.replace(permit, sent_at=now)
 
     def on_success(self, permit: Permit | None = None) -> None:
         """Count the call; in slow start, raise the rate."""

@@ -114,6 +114,20 @@ async def test_requests_admitted_together_leave_one_interval_apart(clock: FakeCl
 
 
 @pytest.mark.anyio
+async def test_a_request_alone_on_its_way_leaves_at_once(clock: FakeClock) -> None:
+    """Calls one after another (a preflight's reads) are paced by admission alone, as before."""
+    limiter = AdaptiveRateLimiter(10, burst=5, clock=clock, sleep=clock.sleep)
+    left = []
+    for _ in range(5):
+        async with limiter.slot() as permit:
+            sent = await limiter.depart(permit)
+            assert sent is not None
+            left.append(sent.sent_at - 1_000.0)
+            clock.advance(0.01)  # its answer
+    assert left == pytest.approx([0.0, 0.01, 0.02, 0.03, 0.04])  # the burst, not 10/s
+
+
+@pytest.mark.anyio
 async def test_leaving_late_makes_up_the_turns_missed(clock: FakeClock) -> None:
     """Each wake 3 ms late (a busy loop) at 200/s: 201 requests still leave within ~1 s."""
 
