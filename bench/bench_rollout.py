@@ -51,6 +51,7 @@ if str(ROOT) not in sys.path:
 
 LATENCY, JITTER = 0.005, 0.015  # an answer takes 5-20 ms
 DEFAULT_CASES = ("200", "500", "postgres", "auto", "wait", "startup")
+CONCURRENCY = ""  # --concurrency for every command, when given
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,8 @@ class Turn:
 def _command(case: Case, inventory: Path, sim_url: str, ledger: str, rollout: str) -> list[str]:
     argv = ["-m", "flows", "provision", str(inventory), "--endpoint", sim_url]
     argv += ["--rollout", rollout, "--ledger", ledger]
+    if CONCURRENCY:
+        argv += ["--concurrency", CONCURRENCY]
     if case.told is not None:
         argv += ["--rate", f"{case.told:g}"]
     if case.wait:
@@ -357,7 +360,10 @@ def main() -> None:
     parser.add_argument("--gateway-burst", type=int, default=5)
     parser.add_argument("--baseline-rev", help="also run this revision's command line")
     parser.add_argument("--quick", action="store_true", help="a tenth of the large sizes")
+    parser.add_argument("--concurrency", help="every command's --concurrency (default: its own)")
     args = parser.parse_args()
+    global CONCURRENCY
+    CONCURRENCY = args.concurrency or ""
     keys = args.only.split(",") if args.only else list(DEFAULT_CASES)
     print(f"gateway burst {args.gateway_burst}, answers {LATENCY:g}-{LATENCY + JITTER:g} s")
     postgres = any(CASES[k].postgres for k in keys)
