@@ -31,3 +31,4 @@ bench: $(VENV)/.installed
 	$(PY) bench/bench_inventory.py
 	$(PY) bench/bench_throughput.py
 	$(PY) bench/bench_shared_limit.py
+	$(PY) bench/bench_rollout.py

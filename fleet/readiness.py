@@ -1,5 +1,8 @@
 """After the creates: wait until every created server runs, with no operation under way.
 
+Looks are batched (a call per hundred numbers, per region) and timed by a ``Cadence``: seldom
+while servers boot, every FASTEST_POLL seconds once they are due, within a share of the rate.
+
 A server NCP does not list is not taken for gone by waiting's own rule: only by the one rule
 (``fleet.states.is_gone``): listed before, then missing from two polls in a row. A server NCP has
 not listed yet (its create's answer came first) is waited for, to the time limit.
@@ -14,8 +17,8 @@ from dataclasses import dataclass, field
 
 from .addresses import addresses_of
 from .ledger import AsyncLedger, Observed, Record
-from .ncp.client import NcpClient, ServerInstance
-from .polling import Clock, Hook, Poller, Sleep, Told, notify, read_statuses
+from .ncp.client import BATCH_SIZE, NcpClient, ServerInstance
+from .polling import Cadence, Clock, Hook, Poller, Sleep, Told, notify, read_statuses
 from .settling import epoch
 from .states import ErrorKind, ServerStatus, State, is_gone
 
@@ -31,6 +34,9 @@ FAILURE_STATUSES = frozenset(
     }
 )
 GONE = "GONE"  # what a server never listed again is reported as
+# Seconds between looks once servers are due (see polling.Cadence); the poll interval is the
+# longest wait, while they boot.
+FASTEST_POLL = 0.5
 
 
 @dataclass(slots=True)
@@ -70,6 +76,42 @@ async def wait_running(
     ``tell`` hears, at least every 30 s, how many run and which are awaited, and each failure.
     """
     report = WaitReport()
+    records, pending = await _to_watch(ledger, rollout, names, report)
+    told = Told(tell, clock) if tell is not None else None
+    looks = _Looks(pending, client, wall_clock, Cadence(min(FASTEST_POLL, interval), interval))
+
+    async def round_() -> bool:
+        seen = await read_statuses(client, ((w.record.region, n) for n, w in pending.items()))
+        if seen is not None:
+            looks.note(seen)
+            failed = len(report.failed)
+            ready = await _observe(ledger, rollout, pending, seen, report, wall_clock)
+            # Where each server seen RUN can be reached, for the results and exports.
+            await ledger.set_addresses(rollout, await addresses_of(client, ready))
+            await notify(on_progress, len(report.running), len(records))
+            for name in list(report.failed)[failed:]:
+                if tell is not None:
+                    tell(f"{name}: failed ({report.failed[name]})")
+        if told is not None and pending:
+            told(lambda: _waiting(report, pending, len(records)))
+        return not pending
+
+    poller = Poller(interval, time_limit, clock, sleep, cadence=looks.next_wait)
+    if pending and not await poller.run(round_):
+        for watch in pending.values():
+            last = watch.last if watch.listed else "not listed by NCP yet"
+            message = f"not RUN after {time_limit:.0f} s (last status {last})"
+            await ledger.note_error(
+                rollout, watch.record.name, ErrorKind.TIMEOUT, message, watch.last
+            )
+            report.timed_out[watch.record.name] = watch.last
+    return report
+
+
+async def _to_watch(
+    ledger: AsyncLedger, rollout: str, names: Collection[str] | None, report: WaitReport
+) -> tuple[list[Record], dict[str, _Watch]]:
+    """Return the servers to wait for (those kept), and those not running yet, by number."""
     records = [
         r
         for r in await ledger.records(rollout)
@@ -83,33 +125,7 @@ async def wait_running(
         else:
             number = r.instance_no or ""
             pending[number] = _Watch(r, r.server_status or "unknown", number in listed)
-
-    told = Told(tell, clock) if tell is not None else None
-
-    async def round_() -> bool:
-        seen = await read_statuses(client, ((w.record.region, n) for n, w in pending.items()))
-        if seen is not None:
-            failed = len(report.failed)
-            ready = await _observe(ledger, rollout, pending, seen, report, wall_clock)
-            # Where each server seen RUN can be reached, for the results and exports.
-            await ledger.set_addresses(rollout, await addresses_of(client, ready))
-            await notify(on_progress, len(report.running), len(records))
-            for name in list(report.failed)[failed:]:
-                if tell is not None:
-                    tell(f"{name}: failed ({report.failed[name]})")
-        if told is not None and pending:
-            told(lambda: _waiting(report, pending, len(records)))
-        return not pending
-
-    if pending and not await Poller(interval, time_limit, clock, sleep).run(round_):
-        for watch in pending.values():
-            last = watch.last if watch.listed else "not listed by NCP yet"
-            message = f"not RUN after {time_limit:.0f} s (last status {last})"
-            await ledger.note_error(
-                rollout, watch.record.name, ErrorKind.TIMEOUT, message, watch.last
-            )
-            report.timed_out[watch.record.name] = watch.last
-    return report
+    return records, pending
 
 
 def _waiting(report: WaitReport, pending: dict[str, _Watch], total: int) -> str:
@@ -120,6 +136,36 @@ def _waiting(report: WaitReport, pending: dict[str, _Watch], total: int) -> str:
         f"{len(report.running)} of {total} running; waiting for {len(pending)}: "
         f"{', '.join(shown)}{more}"
     )
+
+
+@dataclass(slots=True)
+class _Looks:
+    """When to look at the pending servers again: a Cadence fed with what each round saw."""
+
+    pending: dict[str, _Watch]
+    client: NcpClient
+    wall_clock: Clock
+    cadence: Cadence
+
+    def _ages(self) -> list[float]:
+        """Return each pending server's seconds since its create was sent (0: not known)."""
+        now = self.wall_clock()
+        sent = (epoch(w.record.sent_at or w.record.created_at) for w in self.pending.values())
+        return [now - at if at is not None else 0.0 for at in sent]
+
+    def note(self, seen: dict[str, ServerInstance]) -> None:
+        """Tell the cadence how old each server seen this round was, and whether it was ready."""
+        for number, age in zip(list(self.pending), self._ages(), strict=True):
+            if number in seen:
+                self.cadence.seen(age, seen[number].ready)
+
+    def next_wait(self) -> float:
+        """Return the seconds until the next round (its calls: a batch per region)."""
+        regions: dict[str, int] = {}
+        for watch in self.pending.values():
+            regions[watch.record.region] = regions.get(watch.record.region, 0) + 1
+        calls = sum(-(-n // BATCH_SIZE) for n in regions.values())
+        return self.cadence.wait(self._ages(), calls, self.client.limiter.rate)
 
 
 async def _observe(

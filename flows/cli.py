@@ -25,7 +25,7 @@ from fleet.inventory import load_inventories
 from fleet.options import ProbeOptions, ProvisionOptions, RunOptions, TeardownOptions, options_from
 from fleet.preflight import SKIPPED
 from fleet.spec import ServerSpec
-from flows import planview, render
+from flows import localserver, planview, render
 from flows.documents import documented
 from flows.exits import exit_code
 from flows.flags import FlagsGroup, optional_values, with_options, with_parser
@@ -230,6 +230,7 @@ def provision(
     values: dict[str, Any],
 ) -> None:
     """Create the inventories' servers through the provision-fleet flow."""
+    localserver.start_soon()  # boots while the inventory is read (see flows/localserver.py)
     specs = _validated(inventories)
     name = _name(rollout, inventories)
     from flows.probing import with_profile
@@ -269,6 +270,14 @@ def _approver(options: ProvisionOptions, yes: bool) -> Iterator[None]:
 def _interactive() -> bool:
     """Whether someone is at a terminal to answer questions."""
     return sys.stdin.isatty()
+
+
+@app.command()
+def server(stop: Annotated[bool, typer.Option("--stop", help="Stop it.")] = False) -> None:
+    """Show (or stop) the local Prefect server that one-off commands share."""
+    code, message = localserver.tell(stopping=stop)
+    out.print(message)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -27,6 +27,7 @@ from fleet.teardown import TeardownReport, TeardownScope, extras_of
 from flows import documents, export, ledgers, planview, rehearsal, render
 from flows.approval import Approval
 from flows.exits import exit_code
+from flows.localserver import serving
 from flows.progress import progress_bar
 from flows.render import err, out, say
 from flows.runtime import ledger_target, open_runtime, resolve_credentials
@@ -155,7 +156,7 @@ def run_provision(
     names = [s.name for s in specs]
     set_stage_listener(lambda line: say(out, f"  {line}"))  # each stage's line as it ends
     try:
-        with progress_bar(target, name, names, retry_failed=options.retry_failed):
+        with progress_bar(target, name, names, retry_failed=options.retry_failed), serving():
             state = asyncio.run(flow_run())
     finally:
         set_stage_listener(None)
@@ -364,7 +365,8 @@ def run_teardown(rollout: str, options: TeardownOptions, plan: TeardownScope | N
                 rollout=rollout, options=options, plan=plan, return_state=True
             )
 
-    state = asyncio.run(flow_run())
+    with serving():
+        state = asyncio.run(flow_run())
     report, error = _ended(state)
     if isinstance(error, FleetError):
         say(err, f"error: {error}")

@@ -75,9 +75,9 @@ class SharedRateLimiter(Limiter):
         async with self.local.slot() as permit:
             yield permit
 
-    def on_send(self, permit: Permit | None) -> Permit | None:
-        """Let the local limiter stamp the time the request leaves."""
-        return self.local.on_send(permit)
+    async def depart(self, permit: Permit | None) -> Permit | None:
+        """Let the local limiter pace the request's leaving and stamp it."""
+        return await self.local.depart(permit)
 
     def on_success(self, permit: Permit | None = None) -> None:
         """Pass the news to the local limiter."""

@@ -250,7 +250,8 @@ class NcpClient(_Changes):
         async with self.limiter.slot() as permit:
             if before_send is not None:
                 params = await before_send() or params
-            permit = self.limiter.on_send(permit)  # the claim took time: this is when it leaves
+            # Paced here, at the send, not only at the slot: the claim took a varying time.
+            permit = await self.limiter.depart(permit)
             uri = f"{self._base_path}{API_PATHS[api]}/{action}?{QUERY}"
             headers = signed_headers(
                 "POST",

@@ -1,44 +1,21 @@
-"""Client-side rate limiting: exact pacing, at a rate found from the gateway's own answers.
+"""Client-side rate limiting: exact pacing, at the rate ``ratecontrol`` finds from the gateway.
 
-NCP publishes no per-account rate limit, so the limiter can find it (``--rate auto``), much as
-boto3's adaptive retry mode does:
-
-- slow start: from START_RATE, every call that goes through adds GROWTH calls/s, so the rate
-  doubles about every tenth of a second while nothing is throttled (TCP's slow start, in calls/s);
-- a throttle is news about the rate its call was sent at, so the cut is taken from that rate, at
-  most once per round trip: the answers to calls sent before the last cut are counted, not acted
-  on (a burst of 429s is one signal);
-- the gateway's bucket is empty at every throttle, so between two throttles it let through
-  exactly its rate, provided calls were queued behind the limiter all along: a span with an idle
-  gap in it (a staged rollout waiting for its servers, a small one, an approval) measures our
-  own pace, not the gateway's, and is not taken. That measurement, when there is one, bounds the
-  estimate of its limit; the spans measured add up to the rate a run remembers (``found``);
-- the rate drops to BETA times the estimate, then climbs back along a cubic that flattens at the
-  estimate and only later probes above it (CUBIC, relative to the estimate): it holds just under
-  the limit, and an overestimate given by the user is left behind for good after the first cuts.
-
-A rate remembered from an earlier run is a hint, not a ceiling: the limiter starts there (or at
-START_RATE, if that is higher) and climbs on in a gentler slow start until throttled.
-
-A rate the user names is a ceiling: the limiter starts there, never exceeds it, and backs off
-under it the same way. ``RateControl`` is the feedback law alone (pure, on an injected clock);
-``AdaptiveRateLimiter`` paces calls at its rate (GCRA) with a cap on calls in flight. Written
-here rather than taken from aiolimiter: that library reads the event loop's clock and cannot
-change its rate under feedback, and both are the point of this one.
+``AdaptiveRateLimiter`` paces calls at the control's rate (GCRA) with a cap on calls in flight,
+and paces them again at the send, so that nothing between admission and the wire (the engine's
+claim, a busy loop) sends them in clumps. Written here rather than taken from aiolimiter: that
+library reads the event loop's clock and cannot change its rate under feedback, and both are the
+point of this one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import dataclasses
-import logging
-import math
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+
+from .ratecontrol import START_RATE, LimiterStats, Measure, Permit, RateControl
 
 __all__ = [
     "START_RATE",
@@ -50,43 +27,8 @@ __all__ = [
     "RateControl",
 ]
 
-log = logging.getLogger(__name__)
-
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-
-START_RATE = 10.0  # calls/s a discovery starts from: the rate every run was given before
-
-
-@dataclass(frozen=True, slots=True)
-class Permit:
-    """One call let through: when it left, and the rate in force then (its answer is read so)."""
-
-    sent_at: float  # when it was let through, then (``on_send``) when it really left
-    rate: float
-    number: int  # the how-manieth call the limiter let through
-    idle: float = 0.0  # seconds the limiter sat idle (nothing queued) before it, in all
-    busy_since: float = -math.inf  # when the limiter last had calls queued after sitting idle
-
-
-@dataclass(frozen=True, slots=True)
-class Measure:
-    """The gateway's rate as measured between its throttles, and over how long a time."""
-
-    rate: float  # calls/s let through between throttles, over the spans measured
-    seconds: float  # of steady sending (calls queued all along) those spans add up to
-    spans: int
-
-
-@dataclass(slots=True)
-class LimiterStats:
-    """What the limiter has seen: calls let through, their outcomes, rate cuts, time waited."""
-
-    acquired: int = 0
-    succeeded: int = 0
-    throttled: int = 0
-    decreases: int = 0
-    waited_seconds: float = 0.0
 
 
 class Limiter:
@@ -97,8 +39,8 @@ class Limiter:
         """Wait for permission to send one request, and hold an in-flight place while it runs."""
         yield None
 
-    def on_send(self, permit: Permit | None) -> Permit | None:
-        """Tell the limiter a request leaves now (after any work between slot and send)."""
+    async def depart(self, permit: Permit | None) -> Permit | None:
+        """Wait for the request's turn to leave (after any work between slot and send)."""
         return permit
 
     def on_success(self, permit: Permit | None = None) -> None:
@@ -123,212 +65,19 @@ class Limiter:
         return None
 
 
-class RateControl:
-    """The rate to pace at, from what went through and what was throttled: no waiting, no I/O.
-
-    ``RateControl(n)`` is a rate the user named: it starts at ``n``, never exceeds it, and backs
-    off under it. ``RateControl(m, discover=True)`` finds the rate, never above ``m``: from
-    START_RATE in slow start, or, given the rate a previous run found (``known``) above that,
-    from that rate, in a gentler slow start: it is a hint, not a ceiling, and a low one is left
-    in a second.
-    """
-
-    BETA = 0.85  # keep this share of the estimate on a throttle
-    SCALE = 0.15  # the cubic's C, relative to the estimate, per s^3: ~1 s back to it after a cut
-    GROWTH = 8.0  # slow start: calls/s added per call that went through
-    HINT_GROWTH = 4.0  # the same from a remembered rate: doubles about every sixth of a second
-    MEASURE = 0.25  # seconds: the shortest span between throttles that measures the gateway
-    SLACK = 1  # calls added to a span's count, so that a short span errs high, not low
-    IDLE = 0.1  # the share of a span the limiter may sit idle in for the span to measure
-
-    def __init__(
-        self,
-        ceiling: float,
-        *,
-        discover: bool = False,
-        known: float | None = None,
-        min_rate: float = 0.5,
-        adaptive: bool = True,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        if not ceiling > 0 or (known is not None and not known > 0):
-            raise ValueError("rate must be > 0")
-        self.ceiling = float(ceiling)
-        self.min_rate = min(min_rate, self.ceiling)
-        self.adaptive = adaptive
-        self._clock = clock
-        now = clock()
-        self._slow_start = discover
-        self._w_max = self.ceiling  # the estimate the cubic climbs back to
-        self._epoch = now  # when the cubic started
-        self._k = 0.0  # seconds from the epoch until the cubic is back at _w_max
-        self._last_cut: float | None = None
-        self._sent = 0  # calls let through so far: a permit's number
-        self._empty: deque[Permit] = deque(maxlen=8)  # the calls of the last cuts
-        self._refused: list[int] = []  # numbers of the calls throttled, in order
-        self._idle = 0.0  # seconds the limiter sat idle so far (a permit carries the sum)
-        self._busy_since = -math.inf  # when it last came back from idle
-        self._anchor: Permit | None = None  # the cut the span being measured starts at
-        self._spans: list[tuple[Permit, Permit]] = []  # the cuts of each span measured
-        self._growth = self.GROWTH  # slow start's, from START_RATE or from a remembered rate
-        self.stats = LimiterStats()
-        if discover and known is not None and known > START_RATE:
-            # A hint, not a limit: the gateway may allow more today, or the run that found it
-            # measured badly; from there the rate climbs on, more gently, until throttled. One
-            # under START_RATE is no better than starting afresh (and is where slow start is slow).
-            self._rate, self._growth = min(known, self.ceiling), self.HINT_GROWTH
-        elif discover:
-            self._rate = min(self.ceiling, START_RATE)
-        else:
-            self._rate = self.ceiling
-
-    @property
-    def rate(self) -> float:
-        """Return the rate in force now."""
-        return self.rate_at(self._clock())
-
-    def rate_at(self, now: float) -> float:
-        """Return the rate in force at ``now``, a time of this control's clock."""
-        self._advance(now)
-        return self._rate
-
-    @property
-    def slow_start(self) -> bool:
-        """Whether the rate still doubles (discovering, and nothing throttled yet)."""
-        return self._slow_start
-
-    @property
-    def measure(self) -> Measure | None:
-        """Return the gateway's rate over every span measured between throttles, if any was."""
-        if not self._spans:
-            return None
-        # Counted now, not at the cut: the answers to calls still in flight then are in since.
-        calls = sum(self._passed(start, end) + self.SLACK for start, end in self._spans)
-        seconds = sum(end.sent_at - start.sent_at for start, end in self._spans)
-        return Measure(calls / seconds, seconds, len(self._spans))
-
-    @property
-    def found(self) -> float | None:
-        """Return the gateway's rate as measured between its throttles, if it was."""
-        measure = self.measure
-        return None if measure is None else measure.rate
-
-    def sent(self, now: float) -> Permit:
-        """Return the permit of one call let through at ``now``: its number and the rate then."""
-        self._sent += 1
-        self.stats.acquired += 1
-        return Permit(now, self.rate_at(now), self._sent, self._idle, self._busy_since)
-
-    def idle(self, seconds: float) -> None:
-        """Count time the limiter had no call queued: a span across it measures our own pace."""
-        self._idle += seconds
-        self._busy_since = self._clock()
-
-    def succeeded(self, permit: Permit | None = None) -> None:
-        """Count a call that went through; in slow start, raise the rate."""
-        del permit  # what went through is counted as 'not throttled' (see _measured)
-        self.stats.succeeded += 1
-        if self.adaptive and self._slow_start:
-            self._rate = min(self.ceiling, self._rate + self._growth)
-
-    def throttled(self, permit: Permit | None = None) -> None:
-        """Cut the rate under the one the throttled call was sent at, once per round trip."""
-        self.stats.throttled += 1
-        if permit is not None:
-            bisect.insort(self._refused, permit.number)
-        if not self.adaptive:
-            return
-        now = self._clock()
-        self._advance(now)
-        if self._last_cut is not None:
-            # Without a permit, a throttle more than a second after the last cut is news.
-            sent_at = permit.sent_at if permit is not None else now - 1.0
-            if sent_at < self._last_cut:
-                return  # sent before the last cut: news about a rate already left
-        estimate = self._rate
-        if permit is not None:
-            estimate = min(estimate, permit.rate)
-            measured = self._measured(permit)
-            if measured is not None:
-                estimate = min(estimate, measured)
-            self._record(permit)
-            self._empty.append(permit)
-        self.stats.decreases += 1
-        self._cut_to(now, estimate)
-        log.debug("throttled: estimate %.1f calls/s, rate now %.1f", estimate, self._rate)
-
-    def _cut_to(self, now: float, estimate: float) -> None:
-        """Drop under the estimate and start the cubic back up to it."""
-        self._slow_start = False
-        self._w_max = estimate
-        self._epoch = now
-        self._k = ((1 - self.BETA) / self.SCALE) ** (1 / 3)
-        self._rate = max(self.min_rate, estimate * self.BETA)
-        self._last_cut = now
-
-    def _measured(self, permit: Permit) -> float | None:
-        """Return the rate the gateway let calls through at, up to this throttled call.
-
-        The gateway's bucket was empty when each throttled call reached it, so between two of
-        them it let through exactly its rate: the calls sent in between and not throttled, over
-        the time between. A call not answered yet counts as let through, and SLACK is added, so
-        the measure errs high rather than low. The span starts at the latest earlier cut at least
-        MEASURE seconds back, else at the last one; a span with an idle gap is not taken.
-        """
-        start = None
-        for earlier in reversed(self._empty):
-            if not self._steady(earlier, permit):
-                break
-            start = earlier
-            if permit.sent_at - earlier.sent_at >= self.MEASURE:
-                break
-        if start is None:
-            return None
-        return (self._passed(start, permit) + self.SLACK) / (permit.sent_at - start.sent_at)
-
-    def _record(self, permit: Permit) -> None:
-        """Add the span from the last cut measured to this one to what the run found.
-
-        Spans do not overlap, each lasts MEASURE seconds at least (a shorter one runs on to a
-        later cut), and one with an idle gap is dropped: the next span starts here. Nor does a
-        span start in the burst that follows an idle gap: calls that leave at once reach the
-        gateway in any order, and some sent after the throttled one still find tokens there.
-        """
-        start = self._anchor
-        settled = start is not None and start.sent_at - start.busy_since >= self.MEASURE
-        if start is None or not settled or not self._steady(start, permit):
-            self._anchor = permit
-        elif permit.sent_at - start.sent_at >= self.MEASURE:
-            self._spans.append((start, permit))
-            self._anchor = permit
-
-    def _steady(self, start: Permit, end: Permit) -> bool:
-        """Whether calls were queued behind the limiter from one call to the other, near enough."""
-        span = end.sent_at - start.sent_at
-        return span > 0 and end.idle - start.idle <= self.IDLE * span
-
-    def _passed(self, start: Permit, end: Permit) -> int:
-        """Return how many calls after ``start`` up to ``end`` were not throttled."""
-        refused = bisect.bisect_right(self._refused, end.number) - bisect.bisect_right(
-            self._refused, start.number
-        )
-        return end.number - start.number - refused
-
-    def _advance(self, now: float) -> None:
-        if not self.adaptive or self._slow_start or self._last_cut is None:
-            return
-        # W(t) = W_max (1 + C (t - K)^3): concave up to the estimate, flat there, then convex.
-        target = self._w_max * (1 + self.SCALE * (now - self._epoch - self._k) ** 3)
-        self._rate = min(self.ceiling, max(self.min_rate, target, self._rate))
-
-
 class AdaptiveRateLimiter(Limiter):
     """Calls paced at the rate ``RateControl`` sets, with a burst and a cap on calls in flight.
 
-    Scheduling is GCRA (a token bucket kept as one timestamp): callers queue in order and each
-    leaves when the bucket holds a token at the moment it wakes, so calls go at exactly the rate
-    even after the event loop stalls. ``rate`` is the ceiling; with ``discover`` the limiter
-    finds the gateway's limit under it (from ``known``, the rate a previous run found, if any).
+    Two gates, both at the rate. ``slot`` admits a call (GCRA, a token bucket kept as one
+    timestamp, with ``burst``): callers queue in order and each is admitted when the bucket holds
+    a token at the moment it wakes, so work before the send (the engine's claim) starts at the
+    rate even after the event loop stalls. ``depart`` then lets each request leave one interval
+    after the last, with no burst: what happened between the two (a claim committed for several
+    at once, a busy loop) would otherwise send them in a clump, and a gateway whose own burst is
+    small answers a clump with 429s. A caller woken late makes up the turns it missed, but no
+    more than half the burst at once: the other half of the gateway's stays a reserve for the
+    jitter on the way. ``rate`` is the ceiling; with ``discover`` the limiter finds the gateway's
+    limit under it (from ``known``, the rate a previous run found, if any).
     """
 
     def __init__(
@@ -350,11 +99,17 @@ class AdaptiveRateLimiter(Limiter):
             rate, discover=discover, known=known, min_rate=min_rate, adaptive=adaptive, clock=clock
         )
         self.burst = burst
+        # Half the burst at the send, at most: the other half of the gateway's is left for the
+        # jitter on the way (a clump that reaches it faster than it was sent).
+        self.leave_burst = -(-burst // 2)
         self._clock = clock
         self._sleep = sleep
         self._tat = clock()  # theoretical arrival time of the next call (GCRA) ...
         self._tat_rate = self.control.rate  # ... reckoned at this rate
         self._turn = asyncio.Lock()  # FIFO: callers leave in the order they came
+        self._leave_at = self._tat  # when the next request may leave (``depart``) ...
+        self._leaving = asyncio.Lock()  # ... one at a time, in order
+        self._out: set[int] = set()  # permits of the requests on their way (left, not done)
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._queued = 0  # callers waiting for a place in flight or for the rate
         self._idle_from = self._tat  # when the last of them left
@@ -444,6 +199,7 @@ class AdaptiveRateLimiter(Limiter):
         """Wait for a place in flight and for the rate, then hold the place until done."""
         self._queue(1)  # waiting for a place in flight is waiting too
         queued = True
+        permit: Permit | None = None
         try:
             async with self._in_flight:
                 permit = await self.acquire()
@@ -453,10 +209,30 @@ class AdaptiveRateLimiter(Limiter):
         finally:
             if queued:
                 self._queue(-1)
+            if permit is not None:
+                self._out.discard(permit.number)
 
-    def on_send(self, permit: Permit | None) -> Permit | None:
-        """Return the permit stamped with the time its request really leaves."""
-        return None if permit is None else dataclasses.replace(permit, sent_at=self._clock())
+    async def depart(self, permit: Permit | None) -> Permit | None:
+        """Wait until one interval after the last request left; return the permit stamped then.
+
+        A request with none other on its way leaves at once: one alone makes no clump, and its
+        admission kept the rate (calls one after another, a preflight's reads, go as before).
+        """
+        async with self._leaving:
+            while True:
+                now = self._clock()
+                interval = 1.0 / self.control.rate_at(now)
+                # Woken late (a busy loop), the turns missed are made up at once, up to the
+                # leaving burst: the gateway's bucket refilled as much meanwhile.
+                at = max(self._leave_at, now - (self.leave_burst - 1) * interval)
+                if at <= now or (permit is not None and not self._out):
+                    self._leave_at = at + interval
+                    break
+                await self._sleep(at - now)
+        if permit is None:
+            return None
+        self._out.add(permit.number)
+        return dataclasses.replace(permit, sent_at=now)
 
     def on_success(self, permit: Permit | None = None) -> None:
         """Count the call; in slow start, raise the rate."""
@@ -464,9 +240,9 @@ class AdaptiveRateLimiter(Limiter):
 
     def on_throttle(self, permit: Permit | None = None) -> None:
         """Cut the rate under the one the throttled call left at, and hold the next call back."""
-        cuts = self.stats.decreases
-        self.control.throttled(permit)
-        if self.stats.decreases > cuts:
+        if self.control.throttled(permit):
             # The gateway just said its bucket is empty: so is ours, the next call waits.
             now = self._clock()
-            self._tat = max(self._tat, now + self.burst / self._rescale(now))
+            pause = self.burst / self._rescale(now)
+            self._tat = max(self._tat, now + pause)
+            self._leave_at = max(self._leave_at, now + pause)

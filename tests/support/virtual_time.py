@@ -89,24 +89,44 @@ async def gateway_rollout(
     workers: int = 32,
     seed: int = 1,
     bucket: TokenBucket | None = None,
+    claims: tuple[int, float] = (1, 0.0),
+    transit: float = 0.0,
 ) -> Rollout:
     """Create ``servers`` servers, one call each, through the limiter and the gateway.
 
     ``bucket`` is the gateway's, when several rollouts (a staged one's waves) share it.
+    ``claims`` is (how many, seconds): between its slot and its send, a call waits for a claim
+    committed for that many at once, taking that long (the engine's claims ahead). ``transit``
+    is up to how many seconds more a call takes to reach the gateway, uniformly drawn.
     """
     loop = asyncio.get_running_loop()
     bucket = bucket or TokenBucket(gateway_rate, gateway_burst, loop.time)
     rng = random.Random(seed)
     left = servers
     calls = throttled = 0
+    batch, commit = claims
+    shared: list[asyncio.Task[None]] = []  # the commit under way, and how many it claims
+    unclaimed = 0
+
+    async def claimed() -> None:
+        nonlocal unclaimed
+        if commit <= 0:
+            return
+        if unclaimed == 0:
+            shared[:] = [loop.create_task(asyncio.sleep(commit))]
+            unclaimed = batch
+        unclaimed -= 1
+        await asyncio.shield(shared[0])
 
     async def create() -> None:
         nonlocal calls, throttled
         attempt = 0
         while True:
-            async with limiter.slot() as permit:
+            async with limiter.slot() as admitted:
+                await claimed()
+                permit = await limiter.depart(admitted)
                 calls += 1
-                await asyncio.sleep(0.001)  # on the way to the gateway
+                await asyncio.sleep(0.001 + rng.uniform(0, transit))  # on the way to the gateway
                 passed = bucket.take() == 0
                 await asyncio.sleep(latency + rng.uniform(0, jitter))
                 if not passed:

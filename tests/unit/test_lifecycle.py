@@ -61,7 +61,7 @@ def test_ncps_clock_is_read_off_its_answers_and_never_overstated() -> None:
 
 def test_a_wait_says_what_it_waits_for_at_least_every_30_seconds() -> None:
     """The first round says it at once; then no more often than every 30 s, never less."""
-    clock, said = FakeClock(0.0), []
+    clock, said = FakeClock(0.0), list[str]()
     told = Told(said.append, clock)
     for _ in range(7):  # a round every 10 s, for a minute
         told(lambda: f"waiting at {clock.now:.0f}")

@@ -98,6 +98,65 @@ async def test_waking_a_little_late_does_not_lower_the_rate(clock: FakeClock) ->
     assert clock.now - 1_000.0 == pytest.approx(1.0, abs=0.002)
 
 
+@pytest.mark.anyio
+async def test_requests_admitted_together_leave_one_interval_apart(clock: FakeClock) -> None:
+    """A burst admitted at once and held up together (one commit) leaves at most half at once."""
+    limiter = AdaptiveRateLimiter(100, burst=6, clock=clock, sleep=clock.sleep)
+    admitted = [await limiter.acquire() for _ in range(6)]
+    assert {p.sent_at for p in admitted} == {1_000.0}  # the burst is admitted at once
+    clock.advance(0.05)  # the work between admission and the send took 50 ms, for all six
+    left = []
+    for permit in admitted:
+        sent = await limiter.depart(permit)
+        assert sent is not None
+        left.append(round(sent.sent_at - 1_000.0, 9))
+    assert left == [0.05, 0.05, 0.05, 0.06, 0.07, 0.08]
+
+
+@pytest.mark.anyio
+async def test_a_request_alone_on_its_way_leaves_at_once(clock: FakeClock) -> None:
+    """Calls one after another (a preflight's reads) are paced by admission alone, as before."""
+    limiter = AdaptiveRateLimiter(10, burst=5, clock=clock, sleep=clock.sleep)
+    left = []
+    for _ in range(5):
+        async with limiter.slot() as permit:
+            sent = await limiter.depart(permit)
+            assert sent is not None
+            left.append(sent.sent_at - 1_000.0)
+            clock.advance(0.01)  # its answer
+    assert left == pytest.approx([0.0, 0.01, 0.02, 0.03, 0.04])  # the burst, not 10/s
+
+
+@pytest.mark.anyio
+async def test_leaving_late_makes_up_the_turns_missed(clock: FakeClock) -> None:
+    """Each wake 3 ms late (a busy loop) at 200/s: 201 requests still leave within ~1 s."""
+
+    async def late_sleep(seconds: float) -> None:
+        await clock.sleep(seconds + 0.003)
+
+    limiter = AdaptiveRateLimiter(200, burst=5, clock=clock, sleep=late_sleep)
+    for _ in range(201):
+        await limiter.depart(None)
+    assert clock.now - 1_000.0 == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_sparse_throttle_costs_little_and_a_dense_one_cuts(clock: FakeClock) -> None:
+    """Past slow start, a throttle after 1% or fewer of the calls cuts to GENTLE, else to BETA."""
+    control = RateControl(200, clock=clock)
+    for _ in range(RateControl.SPARSE):
+        clock.advance(0.005)
+        control.succeeded(control.sent(clock.now))
+    control.throttled(control.sent(clock.now))  # the first in 100 calls: jitter, say
+    assert control.rate == pytest.approx(200 * RateControl.GENTLE)
+    assert control.rate_at(clock.now + 0.6) == pytest.approx(200, rel=0.005)  # back in 0.6 s
+    for _ in range(10):
+        clock.advance(0.005)
+        control.succeeded(control.sent(clock.now))
+    control.throttled(control.sent(clock.now))  # another after only ten: too fast
+    assert control.rate == pytest.approx(200 * RateControl.BETA, rel=0.05)
+    assert control.stats.sparse == 1 and control.stats.decreases == 2
+
+
 def test_a_named_rate_starts_at_its_ceiling_and_never_passes_it(clock: FakeClock) -> None:
     """A rate the user names is where it starts, and calls that go through do not raise it."""
     control = RateControl(40, clock=clock)
@@ -262,6 +321,88 @@ CASES = {
     "told 4x the rate, 200/s": Case(200, 800, 1_000, 0.9, 0.03),
     "told half the rate": Case(50, 25, 500, 0.49, 0.0),
 }
+
+
+@dataclass(frozen=True)
+class Tight:
+    """A gateway with a burst of 5 and calls held up before the send, as the engine's claims do."""
+
+    gateway: float
+    told: float | None
+    at_least: float
+    throttled_at_most: float
+
+
+TIGHT = {
+    "told the rate, 200/s": Tight(200, 200, 0.98, 0.001),
+    "told the rate, 500/s": Tight(500, 500, 0.98, 0.001),
+    "auto at 200/s": Tight(200, None, 0.95, 0.02),
+    "auto at 500/s": Tight(500, None, 0.95, 0.02),
+}
+
+
+@pytest.mark.parametrize("case", TIGHT.values(), ids=TIGHT.keys())
+def test_calls_held_up_together_do_not_reach_a_tight_gateway_in_clumps(case: Tight) -> None:
+    """Claims committed 8 at a time (20 ms each), 3 ms of jitter on the way: the rate holds."""
+
+    async def main() -> Rollout:
+        clock = asyncio.get_running_loop().time
+        if case.told is None:
+            limiter = AdaptiveRateLimiter(600, 5, discover=True, max_in_flight=48, clock=clock)
+        else:
+            limiter = AdaptiveRateLimiter(case.told, 5, max_in_flight=48, clock=clock)
+        return await gateway_rollout(
+            limiter,
+            20_000,
+            gateway_rate=case.gateway,
+            gateway_burst=5,
+            latency=0.005,
+            jitter=0.015,
+            workers=64,
+            claims=(8, 0.02),
+            transit=0.003,
+        )
+
+    done = run_virtual(main)
+    assert done.per_second >= case.at_least * case.gateway, done
+    assert done.throttled_share <= case.throttled_at_most, done
+
+
+@pytest.mark.parametrize("gateway", [100.0, 200.0, 500.0])
+def test_from_nothing_the_gateways_rate_is_reached_within_a_second(gateway: float) -> None:
+    """Nothing remembered: slow start doubles until the first throttle, at R within a second."""
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        limiter = AdaptiveRateLimiter(600, 5, discover=True, max_in_flight=48, clock=loop.time)
+        sent: list[float] = []
+        depart = limiter.depart
+
+        async def counted(permit: Permit | None) -> Permit | None:
+            sent.append(loop.time())
+            return await depart(permit)
+
+        limiter.depart = counted  # type: ignore[method-assign]
+        await gateway_rollout(
+            limiter,
+            int(3 * gateway),
+            gateway_rate=gateway,
+            gateway_burst=5,
+            latency=0.005,
+            jitter=0.015,
+            workers=64,
+            transit=0.003,
+        )
+        return [t - sent[0] for t in sent]
+
+    times = run_virtual(main)
+    first_at_r = next(i for i in range(30) if _sent_within(times, i / 10, 0.1) >= 0.1 * gateway)
+    assert first_at_r <= 7, first_at_r  # one tenth of a second at the rate, 0.7 s in at the latest
+    assert _sent_within(times, 1.0, 1.0) >= 0.9 * gateway  # and the next second near it
+
+
+def _sent_within(times: list[float], start: float, seconds: float) -> int:
+    return sum(1 for t in times if start <= t < start + seconds)
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
