@@ -13,10 +13,10 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import NcpError
-from .ledger import Address
-from .ncp.client import NcpClient, ServerInstance
-from .ncp.reads import Resource, read
+from fleet.errors import NcpError
+from fleet.ledger import Address
+from fleet.ncp.client import NcpClient, ServerInstance
+from fleet.ncp.reads import Resource, read
 
 __all__ = ["addresses_of", "default_ip"]
 

@@ -17,11 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .converge import Seen
-from .ledger import Instance, Record, State
-from .ncp.client import ServerInstance
-from .spec import ServerSpec
-from .survey import Survey
+from fleet.converge import Seen
+from fleet.ledger import Instance, Record, State
+from fleet.ncp.client import ServerInstance
+from fleet.spec import ServerSpec
+from fleet.survey import Survey
 
 __all__ = [
     "IN_PLACE",

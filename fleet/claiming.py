@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
 
-from .errors import LedgerConflict
-from .ledger import AsyncLedger
-from .spec import ServerSpec
+from fleet.errors import LedgerConflict
+from fleet.ledger import AsyncLedger
+from fleet.spec import ServerSpec
 
 __all__ = ["CLAIM_HORIZON", "Claims", "WorkQueue"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .errors import ConfigError
+from fleet.errors import ConfigError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL

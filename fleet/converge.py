@@ -26,10 +26,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .errors import NcpError
-from .ledger import AsyncLedger, ErrorKind, Instance, Role
-from .ncp.client import BATCH_SIZE, NcpClient, ServerInstance
-from .states import Operation, ServerStatus, State, is_gone
+from fleet.errors import NcpError
+from fleet.ledger import AsyncLedger, ErrorKind, Instance, Role
+from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
+from fleet.states import Operation, ServerStatus, State, is_gone
 
 __all__ = ["GONE_MESSAGE", "Live", "Seen", "by_live", "refresh", "start"]
 

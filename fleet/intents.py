@@ -21,15 +21,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .errors import NcpError
-from .ledger import AsyncLedger, Instance, Observed, State
-from .ncp.client import NcpClient
-from .options import TeardownOptions
-from .polling import read_statuses
-from .reshape import Pace, resize_one, retire
-from .spec import ServerSpec
-from .states import Operation, ServerStatus
-from .teardown import TeardownTarget, Tell, teardown
+from fleet.errors import NcpError
+from fleet.ledger import AsyncLedger, Instance, Observed, State
+from fleet.ncp.client import NcpClient
+from fleet.options import TeardownOptions
+from fleet.polling import read_statuses
+from fleet.reshape import Pace, resize_one, retire
+from fleet.spec import ServerSpec
+from fleet.states import Operation, ServerStatus
+from fleet.teardown import TeardownTarget, Tell, teardown
 
 __all__ = ["Finished", "finish"]
 

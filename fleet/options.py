@@ -21,10 +21,10 @@ from pydantic import (
     field_validator,
 )
 
-from .config import SITES, LedgerLocation
-from .errors import ConfigError
-from .spec import ServerSpec
-from .staging import Budget, Size, Stage, parse_sizes, plan_stages
+from fleet.config import SITES, LedgerLocation
+from fleet.errors import ConfigError
+from fleet.spec import ServerSpec
+from fleet.staging import Budget, Size, Stage, parse_sizes, plan_stages
 
 __all__ = [
     "DEFAULT_MAX_RATE",

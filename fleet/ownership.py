@@ -36,9 +36,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .ledger import Found
-from .ncp.client import ServerInstance
-from .ncp.parameters import MARKER_BYTES
+from fleet.ledger import Found
+from fleet.ncp.client import ServerInstance
+from fleet.ncp.parameters import MARKER_BYTES
 
 __all__ = [
     "MARKER_BYTES",

@@ -15,8 +15,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from .errors import NcpError
-from .ncp.client import NcpClient, ServerInstance
+from fleet.errors import NcpError
+from fleet.ncp.client import NcpClient, ServerInstance
 
 __all__ = [
     "TELL_EVERY",

@@ -19,11 +19,11 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from .errors import PreflightError, Problem
-from .ncp.client import NcpClient
-from .ncp.listed import Listed, Row, load, origin, region_known, rows_of, where, zone_of
-from .ncp.reads import AccessControlGroup, NetworkInterface, Resource, Subnet
-from .spec import ServerSpec
+from fleet.errors import PreflightError, Problem
+from fleet.ncp.client import NcpClient
+from fleet.ncp.listed import Listed, Row, load, origin, region_known, rows_of, where, zone_of
+from fleet.ncp.reads import AccessControlGroup, NetworkInterface, Resource, Subnet
+from fleet.spec import ServerSpec
 
 __all__ = ["RULES", "SKIPPED", "Finding", "PreflightReport", "check", "preflight"]
 

@@ -27,14 +27,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from .claiming import Claims, WorkQueue
-from .errors import AmbiguousError, FleetError, NcpError, PermanentError
-from .ledger import AsyncLedger, Record
-from .ncp.client import NcpClient, Params
-from .options import ProvisionOptions
-from .ownership import Marker, describe, found_from, new_rollout_id, new_run_tag
-from .settling import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Verdict
-from .spec import ServerSpec
+from fleet.claiming import Claims, WorkQueue
+from fleet.errors import AmbiguousError, FleetError, NcpError, PermanentError
+from fleet.ledger import AsyncLedger, Record
+from fleet.ncp.client import NcpClient, Params
+from fleet.options import ProvisionOptions
+from fleet.ownership import Marker, describe, found_from, new_rollout_id, new_run_tag
+from fleet.settling import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Verdict
+from fleet.spec import ServerSpec
 
 __all__ = ["Progress", "Provisioner"]
 

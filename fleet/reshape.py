@@ -26,17 +26,17 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .changes import Action, Change
-from .errors import NcpError
-from .ledger import AsyncLedger, Observed, State
-from .ncp.client import NcpClient, ServerInstance
-from .options import TeardownOptions
-from .polling import Clock, Poller, Sleep, Told, read_statuses
-from .provisioner import Provisioner
-from .readiness import wait_running
-from .spec import ServerSpec
-from .states import Operation, ServerStatus
-from .teardown import TeardownReport, TeardownTarget, Tell, teardown
+from fleet.changes import Action, Change
+from fleet.errors import NcpError
+from fleet.ledger import AsyncLedger, Observed, State
+from fleet.ncp.client import NcpClient, ServerInstance
+from fleet.options import TeardownOptions
+from fleet.polling import Clock, Poller, Sleep, Told, read_statuses
+from fleet.provisioner import Provisioner
+from fleet.readiness import wait_running
+from fleet.spec import ServerSpec
+from fleet.states import Operation, ServerStatus
+from fleet.teardown import TeardownReport, TeardownTarget, Tell, teardown
 
 __all__ = [
     "Pace",

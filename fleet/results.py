@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .ledger import Address, Instance, Ledger, Record, Role, RolloutCounts
-from .states import ErrorKind, State
-from .summary import RunCounts
+from fleet.ledger import Address, Instance, Ledger, Record, Role, RolloutCounts
+from fleet.states import ErrorKind, State
+from fleet.summary import RunCounts
 
 __all__ = [
     "COLUMNS",

@@ -31,12 +31,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from .claiming import CLAIM_HORIZON
-from .errors import NcpError
-from .ledger import Record
-from .ncp.client import NcpClient, ServerInstance
-from .ownership import Evidence, judge
-from .spec import ServerSpec
+from fleet.claiming import CLAIM_HORIZON
+from fleet.errors import NcpError
+from fleet.ledger import Record
+from fleet.ncp.client import NcpClient, ServerInstance
+from fleet.ownership import Evidence, judge
+from fleet.spec import ServerSpec
 
 __all__ = [
     "FIRST_LOOK",

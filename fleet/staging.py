@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .spec import ServerSpec
+from fleet.spec import ServerSpec
 
 __all__ = [
     "CANARY",

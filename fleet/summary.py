@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .ledger import RolloutCounts
+from fleet.ledger import RolloutCounts
 
 __all__ = ["WAVE_COLUMNS", "RolloutSummary", "RunCounts", "WaveOutcome", "counts_words"]
 

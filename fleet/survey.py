@@ -21,15 +21,15 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .claiming import CLAIM_HORIZON
-from .converge import GONE_MESSAGE, Live, Seen, Sleep, by_live, refresh
-from .errors import RolloutError
-from .ledger import AsyncLedger, Instance, Observed, PlanDelta, Record, State
-from .ncp.client import NcpClient, ServerInstance
-from .options import ProvisionOptions
-from .ownership import Claim, Evidence, found_from, judge
-from .settling import epoch
-from .spec import ServerSpec
+from fleet.claiming import CLAIM_HORIZON
+from fleet.converge import GONE_MESSAGE, Live, Seen, Sleep, by_live, refresh
+from fleet.errors import RolloutError
+from fleet.ledger import AsyncLedger, Instance, Observed, PlanDelta, Record, State
+from fleet.ncp.client import NcpClient, ServerInstance
+from fleet.options import ProvisionOptions
+from fleet.ownership import Claim, Evidence, found_from, judge
+from fleet.settling import epoch
+from fleet.spec import ServerSpec
 
 __all__ = [
     "CLOCK_SKEW",

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import (
+from fleet.errors import (
     AmbiguousError,
     Kind,
     NcpError,

@@ -24,9 +24,10 @@ from urllib.parse import quote_plus, urlsplit
 
 import httpx
 
-from ..config import Credentials
-from ..errors import NcpError, ThrottledError
-from ..states import Operation, ServerStatus
+from fleet.config import Credentials
+from fleet.errors import NcpError, ThrottledError
+from fleet.states import Operation, ServerStatus
+
 from .answers import answer_date, parse_response, translate_transport_errors
 from .clock import NcpClock
 from .ratelimit import Limiter

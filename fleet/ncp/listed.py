@@ -25,8 +25,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from ..errors import NcpError, PreflightError
-from ..spec import ServerSpec
+from fleet.errors import NcpError, PreflightError
+from fleet.spec import ServerSpec
+
 from .client import NcpClient
 from .reads import READS, Item, MemberImage, NetworkInterface, Resource, Subnet, read
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import tenacity
 
-from ..errors import AmbiguousError, NcpError, RetryableError, ThrottledError
+from fleet.errors import AmbiguousError, NcpError, RetryableError, ThrottledError
 
 __all__ = ["RetryPolicy", "retryable_errors", "retrying_for"]
 

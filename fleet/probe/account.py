@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ConfigError, NcpError, RetryableError
-from ..ncp.client import NcpClient
-from ..ncp.reads import Resource, count_servers, read
+from fleet.errors import ConfigError, NcpError, RetryableError
+from fleet.ncp.client import NcpClient
+from fleet.ncp.reads import Resource, count_servers, read
 
 __all__ = ["LIMITS_NOTE", "Account", "survey_account"]
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from ..errors import NcpError
-from ..ncp.client import NcpClient, ServerInstance
-from ..ownership import probe_owns
-from ..polling import Poller, read_statuses
-from ..states import Operation, ServerStatus, is_gone
+from fleet.errors import NcpError
+from fleet.ncp.client import NcpClient, ServerInstance
+from fleet.ownership import probe_owns
+from fleet.polling import Poller, read_statuses
+from fleet.states import Operation, ServerStatus, is_gone
 
 __all__ = ["STEPS", "Removal", "Remover", "Seen", "Step", "decide"]
 

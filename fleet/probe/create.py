@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from ..errors import ACCOUNT_LIMIT_CODES, AmbiguousError, NcpError, PermanentError
-from ..ncp.client import CreateResult, NcpClient, ServerInstance
-from ..ncp.parameters import MAX_DESCRIPTION_BYTES, PROBE_NAME_PREFIX
-from ..ownership import ProbeMarker
-from ..polling import Poller
-from ..spec import ServerSpec
+from fleet.errors import ACCOUNT_LIMIT_CODES, AmbiguousError, NcpError, PermanentError
+from fleet.ncp.client import CreateResult, NcpClient, ServerInstance
+from fleet.ncp.parameters import MAX_DESCRIPTION_BYTES, PROBE_NAME_PREFIX
+from fleet.ownership import ProbeMarker
+from fleet.polling import Poller
+from fleet.spec import ServerSpec
+
 from .intent import Intent, write_intent
 from .profile import DescriptionUnit, DuplicateNames, NameFilter
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from fleet.errors import ConfigError
 
 __all__ = ["Intent", "clear_intent", "read_intent", "write_intent"]
 

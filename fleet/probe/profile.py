@@ -34,7 +34,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from ..errors import ConfigError
+from fleet.errors import ConfigError
 
 __all__ = [
     "EFFECTS",

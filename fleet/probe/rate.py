@@ -27,7 +27,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from ..errors import NcpError, ThrottledError
+from fleet.errors import NcpError, ThrottledError
+
 from .profile import Throttle
 
 __all__ = ["RateFinding", "RateProbe", "Read"]

@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, NcpError
-from ..ncp.client import NcpClient
-from ..ncp.reads import Resource, read
-from ..options import ProbeOptions
-from ..ownership import new_run_tag
+from fleet.errors import ConfigError, NcpError
+from fleet.ncp.client import NcpClient
+from fleet.ncp.reads import Resource, read
+from fleet.options import ProbeOptions
+from fleet.ownership import new_run_tag
+
 from .account import Account, survey_account
 from .cleanup import Removal, Remover
 from .clock import Offset, sample_offset
