@@ -347,7 +347,7 @@ def arena(burst: int, baseline: str | None, postgres: bool) -> Iterator[Arena]:
         try:
             yield ring
         finally:
-            from flows.localserver import stop
+            from flows.cli.localserver import stop
 
             stop(tmp / "prefect-this")  # the one this checkout's startup turns started
 

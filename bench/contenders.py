@@ -99,10 +99,10 @@ def _options(args: argparse.Namespace, **more: Any) -> Any:
 async def _engine(args: argparse.Namespace, location: str) -> dict[str, Any]:
     """Survey and provision the servers through the engine; time both."""
     from fleet.config import Credentials
+    from fleet.create.engine import Provisioner
     from fleet.ledger import AsyncLedger, Ledger
     from fleet.ncp.client import NcpClient
-    from fleet.provisioner import Provisioner
-    from fleet.survey import survey
+    from fleet.plan.survey import survey
     from flows.runtime import build_limiter
 
     specs = build_specs(args.servers)
@@ -150,7 +150,7 @@ def run_engine(args: argparse.Namespace) -> dict[str, Any]:
 def run_flow(args: argparse.Namespace) -> dict[str, Any]:
     """Run the provision_fleet flow on the inventory; only the flow call is timed."""
     imported = time.perf_counter()
-    from fleet.summary import RolloutSummary
+    from fleet.report.summary import RolloutSummary
     from flows.provision import provision_fleet
 
     imported = time.perf_counter() - imported

@@ -8,6 +8,7 @@ create. The flows in ``flows/`` orchestrate it.
 from __future__ import annotations
 
 from fleet.config import SITES, Credentials, load_credentials, resolve_endpoint
+from fleet.create.engine import Progress, Provisioner
 from fleet.errors import (
     AmbiguousError,
     BindingError,
@@ -33,16 +34,15 @@ from fleet.ncp.client import CreateResult, NcpClient, RetryPolicy, ServerInstanc
 from fleet.ncp.ratelimit import AdaptiveRateLimiter, Limiter, Permit, RateControl
 from fleet.ncp.signing import sign, signed_headers
 from fleet.options import ProbeOptions, ProvisionOptions, RunOptions, TeardownOptions
-from fleet.preflight import PreflightReport, preflight
+from fleet.plan.preflight import PreflightReport, preflight
+from fleet.plan.survey import Survey, survey
 from fleet.probe import ProbeResult, probe
-from fleet.provisioner import Progress, Provisioner
-from fleet.readiness import wait_running
-from fleet.results import results_path, write_results
+from fleet.report.results import results_path, write_results
+from fleet.report.summary import RolloutSummary
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind, Operation, ServerStatus, State
-from fleet.summary import RolloutSummary
-from fleet.survey import Survey, survey
 from fleet.teardown import teardown, teardown_targets
+from fleet.watch.readiness import wait_running
 
 __all__ = [
     "DEFAULT_LEDGER",

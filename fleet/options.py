@@ -8,7 +8,6 @@ bad value is refused here with a message naming the option.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -23,18 +22,21 @@ from pydantic import (
 
 from fleet.config import SITES, LedgerLocation
 from fleet.errors import ConfigError
-from fleet.spec import ServerSpec
-from fleet.staging import Budget, Size, Stage, parse_sizes, plan_stages
 
 __all__ = [
     "DEFAULT_MAX_RATE",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_WINDOW",
+    "Budget",
     "ProbeOptions",
     "ProvisionOptions",
     "RunOptions",
+    "Size",
     "Taken",
     "TargetOptions",
     "TeardownOptions",
     "options_from",
+    "parse_sizes",
     "profile_defaults",
 ]
 
@@ -43,6 +45,64 @@ M = TypeVar("M", bound=BaseModel)
 # The most calls/s --rate auto may reach: above what 16 calls in flight carry at NCP's latency,
 # so it rarely binds alone; lower it on an account others use too (see docs/rate-limits.md).
 DEFAULT_MAX_RATE = 250.0
+
+
+# Sizes of stages and of the failure budget, as the canary, waves and max_failures options
+# give them (create.stages splits a rollout by them).
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    """A number of servers, or a share of them ("5" or "10%")."""
+
+    value: float
+    percent: bool
+
+    @classmethod
+    def parse(cls, text: str, *, zero: bool = False) -> Size:
+        """Read "N" or "N%" (0 only when ``zero``); raise ValueError naming the text otherwise."""
+        raw = text.strip()
+        number = raw.removesuffix("%").strip()
+        try:
+            value = float(number) if raw.endswith("%") else int(number)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a count or a percentage") from None
+        if value < 0 or (value == 0 and not zero) or (raw.endswith("%") and value > 100):
+            least = "0" if zero else "above 0"
+            raise ValueError(f"{text!r}: a count of {least}, or a share from 0% to 100%")
+        return cls(float(value), raw.endswith("%"))
+
+    def of(self, total: int) -> int:
+        """Return the number of servers this size is, out of ``total`` (shares round up)."""
+        if self.percent:
+            return min(total, math.ceil(total * self.value / 100))
+        return min(total, int(self.value))
+
+    def __str__(self) -> str:
+        return f"{self.value:g}%" if self.percent else str(int(self.value))
+
+
+def parse_sizes(text: str) -> tuple[Size, ...]:
+    """Read a comma-separated list of sizes, each at least the one before (for shares)."""
+    sizes = tuple(Size.parse(part) for part in text.split(",") if part.strip())
+    if not sizes:
+        raise ValueError(f"{text!r}: no sizes")
+    return sizes
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How many failures a rollout may cost before it stops sending: a count, or a share."""
+
+    limit: Size | None  # None: no budget; every server is tried
+
+    def exceeded(self, failed: int, sent: int) -> bool:
+        """Whether ``failed`` failures out of ``sent`` servers are past the budget."""
+        if self.limit is None:
+            return False
+        if self.limit.percent:
+            return failed > sent * self.limit.value / 100
+        return failed > self.limit.value
 
 
 class TargetOptions(BaseModel):
@@ -230,13 +290,6 @@ class ProvisionOptions(RunOptions):
         """Whether the rollout goes in stages (a canary, waves or approvals) or all at once."""
         return bool(self.canary or self.waves or self.approve != "none")
 
-    def stages(self, work: Sequence[ServerSpec]) -> list[Stage]:
-        """Return the rollout's stages for the servers it has to create."""
-        canary = Size.parse(self.canary) if self.canary else None
-        if canary is None and self.approve != "none":
-            canary = Size.parse("1")  # approval comes after a canary: the smallest one
-        return plan_stages(work, canary, parse_sizes(self.waves) if self.waves else ())
-
     @property
     def budget(self) -> Budget:
         """Return the failure budget of the waves."""
@@ -345,3 +398,8 @@ def options_from(model: type[M], values: dict[str, Any]) -> M:
             for e in exc.errors()
         ]
         raise ConfigError("; ".join(problems)) from None
+
+
+# A rollout that kept no window of its own (from before it was kept) is judged by the default.
+DEFAULT_WINDOW: float = ProvisionOptions.model_fields["settle"].default
+DEFAULT_TIMEOUT: float = ProvisionOptions.model_fields["request_timeout"].default

@@ -34,13 +34,16 @@ import secrets
 import string
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from fleet.ledger import Found
+from fleet.ledger import Found, Record
 from fleet.ncp.client import ServerInstance
 from fleet.ncp.parameters import MARKER_BYTES
 
 __all__ = [
+    "CLAIM_HORIZON",
+    "CLOCK_SKEW",
     "MARKER_BYTES",
     "RULES",
     "Claim",
@@ -49,7 +52,9 @@ __all__ = [
     "ProbeMarker",
     "Verdict",
     "describe",
+    "epoch",
     "found_from",
+    "in_send_window",
     "judge",
     "new_rollout_id",
     "new_run_tag",
@@ -62,6 +67,36 @@ __all__ = [
 _ALPHABET = string.ascii_lowercase + string.digits
 _MARKER = re.compile(r"fleet-([a-z0-9]{10})-([0-9a-f]{8})-([0-9]{1,9})")
 _PROBE_MARKER = re.compile(r"fleetprobe-([0-9a-f]{8})")
+
+
+# A claim's create goes out within this many seconds of the claim's stamp, or the claim is
+# stamped again first (the engine claims a few servers ahead of their creates, several in one
+# commit). So a create recorded as sent at T left between T and T + CLAIM_HORIZON.
+CLAIM_HORIZON = 1.0
+# How far NCP's createDate (its clock, second resolution) may be from our send times.
+CLOCK_SKEW = 120.0
+
+
+def epoch(stamp: str | None) -> float | None:
+    """Return an ISO 8601 time (the ledger's, or NCP's createDate) as epoch seconds."""
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return None
+
+
+def in_send_window(record: Record, server: ServerInstance, margin: float) -> bool:
+    """Whether NCP made this server while this row's creates were going out (rows before markers).
+
+    Sent at T, a create left between T and T + CLAIM_HORIZON; NCP's clock may be CLOCK_SKEW off.
+    """
+    made = epoch(server.create_date)
+    first, last = epoch(record.first_sent_at), epoch(record.sent_at)
+    if made is None or first is None or last is None:
+        return False
+    return first - CLOCK_SKEW <= made <= last + CLAIM_HORIZON + margin + CLOCK_SKEW
 
 
 def new_rollout_id() -> str:

@@ -1,5 +1,5 @@
 """`python -m flows` runs the fleet command line (as the `fleet` command does)."""
 
-from flows.cli import main
+from flows.cli.app import main
 
 main()

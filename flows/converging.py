@@ -1,7 +1,7 @@
 """The flow's converging steps: start what was stopped, resize and replace, destroy what went.
 
-Each a task whose body calls into ``fleet``: the actions are ``fleet.changes``', the rules of who
-may be touched ``fleet.ownership``'s. What the plan found drifted is told as an event,
+Each a task whose body calls into ``fleet``: the actions are ``fleet.plan.changes``', the rules of
+who may be touched ``fleet.ownership``'s. What the plan found drifted is told as an event,
 ``fleet.rollout.drifted``, that automations can alert on.
 """
 
@@ -14,19 +14,19 @@ from dataclasses import dataclass
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from fleet import converge
-from fleet.changes import Action, Change
-from fleet.converge import Seen
-from fleet.intents import Finished, finish
 from fleet.options import ProvisionOptions
-from fleet.reshape import Pace, Reshaped, destroy, replace, resize, retire
+from fleet.plan import refresh as converge
+from fleet.plan.changes import Action, Change
+from fleet.plan.refresh import Seen
+from fleet.plan.survey import Survey
+from fleet.reshape.finish import Finished, finish
+from fleet.reshape.resize import Pace, Reshaped, destroy, replace, resize, retire
 from fleet.spec import ServerSpec
-from fleet.survey import Survey
 from fleet.teardown import TeardownReport
 from flows import events
 from flows.runtime import runtime, teardown_options
+from flows.stops import verdicts
 from flows.tasking import engine_for
-from flows.verdicts import verdicts
 
 __all__ = [
     "Drift",

@@ -16,13 +16,14 @@ from prefect import State, flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.states import Completed, Failed
 
-from fleet.changes import plan_changes
 from fleet.errors import FleetError
 from fleet.options import ProvisionOptions
-from flows import converging, events, planview
+from fleet.plan.changes import plan_changes
+from flows import converging, events
+from flows.cli import planview
 from flows.provision import load, plan_rollout
 from flows.runtime import artifact_key, open_runtime, resolve_credentials, rollout_name
-from flows.verdicts import decided
+from flows.stops import decided
 
 __all__ = ["plan_fleet"]
 

@@ -15,21 +15,21 @@ from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifa
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 
-from fleet import results
-from fleet.changes import Action, Change, plan_changes
+from fleet.create.engine import Progress
 from fleet.errors import FleetError, RolloutRetired, RunAborted
-from fleet.intents import Finished
 from fleet.inventory import load_inventories
 from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions
-from fleet.preflight import SKIPPED, preflight
-from fleet.provisioner import Progress
-from fleet.readiness import WaitReport, wait_running
-from fleet.results import Tally, results_path
+from fleet.plan.changes import Action, Change, plan_changes
+from fleet.plan.preflight import SKIPPED, preflight
+from fleet.plan.survey import Survey, Twin, survey, twins_of
+from fleet.report import results
+from fleet.report.results import Tally, results_path
+from fleet.report.summary import RolloutSummary, WaveOutcome, counts_words
+from fleet.reshape.finish import Finished
 from fleet.spec import ServerSpec
-from fleet.summary import RolloutSummary, WaveOutcome, counts_words
-from fleet.survey import Survey, Twin, survey, twins_of
 from fleet.teardown import TeardownReport
+from fleet.watch.readiness import WaitReport, wait_running
 from flows import converging, events
 from flows.artifacts import publish_results
 from flows.runtime import (
@@ -42,8 +42,8 @@ from flows.runtime import (
     runtime,
     teardown_options,
 )
+from flows.stops import Stopped, decided, sync_verdicts, verdicts
 from flows.tasking import CHUNK_TASK, provision_in, unvisited
-from flows.verdicts import Stopped, decided, sync_verdicts, verdicts
 from flows.waves import run_stages
 
 T = TypeVar("T")

@@ -31,14 +31,13 @@ from fleet.config import (
     resolve_endpoint,
     resolve_ledger,
 )
+from fleet.create.engine import Progress
 from fleet.errors import BindingError, ConfigError, LeaseHeld, LeaseLost, LedgerError
 from fleet.ledger import AsyncLedger, Binding, Ledger, Ownership
 from fleet.ncp.client import NcpClient
 from fleet.ncp.ratelimit import AdaptiveRateLimiter, Limiter
-from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
+from fleet.options import DEFAULT_WINDOW, ProvisionOptions, RunOptions, TeardownOptions
 from fleet.ownership import new_rollout_id, new_run_tag
-from fleet.provisioner import Progress
-from fleet.survey import DEFAULT_WINDOW
 
 __all__ = [
     "Runtime",
@@ -76,7 +75,7 @@ class Runtime:
     ambiguous: int = 0  # create answers of any kind that left the outcome unknown
     ready: tuple[int, int] | None = None  # (running, waited for), while waiting for RUN
     # Engines sending at once, at any size. An engine claims ahead only as many as its own pace
-    # sends within the claim horizon (claiming.py): 20 chunks sending at once claimed 1-2 per
+    # sends within the claim horizon (create/claims.py): 20 chunks sending at once claimed 1-2 per
     # commit each, so commits per create grew with the rollout (0.18 at 1,000 servers, 0.55 at
     # 5,000). An engine left only looking up gives its slot to the next (tasking.provision_in).
     sending: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SENDING_AT_ONCE))

@@ -13,9 +13,9 @@ from prefect import State
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
+from fleet.create.engine import Provisioner
 from fleet.errors import FleetError, LeaseLost, LedgerConflict, LedgerError
 from fleet.options import ProvisionOptions
-from fleet.provisioner import Provisioner
 from fleet.spec import ServerSpec
 from flows.runtime import Runtime
 

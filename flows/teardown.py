@@ -26,7 +26,7 @@ from fleet.teardown import (
 from flows import events
 from flows.artifacts import markdown_table
 from flows.runtime import Runtime, artifact_key, open_runtime, resolve_credentials, runtime
-from flows.verdicts import decided, verdicts
+from flows.stops import decided, verdicts
 
 
 async def find_targets(rt: Runtime, options: TeardownOptions) -> TeardownScope:

@@ -17,18 +17,18 @@ from dataclasses import asdict, replace
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from fleet.changes import Action, Change
+from fleet.create.stages import Stage, covered, resize_next, stages_for
 from fleet.ledger import Record, State
-from fleet.options import ProvisionOptions
-from fleet.readiness import WaitReport, wait_running
-from fleet.reshape import Pace, resize, retire
+from fleet.options import Budget, ProvisionOptions, Size, parse_sizes
+from fleet.plan.changes import Action, Change
+from fleet.report.summary import WAVE_COLUMNS, WaveOutcome
+from fleet.reshape.resize import Pace, resize, retire
 from fleet.spec import ServerSpec
-from fleet.staging import Budget, Size, Stage, covered, parse_sizes, resize_next
-from fleet.summary import WAVE_COLUMNS, WaveOutcome
+from fleet.watch.readiness import WaitReport, wait_running
 from flows import approval, events
 from flows.runtime import Runtime, runtime, teardown_options
+from flows.stops import decided, verdicts
 from flows.tasking import CHUNK_TASK, provision_in, unvisited
-from flows.verdicts import decided, verdicts
 
 __all__ = ["run_stages", "run_wave", "set_stage_listener"]
 
@@ -181,7 +181,7 @@ async def run_stages(
     ``reshaping`` (resizes and replaces, with ``specs`` the inventory) go wave by wave with the
     creates: a replaced server's old instance is taken down only once its stage passed.
     """
-    stages = options.stages(_in_order(work, reshaping, specs))
+    stages = stages_for(options, _in_order(work, reshaping, specs))
     _tell_covered(stages, options)
     outcomes: list[WaveOutcome] = []
     failed = sent = 0

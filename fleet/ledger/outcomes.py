@@ -234,7 +234,7 @@ def restamp(
 ) -> None:
     """Move a claim's send time to now, under the lease: its create goes out later than promised.
 
-    A claim promises its create leaves within ``claiming.CLAIM_HORIZON`` of its stamp; one that
+    A claim promises its create leaves within ``ownership.CLAIM_HORIZON`` of its stamp; one that
     waited longer (the limiter slowed down) is stamped again before it goes.
     """
     leases.check(conn, now, rollout, owner)

@@ -1,7 +1,7 @@
 """Removing what a probe made: stop, terminate, and wait until NCP lists none of it.
 
-One loop over observed state (``fleet.polling``): each round reads every server the probe knows
-by number, looks its names up for servers whose numbers it never learnt (a create whose answer
+One loop over observed state (``fleet.watch.polling``): each round reads every server the probe
+knows by number, looks its names up for servers whose numbers it never learnt (a create whose answer
 was lost, found until its window has passed), and does what each one's status calls for, by the
 first matching row of ``STEPS``. A server counts as removed only by the one rule for gone
 (``fleet.states.is_gone``): its termination was asked and a read then missed it, or NCP listed it
@@ -21,8 +21,8 @@ from typing import Final
 from fleet.errors import NcpError
 from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.ownership import probe_owns
-from fleet.polling import Poller, read_statuses
 from fleet.states import Operation, ServerStatus, is_gone
+from fleet.watch.polling import Poller, read_statuses
 
 __all__ = ["STEPS", "Removal", "Remover", "Seen", "Step", "decide"]
 

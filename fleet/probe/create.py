@@ -33,8 +33,8 @@ from fleet.errors import ACCOUNT_LIMIT_CODES, AmbiguousError, NcpError, Permanen
 from fleet.ncp.client import CreateResult, NcpClient, ServerInstance
 from fleet.ncp.parameters import MAX_DESCRIPTION_BYTES, PROBE_NAME_PREFIX
 from fleet.ownership import ProbeMarker
-from fleet.polling import Poller
 from fleet.spec import ServerSpec
+from fleet.watch.polling import Poller
 
 from .intent import Intent, write_intent
 from .profile import DescriptionUnit, DuplicateNames, NameFilter

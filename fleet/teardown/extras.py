@@ -35,7 +35,7 @@ from fleet.errors import NcpError
 from fleet.ledger import AsyncLedger, Extra, Record
 from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
 from fleet.ncp.reads import BlockStorage, Item, PublicIp, Resource, read
-from fleet.polling import Clock, Poller, Sleep
+from fleet.watch.polling import Clock, Poller, Sleep
 
 from .scope import TeardownTarget
 

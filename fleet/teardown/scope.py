@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 
 from fleet.ledger import AsyncLedger, Instance, Record
 from fleet.ncp.client import NcpClient, ServerInstance
-from fleet.ownership import Claim, Evidence, judge
-from fleet.survey import DEFAULT_TIMEOUT, DEFAULT_WINDOW, in_send_window, owned_instances
+from fleet.options import DEFAULT_TIMEOUT, DEFAULT_WINDOW
+from fleet.ownership import Claim, Evidence, in_send_window, judge
+from fleet.plan.survey import owned_instances
 
 __all__ = [
     "ADOPTED_LEFT",

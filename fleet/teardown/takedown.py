@@ -23,16 +23,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from fleet.create.settle import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Verdict
 from fleet.errors import NcpError, PermanentError
 from fleet.ledger import AsyncLedger, ErrorKind, Extra, Observed, State
 from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
-from fleet.options import TeardownOptions
+from fleet.options import DEFAULT_WINDOW, TeardownOptions
 from fleet.ownership import found_from
-from fleet.polling import Clock, Hook, Poller, Sleep, Told, notify, read_statuses
-from fleet.settling import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Verdict
 from fleet.spec import ServerSpec
 from fleet.states import Operation, ServerStatus, is_gone
-from fleet.survey import DEFAULT_WINDOW
+from fleet.watch.polling import Clock, Hook, Poller, Sleep, Told, notify, read_statuses
 
 from .extras import extras_of, return_extras
 from .scope import LeftAlone, TeardownTarget

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fleet.simulator import RunningSimulator
-from flows.cli import app
+from flows.cli.app import app
 from tests.support.prefect_harness import keyed_simulator
 from tests.support.simulator import servers_by_name
 
@@ -186,7 +186,7 @@ def test_plan_with_adopt_existing_plans_to_adopt_the_existing_servers(
 
     from fleet.inventory import load_inventories
     from fleet.options import ProvisionOptions
-    from flows.commands import survey_only
+    from flows.cli.commands import survey_only
 
     path = write(tmp_path / "taken.csv", ["taken,2,25495367,s2-g3,75001,75101"])
     made_elsewhere(sim, "taken", 2)  # by hand, in the console: no create marker

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from fleet.ledger import Ledger
 from fleet.simulator import RunningSimulator
-from flows.cli import app
+from flows.cli.app import app
 from tests.support.engine import client_for, stop_out_of_band, terminate_out_of_band
 from tests.support.prefect_harness import keyed_simulator
 from tests.support.schemas import conforms

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 from fleet.ncp.client import ServerInstance
 from fleet.options import ProvisionOptions
+from fleet.report.summary import RolloutSummary
 from fleet.simulator import RunningSimulator
-from fleet.summary import RolloutSummary
-from flows.cli import app
+from flows.cli.app import app
 from flows.provision import provision_fleet
 from tests.support.engine import client_for, specs
 from tests.support.prefect_harness import keyed_simulator, start

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from fleet.simulator import RunningSimulator
-from flows import localserver
+from flows.cli import localserver
 from tests.support.prefect_harness import ROOT, inventory, keyed_simulator
 
 pytestmark = pytest.mark.slow

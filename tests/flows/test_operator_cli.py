@@ -101,7 +101,7 @@ def test_progress_is_this_runs_share_and_never_past_100(
     done: int, total: int, waiting: bool, ready: tuple[int, int] | None, expected: float
 ) -> None:
     """The progress artifact's percent counts this run's work against this run's total."""
-    from fleet.provisioner import Progress
+    from fleet.create.engine import Progress
     from flows.provision import percent_done
 
     p = Progress(total=total, done=done, waiting=waiting)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fleet.simulator import RunningSimulator
-from flows.cli import app
+from flows.cli.app import app
 from tests.support.prefect_harness import ROOT, keyed_simulator
 
 DEMO = str(ROOT / "inventories" / "demo.csv")

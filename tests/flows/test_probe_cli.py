@@ -21,8 +21,8 @@ from fleet.ledger import Binding
 from fleet.options import ProvisionOptions, RunOptions
 from fleet.probe import Profile, Throttle, write_profile
 from fleet.simulator import RunningSimulator
-from flows.cli import app
-from flows.probing import with_profile
+from flows.cli.app import app
+from flows.cli.probing import with_profile
 from flows.runtime import _known_rate
 from tests.support.keys import SIM_ACCESS, SIM_SECRET
 from tests.support.prefect_harness import inventory, keyed_simulator

@@ -13,8 +13,8 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions
+from fleet.report.summary import RolloutSummary
 from fleet.simulator import RunningSimulator
-from fleet.summary import RolloutSummary
 from flows.provision import chunks, provision_fleet
 from flows.runtime import fingerprint
 from tests.support.engine import specs

@@ -15,8 +15,8 @@ import pytest
 
 from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions
+from fleet.report.summary import RolloutSummary
 from fleet.simulator import RunningSimulator, running_simulator
-from fleet.summary import RolloutSummary
 from flows.provision import provision_fleet
 from flows.runtime import fingerprint
 from tests.support.keys import SIM_ACCESS, SIM_SECRET

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from fleet.options import ProvisionOptions
 from fleet.simulator import REHEARSAL_LEDGER
-from flows.cli import app
-from flows.rehearsal import SIMULATORS, rehearsal
+from flows.cli.app import app
+from flows.cli.rehearsal import SIMULATORS, rehearsal
 from tests.support.prefect_harness import inventory
 from tests.support.schemas import conforms
 

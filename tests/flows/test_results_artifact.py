@@ -11,7 +11,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from fleet.options import ProvisionOptions
-from fleet.results import FIRST_FAILURES
+from fleet.report.results import FIRST_FAILURES
 from fleet.simulator import RunningSimulator
 from flows.provision import provision_fleet
 from tests.support.prefect_harness import inventory, keyed_simulator

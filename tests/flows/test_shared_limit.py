@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fleet.options import ProvisionOptions
+from fleet.report.summary import RolloutSummary
 from fleet.simulator import RunningSimulator, running_simulator
-from fleet.summary import RolloutSummary
 from flows.provision import provision_fleet
 from tests.support.keys import SIM_ACCESS, SIM_SECRET
 from tests.support.prefect_harness import inventory, keyed_simulator

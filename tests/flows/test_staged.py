@@ -17,14 +17,19 @@ from typing import Any
 
 import pytest
 from prefect import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterTags,
+)
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from typer.testing import CliRunner
 
 from fleet.ledger import Ledger
 from fleet.options import ProvisionOptions
+from fleet.report.summary import RolloutSummary
 from fleet.simulator import RunningSimulator
-from fleet.summary import RolloutSummary
 from flows import approval
 from flows.provision import provision_fleet
 from tests.support.engine import client_for, specs
@@ -206,9 +211,10 @@ async def test_approval_resumes_with_the_next_waves_size(
         tasks = {t.name.rsplit("-", 1)[0] for t in await client.read_task_runs()}
     assert flow_run.name.startswith("okay-") and "okay" in flow_run.tags
     assert {"canary", "wave-01", "wave-02"} <= tasks
-    async with get_client() as client:
-        found = await client.read_artifacts()
-    stages = next(a for a in found if a.key == "okay-waves")
+    async with get_client() as client:  # by its key: the session's server holds many others
+        (stages,) = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["okay-waves"])), limit=1
+        )
     rows: Any = json.loads(stages.data) if isinstance(stages.data, str) else stages.data
     assert [row["stage"] for row in rows] == ["canary", "wave-01", "wave-02"]
 
@@ -296,7 +302,7 @@ def test_approve_takes_its_value_either_way(
     approve: list[str],
 ) -> None:
     """`--approve canary` pauses after the canary as `--approve=canary` and `--approve` do."""
-    from flows import cli
+    from flows.cli import app as cli
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "_prefect_api_url", lambda: None)  # the terminal decides
@@ -318,7 +324,7 @@ def test_the_terminal_asks_when_no_prefect_server_shows_a_form(
     sim: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the temporary server, --approve asks on the terminal; with no terminal, it refuses."""
-    from flows import cli
+    from flows.cli import app as cli
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "_prefect_api_url", lambda: None)  # as with no PREFECT_API_URL

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fleet.ledger import Address, Ledger
-from fleet.readiness import wait_running
 from fleet.simulator import running_simulator
+from fleet.watch.readiness import wait_running
 from tests.support.engine import client_for, open_ledger, roll_out, specs
 from tests.support.simulator import sim_config
 

@@ -17,10 +17,10 @@ import pytest
 
 from fleet.ledger import AsyncLedger, Ledger, State
 from fleet.ncp.client import NcpClient, ServerInstance
-from fleet.readiness import wait_running
+from fleet.plan.survey import survey
 from fleet.simulator import running_simulator
-from fleet.survey import survey
 from fleet.teardown import teardown, teardown_targets
+from fleet.watch.readiness import wait_running
 from tests.support.engine import (
     FAST,
     OWNER,

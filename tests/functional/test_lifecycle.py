@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from fleet.create.engine import Provisioner
 from fleet.errors import RolloutError
 from fleet.ledger import AsyncLedger, Ledger
-from fleet.provisioner import Provisioner
-from fleet.readiness import wait_running
+from fleet.plan.survey import survey
 from fleet.simulator import running_simulator
-from fleet.survey import survey
+from fleet.watch.readiness import wait_running
 from tests.support.clock import FakeClock
 from tests.support.engine import (
     FAST,

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from fleet.create.engine import Provisioner, marked
 from fleet.errors import LeaseLost
 from fleet.ledger import AsyncLedger, Found, Ledger, State
 from fleet.ledger.leases import this_process
 from fleet.ledger.schema import leases
 from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.ownership import Claim, Marker
-from fleet.provisioner import Provisioner, marked
+from fleet.plan.survey import survey
 from fleet.simulator import running_simulator
-from fleet.survey import survey
 from fleet.teardown import teardown, teardown_targets
 from tests.support.clock import FakeClock
 from tests.support.engine import (

@@ -11,7 +11,7 @@ import pytest
 
 from fleet.errors import PreflightError, Problem
 from fleet.inventory import load_inventories
-from fleet.preflight import preflight
+from fleet.plan.preflight import preflight
 from fleet.simulator import RunningSimulator, running_simulator
 from fleet.spec import ServerSpec
 from tests.support.engine import client_for

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fleet import results
 from fleet.errors import PermanentError
 from fleet.ledger import Found, Ledger
+from fleet.report import results
 from fleet.spec import ServerSpec
 
 OWNER = "run-1"

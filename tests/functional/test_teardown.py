@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from fleet.ledger import State
-from fleet.readiness import wait_running
+from fleet.plan.survey import survey
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
-from fleet.survey import survey
 from fleet.teardown import teardown, teardown_targets
+from fleet.watch.readiness import wait_running
 from tests.support.engine import OWNER, QUICK, client_for, open_ledger, roll_out, specs
 from tests.support.simulator import sim_config
 

@@ -11,11 +11,11 @@ import pytest
 from fleet.ledger import Extra
 from fleet.ledger.model import Record
 from fleet.ncp.reads import BlockStorage, PublicIp, Resource
-from fleet.readiness import wait_running
+from fleet.plan.survey import survey
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
-from fleet.survey import survey
 from fleet.teardown import ADOPTED_LEFT, Made, Step, next_step, teardown, teardown_targets
+from fleet.watch.readiness import wait_running
 from tests.support.engine import OWNER, QUICK, client_for, open_ledger, roll_out, specs
 from tests.support.simulator import sim_config
 

@@ -7,14 +7,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fleet.config import Credentials
+from fleet.create.engine import Provisioner
 from fleet.ledger import AsyncLedger, Ledger, Record
 from fleet.ncp.client import NcpClient, RetryPolicy, ServerInstance
 from fleet.ncp.ratelimit import AdaptiveRateLimiter
 from fleet.options import ProvisionOptions, TeardownOptions
-from fleet.provisioner import Provisioner
+from fleet.plan.survey import Survey, survey
 from fleet.spec import ServerSpec
 from fleet.states import ServerStatus
-from fleet.survey import Survey, survey
 from tests.support.keys import SIM_ACCESS, SIM_SECRET
 from tests.support.simulator import servers_by_name
 

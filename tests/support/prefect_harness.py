@@ -21,7 +21,7 @@ from tests.support.simulator import sim_config
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-# No test leaves a shared local Prefect server running behind it (flows/localserver.py): a fleet
+# No test leaves a shared local Prefect server running behind it (flows/cli/localserver.py): a fleet
 # process with no API of its own gets Prefect's temporary one. test_localserver lifts this.
 os.environ.setdefault("FLEET_PREFECT_SERVER", "temporary")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,8 +59,12 @@ def test_rooms_stay_small() -> None:
 
 
 # The library's base: plain data and the one table of errors, which every part may import.
-BASE = ("fleet.errors", "fleet.states", "fleet.config", "fleet.spec")
-# Package -> the modules (and packages) of ours it may import besides its own and the base.
+BASE = ("fleet.errors", "fleet.states", "fleet.config", "fleet.spec", "fleet.options")
+# What the phases share: the create marker and the rule of which servers are a rollout's.
+SHARED = ("fleet.ownership",)
+# Package -> the modules (and packages) of ours it may import besides its own and the base. The
+# phases run in this order, and each may use only what comes before it: a name in this table
+# is the whole of what a phase may reach.
 MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # NCP's API and its wire: nothing of the engine, the ledger or the inventory.
     "fleet.ncp": (),
@@ -70,10 +75,28 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # The simulator plays NCP for any client: it shares the fields' table and the signature
     # (to check it), never our client.
     "fleet.simulator": ("fleet.ncp.parameters", "fleet.ncp.signing"),
+    # The marker and the rule of ownership: what NCP lists, against what the ledger recorded.
+    "fleet.ownership": ("fleet.ncp", "fleet.ledger"),
+    # Before creating: the inventory against the ledger, NCP and its references.
+    "fleet.plan": ("fleet.ncp", "fleet.ledger", *SHARED),
+    # Creating: claims, sends, settles.
+    "fleet.create": ("fleet.ncp", "fleet.ledger", *SHARED),
+    # After creating: polling, waiting for RUN, addresses.
+    "fleet.watch": ("fleet.ncp", "fleet.ledger", *SHARED),
+    # Taking down: what the plan knows of the rollout's servers, settling unknown creates.
+    "fleet.teardown": ("fleet.ncp", "fleet.ledger", *SHARED, "fleet.plan", "fleet.create",
+                       "fleet.watch"),
+    # Changing what exists, and finishing what earlier runs began: every phase before.
+    "fleet.reshape": ("fleet.ncp", "fleet.ledger", *SHARED, "fleet.plan", "fleet.create",
+                      "fleet.watch", "fleet.teardown"),
+    # What a run did, read off the ledger.
+    "fleet.report": ("fleet.ledger",),
     # The probe speaks NCP through the client only, and knows no ledger and no engine: the
     # ownership rule (its marker), the polling loop and its own options.
-    "fleet.probe": ("fleet.ncp", "fleet.ownership", "fleet.polling", "fleet.options"),
+    "fleet.probe": ("fleet.ncp", *SHARED, "fleet.watch.polling"),
 }
+# At most this many modules directly in a package's folder: past it, the folder hides its plan.
+MOST_MODULES = {"fleet": 8, "flows": 16}
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:
@@ -129,6 +152,37 @@ def test_each_package_imports_only_what_it_may() -> None:
             if not any(m == a or m.startswith(a + ".") for a in allowed)
         ]
     assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_the_folders_read_as_the_lifecycle() -> None:
+    """fleet/ holds at most 8 modules (the rest in phase packages), flows/ at most 16."""
+    crowded = []
+    for folder, most in MOST_MODULES.items():
+        modules = sorted(p.name for p in (ROOT / folder).glob("*.py"))
+        if len(modules) > most:
+            crowded.append(f"{folder}/: {len(modules)} modules: {', '.join(modules)}")
+    assert not crowded, "\n".join(crowded)
+
+
+def test_every_module_the_architecture_page_names_exists() -> None:
+    """docs/architecture.md's layout names only modules and folders that are there."""
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    layout = page.split("```", 2)[1]
+    folder: list[str] = []
+    missing = []
+    for line in layout.splitlines():
+        match = re.match(r"^( *)([\w.]+(?:/|\.py))(?:,|\s|$)", line)
+        if not match:
+            continue
+        depth = len(match.group(1)) // 2
+        name = match.group(2)
+        folder = folder[:depth]
+        path = ROOT.joinpath(*folder, name)
+        if not path.exists():
+            missing.append(str(path.relative_to(ROOT)))
+        if name.endswith("/"):
+            folder.append(name.rstrip("/"))
+    assert not missing, "named in docs/architecture.md, not in the tree: " + ", ".join(missing)
 
 
 def test_no_import_circles() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fleet.ledger import RolloutCounts
-from fleet.results import Tally
-from fleet.summary import RolloutSummary, RunCounts
+from fleet.report.results import Tally
+from fleet.report.summary import RolloutSummary, RunCounts
 from flows.artifacts import markdown_table, results_markdown, shown_facts
 
 

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from fleet.changes import Action, plan_changes
-from fleet.converge import Live, Seen
 from fleet.ledger import Instance, PlanDelta, Record, State
 from fleet.ncp.client import ServerInstance
+from fleet.plan.changes import Action, plan_changes
+from fleet.plan.refresh import Live, Seen
+from fleet.plan.survey import Survey
 from fleet.spec import ServerSpec
-from fleet.survey import Survey
 
 BASE = (("serverImageNo", "100"), ("serverSpecCode", "s2-g3"), ("vpcNo", "7"), ("subnetNo", "8"))
 

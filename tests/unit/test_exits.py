@@ -17,7 +17,7 @@ from fleet.errors import (
     RolloutError,
     RunAborted,
 )
-from flows.exits import exit_code
+from flows.cli.exits import exit_code
 
 ROWS = [
     (InventoryError([]), 2),  # nothing was sent

@@ -9,7 +9,7 @@ import yaml
 
 from fleet.ledger import Address, Record
 from fleet.states import ServerStatus, State
-from flows.export import Login, ansible_inventory, running_hosts, ssh_config
+from flows.cli.export import Login, ansible_inventory, running_hosts, ssh_config
 
 
 def record(name: str, line: int, no: str, **changes: object) -> Record:

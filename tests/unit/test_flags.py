@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fleet.options import ProvisionOptions
-from flows.flags import optional_values, spell_out
+from flows.cli.flags import optional_values, spell_out
 
 OPTIONAL = optional_values(ProvisionOptions)
 
@@ -34,7 +34,7 @@ def test_the_value_is_spelt_out_with_its_flag(args: list[str], spelt: list[str])
 
 def test_the_help_says_what_the_flag_alone_means() -> None:
     """`fleet provision --help` tells what --approve alone stands for."""
-    from flows.cli import app
+    from flows.cli.app import app
 
     result = CliRunner().invoke(app, ["provision", "--help"])
     assert result.exit_code == 0
@@ -45,7 +45,7 @@ def test_the_help_says_what_the_flag_alone_means() -> None:
 def test_the_simulators_flags_go_back_to_its_parser_as_given() -> None:
     """Flags drawn from an argparse parser return to it as argv: unset ones stay its defaults."""
     from fleet.simulator.server import build_parser, config_from_args
-    from flows.flags import parser_argv
+    from flows.cli.flags import parser_argv
 
     parser = build_parser()
     argv = parser_argv(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fleet.ncp.clock import NcpClock
-from fleet.polling import Told
 from fleet.states import ENDED, INTENTS, KEPT, LIVE, MOVES, State
+from fleet.watch.polling import Told
 from tests.support.clock import FakeClock
 
 # (from, to, allowed): the moves a report could be wrong about if the table allowed them.

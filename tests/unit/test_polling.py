@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.polling import Cadence, Poller
+from fleet.watch.polling import Cadence, Poller
 from tests.support.clock import FakeClock
 
 

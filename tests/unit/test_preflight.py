@@ -16,7 +16,7 @@ from fleet.ncp.client import NcpClient, RetryPolicy
 from fleet.ncp.listed import rows_of
 from fleet.ncp.reads import Resource, Subnet, read
 from fleet.spec import ServerSpec
-from flows.exits import exit_code
+from flows.cli.exits import exit_code
 from tests.support.clock import FakeClock
 from tests.support.keys import ACCESS, SECRET
 

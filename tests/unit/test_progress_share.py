@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from fleet.ledger import RolloutCounts
 from fleet.states import ServerStatus, State
-from flows.progress import _Share
+from flows.cli.progress import _Share
 from tests.support.records import record
 
 

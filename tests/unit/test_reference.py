@@ -7,15 +7,15 @@ from typing import Any
 
 import typer.main
 
-from flows.cli import app
-from flows.reference import BEGIN, END, PAGE, reference
+from flows.cli.app import app
+from flows.cli.reference import BEGIN, END, PAGE, reference
 
 
 def test_the_command_reference_is_what_the_command_line_defines() -> None:
-    """A flag added, removed or reworded without `python -m flows.reference` fails here."""
+    """A flag added, removed or reworded without `python -m flows.cli.reference` fails here."""
     text = PAGE.read_text(encoding="utf-8")
     shown = BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END
-    assert shown == reference(), "docs/commands.md is stale: run `python -m flows.reference`"
+    assert shown == reference(), "docs/commands.md is stale: run `python -m flows.cli.reference`"
 
 
 def test_every_flag_the_hand_written_tables_name_exists() -> None:

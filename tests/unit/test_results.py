@@ -6,7 +6,7 @@ import csv
 import stat
 from pathlib import Path
 
-from fleet.results import COLUMNS, neutralise, results_path, write_results
+from fleet.report.results import COLUMNS, neutralise, results_path, write_results
 from tests.support.records import record
 
 

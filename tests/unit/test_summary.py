@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleet.ledger import RolloutCounts
-from fleet.summary import RolloutSummary
+from fleet.report.summary import RolloutSummary
 
 
 def summary(**rate: object) -> RolloutSummary:
@@ -68,7 +68,7 @@ def test_rate_line_says_what_was_learnt(rate: dict[str, object], line: str) -> N
 
 def test_this_runs_line_counts_its_servers_never_sent() -> None:
     """A run that stopped part-way says how many of its servers it never sent."""
-    from fleet.summary import RunCounts
+    from fleet.report.summary import RunCounts
 
     line = RunCounts(to_do=20, created=8, failed=4, skipped=3).line
     assert line == (

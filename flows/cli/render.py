@@ -18,12 +18,12 @@ from rich.text import Text
 from fleet.errors import ACCOUNT_LIMIT_CODES, PreflightError, Problem
 from fleet.ledger import Binding, ErrorKind, Extra, LeaseInfo, Record, RolloutCounts, State
 from fleet.ledger.rows import iso
-from fleet.results import not_clean
+from fleet.plan.survey import Survey
+from fleet.report.results import not_clean
+from fleet.report.summary import RolloutSummary, counts_words
 from fleet.spec import ServerSpec
-from fleet.summary import RolloutSummary, counts_words
-from fleet.survey import Survey
 from fleet.teardown import LeftAlone, TeardownReport, TeardownScope, TeardownTarget
-from flows.planview import SAYS, SETTLE, Forecast
+from flows.cli.planview import SAYS, SETTLE, Forecast
 
 __all__ = [
     "counts_line",
@@ -68,7 +68,7 @@ class Stopped:
     problems: list[Problem] = field(default_factory=list)
 
 
-# Set while a command's stdout is a JSON document (flows.documents): what stopped it, if anything.
+# Set while a command's stdout is a JSON document (flows.cli.documents): what stopped it, if any.
 stopped: Stopped | None = None
 
 

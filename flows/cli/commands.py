@@ -11,25 +11,24 @@ from typing import Any
 
 from prefect import tags
 
-from fleet.changes import Change, plan_changes
 from fleet.config import LedgerLocation
-from fleet.converge import Seen
 from fleet.errors import ConfigError, FleetError
 from fleet.ledger import Binding, Extra, Ledger, Record
 from fleet.ncp.reads import Resource, read
-from fleet.options import ProvisionOptions, RunOptions, TeardownOptions
-from fleet.results import duplicates_by_name, not_clean, pages
+from fleet.options import ProvisionOptions, RunOptions, Size, TeardownOptions
+from fleet.plan.changes import Change, plan_changes
+from fleet.plan.refresh import Seen
+from fleet.plan.survey import Survey, refreshed
+from fleet.report.results import duplicates_by_name, not_clean, pages
+from fleet.report.summary import RolloutSummary
 from fleet.spec import ServerSpec
-from fleet.staging import Size
-from fleet.summary import RolloutSummary
-from fleet.survey import Survey, refreshed
 from fleet.teardown import TeardownReport, TeardownScope, extras_of
-from flows import documents, export, ledgers, planview, rehearsal, render
 from flows.approval import Approval
-from flows.exits import exit_code
-from flows.localserver import serving
-from flows.progress import progress_bar
-from flows.render import err, out, say
+from flows.cli import documents, export, ledgers, planview, rehearsal, render
+from flows.cli.exits import exit_code
+from flows.cli.localserver import serving
+from flows.cli.progress import progress_bar
+from flows.cli.render import err, out, say
 from flows.runtime import ledger_target, open_runtime, resolve_credentials
 from flows.waves import set_stage_listener
 
@@ -346,7 +345,7 @@ def _teardown(rollout: str, options: TeardownOptions, *, yes: bool, as_json: boo
 
 def teardown_plan(rollout: str, options: TeardownOptions) -> int:
     """Print what a teardown would take down as one JSON document (``--dry-run --json``)."""
-    from flows.documents import document_mode, print_document, teardown_document
+    from flows.cli.documents import document_mode, print_document, teardown_document
 
     with document_mode(True):
         scope, side = asyncio.run(teardown_survey(rollout, options))

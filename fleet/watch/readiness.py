@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from fleet.addresses import addresses_of
 from fleet.ledger import AsyncLedger, Observed, Record
 from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
-from fleet.polling import Cadence, Clock, Hook, Poller, Sleep, Told, notify, read_statuses
-from fleet.settling import epoch
+from fleet.ownership import epoch
 from fleet.states import ErrorKind, ServerStatus, State, is_gone
+from fleet.watch.addresses import addresses_of
+from fleet.watch.polling import Cadence, Clock, Hook, Poller, Sleep, Told, notify, read_statuses
 
 __all__ = ["FAILURE_STATUSES", "WaitReport", "wait_running"]
 

@@ -25,11 +25,11 @@ from fleet.errors import NcpError
 from fleet.ledger import AsyncLedger, Instance, Observed, State
 from fleet.ncp.client import NcpClient
 from fleet.options import TeardownOptions
-from fleet.polling import read_statuses
-from fleet.reshape import Pace, resize_one, retire
+from fleet.reshape.resize import Pace, resize_one, retire
 from fleet.spec import ServerSpec
 from fleet.states import Operation, ServerStatus
 from fleet.teardown import TeardownTarget, Tell, teardown
+from fleet.watch.polling import read_statuses
 
 __all__ = ["Finished", "finish"]
 

@@ -27,13 +27,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from fleet.claiming import Claims, WorkQueue
+from fleet.create.claims import Claims, WorkQueue
+from fleet.create.settle import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Verdict
 from fleet.errors import AmbiguousError, FleetError, NcpError, PermanentError
 from fleet.ledger import AsyncLedger, Record
 from fleet.ncp.client import NcpClient, Params
 from fleet.options import ProvisionOptions
 from fleet.ownership import Marker, describe, found_from, new_rollout_id, new_run_tag
-from fleet.settling import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Verdict
 from fleet.spec import ServerSpec
 
 __all__ = ["Progress", "Provisioner"]

@@ -21,15 +21,15 @@ from typing import Any, TypeVar
 
 import typer
 
-from fleet.changes import Change
 from fleet.ledger import Address, Binding, Extra, LeaseInfo, Record, RolloutCounts
 from fleet.options import ProvisionOptions
+from fleet.plan.changes import Change
+from fleet.plan.survey import Survey
 from fleet.spec import ServerSpec
-from fleet.survey import Survey
 from fleet.teardown import TeardownScope, TeardownTarget
-from flows import render
-from flows.exits import exit_code
-from flows.planview import SETTLE, Forecast
+from flows.cli import render
+from flows.cli.exits import exit_code
+from flows.cli.planview import SETTLE, Forecast
 
 __all__ = [
     "document_mode",
@@ -223,7 +223,7 @@ def plan_document(
     ``changes``: one action per server the run changes: ``settle`` (a create an earlier run
     left in flight, looked up first), ``create``, ``recreate``, ``start``, ``resize``,
     ``replace``, ``destroy``, and what earlier runs began and every run finishes: ``retire``,
-    ``terminate``, a ``resize`` or ``start`` with ``resuming`` (``fleet.changes``); ``counts``
+    ``terminate``, a ``resize`` or ``start`` with ``resuming`` (``fleet.plan.changes``); ``counts``
     has every action, zeros included.
     ``pending``: changes left for a flag not given (``flag``); ``withheld``: changes the flags
     ask for that the run would still not make (``why``). A region is always NCP's code.

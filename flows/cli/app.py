@@ -23,13 +23,13 @@ from fleet.config import resolve_ledger
 from fleet.errors import FleetError, InventoryError
 from fleet.inventory import load_inventories
 from fleet.options import ProbeOptions, ProvisionOptions, RunOptions, TeardownOptions, options_from
-from fleet.preflight import SKIPPED
+from fleet.plan.preflight import SKIPPED
 from fleet.spec import ServerSpec
-from flows import localserver, planview, render
-from flows.documents import documented
-from flows.exits import exit_code
-from flows.flags import FlagsGroup, optional_values, with_options, with_parser
-from flows.render import err, out, say
+from flows.cli import localserver, planview, render
+from flows.cli.documents import documented
+from flows.cli.exits import exit_code
+from flows.cli.flags import FlagsGroup, optional_values, with_options, with_parser
+from flows.cli.render import err, out, say
 
 
 class _Commands(FlagsGroup):
@@ -46,7 +46,7 @@ app = typer.Typer(
 )
 M = TypeVar("M", bound=BaseModel)
 
-# The options' flags come from the options models (flows/flags.py): each described once, there,
+# The options' flags come from the options models (flows/cli/flags.py): each described once, there,
 # and unset unless given, so the model's default and rules apply. These are the commands' own.
 Inventories = Annotated[list[Path], typer.Argument(help="Inventory CSV files.", show_default=False)]
 Rollout = Annotated[
@@ -151,7 +151,7 @@ def _target(options: R, rollout: str, simulator: bool, ledger: str | None) -> It
     if not simulator:
         yield options
         return
-    from flows.rehearsal import rehearsal
+    from flows.cli.rehearsal import rehearsal
 
     with rehearsal(options, rollout, ledger) as rehearsed:
         yield rehearsed
@@ -193,8 +193,8 @@ def plan(
     specs = _validated(inventories)
     name = _name(rollout, inventories)
     options = _options(ProvisionOptions, **values)
-    from flows.commands import ledger_shown, survey_only
-    from flows.documents import plan_document, print_document
+    from flows.cli.commands import ledger_shown, survey_only
+    from flows.cli.documents import plan_document, print_document
 
     _preflight_flag(options)
     try:
@@ -230,16 +230,16 @@ def provision(
     values: dict[str, Any],
 ) -> None:
     """Create the inventories' servers through the provision-fleet flow."""
-    localserver.start_soon()  # boots while the inventory is read (see flows/localserver.py)
+    localserver.start_soon()  # boots while the inventory is read (see flows/cli/localserver.py)
     specs = _validated(inventories)
     name = _name(rollout, inventories)
-    from flows.probing import with_profile
+    from flows.cli.probing import with_profile
 
     options = _options(ProvisionOptions, **with_profile(values, probe_profile, simulator=simulator))
     _preflight_flag(options)
     if simulator and options.poll_interval == ProvisionOptions().poll_interval:
         options = options.model_copy(update={"poll_interval": 1.0})  # a local simulator
-    from flows.commands import run_provision
+    from flows.cli.commands import run_provision
 
     try:
         with _target(options, name, simulator, values.get("ledger")) as opts, _approver(opts, yes):
@@ -256,7 +256,7 @@ def _approver(options: ProvisionOptions, yes: bool) -> Iterator[None]:
         yield  # no approvals, or the Prefect UI (and `fleet approve`) decide them
         return
     from flows.approval import set_local_approver
-    from flows.commands import terminal_approver, yes_approver
+    from flows.cli.commands import terminal_approver, yes_approver
 
     if not yes and not _interactive():
         raise _fail(2, "error: --approve needs a terminal to ask on, or --yes to approve all")
@@ -333,7 +333,7 @@ def status(
     ] = False,
 ) -> None:
     """Show the ledger: every rollout's counts, or one rollout's servers (live with --refresh)."""
-    from flows.commands import show_status
+    from flows.cli.commands import show_status
 
     rollout = rollout or rollout_
     if simulator and ledger is None:
@@ -367,7 +367,7 @@ def teardown(
 
         values["ledger"] = str(REHEARSAL_LEDGER)
     options = _options(TeardownOptions, **values)
-    from flows.commands import teardown_command
+    from flows.cli.commands import teardown_command
 
     try:
         code = teardown_command(rollout, options, yes=yes, as_json=json_)
@@ -402,10 +402,10 @@ def serve(
             "error: schedules need a Prefect server: run `prefect server start` and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api",
         )
-    from flows.commands import serve_deployments
+    from flows.cli.commands import serve_deployments
 
     paths = [str(p.resolve()) for p in inventories]
-    from flows.ledgers import shown
+    from flows.cli.ledgers import shown
 
     block = options.ledger_block if not options.ledger else None
     where = f"Prefect Secret block {block}" if block else shown(resolve_ledger(options.ledger))
@@ -444,8 +444,8 @@ def export(
     ledger_block: LedgerBlock = None,
 ) -> None:
     """Write a rollout's running servers for Ansible, SSH or another tool."""
-    from flows.commands import export_servers
-    from flows.export import FORMATS, Login
+    from flows.cli.commands import export_servers
+    from flows.cli.export import FORMATS, Login
 
     if format_ not in FORMATS:
         raise _fail(2, f"error: --format {format_!r}: use one of {', '.join(FORMATS)}")
@@ -476,7 +476,7 @@ def shared_limit_cmd(
 @with_options(ProbeOptions)
 def probe(json_: JsonFlag = False, *, values: dict[str, Any]) -> None:
     """Measure the account (keys, clock, read rate); with --create, what only creates show."""
-    from flows.probing import probe_command
+    from flows.cli.probing import probe_command
 
     raise typer.Exit(probe_command(_options(ProbeOptions, **values), as_json=json_))
 

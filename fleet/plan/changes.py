@@ -17,11 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from fleet.converge import Seen
 from fleet.ledger import Instance, Record, State
 from fleet.ncp.client import ServerInstance
+from fleet.plan.refresh import Seen
+from fleet.plan.survey import Survey
 from fleet.spec import ServerSpec
-from fleet.survey import Survey
 
 __all__ = [
     "IN_PLACE",

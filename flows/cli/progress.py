@@ -16,7 +16,7 @@ from fleet.config import LedgerLocation
 from fleet.errors import LedgerError
 from fleet.ledger import Ledger, Record, RolloutCounts
 from fleet.states import State
-from flows.render import err
+from flows.cli.render import err
 
 __all__ = ["progress_bar"]
 

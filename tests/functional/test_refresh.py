@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from fleet.changes import Action, plan_changes
-from fleet.converge import start
 from fleet.ledger import State
-from fleet.readiness import wait_running
-from fleet.reshape import Pace, destroy, replace, resize
+from fleet.plan.changes import Action, plan_changes
+from fleet.plan.refresh import start
+from fleet.plan.survey import survey
+from fleet.reshape.resize import Pace, destroy, replace, resize
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
-from fleet.survey import survey
+from fleet.watch.readiness import wait_running
 from tests.support.engine import (
     OWNER,
     QUICK,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from fleet.create.stages import covered, plan_stages, resize_next
+from fleet.options import Budget, Size, parse_sizes
 from fleet.spec import ServerSpec
-from fleet.staging import Budget, Size, covered, parse_sizes, plan_stages, resize_next
 
 
 def rows(*counts: int) -> list[ServerSpec]:

@@ -20,14 +20,10 @@ from itertools import chain, islice
 
 from fleet.errors import LedgerConflict
 from fleet.ledger import AsyncLedger
+from fleet.ownership import CLAIM_HORIZON
 from fleet.spec import ServerSpec
 
-__all__ = ["CLAIM_HORIZON", "Claims", "WorkQueue"]
-
-# A claim's create goes out within this many seconds of the claim's stamp, or the claim is
-# stamped again first (the engine claims a few servers ahead of their creates, several in one
-# commit). So a create recorded as sent at T left between T and T + CLAIM_HORIZON.
-CLAIM_HORIZON = 1.0
+__all__ = ["Claims", "WorkQueue"]
 
 # At most this many servers claimed in one commit: beyond it the commit is shared thinly enough.
 MOST_AHEAD = 32

@@ -28,14 +28,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from enum import StrEnum
 
-from fleet.claiming import CLAIM_HORIZON
 from fleet.errors import NcpError
 from fleet.ledger import Record
 from fleet.ncp.client import NcpClient, ServerInstance
-from fleet.ownership import Evidence, judge
+from fleet.ownership import CLAIM_HORIZON, Evidence, epoch, judge
 from fleet.spec import ServerSpec
 
 __all__ = [
@@ -46,7 +44,6 @@ __all__ = [
     "Settled",
     "Settler",
     "Verdict",
-    "epoch",
     "verdict_of",
 ]
 
@@ -88,16 +85,6 @@ def verdict_of(
     if found is False:
         return Verdict.ABSENT if looked_at - sent_at >= window else Verdict.WAIT
     return Verdict.UNKNOWN if failures >= patience else Verdict.WAIT
-
-
-def epoch(stamp: str | None) -> float | None:
-    """Return an ISO 8601 time (the ledger's, or NCP's createDate) as epoch seconds."""
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp).timestamp()
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from fleet.create.settle import Pending, SendClocks, Settler, Verdict, verdict_of
 from fleet.errors import RetryableError
-from fleet.settling import Pending, SendClocks, Settler, Verdict, epoch, verdict_of
+from fleet.ownership import epoch
 from tests.support.clock import FakeClock
 from tests.support.engine import specs
 from tests.support.records import record

@@ -9,10 +9,10 @@ import pytest
 
 from fleet.errors import LedgerError, RolloutError
 from fleet.ledger import Ledger, State
+from fleet.plan.survey import survey
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
 from fleet.states import ErrorKind
-from fleet.survey import survey
 from tests.support.engine import (
     FAST,
     OWNER,

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from fleet.claiming import CLAIM_HORIZON, Claims, WorkQueue
+from fleet.create.claims import Claims, WorkQueue
+from fleet.create.settle import Pending, SendClocks, Verdict, verdict_of
 from fleet.errors import LedgerConflict
 from fleet.ledger import AsyncLedger, Ledger, State
 from fleet.ledger.rows import iso
 from fleet.options import ProvisionOptions
-from fleet.settling import Pending, SendClocks, Verdict, verdict_of
+from fleet.ownership import CLAIM_HORIZON
+from fleet.plan.survey import survey
 from fleet.simulator import running_simulator
-from fleet.survey import survey
 from tests.support.clock import FakeClock
 from tests.support.engine import OWNER, assert_each_once, client_for, engine, open_ledger, specs
 from tests.support.simulator import sim_config

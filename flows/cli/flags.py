@@ -31,7 +31,7 @@ import typer
 from pydantic import BaseModel
 from typer.core import TyperGroup
 
-from flows.render import err, say
+from flows.cli.render import err, say
 
 __all__ = [
     "FlagsGroup",

@@ -21,21 +21,17 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from fleet.claiming import CLAIM_HORIZON
-from fleet.converge import GONE_MESSAGE, Live, Seen, Sleep, by_live, refresh
 from fleet.errors import RolloutError
 from fleet.ledger import AsyncLedger, Instance, Observed, PlanDelta, Record, State
 from fleet.ncp.client import NcpClient, ServerInstance
-from fleet.options import ProvisionOptions
-from fleet.ownership import Claim, Evidence, found_from, judge
-from fleet.settling import epoch
+from fleet.options import DEFAULT_TIMEOUT, DEFAULT_WINDOW
+from fleet.ownership import Claim, Evidence, found_from, in_send_window, judge
+from fleet.plan.refresh import GONE_MESSAGE, Live, Seen, Sleep, by_live, refresh
 from fleet.spec import ServerSpec
 
 __all__ = [
-    "CLOCK_SKEW",
     "Survey",
     "Twin",
-    "in_send_window",
     "ours_of",
     "owned_instances",
     "refreshed",
@@ -43,14 +39,8 @@ __all__ = [
     "twins_of",
 ]
 
-# How far NCP's createDate (its clock, second resolution) may be from our send times.
-CLOCK_SKEW = 120.0
-
 Listing = dict[tuple[str, str], dict[str, list[ServerInstance]]]
 
-# A rollout that kept no window of its own (from before it was kept) is judged by the default.
-DEFAULT_WINDOW: float = ProvisionOptions.model_fields["settle"].default
-DEFAULT_TIMEOUT: float = ProvisionOptions.model_fields["request_timeout"].default
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +66,6 @@ class Survey:
     def work(self) -> tuple[ServerSpec, ...]:
         """Return the servers the engine has to settle or create, in inventory order."""
         return self.unsettled + self.to_create
-
-
-def in_send_window(record: Record, server: ServerInstance, margin: float) -> bool:
-    """Whether NCP made this server while this row's creates were going out."""
-    made = epoch(server.create_date)
-    first, last = epoch(record.first_sent_at), epoch(record.sent_at)
-    if made is None or first is None or last is None:
-        return False
-    return first - CLOCK_SKEW <= made <= last + CLAIM_HORIZON + margin + CLOCK_SKEW
 
 
 async def _listing(client: NcpClient, groups: set[tuple[str, str]], names: set[str]) -> Listing:

@@ -157,7 +157,7 @@ def rehearsal(
 
     ``ledger`` is the one the user named, if any; else the rehearsal ledger. Never FLEET_LEDGER.
     """
-    from flows.render import out
+    from flows.cli.render import out
 
     target = ledger or str(REHEARSAL_LEDGER)
     guard(target, rollout)

@@ -16,64 +16,23 @@ Pure functions of the servers to create: the flow runs what ``plan_stages`` retu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fleet.options import ProvisionOptions, Size, parse_sizes
 from fleet.spec import ServerSpec
 
 __all__ = [
     "CANARY",
-    "Budget",
-    "Size",
     "Stage",
     "covered",
-    "parse_sizes",
     "plan_stages",
     "resize_next",
+    "stages_for",
     "wave_name",
 ]
 
 CANARY = "canary"
-
-
-@dataclass(frozen=True, slots=True)
-class Size:
-    """A number of servers, or a share of them ("5" or "10%")."""
-
-    value: float
-    percent: bool
-
-    @classmethod
-    def parse(cls, text: str, *, zero: bool = False) -> Size:
-        """Read "N" or "N%" (0 only when ``zero``); raise ValueError naming the text otherwise."""
-        raw = text.strip()
-        number = raw.removesuffix("%").strip()
-        try:
-            value = float(number) if raw.endswith("%") else int(number)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a count or a percentage") from None
-        if value < 0 or (value == 0 and not zero) or (raw.endswith("%") and value > 100):
-            least = "0" if zero else "above 0"
-            raise ValueError(f"{text!r}: a count of {least}, or a share from 0% to 100%")
-        return cls(float(value), raw.endswith("%"))
-
-    def of(self, total: int) -> int:
-        """Return the number of servers this size is, out of ``total`` (shares round up)."""
-        if self.percent:
-            return min(total, math.ceil(total * self.value / 100))
-        return min(total, int(self.value))
-
-    def __str__(self) -> str:
-        return f"{self.value:g}%" if self.percent else str(int(self.value))
-
-
-def parse_sizes(text: str) -> tuple[Size, ...]:
-    """Read a comma-separated list of sizes, each at least the one before (for shares)."""
-    sizes = tuple(Size.parse(part) for part in text.split(",") if part.strip())
-    if not sizes:
-        raise ValueError(f"{text!r}: no sizes")
-    return sizes
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,25 +94,18 @@ def plan_stages(
     return stages
 
 
+def stages_for(options: ProvisionOptions, work: Sequence[ServerSpec]) -> list[Stage]:
+    """Return a rollout's stages, as its options ask, for the servers it has to create."""
+    canary = Size.parse(options.canary) if options.canary else None
+    if canary is None and options.approve != "none":
+        canary = Size.parse("1")  # approval comes after a canary: the smallest one
+    return plan_stages(work, canary, parse_sizes(options.waves) if options.waves else ())
+
+
 def covered(stages: Sequence[Stage], waves: Sequence[Size]) -> list[str]:
     """Return the waves asked for that are no stage: the stages before them hold their servers."""
     made = {stage.name for stage in stages}
     return [wave_name(place) for place in range(1, len(waves) + 1) if wave_name(place) not in made]
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """How many failures a rollout may cost before it stops sending: a count, or a share."""
-
-    limit: Size | None  # None: no budget; every server is tried
-
-    def exceeded(self, failed: int, sent: int) -> bool:
-        """Whether ``failed`` failures out of ``sent`` servers are past the budget."""
-        if self.limit is None:
-            return False
-        if self.limit.percent:
-            return failed > sent * self.limit.value / 100
-        return failed > self.limit.value
 
 
 def resize_next(stages: Sequence[Stage], index: int, size: Size) -> list[Stage]:

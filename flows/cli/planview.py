@@ -17,14 +17,14 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from fleet.changes import Action, Change
-from fleet.converge import Live, Seen
 from fleet.ledger import Record
 from fleet.ncp.client import NcpClient
 from fleet.options import ProvisionOptions
-from fleet.polling import read_statuses
+from fleet.plan.changes import Action, Change
+from fleet.plan.refresh import Live, Seen
+from fleet.plan.survey import Survey
 from fleet.spec import ServerSpec
-from fleet.survey import Survey
+from fleet.watch.polling import read_statuses
 
 __all__ = [
     "CHANGES_PENDING",

@@ -2,8 +2,8 @@
 
 Every command, its usage, its one-line help and each flag (its default, its words) are read off
 the typer app, so the page cannot drift from ``fleet COMMAND --help``: ``python -m
-flows.reference`` rewrites the part of docs/commands.md between the two markers, and a test fails
-when that part differs from what the app says.
+flows.cli.reference`` rewrites the part of docs/commands.md between the two markers, and a test
+fails when that part differs from what the app says.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import typer.main
 
 __all__ = ["BEGIN", "END", "PAGE", "reference", "rewrite"]
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "commands.md"
-BEGIN = "<!-- reference: drawn from the command line by `python -m flows.reference`; not edited -->"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "commands.md"
+BEGIN = (
+    "<!-- reference: drawn from the command line by `python -m flows.cli.reference`; not edited -->"
+)
 END = "<!-- end of reference -->"
 
 
@@ -65,7 +67,7 @@ def _command(name: str, command: Any) -> list[str]:
 
 def reference() -> str:
     """Return the reference of every command, as the command line defines them."""
-    from flows.cli import app
+    from flows.cli.app import app
 
     group: Any = typer.main.get_command(app)
     lines = [BEGIN, "", "| command | what it does |", "|---|---|"]

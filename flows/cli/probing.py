@@ -22,9 +22,9 @@ from fleet.ncp.ratelimit import Limiter
 from fleet.options import ProbeOptions, profile_defaults
 from fleet.probe import ProbeResult, ProbeRow, Seams, load_profile, probe, probe_row
 from fleet.probe.profile import EFFECTS, FIGURES, Throttle, write_profile
-from flows.documents import document_mode, print_document
-from flows.exits import exit_code
-from flows.render import err, failure, out, plain, problems, say
+from flows.cli.documents import document_mode, print_document
+from flows.cli.exits import exit_code
+from flows.cli.render import err, failure, out, plain, problems, say
 from flows.runtime import resolve_credentials
 
 __all__ = ["DEFAULT_PROFILE", "load_row", "probe_command", "probe_table", "with_profile"]

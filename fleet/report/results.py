@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from fleet.ledger import Address, Instance, Ledger, Record, Role, RolloutCounts
+from fleet.report.summary import RunCounts
 from fleet.states import ErrorKind, State
-from fleet.summary import RunCounts
 
 __all__ = [
     "COLUMNS",

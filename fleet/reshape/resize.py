@@ -3,7 +3,7 @@
 Every action here takes a server whose instance number the rollout recorded (proof,
 ``ownership``): nothing else is ever stopped, changed or terminated. Each writes its intent
 before its first call (``fleet.states``), so a run that dies part-way is finished by the next
-(``fleet.intents``):
+(``fleet.reshape.finish``):
 - **resize**: NCP changes a spec (or product) only on a stopped server, within its product
   type and disk type: ``resizing`` (with the parameters it goes to), then stop, change, start.
   Each step is read off what NCP shows (``resize_step``), so a resize resumes where it stopped.
@@ -26,17 +26,17 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from fleet.changes import Action, Change
+from fleet.create.engine import Provisioner
 from fleet.errors import NcpError
 from fleet.ledger import AsyncLedger, Observed, State
 from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.options import TeardownOptions
-from fleet.polling import Clock, Poller, Sleep, Told, read_statuses
-from fleet.provisioner import Provisioner
-from fleet.readiness import wait_running
+from fleet.plan.changes import Action, Change
 from fleet.spec import ServerSpec
 from fleet.states import Operation, ServerStatus
 from fleet.teardown import TeardownReport, TeardownTarget, Tell, teardown
+from fleet.watch.polling import Clock, Poller, Sleep, Told, read_statuses
+from fleet.watch.readiness import wait_running
 
 __all__ = [
     "Pace",

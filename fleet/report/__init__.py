@@ -1,0 +1,1 @@
+"""What a run did: the results file, and the summary every report reads."""

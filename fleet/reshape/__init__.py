@@ -1,0 +1,1 @@
+"""Changing servers that exist (resize, replace, prune, start); finishing what runs began."""

@@ -1,0 +1,1 @@
+"""After the creates: the polling loop, waiting until RUN, and where each server is reached."""
