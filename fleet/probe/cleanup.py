@@ -1,13 +1,13 @@
 """Removing what a probe made: stop, terminate, and wait until NCP lists none of it.
 
 One loop over observed state (``fleet.watch.polling``): each round reads every server the probe
-knows by number, looks its names up for servers whose numbers it never learnt (a create whose answer
-was lost, found until its window has passed), and does what each one's status calls for, by the
-first matching row of ``STEPS``. A server counts as removed only by the one rule for gone
-(``fleet.states.is_gone``): its termination was asked and a read then missed it, or NCP listed it
-before and two reads in a row missed it. A server NCP never listed exists, unlisted: it is waited
-for, and reported left if time runs out. Only servers ``probe_owns`` says are the run's (their
-number came back to it, or they carry its marker) are ever touched.
+knows by number, looks its names up for servers whose numbers it never learnt (a create whose
+answer was lost, found until its window has passed), and does what each one's status calls for,
+by the decision teardowns use (``fleet.watch.steps``). A server counts as removed only by the one
+rule for gone (``fleet.states.is_gone``): its termination was asked and a read then missed it, or
+NCP listed it before and two reads in a row missed it. A server NCP never listed exists, unlisted:
+it is waited for, and reported left if time runs out. Only servers ``probe_owns`` says are the
+run's (their number came back to it, or they carry its marker) are ever touched.
 """
 
 from __future__ import annotations
@@ -15,88 +15,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Final
 
 from fleet.errors import NcpError
-from fleet.ncp.client import NcpClient, ServerInstance
+from fleet.ncp.client import NcpClient
 from fleet.ownership import probe_owns
-from fleet.states import Operation, ServerStatus, is_gone
+from fleet.states import Operation
 from fleet.watch.polling import Poller, read_statuses
+from fleet.watch.steps import Look, Step, next_step
 
-__all__ = ["STEPS", "Removal", "Remover", "Seen", "Step", "decide"]
+__all__ = ["Removal", "Remover"]
 
 log = logging.getLogger(__name__)
-
-
-class Step(StrEnum):
-    """What a round does with one server."""
-
-    STOP = "stop"
-    TERMINATE = "terminate"
-    WAIT = "wait"
-    GONE = "gone"
-    LEAVE = "leave"
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """What one round knows of one server."""
-
-    server: ServerInstance | None  # as NCP lists it now; None: not listed
-    asked: bool = False  # its termination was asked, or it was seen terminating
-    absent: int = 0  # rounds in a row it was not listed, this one included
-    listed: bool = False  # listed in an earlier round
-
-
-def _unlisted(seen: Seen) -> bool:
-    return seen.server is None
-
-
-def _gone(seen: Seen) -> bool:
-    # The one rule: a server not listed yet is still to come, however long NCP takes.
-    return seen.server is None and is_gone(
-        listed=seen.listed, terminate_accepted=seen.asked, misses=seen.absent
-    )
-
-
-def _protected(seen: Seen) -> bool:
-    return seen.server is not None and seen.server.protected
-
-
-def _busy(seen: Seen) -> bool:
-    return seen.server is not None and seen.server.operation != Operation.NULL
-
-
-def _status(status: ServerStatus) -> Callable[[Seen], bool]:
-    def match(seen: Seen) -> bool:
-        return seen.server is not None and seen.server.status == status
-
-    return match
-
-
-def _always(seen: Seen) -> bool:
-    return True
-
-
-# First match wins; a comment says why where the step is not plain.
-STEPS: Final[tuple[tuple[Callable[[Seen], bool], Step, str], ...]] = (
-    (_gone, Step.GONE, "no longer listed"),
-    (_unlisted, Step.WAIT, "not listed: not yet (the listing lags), or not any more"),
-    (_protected, Step.LEAVE, "termination protection is on: someone turned it on; left alone"),
-    (_busy, Step.WAIT, "an operation is under way"),
-    (_status(ServerStatus.RUN), Step.STOP, "running: NCP terminates only stopped servers"),
-    (_status(ServerStatus.NSTOP), Step.TERMINATE, "stopped"),
-    (_always, Step.WAIT, "booting, or a status to wait out"),
-)
-
-
-def decide(seen: Seen) -> tuple[Step, str]:
-    """Return what to do with one server this round, and why."""
-    for matches, step, why in STEPS:
-        if matches(seen):
-            return step, why
-    raise AssertionError("the last step always matches")  # pragma: no cover
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +61,7 @@ class Remover:
     async def remove(
         self, numbers: Sequence[str], names: Sequence[str], until: float, time_limit: float
     ) -> Removal:
-        """Remove the servers of these numbers and names (see ``Seen`` for ``until``, clock time).
+        """Remove the servers of these numbers and names (``until``: clock time).
 
         Names are looked up until ``until`` (once at least), for creates whose answer was lost.
         """
@@ -182,8 +111,8 @@ class Remover:
             tracked.absent = 0 if server is not None else tracked.absent + 1
             if server is not None and Operation.TERMT in (server.operation, server.status):
                 tracked.asked = True
-            seen = Seen(server, tracked.asked, tracked.absent, tracked.listed)
-            tracked.step, tracked.why = decide(seen)
+            look = Look(server, tracked.asked, tracked.absent, tracked.listed)
+            tracked.step, tracked.why = next_step(look)
             tracked.listed = tracked.listed or server is not None
             calls.get(tracked.step, []).append(number)
         await self._call(Step.STOP, calls[Step.STOP])

@@ -21,12 +21,9 @@ from .scope import (
 )
 from .takedown import (
     NOT_LISTED,
-    TERMINABLE,
-    Action,
     Teardown,
     TeardownReport,
     Tell,
-    next_action,
     teardown,
 )
 
@@ -34,8 +31,6 @@ __all__ = [
     "ADOPTED_LEFT",
     "NOT_LISTED",
     "OTHER_RUN",
-    "TERMINABLE",
-    "Action",
     "ExtrasReport",
     "LeftAlone",
     "Made",
@@ -47,7 +42,6 @@ __all__ = [
     "Tell",
     "extras_of",
     "lost_create",
-    "next_action",
     "next_step",
     "return_extras",
     "teardown",

@@ -2,12 +2,13 @@
 
 Before its first call, a teardown writes each target ``terminating`` (the intent, with why and
 which run): a teardown, prune, retire or rollback that dies part-way is finished by the next run
-that finds it. Then, round after round, every target is read by its number and ``next_action``
-(a pure table from what NCP says of it now) says what to do: stop what runs, terminate what
-stopped, wait out an operation. A target missing from a read is gone only by the one rule
-(``fleet.states.is_gone``): our terminate was accepted and it then disappeared, or NCP listed it
-before and two reads in a row missed it. A server NCP has not listed yet (its create's answer
-came first) is waited for, to the time limit, and then reported live, never marked terminated.
+that finds it. Then, round after round, every target is read by its number and
+``fleet.watch.steps.next_step`` (a pure decision from what NCP says of it now) says what to do:
+stop what runs, terminate what stopped, wait out an operation. A target missing from a read is
+gone only by the one rule (``fleet.states.is_gone``): our terminate was accepted and it then
+disappeared, or NCP listed it before and two reads in a row missed it. A server NCP has not
+listed yet (its create's answer came first) is waited for, to the time limit, and then reported
+live, never marked terminated.
 Creates whose outcome is unknown (``pending``) are looked up as the engine settles them, and a
 server found carrying our marker is taken too. A ``Teardown`` holds one teardown's client,
 ledger, options and report; ``teardown`` runs one.
@@ -21,7 +22,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from fleet.create.settle import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Verdict
 from fleet.errors import NcpError, PermanentError
@@ -30,76 +30,25 @@ from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
 from fleet.options import DEFAULT_WINDOW, TeardownOptions
 from fleet.ownership import found_from
 from fleet.spec import ServerSpec
-from fleet.states import Operation, ServerStatus, is_gone
+from fleet.states import ServerStatus
 from fleet.watch.polling import Clock, Hook, Poller, Sleep, Told, notify, read_statuses
+from fleet.watch.steps import Look, Step, next_step
 
 from .extras import extras_of, return_extras
 from .scope import LeftAlone, TeardownTarget
 
 __all__ = [
     "NOT_LISTED",
-    "TERMINABLE",
-    "Action",
     "Teardown",
     "TeardownReport",
     "Tell",
-    "next_action",
     "teardown",
 ]
 
 log = logging.getLogger(__name__)
 
-# Stopped, or stuck in a failure: what terminateServerInstances may be asked to remove.
-TERMINABLE = frozenset(
-    {
-        ServerStatus.NSTOP,
-        ServerStatus.FSTOP,
-        ServerStatus.SD_FL,
-        ServerStatus.ST_FL,
-        ServerStatus.RS_FL,
-    }
-)
 # What a target NCP never showed is reported as, when time runs out: it exists, unlisted.
 NOT_LISTED = "not listed by NCP yet: it exists (its create was answered), still billed"
-
-
-class Action(StrEnum):
-    """What a teardown round does with one server."""
-
-    WAIT = "wait"  # an operation is under way, or it is still being made: look again
-    STOP = "stop"
-    TERMINATE = "terminate"
-    LIFT_PROTECTION = "lift-protection"
-    LEAVE = "leave"  # termination protection is on and may not be lifted: left alone
-    MISSING = "missing"  # not in this read, and not gone by the rule: look again
-    GONE = "gone"  # gone by the rule: terminated
-
-
-def next_action(
-    server: ServerInstance | None,
-    options: TeardownOptions,
-    *,
-    listed: bool = True,
-    accepted: bool = False,
-    misses: int = 0,
-) -> Action:
-    """Return what to do with a server, given its status now (None: not in this read).
-
-    ``listed``: NCP showed it before; ``accepted``: NCP accepted our terminate of it;
-    ``misses``: reads in a row without it (this one included).
-    """
-    if server is None:
-        gone = is_gone(listed=listed, terminate_accepted=accepted, misses=misses)
-        return Action.GONE if gone else Action.MISSING
-    if server.operation != Operation.NULL:
-        return Action.WAIT
-    if server.protected:
-        return Action.LIFT_PROTECTION if options.lift_protection else Action.LEAVE
-    if server.status == ServerStatus.RUN:
-        return Action.STOP
-    if server.status in TERMINABLE:
-        return Action.TERMINATE
-    return Action.WAIT
 
 
 @dataclass(slots=True)
@@ -295,26 +244,21 @@ class Teardown:
             self.rollout,
             [Observed(n, s.status, s.operation) for n, s in seen.items() if n in self._watched],
         )
-        batches: dict[tuple[Action, str], list[str]] = defaultdict(list)
+        batches: dict[tuple[Step, str], list[str]] = defaultdict(list)
         for number, watch in list(self._watched.items()):
             server = seen.get(number)
             watch.misses = 0 if server is not None else watch.misses + 1
             if server is not None:
                 watch.listed, watch.last = True, f"{server.status}/{server.operation}"
-            action = next_action(
-                server,
-                self.options,
-                listed=watch.listed,
-                accepted=watch.accepted,
-                misses=watch.misses,
-            )
-            if action == Action.GONE:
+            look = Look(server, watch.accepted, watch.misses, watch.listed)
+            action, _ = next_step(look, lift_protection=self.options.lift_protection)
+            if action == Step.GONE:
                 await self._ended(number, watch)
-            elif action == Action.LEAVE:
+            elif action == Step.LEAVE:
                 await self._left_protected(number, watch, server)
-            elif action == Action.LIFT_PROTECTION:
+            elif action == Step.LIFT_PROTECTION:
                 await self._lift(number, watch)
-            elif action in (Action.STOP, Action.TERMINATE):
+            elif action in (Step.STOP, Step.TERMINATE):
                 batches[(action, watch.target.region)].append(number)
         for (action, region), numbers in sorted(batches.items()):
             await self._control(action, region, numbers)
@@ -349,9 +293,9 @@ class Teardown:
             final = isinstance(exc, PermanentError)  # NCP will refuse it again
             await self._refused(number, exc, final=final)
 
-    async def _control(self, action: Action, region: str, numbers: list[str]) -> None:
+    async def _control(self, action: Step, region: str, numbers: list[str]) -> None:
         """Stop or terminate servers of a region, a batch per call."""
-        stopping = action == Action.STOP
+        stopping = action == Step.STOP
         call = self.client.stop_servers if stopping else self.client.terminate_servers
         for i in range(0, len(numbers), BATCH_SIZE):
             batch = numbers[i : i + BATCH_SIZE]

@@ -92,8 +92,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # What a run did, read off the ledger.
     "fleet.report": ("fleet.ledger",),
     # The probe speaks NCP through the client only, and knows no ledger and no engine: the
-    # ownership rule (its marker), the polling loop and its own options.
-    "fleet.probe": ("fleet.ncp", *SHARED, "fleet.watch.polling"),
+    # ownership rule (its marker), the polling loop, a takedown's steps and its own options.
+    "fleet.probe": ("fleet.ncp", *SHARED, "fleet.watch.polling", "fleet.watch.steps"),
 }
 # At most this many modules directly in a package's folder: past it, the folder hides its plan.
 MOST_MODULES = {"fleet": 8, "flows": 16}

@@ -5,18 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
 
 from fleet.errors import ConfigError, RetryableError, ThrottledError
-from fleet.ncp.client import ServerInstance
 from fleet.ncp.parameters import MAX_DESCRIPTION_BYTES
 from fleet.options import profile_defaults
 from fleet.ownership import ProbeMarker
 from fleet.probe import DescriptionUnit, DuplicateNames, NameFilter, Profile, Throttle
-from fleet.probe.cleanup import Seen, Step, decide
 from fleet.probe.clock import Sample, estimate
 from fleet.probe.create import descriptions, probe_row
 from fleet.probe.intent import Intent, read_intent, write_intent
@@ -132,38 +129,6 @@ def test_reads_that_fail_otherwise_stop_the_measurement():
 
 
 # --- removing what was made ---------------------------------------------------------------------
-
-
-def listed(status: str, op: str = "NULL", protect: bool = False) -> ServerInstance:
-    item: dict[str, Any] = {
-        "serverInstanceNo": "101",
-        "serverInstanceStatus": {"code": status},
-        "serverInstanceOperation": {"code": op},
-        "isProtectServerTermination": protect,
-    }
-    return ServerInstance.from_api(item)
-
-
-STEPS = [
-    (Seen(listed("RUN")), Step.STOP),
-    (Seen(listed("NSTOP")), Step.TERMINATE),
-    (Seen(listed("RUN", "SHTDN")), Step.WAIT),
-    (Seen(listed("NSTOP", "TERMT"), asked=True), Step.WAIT),
-    (Seen(listed("CREAT", "SETUP")), Step.WAIT),  # NCP refuses a stop while in SETUP
-    (Seen(listed("INIT")), Step.WAIT),
-    (Seen(listed("NSTOP", protect=True)), Step.LEAVE),  # someone turned protection on
-    (Seen(None, absent=5), Step.WAIT),  # never listed yet: the listing lags
-    (Seen(None, asked=True, absent=1), Step.GONE),  # our termination asked, then missing
-    (Seen(None, listed=True, absent=1), Step.WAIT),  # one read is no proof
-    (Seen(None, listed=True, absent=2), Step.GONE),  # terminated by someone else
-    (Seen(None, absent=50), Step.WAIT),  # never listed: it exists, not listed yet
-]
-
-
-@pytest.mark.parametrize(("seen", "step"), STEPS)
-def test_each_server_gets_the_step_its_status_calls_for(seen, step):
-    """The removal's table, first match first."""
-    assert decide(seen)[0] == step
 
 
 # --- the row a probe sends ---------------------------------------------------------------------

@@ -1,16 +1,15 @@
-"""What a teardown does with one server, given what NCP says of it: a table."""
+"""What a takedown round (a teardown, the probe's cleanup) does with one server: a table."""
 
 from __future__ import annotations
 
 import pytest
 
 from fleet.ncp.client import ServerInstance
-from fleet.options import TeardownOptions
 from fleet.states import Operation, ServerStatus, is_gone
-from fleet.teardown import Action, next_action
+from fleet.watch.steps import Look, Step, next_step
 
-KEEP = TeardownOptions()
-LIFT = TeardownOptions(lift_protection=True)
+KEEP = False  # lift_protection
+LIFT = True
 
 
 def server(status: str, operation: str = "NULL", protected: bool = False) -> ServerInstance:
@@ -20,46 +19,47 @@ def server(status: str, operation: str = "NULL", protected: bool = False) -> Ser
 
 
 ROWS = [
-    (server("RUN"), KEEP, Action.STOP),
-    (server("NSTOP"), KEEP, Action.TERMINATE),
-    (server("FSTOP"), KEEP, Action.TERMINATE),  # stuck in a failure: terminate it
-    (server("SD_FL"), KEEP, Action.TERMINATE),
-    (server("RUN", "SHTDN"), KEEP, Action.WAIT),  # an operation under way: let it finish
-    (server("NSTOP", "TERMT"), KEEP, Action.WAIT),
-    (server("CREAT", "SETUP"), KEEP, Action.WAIT),  # still being made
-    (server("INIT"), KEEP, Action.WAIT),
-    (server("REPAIR"), KEEP, Action.WAIT),  # a status NCP added since: wait, never guess
-    (server("RUN", protected=True), KEEP, Action.LEAVE),
-    (server("RUN", protected=True), LIFT, Action.LIFT_PROTECTION),
-    (server("RUN", "SHTDN", protected=True), LIFT, Action.WAIT),
+    (server("RUN"), KEEP, Step.STOP),
+    (server("NSTOP"), KEEP, Step.TERMINATE),
+    (server("FSTOP"), KEEP, Step.TERMINATE),  # stuck in a failure: terminate it
+    (server("SD_FL"), KEEP, Step.TERMINATE),
+    (server("RUN", "SHTDN"), KEEP, Step.WAIT),  # an operation under way: let it finish
+    (server("NSTOP", "TERMT"), KEEP, Step.WAIT),
+    (server("CREAT", "SETUP"), KEEP, Step.WAIT),  # still being made
+    (server("INIT"), KEEP, Step.WAIT),
+    (server("REPAIR"), KEEP, Step.WAIT),  # a status NCP added since: wait, never guess
+    (server("RUN", protected=True), KEEP, Step.LEAVE),
+    (server("RUN", protected=True), LIFT, Step.LIFT_PROTECTION),
+    (server("RUN", "SHTDN", protected=True), LIFT, Step.WAIT),
 ]
 
 
-@pytest.mark.parametrize(("seen", "options", "action"), ROWS)
+@pytest.mark.parametrize(("seen", "lift", "action"), ROWS)
 def test_each_status_calls_for_one_action(
-    seen: ServerInstance, options: TeardownOptions, action: Action
+    seen: ServerInstance, lift: bool, action: Step
 ) -> None:
     """A teardown stops what runs, terminates what stopped, waits out operations, spares none."""
-    assert next_action(seen, options) is action
+    assert next_step(Look(seen), lift_protection=lift)[0] is action
 
 
 # A server missing from a read: (listed before?, our terminate accepted?, misses, action).
 MISSING = [
-    (False, False, 1, Action.MISSING),  # never listed: it exists, not listed yet
-    (False, False, 50, Action.MISSING),  # ... however many reads miss it
-    (True, False, 1, Action.MISSING),  # listed, one read without it: not gone yet
-    (True, False, 2, Action.GONE),  # listed, two reads in a row without it: gone
-    (False, True, 1, Action.GONE),  # our terminate was accepted, then it disappeared
-    (True, True, 1, Action.GONE),
+    (False, False, 1, Step.MISSING),  # never listed: it exists, not listed yet
+    (False, False, 50, Step.MISSING),  # ... however many reads miss it
+    (True, False, 1, Step.MISSING),  # listed, one read without it: not gone yet
+    (True, False, 2, Step.GONE),  # listed, two reads in a row without it: gone
+    (False, True, 1, Step.GONE),  # our terminate was accepted, then it disappeared
+    (True, True, 1, Step.GONE),
 ]
 
 
 @pytest.mark.parametrize(("listed", "accepted", "misses", "action"), MISSING)
 def test_a_missing_server_is_gone_only_by_the_one_rule(
-    listed: bool, accepted: bool, misses: int, action: Action
+    listed: bool, accepted: bool, misses: int, action: Step
 ) -> None:
     """Gone only if our terminate was accepted, or if NCP listed it and two reads miss it."""
-    assert next_action(None, KEEP, listed=listed, accepted=accepted, misses=misses) is action
+    look = Look(None, accepted=accepted, misses=misses, listed=listed)
+    assert next_step(look)[0] is action
     assert is_gone(listed=listed, terminate_accepted=accepted, misses=misses) is (
-        action is Action.GONE
+        action is Step.GONE
     )
