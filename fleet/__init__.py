@@ -13,9 +13,9 @@ from fleet.errors import (
     AmbiguousError,
     BindingError,
     ConfigError,
+    ErrorKind,
     FleetError,
     InventoryError,
-    Kind,
     LeaseHeld,
     LeaseLost,
     LedgerConflict,
@@ -40,7 +40,7 @@ from fleet.probe import ProbeResult, probe
 from fleet.report.results import results_path, write_results
 from fleet.report.summary import RolloutSummary
 from fleet.spec import ServerSpec
-from fleet.states import ErrorKind, Operation, ServerStatus, State
+from fleet.states import Operation, ServerStatus, State
 from fleet.teardown import teardown, teardown_targets
 from fleet.watch.readiness import wait_running
 
@@ -57,7 +57,6 @@ __all__ = [
     "ErrorKind",
     "FleetError",
     "InventoryError",
-    "Kind",
     "LeaseHeld",
     "LeaseLost",
     "Ledger",

@@ -33,9 +33,9 @@ __all__ = [
     "AmbiguousError",
     "BindingError",
     "ConfigError",
+    "ErrorKind",
     "FleetError",
     "InventoryError",
-    "Kind",
     "LeaseHeld",
     "LeaseLost",
     "LedgerConflict",
@@ -51,16 +51,19 @@ __all__ = [
     "ThrottledError",
     "classify",
     "error_for",
+    "is_verdict",
 ]
 
 
-class Kind(StrEnum):
-    """What a failed call means for the caller."""
+class ErrorKind(StrEnum):
+    """What a failure means: how a call failed (the first four), or how a server ended."""
 
-    RETRYABLE = "retryable"
-    THROTTLED = "throttled"
-    AMBIGUOUS = "ambiguous"
-    PERMANENT = "permanent"
+    RETRYABLE = "retryable"  # NCP did not process the call; retries ran out
+    THROTTLED = "throttled"  # the gateway kept throttling; retries ran out
+    AMBIGUOUS = "ambiguous"  # the call may have been processed; the server may exist
+    PERMANENT = "permanent"  # NCP refused the call; sending it again fails the same way
+    STATUS = "status"  # the server ended in a failure status
+    TIMEOUT = "timeout"  # the server was not ready in time
 
 
 class FleetError(Exception):
@@ -158,7 +161,7 @@ class InventoryError(FleetError):
 class NcpError(FleetError):
     """A call to NCP failed; says how (HTTP status, NCP code and message, request id)."""
 
-    kind: Kind = Kind.PERMANENT
+    kind: ErrorKind = ErrorKind.PERMANENT
 
     def __init__(
         self,
@@ -204,36 +207,36 @@ def _rebuild(cls: type[NcpError], message: str, state: dict[str, Any]) -> NcpErr
 class RetryableError(NcpError):
     """NCP did not process the call; sending it again is safe."""
 
-    kind = Kind.RETRYABLE
+    kind = ErrorKind.RETRYABLE
 
 
 class ThrottledError(RetryableError):
     """The gateway rejected the call for rate; send again, more slowly."""
 
-    kind = Kind.THROTTLED
+    kind = ErrorKind.THROTTLED
 
 
 class AmbiguousError(NcpError):
     """The call may have been processed; for a create, look the server up before retrying."""
 
-    kind = Kind.AMBIGUOUS
+    kind = ErrorKind.AMBIGUOUS
 
 
 class PermanentError(NcpError):
     """The call was refused and would be refused again."""
 
-    kind = Kind.PERMANENT
+    kind = ErrorKind.PERMANENT
 
 
 # (HTTP status or None for any, NCP code or None for any, kind). First match wins, so the
 # specific rows come before the general ones. Status first: NCP publishes no exhaustive code list.
-RULES: tuple[tuple[int | None, str | None, Kind], ...] = (
-    (429, "400", Kind.PERMANENT),  # day/month quota: no retry in this run will pass
-    (429, None, Kind.THROTTLED),  # 410 Throttle Limited, 420 Rate Limited: rejected before work
-    (503, "500", Kind.RETRYABLE),  # Endpoint Error: the backend was not reached
-    (None, "1100031", Kind.RETRYABLE),  # server busy in SETUP: nothing done, wait and retry
-    (500, None, Kind.AMBIGUOUS),  # 900 Unexpected Error, 1000 try later: may have been done
-    (504, None, Kind.AMBIGUOUS),  # 510 Endpoint Timeout: the backend may have done it
+MEANINGS: tuple[tuple[int | None, str | None, ErrorKind], ...] = (
+    (429, "400", ErrorKind.PERMANENT),  # day/month quota: no retry in this run will pass
+    (429, None, ErrorKind.THROTTLED),  # 410 Throttle Limited, 420 Rate Limited: not processed
+    (503, "500", ErrorKind.RETRYABLE),  # Endpoint Error: the backend was not reached
+    (None, "1100031", ErrorKind.RETRYABLE),  # server busy in SETUP: nothing done, wait and retry
+    (500, None, ErrorKind.AMBIGUOUS),  # 900 Unexpected Error, 1000 try later: may have been done
+    (504, None, ErrorKind.AMBIGUOUS),  # 510 Endpoint Timeout: the backend may have done it
 )
 
 
@@ -243,26 +246,39 @@ RULES: tuple[tuple[int | None, str | None, Kind], ...] = (
 ACCOUNT_LIMIT_CODES = frozenset({"1015009", "10102"})
 
 
-def classify(status: int | None, code: str | None) -> Kind:
+def classify(status: int | None, code: str | None) -> ErrorKind:
     """Return what a failed call with this HTTP status and NCP code means."""
-    for rule_status, rule_code, kind in RULES:
+    for rule_status, rule_code, kind in MEANINGS:
         if (rule_status is None or rule_status == status) and (
             rule_code is None or rule_code == code
         ):
             return kind
     if status is not None and status >= 500:
-        return Kind.AMBIGUOUS  # any other 5xx: we cannot know how far it got
-    return Kind.PERMANENT  # 4xx, and error bodies inside a 2xx
+        return ErrorKind.AMBIGUOUS  # any other 5xx: we cannot know how far it got
+    return ErrorKind.PERMANENT  # 4xx, and error bodies inside a 2xx
 
 
-_CLASSES: dict[Kind, type[NcpError]] = {
-    Kind.RETRYABLE: RetryableError,
-    Kind.THROTTLED: ThrottledError,
-    Kind.AMBIGUOUS: AmbiguousError,
-    Kind.PERMANENT: PermanentError,
+_CLASSES: dict[ErrorKind, type[NcpError]] = {
+    ErrorKind.RETRYABLE: RetryableError,
+    ErrorKind.THROTTLED: ThrottledError,
+    ErrorKind.AMBIGUOUS: AmbiguousError,
+    ErrorKind.PERMANENT: PermanentError,
 }
 
 
-def error_for(kind: Kind) -> type[NcpError]:
+def error_for(kind: ErrorKind) -> type[NcpError]:
     """Return the exception class that carries this kind."""
     return _CLASSES[kind]
+
+
+def is_verdict(error: BaseException) -> bool:
+    """Return whether an error is a verdict on the rollout, which no retry of the task changes.
+
+    NCP's answers and our own refusals (a bad inventory, a spent budget) are verdicts, and so are
+    a ledger conflict and a lost lease: another run has the rollout. The database's other failures
+    are hiccups a retry may cure, and so is anything we did not raise on purpose (a bug keeps its
+    traceback).
+    """
+    if isinstance(error, LedgerConflict | LeaseLost):
+        return True
+    return isinstance(error, FleetError) and not isinstance(error, LedgerError)

@@ -22,7 +22,7 @@ carrying one to be no rollout's (its number aside: a recorded number outranks an
 Their names begin ``fleetprobe-``, which no inventory may plan.
 
 A server found under a name is this rollout's when ``judge`` says so, by the first matching row
-of ``RULES``. Every path that settles, reconciles, flags a duplicate, or stops, terminates,
+of ``GROUNDS``. Every path that settles, reconciles, flags a duplicate, or stops, terminates,
 resizes or replaces a server asks ``judge`` first; a server it does not own is left alone, with
 the reason.
 """
@@ -44,13 +44,13 @@ from fleet.ncp.parameters import MARKER_BYTES
 __all__ = [
     "CLAIM_HORIZON",
     "CLOCK_SKEW",
+    "GROUNDS",
     "MARKER_BYTES",
-    "RULES",
-    "Claim",
     "Evidence",
+    "Ground",
+    "Judgement",
     "Marker",
     "ProbeMarker",
-    "Verdict",
     "describe",
     "epoch",
     "found_from",
@@ -168,7 +168,7 @@ def describe(description: str, marker: Marker) -> str:
     return f"{description} {marker}" if description else str(marker)
 
 
-class Claim(StrEnum):
+class Ground(StrEnum):
     """On what ground a server is this rollout's, or why it is not."""
 
     RECORDED = "its number is recorded in this rollout's ledger"
@@ -191,17 +191,17 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class Judgement:
     """Whether a server is this rollout's, on which ground, and whether it was made by fleet."""
 
     ours: bool
-    claim: Claim
+    ground: Ground
     marker: Marker | None = None
 
     @property
     def made_by_us(self) -> bool:
         """Whether fleet created it (not merely adopted it)."""
-        return self.ours and self.claim != Claim.ADOPTED
+        return self.ours and self.ground != Ground.ADOPTED
 
 
 def _recorded(s: ServerInstance, e: Evidence, m: Marker | None) -> bool:
@@ -232,26 +232,26 @@ def _always(s: ServerInstance, e: Evidence, m: Marker | None) -> bool:
     return True
 
 
-Rule = Callable[[ServerInstance, Evidence, "Marker | None"], bool]
+Holds = Callable[[ServerInstance, Evidence, "Marker | None"], bool]
 
 # First match wins. A recorded number outranks any description: a user may edit it by hand.
-RULES: tuple[tuple[Rule, Claim, bool], ...] = (
-    (_recorded, Claim.RECORDED, True),
-    (_probe, Claim.PROBE, False),  # before adoption: a probe's server is never taken over
-    (_adopted, Claim.ADOPTED, True),
-    (_marked, Claim.MARKED, True),
-    (_other_marker, Claim.OTHER_MARKER, False),  # another rollout's (or run's ledger's) create
-    (_legacy, Claim.SENT_BEFORE_MARKERS, True),  # the rule before markers, for such rows only
-    (_always, Claim.UNMARKED, False),
+GROUNDS: tuple[tuple[Holds, Ground, bool], ...] = (
+    (_recorded, Ground.RECORDED, True),
+    (_probe, Ground.PROBE, False),  # before adoption: a probe's server is never taken over
+    (_adopted, Ground.ADOPTED, True),
+    (_marked, Ground.MARKED, True),
+    (_other_marker, Ground.OTHER_MARKER, False),  # another rollout's (or run's ledger's) create
+    (_legacy, Ground.SENT_BEFORE_MARKERS, True),  # the rule before markers, for such rows only
+    (_always, Ground.UNMARKED, False),
 )
 
 
-def judge(server: ServerInstance, evidence: Evidence) -> Verdict:
+def judge(server: ServerInstance, evidence: Evidence) -> Judgement:
     """Return whether a server found under one of the rollout's names is the rollout's own."""
     marker = Marker.of(server)
-    for rule, claim, ours in RULES:
-        if rule(server, evidence, marker):
-            return Verdict(ours, claim, marker)
+    for holds, ground, ours in GROUNDS:
+        if holds(server, evidence, marker):
+            return Judgement(ours, ground, marker)
     raise AssertionError("the last rule always matches")  # pragma: no cover
 
 

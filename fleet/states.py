@@ -16,7 +16,6 @@ __all__ = [
     "KEPT",
     "LIVE",
     "MOVES",
-    "ErrorKind",
     "Operation",
     "ServerStatus",
     "State",
@@ -137,17 +136,6 @@ def is_gone(*, listed: bool, terminate_accepted: bool, misses: int) -> bool:
     if terminate_accepted:
         return misses >= 1
     return listed and misses >= 2
-
-
-class ErrorKind(StrEnum):
-    """Why a ledger row carries an error: how a call failed, or how the server ended."""
-
-    RETRYABLE = "retryable"  # NCP did not process the call; retries ran out
-    THROTTLED = "throttled"  # the gateway kept throttling; retries ran out
-    AMBIGUOUS = "ambiguous"  # the call may have been processed; the server may exist
-    PERMANENT = "permanent"  # NCP refused the call; sending it again fails the same way
-    STATUS = "status"  # the server ended in a failure status
-    TIMEOUT = "timeout"  # the server was not ready in time
 
 
 class ServerStatus(_OpenCodes):

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from fleet.options import ProvisionOptions
 from fleet.plan import refresh as converge
 from fleet.plan.changes import Action, Change
-from fleet.plan.refresh import Seen
+from fleet.plan.refresh import Refreshed
 from fleet.plan.survey import Survey
 from fleet.reshape.finish import Finished, finish
 from fleet.reshape.resize import Pace, Reshaped, destroy, replace, resize, retire
@@ -25,7 +25,7 @@ from fleet.spec import ServerSpec
 from fleet.teardown import TeardownReport
 from flows import events
 from flows.runtime import runtime, teardown_options
-from flows.stops import verdicts
+from flows.stops import verdicts_as_data
 from flows.tasking import engine_for
 
 __all__ = [
@@ -130,7 +130,7 @@ def _tell(line: str) -> None:
 
 
 @task(name="finish-intents", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
+@verdicts_as_data
 async def finish_intents(key: str, options: ProvisionOptions) -> Finished:
     """Finish the changes earlier runs began and did not end (teardowns, resizes, starts)."""
     rt = runtime(key)
@@ -145,7 +145,7 @@ async def finish_intents(key: str, options: ProvisionOptions) -> Finished:
 
 
 @task(name="retire-deposed", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
+@verdicts_as_data
 async def retire_deposed(key: str, options: ProvisionOptions) -> Finished:
     """Take down what earlier replaces left deposed, once their new servers run."""
     rt = runtime(key)
@@ -158,8 +158,8 @@ async def retire_deposed(key: str, options: ProvisionOptions) -> Finished:
 
 
 @task(name="start-stopped", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
-async def start_stopped(key: str, stopped: list[Seen]) -> list[str]:
+@verdicts_as_data
+async def start_stopped(key: str, stopped: list[Refreshed]) -> list[str]:
     """Start the rollout's servers that were stopped out of band (the inventory wants them)."""
     rt = runtime(key)
     started = await converge.start(rt.client, rt.ledger, rt.rollout, stopped)
@@ -168,7 +168,7 @@ async def start_stopped(key: str, stopped: list[Seen]) -> list[str]:
 
 
 @task(name="resize-and-replace", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
+@verdicts_as_data
 async def reshape_servers(
     key: str,
     changes: list[Change],
@@ -194,7 +194,7 @@ async def reshape_servers(
 
 
 @task(name="destroy-removed", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
+@verdicts_as_data
 async def destroy_removed(
     key: str, changes: list[Change], options: ProvisionOptions
 ) -> TeardownReport:

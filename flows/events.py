@@ -29,8 +29,9 @@ from typing import Any
 
 from prefect.events import emit_event
 
+from fleet.errors import ErrorKind
 from fleet.ledger import Record
-from fleet.states import ErrorKind, State
+from fleet.states import State
 
 __all__ = [
     "BATCH",

@@ -42,7 +42,7 @@ from flows.runtime import (
     runtime,
     teardown_options,
 )
-from flows.stops import Stopped, decided, sync_verdicts, verdicts
+from flows.stops import Stopped, decided, sync_verdicts_as_data, verdicts_as_data
 from flows.tasking import CHUNK_TASK, provision_in, unvisited
 from flows.waves import run_stages
 
@@ -64,7 +64,7 @@ def chunks(specs: Sequence[ServerSpec], size: int | None = None) -> list[list[Se
 
 
 @task(name="load-inventories", cache_policy=NO_CACHE, persist_result=False)
-@sync_verdicts
+@sync_verdicts_as_data
 def load(inventories: list[str]) -> list[ServerSpec]:
     """Read, validate and expand the inventories; every problem at once, before any call."""
     return load_inventories(inventories)
@@ -98,7 +98,7 @@ async def plan_rollout(
 
 
 @task(name="plan", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
+@verdicts_as_data
 async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> Survey:
     """Check the inventory's references, then compare it with the ledger and with NCP."""
     rt = runtime(key)
@@ -111,14 +111,14 @@ async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> 
 
 
 @task(name="provision-chunk", **CHUNK_TASK)
-@verdicts
+@verdicts_as_data
 async def provision_chunk(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> None:
     """Create (or settle) one chunk of servers; per-server failures are recorded, not raised."""
     await provision_in(runtime(key), specs, options)
 
 
 @task(name="wait-for-run", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
+@verdicts_as_data
 async def wait_for_run(key: str, options: ProvisionOptions) -> WaitReport:
     """Poll the created servers, a batch per call, until each is RUN or has failed."""
     rt = runtime(key)
@@ -146,7 +146,7 @@ async def wait_for_run(key: str, options: ProvisionOptions) -> WaitReport:
 
 
 @task(name="find-twins", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
+@verdicts_as_data
 async def find_twins(key: str, names: list[str], before: list[Twin]) -> list[Twin]:
     """Read again the names this run created: a second server under one is said, never silent."""
     rt = runtime(key)
@@ -162,7 +162,7 @@ async def find_twins(key: str, names: list[str], before: list[Twin]) -> list[Twi
 
 
 @task(name="record-results", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
+@verdicts_as_data
 async def record(key: str, summary: RolloutSummary, tally: Tally) -> None:
     """Write the results CSV and the Prefect artifacts."""
     await publish_results(runtime(key), summary, tally)

@@ -1,8 +1,8 @@
 """Expected stops leave a task as data, so Prefect logs no traceback for them.
 
-A task that raises gets its whole Python traceback logged at ERROR, in the terminal and in the
-UI, however expected the stop (a bad inventory, a preflight problem, another run's lease, a
-refused rebind). So a task body hands a verdict (a ``FleetError``) back as ``Stopped``; the flow
+A task that raises gets its whole Python traceback logged at ERROR, in the terminal and in the UI,
+however expected the stop (a bad inventory, a preflight problem, another run's lease, a refused
+rebind). So a task body hands a verdict (``fleet.errors.is_verdict``) back as ``Stopped``; the flow
 raises it again in its own body with ``decided``, where the flow's ``except FleetError`` turns it
 into ``Failed(message=...)``. Anything else is a bug and keeps its traceback.
 """
@@ -14,9 +14,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from fleet.errors import FleetError, LeaseLost, LedgerConflict, LedgerError
+from fleet.errors import FleetError, is_verdict
 
-__all__ = ["Stopped", "decided", "sync_verdicts", "verdicts"]
+__all__ = ["Stopped", "decided", "sync_verdicts_as_data", "verdicts_as_data"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -29,12 +29,7 @@ class Stopped:
     error: FleetError
 
 
-def _verdict(error: FleetError) -> bool:
-    """Return whether an error is a verdict on the rollout, not a hiccup a task retry may cure."""
-    return isinstance(error, LedgerConflict | LeaseLost) or not isinstance(error, LedgerError)
-
-
-def verdicts(
+def verdicts_as_data(
     fn: Callable[P, Coroutine[Any, Any, T]],
 ) -> Callable[P, Coroutine[Any, Any, T | Stopped]]:
     """Wrap an async task's function so its verdicts come back as ``Stopped``.
@@ -47,14 +42,14 @@ def verdicts(
         try:
             return await fn(*args, **kwargs)
         except FleetError as exc:
-            if not _verdict(exc):
+            if not is_verdict(exc):
                 raise
             return Stopped(exc)
 
     return run
 
 
-def sync_verdicts(fn: Callable[P, T]) -> Callable[P, T | Stopped]:
+def sync_verdicts_as_data(fn: Callable[P, T]) -> Callable[P, T | Stopped]:
     """Wrap a sync task's function so its verdicts come back as ``Stopped``."""
 
     @functools.wraps(fn)
@@ -62,7 +57,7 @@ def sync_verdicts(fn: Callable[P, T]) -> Callable[P, T | Stopped]:
         try:
             return fn(*args, **kwargs)
         except FleetError as exc:
-            if not _verdict(exc):
+            if not is_verdict(exc):
                 raise
             return Stopped(exc)
 

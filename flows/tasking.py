@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from fleet.create.engine import Provisioner
-from fleet.errors import FleetError, LeaseLost, LedgerConflict, LedgerError
+from fleet.errors import is_verdict
 from fleet.options import ProvisionOptions
 from fleet.spec import ServerSpec
 from flows.runtime import Runtime
@@ -31,14 +31,9 @@ def infrastructure_only(task: Any, task_run: Any, state: State) -> bool:
     error = state.result(raise_on_failure=False, _sync=True)  # type: ignore[call-overload]
     if not isinstance(error, BaseException):
         return False
-    if isinstance(error, LedgerConflict | LeaseLost):
-        return False  # another run has the rollout, or the ledger says otherwise: stop
-    if isinstance(error, LedgerError):
-        # The database hiccupped. The chunk is safe to run again: its workers were all awaited,
-        # what the ledger holds as created is skipped, what it holds in flight is looked up.
-        return True
-    # NCP's answer or our own refusal cannot change on a retry; anything unexpected can.
-    return not isinstance(error, FleetError)
+    # A database hiccup is safe to retry: the chunk's workers were all awaited, what the ledger
+    # holds as created is skipped, what it holds in flight is looked up.
+    return not is_verdict(error)
 
 
 def unvisited(items: list[T]) -> list[T]:

@@ -26,7 +26,7 @@ from fleet.teardown import (
 from flows import events
 from flows.artifacts import markdown_table
 from flows.runtime import Runtime, artifact_key, open_runtime, resolve_credentials, runtime
-from flows.stops import decided, verdicts
+from flows.stops import decided, verdicts_as_data
 
 
 async def find_targets(rt: Runtime, options: TeardownOptions) -> TeardownScope:
@@ -42,14 +42,14 @@ async def find_targets(rt: Runtime, options: TeardownOptions) -> TeardownScope:
 
 
 @task(name="find-servers", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
+@verdicts_as_data
 async def find(key: str, options: TeardownOptions) -> TeardownScope:
     """List what goes (recorded servers, lost creates with our marker) and what is left alone."""
     return await find_targets(runtime(key), options)
 
 
 @task(name="find-extras", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
+@verdicts_as_data
 async def find_extras(key: str, targets: list[TeardownTarget]) -> list[Extra]:
     """List the public IPs and extra disks the targets' creates made (a dry run's listing)."""
     rt = runtime(key)
@@ -57,7 +57,7 @@ async def find_extras(key: str, targets: list[TeardownTarget]) -> list[Extra]:
 
 
 @task(name="stop-and-terminate", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
+@verdicts_as_data
 async def take_down(key: str, scope: TeardownScope, options: TeardownOptions) -> TeardownReport:
     """Stop, terminate and wait until gone, in batches, through the rollout's limiter."""
     rt = runtime(key)

@@ -27,7 +27,7 @@ from fleet.spec import ServerSpec
 from fleet.watch.readiness import WaitReport, wait_running
 from flows import approval, events
 from flows.runtime import Runtime, runtime, teardown_options
-from flows.stops import decided, verdicts
+from flows.stops import decided, verdicts_as_data
 from flows.tasking import CHUNK_TASK, provision_in, unvisited
 
 __all__ = ["run_stages", "run_wave", "set_stage_listener"]
@@ -75,7 +75,7 @@ def _outcome(name: str, records: Sequence[Record], report: WaitReport) -> WaveOu
 
 
 @task(name="wave", **CHUNK_TASK)
-@verdicts
+@verdicts_as_data
 async def run_wave(
     key: str,
     name: str,
@@ -131,7 +131,7 @@ async def _begin(
 
 
 @task(name="retire-replaced", cache_policy=NO_CACHE, persist_result=False)
-@verdicts
+@verdicts_as_data
 async def retire_replaced(key: str, names: list[str], options: ProvisionOptions) -> int:
     """Take down the old instances of a passed stage's replaced servers; return how many."""
     rt = runtime(key)

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from fleet.create.claims import Claims, WorkQueue
-from fleet.create.settle import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Verdict
+from fleet.create.settle import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Sighting
 from fleet.errors import AmbiguousError, FleetError, NcpError, PermanentError
 from fleet.ledger import AsyncLedger, Record
 from fleet.ncp.client import NcpClient, Params
@@ -322,7 +322,7 @@ class Provisioner:
 
 
 class _Settling:
-    """The engine's settling side: act on each verdict the settler gives."""
+    """The engine's settling side: act on each sighting the settler gives."""
 
     def __init__(self, engine: Provisioner) -> None:
         self.engine = engine
@@ -339,10 +339,10 @@ class _Settling:
             await engine._sleep(settler.next_round(engine.options.settle_poll))
 
     async def _apply(self, settled: Settled, queue: WorkQueue, state: _RunState) -> bool:
-        """Act on a verdict; return True once the server is settled for this run."""
+        """Act on a sighting; return True once the server is settled for this run."""
         engine, pending = self.engine, settled.pending
         name = pending.spec.name
-        if settled.verdict == Verdict.FOUND:
+        if settled.sighting == Sighting.FOUND:
             found = found_from(settled.ours, pending.region, pending.vpc, engine.rollout_id)
             await engine.ledger.record_created(
                 engine.rollout,
@@ -355,9 +355,9 @@ class _Settling:
                 log.warning("%s: %d servers carry this name; all recorded", name, len(found))
             await engine._count("created")
             return True
-        if settled.verdict == Verdict.ABSENT:
+        if settled.sighting == Sighting.ABSENT:
             return await self._absent(settled, queue, state)
-        if settled.verdict == Verdict.UNKNOWN:
+        if settled.sighting == Sighting.UNKNOWN:
             log.warning("%s: could not be looked up; left in flight (%s)", name, settled.error)
             if settled.error is not None:  # NCP's answer to the look-up, kept for status
                 await engine.ledger.note_lookup_failed(engine.rollout, name, settled.error)

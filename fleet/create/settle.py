@@ -17,9 +17,9 @@ exact name, where its create was sent (region and VPC), every ``poll`` seconds:
 Every interval is measured on one clock: this process's monotonic one, from the send it made,
 or, for a send an earlier run made, from the age NCP's clock gives it (its answers' Date, which
 the send was stamped with: ``ncp.clock``). Only a send stamped before NCP's clock was known is
-aged by the ledger's clock. A step of this machine's clock changes no verdict.
+aged by the ledger's clock. A step of this machine's clock changes no sighting.
 
-``verdict_of`` is the whole rule, as a pure function; ``Settler`` does the looking.
+``sighting_of`` is the whole rule, as a pure function; ``Settler`` does the looking.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ __all__ = [
     "SendClocks",
     "Settled",
     "Settler",
-    "Verdict",
-    "verdict_of",
+    "Sighting",
+    "sighting_of",
 ]
 
 # Up to this many names of one (region, VPC) are looked up one by one; more, and one listing of
@@ -57,7 +57,7 @@ FIRST_LOOK = 1.0
 LOOKUP_PATIENCE = 10
 
 
-class Verdict(StrEnum):
+class Sighting(StrEnum):
     """What a look-up says of a server whose create is unsettled."""
 
     FOUND = "found"  # it exists: record it
@@ -66,25 +66,25 @@ class Verdict(StrEnum):
     UNKNOWN = "unknown"  # look-ups kept failing: leave it in flight for a rerun
 
 
-def verdict_of(
+def sighting_of(
     found: bool | None,
     looked_at: float,
     sent_at: float,
     window: float,
     failures: int,
     patience: int,
-) -> Verdict:
-    """Return the verdict on one look-up (None: it failed) of a create sent at ``sent_at``.
+) -> Sighting:
+    """Return what one look-up (None: it failed) says of a create sent at ``sent_at``.
 
     ``failures`` counts this server's failed look-ups in a row, this one included: only
     ``patience`` of them give it up, however long they took. A 'not listed' read that began
     before the window is never trusted, and never counted against it: it is looked up again.
     """
     if found:
-        return Verdict.FOUND
+        return Sighting.FOUND
     if found is False:
-        return Verdict.ABSENT if looked_at - sent_at >= window else Verdict.WAIT
-    return Verdict.UNKNOWN if failures >= patience else Verdict.WAIT
+        return Sighting.ABSENT if looked_at - sent_at >= window else Sighting.WAIT
+    return Sighting.UNKNOWN if failures >= patience else Sighting.WAIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +143,10 @@ Lookup = tuple[float, Mapping[str, Sequence[ServerInstance]], bool]
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """One pending server's verdict, with the servers under its name: ours, and not ours."""
+    """One pending server's sighting, with the servers under its name: ours, and not ours."""
 
     pending: Pending
-    verdict: Verdict
+    sighting: Sighting
     ours: tuple[ServerInstance, ...]
     others: tuple[ServerInstance, ...]  # someone else's, under the same name
     error: NcpError | None = None  # why its last look-up failed, if one did
@@ -162,7 +162,7 @@ class _Watch:
 
 
 class Settler:
-    """Looks unsettled servers up, a (region, VPC) at a time, and judges each by ``verdict_of``."""
+    """Looks unsettled servers up, a (region, VPC) at a time, and judges each by ``sighting_of``."""
 
     def __init__(
         self,
@@ -238,24 +238,24 @@ class Settler:
         watch = self._watch[p.spec.name]
         watch.failures = watch.failures + 1 if there is None else 0
         failures, patience = watch.failures, self.patience
-        verdict = verdict_of(there, looked_at, p.sent_at, self.window, failures, patience)
-        if verdict == Verdict.ABSENT and not filtered:
+        sighting = sighting_of(there, looked_at, p.sent_at, self.window, failures, patience)
+        if sighting == Sighting.ABSENT and not filtered:
             # A paged listing may have skipped it: only a read by its name says it is absent.
             try:
                 again = await self._by_name(p.spec.name, p.region, p.vpc)
             except NcpError as exc:
                 watch.failed = exc
                 watch.failures += 1
-                return Settled(p, Verdict.WAIT, (), others, exc)
+                return Settled(p, Sighting.WAIT, (), others, exc)
             return await self._judge(p, (looked_at, {p.spec.name: again}, True))
-        return Settled(p, verdict, ours, others)
+        return Settled(p, sighting, ours, others)
 
     async def round(self) -> list[Settled]:
-        """Look every pending server up once; return the verdicts (settled ones leave the set)."""
+        """Look every pending server up once; return the sightings (settled ones leave the set)."""
         groups: dict[tuple[str, str], list[Pending]] = defaultdict(list)
         for pending in self.pending.values():
             groups[(pending.region, pending.vpc)].append(pending)
-        verdicts: list[Settled] = []
+        sightings: list[Settled] = []
         for (region, vpc), members in groups.items():
             lookup: Lookup | None
             try:
@@ -267,9 +267,9 @@ class Settler:
             for p in members:
                 self._watch[p.spec.name].looked = True
                 settled = await self._judge(p, lookup)
-                if settled.verdict != Verdict.WAIT:
+                if settled.sighting != Sighting.WAIT:
                     del self.pending[p.spec.name]
                     watch = self._watch.pop(p.spec.name)
                     settled = replace(settled, error=watch.failed)
-                verdicts.append(settled)
-        return verdicts
+                sightings.append(settled)
+        return sightings

@@ -17,7 +17,8 @@ PostgreSQL database (``postgresql://...``) that many workers share.
 
 from __future__ import annotations
 
-from fleet.states import ErrorKind, State
+from fleet.errors import ErrorKind
+from fleet.states import State
 
 from .addresses import Address
 from .aio import AsyncLedger

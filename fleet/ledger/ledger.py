@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from fleet.errors import LedgerConflict, NcpError
+from fleet.errors import ErrorKind, LedgerConflict, NcpError
 from fleet.spec import ServerSpec
-from fleet.states import ErrorKind, State
+from fleet.states import State
 
 from . import (
     addresses,

@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from fleet.states import ErrorKind, ServerStatus, State
+from fleet.errors import ErrorKind
+from fleet.states import ServerStatus, State
 
 __all__ = [
     "Binding",

@@ -25,9 +25,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from fleet.errors import LedgerConflict, NcpError
+from fleet.errors import ErrorKind, LedgerConflict, NcpError
 from fleet.spec import ServerSpec
-from fleet.states import ErrorKind, ServerStatus, State
+from fleet.states import ServerStatus, State
 
 from . import leases
 from .hot import Hot

@@ -23,9 +23,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from fleet.errors import ACCOUNT_LIMIT_CODES, RolloutError
+from fleet.errors import ACCOUNT_LIMIT_CODES, ErrorKind, RolloutError
 from fleet.spec import ServerSpec
-from fleet.states import ErrorKind, State
+from fleet.states import State
 
 from .model import PlanDelta
 from .names import claim_names

@@ -10,9 +10,9 @@ from typing import Any, Final, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from fleet.errors import LedgerConflict
+from fleet.errors import ErrorKind, LedgerConflict
 from fleet.spec import ServerSpec
-from fleet.states import ErrorKind, ServerStatus, State
+from fleet.states import ServerStatus, State
 
 from .model import Instance, Record
 from .schema import servers

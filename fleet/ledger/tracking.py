@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from fleet.states import ErrorKind
+from fleet.errors import ErrorKind
 
 from .rows import where_server
 from .schema import servers

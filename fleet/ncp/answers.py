@@ -17,7 +17,7 @@ import httpx
 
 from fleet.errors import (
     AmbiguousError,
-    Kind,
+    ErrorKind,
     NcpError,
     PermanentError,
     RetryableError,
@@ -80,7 +80,7 @@ def parse_response(
     success = 200 <= status < 300
     if not isinstance(data, dict):
         text = body[:200].decode("utf-8", "replace").strip() or "no body"
-        kind = Kind.AMBIGUOUS if success else None
+        kind = ErrorKind.AMBIGUOUS if success else None
         raise _error(action, status, None, f"unreadable answer: {text}", request_id, headers, kind)
     if isinstance(data.get("error"), dict):
         err = data["error"]
@@ -99,7 +99,7 @@ def parse_response(
     payload = data.get(f"{action}Response")
     if not isinstance(payload, dict):
         message = f"no {action}Response in answer"
-        raise _error(action, status, None, message, request_id, headers, Kind.AMBIGUOUS)
+        raise _error(action, status, None, message, request_id, headers, ErrorKind.AMBIGUOUS)
     if str(payload.get("returnCode", "0")) != "0":
         code = str(payload.get("returnCode"))
         message = str(payload.get("returnMessage", ""))
@@ -114,7 +114,7 @@ def _error(
     message: str,
     request_id: str | None,
     headers: Mapping[str, str],
-    kind: Kind | None = None,
+    kind: ErrorKind | None = None,
 ) -> NcpError:
     cls = error_for(kind or classify(status, code))
     return cls(

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from fleet.ledger import Instance, Record, State
 from fleet.ncp.client import ServerInstance
-from fleet.plan.refresh import Seen
+from fleet.plan.refresh import Refreshed
 from fleet.plan.survey import Survey
 from fleet.spec import ServerSpec
 
@@ -106,7 +106,7 @@ def _sent(record: Record) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in pairs]
 
 
-def _kept(record: Record, spec: ServerSpec, seen: Mapping[str, Seen]) -> Change | None:
+def _kept(record: Record, spec: ServerSpec, seen: Mapping[str, Refreshed]) -> Change | None:
     """Return the change a kept server needs: its row edited, or its spec changed by hand."""
     # An adopted server was never sent by fleet: only what NCP lists of it can differ.
     fields = field_changes(_sent(record), spec.params) if record.sent_params else ()
@@ -153,7 +153,7 @@ def plan_changes(
     """
     known = {r.name: r for r in records}
     gone, stopped = set(survey.gone), {s.name: s for s in survey.stopped}
-    by_name: dict[str, Seen] = {}
+    by_name: dict[str, Refreshed] = {}
     for s in survey.seen:  # by name, once: not a scan of every server for each adopted one
         by_name.setdefault(s.name, s)
     creating = {s.name for s in survey.to_create}

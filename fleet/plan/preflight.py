@@ -3,7 +3,7 @@
 A create that names something NCP does not hold fails only when it is sent, server by server,
 after the first servers are made and billed. The preflight reads what the rows name first (see
 ``catalog``: one call per kind of object per region, not one per row) and checks each row with the
-small rules of ``RULES``; a problem is reported like a validation problem,
+small checks of ``CHECKS``; a problem is reported like a validation problem,
 ``FILE:LINE: COLUMN: what is wrong (found ...)``, on every row that has it, and all of them are
 raised at once in a :class:`PreflightError` before anything is sent.
 
@@ -25,7 +25,7 @@ from fleet.ncp.listed import Listed, Row, load, origin, region_known, rows_of, w
 from fleet.ncp.reads import AccessControlGroup, NetworkInterface, Resource, Subnet
 from fleet.spec import ServerSpec
 
-__all__ = ["RULES", "SKIPPED", "Finding", "PreflightReport", "check", "preflight"]
+__all__ = ["CHECKS", "SKIPPED", "Finding", "PreflightReport", "check", "preflight"]
 
 log = logging.getLogger(__name__)
 
@@ -39,48 +39,42 @@ _NIC = "networkInterfaceList"
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """What a rule found wrong with one parameter of a row, as sent."""
+    """What a check found wrong with one parameter of a row, as sent."""
 
     key: str
     message: str
     found: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Fleet:
-    """What rules read beyond the row: the catalog, already read."""
-
-    catalog: Listed
+# A check reads one row and what NCP holds (already read), and yields what it finds wrong.
+Check = Callable[[Row, Listed], Iterator[Finding]]
 
 
-Rule = Callable[[Row, Fleet], Iterator[Finding]]
-
-
-def _subnet(fleet: Fleet, row: Row, number: str) -> Subnet | None:
-    found = fleet.catalog.get(Resource.SUBNET, row.region, number)
+def _subnet(catalog: Listed, row: Row, number: str) -> Subnet | None:
+    found = catalog.get(Resource.SUBNET, row.region, number)
     return found if isinstance(found, Subnet) else None
 
 
-def _vpc_known(row: Row, fleet: Fleet) -> bool:
-    return fleet.catalog.get(Resource.VPC, row.region, row.get("vpcNo")) is not None
+def _vpc_known(row: Row, catalog: Listed) -> bool:
+    return catalog.get(Resource.VPC, row.region, row.get("vpcNo")) is not None
 
 
-def exists(row: Row, fleet: Fleet) -> Iterator[Finding]:
+def exists(row: Row, catalog: Listed) -> Iterator[Finding]:
     """Check that every image, network, ACG, key ... the row names is listed in its region."""
     for key, kind, value in row.references():
-        if fleet.catalog.get(kind, row.region, value) is None:
+        if catalog.get(kind, row.region, value) is None:
             yield Finding(key, f"no such {kind.value} {where(row.region)}", value)
 
 
-def subnets_in_vpc(row: Row, fleet: Fleet) -> Iterator[Finding]:
+def subnets_in_vpc(row: Row, catalog: Listed) -> Iterator[Finding]:
     """Check the row's and each NIC's subnet are of its VPC, and NIC subnets in its zone."""
-    if not _vpc_known(row, fleet):
+    if not _vpc_known(row, catalog):
         return
-    vpc, zone = row.get("vpcNo"), zone_of(row, fleet.catalog)
+    vpc, zone = row.get("vpcNo"), zone_of(row, catalog)
     keys = ["subnetNo"]
     keys += [f"{_NIC}.{n}.subnetNo" for n, item in row.items(_NIC).items() if "subnetNo" in item]
     for key in keys:
-        subnet = _subnet(fleet, row, row.get(key))
+        subnet = _subnet(catalog, row, row.get(key))
         if subnet is None:
             continue
         if subnet.vpc_no != vpc:
@@ -90,25 +84,25 @@ def subnets_in_vpc(row: Row, fleet: Fleet) -> Iterator[Finding]:
             yield Finding(key, message, subnet.key)
 
 
-def acgs_in_vpc(row: Row, fleet: Fleet) -> Iterator[Finding]:
+def acgs_in_vpc(row: Row, catalog: Listed) -> Iterator[Finding]:
     """Check every ACG of every NIC belongs to the server's VPC."""
-    if not _vpc_known(row, fleet):
+    if not _vpc_known(row, catalog):
         return
     vpc = row.get("vpcNo")
     for key, kind, value in row.references():
-        acg = fleet.catalog.get(kind, row.region, value) if kind is Resource.ACG else None
+        acg = catalog.get(kind, row.region, value) if kind is Resource.ACG else None
         if isinstance(acg, AccessControlGroup) and acg.vpc_no != vpc:
             yield Finding(key, f"ACG of VPC {acg.vpc_no}, not of vpcNo {vpc}", value)
 
 
-def interfaces_usable(row: Row, fleet: Fleet) -> Iterator[Finding]:
+def interfaces_usable(row: Row, catalog: Listed) -> Iterator[Finding]:
     """Check a networkInterfaceNo is in the server's VPC and zone, and free."""
     for index, item in row.items(_NIC).items():
         key, number = f"{_NIC}.{index}.networkInterfaceNo", item.get("networkInterfaceNo", "")
-        nic = fleet.catalog.get(Resource.NIC, row.region, number) if number else None
+        nic = catalog.get(Resource.NIC, row.region, number) if number else None
         if not isinstance(nic, NetworkInterface):
             continue
-        subnet, zone = _subnet(fleet, row, nic.subnet_no), zone_of(row, fleet.catalog)
+        subnet, zone = _subnet(catalog, row, nic.subnet_no), zone_of(row, catalog)
         if subnet is not None and subnet.vpc_no != row.get("vpcNo"):
             yield Finding(key, f"in VPC {subnet.vpc_no}, not in vpcNo {row.get('vpcNo')}", number)
         elif subnet is not None and zone and subnet.zone != zone:
@@ -118,28 +112,28 @@ def interfaces_usable(row: Row, fleet: Fleet) -> Iterator[Finding]:
             yield Finding(key, f"in use by server {nic.holder or '(unknown)'}", number)
 
 
-def addresses_fit(row: Row, fleet: Fleet) -> Iterator[Finding]:
+def addresses_fit(row: Row, catalog: Listed) -> Iterator[Finding]:
     """Check a NIC's ip lies inside its subnet (the NIC's, else the row's)."""
     for index, item in row.items(_NIC).items():
         ip = item.get("ip", "")
-        subnet = _subnet(fleet, row, item.get("subnetNo") or row.get("subnetNo")) if ip else None
+        subnet = _subnet(catalog, row, item.get("subnetNo") or row.get("subnetNo")) if ip else None
         if subnet is not None and not subnet.holds(ip):
             message = f"not inside subnet {subnet.key} ({subnet.cidr})"
             yield Finding(f"{_NIC}.{index}.ip", message, ip)
 
 
-def spec_fits(row: Row, fleet: Fleet) -> Iterator[Finding]:
+def spec_fits(row: Row, catalog: Listed) -> Iterator[Finding]:
     """Check the spec runs the image (the product, the image product) in the row's zone."""
-    found = origin(row, fleet.catalog)
+    found = origin(row, catalog)
     if found is None:
         return
     image_no, product = found
-    zone = zone_of(row, fleet.catalog)
+    zone = zone_of(row, catalog)
     in_zone = f" in zone {zone}" if zone else ""
     member = row.get("memberServerImageInstanceNo")
     spec, product_code = row.get("serverSpecCode"), row.get("serverProductCode")
     if image_no and spec:
-        if fleet.catalog.get(Resource.SPEC, row.region, spec, f"{image_no}@{zone}") is None:
+        if catalog.get(Resource.SPEC, row.region, spec, f"{image_no}@{zone}") is None:
             yield Finding("serverSpecCode", f"does not run server image {image_no}{in_zone}", spec)
     elif image_no and member:
         message = f"required: member image {member} is of server image {image_no} (KVM era)"
@@ -149,14 +143,14 @@ def spec_fits(row: Row, fleet: Fleet) -> Iterator[Finding]:
         yield Finding("serverSpecCode", message, spec)
     elif product and product_code:
         scope = f"{product}@{zone}"
-        if fleet.catalog.get(Resource.PRODUCT, row.region, product_code, scope) is None:
+        if catalog.get(Resource.PRODUCT, row.region, product_code, scope) is None:
             message = f"not a server product of image product {product}{in_zone}"
             yield Finding("serverProductCode", message, product_code)
 
 
 # The checks, in the order their problems are listed within a row. A row whose regionCode NCP
 # does not know is reported on that alone (nothing else can be read for it).
-RULES: tuple[Rule, ...] = (
+CHECKS: tuple[Check, ...] = (
     exists,  # every object named is listed in the row's region
     subnets_in_vpc,  # subnetNo and each NIC's subnetNo: in vpcNo, NICs in the server's zone
     acgs_in_vpc,  # every ACG of every NIC: of vpcNo
@@ -176,15 +170,14 @@ def _problem(row: Row, finding: Finding) -> Problem:
 
 def check(rows: Sequence[Row], catalog: Listed) -> list[Problem]:
     """Return every problem of every row, in row order (pure: the catalog is already read)."""
-    fleet = Fleet(catalog)
     problems: list[Problem] = []
     for row in rows:
         if not region_known(row, catalog):
             message = f"no such region (found {row.region!r})"
             problems.append(Problem(row.spec.file, row.spec.line, "regionCode", message))
             continue
-        for rule in RULES:
-            problems.extend(_problem(row, finding) for finding in rule(row, fleet))
+        for check_ in CHECKS:
+            problems.extend(_problem(row, finding) for finding in check_(row, catalog))
     return list(dict.fromkeys(problems))  # an ACG named twice in one cell: said once
 
 

@@ -31,7 +31,7 @@ from fleet.ledger import AsyncLedger, ErrorKind, Instance, Role
 from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
 from fleet.states import Operation, ServerStatus, State, is_gone
 
-__all__ = ["GONE_MESSAGE", "Live", "Seen", "by_live", "refresh", "start"]
+__all__ = ["GONE_MESSAGE", "Live", "Refreshed", "by_live", "refresh", "start"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Live(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Seen:
+class Refreshed:
     """One recorded server as the refresh found it."""
 
     name: str
@@ -97,7 +97,7 @@ async def refresh(
     *,
     pause: float = 3.0,
     sleep: Sleep = asyncio.sleep,
-) -> dict[str, Seen]:
+) -> dict[str, Refreshed]:
     """Return what NCP says now of each recorded server its name keeps (its primary), by name.
 
     Servers being taken down (or deposed) are not read: their change reads them. Only a server
@@ -121,12 +121,12 @@ async def refresh(
             live = Live.BUSY  # a change of ours is under way: it reads and finishes it
         else:
             live = _live(server)
-        out[i.name] = Seen(i.name, i.instance_no, i.region, live, server)
+        out[i.name] = Refreshed(i.name, i.instance_no, i.region, live, server)
     return out
 
 
 async def start(
-    client: NcpClient, ledger: AsyncLedger, rollout: str, stopped: Sequence[Seen]
+    client: NcpClient, ledger: AsyncLedger, rollout: str, stopped: Sequence[Refreshed]
 ) -> list[str]:
     """Start servers stopped out of band, a batch per region; return the names started.
 
@@ -134,7 +134,7 @@ async def start(
     written ``starting`` (the intent) before its start goes out, so a run that dies here is
     finished by the next; a refused start is noted on the server's row, and the others go on.
     """
-    by_region: dict[str, list[Seen]] = defaultdict(list)
+    by_region: dict[str, list[Refreshed]] = defaultdict(list)
     for seen in stopped:
         by_region[seen.region].append(seen)
     started: list[str] = []
@@ -158,6 +158,6 @@ async def start(
     return started
 
 
-def by_live(seen: Mapping[str, Seen], live: Live) -> list[Seen]:
+def by_live(seen: Mapping[str, Refreshed], live: Live) -> list[Refreshed]:
     """Return the refreshed servers in one live state, by name."""
     return sorted((s for s in seen.values() if s.live == live), key=lambda s: s.name)

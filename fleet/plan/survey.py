@@ -25,8 +25,8 @@ from fleet.errors import RolloutError
 from fleet.ledger import AsyncLedger, Instance, Observed, PlanDelta, Record, State
 from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.options import DEFAULT_TIMEOUT, DEFAULT_WINDOW
-from fleet.ownership import Claim, Evidence, found_from, in_send_window, judge
-from fleet.plan.refresh import GONE_MESSAGE, Live, Seen, Sleep, by_live, refresh
+from fleet.ownership import Evidence, Ground, found_from, in_send_window, judge
+from fleet.plan.refresh import GONE_MESSAGE, Live, Refreshed, Sleep, by_live, refresh
 from fleet.spec import ServerSpec
 
 __all__ = [
@@ -57,8 +57,8 @@ class Survey:
     duplicates: tuple[tuple[str, str], ...]  # (name, instance numbers): several servers, ours
     delta: PlanDelta
     gone: tuple[str, ...] = ()  # recorded, terminated out of band: created again (recreate)
-    stopped: tuple[Seen, ...] = ()  # recorded, stopped out of band: started again
-    seen: tuple[Seen, ...] = ()  # every recorded server as the refresh found it
+    stopped: tuple[Refreshed, ...] = ()  # recorded, stopped out of band: started again
+    seen: tuple[Refreshed, ...] = ()  # every recorded server as the refresh found it
     intents: tuple[Instance, ...] = ()  # changes earlier runs began and did not finish
     twins: tuple[Twin, ...] = ()  # second servers under names held, not the rollout's
 
@@ -94,11 +94,11 @@ class _Sorting:
 
 
 # What a server's own marker says of it that no adoption overrides.
-_MADE_ELSEWHERE = frozenset({Claim.OTHER_MARKER, Claim.PROBE})
+_MADE_ELSEWHERE = frozenset({Ground.OTHER_MARKER, Ground.PROBE})
 
 
 def _made_elsewhere(server: ServerInstance, rollout_id: str | None) -> bool:
-    return judge(server, Evidence(rollout_id, {})).claim in _MADE_ELSEWHERE
+    return judge(server, Evidence(rollout_id, {})).ground in _MADE_ELSEWHERE
 
 
 def _numbers(servers: Sequence[ServerInstance]) -> str:
@@ -137,7 +137,7 @@ class Twin:
 def _twins(name: str, servers: Sequence[ServerInstance], rollout_id: str | None) -> list[Twin]:
     """Return the servers under a name that are not the rollout's, with why (never silent)."""
     return [
-        Twin(name, s.instance_no, judge(s, Evidence(rollout_id, {})).claim.value)
+        Twin(name, s.instance_no, judge(s, Evidence(rollout_id, {})).ground.value)
         for s in servers
     ]
 
@@ -287,7 +287,7 @@ def _result(
     out: _Sorting,
     delta: PlanDelta,
     gone: Iterable[str],
-    seen: Sequence[Seen],
+    seen: Sequence[Refreshed],
     intents: Sequence[Instance] = (),
 ) -> Survey:
     return Survey(
@@ -324,7 +324,7 @@ async def _refreshed(
     *,
     pause: float,
     sleep: Sleep,
-) -> dict[str, Seen]:
+) -> dict[str, Refreshed]:
     """Refresh every recorded server; with a lease, write down what was seen and what is gone."""
     seen = await refresh(client, await ledger.instances(rollout), pause=pause, sleep=sleep)
     if owner is not None:
@@ -345,7 +345,7 @@ async def refreshed(
     *,
     pause: float = 3.0,
     sleep: Sleep = asyncio.sleep,
-) -> dict[str, Seen]:
+) -> dict[str, Refreshed]:
     """Refresh the recorded servers (``converge.refresh``): only what NCP listed can be gone."""
     return await refresh(client, instances, pause=pause, sleep=sleep)
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from fleet.errors import ErrorKind
 from fleet.ledger import Address, Instance, Ledger, Record, Role, RolloutCounts
 from fleet.report.summary import RunCounts
-from fleet.states import ErrorKind, State
+from fleet.states import State
 
 __all__ = [
     "COLUMNS",

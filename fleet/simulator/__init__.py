@@ -13,7 +13,7 @@ settings) and ``server`` (uvicorn, the process, the command line).
 from __future__ import annotations
 
 from fleet.simulator.app import SimulatorApp
-from fleet.simulator.catalog import Catalog, Region, Zone
+from fleet.simulator.catalog import Catalog, RegionEntry, ZoneEntry
 from fleet.simulator.catalog_file import catalog_from_json, default_catalog, load_catalog
 from fleet.simulator.config import ADMIN_FIELDS, FAULT_KINDS, SimulatorConfig
 from fleet.simulator.errors import ApiError
@@ -36,14 +36,14 @@ __all__ = [
     "ApiError",
     "Catalog",
     "CreateRequest",
-    "Region",
+    "RegionEntry",
     "RunningSimulator",
     "SimulatorApp",
     "SimulatorConfig",
     "SimulatorProcess",
     "SimulatorState",
     "TokenBucket",
-    "Zone",
+    "ZoneEntry",
     "catalog_from_json",
     "default_catalog",
     "load_catalog",

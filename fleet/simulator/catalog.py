@@ -19,30 +19,30 @@ from dataclasses import dataclass, field
 from fleet.simulator.errors import UNKNOWN_REGION, ApiError
 
 __all__ = [
-    "AccessControlGroup",
+    "AcgEntry",
     "Catalog",
-    "ImageProduct",
-    "InitScript",
-    "LoginKey",
-    "MemberImage",
-    "NetworkInterface",
-    "PlacementGroup",
-    "Region",
-    "ServerImage",
-    "ServerProduct",
-    "Snapshot",
-    "Spec",
-    "Subnet",
-    "VolumeType",
-    "Vpc",
-    "Zone",
+    "ImageProductEntry",
+    "InitScriptEntry",
+    "LoginKeyEntry",
+    "MemberImageEntry",
+    "NicEntry",
+    "PlacementGroupEntry",
+    "RegionEntry",
+    "ServerImageEntry",
+    "ServerProductEntry",
+    "SnapshotEntry",
+    "SpecEntry",
+    "SubnetEntry",
+    "VolumeTypeEntry",
+    "VpcEntry",
+    "ZoneEntry",
     "disk_type",
     "product_type",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class Zone:
+class ZoneEntry:
     """A zone of a region, as getZoneList shows it."""
 
     code: str
@@ -52,16 +52,16 @@ class Zone:
 
 
 @dataclass(frozen=True, slots=True)
-class Region:
+class RegionEntry:
     """A region and its zones, as getRegionList and getZoneList show them."""
 
     code: str
     name: str
-    zones: tuple[Zone, ...]
+    zones: tuple[ZoneEntry, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Vpc:
+class VpcEntry:
     """A VPC of one region."""
 
     no: str
@@ -71,7 +71,7 @@ class Vpc:
 
 
 @dataclass(frozen=True, slots=True)
-class Subnet:
+class SubnetEntry:
     """A subnet of a VPC, in one zone."""
 
     no: str
@@ -91,7 +91,7 @@ class Subnet:
 
 
 @dataclass(frozen=True, slots=True)
-class AccessControlGroup:
+class AcgEntry:
     """An ACG of a VPC."""
 
     no: str
@@ -102,7 +102,7 @@ class AccessControlGroup:
 
 
 @dataclass(frozen=True, slots=True)
-class LoginKey:
+class LoginKeyEntry:
     """A login key (by name) of one region."""
 
     name: str
@@ -111,7 +111,7 @@ class LoginKey:
 
 
 @dataclass(frozen=True, slots=True)
-class InitScript:
+class InitScriptEntry:
     """An init script of one region."""
 
     no: str
@@ -120,7 +120,7 @@ class InitScript:
 
 
 @dataclass(frozen=True, slots=True)
-class PlacementGroup:
+class PlacementGroupEntry:
     """A placement group of one region."""
 
     no: str
@@ -129,7 +129,7 @@ class PlacementGroup:
 
 
 @dataclass(frozen=True, slots=True)
-class NetworkInterface:
+class NicEntry:
     """A network interface that exists before any create: free, or used by ``instance``."""
 
     no: str
@@ -142,7 +142,7 @@ class NetworkInterface:
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
+class SnapshotEntry:
     """A block storage snapshot of one region (sizes in GiB)."""
 
     no: str
@@ -152,7 +152,7 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class VolumeType:
+class VolumeTypeEntry:
     """A block storage volume type code and the hypervisor it is for."""
 
     code: str
@@ -172,7 +172,7 @@ def disk_type(product_code: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Spec:
+class SpecEntry:
     """A server spec (serverSpecCode): what a serverImageNo image runs on."""
 
     code: str
@@ -185,7 +185,7 @@ class Spec:
 
 
 @dataclass(frozen=True, slots=True)
-class ServerImage:
+class ServerImageEntry:
     """A server image (serverImageNo, KVM era) and the specs it runs on."""
 
     no: str
@@ -197,7 +197,7 @@ class ServerImage:
 
 
 @dataclass(frozen=True, slots=True)
-class ServerProduct:
+class ServerProductEntry:
     """A server product (serverProductCode, XEN/RHV era)."""
 
     code: str
@@ -209,7 +209,7 @@ class ServerProduct:
 
 
 @dataclass(frozen=True, slots=True)
-class ImageProduct:
+class ImageProductEntry:
     """A server image product (serverImageProductCode) and the server products it runs on."""
 
     code: str
@@ -219,7 +219,7 @@ class ImageProduct:
 
 
 @dataclass(frozen=True, slots=True)
-class MemberImage:
+class MemberImageEntry:
     """A member server image, made from a server image or an image product, in one region."""
 
     no: str
@@ -233,44 +233,44 @@ class MemberImage:
 class Catalog:
     """The account's regions, networks, images and the rest, looked up by number or code."""
 
-    regions: tuple[Region, ...]
-    vpcs: Mapping[str, Vpc] = field(default_factory=dict)
-    subnets: Mapping[str, Subnet] = field(default_factory=dict)
-    acgs: Mapping[str, AccessControlGroup] = field(default_factory=dict)
-    login_keys: Mapping[str, LoginKey] = field(default_factory=dict)
-    init_scripts: Mapping[str, InitScript] = field(default_factory=dict)
-    placement_groups: Mapping[str, PlacementGroup] = field(default_factory=dict)
-    nics: Mapping[str, NetworkInterface] = field(default_factory=dict)
-    snapshots: Mapping[str, Snapshot] = field(default_factory=dict)
-    volume_types: Mapping[str, VolumeType] = field(default_factory=dict)
-    specs: Mapping[str, Spec] = field(default_factory=dict)
-    images: Mapping[str, ServerImage] = field(default_factory=dict)
-    products: Mapping[str, ServerProduct] = field(default_factory=dict)
-    image_products: Mapping[str, ImageProduct] = field(default_factory=dict)
-    member_images: Mapping[str, MemberImage] = field(default_factory=dict)
+    regions: tuple[RegionEntry, ...]
+    vpcs: Mapping[str, VpcEntry] = field(default_factory=dict)
+    subnets: Mapping[str, SubnetEntry] = field(default_factory=dict)
+    acgs: Mapping[str, AcgEntry] = field(default_factory=dict)
+    login_keys: Mapping[str, LoginKeyEntry] = field(default_factory=dict)
+    init_scripts: Mapping[str, InitScriptEntry] = field(default_factory=dict)
+    placement_groups: Mapping[str, PlacementGroupEntry] = field(default_factory=dict)
+    nics: Mapping[str, NicEntry] = field(default_factory=dict)
+    snapshots: Mapping[str, SnapshotEntry] = field(default_factory=dict)
+    volume_types: Mapping[str, VolumeTypeEntry] = field(default_factory=dict)
+    specs: Mapping[str, SpecEntry] = field(default_factory=dict)
+    images: Mapping[str, ServerImageEntry] = field(default_factory=dict)
+    products: Mapping[str, ServerProductEntry] = field(default_factory=dict)
+    image_products: Mapping[str, ImageProductEntry] = field(default_factory=dict)
+    member_images: Mapping[str, MemberImageEntry] = field(default_factory=dict)
 
     @property
-    def default_region(self) -> Region:
+    def default_region(self) -> RegionEntry:
         """Return the first region: where a call without regionCode acts."""
         return self.regions[0]
 
-    def region(self, code: str) -> Region | None:
+    def region(self, code: str) -> RegionEntry | None:
         """Return the region of that code, or None."""
         return next((r for r in self.regions if r.code == code), None)
 
-    def image_of_product(self, image_product_code: str) -> ServerImage | None:
+    def image_of_product(self, image_product_code: str) -> ServerImageEntry | None:
         """Return the server image that is also this image product, or None."""
         if not image_product_code:
             return None
         return next((i for i in self.images.values() if i.product_code == image_product_code), None)
 
-    def spec_of_product(self, product_code: str) -> Spec | None:
+    def spec_of_product(self, product_code: str) -> SpecEntry | None:
         """Return the spec sold as this server product, or None."""
         if not product_code:
             return None
         return next((s for s in self.specs.values() if s.product_code == product_code), None)
 
-    def region_of(self, params: Mapping[str, str]) -> Region:
+    def region_of(self, params: Mapping[str, str]) -> RegionEntry:
         """Return the region a call acts on: its regionCode, else the first; refuse unknown ones."""
         code = params.get("regionCode") or ""
         if not code:

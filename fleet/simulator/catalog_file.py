@@ -48,23 +48,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fleet.simulator.catalog import (
-    AccessControlGroup,
+    AcgEntry,
     Catalog,
-    ImageProduct,
-    InitScript,
-    LoginKey,
-    MemberImage,
-    NetworkInterface,
-    PlacementGroup,
-    Region,
-    ServerImage,
-    ServerProduct,
-    Snapshot,
-    Spec,
-    Subnet,
-    VolumeType,
-    Vpc,
-    Zone,
+    ImageProductEntry,
+    InitScriptEntry,
+    LoginKeyEntry,
+    MemberImageEntry,
+    NicEntry,
+    PlacementGroupEntry,
+    RegionEntry,
+    ServerImageEntry,
+    ServerProductEntry,
+    SnapshotEntry,
+    SpecEntry,
+    SubnetEntry,
+    VolumeTypeEntry,
+    VpcEntry,
+    ZoneEntry,
 )
 
 __all__ = ["catalog_from_json", "default_catalog", "load_catalog"]
@@ -138,11 +138,11 @@ def _cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
         return None
 
 
-def _regions(r: _Reader) -> tuple[Region, ...]:
-    def build(where: str, item: dict[str, Any]) -> Region:
+def _regions(r: _Reader) -> tuple[RegionEntry, ...]:
+    def build(where: str, item: dict[str, Any]) -> RegionEntry:
         code = r.text(where, item, "regionCode")
         zones = [
-            Zone(
+            ZoneEntry(
                 r.text(where, z, "zoneCode"),
                 str(z.get("zoneName", z.get("zoneCode", ""))),
                 str(z.get("zoneDescription", "")),
@@ -152,7 +152,7 @@ def _regions(r: _Reader) -> tuple[Region, ...]:
             if isinstance(z, dict)
         ]
         r.check(bool(zones), f"{where}: a region needs at least one zone")
-        return Region(code, r.text(where, item, "regionName", code), tuple(zones))
+        return RegionEntry(code, r.text(where, item, "regionName", code), tuple(zones))
 
     if "regions" not in r.data:
         from fleet.simulator.catalog_default import DEFAULT_REGIONS
@@ -163,9 +163,9 @@ def _regions(r: _Reader) -> tuple[Region, ...]:
     return regions
 
 
-def _vpcs(r: _Reader, regions: tuple[Region, ...], first: str) -> dict[str, Vpc]:
-    def vpc(where: str, item: dict[str, Any]) -> Vpc:
-        built = Vpc(
+def _vpcs(r: _Reader, regions: tuple[RegionEntry, ...], first: str) -> dict[str, VpcEntry]:
+    def vpc(where: str, item: dict[str, Any]) -> VpcEntry:
+        built = VpcEntry(
             r.text(where, item, "vpcNo"),
             r.text(where, item, "vpcName", ""),
             r.text(where, item, "ipv4CidrBlock"),
@@ -178,12 +178,14 @@ def _vpcs(r: _Reader, regions: tuple[Region, ...], first: str) -> dict[str, Vpc]
     return {v.no: v for v in r.entries("vpcs", vpc)}
 
 
-def _subnets(r: _Reader, regions: tuple[Region, ...], vpcs: dict[str, Vpc]) -> dict[str, Subnet]:
+def _subnets(
+    r: _Reader, regions: tuple[RegionEntry, ...], vpcs: dict[str, VpcEntry]
+) -> dict[str, SubnetEntry]:
     zones = {z.code: region.code for region in regions for z in region.zones}
 
-    def subnet(where: str, item: dict[str, Any]) -> Subnet:
+    def subnet(where: str, item: dict[str, Any]) -> SubnetEntry:
         parent = _parent_vpc(r, vpcs, where, item)
-        built = Subnet(
+        built = SubnetEntry(
             r.text(where, item, "subnetNo"),
             r.text(where, item, "subnetName", ""),
             parent.no,
@@ -205,20 +207,22 @@ def _subnets(r: _Reader, regions: tuple[Region, ...], vpcs: dict[str, Vpc]) -> d
     return {s.no: s for s in r.entries("subnets", subnet)}
 
 
-def _parent_vpc(r: _Reader, vpcs: dict[str, Vpc], where: str, item: dict[str, Any]) -> Vpc:
+def _parent_vpc(
+    r: _Reader, vpcs: dict[str, VpcEntry], where: str, item: dict[str, Any]
+) -> VpcEntry:
     found = vpcs.get(r.text(where, item, "vpcNo"))
     r.check(found is not None, f"{where}: vpcNo names no VPC of the catalog")
-    return found or Vpc("", "", "0.0.0.0/0", "")
+    return found or VpcEntry("", "", "0.0.0.0/0", "")
 
 
-def _networks(r: _Reader, regions: tuple[Region, ...], first: str) -> dict[str, Any]:
+def _networks(r: _Reader, regions: tuple[RegionEntry, ...], first: str) -> dict[str, Any]:
     """Read VPCs, subnets, ACGs and network interfaces, checking how they hang together."""
     vpcs = _vpcs(r, regions, first)
     subnets = _subnets(r, regions, vpcs)
 
-    def acg(where: str, item: dict[str, Any]) -> AccessControlGroup:
+    def acg(where: str, item: dict[str, Any]) -> AcgEntry:
         parent = _parent_vpc(r, vpcs, where, item)
-        return AccessControlGroup(
+        return AcgEntry(
             r.text(where, item, "accessControlGroupNo"),
             r.text(where, item, "accessControlGroupName", ""),
             parent.no,
@@ -226,11 +230,11 @@ def _networks(r: _Reader, regions: tuple[Region, ...], first: str) -> dict[str, 
             parent.region,
         )
 
-    def nic(where: str, item: dict[str, Any]) -> NetworkInterface:
+    def nic(where: str, item: dict[str, Any]) -> NicEntry:
         home = subnets.get(r.text(where, item, "subnetNo"))
         ip = r.text(where, item, "ip")
         r.check(home is not None and home.holds(ip), f"{where}: ip must be inside its subnet")
-        return NetworkInterface(
+        return NicEntry(
             r.text(where, item, "networkInterfaceNo"),
             r.text(where, item, "networkInterfaceName", ""),
             home.no if home else "",
@@ -248,7 +252,7 @@ def _networks(r: _Reader, regions: tuple[Region, ...], first: str) -> dict[str, 
     }
 
 
-def _regional(r: _Reader, regions: tuple[Region, ...], first: str) -> dict[str, Any]:
+def _regional(r: _Reader, regions: tuple[RegionEntry, ...], first: str) -> dict[str, Any]:
     """Read login keys, init scripts, placement groups and snapshots: each of one region."""
     known = {region.code for region in regions}
 
@@ -257,34 +261,34 @@ def _regional(r: _Reader, regions: tuple[Region, ...], first: str) -> dict[str, 
         r.check(code in known, f"{where}: unknown regionCode")
         return code
 
-    def key(where: str, item: dict[str, Any]) -> LoginKey:
+    def key(where: str, item: dict[str, Any]) -> LoginKeyEntry:
         fingerprint = r.text(where, item, "fingerprint", "")
-        return LoginKey(r.text(where, item, "keyName"), fingerprint, home(where, item))
+        return LoginKeyEntry(r.text(where, item, "keyName"), fingerprint, home(where, item))
 
-    def script(where: str, item: dict[str, Any]) -> InitScript:
+    def script(where: str, item: dict[str, Any]) -> InitScriptEntry:
         name = r.text(where, item, "initScriptName", "")
-        return InitScript(r.text(where, item, "initScriptNo"), name, home(where, item))
+        return InitScriptEntry(r.text(where, item, "initScriptNo"), name, home(where, item))
 
-    def group(where: str, item: dict[str, Any]) -> PlacementGroup:
+    def group(where: str, item: dict[str, Any]) -> PlacementGroupEntry:
         name = r.text(where, item, "placementGroupName", "")
-        return PlacementGroup(r.text(where, item, "placementGroupNo"), name, home(where, item))
+        return PlacementGroupEntry(r.text(where, item, "placementGroupNo"), name, home(where, item))
 
-    def snapshot(where: str, item: dict[str, Any]) -> Snapshot:
-        return Snapshot(
+    def snapshot(where: str, item: dict[str, Any]) -> SnapshotEntry:
+        return SnapshotEntry(
             r.text(where, item, "blockStorageSnapshotInstanceNo"),
             r.text(where, item, "blockStorageSnapshotName", ""),
             r.number(where, item, "blockStorageSnapshotVolumeSize"),
             home(where, item),
         )
 
-    def member(where: str, item: dict[str, Any]) -> MemberImage:
+    def member(where: str, item: dict[str, Any]) -> MemberImageEntry:
         image = r.text(where, item, "serverImageNo", "")
         product = r.text(where, item, "serverImageProductCode", "")
         r.check(
             bool(image) != bool(product),
             f"{where}: name one of serverImageNo, serverImageProductCode",
         )
-        return MemberImage(
+        return MemberImageEntry(
             r.text(where, item, "memberServerImageInstanceNo"),
             r.text(where, item, "memberServerImageName", ""),
             image,
@@ -304,8 +308,8 @@ def _regional(r: _Reader, regions: tuple[Region, ...], first: str) -> dict[str, 
 def _products(r: _Reader) -> dict[str, Any]:
     """Read specs, images, server products, image products and volume types (every region)."""
 
-    def spec(where: str, item: dict[str, Any]) -> Spec:
-        return Spec(
+    def spec(where: str, item: dict[str, Any]) -> SpecEntry:
+        return SpecEntry(
             r.text(where, item, "serverSpecCode"),
             r.number(where, item, "cpuCount"),
             r.number(where, item, "memorySize"),
@@ -315,8 +319,8 @@ def _products(r: _Reader) -> dict[str, Any]:
             r.text(where, item, "serverSpecDescription", ""),
         )
 
-    def product(where: str, item: dict[str, Any]) -> ServerProduct:
-        return ServerProduct(
+    def product(where: str, item: dict[str, Any]) -> ServerProductEntry:
+        return ServerProductEntry(
             r.text(where, item, "productCode"),
             r.text(where, item, "productName", ""),
             r.number(where, item, "cpuCount"),
@@ -328,10 +332,10 @@ def _products(r: _Reader) -> dict[str, Any]:
     specs = {s.code: s for s in r.entries("serverSpecs", spec)}
     products = {p.code: p for p in r.entries("serverProducts", product)}
 
-    def image(where: str, item: dict[str, Any]) -> ServerImage:
+    def image(where: str, item: dict[str, Any]) -> ServerImageEntry:
         codes = r.codes(where, item, "serverSpecCodes")
         r.check(all(c in specs for c in codes), f"{where}: serverSpecCodes names unknown specs")
-        return ServerImage(
+        return ServerImageEntry(
             r.text(where, item, "serverImageNo"),
             r.text(where, item, "serverImageName", ""),
             r.text(where, item, "hypervisorTypeCode", "KVM"),
@@ -340,19 +344,19 @@ def _products(r: _Reader) -> dict[str, Any]:
             r.text(where, item, "serverImageProductCode", ""),
         )
 
-    def image_product(where: str, item: dict[str, Any]) -> ImageProduct:
+    def image_product(where: str, item: dict[str, Any]) -> ImageProductEntry:
         codes = r.codes(where, item, "serverProductCodes")
         r.check(all(c in products for c in codes), f"{where}: unknown serverProductCodes")
-        return ImageProduct(
+        return ImageProductEntry(
             r.text(where, item, "productCode"),
             r.text(where, item, "productName", ""),
             codes,
             r.text(where, item, "productDescription", ""),
         )
 
-    def volume(where: str, item: dict[str, Any]) -> VolumeType:
+    def volume(where: str, item: dict[str, Any]) -> VolumeTypeEntry:
         hypervisor = r.text(where, item, "hypervisorTypeCode", "KVM")
-        return VolumeType(r.text(where, item, "blockStorageVolumeTypeCode"), hypervisor)
+        return VolumeTypeEntry(r.text(where, item, "blockStorageVolumeTypeCode"), hypervisor)
 
     return {
         "specs": specs,

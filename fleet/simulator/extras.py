@@ -30,7 +30,7 @@ from fleet.simulator.errors import (
     Problems,
     raise_first,
 )
-from fleet.simulator.resources import Disk, PublicIp, Resources
+from fleet.simulator.resources import DiskEntry, PublicIpEntry, Resources
 from fleet.simulator.servers import Server
 from fleet.simulator.wire import Action, index_list, is_digits, paged_response, response
 
@@ -63,7 +63,7 @@ class ExtraActions:
 
     # -- public IPs ----------------------------------------------------------------------------
 
-    def _ip(self, params: Mapping[str, str]) -> tuple[PublicIp, Server | None]:
+    def _ip(self, params: Mapping[str, str]) -> tuple[PublicIpEntry, Server | None]:
         region = self.catalog.region_of(params).code
         no = _number(params, "publicIpInstanceNo")
         now = self.resources.clock()
@@ -120,7 +120,7 @@ class ExtraActions:
 
     # -- block storage -------------------------------------------------------------------------
 
-    def _disks(self, params: Mapping[str, str]) -> list[tuple[Disk, Server | None]]:
+    def _disks(self, params: Mapping[str, str]) -> list[tuple[DiskEntry, Server | None]]:
         problems: Problems = []
         nos = index_list(params, "blockStorageInstanceNoList", problems)
         if not nos and not problems:
@@ -145,7 +145,7 @@ class ExtraActions:
         region = self.catalog.region_of(params).code
         now = self.resources.clock()
         server_no = params.get("serverInstanceNo", "")
-        disks: Iterable[Disk] = list(self.resources.disks.values())
+        disks: Iterable[DiskEntry] = list(self.resources.disks.values())
         if is_digits(server_no):  # the disks made with it: no scan of the others
             disks = self.resources.disks_of(int(server_no))
         rows = []

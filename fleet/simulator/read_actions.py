@@ -40,7 +40,7 @@ from functools import partial
 from typing import Any, Final
 
 from fleet.simulator import records
-from fleet.simulator.catalog import Catalog, Region
+from fleet.simulator.catalog import Catalog, RegionEntry
 from fleet.simulator.errors import (
     INVALID_PARAMETER,
     MISSING_PARAMETER,
@@ -206,14 +206,14 @@ class ReadActions:
         params: Mapping[str, str],
         entries: Iterable[Any],
         filters: tuple[tuple[str, str], ...],
-        region: Region | None,
+        region: RegionEntry | None,
     ) -> list[Any]:
         problems: Problems = []
         keep = _matches(params, filters, problems)
         raise_first(problems)
         return [e for e in entries if (region is None or e.region == region.code) and keep(e)]
 
-    def _zone(self, params: Mapping[str, str], region: Region) -> None:
+    def _zone(self, params: Mapping[str, str], region: RegionEntry) -> None:
         zone = params.get("zoneCode")
         if zone and zone not in {z.code for z in region.zones}:
             raise ApiError.server(

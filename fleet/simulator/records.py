@@ -9,20 +9,20 @@ from __future__ import annotations
 from typing import Any, Final
 
 from fleet.simulator.catalog import (
-    AccessControlGroup,
-    ImageProduct,
-    InitScript,
-    LoginKey,
-    MemberImage,
-    NetworkInterface,
-    PlacementGroup,
-    ServerImage,
-    ServerProduct,
-    Snapshot,
-    Spec,
-    Subnet,
-    VolumeType,
-    Vpc,
+    AcgEntry,
+    ImageProductEntry,
+    InitScriptEntry,
+    LoginKeyEntry,
+    MemberImageEntry,
+    NicEntry,
+    PlacementGroupEntry,
+    ServerImageEntry,
+    ServerProductEntry,
+    SnapshotEntry,
+    SpecEntry,
+    SubnetEntry,
+    VolumeTypeEntry,
+    VpcEntry,
     product_type,
 )
 
@@ -54,7 +54,7 @@ def code(value: str, name: str | None = None) -> dict[str, str]:
     return {"code": value, "codeName": name if name is not None else value}
 
 
-def image_record(image: ServerImage) -> dict[str, Any]:
+def image_record(image: ServerImageEntry) -> dict[str, Any]:
     """Return a serverImage (getServerImageList)."""
     return {
         "serverImageNo": image.no,
@@ -98,12 +98,12 @@ def _product(
     }
 
 
-def image_product_record(product: ImageProduct) -> dict[str, Any]:
+def image_product_record(product: ImageProductEntry) -> dict[str, Any]:
     """Return a server image product (getServerImageProductList)."""
     return _product(product.code, product.name, product.description, "SW", 0, 0, 50)
 
 
-def product_record(product: ServerProduct) -> dict[str, Any]:
+def product_record(product: ServerProductEntry) -> dict[str, Any]:
     """Return a server product (getServerProductList)."""
     return _product(
         product.code,
@@ -116,7 +116,7 @@ def product_record(product: ServerProduct) -> dict[str, Any]:
     )
 
 
-def member_image_record(member: MemberImage) -> dict[str, Any]:
+def member_image_record(member: MemberImageEntry) -> dict[str, Any]:
     """Return a memberServerImageInstance (getMemberServerImageInstanceList)."""
     return {
         "memberServerImageInstanceNo": member.no,
@@ -134,7 +134,7 @@ def member_image_record(member: MemberImage) -> dict[str, Any]:
     }
 
 
-def spec_record(spec: Spec) -> dict[str, Any]:
+def spec_record(spec: SpecEntry) -> dict[str, Any]:
     """Return a serverSpec (getServerSpecList)."""
     return {
         "serverSpecCode": spec.code,
@@ -154,12 +154,12 @@ def spec_record(spec: Spec) -> dict[str, Any]:
     }
 
 
-def login_key_record(key: LoginKey) -> dict[str, Any]:
+def login_key_record(key: LoginKeyEntry) -> dict[str, Any]:
     """Return a loginKey (getLoginKeyList)."""
     return {"keyName": key.name, "fingerprint": key.fingerprint, "createDate": CATALOG_DATE}
 
 
-def acg_record(acg: AccessControlGroup) -> dict[str, Any]:
+def acg_record(acg: AcgEntry) -> dict[str, Any]:
     """Return an accessControlGroup (getAccessControlGroupList)."""
     return {
         "accessControlGroupNo": acg.no,
@@ -171,7 +171,7 @@ def acg_record(acg: AccessControlGroup) -> dict[str, Any]:
     }
 
 
-def init_script_record(script: InitScript) -> dict[str, Any]:
+def init_script_record(script: InitScriptEntry) -> dict[str, Any]:
     """Return an initScript (getInitScriptList)."""
     return {
         "initScriptNo": script.no,
@@ -183,7 +183,7 @@ def init_script_record(script: InitScript) -> dict[str, Any]:
     }
 
 
-def placement_group_record(group: PlacementGroup) -> dict[str, Any]:
+def placement_group_record(group: PlacementGroupEntry) -> dict[str, Any]:
     """Return a placementGroup (getPlacementGroupList)."""
     return {
         "placementGroupNo": group.no,
@@ -192,7 +192,7 @@ def placement_group_record(group: PlacementGroup) -> dict[str, Any]:
     }
 
 
-def volume_type_record(volume: VolumeType, zones: list[str]) -> dict[str, Any]:
+def volume_type_record(volume: VolumeTypeEntry, zones: list[str]) -> dict[str, Any]:
     """Return a blockStorageVolumeType (getBlockStorageVolumeTypeList)."""
     return {
         "zoneCodeList": zones,
@@ -210,7 +210,7 @@ def volume_type_record(volume: VolumeType, zones: list[str]) -> dict[str, Any]:
     }
 
 
-def snapshot_record(snapshot: Snapshot) -> dict[str, Any]:
+def snapshot_record(snapshot: SnapshotEntry) -> dict[str, Any]:
     """Return a blockStorageSnapshotInstance (getBlockStorageSnapshotInstanceList)."""
     return {
         "blockStorageSnapshotInstanceNo": snapshot.no,
@@ -226,7 +226,7 @@ def snapshot_record(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
-def nic_record(nic: NetworkInterface, user: str, *, default: bool = False) -> dict[str, Any]:
+def nic_record(nic: NicEntry, user: str, *, default: bool = False) -> dict[str, Any]:
     """Return a networkInterface (getNetworkInterfaceList); ``user``: the server holding it.
 
     ``default``: a server's own first interface (eth0), made with it and gone with it.
@@ -248,7 +248,7 @@ def nic_record(nic: NetworkInterface, user: str, *, default: bool = False) -> di
     }
 
 
-def vpc_record(vpc: Vpc) -> dict[str, Any]:
+def vpc_record(vpc: VpcEntry) -> dict[str, Any]:
     """Return a vpc (getVpcList, VPC API)."""
     return {
         "vpcNo": vpc.no,
@@ -260,7 +260,7 @@ def vpc_record(vpc: Vpc) -> dict[str, Any]:
     }
 
 
-def subnet_record(subnet: Subnet) -> dict[str, Any]:
+def subnet_record(subnet: SubnetEntry) -> dict[str, Any]:
     """Return a subnet (getSubnetList, VPC API)."""
     return {
         "subnetNo": subnet.no,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from fleet.simulator.catalog import Catalog, Region, Subnet, Vpc
+from fleet.simulator.catalog import Catalog, RegionEntry, SubnetEntry, VpcEntry
 from fleet.simulator.errors import (
     IP_OUTSIDE_SUBNET,
     NIC_UNAVAILABLE,
@@ -70,11 +70,11 @@ def _default_ip(nics: Items) -> str:
 
 def _network(
     p: Mapping[str, str],
-    region: Region,
+    region: RegionEntry,
     catalog: Catalog,
     nics: Items,
     problems: Problems,
-) -> tuple[Vpc | None, Subnet | None]:
+) -> tuple[VpcEntry | None, SubnetEntry | None]:
     """Check the VPC, the subnet and each NIC item's subnet and ACGs; return the VPC and subnet."""
     vpc = catalog.vpcs.get(p["vpcNo"])
     if vpc is None or vpc.region != region.code:
@@ -102,8 +102,8 @@ def _network(
 
 def _nic(
     nics: Items,
-    vpc: Vpc,
-    subnet: Subnet,
+    vpc: VpcEntry,
+    subnet: SubnetEntry,
     catalog: Catalog,
     count: int,
     taken: Callable[[str], bool],
@@ -129,7 +129,7 @@ def _nic(
 
 
 def _image(
-    p: Mapping[str, str], region: Region, catalog: Catalog, problems: Problems
+    p: Mapping[str, str], region: RegionEntry, catalog: Catalog, problems: Problems
 ) -> Machine | None:
     """Check the image and that the spec or product fits it; return what the server runs."""
     image_no = p.get("serverImageNo", "")
@@ -184,7 +184,7 @@ def _image(
     )
 
 
-def _named(p: Mapping[str, str], region: Region, catalog: Catalog, problems: Problems) -> None:
+def _named(p: Mapping[str, str], region: RegionEntry, catalog: Catalog, problems: Problems) -> None:
     """Check the login key, init script and placement group, each in the call's region."""
     checks = [
         ("loginKeyName", catalog.login_keys, UNKNOWN_LOGIN_KEY),
@@ -199,7 +199,7 @@ def _named(p: Mapping[str, str], region: Region, catalog: Catalog, problems: Pro
 
 
 def _disks(
-    disks: Items, region: Region, catalog: Catalog, problems: Problems
+    disks: Items, region: RegionEntry, catalog: Catalog, problems: Problems
 ) -> tuple[DiskPlan, ...]:
     """Check each mapping item's snapshot, volume type and size; return the disks to make."""
     plans: list[DiskPlan] = []
@@ -235,7 +235,7 @@ def _disks(
 
 def place(
     p: Mapping[str, str],
-    region: Region,
+    region: RegionEntry,
     catalog: Catalog,
     lists: Mapping[str, Items],
     count: int,

@@ -26,12 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from fleet.simulator.catalog import NetworkInterface
+from fleet.simulator.catalog import NicEntry
 from fleet.simulator.config import SimulatorConfig
 from fleet.simulator.references import Placement
 from fleet.simulator.servers import Server, ServerBook, ncp_date
 
-__all__ = ["Disk", "PublicIp", "Resources"]
+__all__ = ["DiskEntry", "PublicIpEntry", "Resources"]
 
 _IP_POOL: Final = ipaddress.ip_network("198.18.0.0/15")
 FIRST_PUBLIC_IP_NO: Final = 20000001
@@ -40,7 +40,7 @@ FIRST_DISK_NO: Final = 30000001
 
 
 @dataclass(slots=True)
-class PublicIp:
+class PublicIpEntry:
     """A public IP instance: billed from its creation until deleted."""
 
     no: int
@@ -68,7 +68,7 @@ class PublicIp:
 
 
 @dataclass(slots=True)
-class Disk:
+class DiskEntry:
     """An extra block storage instance: billed from its creation until deleted."""
 
     no: int
@@ -120,11 +120,11 @@ class Resources:
         self.config = config
         self.book = book
         self.clock = clock
-        self.ips: dict[int, PublicIp] = {}
-        self.disks: dict[int, Disk] = {}
+        self.ips: dict[int, PublicIpEntry] = {}
+        self.disks: dict[int, DiskEntry] = {}
         self._disks_of: dict[int, list[int]] = {}  # server number -> its disks' numbers
         self._nics: dict[str, int] = {}  # catalog NIC -> the server that took it
-        self.made_nics: dict[str, NetworkInterface] = {}  # default NICs made with servers
+        self.made_nics: dict[str, NicEntry] = {}  # default NICs made with servers
         self._ip_count = 0
         self._disk_count = 0
 
@@ -161,13 +161,13 @@ class Resources:
         if placement.public_ip:
             no, self._ip_count = FIRST_PUBLIC_IP_NO + self._ip_count, self._ip_count + 1
             address = str(_IP_POOL[1 + self._ip_count % (_IP_POOL.num_addresses - 2)])
-            self.ips[no] = PublicIp(no, address, server.region, server.no, at, wall)
+            self.ips[no] = PublicIpEntry(no, address, server.region, server.no, at, wall)
             server.public_ip_no, server.public_ip = str(no), address
         for i, plan in enumerate(placement.disks):
             no, self._disk_count = FIRST_DISK_NO + self._disk_count, self._disk_count + 1
             name = plan.name or f"{server.name}-disk{i + 1}"
             device = f"/dev/xvd{chr(ord('b') + i)}"
-            self.disks[no] = Disk(
+            self.disks[no] = DiskEntry(
                 no, name, server.region, server.zone, plan.size_gb, plan.volume_type or "SSD",
                 plan.snapshot, server.no, server.no, device, at, wall,
             )  # fmt: skip
@@ -179,7 +179,7 @@ class Resources:
         subnet = ipaddress.ip_network(placement.cidr, strict=False)
         # NCP keeps a subnet's first addresses (gateway, DNS ...): hosts start at .6 here.
         ip = placement.ip or str(subnet[6 + server.no % max(subnet.num_addresses - 8, 1)])
-        self.made_nics[no] = NetworkInterface(
+        self.made_nics[no] = NicEntry(
             no,
             f"nic-{server.no}",
             server.subnet_no,
@@ -190,7 +190,7 @@ class Resources:
         )
         return no
 
-    def live_nics(self) -> list[NetworkInterface]:
+    def live_nics(self) -> list[NicEntry]:
         """Return the default interfaces of servers that still exist."""
         now = self.clock()
         return [
@@ -199,14 +199,14 @@ class Resources:
             if self.holder(int(nic.instance), now) is not None
         ]
 
-    def ip_view(self, ip: PublicIp, now: float) -> Server | None:
+    def ip_view(self, ip: PublicIpEntry, now: float) -> Server | None:
         """Return the server an IP is associated with now, dropping a gone server's tie."""
         server = self.holder(ip.server, now)
         if server is None:
             ip.server = None
         return server
 
-    def disk_view(self, disk: Disk, now: float) -> tuple[bool, Server | None]:
+    def disk_view(self, disk: DiskEntry, now: float) -> tuple[bool, Server | None]:
         """Return (exists, attached server) now: a gone server's disk detaches, or goes with it."""
         server = self.holder(disk.server, now)
         if server is None and disk.server is not None:
@@ -216,7 +216,7 @@ class Resources:
             disk.server = None
         return True, server
 
-    def drop_disk(self, disk: Disk) -> None:
+    def drop_disk(self, disk: DiskEntry) -> None:
         """Delete a disk."""
         del self.disks[disk.no]
         made_with = self._disks_of.get(disk.owner, [])
@@ -225,7 +225,7 @@ class Resources:
         if not made_with:
             self._disks_of.pop(disk.owner, None)
 
-    def disks_of(self, server_no: int) -> list[Disk]:
+    def disks_of(self, server_no: int) -> list[DiskEntry]:
         """Return the disks made with a server (attached to it or not any more)."""
         return [self.disks[no] for no in self._disks_of.get(server_no, ())]
 

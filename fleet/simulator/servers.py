@@ -23,7 +23,7 @@ __all__ = [
     "Row",
     "Server",
     "ServerBook",
-    "Step",
+    "StatusAt",
     "admin_record",
     "describe",
     "ncp_date",
@@ -50,7 +50,7 @@ def ncp_date(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=_KST).strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-class Step(NamedTuple):
+class StatusAt(NamedTuple):
     """From monotonic time ``at``: this status (None once the server is gone) and operation."""
 
     at: float
@@ -90,7 +90,7 @@ class Server:
     committed_at: float  # monotonic: the backend commits it (its INIT starts)
     visible_at: float  # monotonic: reads first show it (commit plus the listing lag)
     created_wall: float  # epoch seconds of the commit: createDate
-    timeline: list[Step]
+    timeline: list[StatusAt]
     request: dict[str, str]  # the create's other echoed parameters (login key, init script ...)
     machine: Machine = Machine()  # changeServerInstanceSpec replaces it
     nics: tuple[str, ...] = ()  # catalog network interfaces it took

@@ -42,7 +42,7 @@ from fleet.simulator.servers import (
     Row,
     Server,
     ServerBook,
-    Step,
+    StatusAt,
     admin_record,
     describe,
     visible_row,
@@ -189,9 +189,11 @@ class SimulatorState:
             _refuse_duplicates(self.book, request)
         commit = now + commit_delay
         timeline = [
-            Step(commit, ServerStatus.INIT, Operation.NULL),
-            Step(commit + cfg.create_seconds, ServerStatus.CREAT, Operation.SETUP),
-            Step(commit + cfg.create_seconds + cfg.setup_seconds, ServerStatus.RUN, Operation.NULL),
+            StatusAt(commit, ServerStatus.INIT, Operation.NULL),
+            StatusAt(commit + cfg.create_seconds, ServerStatus.CREAT, Operation.SETUP),
+            StatusAt(
+                commit + cfg.create_seconds + cfg.setup_seconds, ServerStatus.RUN, Operation.NULL
+            ),
         ][: 3 if boots else 2]
         made: list[dict[str, Any]] = []
         for i in range(request.count):
@@ -264,7 +266,10 @@ class SimulatorState:
     ) -> dict[str, Any]:
         now = self.clock()
         for server, _, _ in rows:
-            server.timeline = [Step(now, *now_step), Step(now + seconds, then, Operation.NULL)]
+            server.timeline = [
+                StatusAt(now, *now_step),
+                StatusAt(now + seconds, then, Operation.NULL),
+            ]
             if then is None:
                 self.book.ends_at(server.no, now + seconds)
         records = [describe(server, *now_step) for server, _, _ in rows]
@@ -325,16 +330,16 @@ class SimulatorState:
             raise ValueError(f"no server {no}")
         action = change.get("action")
         if action == "stop":
-            server.timeline = [Step(now, ServerStatus.NSTOP, Operation.NULL)]
+            server.timeline = [StatusAt(now, ServerStatus.NSTOP, Operation.NULL)]
         elif action == "terminate":
-            server.timeline = [Step(now, None, Operation.NULL)]
+            server.timeline = [StatusAt(now, None, Operation.NULL)]
             self.book.ends_at(server.no, now)
         elif action == "hold":
             if not change.get("status"):
                 raise ValueError("hold needs a status, for example CREAT")
             status = ServerStatus(str(change["status"]))
             operation = Operation(str(change.get("operation", "NULL")))
-            server.timeline = [Step(now, status, operation)]
+            server.timeline = [StatusAt(now, status, operation)]
         elif action == "show":
             server.visible_at = min(server.visible_at, now)
         else:

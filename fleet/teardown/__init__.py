@@ -9,7 +9,7 @@
   target is gone by the one rule (``fleet.states.is_gone``).
 """
 
-from .extras import ExtrasReport, Made, Step, extras_of, next_step, return_extras
+from .extras import ExtrasReport, ExtraStep, Made, extra_step, extras_of, return_extras
 from .scope import (
     ADOPTED_LEFT,
     OTHER_RUN,
@@ -31,18 +31,18 @@ __all__ = [
     "ADOPTED_LEFT",
     "NOT_LISTED",
     "OTHER_RUN",
+    "ExtraStep",
     "ExtrasReport",
     "LeftAlone",
     "Made",
-    "Step",
     "Teardown",
     "TeardownReport",
     "TeardownScope",
     "TeardownTarget",
     "Tell",
+    "extra_step",
     "extras_of",
     "lost_create",
-    "next_step",
     "return_extras",
     "teardown",
     "teardown_targets",

@@ -15,7 +15,7 @@ Only what this rollout's own creates asked for is taken, found from its servers 
 the public IP a server's record names if its create sent ``associateWithPublicIp=true``, and of
 the extra disks attached to it (never a root disk, type ``BASIC``) as many as its create asked
 for, oldest first; nothing of an adopted server. A public IP or disk that is found tied to
-another server by then is left alone, and said so. What to do with each is ``next_step``: a
+another server by then is left alone, and said so. What to do with each is ``extra_step``: a
 pure table from what NCP lists of it now; ``return_extras`` loops over it until all are gone.
 """
 
@@ -39,7 +39,7 @@ from fleet.watch.polling import Clock, Poller, Sleep
 
 from .scope import TeardownTarget
 
-__all__ = ["ExtrasReport", "Made", "Step", "extras_of", "next_step", "return_extras"]
+__all__ = ["ExtraStep", "ExtrasReport", "Made", "extra_step", "extras_of", "return_extras"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Made:
         return cls(params.get("associateWithPublicIp") == "true", disks)
 
 
-class Step(StrEnum):
+class ExtraStep(StrEnum):
     """What a round does with one extra."""
 
     WAIT = "wait"  # an operation is under way on it: look again
@@ -89,17 +89,17 @@ def _key(extra: Extra) -> tuple[Resource, str]:
     return Resource(extra.kind), extra.number
 
 
-def next_step(extra: Extra, now: Item | None) -> Step:
+def extra_step(extra: Extra, now: Item | None) -> ExtraStep:
     """Return what to do with an extra, given what NCP lists of it now (None: nothing)."""
     if now is None:
-        return Step.GONE
+        return ExtraStep.GONE
     if not isinstance(now, PublicIp | BlockStorage) or now.operation != "NULL":
-        return Step.WAIT
+        return ExtraStep.WAIT
     if not now.server_no:
-        return Step.DELETE
+        return ExtraStep.DELETE
     if now.server_no != extra.server_no:
-        return Step.LEAVE
-    return Step.DISASSOCIATE if isinstance(now, PublicIp) else Step.DETACH
+        return ExtraStep.LEAVE
+    return ExtraStep.DISASSOCIATE if isinstance(now, PublicIp) else ExtraStep.DETACH
 
 
 @dataclass(slots=True)
@@ -177,7 +177,7 @@ class _Round:
 
     pending: dict[tuple[Resource, str], Extra]
     errors: dict[tuple[Resource, str], int] = field(default_factory=dict)
-    last: dict[tuple[Resource, str], Step] = field(default_factory=dict)
+    last: dict[tuple[Resource, str], ExtraStep] = field(default_factory=dict)
 
 
 async def _listed(
@@ -200,17 +200,17 @@ async def _listed(
 
 # The call each step makes, per kind: (action, the parameter naming the resource). Disk actions
 # take a list, so a round's disks of a region go in one call.
-_CALLS: Final[Mapping[tuple[Resource, Step], tuple[str, str]]] = {
-    (Resource.PUBLIC_IP, Step.DISASSOCIATE): (
+_CALLS: Final[Mapping[tuple[Resource, ExtraStep], tuple[str, str]]] = {
+    (Resource.PUBLIC_IP, ExtraStep.DISASSOCIATE): (
         "disassociatePublicIpFromServerInstance",
         "publicIpInstanceNo",
     ),
-    (Resource.PUBLIC_IP, Step.DELETE): ("deletePublicIpInstance", "publicIpInstanceNo"),
-    (Resource.BLOCK_STORAGE, Step.DETACH): (
+    (Resource.PUBLIC_IP, ExtraStep.DELETE): ("deletePublicIpInstance", "publicIpInstanceNo"),
+    (Resource.BLOCK_STORAGE, ExtraStep.DETACH): (
         "detachBlockStorageInstances",
         "blockStorageInstanceNoList",
     ),
-    (Resource.BLOCK_STORAGE, Step.DELETE): (
+    (Resource.BLOCK_STORAGE, ExtraStep.DELETE): (
         "deleteBlockStorageInstances",
         "blockStorageInstanceNoList",
     ),
@@ -218,7 +218,7 @@ _CALLS: Final[Mapping[tuple[Resource, Step], tuple[str, str]]] = {
 
 
 async def _send(
-    client: NcpClient, step: Step, kind: Resource, region: str, batch: Sequence[Extra]
+    client: NcpClient, step: ExtraStep, kind: Resource, region: str, batch: Sequence[Extra]
 ) -> None:
     """Send one step for a batch (a list action) or for one resource."""
     action, name = _CALLS[(kind, step)]
@@ -239,18 +239,18 @@ async def _act(
     max_errors: int,
 ) -> None:
     """Decide and do one round's steps; settled resources leave ``state.pending``."""
-    batches: dict[tuple[Step, Resource, str], list[Extra]] = defaultdict(list)
+    batches: dict[tuple[ExtraStep, Resource, str], list[Extra]] = defaultdict(list)
     for key, resource in list(state.pending.items()):
         now = seen.get(key)
-        step = state.last[key] = next_step(resource, now)
-        if step == Step.GONE:
+        step = state.last[key] = extra_step(resource, now)
+        if step == ExtraStep.GONE:
             report.returned.append(resource)
             del state.pending[key]
-        elif step == Step.LEAVE:
+        elif step == ExtraStep.LEAVE:
             holder = now.server_no if isinstance(now, PublicIp | BlockStorage) else "?"
             report.left[resource] = f"now tied to server {holder}, not this rollout's: left alone"
             del state.pending[key]
-        elif step != Step.WAIT:
+        elif step != ExtraStep.WAIT:
             batches[(step, Resource(resource.kind), resource.region)].append(resource)
     for (step, kind, region), group in sorted(batches.items()):
         size = BATCH_SIZE if _CALLS[(kind, step)][1].endswith("List") else 1

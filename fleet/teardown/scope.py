@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from fleet.ledger import AsyncLedger, Instance, Record
 from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.options import DEFAULT_TIMEOUT, DEFAULT_WINDOW
-from fleet.ownership import Claim, Evidence, in_send_window, judge
+from fleet.ownership import Evidence, Ground, in_send_window, judge
 from fleet.plan.survey import owned_instances
 
 __all__ = [
@@ -79,8 +79,8 @@ class TeardownScope:
         return [t for t in self.targets if t.protected]
 
 
-# Why a recorded instance is left alone, beside ``ownership.Claim``'s reasons.
-ADOPTED_LEFT = f"{Claim.ADOPTED.value}; pass --include-adopted to take it down too"
+# Why a recorded instance is left alone, beside ``ownership.Ground``'s reasons.
+ADOPTED_LEFT = f"{Ground.ADOPTED.value}; pass --include-adopted to take it down too"
 OTHER_RUN = "made by another run of this rollout (a rollback takes only what its run created)"
 
 
@@ -189,17 +189,17 @@ def _found_under_names(
                 and region == rec.sent_region
                 and server.vpc_no in ("", rec.sent_vpc)
             )
-            verdict = judge(server, _evidence(rec, server, own, lost))
+            judgement = judge(server, _evidence(rec, server, own, lost))
             theirs = own.only_run is not None and (
-                verdict.marker is None or verdict.marker.run != own.only_run
+                judgement.marker is None or judgement.marker.run != own.only_run
             )
             # Where NCP says it is (its own code, the default region's too): the same region.
             where = server.region or region
-            if verdict.ours and not theirs:
+            if judgement.ours and not theirs:
                 scope.targets.append(TeardownTarget(name, server.instance_no, where, False))
                 looked_for.add(name)
             else:
-                why = OTHER_RUN if verdict.ours else verdict.claim.value
+                why = OTHER_RUN if judgement.ours else judgement.ground.value
                 scope.left.append(LeftAlone(name, server.instance_no, where, why))
     for name, rec in sorted(own.rows.items()):
         wanted = own.only_run is None or rec.sent_run == own.only_run

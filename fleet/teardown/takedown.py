@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from fleet.create.settle import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Verdict
+from fleet.create.settle import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Sighting
 from fleet.errors import NcpError, PermanentError
 from fleet.ledger import AsyncLedger, ErrorKind, Extra, Observed, State
 from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
@@ -222,7 +222,7 @@ class Teardown:
 
     async def _settled(self, settled: Settled) -> None:
         name, pending = settled.pending.spec.name, settled.pending
-        if settled.verdict == Verdict.FOUND:
+        if settled.sighting == Sighting.FOUND:
             numbers = [s.instance_no for s in settled.ours]
             await self._record_lost(name, pending.region, numbers)
             await self._intend(numbers)
@@ -231,9 +231,9 @@ class Teardown:
                 self._watched[number] = _Watch(target, True, False)
             self.report.found.append(name)
             self._tell(f"{name}: found its create's server ({', '.join(numbers)}): taking it down")
-        elif settled.verdict == Verdict.ABSENT:
+        elif settled.sighting == Sighting.ABSENT:
             await self.ledger.clear_absent(self.rollout, name, pending.attempt)
-        elif settled.verdict == Verdict.UNKNOWN:
+        elif settled.sighting == Sighting.UNKNOWN:
             why = f"could not be looked up ({settled.error})"
             self.report.unsettled[name] = why
             self._tell(f"{name}: its create may have made a server: {why}; a rerun looks again")

@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from fleet.errors import ErrorKind
 from fleet.ledger import AsyncLedger, Observed, Record
 from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
 from fleet.ownership import epoch
-from fleet.states import ErrorKind, ServerStatus, State, is_gone
+from fleet.states import ServerStatus, State, is_gone
 from fleet.watch.addresses import addresses_of
 from fleet.watch.polling import Cadence, Clock, Hook, Poller, Sleep, Told, notify, read_statuses
 

@@ -17,7 +17,7 @@ from fleet.ledger import Binding, Extra, Ledger, Record
 from fleet.ncp.reads import Resource, read
 from fleet.options import ProvisionOptions, RunOptions, Size, TeardownOptions
 from fleet.plan.changes import Change, plan_changes
-from fleet.plan.refresh import Seen
+from fleet.plan.refresh import Refreshed
 from fleet.plan.survey import Survey, refreshed
 from fleet.report.results import duplicates_by_name, not_clean, pages
 from fleet.report.summary import RolloutSummary
@@ -173,7 +173,7 @@ def run_provision(
     return 0 if state.is_completed() else 1
 
 
-async def live_view(options: RunOptions, rollout: str, endpoint: str) -> dict[str, Seen]:
+async def live_view(options: RunOptions, rollout: str, endpoint: str) -> dict[str, Refreshed]:
     """Return what NCP says now of each server the rollout recorded (a refresh; writes nothing)."""
     credentials = await resolve_credentials(options.credentials_block, options.profile)
     at = options.model_copy(update={"endpoint": endpoint})
@@ -183,7 +183,7 @@ async def live_view(options: RunOptions, rollout: str, endpoint: str) -> dict[st
 
 def _refreshed(
     options: RunOptions, location: LedgerLocation, binding: Binding | None
-) -> dict[str, Seen] | None:
+) -> dict[str, Refreshed] | None:
     """Return what NCP holds now of a rollout's servers, read where it lives (None: nowhere)."""
     if binding is None or not binding.endpoint:
         return None

@@ -55,7 +55,7 @@ def document_mode(on: bool) -> Iterator[None]:
         yield
         return
     render.out.file = sys.stderr
-    render.stopped = said = render.Stopped()
+    render.stopped = said = render.StopNotice()
     _printed.clear()
     try:
         yield
@@ -94,7 +94,7 @@ def documented(command: F) -> F:
     return typing.cast(F, wrapper)
 
 
-def error_document(said: render.Stopped, code: int) -> dict[str, Any]:
+def error_document(said: render.StopNotice, code: int) -> dict[str, Any]:
     """Return why a command stopped as one document (``schemas/error.schema.json``)."""
     return {
         "error": {

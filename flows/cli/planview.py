@@ -21,7 +21,7 @@ from fleet.ledger import Record
 from fleet.ncp.client import NcpClient
 from fleet.options import ProvisionOptions
 from fleet.plan.changes import Action, Change
-from fleet.plan.refresh import Live, Seen
+from fleet.plan.refresh import Live, Refreshed
 from fleet.plan.survey import Survey
 from fleet.spec import ServerSpec
 from fleet.watch.polling import read_statuses
@@ -153,7 +153,7 @@ def summary_line(seen: Forecast) -> str:
     return "plan: " + ", ".join(parts)
 
 
-def live_lines(live: Mapping[str, Seen]) -> list[str]:
+def live_lines(live: Mapping[str, Refreshed]) -> list[str]:
     """Return what a refresh found: one count line, then each server not running, and why."""
     counted = Counter(s.live for s in live.values())
     head = ", ".join(f"{counted[v]} {v.value}" for v in Live if counted[v])

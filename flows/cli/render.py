@@ -61,7 +61,7 @@ def say(console: Console, message: str) -> None:
 
 
 @dataclass
-class Stopped:
+class StopNotice:
     """Why a command stopped, as it said it on stderr: kept for a JSON document of the error."""
 
     messages: list[str] = field(default_factory=list)
@@ -69,7 +69,7 @@ class Stopped:
 
 
 # Set while a command's stdout is a JSON document (flows.cli.documents): what stopped it, if any.
-stopped: Stopped | None = None
+stopped: StopNotice | None = None
 
 
 def report(message: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fleet.create.claims import Claims, WorkQueue
-from fleet.create.settle import Pending, SendClocks, Verdict, verdict_of
+from fleet.create.settle import Pending, SendClocks, Sighting, sighting_of
 from fleet.errors import LedgerConflict
 from fleet.ledger import AsyncLedger, Ledger, State
 from fleet.ledger.rows import iso
@@ -153,6 +153,6 @@ async def test_a_rerun_trusts_absence_only_a_window_after_the_latest_send_a_clai
     stamped = clock.now
     assert pending.sent_at == stamped + CLAIM_HORIZON
     window = 60.0
-    assert verdict_of(False, stamped + window, pending.sent_at, window, 0, 10) is Verdict.WAIT
+    assert sighting_of(False, stamped + window, pending.sent_at, window, 0, 10) is Sighting.WAIT
     late = stamped + window + CLAIM_HORIZON
-    assert verdict_of(False, late, pending.sent_at, window, 0, 10) is Verdict.ABSENT
+    assert sighting_of(False, late, pending.sent_at, window, 0, 10) is Sighting.ABSENT

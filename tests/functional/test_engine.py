@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from fleet.errors import LedgerError, RolloutError
+from fleet.errors import ErrorKind, LedgerError, RolloutError
 from fleet.ledger import Ledger, State
 from fleet.plan.survey import survey
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
-from fleet.states import ErrorKind
 from tests.support.engine import (
     FAST,
     OWNER,

@@ -11,6 +11,7 @@ import pytest
 from fleet.errors import (
     AmbiguousError,
     BindingError,
+    ErrorKind,
     LeaseHeld,
     LeaseLost,
     LedgerConflict,
@@ -21,7 +22,7 @@ from fleet.errors import (
 from fleet.ledger import AsyncLedger, Binding, Found, Ledger, Observed, State
 from fleet.ledger.rows import iso
 from fleet.spec import ServerSpec
-from fleet.states import ErrorKind, ServerStatus
+from fleet.states import ServerStatus
 from tests.support.clock import FakeClock
 
 OWNER = "run-1"

@@ -19,7 +19,7 @@ from fleet.ledger import AsyncLedger, Found, Ledger, State
 from fleet.ledger.leases import this_process
 from fleet.ledger.schema import leases
 from fleet.ncp.client import NcpClient, ServerInstance
-from fleet.ownership import Claim, Marker
+from fleet.ownership import Ground, Marker
 from fleet.plan.survey import survey
 from fleet.simulator import running_simulator
 from fleet.teardown import teardown, teardown_targets
@@ -84,7 +84,7 @@ async def test_teardown_leaves_another_rollouts_servers_under_our_names(tmp_path
             scope = await teardown_targets(client, book, "first")
             assert sorted(t.name for t in scope.targets) == ["web-001", "web-002"]
             assert sorted(a.name for a in scope.left) == ["web-003", "web-004", "web-005"]
-            assert {a.reason for a in scope.left} == {Claim.OTHER_MARKER.value}
+            assert {a.reason for a in scope.left} == {Ground.OTHER_MARKER.value}
             await teardown(client, book, "first", scope.targets, QUICK)
         state = sim.state()
     assert sorted(servers_by_name(state)) == ["web-003", "web-004", "web-005"]

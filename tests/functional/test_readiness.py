@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from fleet.errors import ErrorKind
 from fleet.simulator import running_simulator
-from fleet.states import ErrorKind, ServerStatus
+from fleet.states import ServerStatus
 from fleet.watch.readiness import wait_running
 from tests.support.engine import client_for, open_ledger, roll_out, specs
 from tests.support.simulator import sim_config

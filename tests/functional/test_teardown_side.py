@@ -14,7 +14,7 @@ from fleet.ncp.reads import BlockStorage, PublicIp, Resource
 from fleet.plan.survey import survey
 from fleet.simulator import running_simulator
 from fleet.spec import ServerSpec
-from fleet.teardown import ADOPTED_LEFT, Made, Step, next_step, teardown, teardown_targets
+from fleet.teardown import ADOPTED_LEFT, ExtraStep, Made, extra_step, teardown, teardown_targets
 from fleet.watch.readiness import wait_running
 from tests.support.engine import OWNER, QUICK, client_for, open_ledger, roll_out, specs
 from tests.support.simulator import sim_config
@@ -148,18 +148,18 @@ def _disk(server: str, op: str = "NULL") -> BlockStorage:
 @pytest.mark.parametrize(
     ("resource", "now", "step"),
     [
-        (IP, None, Step.GONE),  # deleted, or never listed again
-        (IP, _ip("", "DISAS"), Step.WAIT),  # an operation under way
-        (IP, _ip("101"), Step.DISASSOCIATE),  # still tied to its own (gone) server
-        (IP, _ip(""), Step.DELETE),
-        (IP, _ip("999"), Step.LEAVE),  # someone tied it to another server
-        (DISK, None, Step.GONE),  # went with its server, or deleted
-        (DISK, _disk("101"), Step.DETACH),
-        (DISK, _disk(""), Step.DELETE),
-        (DISK, _disk("", "DETAC"), Step.WAIT),
-        (DISK, _disk("999"), Step.LEAVE),
+        (IP, None, ExtraStep.GONE),  # deleted, or never listed again
+        (IP, _ip("", "DISAS"), ExtraStep.WAIT),  # an operation under way
+        (IP, _ip("101"), ExtraStep.DISASSOCIATE),  # still tied to its own (gone) server
+        (IP, _ip(""), ExtraStep.DELETE),
+        (IP, _ip("999"), ExtraStep.LEAVE),  # someone tied it to another server
+        (DISK, None, ExtraStep.GONE),  # went with its server, or deleted
+        (DISK, _disk("101"), ExtraStep.DETACH),
+        (DISK, _disk(""), ExtraStep.DELETE),
+        (DISK, _disk("", "DETAC"), ExtraStep.WAIT),
+        (DISK, _disk("999"), ExtraStep.LEAVE),
     ],
 )
-def test_next_step_table(resource: Extra, now: object, step: Step) -> None:
+def test_next_step_table(resource: Extra, now: object, step: ExtraStep) -> None:
     """What to do with a public IP or disk follows from what NCP lists of it now."""
-    assert next_step(resource, now) == step  # type: ignore[arg-type]
+    assert extra_step(resource, now) == step  # type: ignore[arg-type]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from fleet.errors import ErrorKind
 from fleet.ledger import Record
-from fleet.states import ErrorKind, State
+from fleet.states import State
 
 
 def record(name: str, message: str | None = None) -> Record:

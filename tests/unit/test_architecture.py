@@ -210,3 +210,14 @@ def test_the_async_ledger_has_every_method_of_the_ledger() -> None:
     public = {n for n in dir(Ledger) if not n.startswith("_") and callable(getattr(Ledger, n))}
     missing = public - set(vars(AsyncLedger)) - {"close"}  # closing the ledger is its owner's
     assert not missing, sorted(missing)
+
+
+def test_no_public_class_name_is_defined_twice() -> None:
+    """One name per idea: a public class of fleet/ or flows/ is defined in one module only."""
+    where: dict[str, list[str]] = {}
+    for name, (path, _) in _modules().items():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                where.setdefault(node.name, []).append(name)
+    twice = {cls: mods for cls, mods in where.items() if len(mods) > 1}
+    assert not twice, "\n".join(f"{cls}: {', '.join(mods)}" for cls, mods in sorted(twice.items()))

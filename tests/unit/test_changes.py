@@ -10,7 +10,7 @@ import pytest
 from fleet.ledger import Instance, PlanDelta, Record, State
 from fleet.ncp.client import ServerInstance
 from fleet.plan.changes import Action, plan_changes
-from fleet.plan.refresh import Live, Seen
+from fleet.plan.refresh import Live, Refreshed
 from fleet.plan.survey import Survey
 from fleet.spec import ServerSpec
 
@@ -36,10 +36,10 @@ def survey(**fields: object) -> Survey:
     return replace(empty, **fields)  # type: ignore[arg-type]
 
 
-def live(name: str, state: Live, spec_code: str = "s2-g3", protected: bool = False) -> Seen:
+def live(name: str, state: Live, spec_code: str = "s2-g3", protected: bool = False) -> Refreshed:
     raw = {"serverInstanceNo": "91", "serverName": name, "serverSpecCode": spec_code,
            "isProtectServerTermination": protected}  # fmt: skip
-    return Seen(name, "91", "", state, ServerInstance.from_api(raw))
+    return Refreshed(name, "91", "", state, ServerInstance.from_api(raw))
 
 
 def intent(name: str, state: State, why: str = "") -> Instance:

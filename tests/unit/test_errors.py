@@ -8,8 +8,12 @@ import pytest
 
 from fleet.errors import (
     AmbiguousError,
+    BindingError,
+    ErrorKind,
     InventoryError,
-    Kind,
+    LeaseLost,
+    LedgerConflict,
+    LedgerError,
     NcpError,
     PermanentError,
     Problem,
@@ -17,9 +21,10 @@ from fleet.errors import (
     ThrottledError,
     classify,
     error_for,
+    is_verdict,
 )
 
-R, T, A, P = Kind.RETRYABLE, Kind.THROTTLED, Kind.AMBIGUOUS, Kind.PERMANENT
+R, T, A, P = ErrorKind.RETRYABLE, ErrorKind.THROTTLED, ErrorKind.AMBIGUOUS, ErrorKind.PERMANENT
 
 TABLE = [
     (400, "100", P),  # Bad Request Exception
@@ -46,7 +51,7 @@ TABLE = [
 
 
 @pytest.mark.parametrize(("status", "code", "kind"), TABLE)
-def test_classification_table(status: int, code: str | None, kind: Kind) -> None:
+def test_classification_table(status: int, code: str | None, kind: ErrorKind) -> None:
     """Each (HTTP status, NCP code) pair means what NCP's documentation says it does."""
     assert classify(status, code) is kind
 
@@ -60,7 +65,9 @@ def test_classification_table(status: int, code: str | None, kind: Kind) -> None
         (P, PermanentError, NcpError),
     ],
 )
-def test_class_carries_the_kind(kind: Kind, cls: type[NcpError], parent: type[NcpError]) -> None:
+def test_class_carries_the_kind(
+    kind: ErrorKind, cls: type[NcpError], parent: type[NcpError]
+) -> None:
     """The exception class says the retry decision, so callers branch on the type."""
     assert error_for(kind) is cls
     assert issubclass(cls, parent)
@@ -98,3 +105,20 @@ def test_inventory_error_survives_pickle_and_lists_every_problem() -> None:
     back = pickle.loads(pickle.dumps(err))
     assert back.problems == err.problems
     assert str(back).splitlines() == ["a.csv:3: vpcNo: required", "b.csv: empty file"]
+
+
+VERDICTS = [
+    (InventoryError([]), True),  # a bad inventory stays bad
+    (PermanentError("refused"), True),  # NCP refused: it refuses again
+    (BindingError("bound elsewhere"), True),
+    (LedgerConflict("another run has it"), True),
+    (LeaseLost("taken over"), True),
+    (LedgerError("database is locked"), False),  # a hiccup: a retry may cure it
+    (RuntimeError("a bug"), False),  # not raised on purpose: retried, keeps its traceback
+]
+
+
+@pytest.mark.parametrize(("error", "verdict"), VERDICTS)
+def test_a_verdict_is_what_no_retry_changes(error: BaseException, verdict: bool) -> None:
+    """The one rule a task's retry and a task's stop both read."""
+    assert is_verdict(error) is verdict

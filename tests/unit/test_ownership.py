@@ -8,7 +8,7 @@ import pytest
 
 from fleet.ncp.client import ServerInstance
 from fleet.ncp.parameters import MARKER_BYTES
-from fleet.ownership import Claim, Evidence, Marker, describe, judge
+from fleet.ownership import Evidence, Ground, Marker, describe, judge
 
 OURS = "k3v9x2m7q1"
 THEIRS = "z9y8x7w6v5"
@@ -27,44 +27,44 @@ def server(no: str = "101", description: str = "") -> ServerInstance:
 MARK = f"fleet-{OURS}-5f3a9c2e-2"
 OTHER = f"fleet-{THEIRS}-00c0ffee-1"
 
-# (description, recorded numbers and origins, legacy row, made in its window) -> verdict
+# (description, recorded numbers and origins, legacy row, made in its window) -> judgement
 TABLE = [
-    (MARK, {}, False, False, True, Claim.MARKED),
-    (f"web tier {MARK}", {}, False, False, True, Claim.MARKED),
-    (OTHER, {}, False, False, False, Claim.OTHER_MARKER),
-    ("", {}, False, False, False, Claim.UNMARKED),
-    ("made by hand", {}, False, True, False, Claim.UNMARKED),  # a window proves nothing now
-    ("", {"101": "answer"}, False, False, True, Claim.RECORDED),
+    (MARK, {}, False, False, True, Ground.MARKED),
+    (f"web tier {MARK}", {}, False, False, True, Ground.MARKED),
+    (OTHER, {}, False, False, False, Ground.OTHER_MARKER),
+    ("", {}, False, False, False, Ground.UNMARKED),
+    ("made by hand", {}, False, True, False, Ground.UNMARKED),  # a window proves nothing now
+    ("", {"101": "answer"}, False, False, True, Ground.RECORDED),
     # Edited by hand after its number was recorded: still ours, by its number.
-    (OTHER, {"101": "lookup"}, False, False, True, Claim.RECORDED),
-    ("", {"101": "adopted"}, False, False, True, Claim.ADOPTED),
-    ("", {"999": "answer"}, False, False, False, Claim.UNMARKED),  # another number recorded
+    (OTHER, {"101": "lookup"}, False, False, True, Ground.RECORDED),
+    ("", {"101": "adopted"}, False, False, True, Ground.ADOPTED),
+    ("", {"999": "answer"}, False, False, False, Ground.UNMARKED),  # another number recorded
     # A row last sent before markers: the old rule, made while its creates went out.
-    ("", {}, True, True, True, Claim.SENT_BEFORE_MARKERS),
-    ("", {}, True, False, False, Claim.UNMARKED),
-    (OTHER, {}, True, True, False, Claim.OTHER_MARKER),  # another rollout's, whenever made
-    (f"{MARK} and more words", {}, False, False, False, Claim.UNMARKED),  # not the last word
+    ("", {}, True, True, True, Ground.SENT_BEFORE_MARKERS),
+    ("", {}, True, False, False, Ground.UNMARKED),
+    (OTHER, {}, True, True, False, Ground.OTHER_MARKER),  # another rollout's, whenever made
+    (f"{MARK} and more words", {}, False, False, False, Ground.UNMARKED),  # not the last word
 ]
 
 
-@pytest.mark.parametrize(("description", "recorded", "legacy", "window", "ours", "claim"), TABLE)
+@pytest.mark.parametrize(("description", "recorded", "legacy", "window", "ours", "ground"), TABLE)
 def test_judge(
     description: str,
     recorded: dict[str, str],
     legacy: bool,
     window: bool,
     ours: bool,
-    claim: Claim,
+    ground: Ground,
 ) -> None:
     """Each row of the proof rule, first match first."""
-    verdict = judge(server(description=description), Evidence(OURS, recorded, legacy, window))
-    assert (verdict.ours, verdict.claim) == (ours, claim)
+    judgement = judge(server(description=description), Evidence(OURS, recorded, legacy, window))
+    assert (judgement.ours, judgement.ground) == (ours, ground)
 
 
 def test_an_adopted_server_is_ours_but_not_made_by_us() -> None:
     """Adopted servers belong to the rollout, but fleet did not create them."""
-    verdict = judge(server(), Evidence(OURS, {"101": "adopted"}))
-    assert verdict.ours and not verdict.made_by_us
+    judgement = judge(server(), Evidence(OURS, {"101": "adopted"}))
+    assert judgement.ours and not judgement.made_by_us
 
 
 def test_a_rollout_without_an_id_owns_only_what_it_recorded() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from fleet.ncp.client import ServerInstance
-from fleet.ownership import Claim, Evidence, Marker, ProbeMarker, judge, probe_owns
+from fleet.ownership import Evidence, Ground, Marker, ProbeMarker, judge, probe_owns
 from tests.support.inventory import problems_of, table
 
 ROLLOUT = "k3v9x2m7q1"
@@ -47,19 +47,19 @@ def test_a_probe_marker_is_never_read_as_a_create_marker(description, probe, cre
 # Whatever a rollout knows of it, a probe's server is not the rollout's: only its number,
 # recorded from the rollout's own create answer, outranks the marker (as for any description).
 EVIDENCE = [
-    (Evidence(ROLLOUT, {}), False, Claim.PROBE),
-    (Evidence(ROLLOUT, {"101": "adopted"}), False, Claim.PROBE),  # never adopted either
-    (Evidence(ROLLOUT, {}, legacy=True, in_window=True), False, Claim.PROBE),
-    (Evidence(None, {}, legacy=True, in_window=True), False, Claim.PROBE),
-    (Evidence(ROLLOUT, {"101": "answer"}), True, Claim.RECORDED),
+    (Evidence(ROLLOUT, {}), False, Ground.PROBE),
+    (Evidence(ROLLOUT, {"101": "adopted"}), False, Ground.PROBE),  # never adopted either
+    (Evidence(ROLLOUT, {}, legacy=True, in_window=True), False, Ground.PROBE),
+    (Evidence(None, {}, legacy=True, in_window=True), False, Ground.PROBE),
+    (Evidence(ROLLOUT, {"101": "answer"}), True, Ground.RECORDED),
 ]
 
 
-@pytest.mark.parametrize(("evidence", "ours", "claim"), EVIDENCE)
-def test_a_rollout_never_takes_a_probe_server_as_its_own(evidence, ours, claim):
+@pytest.mark.parametrize(("evidence", "ours", "ground"), EVIDENCE)
+def test_a_rollout_never_takes_a_probe_server_as_its_own(evidence, ours, ground):
     """judge: a server carrying the probe's marker is no rollout's, adopted or sent in a window."""
-    verdict = judge(server(f"fleet probe server {PROBE}"), evidence)
-    assert (verdict.ours, verdict.claim) == (ours, claim)
+    judgement = judge(server(f"fleet probe server {PROBE}"), evidence)
+    assert (judgement.ours, judgement.ground) == (ours, ground)
 
 
 @pytest.mark.parametrize(

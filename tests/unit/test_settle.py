@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from fleet.create.settle import Pending, SendClocks, Settler, Verdict, verdict_of
+from fleet.create.settle import Pending, SendClocks, Settler, Sighting, sighting_of
 from fleet.errors import RetryableError
 from fleet.ownership import epoch
 from tests.support.clock import FakeClock
@@ -16,27 +16,27 @@ from tests.support.records import record
 WINDOW, PATIENCE = 60.0, 3
 SENT = 1_000.0
 
-# (listed?, look-up began at, failed look-ups in a row, verdict). None: the look-up failed.
+# (listed?, look-up began at, failed look-ups in a row, sighting). None: the look-up failed.
 ROWS = [
-    (True, SENT + 1, 0, Verdict.FOUND),  # listed: found, whenever
-    (True, SENT + 500, 0, Verdict.FOUND),
-    (False, SENT + 1, 0, Verdict.WAIT),  # not listed yet, too early to trust it
-    (False, SENT + 59.9, 0, Verdict.WAIT),  # began a moment too early: not trusted
-    (False, SENT + 60, 0, Verdict.ABSENT),  # began a window after the send: trusted
-    (False, SENT + 30, 0, Verdict.WAIT),  # an early 'no', however late it is read: look again
-    (None, SENT + 70, 1, Verdict.WAIT),  # the look-up failed: try again
-    (None, SENT + 70, 2, Verdict.WAIT),
-    (None, SENT + 70, 3, Verdict.UNKNOWN),  # the third failure in a row: given up
-    (None, SENT + 99_999, 1, Verdict.WAIT),  # hours later, one failure is still one failure
+    (True, SENT + 1, 0, Sighting.FOUND),  # listed: found, whenever
+    (True, SENT + 500, 0, Sighting.FOUND),
+    (False, SENT + 1, 0, Sighting.WAIT),  # not listed yet, too early to trust it
+    (False, SENT + 59.9, 0, Sighting.WAIT),  # began a moment too early: not trusted
+    (False, SENT + 60, 0, Sighting.ABSENT),  # began a window after the send: trusted
+    (False, SENT + 30, 0, Sighting.WAIT),  # an early 'no', however late it is read: look again
+    (None, SENT + 70, 1, Sighting.WAIT),  # the look-up failed: try again
+    (None, SENT + 70, 2, Sighting.WAIT),
+    (None, SENT + 70, 3, Sighting.UNKNOWN),  # the third failure in a row: given up
+    (None, SENT + 99_999, 1, Sighting.WAIT),  # hours later, one failure is still one failure
 ]
 
 
-@pytest.mark.parametrize(("listed", "looked_at", "failures", "verdict"), ROWS)
+@pytest.mark.parametrize(("listed", "looked_at", "failures", "sighting"), ROWS)
 def test_not_listed_is_trusted_only_a_window_after_the_send(
-    listed: bool | None, looked_at: float, failures: int, verdict: Verdict
+    listed: bool | None, looked_at: float, failures: int, sighting: Sighting
 ) -> None:
     """'Not listed' means 'not created' only for a look-up begun a window after the send."""
-    assert verdict_of(listed, looked_at, SENT, WINDOW, failures, PATIENCE) is verdict
+    assert sighting_of(listed, looked_at, SENT, WINDOW, failures, PATIENCE) is sighting
 
 
 # A rerun settling a create the ledger stamped: NCP's clock ages it, else the ledger's.
@@ -102,9 +102,9 @@ async def test_a_busy_machine_never_gives_up_on_a_server_its_look_ups_never_judg
     settler = Settler(client, window=WINDOW, patience=3, clock=clock)  # type: ignore[arg-type]
     settler.add(pending(SENT))
     (first,) = await settler.round()
-    assert first.verdict is Verdict.WAIT  # began at SENT, judged at SENT + 500: too early to trust
+    assert first.sighting is Sighting.WAIT  # began at SENT, judged at SENT + 500: too early
     (second,) = await settler.round()
-    assert second.verdict is Verdict.ABSENT  # this one began after the window
+    assert second.sighting is Sighting.ABSENT  # this one began after the window
 
 
 @pytest.mark.anyio
@@ -114,6 +114,6 @@ async def test_look_ups_are_given_up_on_after_so_many_failures_however_long_they
     client = SlowLookups(clock, busy=10_000.0, fail=True)
     settler = Settler(client, window=WINDOW, patience=3, clock=clock)  # type: ignore[arg-type]
     settler.add(pending(SENT))
-    verdicts = [(await settler.round())[0].verdict for _ in range(3)]
-    assert verdicts == [Verdict.WAIT, Verdict.WAIT, Verdict.UNKNOWN]
+    sightings = [(await settler.round())[0].sighting for _ in range(3)]
+    assert sightings == [Sighting.WAIT, Sighting.WAIT, Sighting.UNKNOWN]
     assert client.calls == 3
