@@ -50,7 +50,7 @@ def write_inventory(path: Path, n: int) -> Path:
 
 def build_specs(n: int, file: str = "bench.csv") -> list[Any]:
     """Return the ServerSpecs of n servers, as load_inventories expands write_inventory's file."""
-    from fleet.spec import ServerSpec
+    from fleet.planned import PlannedServer
 
     out = []
     for i, name in enumerate(names(n)):
@@ -63,7 +63,7 @@ def build_specs(n: int, file: str = "bench.csv") -> list[Any]:
             ("serverName", name),
             ("networkInterfaceList.1.networkInterfaceOrder", "0"),
         )
-        out.append(ServerSpec(name, file, i // GROUP + 2, params))
+        out.append(PlannedServer(name, file, i // GROUP + 2, params))
     return out
 
 

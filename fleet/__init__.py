@@ -36,10 +36,10 @@ from fleet.ncp.signing import sign, signed_headers
 from fleet.options import ProbeOptions, ProvisionOptions, RunOptions, TeardownOptions
 from fleet.plan.preflight import PreflightReport, preflight
 from fleet.plan.survey import Survey, survey
+from fleet.planned import PlannedServer
 from fleet.probe import ProbeResult, probe
 from fleet.report.results import results_path, write_results
 from fleet.report.summary import RolloutSummary
-from fleet.spec import ServerSpec
 from fleet.states import Operation, ServerStatus, State
 from fleet.teardown import teardown, teardown_targets
 from fleet.watch.readiness import wait_running
@@ -68,6 +68,7 @@ __all__ = [
     "Operation",
     "PermanentError",
     "Permit",
+    "PlannedServer",
     "PreflightError",
     "PreflightReport",
     "ProbeOptions",
@@ -84,7 +85,6 @@ __all__ = [
     "RolloutSummary",
     "RunOptions",
     "ServerInstance",
-    "ServerSpec",
     "ServerStatus",
     "State",
     "Survey",

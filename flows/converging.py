@@ -19,9 +19,9 @@ from fleet.plan import refresh as converge
 from fleet.plan.changes import Action, Change
 from fleet.plan.refresh import Refreshed
 from fleet.plan.survey import Survey
+from fleet.planned import PlannedServer
 from fleet.reshape.finish import Finished, finish
 from fleet.reshape.resize import Pace, Reshaped, destroy, replace, resize, retire
-from fleet.spec import ServerSpec
 from fleet.teardown import TeardownReport
 from flows import events
 from flows.runtime import runtime, teardown_options
@@ -172,7 +172,7 @@ async def start_stopped(key: str, stopped: list[Refreshed]) -> list[str]:
 async def reshape_servers(
     key: str,
     changes: list[Change],
-    specs: list[ServerSpec],
+    specs: list[PlannedServer],
     options: ProvisionOptions,
     protected: list[str],
 ) -> Reshaped:

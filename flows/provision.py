@@ -23,11 +23,11 @@ from fleet.options import ProvisionOptions
 from fleet.plan.changes import Action, Change, plan_changes
 from fleet.plan.preflight import SKIPPED, preflight
 from fleet.plan.survey import Survey, Twin, survey, twins_of
+from fleet.planned import PlannedServer
 from fleet.report import results
 from fleet.report.results import Tally, results_path
 from fleet.report.summary import RolloutSummary, WaveOutcome, counts_words
 from fleet.reshape.finish import Finished
-from fleet.spec import ServerSpec
 from fleet.teardown import TeardownReport
 from fleet.watch.readiness import WaitReport, wait_running
 from flows import converging, events
@@ -55,7 +55,7 @@ MAX_CHUNKS = 20  # tens of task runs, never one per server: a task run costs 5-4
 MIN_CHUNK = 500
 
 
-def chunks(specs: Sequence[ServerSpec], size: int | None = None) -> list[list[ServerSpec]]:
+def chunks(specs: Sequence[PlannedServer], size: int | None = None) -> list[list[PlannedServer]]:
     """Split servers into at most MAX_CHUNKS chunks (or chunks of ``size``)."""
     if not specs:
         return []
@@ -65,14 +65,14 @@ def chunks(specs: Sequence[ServerSpec], size: int | None = None) -> list[list[Se
 
 @task(name="load-inventories", cache_policy=NO_CACHE, persist_result=False)
 @sync_verdicts_as_data
-def load(inventories: list[str]) -> list[ServerSpec]:
+def load(inventories: list[str]) -> list[PlannedServer]:
     """Read, validate and expand the inventories; every problem at once, before any call."""
     return load_inventories(inventories)
 
 
 async def plan_rollout(
     rt: Runtime,
-    specs: Sequence[ServerSpec],
+    specs: Sequence[PlannedServer],
     options: ProvisionOptions,
     *,
     owner: str | None,
@@ -99,7 +99,7 @@ async def plan_rollout(
 
 @task(name="plan", cache_policy=NO_CACHE, persist_result=False)
 @verdicts_as_data
-async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> Survey:
+async def plan(key: str, specs: list[PlannedServer], options: ProvisionOptions) -> Survey:
     """Check the inventory's references, then compare it with the ledger and with NCP."""
     rt = runtime(key)
     logger = get_run_logger()
@@ -112,7 +112,7 @@ async def plan(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> 
 
 @task(name="provision-chunk", **CHUNK_TASK)
 @verdicts_as_data
-async def provision_chunk(key: str, specs: list[ServerSpec], options: ProvisionOptions) -> None:
+async def provision_chunk(key: str, specs: list[PlannedServer], options: ProvisionOptions) -> None:
     """Create (or settle) one chunk of servers; per-server failures are recorded, not raised."""
     await provision_in(runtime(key), specs, options)
 
@@ -210,7 +210,7 @@ async def _decided(run: Coroutine[Any, Any, T | Stopped]) -> T:
     return decided(await run)
 
 
-async def _provision(key: str, work: Sequence[ServerSpec], options: ProvisionOptions) -> None:
+async def _provision(key: str, work: Sequence[PlannedServer], options: ProvisionOptions) -> None:
     """Run the chunk tasks together; one failing (after its retry) cancels and awaits the rest.
 
     A few of them send at once (``Runtime.sending``); the others wait for a slot.
@@ -228,7 +228,7 @@ async def _provision(key: str, work: Sequence[ServerSpec], options: ProvisionOpt
         ) from first
 
 
-def _log_plan(name: str, specs: Sequence[ServerSpec], found: Survey) -> None:
+def _log_plan(name: str, specs: Sequence[PlannedServer], found: Survey) -> None:
     logger = get_run_logger()
     logger.info(
         "rollout %s: %d servers, %d to create, %d to settle, %d already created, "
@@ -262,7 +262,7 @@ def _log_plan(name: str, specs: Sequence[ServerSpec], found: Survey) -> None:
 
 def _summary(
     rt: Runtime,
-    specs: Sequence[ServerSpec],
+    specs: Sequence[PlannedServer],
     found: Survey,
     created: _Created,
     options: ProvisionOptions,
@@ -315,7 +315,7 @@ async def _create(
     found: Survey,
     options: ProvisionOptions,
     reshaping: Sequence[Change] = (),
-    specs: Sequence[ServerSpec] = (),
+    specs: Sequence[PlannedServer] = (),
 ) -> _Created:
     """Create the servers: all at once in chunk tasks (waiting after, if asked), or in stages.
 
@@ -417,7 +417,7 @@ async def _unless_retired(rt: Runtime, options: ProvisionOptions) -> None:
 
 
 async def _changes(
-    rt: Runtime, specs: Sequence[ServerSpec], found: Survey, options: ProvisionOptions
+    rt: Runtime, specs: Sequence[PlannedServer], found: Survey, options: ProvisionOptions
 ) -> tuple[list[Change], converging.Drift | None]:
     """Say what the plan found; return its one change per server and the drift; tell the start."""
     _log_plan(rt.rollout, specs, found)
@@ -450,7 +450,7 @@ class _Applied:
 async def _apply(
     rt: Runtime,
     changes: list[Change],
-    specs: Sequence[ServerSpec],
+    specs: Sequence[PlannedServer],
     found: Survey,
     options: ProvisionOptions,
     keep_deposed: bool = False,

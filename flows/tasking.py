@@ -16,7 +16,7 @@ from prefect.utilities.annotations import quote
 from fleet.create.engine import Provisioner
 from fleet.errors import is_verdict
 from fleet.options import ProvisionOptions
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from flows.runtime import Runtime
 
 __all__ = ["CHUNK_TASK", "engine_for", "infrastructure_only", "provision_in", "unvisited"]
@@ -73,7 +73,7 @@ def engine_for(rt: Runtime, options: ProvisionOptions) -> Provisioner:
 
 async def provision_in(
     rt: Runtime,
-    specs: Sequence[ServerSpec],
+    specs: Sequence[PlannedServer],
     options: ProvisionOptions,
     *,
     stop: Callable[[], bool] | None = None,

@@ -21,9 +21,9 @@ from fleet.create.stages import Stage, covered, resize_next, stages_for
 from fleet.ledger import Record, State
 from fleet.options import Budget, ProvisionOptions, Size, parse_sizes
 from fleet.plan.changes import Action, Change
+from fleet.planned import PlannedServer
 from fleet.report.summary import WAVE_COLUMNS, WaveOutcome
 from fleet.reshape.resize import Pace, resize, retire
-from fleet.spec import ServerSpec
 from fleet.watch.readiness import WaitReport, wait_running
 from flows import approval, events
 from flows.runtime import Runtime, runtime, teardown_options
@@ -79,7 +79,7 @@ def _outcome(name: str, records: Sequence[Record], report: WaitReport) -> WaveOu
 async def run_wave(
     key: str,
     name: str,
-    specs: list[ServerSpec],
+    specs: list[PlannedServer],
     options: ProvisionOptions,
     spent: tuple[int, int],
     changes: list[Change] | None = None,
@@ -120,7 +120,7 @@ async def run_wave(
 
 
 async def _begin(
-    rt: Runtime, specs: Sequence[ServerSpec], changes: Sequence[Change]
+    rt: Runtime, specs: Sequence[PlannedServer], changes: Sequence[Change]
 ) -> list[Change]:
     """Plan a stage's replacements anew (their old instances kept); return its resizes."""
     by_name = {s.name: s for s in specs}
@@ -171,10 +171,10 @@ def _stop_reason(
 
 async def run_stages(
     rt: Runtime,
-    work: Sequence[ServerSpec],
+    work: Sequence[PlannedServer],
     options: ProvisionOptions,
     reshaping: Sequence[Change] = (),
-    specs: Sequence[ServerSpec] = (),
+    specs: Sequence[PlannedServer] = (),
 ) -> tuple[list[WaveOutcome], str | None]:
     """Run the canary and the waves in order; return each stage's outcome and why it stopped.
 
@@ -228,8 +228,8 @@ async def run_stages(
 
 
 def _in_order(
-    work: Sequence[ServerSpec], reshaping: Sequence[Change], specs: Sequence[ServerSpec]
-) -> list[ServerSpec]:
+    work: Sequence[PlannedServer], reshaping: Sequence[Change], specs: Sequence[PlannedServer]
+) -> list[PlannedServer]:
     """Return the servers to create and to change, in inventory order."""
     changing = {c.name for c in reshaping}
     if not changing:

@@ -21,7 +21,7 @@ from itertools import chain, islice
 from fleet.errors import LedgerConflict
 from fleet.ledger import AsyncLedger
 from fleet.ownership import CLAIM_HORIZON
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 
 __all__ = ["Claims", "WorkQueue"]
 
@@ -36,20 +36,20 @@ _MEASURED = 4
 Claimed = list[int | LedgerConflict]
 
 
-class WorkQueue(asyncio.Queue[ServerSpec]):
+class WorkQueue(asyncio.Queue[PlannedServer]):
     """The servers to send, in order; the claimer can see which come next."""
 
     def _init(self, maxsize: int) -> None:
-        self._specs: deque[ServerSpec] = deque()
+        self._specs: deque[PlannedServer] = deque()
         self._queue = self._specs  # asyncio.Queue counts and tests emptiness on _queue
 
-    def _put(self, item: ServerSpec) -> None:
+    def _put(self, item: PlannedServer) -> None:
         self._specs.append(item)
 
-    def _get(self) -> ServerSpec:
+    def _get(self) -> PlannedServer:
         return self._specs.popleft()
 
-    def upcoming(self) -> Iterator[ServerSpec]:
+    def upcoming(self) -> Iterator[PlannedServer]:
         """Iterate over the queued servers, next first (without taking them)."""
         return iter(self._specs)
 
@@ -86,7 +86,7 @@ class Claims:
         self._rate = rate
         self._ahead: dict[str, _Ahead] = {}
         # Taken by a worker, waiting for the limiter: these go out first, in this order.
-        self._taken: dict[str, ServerSpec] = {}
+        self._taken: dict[str, PlannedServer] = {}
         self._sends: deque[float] = deque(maxlen=MOST_AHEAD)  # when our last creates left
         self.batches = 0  # shared commits begun, for tests and figures
         self.restamps = 0
@@ -104,13 +104,13 @@ class Claims:
         pace = own if rate is None else min(rate, own)
         return max(1, min(MOST_AHEAD, int(pace * CLAIM_HORIZON * AHEAD_SHARE)))
 
-    async def next(self, queue: WorkQueue) -> ServerSpec:
+    async def next(self, queue: WorkQueue) -> PlannedServer:
         """Take the next server from the queue, for a worker to send."""
         spec = await queue.get()
         self._taken[spec.name] = spec
         return spec
 
-    async def claim(self, spec: ServerSpec, queue: WorkQueue) -> int:
+    async def claim(self, spec: PlannedServer, queue: WorkQueue) -> int:
         """Return the attempt of ``spec``'s committed claim, made now or ahead of it.
 
         Called just before its create goes out. Claims the servers due next with it: those
@@ -138,7 +138,7 @@ class Claims:
             self._ahead[other.name] = _Ahead(batch, index, at)
         return _attempt(await asyncio.shield(batch), 0)
 
-    async def _take(self, spec: ServerSpec, ahead: _Ahead) -> int:
+    async def _take(self, spec: PlannedServer, ahead: _Ahead) -> int:
         attempt = _attempt(await asyncio.shield(ahead.batch), ahead.index)
         if self._clock() - ahead.at > CLAIM_HORIZON:  # late: the stamp must not promise too much
             await self._ledger.restamp(
@@ -147,7 +147,7 @@ class Claims:
             self.restamps += 1
         return attempt
 
-    async def release(self, spec: ServerSpec) -> None:
+    async def release(self, spec: PlannedServer) -> None:
         """Undo ``spec``'s claim if it was made ahead: its create will not go out now."""
         self._taken.pop(spec.name, None)
         ahead = self._ahead.pop(spec.name, None)

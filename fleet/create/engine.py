@@ -34,7 +34,7 @@ from fleet.ledger import AsyncLedger, Record
 from fleet.ncp.client import NcpClient, Params
 from fleet.options import ProvisionOptions
 from fleet.ownership import Marker, describe, found_from, new_rollout_id, new_run_tag
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 
 __all__ = ["Progress", "Provisioner"]
 
@@ -118,7 +118,7 @@ class Provisioner:
 
     async def provision(
         self,
-        specs: Sequence[ServerSpec],
+        specs: Sequence[PlannedServer],
         *,
         stop: Callable[[], bool] | None = None,
         drained: Callable[[], None] | None = None,
@@ -230,7 +230,7 @@ class Provisioner:
             if finished:
                 await state.finish(self)
 
-    async def _claim(self, spec: ServerSpec, send: _Send, state: _RunState) -> Params:
+    async def _claim(self, spec: PlannedServer, send: _Send, state: _RunState) -> Params:
         """Claim a create just before it leaves; return its parameters, marked.
 
         Committed before the create is signed and sent; every retry is written too. The budget
@@ -248,7 +248,7 @@ class Provisioner:
         assert self.rollout_id is not None
         return marked(spec.params, Marker(self.rollout_id, self.run, send.attempt))
 
-    async def _create(self, spec: ServerSpec, settler: Settler, state: _RunState) -> bool:
+    async def _create(self, spec: PlannedServer, settler: Settler, state: _RunState) -> bool:
         """Send one server's create; return True once it is settled (False: unsettled)."""
         book = self.ledger.sync
         send = _Send()
@@ -305,7 +305,7 @@ class Provisioner:
         return True
 
     def _to_settler(
-        self, spec: ServerSpec, send: _Send, settler: Settler, request_id: str | None
+        self, spec: PlannedServer, send: _Send, settler: Settler, request_id: str | None
     ) -> None:
         assert send.attempt is not None
         settler.add(Pending(spec, send.attempt, send.sent_at, spec.region, spec.vpc_no, request_id))

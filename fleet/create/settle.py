@@ -34,7 +34,7 @@ from fleet.errors import NcpError
 from fleet.ledger import Record
 from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.ownership import CLAIM_HORIZON, Evidence, epoch, judge
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 
 __all__ = [
     "FIRST_LOOK",
@@ -91,7 +91,7 @@ def sighting_of(
 class Pending:
     """A server whose last create may or may not have made it."""
 
-    spec: ServerSpec  # what the inventory says now (sent again only once surely absent)
+    spec: PlannedServer  # what the inventory says now (sent again only once surely absent)
     attempt: int  # the ledger's attempt count at that create: the compare-and-set token
     sent_at: float  # when that create went out, on this process's clock (seconds)
     region: str  # where it was sent: looked up there, whatever the inventory says now
@@ -101,7 +101,7 @@ class Pending:
 
     @classmethod
     def from_record(
-        cls, spec: ServerSpec, record: Record, now: float, clocks: SendClocks
+        cls, spec: PlannedServer, record: Record, now: float, clocks: SendClocks
     ) -> Pending:
         """Return the pending look-up of a server an earlier run left unsettled.
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fleet.options import ProvisionOptions, Size, parse_sizes
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 
 __all__ = [
     "CANARY",
@@ -40,7 +40,7 @@ class Stage:
     """One step of a rollout: its name (canary, wave-02 ...) and the servers it creates."""
 
     name: str
-    specs: tuple[ServerSpec, ...]
+    specs: tuple[PlannedServer, ...]
 
     @property
     def canary(self) -> bool:
@@ -48,9 +48,9 @@ class Stage:
         return self.name == CANARY
 
 
-def _canary(work: Sequence[ServerSpec], size: Size, total: int) -> list[ServerSpec]:
+def _canary(work: Sequence[PlannedServer], size: Size, total: int) -> list[PlannedServer]:
     """Return one server of every row, then more in inventory order up to the size."""
-    chosen: dict[str, ServerSpec] = {}
+    chosen: dict[str, PlannedServer] = {}
     rows: set[tuple[str, int]] = set()
     for spec in work:
         if (spec.file, spec.line) not in rows:
@@ -69,7 +69,7 @@ def wave_name(place: int) -> str:
 
 
 def plan_stages(
-    work: Sequence[ServerSpec], canary: Size | None, waves: Sequence[Size] = ()
+    work: Sequence[PlannedServer], canary: Size | None, waves: Sequence[Size] = ()
 ) -> list[Stage]:
     """Split the servers to create into a canary and waves; one stage when neither is asked."""
     if canary is None and not waves:
@@ -94,7 +94,7 @@ def plan_stages(
     return stages
 
 
-def stages_for(options: ProvisionOptions, work: Sequence[ServerSpec]) -> list[Stage]:
+def stages_for(options: ProvisionOptions, work: Sequence[PlannedServer]) -> list[Stage]:
     """Return a rollout's stages, as its options ask, for the servers it has to create."""
     canary = Size.parse(options.canary) if options.canary else None
     if canary is None and options.approve != "none":

@@ -46,12 +46,12 @@ from fleet.inventory.names import expand
 from fleet.inventory.report import Report
 from fleet.inventory.rules import RULES, Rows
 from fleet.inventory.sheets import read_sheets
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 
 __all__ = ["ServerSpec", "forget_loaded", "load_inventories", "validate_inventories"]
 
 
-def load_inventories(paths: Sequence[str | Path]) -> list[ServerSpec]:
+def load_inventories(paths: Sequence[str | Path]) -> list[PlannedServer]:
     """Read, validate and expand inventories; raise InventoryError listing every problem.
 
     Args:
@@ -80,7 +80,7 @@ def load_inventories(paths: Sequence[str | Path]) -> list[ServerSpec]:
 _Key = tuple[tuple[str, str], ...]
 # The last inventories loaded in this process, by the identity of their files: the command line
 # checks them before it starts a flow, whose first task loads them again; once is enough.
-_LAST: dict[_Key, tuple[ServerSpec, ...]] = {}
+_LAST: dict[_Key, tuple[PlannedServer, ...]] = {}
 
 
 def forget_loaded() -> None:

@@ -22,7 +22,7 @@ import pandas as pd
 from fleet.inventory.columns import Columns, Ints, type_of
 from fleet.inventory.names import COUNT, NAME, Expansion
 from fleet.ncp.parameters import LISTS, SCALARS, Type
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 
 __all__ = ["encode"]
 
@@ -42,7 +42,7 @@ _HEAD = tuple(SCALARS)[: tuple(SCALARS).index(COUNT)]
 _TAIL = tuple(SCALARS)[tuple(SCALARS).index(NAME) + 1 :]
 
 
-def encode(columns: Columns, expansion: Expansion) -> list[ServerSpec]:
+def encode(columns: Columns, expansion: Expansion) -> list[PlannedServer]:
     """Return one ServerSpec per expanded name: file, row, then serial order."""
     rows = len(columns)
     head = _row_params([_scalar_elements(columns, name) for name in _HEAD], rows)
@@ -55,14 +55,14 @@ def encode(columns: Columns, expansion: Expansion) -> list[ServerSpec]:
     lines = columns.line_of.tolist()
     names = expansion.names.tolist()
     renumbered = _renumbering(columns)
-    specs: list[ServerSpec] = []
+    specs: list[PlannedServer] = []
     for row, (offset, count) in enumerate(
         zip(expansion.offsets.tolist(), expansion.counts.tolist(), strict=True)
     ):
         row_head, row_tail = head[row], tail[row]
         file, line = columns.files[files[row]], lines[row]
         specs.extend(
-            ServerSpec(
+            PlannedServer(
                 name,
                 file,
                 line,

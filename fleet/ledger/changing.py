@@ -16,7 +16,7 @@ import json
 
 import sqlalchemy as sa
 
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from fleet.states import KEPT, State
 
 from .model import Role
@@ -40,7 +40,7 @@ def _kept_as(rollout: str, name: str, instance_no: str) -> sa.ColumnElement[bool
 
 
 def record_resized(
-    conn: sa.Connection, stamp: str, rollout: str, spec: ServerSpec, instance_no: str
+    conn: sa.Connection, stamp: str, rollout: str, spec: PlannedServer, instance_no: str
 ) -> None:
     """Record that a server being resized runs with the inventory's parameters now."""
     result = conn.execute(
@@ -72,7 +72,7 @@ def begin_replace(
     conn: sa.Connection,
     stamp: str,
     rollout: str,
-    spec: ServerSpec,
+    spec: PlannedServer,
     instance_no: str,
     run: str | None = None,
 ) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fleet.errors import ErrorKind, LedgerConflict, NcpError
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from fleet.states import State
 
 from . import (
@@ -46,7 +46,7 @@ class Ledger(LedgerBase):
     # -- planning ------------------------------------------------------------------------------
 
     def compare(
-        self, rollout: str, specs: Sequence[ServerSpec], *, retry_failed: bool = False
+        self, rollout: str, specs: Sequence[PlannedServer], *, retry_failed: bool = False
     ) -> PlanDelta:
         """Say how an inventory differs from the ledger's record of the rollout; write nothing."""
         with self.db.transaction() as conn:
@@ -55,7 +55,7 @@ class Ledger(LedgerBase):
     def plan(
         self,
         rollout: str,
-        specs: Sequence[ServerSpec],
+        specs: Sequence[PlannedServer],
         *,
         owner: str,
         retry_failed: bool = False,
@@ -70,7 +70,7 @@ class Ledger(LedgerBase):
     def claim(
         self,
         rollout: str,
-        spec: ServerSpec,
+        spec: PlannedServer,
         owner: str,
         run: str | None = None,
         ncp: float | None = None,
@@ -95,7 +95,7 @@ class Ledger(LedgerBase):
     def claim_many(
         self,
         rollout: str,
-        specs: Sequence[ServerSpec],
+        specs: Sequence[PlannedServer],
         owner: str,
         run: str | None = None,
         ncp: float | None = None,
@@ -181,7 +181,7 @@ class Ledger(LedgerBase):
             self._fence(conn, rollout)
             outcomes.note_lookup_failed(conn, self._stamp(conn), rollout, name, error)
 
-    def release_absent(self, rollout: str, spec: ServerSpec, attempt: int) -> None:
+    def release_absent(self, rollout: str, spec: PlannedServer, attempt: int) -> None:
         """Record that a server surely does not exist: planned again with these parameters."""
         with self.db.transaction() as conn:
             self._fence(conn, rollout)
@@ -199,14 +199,14 @@ class Ledger(LedgerBase):
             self._fence(conn, rollout)
             outcomes.give_up(conn, self._stamp(conn), rollout, name, attempt, message)
 
-    def record_resized(self, rollout: str, spec: ServerSpec, instance_no: str) -> None:
+    def record_resized(self, rollout: str, spec: PlannedServer, instance_no: str) -> None:
         """Record that a created server was changed in place to the inventory's parameters."""
         with self.db.transaction() as conn:
             self._fence(conn, rollout)
             changing.record_resized(conn, self._stamp(conn), rollout, spec, instance_no)
 
     def begin_replace(
-        self, rollout: str, spec: ServerSpec, instance_no: str, run: str | None = None
+        self, rollout: str, spec: PlannedServer, instance_no: str, run: str | None = None
     ) -> None:
         """Plan a server anew under its name; its old instance is deposed (the intent)."""
         with self.db.transaction() as conn:

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from fleet.errors import ErrorKind, LedgerConflict, NcpError
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from fleet.states import ServerStatus, State
 
 from . import leases
@@ -156,7 +156,7 @@ def claim(
     now: float,
     stamp: str,
     rollout: str,
-    spec: ServerSpec,
+    spec: PlannedServer,
     owner: str,
     run: str | None = None,
     ncp: float | None = None,
@@ -176,7 +176,7 @@ def claim_many(
     now: float,
     stamp: str,
     rollout: str,
-    specs: Sequence[ServerSpec],
+    specs: Sequence[PlannedServer],
     owner: str,
     run: str | None = None,
     ncp: float | None = None,
@@ -200,7 +200,7 @@ def _claim_row(
     conn: sa.Connection,
     stamp: str,
     rollout: str,
-    spec: ServerSpec,
+    spec: PlannedServer,
     run: str | None,
     ncp: float | None,
 ) -> int:
@@ -471,7 +471,7 @@ def note_lookup_failed(
 
 
 def release_absent(
-    conn: sa.Connection, stamp: str, rollout: str, spec: ServerSpec, attempt: int
+    conn: sa.Connection, stamp: str, rollout: str, spec: PlannedServer, attempt: int
 ) -> None:
     """Record that a server surely does not exist: planned again, with the inventory's parameters.
 

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from fleet.errors import ACCOUNT_LIMIT_CODES, ErrorKind, RolloutError
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from fleet.states import State
 
 from .model import PlanDelta
@@ -38,16 +38,16 @@ _UNPROCESSED = (ErrorKind.RETRYABLE.value, ErrorKind.THROTTLED.value)
 
 @dataclass
 class _Sorted:
-    new: list[ServerSpec] = field(default_factory=list)
-    changed: list[ServerSpec] = field(default_factory=list)  # created; reported, not redone
-    replanned: list[ServerSpec] = field(default_factory=list)  # parameters replaced
-    retried: list[ServerSpec] = field(default_factory=list)  # failed before, planned again
-    renewed: list[ServerSpec] = field(default_factory=list)  # torn down, planned again
-    held: list[ServerSpec] = field(default_factory=list)  # changed, but a create may be out
-    moved: list[ServerSpec] = field(default_factory=list)  # same call, new file/line/location
+    new: list[PlannedServer] = field(default_factory=list)
+    changed: list[PlannedServer] = field(default_factory=list)  # created; reported, not redone
+    replanned: list[PlannedServer] = field(default_factory=list)  # parameters replaced
+    retried: list[PlannedServer] = field(default_factory=list)  # failed before, planned again
+    renewed: list[PlannedServer] = field(default_factory=list)  # torn down, planned again
+    held: list[PlannedServer] = field(default_factory=list)  # changed, but a create may be out
+    moved: list[PlannedServer] = field(default_factory=list)  # same call, new file/line/location
 
     def delta(self, removed: tuple[str, ...]) -> PlanDelta:
-        def names(specs: list[ServerSpec]) -> tuple[str, ...]:
+        def names(specs: list[PlannedServer]) -> tuple[str, ...]:
             return tuple(s.name for s in specs)
 
         return PlanDelta(
@@ -78,7 +78,7 @@ def _bucket(row: Any, same: bool, moved: bool, retry_failed: bool) -> str | None
     return "replanned" if not same else "moved" if moved else None
 
 
-def _sort(row: Any, spec: ServerSpec, retry_failed: bool, out: _Sorted) -> None:
+def _sort(row: Any, spec: PlannedServer, retry_failed: bool, out: _Sorted) -> None:
     moved = (row.file, row.line, row.region, row.vpc_no) != _where(spec)
     bucket = _bucket(row, row.params_hash == spec.params_hash, moved, retry_failed)
     if bucket is not None:
@@ -93,12 +93,12 @@ def _unsettled(row: Any) -> bool:
     )
 
 
-def _where(spec: ServerSpec) -> tuple[str, int, str, str]:
+def _where(spec: PlannedServer) -> tuple[str, int, str, str]:
     return spec.file, spec.line, spec.region, spec.vpc_no
 
 
 def _sorted(
-    conn: sa.Connection, rollout: str, specs: Sequence[ServerSpec], retry_failed: bool
+    conn: sa.Connection, rollout: str, specs: Sequence[PlannedServer], retry_failed: bool
 ) -> tuple[_Sorted, tuple[str, ...]]:
     rows = {
         row.name: row
@@ -140,7 +140,7 @@ def _claimed(rollout: str, taken: Sequence[tuple[str, str]]) -> RolloutError:
 
 
 def compare(
-    conn: sa.Connection, rollout: str, specs: Sequence[ServerSpec], *, retry_failed: bool = False
+    conn: sa.Connection, rollout: str, specs: Sequence[PlannedServer], *, retry_failed: bool = False
 ) -> PlanDelta:
     """Say how an inventory differs from the ledger's record of the rollout; write nothing."""
     out, removed = _sorted(conn, rollout, specs, retry_failed)
@@ -176,7 +176,7 @@ _RENEWED: dict[str, Any] = {
 }
 
 
-def _located(spec: ServerSpec, now: str) -> dict[str, Any]:
+def _located(spec: PlannedServer, now: str) -> dict[str, Any]:
     return {
         "b_name": spec.name,
         "file": spec.file,
@@ -211,7 +211,7 @@ def plan(
     conn: sa.Connection,
     now: str,
     rollout: str,
-    specs: Sequence[ServerSpec],
+    specs: Sequence[PlannedServer],
     *,
     retry_failed: bool = False,
 ) -> PlanDelta:

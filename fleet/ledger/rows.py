@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet.errors import ErrorKind, LedgerConflict
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from fleet.states import ServerStatus, State
 
 from .model import Instance, Record
@@ -39,7 +39,7 @@ NO_ERROR: Final[Mapping[str, None]] = {
 }
 
 
-def planned_as(spec: ServerSpec, stamp: str) -> dict[str, Any]:
+def planned_as(spec: PlannedServer, stamp: str) -> dict[str, Any]:
     """Return the columns of a row planned again with the inventory's parameters, no error."""
     return {
         "state": State.PLANNED.value,

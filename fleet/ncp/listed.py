@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from fleet.errors import NcpError, PreflightError
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 
 from .client import NcpClient
 from .reads import READS, Item, MemberImage, NetworkInterface, Resource, Subnet, read
@@ -77,7 +77,7 @@ def where(region: str) -> str:
 class Row:
     """One inventory row, through its first server: the others differ only in name."""
 
-    spec: ServerSpec
+    spec: PlannedServer
     servers: int
     # Where the row's creates go: its regionCode, '' for NCP's default region (named by its code
     # once getRegionList was read, so that KR and '' are read once).
@@ -104,10 +104,10 @@ class Row:
                 yield key, kind, value
 
 
-def rows_of(specs: Sequence[ServerSpec]) -> list[Row]:
+def rows_of(specs: Sequence[PlannedServer]) -> list[Row]:
     """Group servers into their rows (same file, line and parameters but the name), in order."""
     counts: dict[tuple[object, ...], int] = {}
-    firsts: dict[tuple[object, ...], ServerSpec] = {}
+    firsts: dict[tuple[object, ...], PlannedServer] = {}
     for spec in specs:
         params = tuple(p for p in spec.params if p[0] != "serverName")
         key = (spec.file, spec.line, spec.renumbered, params)

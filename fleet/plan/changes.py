@@ -21,7 +21,7 @@ from fleet.ledger import Instance, Record, State
 from fleet.ncp.client import ServerInstance
 from fleet.plan.refresh import Refreshed
 from fleet.plan.survey import Survey
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 
 __all__ = [
     "IN_PLACE",
@@ -106,7 +106,7 @@ def _sent(record: Record) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in pairs]
 
 
-def _kept(record: Record, spec: ServerSpec, seen: Mapping[str, Refreshed]) -> Change | None:
+def _kept(record: Record, spec: PlannedServer, seen: Mapping[str, Refreshed]) -> Change | None:
     """Return the change a kept server needs: its row edited, or its spec changed by hand."""
     # An adopted server was never sent by fleet: only what NCP lists of it can differ.
     fields = field_changes(_sent(record), spec.params) if record.sent_params else ()
@@ -144,7 +144,7 @@ def intended(instances: Sequence[Instance]) -> list[Change]:
 
 
 def plan_changes(
-    specs: Sequence[ServerSpec], records: Sequence[Record], survey: Survey
+    specs: Sequence[PlannedServer], records: Sequence[Record], survey: Survey
 ) -> list[Change]:
     """Return one change per server that needs one, in inventory order, then what goes.
 

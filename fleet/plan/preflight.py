@@ -23,7 +23,7 @@ from fleet.errors import PreflightError, Problem
 from fleet.ncp.client import NcpClient
 from fleet.ncp.listed import Listed, Row, load, origin, region_known, rows_of, where, zone_of
 from fleet.ncp.reads import AccessControlGroup, NetworkInterface, Resource, Subnet
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 
 __all__ = ["CHECKS", "SKIPPED", "Finding", "PreflightReport", "check", "preflight"]
 
@@ -196,7 +196,7 @@ class PreflightReport:
         )
 
 
-async def preflight(client: NcpClient, specs: Sequence[ServerSpec]) -> PreflightReport:
+async def preflight(client: NcpClient, specs: Sequence[PlannedServer]) -> PreflightReport:
     """Check every reference of the servers against NCP's read APIs, before anything is sent.
 
     Args:

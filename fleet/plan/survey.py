@@ -27,7 +27,7 @@ from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.options import DEFAULT_TIMEOUT, DEFAULT_WINDOW
 from fleet.ownership import Evidence, Ground, found_from, in_send_window, judge
 from fleet.plan.refresh import GONE_MESSAGE, Live, Refreshed, Sleep, by_live, refresh
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 
 __all__ = [
     "Survey",
@@ -47,8 +47,8 @@ Listing = dict[tuple[str, str], dict[str, list[ServerInstance]]]
 class Survey:
     """What a rollout would do, and what it found already there."""
 
-    to_create: tuple[ServerSpec, ...]
-    unsettled: tuple[ServerSpec, ...]  # a create may be out, not listed (yet): settled first
+    to_create: tuple[PlannedServer, ...]
+    unsettled: tuple[PlannedServer, ...]  # a create may be out, not listed (yet): settled first
     done: tuple[str, ...]  # created by an earlier run of this rollout
     reconciled: tuple[str, ...]  # a create was out when a run stopped, and it does exist
     adopted: tuple[str, ...]  # existed, not ours, and taken over on request
@@ -63,7 +63,7 @@ class Survey:
     twins: tuple[Twin, ...] = ()  # second servers under names held, not the rollout's
 
     @property
-    def work(self) -> tuple[ServerSpec, ...]:
+    def work(self) -> tuple[PlannedServer, ...]:
         """Return the servers the engine has to settle or create, in inventory order."""
         return self.unsettled + self.to_create
 
@@ -81,11 +81,11 @@ async def _listing(client: NcpClient, groups: set[tuple[str, str]], names: set[s
 
 @dataclass(slots=True)
 class _Sorting:
-    to_create: list[ServerSpec]
-    unsettled: list[ServerSpec]
+    to_create: list[PlannedServer]
+    unsettled: list[PlannedServer]
     done: list[str]
-    reconciled: list[tuple[ServerSpec, Record, list[ServerInstance]]]
-    adopt: list[tuple[ServerSpec, list[ServerInstance]]]
+    reconciled: list[tuple[PlannedServer, Record, list[ServerInstance]]]
+    adopt: list[tuple[PlannedServer, list[ServerInstance]]]
     conflicts: list[tuple[str, str]]
     skipped: list[str]
     duplicates: list[tuple[Record, list[ServerInstance]]]
@@ -167,7 +167,7 @@ def _unknown(servers: Sequence[ServerInstance], recorded: dict[str, str]) -> lis
 
 
 def _sort(
-    specs: Sequence[ServerSpec],
+    specs: Sequence[PlannedServer],
     known: dict[str, Record],
     owned: dict[str, dict[str, str]],
     listing: Listing,
@@ -229,7 +229,7 @@ async def survey(
     client: NcpClient,
     ledger: AsyncLedger,
     rollout: str,
-    specs: Sequence[ServerSpec],
+    specs: Sequence[PlannedServer],
     *,
     owner: str | None,
     adopt_existing: bool = False,
@@ -308,7 +308,7 @@ def _result(
     )
 
 
-def _groups(specs: Sequence[ServerSpec], records: Iterable[Record]) -> set[tuple[str, str]]:
+def _groups(specs: Sequence[PlannedServer], records: Iterable[Record]) -> set[tuple[str, str]]:
     """Return every (region, VPC) the inventory or the ledger's rows name."""
     groups = {(s.region, s.vpc_no) for s in specs}
     for rec in records:

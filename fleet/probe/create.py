@@ -33,7 +33,7 @@ from fleet.errors import ACCOUNT_LIMIT_CODES, AmbiguousError, NcpError, Permanen
 from fleet.ncp.client import CreateResult, NcpClient, ServerInstance
 from fleet.ncp.parameters import MAX_DESCRIPTION_BYTES, PROBE_NAME_PREFIX
 from fleet.ownership import ProbeMarker
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from fleet.watch.polling import Poller
 
 from .intent import Intent, write_intent
@@ -80,7 +80,7 @@ class ProbeRow:
     left_out: tuple[str, ...]  # the row's parameters not sent, each with why
 
 
-def probe_row(spec: ServerSpec) -> ProbeRow:
+def probe_row(spec: PlannedServer) -> ProbeRow:
     """Return the probe's version of a row's server (see ``LEFT_OUT``)."""
     kept: list[tuple[str, str]] = []
     left: dict[str, str] = {}

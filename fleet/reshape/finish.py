@@ -25,8 +25,8 @@ from fleet.errors import NcpError
 from fleet.ledger import AsyncLedger, Instance, Observed, State
 from fleet.ncp.client import NcpClient
 from fleet.options import TeardownOptions
+from fleet.planned import PlannedServer
 from fleet.reshape.resize import Pace, resize_one, retire
-from fleet.spec import ServerSpec
 from fleet.states import Operation, ServerStatus
 from fleet.teardown import TeardownTarget, Tell, teardown
 from fleet.watch.polling import read_statuses
@@ -118,7 +118,7 @@ async def _resize(
     if not params:
         out.left[i.name] = "a resize without its parameters: not resumed"
         return
-    spec = ServerSpec(i.name, str(intent.get("file", "")), int(intent.get("line", 0)), params)
+    spec = PlannedServer(i.name, str(intent.get("file", "")), int(intent.get("line", 0)), params)
     why = await resize_one(client, ledger, rollout, _target(i), spec, pace)
     if why is None:
         out.done[i.name] = "resized"

@@ -32,7 +32,7 @@ from fleet.ledger import AsyncLedger, Observed, State
 from fleet.ncp.client import NcpClient, ServerInstance
 from fleet.options import TeardownOptions
 from fleet.plan.changes import Action, Change
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from fleet.states import Operation, ServerStatus
 from fleet.teardown import TeardownReport, TeardownTarget, Tell, teardown
 from fleet.watch.polling import Clock, Poller, Sleep, Told, read_statuses
@@ -82,7 +82,7 @@ class ResizeStep(StrEnum):
     WAIT = "wait"  # an operation under way, or not shown: look again
 
 
-def _spec_of(server: ServerInstance, spec: ServerSpec) -> bool:
+def _spec_of(server: ServerInstance, spec: PlannedServer) -> bool:
     """Whether the server runs on the spec (or product) the inventory names."""
     want = dict(spec.params)
     if want.get("serverSpecCode"):
@@ -92,7 +92,7 @@ def _spec_of(server: ServerInstance, spec: ServerSpec) -> bool:
     )
 
 
-def resize_step(server: ServerInstance | None, spec: ServerSpec) -> ResizeStep:
+def resize_step(server: ServerInstance | None, spec: PlannedServer) -> ResizeStep:
     """Return the next step of a resize to ``spec``, from the server as NCP shows it now."""
     if server is None or server.operation != Operation.NULL:
         return ResizeStep.WAIT
@@ -110,7 +110,7 @@ async def _read(client: NcpClient, region: str, number: str) -> ServerInstance |
 
 
 async def _take(
-    client: NcpClient, step: ResizeStep, no: str, region: str, spec: ServerSpec
+    client: NcpClient, step: ResizeStep, no: str, region: str, spec: PlannedServer
 ) -> None:
     """Make one resize step's call."""
     if step == ResizeStep.STOP:
@@ -132,7 +132,7 @@ async def resize_one(
     ledger: AsyncLedger,
     rollout: str,
     target: TeardownTarget,
-    spec: ServerSpec,
+    spec: PlannedServer,
     pace: Pace,
     tell: Tell | None = None,
 ) -> str | None:
@@ -185,7 +185,7 @@ async def resize(
     ledger: AsyncLedger,
     rollout: str,
     changes: Sequence[Change],
-    specs: Sequence[ServerSpec],
+    specs: Sequence[PlannedServer],
     pace: Pace = Pace(),
     tell: Tell | None = None,
 ) -> Reshaped:
@@ -217,7 +217,7 @@ async def resize(
 async def replace(
     engine: Provisioner,
     changes: Sequence[Change],
-    specs: Sequence[ServerSpec],
+    specs: Sequence[PlannedServer],
     options: TeardownOptions,
     pace: Pace = Pace(),
     protected: Sequence[str] = (),

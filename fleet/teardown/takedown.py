@@ -29,7 +29,7 @@ from fleet.ledger import AsyncLedger, ErrorKind, Extra, Observed, State
 from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
 from fleet.options import DEFAULT_WINDOW, TeardownOptions
 from fleet.ownership import found_from
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from fleet.states import ServerStatus
 from fleet.watch.polling import Clock, Hook, Poller, Sleep, Told, notify, read_statuses
 from fleet.watch.steps import Look, Step, next_step
@@ -209,7 +209,7 @@ class Teardown:
         for name in pending:
             rec = rows.get(name)
             if rec is not None and rec.unsettled:
-                spec = ServerSpec(rec.name, rec.file, rec.line, ())
+                spec = PlannedServer(rec.name, rec.file, rec.line, ())
                 settler.add(Pending.from_record(spec, rec, self._clock(), clocks))
         return settler
 

@@ -24,7 +24,7 @@ from fleet.errors import FleetError, InventoryError
 from fleet.inventory import load_inventories
 from fleet.options import ProbeOptions, ProvisionOptions, RunOptions, TeardownOptions, options_from
 from fleet.plan.preflight import SKIPPED
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from flows.cli import localserver, planview, render
 from flows.cli.documents import documented
 from flows.cli.exits import exit_code
@@ -115,7 +115,7 @@ def _has_password(url: str) -> bool:
         raise _fail(2, f"error: {exc}") from None
 
 
-def _validated(paths: list[Path]) -> list[ServerSpec]:
+def _validated(paths: list[Path]) -> list[PlannedServer]:
     try:
         return load_inventories([str(p) for p in paths])
     except InventoryError as exc:

@@ -19,9 +19,9 @@ from fleet.options import ProvisionOptions, RunOptions, Size, TeardownOptions
 from fleet.plan.changes import Change, plan_changes
 from fleet.plan.refresh import Refreshed
 from fleet.plan.survey import Survey, refreshed
+from fleet.planned import PlannedServer
 from fleet.report.results import duplicates_by_name, not_clean, pages
 from fleet.report.summary import RolloutSummary
-from fleet.spec import ServerSpec
 from fleet.teardown import TeardownReport, TeardownScope, extras_of
 from flows.approval import Approval
 from flows.cli import documents, export, ledgers, planview, rehearsal, render
@@ -95,7 +95,7 @@ class Surveyed:
 
 
 async def survey_only(
-    name: str, specs: Sequence[ServerSpec], options: ProvisionOptions, *, regions: bool = False
+    name: str, specs: Sequence[PlannedServer], options: ProvisionOptions, *, regions: bool = False
 ) -> Surveyed:
     """Check references, refresh, compare with the ledger and NCP, writing nothing.
 
@@ -138,7 +138,7 @@ def _ended(state: Any) -> tuple[Any, BaseException | None]:
 
 
 def run_provision(
-    inventories: list[str], name: str, specs: Sequence[ServerSpec], options: ProvisionOptions
+    inventories: list[str], name: str, specs: Sequence[PlannedServer], options: ProvisionOptions
 ) -> int:
     """Run the provision-fleet flow here, with a progress bar; print the outcome; exit code."""
     from flows.provision import provision_fleet

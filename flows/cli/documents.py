@@ -25,7 +25,7 @@ from fleet.ledger import Address, Binding, Extra, LeaseInfo, Record, RolloutCoun
 from fleet.options import ProvisionOptions
 from fleet.plan.changes import Change
 from fleet.plan.survey import Survey
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from fleet.teardown import TeardownScope, TeardownTarget
 from flows.cli import render
 from flows.cli.exits import exit_code
@@ -196,7 +196,7 @@ def _change(c: Change, default_region: str, **extra: str) -> dict[str, Any]:
     }
 
 
-def _settle(spec: ServerSpec, default_region: str) -> dict[str, Any]:
+def _settle(spec: PlannedServer, default_region: str) -> dict[str, Any]:
     return {
         "name": spec.name,
         "action": SETTLE,
@@ -211,7 +211,7 @@ def _settle(spec: ServerSpec, default_region: str) -> dict[str, Any]:
 def plan_document(
     ledger: str,
     rollout: str,
-    specs: Sequence[ServerSpec],
+    specs: Sequence[PlannedServer],
     found: Survey,
     seen: Forecast,
     *,

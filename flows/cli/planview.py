@@ -23,7 +23,7 @@ from fleet.options import ProvisionOptions
 from fleet.plan.changes import Action, Change
 from fleet.plan.refresh import Live, Refreshed
 from fleet.plan.survey import Survey
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from fleet.watch.polling import read_statuses
 
 __all__ = [
@@ -63,7 +63,7 @@ PROTECTED = "termination protection is on"
 class Forecast:
     """What a provisioning run with these flags would do, and what it would leave, and why."""
 
-    settle: tuple[ServerSpec, ...]  # creates an earlier run left in flight: looked up first
+    settle: tuple[PlannedServer, ...]  # creates an earlier run left in flight: looked up first
     changes: tuple[Change, ...]  # what the run changes, in inventory order, then what goes
     pending: tuple[tuple[Change, str], ...]  # left for a flag not given: (change, flag)
     withheld: tuple[tuple[Change, str], ...]  # asked for, not done: (change, why)

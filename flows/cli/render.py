@@ -19,9 +19,9 @@ from fleet.errors import ACCOUNT_LIMIT_CODES, PreflightError, Problem
 from fleet.ledger import Binding, ErrorKind, Extra, LeaseInfo, Record, RolloutCounts, State
 from fleet.ledger.rows import iso
 from fleet.plan.survey import Survey
+from fleet.planned import PlannedServer
 from fleet.report.results import not_clean
 from fleet.report.summary import RolloutSummary, counts_words
-from fleet.spec import ServerSpec
 from fleet.teardown import LeftAlone, TeardownReport, TeardownScope, TeardownTarget
 from flows.cli.planview import SAYS, SETTLE, Forecast
 
@@ -103,9 +103,9 @@ def _names(names: Sequence[str], shown: int | None = 6) -> Text:
     return plain(", ".join(names[:shown]) + more)
 
 
-def expansion_table(specs: Sequence[ServerSpec]) -> Table:
+def expansion_table(specs: Sequence[PlannedServer]) -> Table:
     """Return what each inventory row expands to: its first and last names, count and place."""
-    rows: dict[tuple[str, int], list[ServerSpec]] = {}
+    rows: dict[tuple[str, int], list[PlannedServer]] = {}
     for spec in specs:
         rows.setdefault((spec.file, spec.line), []).append(spec)
     table = Table(title=f"{len(specs)} servers from {len(rows)} rows")

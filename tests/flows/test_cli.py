@@ -286,10 +286,10 @@ def test_ncps_text_is_shown_as_written_never_as_markup(tmp_path: Path) -> None:
     """Brackets in NCP's messages are printed, not read as Rich markup (nor swallowed)."""
     from fleet.errors import PermanentError
     from fleet.ledger import Ledger
-    from fleet.spec import ServerSpec
+    from fleet.planned import PlannedServer
 
     message = "[bold]잘못된 요청[/] [red]x[/red] [link=http://a]b[/link]"
-    spec = ServerSpec("m-001", "m.csv", 2, (("vpcNo", "1"), ("serverName", "m-001")))
+    spec = PlannedServer("m-001", "m.csv", 2, (("vpcNo", "1"), ("serverName", "m-001")))
     with Ledger(tmp_path / "l.db") as book:
         book.acquire("m", "o", "t", ttl=60)
         book.plan("m", [spec], owner="o")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from fleet.ledger import Binding, Ledger, State
+from fleet.planned import PlannedServer
 from fleet.simulator import RunningSimulator, running_simulator
-from fleet.spec import ServerSpec
 from tests.support.prefect_harness import inventory, run, start
 from tests.support.simulator import servers_by_name, sim_config
 
@@ -105,7 +105,7 @@ def test_a_kill_and_an_immediate_rerun_under_a_lagging_list_create_nothing_twice
 
 def test_a_rehearsal_never_touches_a_ledger_of_real_rollouts(tmp_path: Path) -> None:
     """--simulator with --ledger pointing at a real ledger exits 2 and leaves every row alone."""
-    spec = ServerSpec("real-001", "real.csv", 2, (("vpcNo", "1"), ("serverName", "real-001")))
+    spec = PlannedServer("real-001", "real.csv", 2, (("vpcNo", "1"), ("serverName", "real-001")))
     with Ledger(tmp_path / "real.db") as book:
         book.acquire("real", "someone", "an operator", ttl=1)
         book.plan("real", [spec], owner="someone")

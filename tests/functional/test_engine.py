@@ -10,8 +10,8 @@ import pytest
 from fleet.errors import ErrorKind, LedgerError, RolloutError
 from fleet.ledger import Ledger, State
 from fleet.plan.survey import survey
+from fleet.planned import PlannedServer
 from fleet.simulator import running_simulator
-from fleet.spec import ServerSpec
 from tests.support.engine import (
     FAST,
     OWNER,
@@ -59,7 +59,7 @@ async def test_permanent_errors_are_recorded_and_do_not_stop_the_others(tmp_path
     good = specs(5)
     (bad,) = specs(1, prefix="bad")
     # serverImageNo without serverSpecCode: NCP refuses the pairing.
-    bad = ServerSpec(
+    bad = PlannedServer(
         bad.name, bad.file, bad.line, tuple(p for p in bad.params if p[0] != "serverSpecCode")
     )
     with running_simulator(sim_config()) as sim:
@@ -138,7 +138,7 @@ async def test_a_changed_inventory_is_reported_not_ignored(tmp_path: Path) -> No
         async with client_for(sim.url) as client:
             await roll_out(client, book, "changes", plan)
             changed = [
-                ServerSpec(s.name, s.file, s.line, (*s.params, ("loginKeyName", "ops-key")))
+                PlannedServer(s.name, s.file, s.line, (*s.params, ("loginKeyName", "ops-key")))
                 for s in plan
             ]
             found = await survey(client, book, "changes", changed, owner=OWNER)

@@ -21,18 +21,18 @@ from fleet.errors import (
 )
 from fleet.ledger import AsyncLedger, Binding, Found, Ledger, Observed, State
 from fleet.ledger.rows import iso
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from fleet.states import ServerStatus
 from tests.support.clock import FakeClock
 
 OWNER = "run-1"
 
 
-def spec(name: str, line: int = 2, image: str = "100", region: str = "") -> ServerSpec:
+def spec(name: str, line: int = 2, image: str = "100", region: str = "") -> PlannedServer:
     params = [("serverImageNo", image), ("vpcNo", "7"), ("subnetNo", "8"), ("serverName", name)]
     if region:
         params.insert(0, ("regionCode", region))
-    return ServerSpec(name, "inv.csv", line, tuple(params))
+    return PlannedServer(name, "inv.csv", line, tuple(params))
 
 
 def found(no: str, name: str = "a", vpc: str = "7", region: str = "") -> Found:
@@ -53,7 +53,7 @@ def book(ledger_url: str, clock: FakeClock) -> Iterator[Ledger]:
         yield ledger
 
 
-def planned(book: Ledger, *specs: ServerSpec) -> None:
+def planned(book: Ledger, *specs: PlannedServer) -> None:
     book.plan("r", list(specs), owner=OWNER)
 
 

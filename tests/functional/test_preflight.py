@@ -12,8 +12,8 @@ import pytest
 from fleet.errors import PreflightError, Problem
 from fleet.inventory import load_inventories
 from fleet.plan.preflight import preflight
+from fleet.planned import PlannedServer
 from fleet.simulator import RunningSimulator, running_simulator
-from fleet.spec import ServerSpec
 from tests.support.engine import client_for
 from tests.support.simulator import sim_config
 
@@ -54,7 +54,7 @@ def write(path: Path, *rows: dict[str, str]) -> str:
     return str(path)
 
 
-async def problems_of(url: str, specs: list[ServerSpec]) -> list[Problem]:
+async def problems_of(url: str, specs: list[PlannedServer]) -> list[Problem]:
     """Run the preflight; return what it found (nothing when it passed)."""
     async with client_for(url) as client:
         try:

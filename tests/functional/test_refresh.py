@@ -14,9 +14,9 @@ from fleet.ledger import State
 from fleet.plan.changes import Action, plan_changes
 from fleet.plan.refresh import start
 from fleet.plan.survey import survey
+from fleet.planned import PlannedServer
 from fleet.reshape.resize import Pace, destroy, replace, resize
 from fleet.simulator import running_simulator
-from fleet.spec import ServerSpec
 from fleet.watch.readiness import wait_running
 from tests.support.engine import (
     OWNER,
@@ -106,10 +106,10 @@ async def test_a_server_not_listed_yet_is_never_taken_for_gone(tmp_path: Path) -
     assert_each_once(state, book.sync.records("lag"), n=2, exact=True)
 
 
-def with_image(spec: ServerSpec, image: str) -> ServerSpec:
+def with_image(spec: PlannedServer, image: str) -> PlannedServer:
     """The same server from an edited row: another image."""
     params = tuple((k, image if k == "serverImageNo" else v) for k, v in spec.params)
-    return ServerSpec(spec.name, spec.file, spec.line, params)
+    return PlannedServer(spec.name, spec.file, spec.line, params)
 
 
 async def test_a_lowered_count_and_a_removed_row_are_destroyed_only_when_asked(
@@ -167,10 +167,10 @@ async def test_an_image_change_replaces_under_the_same_name_new_before_old(
     assert history == {old["web-001"]: "replaced", str(new.instance_no): "primary"}
 
 
-def with_spec(spec: ServerSpec, code: str) -> ServerSpec:
+def with_spec(spec: PlannedServer, code: str) -> PlannedServer:
     """The same server from an edited row: another server spec."""
     params = tuple((k, code if k == "serverSpecCode" else v) for k, v in spec.params)
-    return ServerSpec(spec.name, spec.file, spec.line, params)
+    return PlannedServer(spec.name, spec.file, spec.line, params)
 
 
 async def test_a_spec_change_is_resized_in_place_and_a_refused_one_reported(

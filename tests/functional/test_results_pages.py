@@ -10,17 +10,17 @@ import pytest
 
 from fleet.errors import PermanentError
 from fleet.ledger import Found, Ledger
+from fleet.planned import PlannedServer
 from fleet.report import results
-from fleet.spec import ServerSpec
 
 OWNER = "run-1"
 # Inventory order (file, line) is not the names' order: zeta comes first.
 NAMES = ["zeta", "alpha", "mid-1", "mid-2", "beta", "omega", "gamma"]
 
 
-def spec(name: str, line: int) -> ServerSpec:
+def spec(name: str, line: int) -> PlannedServer:
     params = (("serverImageNo", "100"), ("vpcNo", "7"), ("subnetNo", "8"), ("serverName", name))
-    return ServerSpec(name, "inv.csv", line, params)
+    return PlannedServer(name, "inv.csv", line, params)
 
 
 def found(no: str, name: str) -> Found:

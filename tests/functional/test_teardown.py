@@ -8,8 +8,8 @@ import pytest
 
 from fleet.ledger import State
 from fleet.plan.survey import survey
+from fleet.planned import PlannedServer
 from fleet.simulator import running_simulator
-from fleet.spec import ServerSpec
 from fleet.teardown import teardown, teardown_targets
 from fleet.watch.readiness import wait_running
 from tests.support.engine import OWNER, QUICK, client_for, open_ledger, roll_out, specs
@@ -48,7 +48,7 @@ async def test_teardown_stops_terminates_and_finds_lost_creates(tmp_path: Path) 
 async def test_teardown_leaves_protected_servers_unless_asked(tmp_path: Path) -> None:
     """Termination protection is respected, and lifted only with lift_protection."""
     protected = [
-        ServerSpec(s.name, s.file, s.line, (*s.params, ("isProtectServerTermination", "true")))
+        PlannedServer(s.name, s.file, s.line, (*s.params, ("isProtectServerTermination", "true")))
         for s in specs(2)
     ]
     with running_simulator(sim_config()) as sim:

@@ -12,8 +12,8 @@ from fleet.ledger import Extra
 from fleet.ledger.model import Record
 from fleet.ncp.reads import BlockStorage, PublicIp, Resource
 from fleet.plan.survey import survey
+from fleet.planned import PlannedServer
 from fleet.simulator import running_simulator
-from fleet.spec import ServerSpec
 from fleet.teardown import ADOPTED_LEFT, ExtraStep, Made, extra_step, teardown, teardown_targets
 from fleet.watch.readiness import wait_running
 from tests.support.engine import OWNER, QUICK, client_for, open_ledger, roll_out, specs
@@ -33,9 +33,11 @@ DISKS = (
 )
 
 
-def with_params(plan: list[ServerSpec], extra: tuple[tuple[str, str], ...]) -> list[ServerSpec]:
+def with_params(
+    plan: list[PlannedServer], extra: tuple[tuple[str, str], ...]
+) -> list[PlannedServer]:
     """Return the servers with parameters added to their creates."""
-    return [ServerSpec(s.name, s.file, s.line, (*s.params, *extra)) for s in plan]
+    return [PlannedServer(s.name, s.file, s.line, (*s.params, *extra)) for s in plan]
 
 
 @pytest.mark.parametrize("outlives", [True, False], ids=["disks-outlive", "disks-go-along"])

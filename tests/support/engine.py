@@ -13,7 +13,7 @@ from fleet.ncp.client import NcpClient, RetryPolicy, ServerInstance
 from fleet.ncp.ratelimit import AdaptiveRateLimiter
 from fleet.options import ProvisionOptions, TeardownOptions
 from fleet.plan.survey import Survey, survey
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from fleet.states import ServerStatus
 from tests.support.keys import SIM_ACCESS, SIM_SECRET
 from tests.support.simulator import servers_by_name
@@ -37,7 +37,7 @@ def specs(
     start: int = 1,
     region: str = "",
     subnet: str | None = None,
-) -> list[ServerSpec]:
+) -> list[PlannedServer]:
     """Return n valid servers named prefix-001..., as an inventory would expand them."""
     vpc = vpc or NETWORKS[region][0]
     subnet = subnet or NETWORKS[region][1]
@@ -55,7 +55,7 @@ def specs(
         )
         if region:
             params = (("regionCode", region), *params)
-        out.append(ServerSpec(name, "inventories/test.csv", i + 1, params))
+        out.append(PlannedServer(name, "inventories/test.csv", i + 1, params))
     return out
 
 
@@ -119,7 +119,7 @@ async def roll_out(
     client: NcpClient,
     book: AsyncLedger,
     rollout: str,
-    plan: list[ServerSpec],
+    plan: list[PlannedServer],
     options: ProvisionOptions = FAST,
 ) -> tuple[Provisioner, Survey]:
     """Survey and create a rollout's servers; return the engine used and the survey."""

@@ -59,7 +59,7 @@ def test_rooms_stay_small() -> None:
 
 
 # The library's base: plain data and the one table of errors, which every part may import.
-BASE = ("fleet.errors", "fleet.states", "fleet.config", "fleet.spec", "fleet.options")
+BASE = ("fleet.errors", "fleet.states", "fleet.config", "fleet.planned", "fleet.options")
 # What the phases share: the create marker and the rule of which servers are a rollout's.
 SHARED = ("fleet.ownership",)
 # Package -> the modules (and packages) of ours it may import besides its own and the base. The

@@ -12,17 +12,17 @@ from fleet.ncp.client import ServerInstance
 from fleet.plan.changes import Action, plan_changes
 from fleet.plan.refresh import Live, Refreshed
 from fleet.plan.survey import Survey
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 
 BASE = (("serverImageNo", "100"), ("serverSpecCode", "s2-g3"), ("vpcNo", "7"), ("subnetNo", "8"))
 
 
-def spec(name: str, **changed: str) -> ServerSpec:
+def spec(name: str, **changed: str) -> PlannedServer:
     params = (*((k, changed.get(k, v)) for k, v in BASE), ("serverName", name))
-    return ServerSpec(name, "inv.csv", 2, params)
+    return PlannedServer(name, "inv.csv", 2, params)
 
 
-def record(name: str, *, sent: ServerSpec | None = None, **fields: object) -> Record:
+def record(name: str, *, sent: PlannedServer | None = None, **fields: object) -> Record:
     base = Record(
         "r", name, "inv.csv", 2, "", "7", "h", State.RUNNING, f"9{name[-1]}", None, 1, 0,
         None, None, None, None, False, None, None, None,

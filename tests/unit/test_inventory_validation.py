@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import InventoryError
-from fleet.inventory import ServerSpec, load_inventories, validate_inventories
+from fleet.inventory import PlannedServer, load_inventories, validate_inventories
 from fleet.ncp.parameters import LISTS, SCALARS
 from tests.support.inventory import INVENTORIES, LONG, Write, problems_of, table
 
@@ -382,7 +382,7 @@ def test_no_paths() -> None:
 def test_examples_load() -> None:
     """The demo and full inventories are valid; the full one uses every supported parameter."""
     specs = load_inventories([INVENTORIES / "demo.csv", INVENTORIES / "full.csv"])
-    assert all(isinstance(spec, ServerSpec) for spec in specs)
+    assert all(isinstance(spec, PlannedServer) for spec in specs)
     assert len({spec.name for spec in specs}) == len(specs)
     header = next(
         line for line in (INVENTORIES / "full.csv").read_text().splitlines() if line[0] != "#"

@@ -15,7 +15,7 @@ from fleet.inventory import load_inventories
 from fleet.ncp.client import NcpClient, RetryPolicy
 from fleet.ncp.listed import rows_of
 from fleet.ncp.reads import Resource, Subnet, read
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 from flows.cli.exits import exit_code
 from tests.support.clock import FakeClock
 from tests.support.keys import ACCESS, SECRET
@@ -46,7 +46,7 @@ def test_a_sent_parameter_maps_back_to_its_column(
     key: str, renumbered: tuple[tuple[str, str], ...], column: str
 ) -> None:
     """A parameter as sent names the inventory column it came from, index as written."""
-    spec = ServerSpec("web-001", "f.csv", 2, ((key, "1"),), renumbered)
+    spec = PlannedServer("web-001", "f.csv", 2, ((key, "1"),), renumbered)
     assert spec.column(key) == column
 
 
@@ -66,14 +66,14 @@ def test_the_inventory_records_the_items_it_renumbered(tmp_path: Path) -> None:
     assert third.renumbered == ((f"{nic}.1", f"{nic}.3"),)
     assert third.get(f"{nic}.1.subnetNo") == "7"
     assert third.column(f"{nic}.1.subnetNo") == f"{nic}.3.subnetNo"
-    assert first.params_hash == ServerSpec("x", "y", 0, first.params).params_hash
+    assert first.params_hash == PlannedServer("x", "y", 0, first.params).params_hash
 
 
 def test_rows_stand_for_their_servers() -> None:
     """Servers of one row (same place, same parameters but the name) make one row."""
-    a1 = ServerSpec("a-001", "f.csv", 2, (("vpcNo", "1"), ("serverName", "a-001")))
-    a2 = ServerSpec("a-002", "f.csv", 2, (("vpcNo", "1"), ("serverName", "a-002")))
-    b = ServerSpec("b", "f.csv", 3, (("vpcNo", "1"), ("serverName", "b")))
+    a1 = PlannedServer("a-001", "f.csv", 2, (("vpcNo", "1"), ("serverName", "a-001")))
+    a2 = PlannedServer("a-002", "f.csv", 2, (("vpcNo", "1"), ("serverName", "a-002")))
+    b = PlannedServer("b", "f.csv", 3, (("vpcNo", "1"), ("serverName", "b")))
     rows = rows_of([a1, a2, b])
     assert [(r.spec.name, r.servers) for r in rows] == [("a-001", 2), ("b", 1)]
 

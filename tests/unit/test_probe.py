@@ -13,6 +13,7 @@ from fleet.errors import ConfigError, RetryableError, ThrottledError
 from fleet.ncp.parameters import MAX_DESCRIPTION_BYTES
 from fleet.options import profile_defaults
 from fleet.ownership import ProbeMarker
+from fleet.planned import PlannedServer
 from fleet.probe import DescriptionUnit, DuplicateNames, NameFilter, Profile, Throttle
 from fleet.probe.clock import Sample, estimate
 from fleet.probe.create import descriptions, probe_row
@@ -22,7 +23,6 @@ from fleet.probe.rate import RateProbe
 from fleet.simulator import SimulatorConfig
 from fleet.simulator.gateway import TokenBucket
 from fleet.simulator.profile import profile_settings
-from fleet.spec import ServerSpec
 from tests.support.virtual_time import run_virtual
 
 SCHEMA = json.loads(
@@ -136,7 +136,7 @@ def test_reads_that_fail_otherwise_stop_the_measurement():
 
 def test_the_probe_sends_the_smallest_server_a_row_allows():
     """Where it goes and what it runs are kept; what costs, lasts or collides is left out."""
-    spec = ServerSpec(
+    spec = PlannedServer(
         "web-001",
         "inv.csv",
         4,

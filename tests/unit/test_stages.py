@@ -6,16 +6,16 @@ import pytest
 
 from fleet.create.stages import covered, plan_stages, resize_next
 from fleet.options import Budget, Size, parse_sizes
-from fleet.spec import ServerSpec
+from fleet.planned import PlannedServer
 
 
-def rows(*counts: int) -> list[ServerSpec]:
+def rows(*counts: int) -> list[PlannedServer]:
     """Servers of inventory rows: row i makes counts[i] servers named r<i>-NNN."""
     out = []
     for row, count in enumerate(counts):
         for n in range(1, count + 1):
             name = f"r{row}-{n:03d}"
-            out.append(ServerSpec(name, "inv.csv", row + 2, (("serverName", name),)))
+            out.append(PlannedServer(name, "inv.csv", row + 2, (("serverName", name),)))
     return out
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-__all__ = ["ServerSpec"]
+__all__ = ["PlannedServer"]
 
 
 @dataclass(frozen=True, slots=True)
-class ServerSpec:
+class PlannedServer:
     """One server to create: its name, where it was written, and its createServerInstances call."""
 
     name: str
