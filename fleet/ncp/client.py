@@ -32,6 +32,7 @@ from .answers import answer_date, parse_response, translate_transport_errors
 from .clock import NcpClock
 from .ratelimit import Limiter
 from .retrying import RetryPolicy, retryable_errors, retrying_for
+from .shapes import Shape, answer
 from .signing import signed_headers
 
 __all__ = ["CreateResult", "NcpClient", "RetryPolicy", "ServerInstance"]
@@ -72,46 +73,34 @@ def form_body(params: Params) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ServerInstance:
-    """A server as NCP describes it, with the full record NCP returned kept in ``raw``."""
+class ServerInstance(Shape):
+    """A server as NCP lists it (serverInstanceList), the whole record NCP returned in ``raw``."""
 
-    instance_no: str
-    name: str
-    status: ServerStatus
-    operation: Operation
-    region: str  # NCP's regionCode of the server, as the answer gives it
-    vpc_no: str
-    protected: bool
-    create_date: str
+    instance_no: str = field(metadata=answer("serverInstanceNo"))
+    name: str = field(metadata=answer("serverName"))
+    status: ServerStatus = field(
+        metadata=answer("serverInstanceStatus", code=True, read=ServerStatus)
+    )
+    operation: Operation = field(
+        metadata=answer("serverInstanceOperation", code=True, read=Operation, missing="NULL")
+    )
+    region: str = field(metadata=answer("regionCode"))  # NCP's regionCode, as answered
+    vpc_no: str = field(metadata=answer("vpcNo"))
+    protected: bool = field(metadata=answer("isProtectServerTermination", read=bool, missing=False))
+    create_date: str = field(metadata=answer("createDate"))
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     # What it runs, as NCP lists it ('' where NCP gives none): what a refresh compares.
-    spec_code: str = ""  # serverSpecCode
-    product_code: str = ""  # serverProductCode
-    image_product_code: str = ""  # serverImageProductCode
-    image_no: str = ""  # serverImageNo
-    description: str = field(default="", repr=False)  # serverDescription, the user's text
+    spec_code: str = field(default="", metadata=answer("serverSpecCode"))
+    product_code: str = field(default="", metadata=answer("serverProductCode"))
+    image_product_code: str = field(default="", metadata=answer("serverImageProductCode"))
+    image_no: str = field(default="", metadata=answer("serverImageNo"))
+    # The user's text, with our create marker at its end.
+    description: str = field(default="", repr=False, metadata=answer("serverDescription"))
 
     @classmethod
     def from_api(cls, item: Mapping[str, Any]) -> ServerInstance:
         """Build from one entry of NCP's serverInstanceList."""
-        return cls(
-            instance_no=str(item.get("serverInstanceNo", "")),
-            name=str(item.get("serverName") or ""),
-            status=ServerStatus(str((item.get("serverInstanceStatus") or {}).get("code", ""))),
-            operation=Operation(
-                str((item.get("serverInstanceOperation") or {}).get("code", "NULL"))
-            ),
-            region=str(item.get("regionCode") or ""),
-            vpc_no=str(item.get("vpcNo") or ""),
-            protected=bool(item.get("isProtectServerTermination", False)),
-            create_date=str(item.get("createDate") or ""),
-            raw=item,
-            spec_code=str(item.get("serverSpecCode") or ""),
-            product_code=str(item.get("serverProductCode") or ""),
-            image_product_code=str(item.get("serverImageProductCode") or ""),
-            image_no=str(item.get("serverImageNo") or ""),
-            description=str(item.get("serverDescription") or ""),
-        )
+        return cls.from_answer(item, raw=item)
 
     @property
     def ready(self) -> bool:

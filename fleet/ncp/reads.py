@@ -6,20 +6,22 @@ rollout's rate limiter and retries, and a failure that outlasts them is raised a
 region, exactly where a create that carried none goes.
 
 ``READS`` says, per kind of object, which action lists it, where its items are in the answer, the
-field that names one, and the 1-based list filter (``name.N``) that takes many numbers at once;
-without such a filter the whole listing is read (one call for an account's login keys). Paged
-reads are read to their last page (``totalRows``).
+field that names one, the 1-based list filter (``name.N``) that takes many numbers at once, and
+the shape of what else is read of each (``fleet.ncp.shapes``: fields declared by where NCP answers
+them, one reader for all); without such a filter the whole listing is read (one call for an
+account's login keys). Paged reads are read to their last page (``totalRows``).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
 from .client import BATCH_SIZE, NcpClient
+from .shapes import Shape, answer
 
 __all__ = [
     "READS",
@@ -59,70 +61,37 @@ class Resource(StrEnum):
     BLOCK_STORAGE = "block storage"
 
 
-def _code(raw: Mapping[str, Any], name: str) -> str:
-    """Return the code of one of NCP's common codes (``{"code", "codeName"}``), or ''."""
+def _key(raw: Mapping[str, Any], name: str) -> str:
+    """Return what names one object: a common code's code, or the field's text."""
     value = raw.get(name)
-    return str(value.get("code") or "") if isinstance(value, Mapping) else ""
-
-
-def _text(raw: Mapping[str, Any], name: str) -> str:
-    value = raw.get(name)
+    if isinstance(value, Mapping):
+        return str(value.get("code") or "")
     return "" if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)
-class Item:
+class Item(Shape):
     """One object a read API listed: its number (or code, or name) and NCP's record as answered."""
 
     key: str
     raw: Mapping[str, Any] = field(repr=False, compare=False)
-
-    @classmethod
-    def keyed(cls, key_field: str) -> Callable[[Mapping[str, Any]], Item]:
-        """Return a maker of items named by a field (a common code's code when it is one)."""
-
-        def make(raw: Mapping[str, Any]) -> Item:
-            return cls(_code(raw, key_field) or _text(raw, key_field), raw)
-
-        return make
 
 
 @dataclass(frozen=True, slots=True)
 class MemberImage(Item):
     """A member server image, and the image (or image product) it was made from."""
 
-    image_no: str
-    image_product_code: str
-
-    @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> MemberImage:
-        """Build from one entry of memberServerImageInstanceList."""
-        return cls(
-            _text(raw, "memberServerImageInstanceNo"),
-            raw,
-            _text(raw, "originalServerImageNo"),
-            _text(raw, "originalServerImageProductCode"),
-        )
+    image_no: str = field(default="", metadata=answer("originalServerImageNo"))
+    image_product_code: str = field(default="", metadata=answer("originalServerImageProductCode"))
 
 
 @dataclass(frozen=True, slots=True)
 class Subnet(Item):
-    """A subnet: its VPC, zone and address range."""
+    """A subnet (VPC API): its VPC, zone and address range."""
 
-    vpc_no: str
-    zone: str
-    cidr: str
-
-    @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> Subnet:
-        """Build from one entry of subnetList (VPC API)."""
-        return cls(
-            _text(raw, "subnetNo"),
-            raw,
-            _text(raw, "vpcNo"),
-            _text(raw, "zoneCode"),
-            _text(raw, "subnet"),
-        )
+    vpc_no: str = field(default="", metadata=answer("vpcNo"))
+    zone: str = field(default="", metadata=answer("zoneCode"))
+    cidr: str = field(default="", metadata=answer("subnet"))
 
     def holds(self, ip: str) -> bool:
         """Return whether an address lies inside this subnet's range."""
@@ -136,32 +105,16 @@ class Subnet(Item):
 class AccessControlGroup(Item):
     """An ACG, and the VPC it belongs to."""
 
-    vpc_no: str
-
-    @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> AccessControlGroup:
-        """Build from one entry of accessControlGroupList."""
-        return cls(_text(raw, "accessControlGroupNo"), raw, _text(raw, "vpcNo"))
+    vpc_no: str = field(default="", metadata=answer("vpcNo"))
 
 
 @dataclass(frozen=True, slots=True)
 class NetworkInterface(Item):
     """A network interface: its subnet and the server holding it ('' when free)."""
 
-    subnet_no: str
-    holder: str
-    status: str
-
-    @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> NetworkInterface:
-        """Build from one entry of networkInterfaceList."""
-        return cls(
-            _text(raw, "networkInterfaceNo"),
-            raw,
-            _text(raw, "subnetNo"),
-            _text(raw, "instanceNo"),
-            _code(raw, "networkInterfaceStatus"),
-        )
+    subnet_no: str = field(default="", metadata=answer("subnetNo"))
+    holder: str = field(default="", metadata=answer("instanceNo"))
+    status: str = field(default="", metadata=answer("networkInterfaceStatus", code=True))
 
     @property
     def in_use(self) -> bool:
@@ -173,130 +126,117 @@ class NetworkInterface(Item):
 class PublicIp(Item):
     """A public IP instance, the server it is associated with ('' when none), its operation."""
 
-    ip: str
-    server_no: str
-    operation: str
-
-    @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> PublicIp:
-        """Build from one entry of publicIpInstanceList."""
-        return cls(
-            _text(raw, "publicIpInstanceNo"),
-            raw,
-            _text(raw, "publicIp"),
-            _text(raw, "serverInstanceNo"),
-            _code(raw, "publicIpInstanceOperation") or "NULL",
-        )
+    ip: str = field(default="", metadata=answer("publicIp"))
+    server_no: str = field(default="", metadata=answer("serverInstanceNo"))
+    operation: str = field(
+        default="NULL", metadata=answer("publicIpInstanceOperation", code=True, missing="NULL")
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class BlockStorage(Item):
     """A block storage instance: the server it is attached to ('' when none), type, state."""
 
-    name: str
-    server_no: str
-    type: str  # BASIC for a server's root disk; SVRBS for an extra one
-    status: str
-    operation: str
-
-    @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> BlockStorage:
-        """Build from one entry of blockStorageInstanceList."""
-        return cls(
-            _text(raw, "blockStorageInstanceNo"),
-            raw,
-            _text(raw, "blockStorageName"),
-            _text(raw, "serverInstanceNo"),
-            _code(raw, "blockStorageType"),
-            _code(raw, "blockStorageInstanceStatus"),
-            _code(raw, "blockStorageInstanceOperation") or "NULL",
-        )
+    name: str = field(default="", metadata=answer("blockStorageName"))
+    server_no: str = field(default="", metadata=answer("serverInstanceNo"))
+    # BASIC for a server's root disk; SVRBS for an extra one.
+    type: str = field(default="", metadata=answer("blockStorageType", code=True))
+    status: str = field(default="", metadata=answer("blockStorageInstanceStatus", code=True))
+    operation: str = field(
+        default="NULL", metadata=answer("blockStorageInstanceOperation", code=True, missing="NULL")
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """How one kind of object is read: action, answer key, maker, number filter, paging, API."""
+    """How one kind of object is read: action, answer key, the field naming one, its shape ..."""
 
     action: str
     items: str
-    make: Callable[[Mapping[str, Any]], Item]
+    key: str  # the field that names one object
     by: str | None = None  # the list filter (name.N) taking many numbers, where NCP has one
+    shape: type[Item] = Item  # what else of its record is read, by name
     paged: bool = True
     api: str = "vserver"
 
+    def item(self, raw: Mapping[str, Any]) -> Item:
+        """Return one object of this kind, from one record of the answer."""
+        return self.shape.from_answer(raw, key=_key(raw, self.key), raw=raw)
 
+
+# One row per kind: the action that lists it, where its records are, the field naming one, the
+# filter by number, its shape (beyond its key), paging and API. Adding a kind is adding a row.
 READS: Final[Mapping[Resource, Read]] = {
-    Resource.REGION: Read("getRegionList", "regionList", Item.keyed("regionCode"), paged=False),
+    Resource.REGION: Read("getRegionList", "regionList", "regionCode", paged=False),
     Resource.IMAGE: Read(
-        "getServerImageList", "serverImageList", Item.keyed("serverImageNo"), "serverImageNoList"
+        "getServerImageList", "serverImageList", "serverImageNo", "serverImageNoList"
     ),
     Resource.IMAGE_PRODUCT: Read(
-        "getServerImageProductList", "productList", Item.keyed("productCode"), paged=False
+        "getServerImageProductList", "productList", "productCode", paged=False
     ),
     Resource.MEMBER_IMAGE: Read(
         "getMemberServerImageInstanceList",
         "memberServerImageInstanceList",
-        MemberImage.from_api,
+        "memberServerImageInstanceNo",
         "memberServerImageInstanceNoList",
+        MemberImage,
     ),
-    Resource.SPEC: Read(
-        "getServerSpecList", "serverSpecList", Item.keyed("serverSpecCode"), paged=False
-    ),
-    Resource.PRODUCT: Read(
-        "getServerProductList", "productList", Item.keyed("productCode"), paged=False
-    ),
-    Resource.VPC: Read(
-        "getVpcList", "vpcList", Item.keyed("vpcNo"), "vpcNoList", paged=False, api="vpc"
-    ),
+    Resource.SPEC: Read("getServerSpecList", "serverSpecList", "serverSpecCode", paged=False),
+    Resource.PRODUCT: Read("getServerProductList", "productList", "productCode", paged=False),
+    Resource.VPC: Read("getVpcList", "vpcList", "vpcNo", "vpcNoList", paged=False, api="vpc"),
     Resource.SUBNET: Read(
-        "getSubnetList", "subnetList", Subnet.from_api, "subnetNoList", api="vpc"
+        "getSubnetList", "subnetList", "subnetNo", "subnetNoList", Subnet, api="vpc"
     ),
     Resource.ACG: Read(
         "getAccessControlGroupList",
         "accessControlGroupList",
-        AccessControlGroup.from_api,
+        "accessControlGroupNo",
         "accessControlGroupNoList",
+        AccessControlGroup,
     ),
-    Resource.LOGIN_KEY: Read("getLoginKeyList", "loginKeyList", Item.keyed("keyName")),
+    Resource.LOGIN_KEY: Read("getLoginKeyList", "loginKeyList", "keyName"),
     Resource.INIT_SCRIPT: Read(
-        "getInitScriptList", "initScriptList", Item.keyed("initScriptNo"), "initScriptNoList"
+        "getInitScriptList", "initScriptList", "initScriptNo", "initScriptNoList"
     ),
     Resource.PLACEMENT_GROUP: Read(
         "getPlacementGroupList",
         "placementGroupList",
-        Item.keyed("placementGroupNo"),
+        "placementGroupNo",
         "placementGroupNoList",
         paged=False,
     ),
     Resource.SNAPSHOT: Read(
         "getBlockStorageSnapshotInstanceList",
         "blockStorageSnapshotInstanceList",
-        Item.keyed("blockStorageSnapshotInstanceNo"),
+        "blockStorageSnapshotInstanceNo",
         "blockStorageSnapshotInstanceNoList",
     ),
     Resource.VOLUME_TYPE: Read(
         "getBlockStorageVolumeTypeList",
         "blockStorageVolumeTypeList",
-        Item.keyed("blockStorageVolumeType"),
+        "blockStorageVolumeType",
         paged=False,
     ),
     Resource.NIC: Read(
         "getNetworkInterfaceList",
         "networkInterfaceList",
-        NetworkInterface.from_api,
+        "networkInterfaceNo",
         "networkInterfaceNoList",
+        NetworkInterface,
     ),
     Resource.PUBLIC_IP: Read(
         "getPublicIpInstanceList",
         "publicIpInstanceList",
-        PublicIp.from_api,
+        "publicIpInstanceNo",
         "publicIpInstanceNoList",
+        PublicIp,
     ),
     Resource.BLOCK_STORAGE: Read(
         "getBlockStorageInstanceList",
         "blockStorageInstanceList",
-        BlockStorage.from_api,
+        "blockStorageInstanceNo",
         "blockStorageInstanceNoList",
+        BlockStorage,
     ),
 }
 
@@ -326,7 +266,7 @@ async def read(
         raws = await client.read_all(
             spec.action, spec.items, [*base, *wanted], paged=spec.paged, api=spec.api
         )
-        found.extend(spec.make(raw) for raw in raws)
+        found.extend(spec.item(raw) for raw in raws)
     return found
 
 

@@ -1,4 +1,4 @@
-"""ServerInstance read from NCP's records: what it runs, and records that lack fields."""
+"""NCP's records read as data: ServerInstance (what it runs, records that lack fields), reads."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from fleet.ncp.client import ServerInstance
+from fleet.ncp.reads import READS, BlockStorage, PublicIp, Resource
 from fleet.states import Operation, ServerStatus
 
 LISTED = {
@@ -49,3 +50,24 @@ def test_missing_or_null_fields_read_as_empty(item: dict[str, Any]) -> None:
     fields = (server.spec_code, server.product_code, server.image_product_code, server.image_no)
     assert fields == ("", "", "", "")
     assert (server.description, server.name) == ("", "")
+
+
+def test_every_kind_of_object_reads_by_its_declared_fields() -> None:
+    """A read's records become typed objects by one reader: codes' codes, defaults, raw kept."""
+    record = {
+        "publicIpInstanceNo": "20000001",
+        "publicIp": "198.18.0.2",
+        "serverInstanceNo": "10000001",
+        "publicIpInstanceOperation": None,  # NCP says null where nothing is under way
+    }
+    ip = READS[Resource.PUBLIC_IP].item(record)
+    assert isinstance(ip, PublicIp)
+    assert (ip.key, ip.ip, ip.server_no, ip.operation) == (
+        "20000001", "198.18.0.2", "10000001", "NULL"
+    )
+    assert ip.raw == record  # nothing NCP returned is lost
+    region = READS[Resource.REGION].item({"regionCode": "KR", "regionName": "Korea"})
+    assert (region.key, region.raw["regionName"]) == ("KR", "Korea")
+    disk = {"blockStorageInstanceNo": "3", "blockStorageType": {"code": "SVRBS"}}
+    storage = READS[Resource.BLOCK_STORAGE].item(disk)
+    assert isinstance(storage, BlockStorage) and storage.type == "SVRBS"
