@@ -403,3 +403,6 @@ def options_from(model: type[M], values: dict[str, Any]) -> M:
 # A rollout that kept no window of its own (from before it was kept) is judged by the default.
 DEFAULT_WINDOW: float = ProvisionOptions.model_fields["settle"].default
 DEFAULT_TIMEOUT: float = ProvisionOptions.model_fields["request_timeout"].default
+# The library's own defaults are the options' (written once, in the models above).
+DEFAULT_WAIT: float = ProvisionOptions.model_fields["wait_timeout"].default
+DEFAULT_POLL: float = ProvisionOptions.model_fields["poll_interval"].default

@@ -48,7 +48,7 @@ from fleet.inventory.rules import RULES, Rows
 from fleet.inventory.sheets import read_sheets
 from fleet.planned import PlannedServer
 
-__all__ = ["ServerSpec", "forget_loaded", "load_inventories", "validate_inventories"]
+__all__ = ["PlannedServer", "forget_loaded", "load_inventories", "validate_inventories"]
 
 
 def load_inventories(paths: Sequence[str | Path]) -> list[PlannedServer]:

@@ -26,6 +26,7 @@ import httpx
 
 from fleet.config import Credentials
 from fleet.errors import NcpError, ThrottledError
+from fleet.options import DEFAULT_TIMEOUT
 from fleet.states import Operation, ServerStatus
 
 from .answers import answer_date, parse_response, translate_transport_errors
@@ -176,7 +177,7 @@ class NcpClient(_Changes):
         *,
         limiter: Limiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,

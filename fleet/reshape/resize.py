@@ -30,7 +30,7 @@ from fleet.create.engine import Provisioner
 from fleet.errors import NcpError
 from fleet.ledger import AsyncLedger, Observed, State
 from fleet.ncp.client import NcpClient, ServerInstance
-from fleet.options import TeardownOptions
+from fleet.options import DEFAULT_WAIT, TeardownOptions
 from fleet.plan.changes import Action, Change
 from fleet.planned import PlannedServer
 from fleet.states import Operation, ServerStatus
@@ -67,7 +67,7 @@ class Pace:
     """How to wait on NCP: poll interval, time limit, and the clock and sleep to do it with."""
 
     interval: float = 2.0
-    time_limit: float = 1800.0
+    time_limit: float = DEFAULT_WAIT
     clock: Clock = time.monotonic
     sleep: Sleep = asyncio.sleep
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from fleet.errors import ErrorKind
 from fleet.ledger import AsyncLedger, Observed, Record
 from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
+from fleet.options import DEFAULT_POLL, DEFAULT_WAIT
 from fleet.ownership import epoch
 from fleet.states import ServerStatus, State, is_gone
 from fleet.watch.addresses import addresses_of
@@ -62,8 +63,8 @@ async def wait_running(
     ledger: AsyncLedger,
     rollout: str,
     *,
-    time_limit: float = 1800.0,
-    interval: float = 10.0,
+    time_limit: float = DEFAULT_WAIT,
+    interval: float = DEFAULT_POLL,
     names: Collection[str] | None = None,
     clock: Clock = time.monotonic,
     wall_clock: Clock = time.time,
