@@ -16,8 +16,7 @@ from pathlib import Path
 
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
-from fleet.report.results import FIRST_FAILURES, Tally, write_rollout_results
-from fleet.report.summary import RolloutSummary, counts_words
+from fleet import FIRST_FAILURES, RolloutSummary, Tally, counts_words, write_rollout_results
 from flows.runtime import Runtime, artifact_key
 
 __all__ = ["markdown_table", "publish_results", "results_markdown", "shown_facts"]

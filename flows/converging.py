@@ -14,15 +14,24 @@ from dataclasses import dataclass
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from fleet.options import ProvisionOptions
-from fleet.plan import refresh as converge
-from fleet.plan.changes import Action, Change
-from fleet.plan.refresh import Refreshed
-from fleet.plan.survey import Survey
-from fleet.planned import PlannedServer
-from fleet.reshape.finish import Finished, finish
-from fleet.reshape.resize import Pace, Reshaped, destroy, replace, resize, retire
-from fleet.teardown import TeardownReport
+from fleet import (
+    Action,
+    Change,
+    Finished,
+    Pace,
+    PlannedServer,
+    ProvisionOptions,
+    Refreshed,
+    Reshaped,
+    Survey,
+    TeardownReport,
+    destroy,
+    finish,
+    replace,
+    resize,
+    retire,
+    start_stopped,
+)
 from flows import events
 from flows.runtime import runtime, teardown_options
 from flows.stops import verdicts_as_data
@@ -35,8 +44,8 @@ __all__ = [
     "drift_of",
     "finish_intents",
     "reshape_servers",
+    "restart_stopped",
     "retire_deposed",
-    "start_stopped",
     "tell_drift",
 ]
 
@@ -159,10 +168,10 @@ async def retire_deposed(key: str, options: ProvisionOptions) -> Finished:
 
 @task(name="start-stopped", cache_policy=NO_CACHE, persist_result=False)
 @verdicts_as_data
-async def start_stopped(key: str, stopped: list[Refreshed]) -> list[str]:
+async def restart_stopped(key: str, stopped: list[Refreshed]) -> list[str]:
     """Start the rollout's servers that were stopped out of band (the inventory wants them)."""
     rt = runtime(key)
-    started = await converge.start(rt.client, rt.ledger, rt.rollout, stopped)
+    started = await start_stopped(rt.client, rt.ledger, rt.rollout, stopped)
     get_run_logger().info("started %d servers stopped out of band", len(started))
     return started
 

@@ -16,9 +16,7 @@ from prefect import State, flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.states import Completed, Failed
 
-from fleet.errors import FleetError
-from fleet.options import ProvisionOptions
-from fleet.plan.changes import plan_changes
+from fleet import FleetError, ProvisionOptions, plan_changes
 from flows import converging, events
 from flows.cli import planview
 from flows.provision import load, plan_rollout

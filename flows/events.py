@@ -29,9 +29,7 @@ from typing import Any
 
 from prefect.events import emit_event
 
-from fleet.errors import ErrorKind
-from fleet.ledger import Record
-from fleet.states import State
+from fleet import ErrorKind, Record, State
 
 __all__ = [
     "BATCH",

@@ -15,21 +15,35 @@ from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifa
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 
-from fleet.create.engine import Progress
-from fleet.errors import FleetError, RolloutRetired, RunAborted
-from fleet.inventory import load_inventories
-from fleet.ledger import Ledger
-from fleet.options import ProvisionOptions
-from fleet.plan.changes import Action, Change, plan_changes
-from fleet.plan.preflight import SKIPPED, preflight
-from fleet.plan.survey import Survey, Twin, survey, twins_of
-from fleet.planned import PlannedServer
-from fleet.report import results
-from fleet.report.results import Tally, results_path
-from fleet.report.summary import RolloutSummary, WaveOutcome, counts_words
-from fleet.reshape.finish import Finished
-from fleet.teardown import TeardownReport
-from fleet.watch.readiness import WaitReport, wait_running
+from fleet import (
+    SKIPPED,
+    Action,
+    Change,
+    Finished,
+    FleetError,
+    Ledger,
+    PlannedServer,
+    Progress,
+    ProvisionOptions,
+    RolloutRetired,
+    RolloutSummary,
+    RunAborted,
+    Survey,
+    Tally,
+    TeardownReport,
+    Twin,
+    WaitReport,
+    WaveOutcome,
+    counts_words,
+    load_inventories,
+    plan_changes,
+    preflight,
+    results_path,
+    survey,
+    tally,
+    twins_of,
+    wait_running,
+)
 from flows import converging, events
 from flows.artifacts import publish_results
 from flows.runtime import (
@@ -322,7 +336,7 @@ async def _create(
     A staged run resizes and replaces (``reshaping``) wave by wave with the creates.
     """
     if found.stopped:
-        decided(await converging.start_stopped(rt.key, list(found.stopped)))
+        decided(await converging.restart_stopped(rt.key, list(found.stopped)))
     started = time.monotonic()
     if options.staged:
         waves, stopped = await run_stages(rt, found.work, options, reshaping, specs)
@@ -368,8 +382,8 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
         # Counted a page at a time: at no point are all the rollout's records held at once.
-        tally = await asyncio.to_thread(
-            results.tally,
+        counted = await asyncio.to_thread(
+            tally,
             rt.ledger.sync,
             name,
             {s.name for s in found.to_create},
@@ -377,9 +391,9 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             len(specs) - len(found.work),
         )
         if not options.staged:
-            events.failed_servers(name, tally.failed)  # a staged rollout told them wave by wave
+            events.failed_servers(name, counted.failed)  # a staged rollout told them wave by wave
         summary = replace(
-            _summary(rt, specs, found, created, options, tally),
+            _summary(rt, specs, found, created, options, counted),
             planned=converging.counts_of(changes),
             pending=converging.pending(changes, options),
             drifted=drift.counts() if drift else {},
@@ -391,7 +405,7 @@ async def _roll_out(name: str, inventories: list[str], options: ProvisionOptions
             twins=applied.twins,
         )
         get_run_logger().info("%s", summary.rate_line)
-        decided(await record(rt.key, summary, tally))
+        decided(await record(rt.key, summary, counted))
         await aupdate_progress_artifact(progress_id, 100.0, description=_final(summary))
     return summary
 

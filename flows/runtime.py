@@ -23,21 +23,33 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fleet.config import (
+from fleet import (
+    DEFAULT_WINDOW,
+    AdaptiveRateLimiter,
+    AsyncLedger,
+    Binding,
+    BindingError,
+    ConfigError,
     Credentials,
+    LeaseHeld,
+    LeaseLost,
+    Ledger,
+    LedgerError,
     LedgerLocation,
+    Limiter,
+    NcpClient,
+    Ownership,
+    Progress,
+    ProvisionOptions,
+    RunOptions,
+    TeardownOptions,
     is_loopback,
     load_credentials,
+    new_rollout_id,
+    new_run_tag,
     resolve_endpoint,
     resolve_ledger,
 )
-from fleet.create.engine import Progress
-from fleet.errors import BindingError, ConfigError, LeaseHeld, LeaseLost, LedgerError
-from fleet.ledger import AsyncLedger, Binding, Ledger, Ownership
-from fleet.ncp.client import NcpClient
-from fleet.ncp.ratelimit import AdaptiveRateLimiter, Limiter
-from fleet.options import DEFAULT_WINDOW, ProvisionOptions, RunOptions, TeardownOptions
-from fleet.ownership import new_rollout_id, new_run_tag
 
 __all__ = [
     "Runtime",

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 
 from prefect.concurrency.asyncio import rate_limit
 
-from fleet.ncp.ratelimit import AdaptiveRateLimiter, Limiter, Measure, Permit
+from fleet import AdaptiveRateLimiter, Limiter, Measure, Permit
 
 
 async def upsert_limit(name: str, rate: float, burst: int) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from fleet.errors import FleetError, is_verdict
+from fleet import FleetError, is_verdict
 
 __all__ = ["Stopped", "decided", "sync_verdicts_as_data", "verdicts_as_data"]
 

@@ -13,10 +13,7 @@ from prefect import State
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from fleet.create.engine import Provisioner
-from fleet.errors import is_verdict
-from fleet.options import ProvisionOptions
-from fleet.planned import PlannedServer
+from fleet import PlannedServer, Provisioner, ProvisionOptions, is_verdict
 from flows.runtime import Runtime
 
 __all__ = ["CHUNK_TASK", "engine_for", "infrastructure_only", "provision_in", "unvisited"]

@@ -12,10 +12,11 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
-from fleet.errors import FleetError
-from fleet.ledger import Extra, State
-from fleet.options import TeardownOptions
-from fleet.teardown import (
+from fleet import (
+    Extra,
+    FleetError,
+    State,
+    TeardownOptions,
     TeardownReport,
     TeardownScope,
     TeardownTarget,

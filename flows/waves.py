@@ -17,14 +17,28 @@ from dataclasses import asdict, replace
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from fleet.create.stages import Stage, covered, resize_next, stages_for
-from fleet.ledger import Record, State
-from fleet.options import Budget, ProvisionOptions, Size, parse_sizes
-from fleet.plan.changes import Action, Change
-from fleet.planned import PlannedServer
-from fleet.report.summary import WAVE_COLUMNS, WaveOutcome
-from fleet.reshape.resize import Pace, resize, retire
-from fleet.watch.readiness import WaitReport, wait_running
+from fleet import (
+    WAVE_COLUMNS,
+    Action,
+    Budget,
+    Change,
+    Pace,
+    PlannedServer,
+    ProvisionOptions,
+    Record,
+    Size,
+    Stage,
+    State,
+    WaitReport,
+    WaveOutcome,
+    covered,
+    parse_sizes,
+    resize,
+    resize_next,
+    retire,
+    stages_for,
+    wait_running,
+)
 from flows import approval, events
 from flows.runtime import Runtime, runtime, teardown_options
 from flows.stops import decided, verdicts_as_data

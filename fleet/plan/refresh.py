@@ -31,7 +31,7 @@ from fleet.ledger import AsyncLedger, ErrorKind, Instance, Role
 from fleet.ncp.client import BATCH_SIZE, NcpClient, ServerInstance
 from fleet.states import Operation, ServerStatus, State, is_gone
 
-__all__ = ["GONE_MESSAGE", "Live", "Refreshed", "by_live", "refresh", "start"]
+__all__ = ["GONE_MESSAGE", "Live", "Refreshed", "by_live", "refresh", "start_stopped"]
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ async def refresh(
     return out
 
 
-async def start(
+async def start_stopped(
     client: NcpClient, ledger: AsyncLedger, rollout: str, stopped: Sequence[Refreshed]
 ) -> list[str]:
     """Start servers stopped out of band, a batch per region; return the names started.

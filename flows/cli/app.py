@@ -19,12 +19,19 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel
 
-from fleet.config import resolve_ledger
-from fleet.errors import FleetError, InventoryError
-from fleet.inventory import load_inventories
-from fleet.options import ProbeOptions, ProvisionOptions, RunOptions, TeardownOptions, options_from
-from fleet.plan.preflight import SKIPPED
-from fleet.planned import PlannedServer
+from fleet import (
+    SKIPPED,
+    FleetError,
+    InventoryError,
+    PlannedServer,
+    ProbeOptions,
+    ProvisionOptions,
+    RunOptions,
+    TeardownOptions,
+    load_inventories,
+    options_from,
+    resolve_ledger,
+)
 from flows.cli import localserver, planview, render
 from flows.cli.documents import documented
 from flows.cli.exits import exit_code
@@ -107,7 +114,7 @@ def _options(model: type[M], **values: Any) -> M:
 
 
 def _has_password(url: str) -> bool:
-    from fleet.config import LedgerLocation
+    from fleet import LedgerLocation
 
     try:
         return LedgerLocation.parse(url).password is not None

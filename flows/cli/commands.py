@@ -11,18 +11,34 @@ from typing import Any
 
 from prefect import tags
 
-from fleet.config import LedgerLocation
-from fleet.errors import ConfigError, FleetError
-from fleet.ledger import Binding, Extra, Ledger, Record
-from fleet.ncp.reads import Resource, read
-from fleet.options import ProvisionOptions, RunOptions, Size, TeardownOptions
-from fleet.plan.changes import Change, plan_changes
-from fleet.plan.refresh import Refreshed
-from fleet.plan.survey import Survey, refreshed
-from fleet.planned import PlannedServer
-from fleet.report.results import duplicates_by_name, not_clean, pages
-from fleet.report.summary import RolloutSummary
-from fleet.teardown import TeardownReport, TeardownScope, extras_of
+from fleet import (
+    Binding,
+    Change,
+    ConfigError,
+    Extra,
+    FleetError,
+    Ledger,
+    LedgerLocation,
+    PlannedServer,
+    ProvisionOptions,
+    Record,
+    Refreshed,
+    Resource,
+    RolloutSummary,
+    RunOptions,
+    Size,
+    Survey,
+    TeardownOptions,
+    TeardownReport,
+    TeardownScope,
+    duplicates_by_name,
+    extras_of,
+    not_clean,
+    pages,
+    plan_changes,
+    read,
+    refreshed,
+)
 from flows.approval import Approval
 from flows.cli import documents, export, ledgers, planview, rehearsal, render
 from flows.cli.exits import exit_code

@@ -21,12 +21,20 @@ from typing import Any, TypeVar
 
 import typer
 
-from fleet.ledger import Address, Binding, Extra, LeaseInfo, Record, RolloutCounts
-from fleet.options import ProvisionOptions
-from fleet.plan.changes import Change
-from fleet.plan.survey import Survey
-from fleet.planned import PlannedServer
-from fleet.teardown import TeardownScope, TeardownTarget
+from fleet import (
+    Address,
+    Binding,
+    Change,
+    Extra,
+    LeaseInfo,
+    PlannedServer,
+    ProvisionOptions,
+    Record,
+    RolloutCounts,
+    Survey,
+    TeardownScope,
+    TeardownTarget,
+)
 from flows.cli import render
 from flows.cli.exits import exit_code
 from flows.cli.planview import SETTLE, Forecast

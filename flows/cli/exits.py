@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fleet.errors import (
+from fleet import (
     ConfigError,
     FleetError,
     InventoryError,

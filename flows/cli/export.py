@@ -21,8 +21,7 @@ from typing import Any
 
 import yaml
 
-from fleet.ledger import Address, Record
-from fleet.states import State
+from fleet import Address, Record, State
 
 __all__ = [
     "DEFAULT_IDENTITY",

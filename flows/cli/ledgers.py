@@ -11,10 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fleet.config import DEFAULT_LEDGER, LedgerLocation
-from fleet.errors import FleetError
-from fleet.ledger import Ledger
-from fleet.options import RunOptions
+from fleet import DEFAULT_LEDGER, FleetError, Ledger, LedgerLocation, RunOptions
 from fleet.simulator import REHEARSAL_LEDGER
 
 __all__ = ["elsewhere", "hint", "pinned", "shown", "used"]

@@ -17,14 +17,18 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from fleet.ledger import Record
-from fleet.ncp.client import NcpClient
-from fleet.options import ProvisionOptions
-from fleet.plan.changes import Action, Change
-from fleet.plan.refresh import Live, Refreshed
-from fleet.plan.survey import Survey
-from fleet.planned import PlannedServer
-from fleet.watch.polling import read_statuses
+from fleet import (
+    Action,
+    Change,
+    Live,
+    NcpClient,
+    PlannedServer,
+    ProvisionOptions,
+    Record,
+    Refreshed,
+    Survey,
+    read_statuses,
+)
 
 __all__ = [
     "CHANGES_PENDING",

@@ -14,14 +14,27 @@ from typing import Any
 
 from rich.table import Table
 
-from fleet.config import resolve_endpoint
-from fleet.errors import ConfigError, FleetError, InventoryError
-from fleet.inventory import load_inventories
-from fleet.ncp.client import NcpClient
-from fleet.ncp.ratelimit import Limiter
-from fleet.options import ProbeOptions, profile_defaults
-from fleet.probe import ProbeResult, ProbeRow, Seams, load_profile, probe, probe_row
-from fleet.probe.profile import EFFECTS, FIGURES, Throttle, write_profile
+from fleet import (
+    EFFECTS,
+    FIGURES,
+    ConfigError,
+    FleetError,
+    InventoryError,
+    Limiter,
+    NcpClient,
+    ProbeOptions,
+    ProbeResult,
+    ProbeRow,
+    Seams,
+    Throttle,
+    load_inventories,
+    load_profile,
+    probe,
+    probe_row,
+    profile_defaults,
+    resolve_endpoint,
+    write_profile,
+)
 from flows.cli.documents import document_mode, print_document
 from flows.cli.exits import exit_code
 from flows.cli.render import err, failure, out, plain, problems, say

@@ -12,10 +12,7 @@ from contextlib import contextmanager
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fleet.config import LedgerLocation
-from fleet.errors import LedgerError
-from fleet.ledger import Ledger, Record, RolloutCounts
-from fleet.states import State
+from fleet import Ledger, LedgerError, LedgerLocation, Record, RolloutCounts, State
 from flows.cli.render import err
 
 __all__ = ["progress_bar"]

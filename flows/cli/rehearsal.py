@@ -24,10 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from fleet.config import LedgerLocation
-from fleet.errors import ConfigError
-from fleet.ledger import Binding, Ledger
-from fleet.options import RunOptions
+from fleet import Binding, ConfigError, Ledger, LedgerLocation, RunOptions
 from fleet.simulator import REHEARSAL_LEDGER, SimulatorConfig, running_simulator
 
 __all__ = ["REHEARSAL_LEDGER", "SIMULATORS", "reach", "rehearsal", "still_running"]

@@ -15,14 +15,28 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fleet.errors import ACCOUNT_LIMIT_CODES, PreflightError, Problem
-from fleet.ledger import Binding, ErrorKind, Extra, LeaseInfo, Record, RolloutCounts, State
-from fleet.ledger.rows import iso
-from fleet.plan.survey import Survey
-from fleet.planned import PlannedServer
-from fleet.report.results import not_clean
-from fleet.report.summary import RolloutSummary, counts_words
-from fleet.teardown import LeftAlone, TeardownReport, TeardownScope, TeardownTarget
+from fleet import (
+    ACCOUNT_LIMIT_CODES,
+    Binding,
+    ErrorKind,
+    Extra,
+    LeaseInfo,
+    LeftAlone,
+    PlannedServer,
+    PreflightError,
+    Problem,
+    Record,
+    RolloutCounts,
+    RolloutSummary,
+    State,
+    Survey,
+    TeardownReport,
+    TeardownScope,
+    TeardownTarget,
+    counts_words,
+    iso,
+    not_clean,
+)
 from flows.cli.planview import SAYS, SETTLE, Forecast
 
 __all__ = [

@@ -12,7 +12,7 @@ import pytest
 
 from fleet.ledger import State
 from fleet.plan.changes import Action, plan_changes
-from fleet.plan.refresh import start
+from fleet.plan.refresh import start_stopped
 from fleet.plan.survey import survey
 from fleet.planned import PlannedServer
 from fleet.reshape.resize import Pace, destroy, replace, resize
@@ -79,7 +79,7 @@ async def test_servers_terminated_or_stopped_out_of_band_are_recreated_and_start
             assert [s.name for s in looked.to_create] == ["web-002"]  # the plan shows it
             _, found = await roll_out(client, book, "drift", plan)
             assert found.gone == ("web-002",) and found.delta.renewed == ("web-002",)
-            assert await start(client, book, "drift", found.stopped) == ["web-003"]
+            assert await start_stopped(client, book, "drift", found.stopped) == ["web-003"]
             report = await wait_running(client, book, "drift", interval=0.1, time_limit=30)
             assert sorted(report.running) == [s.name for s in plan]
             again = await survey(client, book, "drift", plan, owner=OWNER, pause=0.1)

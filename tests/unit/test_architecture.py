@@ -221,3 +221,24 @@ def test_no_public_class_name_is_defined_twice() -> None:
                 where.setdefault(node.name, []).append(name)
     twice = {cls: mods for cls, mods in where.items() if len(mods) > 1}
     assert not twice, "\n".join(f"{cls}: {', '.join(mods)}" for cls, mods in sorted(twice.items()))
+
+
+def test_the_flows_use_the_library_through_its_public_api() -> None:
+    """flows/ imports the library from ``fleet`` (its public API) or the simulator's package."""
+    reached = []
+    for name, (path, _) in _modules().items():
+        if not name.startswith("flows"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                targets = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            reached += [
+                f"{name} -> {t}"
+                for t in targets
+                if t.startswith("fleet.") and not t.startswith("fleet.simulator")
+            ]
+    assert not reached, "\n".join(sorted(reached))
