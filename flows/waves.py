@@ -195,13 +195,14 @@ async def run_stages(
     ``reshaping`` (resizes and replaces, with ``specs`` the inventory) go wave by wave with the
     creates: a replaced server's old instance is taken down only once its stage passed.
     """
-    stages = stages_for(options, _in_order(work, reshaping, specs))
-    _tell_covered(stages, options)
+    ahead = stages_for(options, _in_order(work, reshaping, specs))
+    _tell_covered(ahead, options)
+    ran: list[Stage] = []
     outcomes: list[WaveOutcome] = []
     failed = sent = 0
-    index = 0
-    while index < len(stages):
-        stage = stages[index]
+    while ahead:
+        stage, ahead = ahead[0], ahead[1:]
+        ran.append(stage)
         call = run_wave.with_options(name=stage.name)
         members = {s.name for s in stage.specs}
         mine = [c for c in reshaping if c.name in members]
@@ -220,25 +221,44 @@ async def run_stages(
         # A rollback gives replaced servers their old instance back: those stay until the end.
         if options.on_failure == "keep" and any(c.action == Action.REPLACE for c in mine):
             decided(await retire_replaced(rt.key, sorted(members), options))
-        index += 1
-        if index < len(stages) and _approval_after(stage, options):
-            events.emit(
-                "fleet.rollout.paused", rt.rollout, after=stage.name, failed=failed, sent=sent
-            )
-            decision = await approval.ask(
-                rt.rollout,
-                f"after-{stage.name}",
-                _so_far(rt.rollout, outcomes, stages[index]),
-                options.approve_patience,
-                options.poll_interval,
-            )
-            if not decision.approve:
+        if ahead and _approval_after(stage, options):
+            approved = await _approved(rt, ran, ahead, outcomes, options, (failed, sent))
+            if approved is None:
                 return outcomes, f"aborted at the approval after {stage.name}"
-            if decision.next_wave:
-                stages = resize_next(stages, index, Size.parse(decision.next_wave))
+            ahead = approved
     if options.on_failure == "rollback" and any(c.action == Action.REPLACE for c in reshaping):
         decided(await retire_replaced(rt.key, sorted(c.name for c in reshaping), options))
     return outcomes, None
+
+
+async def _approved(
+    rt: Runtime,
+    ran: Sequence[Stage],
+    ahead: Sequence[Stage],
+    outcomes: Sequence[WaveOutcome],
+    options: ProvisionOptions,
+    so_far: tuple[int, int],
+) -> list[Stage] | None:
+    """Ask to go on after the last stage run; return the stages ahead (None: refused).
+
+    The operator may change the next wave's size: the stages ahead come back resized.
+    """
+    failed, sent = so_far
+    after = ran[-1].name
+    events.emit("fleet.rollout.paused", rt.rollout, after=after, failed=failed, sent=sent)
+    decision = await approval.ask(
+        rt.rollout,
+        f"after-{after}",
+        _so_far(rt.rollout, outcomes, ahead[0]),
+        options.approve_patience,
+        options.poll_interval,
+    )
+    if not decision.approve:
+        return None
+    if not decision.next_wave:
+        return list(ahead)
+    resized = resize_next([*ran, *ahead], len(ran), Size.parse(decision.next_wave))
+    return resized[len(ran) :]
 
 
 def _in_order(
