@@ -17,8 +17,7 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.states import Completed, Failed
 
 from fleet import FleetError, ProvisionOptions, plan_changes
-from flows import converging, events
-from flows.cli import planview
+from flows import converging, events, planview
 from flows.provision import load, plan_rollout
 from flows.runtime import artifact_key, open_runtime, resolve_credentials, rollout_name
 from flows.stops import decided

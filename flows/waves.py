@@ -6,7 +6,7 @@ may fail nothing. Between stages the rollout may pause for approval (flows.appro
 
 Each stage's line goes to the run's log as the stage ends, and to whoever listens in this process
 (the command line prints it then, not at the end); so does a line naming any wave asked for that
-the stages before it cover (``staging.covered``), never dropped silently.
+the stages before it cover (``fleet.create.stages.covered``), never dropped silently.
 """
 
 from __future__ import annotations

@@ -241,7 +241,7 @@ async def survey(
     """Compare the plan with the ledger and NCP; record what an earlier run left open.
 
     ``owner`` is this run's lease token; without one (a dry run) nothing is written. Every
-    recorded server is refreshed first (``converge.refresh``, reads ``pause`` seconds apart):
+    recorded server is refreshed first (``fleet.plan.refresh``, reads ``pause`` seconds apart):
     one gone out of band is planned anew, one stopped is reported to be started.
     The rollout's marker id and window are its ledger's. A row sent before create markers is
     judged by the old rule: a server made within the request timeout and the window of its
@@ -346,7 +346,7 @@ async def refreshed(
     pause: float = 3.0,
     sleep: Sleep = asyncio.sleep,
 ) -> dict[str, Refreshed]:
-    """Refresh the recorded servers (``converge.refresh``): only what NCP listed can be gone."""
+    """Refresh the recorded servers (``fleet.plan.refresh``): only what NCP listed can be gone."""
     return await refresh(client, instances, pause=pause, sleep=sleep)
 
 

@@ -32,7 +32,8 @@ from fleet import (
     options_from,
     resolve_ledger,
 )
-from flows.cli import localserver, planview, render
+from flows import planview
+from flows.cli import localserver, render
 from flows.cli.documents import documented
 from flows.cli.exits import exit_code
 from flows.cli.flags import FlagsGroup, optional_values, with_options, with_parser

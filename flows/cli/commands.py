@@ -39,8 +39,9 @@ from fleet import (
     read,
     refreshed,
 )
+from flows import planview
 from flows.approval import Approval
-from flows.cli import documents, export, ledgers, planview, rehearsal, render
+from flows.cli import documents, export, ledgers, rehearsal, render
 from flows.cli.exits import exit_code
 from flows.cli.localserver import serving
 from flows.cli.progress import progress_bar

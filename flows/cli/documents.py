@@ -37,7 +37,7 @@ from fleet import (
 )
 from flows.cli import render
 from flows.cli.exits import exit_code
-from flows.cli.planview import SETTLE, Forecast
+from flows.planview import SETTLE, Forecast
 
 __all__ = [
     "document_mode",

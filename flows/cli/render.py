@@ -37,7 +37,7 @@ from fleet import (
     iso,
     not_clean,
 )
-from flows.cli.planview import SAYS, SETTLE, Forecast
+from flows.planview import SAYS, SETTLE, Forecast
 
 __all__ = [
     "counts_line",

@@ -242,3 +242,16 @@ def test_the_flows_use_the_library_through_its_public_api() -> None:
                 if t.startswith("fleet.") and not t.startswith("fleet.simulator")
             ]
     assert not reached, "\n".join(sorted(reached))
+
+
+def test_the_flows_never_import_the_command_line() -> None:
+    """flows/cli/ imports the flows; no flow imports it back (``python -m flows`` aside)."""
+    back = sorted(
+        f"{name} -> {m}"
+        for name, imported in _graph().items()
+        if name.startswith("flows") and not name.startswith("flows.cli")
+        and name != "flows.__main__"
+        for m in imported
+        if m.startswith("flows.cli")
+    )
+    assert not back, "\n".join(back)
