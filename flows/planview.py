@@ -31,7 +31,6 @@ from fleet import (
 )
 
 __all__ = [
-    "CHANGES_PENDING",
     "FLAGS",
     "SETTLE",
     "Forecast",
@@ -42,7 +41,6 @@ __all__ = [
     "summary_line",
 ]
 
-CHANGES_PENDING = 3  # not 2, which means bad input
 SETTLE = "settle"  # a create an earlier run left in flight: looked up first, created if absent
 
 # The actions a run takes only when asked, and the flag that asks.

@@ -35,7 +35,7 @@ from fleet import (
 from flows import planview
 from flows.cli import localserver, render
 from flows.cli.documents import documented
-from flows.cli.exits import exit_code
+from flows.cli.exits import CHANGES_PENDING, exit_code
 from flows.cli.flags import FlagsGroup, optional_values, with_options, with_parser
 from flows.cli.render import err, out, say
 
@@ -223,7 +223,7 @@ def plan(
             say(out, line)
         if seen.found.conflicts:
             out.print("Existing names stop a rollout unless --adopt-existing is given.")
-    raise typer.Exit(planview.CHANGES_PENDING if ahead.differs else 0)
+    raise typer.Exit(CHANGES_PENDING if ahead.differs else 0)
 
 
 @app.command()

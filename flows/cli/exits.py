@@ -4,6 +4,7 @@
 1  the run went ahead, and some servers failed, are unknown, or it stopped part-way
 2  nothing was sent: bad input or configuration, an unreachable or foreign ledger, another
    run holding the rollout, another endpoint or account, keys NCP refuses
+3  ``fleet plan`` only: the rollout differs from its inventory (a run would change something)
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from fleet import (
     RunAborted,
 )
 
-__all__ = ["EXIT_CODES", "exit_code"]
+__all__ = ["CHANGES_PENDING", "EXIT_CODES", "exit_code"]
+
+# Not 2, which means bad input: a plan that found changes to make ran as it should.
+CHANGES_PENDING = 3
 
 _Rule = tuple[type[BaseException], Callable[[BaseException], bool] | None, int]
 
