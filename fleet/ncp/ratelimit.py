@@ -152,12 +152,20 @@ class AdaptiveRateLimiter(Limiter):
         now = self._clock()
         if change > 0 and self._queued == 0:
             # The gateway's bucket refilled meanwhile: a measure across this gap would be ours.
-            gap = now - max(self._idle_from, self._tat)
-            if gap > 0:
-                self.control.idle(gap)
+            self._idle(now - max(self._idle_from, self._tat), now)
         self._queued += change
         if self._queued == 0:
             self._idle_from = now
+
+    def _idle(self, gap: float, now: float) -> None:
+        """Count a gap in sending as idle, unless it is shorter than the leaving burst.
+
+        A busy machine stalls the loop for a few intervals now and then; the calls due meanwhile
+        leave as one clump of at most ``leave_burst`` (see ``depart``), which the gateway's own
+        burst takes. Only a longer gap lets its bucket refill past that, and so measure our pace.
+        """
+        if gap >= self.leave_burst / self.control.rate_at(now):
+            self.control.idle(gap)
 
     async def _acquire(self) -> Permit:
         # One caller at a time decides when it may leave, and only leaves once the bucket has a
@@ -174,9 +182,9 @@ class AdaptiveRateLimiter(Limiter):
                 # lower rate; after a longer gap the bucket starts afresh from now.
                 late = now - self._tat
                 tat = self._tat if late < interval else now
-                if slept and late >= interval:
+                if slept:
                     # A stall: the loop was busy, nothing left, and the gateway's bucket refilled.
-                    self.control.idle(late)
+                    self._idle(late, now)
                 allowed_at = tat - (self.burst - 1) * interval
                 if allowed_at <= now:
                     self._tat = tat + interval

@@ -86,6 +86,24 @@ async def test_a_stall_or_a_gap_with_nothing_queued_counts_as_idle(clock: FakeCl
 
 
 @pytest.mark.anyio
+async def test_a_stall_shorter_than_the_leaving_burst_is_not_idle(clock: FakeClock) -> None:
+    """A busy machine's short stalls (a clump the burst takes) still let the rate be measured."""
+    stalls = {3: 0.6, 6: 1.5}  # the third sleep overruns by 0.6 s, the sixth by 1.5 s
+    sleeps = itertools.count(1)
+
+    async def late_sleep(seconds: float) -> None:
+        await clock.sleep(seconds + stalls.get(next(sleeps), 0.0))
+
+    # At 10/s with burst 5, three may leave at once: a stall is idle from 0.3 s late.
+    limiter = AdaptiveRateLimiter(10, burst=5, clock=clock, sleep=late_sleep)
+    permits = [await limiter.acquire() for _ in range(14)]
+    left = [round(p.sent_at - 1_000.0, 9) for p in permits]
+    assert left[6] == 0.8 and left[12] == 2.5  # the two stalls
+    assert [p.idle for p in permits[:12]] == [0.0] * 12  # 0.2 s late: a clump, not idle
+    assert permits[12].idle == pytest.approx(1.1)  # 1.1 s late: the gateway's bucket refilled
+
+
+@pytest.mark.anyio
 async def test_waking_a_little_late_does_not_lower_the_rate(clock: FakeClock) -> None:
     """Timers that fire a millisecond late cost nothing: 100 calls at 100/s still take ~1 s."""
 
