@@ -11,6 +11,8 @@ worktree, this python) in the same run, turn about. Cases (issue 28):
 - ``200``, ``500``: 20,000 servers, told the gateway's rate R = 200/s and 500/s;
 - ``postgres``: the same at 200/s on a durable PostgreSQL ledger (tests/support/pgserver.py);
 - ``auto``: 1,000 servers at R = 100/s, not told, nothing remembered: when R is reached;
+- ``staged``: the same, after a staged rollout (30 servers, canary 2, waves 50%,100%, waiting for
+  RUN between them) on the same ledger left what it measured, or nothing: >= 0.9 R while creating;
 - ``wait``: `--wait`, 1,000 servers at 100/s booting in 10 s: done within 1.1 (N/R + boot) + 5 s;
 - ``startup``: `--wait`, 10 servers booting in 1 s, no Prefect API configured (this checkout's
   one local server, found running from a first command; the baseline's temporary one): first
@@ -43,14 +45,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchkit import ROOT, names, resolves_to, verdict, worktree, write_inventory
+from benchkit import (
+    IMAGE,
+    PREFIX,
+    ROOT,
+    SPEC,
+    SUBNET,
+    VPC,
+    names,
+    resolves_to,
+    verdict,
+    worktree,
+    write_inventory,
+)
 from prefect_server import prefect_server  # bench/prefect_server.py
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 LATENCY, JITTER = 0.005, 0.015  # an answer takes 5-20 ms
-DEFAULT_CASES = ("200", "500", "postgres", "auto", "wait", "startup")
+DEFAULT_CASES = ("200", "500", "postgres", "auto", "staged", "wait", "startup")
 CONCURRENCY = ""  # --concurrency for every command, when given
 
 
@@ -66,6 +80,7 @@ class Case:
     wait: bool = False
     postgres: bool = False
     startup: bool = False  # no Prefect API configured
+    after_staged: bool = False  # a staged rollout on the same ledger first (not timed)
 
 
 CASES = {
@@ -75,6 +90,7 @@ CASES = {
         Case("500", 20_000, 500.0, told=500.0),
         Case("postgres", 20_000, 200.0, told=200.0, postgres=True),
         Case("auto", 1_000, 100.0),
+        Case("staged", 1_000, 100.0, boot=5.0, after_staged=True),
         Case("wait", 1_000, 100.0, boot=10.0, wait=True),
         Case("startup", 10, 100.0, boot=1.0, wait=True, startup=True),
         Case("100k", 100_000, 200.0, told=200.0),
@@ -206,6 +222,22 @@ class Arena:
             env["PREFECT_API_URL"] = self.api
         return env
 
+    def staged_first(self, scratch: Path, ledger: str, env: dict[str, str]) -> None:
+        """Run a staged rollout of 30 servers on the ledger, as an operator would before a big one.
+
+        It waits for its servers between waves, so its calls come in bursts with idle gaps: the
+        rate it leaves in the ledger (or not) is where the next command's discovery starts.
+        """
+        inventory = scratch / "staged.csv"
+        head = "serverName,serverCreateCount,serverImageNo,serverSpecCode,vpcNo,subnetNo"
+        inventory.write_text(f"{head}\nstaged,30,{IMAGE},{SPEC},{VPC},{SUBNET}\n")
+        argv = ["-m", "flows", "provision", str(inventory), "--endpoint", self.sim.url]
+        argv += ["--rollout", "staged", "--ledger", ledger, "--canary", "2"]
+        argv += ["--waves", "50%,100%", "--wait", "--burst", "16", "--poll-interval", "1"]
+        code = _run(argv, env, scratch, 300)[3]
+        if code != 0:
+            raise SystemExit(f"the staged rollout before the case failed (exit {code})")
+
     def turn(self, case: Case, who: str) -> Turn:
         """Run one case with one tree's command line; check every name exists once."""
         self.turns += 1
@@ -219,6 +251,8 @@ class Arena:
         self.sim.configure(rate=case.rate, burst=self.burst, create_seconds=case.boot / 2)
         self.sim.configure(setup_seconds=case.boot / 2)
         self.sim.reset()
+        if case.after_staged:
+            self.staged_first(scratch, ledger, self.env(tree, case, home))
         argv = _command(case, inventory, self.sim.url, ledger, "bench")
         turn = Turn(case, who, load=os.getloadavg()[0])
         timeout = 120 + 3 * case.servers / case.rate
@@ -234,7 +268,8 @@ class Arena:
         counters = state["counters"]
         turn.calls = int(counters["by_action"].get("createServerInstances", 0))
         turn.throttled = int(counters["by_status"].get("429", 0))
-        turn.created = [float(s["created_at"]) for s in state["servers"]]
+        mine = [s for s in state["servers"] if s["serverName"].startswith(PREFIX)]
+        turn.created = [float(s["created_at"]) for s in mine]
         seen = Counter(s["serverName"] for s in state["servers"])
         turn.duplicates = sum(c - 1 for c in seen.values() if c > 1)
         turn.missing = len(set(names(case.servers)) - seen.keys())
@@ -289,6 +324,10 @@ def judge(turns: list[Turn], twenty: dict[str, float]) -> list[str]:
         out.append(f"<= 2% throttled: {spread(share)} -> {verdict(max(share) <= 0.02)}")
         peaks = [t.peak_mb for t in turns]
         out.append(f"peak RSS <= 300 MB: {spread(peaks)} -> {verdict(max(peaks) <= 300)}")
+    if case.key == "staged":
+        creating = [t.x_r_creating for t in turns]
+        met = verdict(min(creating) >= 0.9)
+        out.append(f">= 0.9 R while creating: {spread(creating)} -> {met}")
     if case.key == "auto":
         reached = [t.reached_r for t in turns]
         out.append(f"R within ~1 s: {spread(reached)} s -> {verdict(max(reached) <= 1.2)}")

@@ -112,6 +112,7 @@ async def test_flow_ends_failed_with_counts_when_servers_fail(
     assert all("server limit" in r["errorMessage"] for r in failed)
 
 
+@pytest.mark.serial  # a rate measured in real time: run alone, after the rest
 async def test_auto_rate_finds_the_gateways_limit_and_remembers_it(
     sim: RunningSimulator, tmp_path: Path
 ) -> None:

@@ -16,7 +16,13 @@ from tests.support.keys import SIM_ACCESS, SIM_SECRET
 from tests.support.prefect_harness import inventory, keyed_simulator
 from tests.support.simulator import sim_config
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+# Rates measured in real time: run alone, after the rest (see the Makefile).
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.slow,
+    pytest.mark.serial,
+    pytest.mark.usefixtures("prefect_server"),
+]
 
 SHARED_RATE = 20.0  # calls/s for the whole account
 EACH_RATE = 40.0  # what each run would do on its own

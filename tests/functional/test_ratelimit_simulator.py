@@ -14,7 +14,8 @@ from tests.support.engine import open_ledger, roll_out, specs
 from tests.support.keys import SIM_ACCESS, SIM_SECRET
 from tests.support.simulator import sim_config
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+# Rates measured in real time: run alone, after the rest (see the Makefile).
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.serial]
 
 GATEWAY = 40.0  # calls/s the simulator's gateway allows
 
