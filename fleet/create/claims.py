@@ -141,9 +141,7 @@ class Claims:
     async def _take(self, spec: PlannedServer, ahead: _Ahead) -> int:
         attempt = _attempt(await asyncio.shield(ahead.batch), ahead.index)
         if self._clock() - ahead.at > CLAIM_HORIZON:  # late: the stamp must not promise too much
-            await self._ledger.restamp(
-                self._rollout, spec.name, attempt, self._owner, self._ncp()
-            )
+            await self._ledger.restamp(self._rollout, spec.name, attempt, self._owner, self._ncp())
             self.restamps += 1
         return attempt
 

@@ -240,9 +240,7 @@ class Ledger(LedgerBase):
         with self.db.transaction() as conn:
             self._fence(conn, rollout)
             stamp = self._stamp(conn)
-            return lifecycle.move(
-                conn, stamp, rollout, numbers, to, intent=intent, message=message
-            )
+            return lifecycle.move(conn, stamp, rollout, numbers, to, intent=intent, message=message)
 
     def accepted_terminate(self, rollout: str, numbers: Sequence[str]) -> None:
         """Record that NCP accepted our terminate of these servers."""

@@ -42,7 +42,6 @@ __all__ = [
 Listing = dict[tuple[str, str], dict[str, list[ServerInstance]]]
 
 
-
 @dataclass(frozen=True, slots=True)
 class Survey:
     """What a rollout would do, and what it found already there."""
@@ -137,8 +136,7 @@ class Twin:
 def _twins(name: str, servers: Sequence[ServerInstance], rollout_id: str | None) -> list[Twin]:
     """Return the servers under a name that are not the rollout's, with why (never silent)."""
     return [
-        Twin(name, s.instance_no, judge(s, Evidence(rollout_id, {})).ground.value)
-        for s in servers
+        Twin(name, s.instance_no, judge(s, Evidence(rollout_id, {})).ground.value) for s in servers
     ]
 
 

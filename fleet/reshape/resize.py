@@ -312,4 +312,3 @@ async def destroy(
         and (options.include_adopted or c.instance_no not in adopted)
     ]
     return await teardown(client, ledger, rollout, targets, options, why="prune", tell=tell)
-

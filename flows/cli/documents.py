@@ -280,8 +280,12 @@ def teardown_document(
         "protected": [] if lift else [_target(t) for t in scope.protected],
         "pending": list(scope.pending),
         "left_alone": [
-            {"name": a.name, "instance_no": a.instance_no, "region": a.region or None,
-             "why": a.reason}
+            {
+                "name": a.name,
+                "instance_no": a.instance_no,
+                "region": a.region or None,
+                "why": a.reason,
+            }
             for a in scope.left
         ],
         "returned": [

@@ -23,9 +23,7 @@ class _Share:
 
     def __init__(self, names: Sequence[str], before: Sequence[Record], retry_failed: bool) -> None:
         # A failed server is sent again only with --retry-failed: else it is not this run's.
-        done = [
-            r for r in before if r.state.kept or (r.state == State.FAILED and not retry_failed)
-        ]
+        done = [r for r in before if r.state.kept or (r.state == State.FAILED and not retry_failed)]
         self.total = len(set(names) - {r.name for r in done})
         # What was settled before stays so: the rollout's counts less these are this run's.
         self.created = sum(1 for r in done if r.state.kept)

@@ -196,9 +196,7 @@ def test_a_replace_killed_once_the_new_servers_exist_is_finished_by_the_next_run
     monkeypatch: pytest.MonkeyPatch, chdir: Path
 ) -> None:
     """Killed with new and old servers up: plan shows the retirements, a plain rerun does them."""
-    with keyed_simulator(
-        monkeypatch, list_lag=1.0, create_seconds=0.1, setup_seconds=2.0
-    ) as sim:
+    with keyed_simulator(monkeypatch, list_lag=1.0, create_seconds=0.1, setup_seconds=2.0) as sim:
         ok(fleet(sim, "provision", inventory(chdir / "life.csv", 2), "--wait",
                  "--poll-interval", "0.2", "--no-preflight"))  # fmt: skip
         old = numbers(status(sim))
@@ -256,9 +254,7 @@ def test_replacements_slower_than_the_wait_retire_the_old_servers_on_a_later_run
     monkeypatch: pytest.MonkeyPatch, chdir: Path
 ) -> None:
     """New servers slower than --wait-timeout: old ones stay, and go once a later run sees RUN."""
-    with keyed_simulator(
-        monkeypatch, list_lag=0.5, create_seconds=0.1, setup_seconds=3.0
-    ) as sim:
+    with keyed_simulator(monkeypatch, list_lag=0.5, create_seconds=0.1, setup_seconds=3.0) as sim:
         path = inventory(chdir / "life.csv", 3)
         ok(fleet(sim, "provision", path, "--no-preflight"))
         until(lambda: {s["status"] for s in sim.state()["servers"]} == {"RUN"})
@@ -474,6 +470,7 @@ def test_the_dry_run_lists_exactly_what_the_teardown_takes_and_what_it_leaves(
         )
         ok(fleet(sim, "provision", str(path), "--wait", "--poll-interval", "0.2",
                  "--no-preflight"))  # fmt: skip
+
         # Someone else's server under one of the rollout's names, without our marker.
         async def stranger() -> None:
             async with client_for(sim.url) as client:

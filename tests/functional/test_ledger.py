@@ -463,11 +463,15 @@ def test_a_version_4_ledger_gives_each_server_one_state(ledger_url: str) -> None
         states = {r.name: r.state for r in ledger.records("r")}
         lives = {i.name: i.state for i in ledger.instances("r")}
         counts = ledger.counts("r")
-    assert states == lives == {
-        "a": State.TERMINATED,
-        "b": State.TERMINATING,  # a teardown left part-way: the next run finishes it
-        "c": State.RUNNING,
-    }
+    assert (
+        states
+        == lives
+        == {
+            "a": State.TERMINATED,
+            "b": State.TERMINATING,  # a teardown left part-way: the next run finishes it
+            "c": State.RUNNING,
+        }
+    )
     assert (counts.running, counts.terminating, counts.terminated) == (1, 1, 1)
 
 

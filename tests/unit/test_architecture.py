@@ -84,11 +84,24 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # After creating: polling, waiting for RUN, addresses.
     "fleet.watch": ("fleet.ncp", "fleet.ledger", *SHARED),
     # Taking down: what the plan knows of the rollout's servers, settling unknown creates.
-    "fleet.teardown": ("fleet.ncp", "fleet.ledger", *SHARED, "fleet.plan", "fleet.create",
-                       "fleet.watch"),
+    "fleet.teardown": (
+        "fleet.ncp",
+        "fleet.ledger",
+        *SHARED,
+        "fleet.plan",
+        "fleet.create",
+        "fleet.watch",
+    ),
     # Changing what exists, and finishing what earlier runs began: every phase before.
-    "fleet.reshape": ("fleet.ncp", "fleet.ledger", *SHARED, "fleet.plan", "fleet.create",
-                      "fleet.watch", "fleet.teardown"),
+    "fleet.reshape": (
+        "fleet.ncp",
+        "fleet.ledger",
+        *SHARED,
+        "fleet.plan",
+        "fleet.create",
+        "fleet.watch",
+        "fleet.teardown",
+    ),
     # What a run did, read off the ledger.
     "fleet.report": ("fleet.ledger",),
     # The probe speaks NCP through the client only, and knows no ledger and no engine: the
@@ -249,7 +262,8 @@ def test_the_flows_never_import_the_command_line() -> None:
     back = sorted(
         f"{name} -> {m}"
         for name, imported in _graph().items()
-        if name.startswith("flows") and not name.startswith("flows.cli")
+        if name.startswith("flows")
+        and not name.startswith("flows.cli")
         and name != "flows.__main__"
         for m in imported
         if m.startswith("flows.cli")

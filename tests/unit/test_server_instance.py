@@ -63,7 +63,10 @@ def test_every_kind_of_object_reads_by_its_declared_fields() -> None:
     ip = READS[Resource.PUBLIC_IP].item(record)
     assert isinstance(ip, PublicIp)
     assert (ip.key, ip.ip, ip.server_no, ip.operation) == (
-        "20000001", "198.18.0.2", "10000001", "NULL"
+        "20000001",
+        "198.18.0.2",
+        "10000001",
+        "NULL",
     )
     assert ip.raw == record  # nothing NCP returned is lost
     region = READS[Resource.REGION].item({"regionCode": "KR", "regionName": "Korea"})

@@ -35,9 +35,7 @@ ROWS = [
 
 
 @pytest.mark.parametrize(("seen", "lift", "action"), ROWS)
-def test_each_status_calls_for_one_action(
-    seen: ServerInstance, lift: bool, action: Step
-) -> None:
+def test_each_status_calls_for_one_action(seen: ServerInstance, lift: bool, action: Step) -> None:
     """A teardown stops what runs, terminates what stopped, waits out operations, spares none."""
     assert next_step(Look(seen), lift_protection=lift)[0] is action
 
