@@ -36,18 +36,34 @@ _MEASURED = 4
 Claimed = list[int | LedgerConflict]
 
 
-class WorkQueue(asyncio.Queue[PlannedServer]):
-    """The servers to send, in order; the claimer can see which come next."""
+class WorkQueue:
+    """The servers to send, in order; the claimer can see which come next.
 
-    def _init(self, maxsize: int) -> None:
+    A deque and a semaphore counting what it holds: workers wait for a server in the order they
+    came, and the claimer reads the servers due next without taking them (``upcoming``).
+    """
+
+    def __init__(self) -> None:
         self._specs: deque[PlannedServer] = deque()
-        self._queue = self._specs  # asyncio.Queue counts and tests emptiness on _queue
+        self._held = asyncio.Semaphore(0)
 
-    def _put(self, item: PlannedServer) -> None:
-        self._specs.append(item)
+    def put_nowait(self, spec: PlannedServer) -> None:
+        """Queue a server to send after those already queued."""
+        self._specs.append(spec)
+        self._held.release()
 
-    def _get(self) -> PlannedServer:
-        return self._specs.popleft()
+    async def get(self) -> PlannedServer:
+        """Take the next server, waiting until there is one."""
+        await self._held.acquire()
+        return self._specs.popleft()  # no await since the acquire: it is there
+
+    def qsize(self) -> int:
+        """Return how many servers are queued."""
+        return len(self._specs)
+
+    def empty(self) -> bool:
+        """Return whether no server is queued."""
+        return not self._specs
 
     def upcoming(self) -> Iterator[PlannedServer]:
         """Iterate over the queued servers, next first (without taking them)."""
@@ -88,8 +104,6 @@ class Claims:
         # Taken by a worker, waiting for the limiter: these go out first, in this order.
         self._taken: dict[str, PlannedServer] = {}
         self._sends: deque[float] = deque(maxlen=MOST_AHEAD)  # when our last creates left
-        self.batches = 0  # shared commits begun, for tests and figures
-        self.restamps = 0
 
     def _how_many(self) -> int:
         """How many to claim at once: what this engine sends in a share of the horizon.
@@ -133,7 +147,6 @@ class Claims:
         batch = self._ledger.start(
             book.claim_many, self._rollout, [spec, *others], self._owner, self._run, self._ncp()
         )
-        self.batches += 1
         for index, other in enumerate(others, start=1):
             self._ahead[other.name] = _Ahead(batch, index, at)
         return _attempt(await asyncio.shield(batch), 0)
@@ -142,7 +155,6 @@ class Claims:
         attempt = _attempt(await asyncio.shield(ahead.batch), ahead.index)
         if self._clock() - ahead.at > CLAIM_HORIZON:  # late: the stamp must not promise too much
             await self._ledger.restamp(self._rollout, spec.name, attempt, self._owner, self._ncp())
-            self.restamps += 1
         return attempt
 
     async def release(self, spec: PlannedServer) -> None:

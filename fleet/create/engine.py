@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from fleet.create.claims import Claims, WorkQueue
 from fleet.create.settle import LOOKUP_PATIENCE, Pending, SendClocks, Settled, Settler, Sighting
@@ -57,7 +58,18 @@ class Progress:
     running: int = 0  # seen ready, when waiting for it
     waiting: bool = False  # creating is over; waiting for RUN
 
+    def count(self, outcome: Outcome) -> None:
+        """Count one server done with this outcome."""
+        self.done += 1
+        if outcome == "created":
+            self.created += 1
+        elif outcome == "failed":
+            self.failed += 1
+        else:
+            self.unknown += 1
 
+
+Outcome = Literal["created", "failed", "unknown"]  # how a server's create ended for this run
 ProgressHook = Callable[[Progress], Awaitable[None] | None]
 
 
@@ -78,10 +90,6 @@ def _never() -> bool:
 
 def _nothing() -> None:
     return None
-
-
-class _Done(Exception):
-    """Raised inside the task group once every server is settled, to stop the waiting workers."""
 
 
 class Provisioner:
@@ -197,20 +205,34 @@ class Provisioner:
         )
         state = _RunState(outstanding, {}, stop, queue, claims, drained)
         workers = min(self.options.workers, max(1, queue.qsize()))
+        settling = _Settling(
+            self.ledger,
+            self.rollout,
+            self.rollout_id,
+            self.options.max_create_attempts,
+            self.progress,
+            self._sleep,
+            self._count,
+        )
         try:
             async with asyncio.TaskGroup() as group:
-                for _ in range(workers):
-                    group.create_task(self._worker(queue, settler, state))
-                group.create_task(_Settling(self).run(queue, settler, state))
+                tasks = [
+                    group.create_task(self._worker(queue, settler, state)) for _ in range(workers)
+                ]
+                poll = self.options.settle_poll
+                tasks.append(group.create_task(settling.run(queue, settler, state, poll)))
+                # Every server settled: the workers wait on an empty queue and the settler on
+                # its next round, for nothing. (A task that fails ends the wait for all.)
+                await state.settled.wait()
+                for task in tasks:
+                    task.cancel()
         except BaseExceptionGroup as errors:
-            _, other = errors.split(_Done)
-            if other is not None:
-                # One cause is enough for the caller (and Prefect's retry condition): the
-                # first project error if any, else the first error.
-                causes = list(other.exceptions)
-                first = next((e for e in causes if isinstance(e, FleetError)), causes[0])
-                await state.written(raising=False)  # the cause on its way out comes first
-                raise first from other
+            # One cause is enough for the caller (and Prefect's retry condition): the first
+            # project error if any, else the first error.
+            causes = list(errors.exceptions)
+            first = next((e for e in causes if isinstance(e, FleetError)), causes[0])
+            await state.written(raising=False)  # the cause on its way out comes first
+            raise first from errors
         except BaseException:  # cancelled
             await state.written(raising=False)
             raise
@@ -228,7 +250,7 @@ class Provisioner:
             else:
                 finished = await self._create(spec, settler, state)
             if finished:
-                await state.finish(self)
+                state.finish()
 
     async def _claim(self, spec: PlannedServer, send: _Send, state: _RunState) -> Params:
         """Claim a create just before it leaves; return its parameters, marked.
@@ -311,41 +333,48 @@ class Provisioner:
         settler.add(Pending(spec, send.attempt, send.sent_at, spec.region, spec.vpc_no, request_id))
         self.progress.settling = len(settler.pending)
 
-    async def _count(self, outcome: str) -> None:
-        p = self.progress
-        p.done += 1
-        setattr(p, outcome, getattr(p, outcome) + 1)
+    async def _count(self, outcome: Outcome) -> None:
+        self.progress.count(outcome)
         if self._on_progress is not None:
-            result = self._on_progress(p)
+            result = self._on_progress(self.progress)
             if result is not None:
                 await result
 
 
+@dataclass(frozen=True, slots=True)
 class _Settling:
-    """The engine's settling side: act on each sighting the settler gives."""
+    """The engine's settling side: act on each sighting the settler gives.
 
-    def __init__(self, engine: Provisioner) -> None:
-        self.engine = engine
+    It records in the engine's ledger and counts through the engine's ``count``: what it needs
+    of the engine, given when the engine starts it.
+    """
 
-    async def run(self, queue: WorkQueue, settler: Settler, state: _RunState) -> None:
-        """Look unsettled servers up every settle_poll seconds until none is left."""
-        engine = self.engine
+    ledger: AsyncLedger
+    rollout: str
+    rollout_id: str | None
+    attempts: int  # ambiguous creates found surely absent before a server is given up
+    progress: Progress
+    sleep: Callable[[float], Awaitable[None]]
+    count: Callable[[Outcome], Awaitable[None]]
+
+    async def run(self, queue: WorkQueue, settler: Settler, state: _RunState, poll: float) -> None:
+        """Look unsettled servers up every ``poll`` seconds until none is left."""
         while True:
             if settler.pending:
                 for settled in await settler.round():
                     if await self._apply(settled, queue, state):
-                        await state.finish(engine)
-                engine.progress.settling = len(settler.pending)
-            await engine._sleep(settler.next_round(engine.options.settle_poll))
+                        state.finish()
+                self.progress.settling = len(settler.pending)
+            await self.sleep(settler.next_round(poll))
 
     async def _apply(self, settled: Settled, queue: WorkQueue, state: _RunState) -> bool:
         """Act on a sighting; return True once the server is settled for this run."""
-        engine, pending = self.engine, settled.pending
+        pending = settled.pending
         name = pending.spec.name
         if settled.sighting == Sighting.FOUND:
-            found = found_from(settled.ours, pending.region, pending.vpc, engine.rollout_id)
-            await engine.ledger.record_created(
-                engine.rollout,
+            found = found_from(settled.ours, pending.region, pending.vpc, self.rollout_id)
+            await self.ledger.record_created(
+                self.rollout,
                 name,
                 found,
                 request_id=pending.request_id,
@@ -353,21 +382,21 @@ class _Settling:
             )
             if len(found) > 1:
                 log.warning("%s: %d servers carry this name; all recorded", name, len(found))
-            await engine._count("created")
+            await self.count("created")
             return True
         if settled.sighting == Sighting.ABSENT:
             return await self._absent(settled, queue, state)
         if settled.sighting == Sighting.UNKNOWN:
             log.warning("%s: could not be looked up; left in flight (%s)", name, settled.error)
             if settled.error is not None:  # NCP's answer to the look-up, kept for status
-                await engine.ledger.note_lookup_failed(engine.rollout, name, settled.error)
-            await engine._count("unknown")
+                await self.ledger.note_lookup_failed(self.rollout, name, settled.error)
+            await self.count("unknown")
             return True
         return False
 
     async def _absent(self, settled: Settled, queue: WorkQueue, state: _RunState) -> bool:
         """Send a surely absent server again, unless its name is taken or its tries ran out."""
-        engine, pending = self.engine, settled.pending
+        pending = settled.pending
         name = pending.spec.name
         state.cycles[name] = state.cycles.get(name, 0) + 1
         if settled.others:
@@ -380,15 +409,15 @@ class _Settling:
                 action="createServerInstances",
                 code="fleet-name-taken",
             )
-            await engine.ledger.record_failed(engine.rollout, name, error)
-            await engine._count("failed")
+            await self.ledger.record_failed(self.rollout, name, error)
+            await self.count("failed")
             return True
-        if state.cycles[name] >= engine.options.max_create_attempts:
+        if state.cycles[name] >= self.attempts:
             message = f"no server after {state.cycles[name]} ambiguous creates"
-            await engine.ledger.give_up(engine.rollout, name, pending.attempt, message)
-            await engine._count("failed")
+            await self.ledger.give_up(self.rollout, name, pending.attempt, message)
+            await self.count("failed")
             return True
-        await engine.ledger.release_absent(engine.rollout, pending.spec, pending.attempt)
+        await self.ledger.release_absent(self.rollout, pending.spec, pending.attempt)
         queue.put_nowait(pending.spec)  # surely absent: sending again cannot duplicate it
         return False
 
@@ -412,6 +441,7 @@ class _RunState:
     claims: Claims
     drained: Callable[[], None]  # told once, when nothing is left to send
     writes: list[asyncio.Future[None]] = field(default_factory=list)
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # set once none is outstanding
     _told: bool = False
 
     def drain(self) -> None:
@@ -437,9 +467,8 @@ class _RunState:
         if failed is not None and raising:
             raise failed
 
-    async def finish(self, engine: Provisioner) -> None:
-        """Count one server settled; when none is left, end the task group."""
-        del engine
+    def finish(self) -> None:
+        """Count one server settled for this call; once none is left, say so (``settled``)."""
         self.outstanding -= 1
         if self.outstanding == 0:
-            raise _Done
+            self.settled.set()
