@@ -164,63 +164,85 @@ def _unknown(servers: Sequence[ServerInstance], recorded: dict[str, str]) -> lis
     return [s for s in servers if s.instance_no not in recorded]
 
 
-def _sort(
-    specs: Sequence[PlannedServer],
-    known: dict[str, Record],
-    owned: dict[str, dict[str, str]],
-    listing: Listing,
-    *,
-    adopt_existing: bool,
-    margin: float,
-    rollout_id: str | None,
-    retried: frozenset[str] = frozenset(),
-    gone: frozenset[str] = frozenset(),
-) -> _Sorting:
+@dataclass(frozen=True, slots=True)
+class _Sources:
+    """What a survey sorts each planned server by: the ledger's rows and NCP's listing."""
+
+    known: dict[str, Record]  # the ledger's row of each name
+    owned: dict[str, dict[str, str]]  # the numbers recorded under each name
+    listing: Listing
+    rollout_id: str | None  # the rollout's create-marker id
+    margin: float  # seconds around a send in which a server made is its (rows before markers)
+    adopt_existing: bool
+    retried: frozenset[str]  # a dry plan: failed rows --retry-failed would plan again
+    gone: frozenset[str]  # a dry plan: rows gone out of band, not planned again yet
+
+    def unknown(self, name: str, where: tuple[str, str]) -> list[ServerInstance]:
+        """Return the servers NCP lists under a name in a (region, VPC) the rollout never recorded.
+
+        A server whose number the rollout recorded is known already (a replaced one, one being
+        torn down): never a create's outcome, never someone else's.
+        """
+        return _unknown(self.listing.get(where, {}).get(name, []), self.owned.get(name, {}))
+
+    def ours(
+        self, name: str, servers: Sequence[ServerInstance], rec: Record | None
+    ) -> list[ServerInstance]:
+        """Return those of the servers the rollout made (its marker, or the rule before markers)."""
+        recorded = self.owned.get(name, {})
+        return ours_of(servers, rec, self.rollout_id, recorded, self.margin)
+
+
+def _sort(specs: Sequence[PlannedServer], by: _Sources) -> _Sorting:
+    """Sort each planned server by what the ledger and NCP say of it, in the order of the rules."""
     out = _Sorting([], [], [], [], [], [], [], [])
     for spec in specs:
-        rec = known.get(spec.name)
-        recorded = owned.get(spec.name, {})
-        # A server whose number the rollout recorded is known already (a replaced one, one
-        # being torn down): never a create's outcome, never someone else's.
-        there = _unknown(listing.get((spec.region, spec.vpc_no), {}).get(spec.name, []), recorded)
-        if (
-            rec is not None
-            and rec.state.live  # kept, or being taken down (that intent is finished first)
-            and spec.name not in gone  # a dry plan: the ledger's row is not planned again yet
-        ):
-            out.done.append(spec.name)
-            mine = _unknown(listing.get((rec.region, rec.vpc_no), {}).get(spec.name, []), recorded)
-            extra = ours_of(mine, rec, rollout_id, recorded, margin)
-            out.duplicates.extend([(rec, extra)] if extra else [])
-            out.twins.extend(_twins(spec.name, [m for m in mine if m not in extra], rollout_id))
+        rec = by.known.get(spec.name)
+        there = by.unknown(spec.name, (spec.region, spec.vpc_no))
+        if rec is not None and rec.state.live and spec.name not in by.gone:
+            _sort_live(spec, rec, by, out)  # kept, or being taken down (finished first)
         elif rec is not None and rec.unsettled:
-            sent = _unknown(
-                listing.get((rec.sent_region, rec.sent_vpc), {}).get(spec.name, []), recorded
-            )
+            sent = by.unknown(spec.name, (rec.sent_region, rec.sent_vpc))
             # A row last sent before markers takes any server under its name, as it did then.
-            ours = sent if not rec.marked else ours_of(sent, rec, rollout_id, recorded, margin)
+            ours = sent if not rec.marked else by.ours(spec.name, sent, rec)
             if ours:
                 out.reconciled.append((spec, rec, ours))
             else:
                 out.unsettled.append(spec)
-        elif rec is not None and (ours := ours_of(there, None, rollout_id, recorded, margin)):
+        elif rec is not None and (ours := by.ours(spec.name, there, None)):
             out.reconciled.append((spec, rec, ours))  # made after all, late: ours, never resent
         elif there:
-            # Never adopted: a server another rollout (or a probe) made, as its marker says.
-            theirs = [t for t in there if _made_elsewhere(t, rollout_id)]
-            if adopt_existing and not theirs:
-                out.adopt.append((spec, there))
-            else:
-                out.conflicts.append((spec.name, _numbers(there)))
-                out.theirs.extend((spec.name, t.instance_no) for t in theirs)
+            _sort_taken(spec, there, by, out)
         elif rec is not None and rec.state == State.FAILED and not rec.sendable:
-            if spec.name in retried:  # a dry plan: the ledger's row is not planned again yet
+            if spec.name in by.retried:  # a dry plan: the row is not planned again yet
                 out.to_create.append(spec)
             else:
                 out.skipped.append(spec.name)
         else:
             out.to_create.append(spec)
     return out
+
+
+def _sort_live(spec: PlannedServer, rec: Record, by: _Sources, out: _Sorting) -> None:
+    """Sort a server the rollout holds: done; any other server under its name is said, not taken."""
+    out.done.append(spec.name)
+    mine = by.unknown(spec.name, (rec.region, rec.vpc_no))
+    extra = by.ours(spec.name, mine, rec)
+    out.duplicates.extend([(rec, extra)] if extra else [])
+    out.twins.extend(_twins(spec.name, [m for m in mine if m not in extra], by.rollout_id))
+
+
+def _sort_taken(
+    spec: PlannedServer, there: list[ServerInstance], by: _Sources, out: _Sorting
+) -> None:
+    """Sort a name NCP lists that the rollout never made: adopted if asked, else a conflict."""
+    # Never adopted: a server another rollout (or a probe) made, as its marker says.
+    theirs = [t for t in there if _made_elsewhere(t, by.rollout_id)]
+    if by.adopt_existing and not theirs:
+        out.adopt.append((spec, there))
+    else:
+        out.conflicts.append((spec.name, _numbers(there)))
+        out.theirs.extend((spec.name, t.instance_no) for t in theirs)
 
 
 async def survey(
@@ -262,17 +284,17 @@ async def survey(
     owned = owned_instances(await ledger.instances(rollout))
     listing = await _listing(client, _groups(specs, known.values()), {s.name for s in specs})
     names = {s.name for s in specs}
-    out = _sort(
-        specs,
+    sources = _Sources(
         known,
         owned,
         listing,
-        adopt_existing=adopt_existing,
-        margin=margin,
-        rollout_id=rollout_id,
+        rollout_id,
+        margin,
+        adopt_existing,
         retried=frozenset(delta.retried),
         gone=gone,
     )
+    out = _sort(specs, sources)
     if out.conflicts and owner is not None:
         raise _conflicting(rollout, out.conflicts, book.shown, out.theirs)
     if owner is not None:
